@@ -1,0 +1,39 @@
+from setuptools import find_packages, setup
+
+with open("README.md", encoding="utf-8") as f:
+    long_description = f.read()
+
+setup(
+    name="txrealtime",
+    version="0.1.0",
+    description="Socket.IO v4 (Engine.IO v4) server and client for Twisted",
+    long_description=long_description,
+    long_description_content_type="text/markdown",
+    license="MIT",
+    python_requires=">=3.11",
+    packages=find_packages(include=["txrealtime", "txrealtime.*"]) + ["twisted.plugins"],
+    package_data={"txrealtime": ["py.typed"], "twisted": ["plugins/txrealtime_plugin.py"]},
+    install_requires=[
+        "twisted[tls]>=23.10",
+        "autobahn>=23.1",
+        "treq>=23.11",
+    ],
+    extras_require={
+        "test": [
+            "pytest>=8",
+            "pytest-twisted>=1.14",
+            "hypothesis>=6.100",
+            "python-engineio[client]>=4.9",
+            "python-socketio[client]>=5.11",
+            "requests",
+            "websocket-client",
+            "mypy>=1.10",
+            "ruff>=0.5",
+        ],
+    },
+    classifiers=[
+        "Framework :: Twisted",
+        "Programming Language :: Python :: 3",
+        "Typing :: Typed",
+    ],
+)

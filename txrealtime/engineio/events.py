@@ -1,0 +1,82 @@
+"""Typed events emitted by the session manager, and the data they carry."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+__all__ = [
+    "CloseReason",
+    "Handshake",
+    "MessageReceived",
+    "SessionClosed",
+    "SessionEvent",
+    "SessionOpened",
+    "SessionUpgraded",
+]
+
+
+class CloseReason(StrEnum):
+    """Why a session closed. Values are Engine.IO's reason strings."""
+
+    TRANSPORT_CLOSE = "transport close"
+    """The client closed the connection or sent a CLOSE packet."""
+    TRANSPORT_ERROR = "transport error"
+    """The transport failed: overlapping polls, an oversize payload, a dropped poll."""
+    PING_TIMEOUT = "ping timeout"
+    """The client did not answer a ping within ``ping_timeout``."""
+    PARSE_ERROR = "parse error"
+    """The client sent bytes that are not a valid packet."""
+    FORCED_CLOSE = "forced close"
+    """The server application closed the session."""
+    SERVER_SHUTDOWN = "server shutting down"
+    """The server is stopping."""
+
+
+@dataclass(frozen=True, slots=True)
+class Handshake:
+    """What the client's first request said about it."""
+
+    headers: Mapping[str, str]
+    """Request headers, names lower-cased."""
+    query: Mapping[str, str]
+    """Query string parameters (first value of each)."""
+    address: str
+    """The client's IP address."""
+    secure: bool
+    """Whether the connection is TLS."""
+    url: str
+    """The request path and query."""
+    issued: float = field(default=0.0)
+    """When the session opened, in seconds since the epoch."""
+
+
+@dataclass(frozen=True, slots=True)
+class SessionOpened:
+    sid: str
+    transport: str
+    handshake: Handshake
+
+
+@dataclass(frozen=True, slots=True)
+class SessionUpgraded:
+    sid: str
+    from_transport: str
+    to_transport: str
+
+
+@dataclass(frozen=True, slots=True)
+class MessageReceived:
+    sid: str
+    data: str | bytes
+
+
+@dataclass(frozen=True, slots=True)
+class SessionClosed:
+    sid: str
+    reason: CloseReason
+    description: str = ""
+
+
+SessionEvent = SessionOpened | SessionUpgraded | MessageReceived | SessionClosed

@@ -1,0 +1,437 @@
+"""The factory-level session manager: owns every Engine.IO session.
+
+Transports (HTTP long-polling, WebSocket) hand the manager the packets they
+decode and the connections they lose; the manager runs heartbeats, upgrades
+and closing, and tells subscribers what happened through typed events. It
+knows transports only through the small :class:`Transport` protocol.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Callable, Iterator, Mapping
+from enum import Enum
+from typing import Protocol, cast
+
+from twisted.logger import Logger
+
+from .events import (
+    CloseReason,
+    Handshake,
+    MessageReceived,
+    SessionClosed,
+    SessionEvent,
+    SessionOpened,
+    SessionUpgraded,
+)
+from .options import EngineIOOptions
+from .packets import Packet, PacketType
+
+__all__ = ["Session", "SessionError", "SessionManager", "SessionState", "Transport"]
+
+log = Logger()
+
+Subscriber = Callable[[SessionEvent], object]
+
+
+class DelayedCall(Protocol):
+    """The part of ``DelayedCall`` the manager uses."""
+
+    def active(self) -> bool: ...
+
+    def cancel(self) -> None: ...
+
+
+class Clock(Protocol):
+    """The part of ``IReactorTime`` the manager uses (a reactor, or ``task.Clock``)."""
+
+    def callLater(self, delay: float, callable: Callable[..., object], *args: object) -> DelayedCall: ...
+
+
+class Transport(Protocol):
+    """What the manager needs from a transport bound to one session."""
+
+    name: str
+
+    @property
+    def writable(self) -> bool:
+        """Whether :meth:`send` may be called now."""
+
+    def send(self, packets: list[Packet]) -> None:
+        """Write packets to the client."""
+
+    def close(self) -> None:
+        """Close the connection; must not call back into the session."""
+
+
+class SessionError(Exception):
+    """A request names a session it may not use; ``code`` is Engine.IO's error code."""
+
+    UNKNOWN_TRANSPORT = 0
+    UNKNOWN_SID = 1
+    BAD_HANDSHAKE_METHOD = 2
+    BAD_REQUEST = 3
+    FORBIDDEN = 4
+    UNSUPPORTED_PROTOCOL_VERSION = 5
+
+    MESSAGES = {
+        0: "Transport unknown",
+        1: "Session ID unknown",
+        2: "Bad handshake method",
+        3: "Bad request",
+        4: "Forbidden",
+        5: "Unsupported protocol version",
+    }
+
+    def __init__(self, code: int, context: str = "") -> None:
+        super().__init__(self.MESSAGES[code] + (f": {context}" if context else ""))
+        self.code = code
+        self.context = context
+
+    def body(self) -> bytes:
+        """The JSON error body Engine.IO servers answer with."""
+        return json.dumps({"code": self.code, "message": self.MESSAGES[self.code]}).encode()
+
+
+class SessionState(Enum):
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+class Session:
+    """One Engine.IO session. Created only by :class:`SessionManager`."""
+
+    def __init__(
+        self,
+        manager: SessionManager,
+        sid: str,
+        transport: Transport,
+        handshake: Handshake,
+    ) -> None:
+        self.sid = sid
+        self.handshake = handshake
+        self.transport = transport
+        self.state = SessionState.OPEN
+        self._manager = manager
+        self._buffer: list[Packet] = []
+        self._probe: Transport | None = None
+        self._ping_timer: DelayedCall | None = None
+        self._pong_timer: DelayedCall | None = None
+        self._upgrade_timer: DelayedCall | None = None
+
+    def __repr__(self) -> str:
+        return f"<Session {self.sid} {self.transport.name} {self.state.value}>"
+
+    @property
+    def closed(self) -> bool:
+        return self.state is SessionState.CLOSED
+
+    @property
+    def upgrading(self) -> bool:
+        return self._probe is not None
+
+    # -- for applications ------------------------------------------------
+
+    def send(self, data: str | bytes) -> bool:
+        """Queue a message for the client; ``False`` if the session is closed."""
+        if self.closed:
+            return False
+        self._buffer.append(Packet(PacketType.MESSAGE, data))
+        self.flush()
+        return True
+
+    def send_many(self, messages: list[str | bytes]) -> bool:
+        """Queue several messages at once, so polling delivers them together."""
+        if self.closed:
+            return False
+        self._buffer.extend(Packet(PacketType.MESSAGE, m) for m in messages)
+        self.flush()
+        return True
+
+    def close(self, reason: CloseReason = CloseReason.FORCED_CLOSE, description: str = "") -> None:
+        """Close the session, telling the client with a CLOSE packet."""
+        self._close(reason, description, notify=True)
+
+    # -- for transports --------------------------------------------------
+
+    @property
+    def pending(self) -> bool:
+        """Whether packets wait to be written."""
+        return bool(self._buffer)
+
+    def flush(self) -> None:
+        """Write buffered packets if the current transport can take them."""
+        if self._buffer and self.transport.writable:
+            packets, self._buffer = self._buffer, []
+            self.transport.send(packets)
+            if self.closed:
+                self._manager._forget(self)
+
+    def receive(self, packet: Packet, via: Transport) -> None:
+        """Handle a packet a transport decoded."""
+        if self.closed:
+            return
+        if via is self._probe:
+            self._receive_probe(packet, via)
+        elif via is self.transport:
+            self._receive(packet)
+
+    def transport_closed(self, transport: Transport, reason: CloseReason, description: str = "") -> None:
+        """A transport lost its connection or failed."""
+        if transport is self._probe:
+            self._end_probe(close=False)
+        elif transport is self.transport and not self.closed:
+            self._close(reason, description, notify=False)
+
+    def protocol_error(self, transport: Transport, reason: CloseReason, description: str) -> None:
+        """A transport received input it cannot accept: close the session."""
+        if transport is self._probe:
+            log.info("Upgrade of {sid} aborted: {description}", sid=self.sid, description=description)
+            self._end_probe(close=True)
+        elif transport is self.transport:
+            self._close(reason, description, notify=True)
+
+    # -- internals -------------------------------------------------------
+
+    def _receive(self, packet: Packet) -> None:
+        ptype = packet.type
+        if ptype is PacketType.MESSAGE:
+            self._manager._emit(MessageReceived(self.sid, packet.data))
+        elif ptype is PacketType.PONG:
+            self._cancel("_pong_timer")
+            self._schedule_ping()
+        elif ptype is PacketType.CLOSE:
+            self._close(CloseReason.TRANSPORT_CLOSE, "client sent close", notify=False)
+        elif ptype is PacketType.NOOP:
+            pass
+        elif ptype is PacketType.PING:
+            self._close(CloseReason.TRANSPORT_ERROR, "invalid heartbeat direction", notify=True)
+        else:
+            self._close(CloseReason.PARSE_ERROR, f"unexpected {ptype.name} packet", notify=True)
+
+    def _receive_probe(self, packet: Packet, probe: Transport) -> None:
+        if packet.type is PacketType.PING and packet.data == "probe":
+            probe.send([Packet(PacketType.PONG, "probe")])
+            # Release the client's pending poll so it can pause polling.
+            self._buffer.append(Packet(PacketType.NOOP))
+            self.flush()
+        elif packet.type is PacketType.UPGRADE:
+            self._finish_upgrade(probe)
+        else:
+            log.info("Upgrade of {sid} aborted: unexpected {type} packet", sid=self.sid, type=packet.type.name)
+            self._end_probe(close=True)
+
+    def _finish_upgrade(self, probe: Transport) -> None:
+        self._cancel("_upgrade_timer")
+        old = self.transport
+        self._probe = None
+        self.transport = probe
+        if old.writable:
+            old.send([Packet(PacketType.NOOP)])
+        old.close()
+        # NOOPs queued for the old transport have no use on the new one.
+        self._buffer = [p for p in self._buffer if p.type is not PacketType.NOOP]
+        self._manager._emit(SessionUpgraded(self.sid, old.name, probe.name))
+        self.flush()
+
+    def _end_probe(self, close: bool) -> None:
+        probe, self._probe = self._probe, None
+        self._cancel("_upgrade_timer")
+        if close and probe is not None:
+            probe.close()
+
+    def _start_probe(self, probe: Transport) -> None:
+        self._probe = probe
+        self._upgrade_timer = self._manager.reactor.callLater(
+            self._manager.options.upgrade_timeout, self._upgrade_timed_out
+        )
+
+    def _upgrade_timed_out(self) -> None:
+        self._upgrade_timer = None
+        log.info("Upgrade of {sid} timed out", sid=self.sid)
+        self._end_probe(close=True)
+
+    def _schedule_ping(self) -> None:
+        self._cancel("_ping_timer")
+        self._ping_timer = self._manager.reactor.callLater(self._manager.options.ping_interval, self._ping)
+
+    def _ping(self) -> None:
+        self._ping_timer = None
+        self._buffer.append(Packet(PacketType.PING))
+        self.flush()
+        self._pong_timer = self._manager.reactor.callLater(self._manager.options.ping_timeout, self._ping_timed_out)
+
+    def _ping_timed_out(self) -> None:
+        self._pong_timer = None
+        self._close(CloseReason.PING_TIMEOUT, "no pong", notify=False)
+
+    def _cancel(self, name: str) -> None:
+        call: DelayedCall | None = getattr(self, name)
+        if call is not None:
+            if call.active():
+                call.cancel()
+            setattr(self, name, None)
+
+    def _close(self, reason: CloseReason, description: str, notify: bool) -> None:
+        if self.closed:
+            return
+        self.state = SessionState.CLOSED
+        for timer in ("_ping_timer", "_pong_timer", "_upgrade_timer"):
+            self._cancel(timer)
+        self._end_probe(close=True)
+        self._buffer = [Packet(PacketType.CLOSE)] if notify else []
+        self.flush()
+        if self._buffer:
+            # A polling client picks the CLOSE packet up on its next GET.
+            self._manager._linger(self)
+        else:
+            self.transport.close()
+            self._manager._forget(self)
+        log.info(
+            "Session {sid} closed: {reason} ({description})", sid=self.sid, reason=reason.value, description=description
+        )
+        self._manager._emit(SessionClosed(self.sid, reason, description))
+
+    def _drop(self) -> None:
+        """Give up on delivering the final CLOSE packet."""
+        self._buffer = []
+        self.transport.close()
+
+
+class SessionManager:
+    """Owns every Engine.IO session of one endpoint and emits :data:`SessionEvent` values."""
+
+    def __init__(self, options: EngineIOOptions | None = None, reactor: Clock | None = None) -> None:
+        if reactor is None:
+            from twisted.internet import reactor as default_reactor
+
+            reactor = cast(Clock, default_reactor)
+        self.options = options or EngineIOOptions()
+        self.reactor: Clock = reactor
+        self._sessions: dict[str, Session] = {}
+        self._lingering: dict[str, tuple[Session, DelayedCall]] = {}
+        self._subscribers: list[Subscriber] = []
+
+    # -- observing -------------------------------------------------------
+
+    def subscribe(self, callback: Subscriber) -> Callable[[], None]:
+        """Call ``callback`` with every event; returns a function that unsubscribes."""
+        self._subscribers.append(callback)
+
+        def unsubscribe() -> None:
+            if callback in self._subscribers:
+                self._subscribers.remove(callback)
+
+        return unsubscribe
+
+    def _emit(self, event: SessionEvent) -> None:
+        for callback in list(self._subscribers):
+            try:
+                callback(event)
+            except Exception:
+                log.failure("Subscriber {callback!r} failed on {event!r}", callback=callback, event=event)
+
+    # -- sessions --------------------------------------------------------
+
+    @property
+    def sessions(self) -> Mapping[str, Session]:
+        """Open sessions by sid (read-only view)."""
+        return self._sessions
+
+    def __len__(self) -> int:
+        return len(self._sessions)
+
+    def __iter__(self) -> Iterator[Session]:
+        return iter(list(self._sessions.values()))
+
+    def get(self, sid: str) -> Session | None:
+        """The open session with this sid, if any."""
+        return self._sessions.get(sid)
+
+    def for_poll(self, sid: str) -> Session | None:
+        """The session a polling GET should be served by, closed ones with a final packet included."""
+        session = self._sessions.get(sid)
+        if session is None and sid in self._lingering:
+            session = self._lingering[sid][0]
+        return session
+
+    def send(self, sid: str, data: str | bytes) -> bool:
+        """Send a message to one session; ``False`` if there is no such open session."""
+        session = self._sessions.get(sid)
+        return session.send(data) if session is not None else False
+
+    def close(self, sid: str, reason: CloseReason = CloseReason.FORCED_CLOSE) -> None:
+        """Close one session, if it is open."""
+        session = self._sessions.get(sid)
+        if session is not None:
+            session.close(reason)
+
+    def open_session(self, transport: Transport, handshake: Handshake) -> Session:
+        """Create a session on ``transport`` and queue its OPEN packet."""
+        sid = secrets.token_urlsafe(15)
+        while sid in self._sessions or sid in self._lingering:
+            sid = secrets.token_urlsafe(15)
+        session = Session(self, sid, transport, handshake)
+        self._sessions[sid] = session
+        opts = self.options
+        open_data = json.dumps(
+            {
+                "sid": sid,
+                "upgrades": opts.upgrades_from(transport.name),
+                "pingInterval": int(opts.ping_interval * 1000),
+                "pingTimeout": int(opts.ping_timeout * 1000),
+                "maxPayload": opts.max_payload,
+            },
+            separators=(",", ":"),
+        )
+        session._buffer.append(Packet(PacketType.OPEN, open_data))
+        session._schedule_ping()
+        self._emit(SessionOpened(sid, transport.name, handshake))
+        session.flush()
+        return session
+
+    def probe(self, sid: str, transport: Transport) -> Session:
+        """Attach ``transport`` to session ``sid`` as an upgrade candidate.
+
+        Raises :class:`SessionError` if the upgrade is not allowed.
+        """
+        session = self._sessions.get(sid)
+        if session is None:
+            raise SessionError(SessionError.UNKNOWN_SID)
+        if transport.name not in self.options.upgrades_from(session.transport.name):
+            raise SessionError(SessionError.BAD_REQUEST, f"cannot upgrade {session.transport.name} to {transport.name}")
+        if session.upgrading:
+            raise SessionError(SessionError.BAD_REQUEST, "upgrade already in progress")
+        session._start_probe(transport)
+        return session
+
+    def shutdown(self) -> None:
+        """Close every session with :attr:`CloseReason.SERVER_SHUTDOWN`."""
+        for session in list(self._sessions.values()):
+            session.close(CloseReason.SERVER_SHUTDOWN)
+        for sid in list(self._lingering):
+            self._end_linger(sid)
+
+    # -- internals -------------------------------------------------------
+
+    def _forget(self, session: Session) -> None:
+        if self._sessions.get(session.sid) is session:
+            del self._sessions[session.sid]
+        entry = self._lingering.pop(session.sid, None)
+        if entry is not None:
+            if entry[1].active():
+                entry[1].cancel()
+            session.transport.close()
+
+    def _linger(self, session: Session) -> None:
+        self._sessions.pop(session.sid, None)
+        call = self.reactor.callLater(self.options.ping_timeout, self._end_linger, session.sid)
+        self._lingering[session.sid] = (session, call)
+
+    def _end_linger(self, sid: str) -> None:
+        entry = self._lingering.pop(sid, None)
+        if entry is not None:
+            if entry[1].active():
+                entry[1].cancel()
+            entry[0]._drop()

@@ -1,0 +1,121 @@
+"""Engine.IO protocol v4 wire codec: pure functions, no I/O.
+
+A packet is a type digit followed by its data. Over WebSocket, each packet is
+one frame (binary messages are sent as raw binary frames). Over HTTP
+long-polling, packets are joined by the record separator ``\\x1e`` and binary
+messages are written as ``b`` followed by their base64 encoding.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import IntEnum
+
+__all__ = [
+    "PROTOCOL_VERSION",
+    "RECORD_SEPARATOR",
+    "DecodeError",
+    "Packet",
+    "PacketType",
+    "decode_payload",
+    "decode_ws_frame",
+    "encode_payload",
+    "encode_ws_frame",
+]
+
+PROTOCOL_VERSION = 4
+RECORD_SEPARATOR = "\x1e"
+
+
+class PacketType(IntEnum):
+    """The seven Engine.IO packet types."""
+
+    OPEN = 0
+    CLOSE = 1
+    PING = 2
+    PONG = 3
+    MESSAGE = 4
+    UPGRADE = 5
+    NOOP = 6
+
+
+class DecodeError(ValueError):
+    """Raised when bytes on the wire are not a valid Engine.IO v4 packet."""
+
+
+@dataclass(frozen=True, slots=True)
+class Packet:
+    """One Engine.IO packet. ``data`` is ``bytes`` only for binary messages."""
+
+    type: PacketType
+    data: str | bytes = ""
+
+    def __post_init__(self) -> None:
+        if isinstance(self.data, bytes) and self.type is not PacketType.MESSAGE:
+            raise ValueError("only MESSAGE packets may carry binary data")
+
+    @property
+    def binary(self) -> bool:
+        """Whether this is a binary message."""
+        return isinstance(self.data, bytes)
+
+
+_TYPES = {str(t.value): t for t in PacketType}
+
+
+def _decode_text(text: str) -> Packet:
+    if not text:
+        raise DecodeError("empty packet")
+    ptype = _TYPES.get(text[0])
+    if ptype is None:
+        raise DecodeError(f"unknown packet type {text[0]!r}")
+    return Packet(ptype, text[1:])
+
+
+def encode_ws_frame(packet: Packet) -> tuple[bytes, bool]:
+    """Encode one packet as a WebSocket frame: ``(payload, is_binary)``."""
+    if isinstance(packet.data, bytes):
+        return packet.data, True
+    return (str(packet.type.value) + packet.data).encode("utf-8"), False
+
+
+def decode_ws_frame(payload: bytes, is_binary: bool) -> Packet:
+    """Decode one WebSocket frame into a packet; raise :class:`DecodeError`."""
+    if is_binary:
+        return Packet(PacketType.MESSAGE, bytes(payload))
+    try:
+        text = payload.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise DecodeError("text frame is not valid UTF-8") from e
+    return _decode_text(text)
+
+
+def _encode_polling(packet: Packet) -> str:
+    if isinstance(packet.data, bytes):
+        return "b" + base64.b64encode(packet.data).decode("ascii")
+    return str(packet.type.value) + packet.data
+
+
+def encode_payload(packets: Iterable[Packet]) -> str:
+    """Encode packets as one HTTP long-polling payload."""
+    return RECORD_SEPARATOR.join(_encode_polling(p) for p in packets)
+
+
+def decode_payload(payload: str) -> list[Packet]:
+    """Decode an HTTP long-polling payload; raise :class:`DecodeError`."""
+    if not payload:
+        raise DecodeError("empty payload")
+    packets = []
+    for chunk in payload.split(RECORD_SEPARATOR):
+        if chunk.startswith("b"):
+            try:
+                data = base64.b64decode(chunk[1:], validate=True)
+            except (binascii.Error, ValueError) as e:
+                raise DecodeError("invalid base64 in binary packet") from e
+            packets.append(Packet(PacketType.MESSAGE, data))
+        else:
+            packets.append(_decode_text(chunk))
+    return packets

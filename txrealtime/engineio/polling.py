@@ -1,0 +1,136 @@
+"""HTTP long-polling transport: GET waits for packets, POST delivers them."""
+
+from __future__ import annotations
+
+import time
+from urllib.parse import parse_qsl, urlsplit
+
+from twisted.python.failure import Failure
+from twisted.web.http import Request
+from twisted.web.server import NOT_DONE_YET
+
+from .events import CloseReason, Handshake
+from .manager import Session, SessionError, SessionManager
+from .packets import DecodeError, Packet, PacketType, decode_payload, encode_payload
+
+__all__ = ["PollingTransport", "error_response", "handshake_from_request", "query_of"]
+
+_PAYLOAD_TYPE = b"text/plain; charset=UTF-8"
+
+
+def query_of(request: Request) -> dict[str, str]:
+    """The request's query parameters, first value of each (body never parsed)."""
+    query = urlsplit(request.uri.decode("latin-1")).query
+    params: dict[str, str] = {}
+    for key, value in parse_qsl(query, keep_blank_values=True):
+        params.setdefault(key, value)
+    return params
+
+
+def handshake_from_request(request: Request) -> Handshake:
+    """Describe the client behind a ``twisted.web`` request."""
+    headers = {
+        name.decode("latin-1").lower(): b",".join(values).decode("latin-1")
+        for name, values in request.requestHeaders.getAllRawHeaders()
+    }
+    address = request.getClientAddress()
+    return Handshake(
+        headers=headers,
+        query=query_of(request),
+        address=getattr(address, "host", str(address)),
+        secure=bool(request.isSecure()),
+        url=request.uri.decode("latin-1"),
+        issued=time.time(),
+    )
+
+
+def error_response(request: Request, error: SessionError, status: int = 400) -> bytes:
+    """Answer with Engine.IO's JSON error body."""
+    request.setResponseCode(status)
+    request.setHeader(b"content-type", b"application/json")
+    return error.body()
+
+
+def _write(request: Request, status: int, content_type: bytes, body: bytes) -> None:
+    request.setResponseCode(status)
+    request.setHeader(b"content-type", content_type)
+    request.setHeader(b"content-length", b"%d" % len(body))
+    request.write(body)
+    request.finish()
+
+
+class PollingTransport:
+    """The long-polling side of one session, alive across its HTTP requests."""
+
+    name = "polling"
+
+    def __init__(self, max_payload: int) -> None:
+        self.session: Session | None = None
+        self._max_payload = max_payload
+        self._get: Request | None = None
+
+    @classmethod
+    def open(cls, manager: SessionManager, request: Request) -> object:
+        """Serve a handshake GET: create a session and answer with its OPEN packet."""
+        transport = cls(manager.options.max_payload)
+        transport.session = manager.open_session(transport, handshake_from_request(request))
+        return transport.on_get(request)
+
+    # -- Transport protocol ----------------------------------------------
+
+    @property
+    def writable(self) -> bool:
+        return self._get is not None
+
+    def send(self, packets: list[Packet]) -> None:
+        request, self._get = self._get, None
+        assert request is not None, "send() while not writable"
+        _write(request, 200, _PAYLOAD_TYPE, encode_payload(packets).encode("utf-8"))
+
+    def close(self) -> None:
+        if self._get is not None:
+            self.send([Packet(PacketType.CLOSE)])
+
+    # -- HTTP ------------------------------------------------------------
+
+    def on_get(self, request: Request) -> object:
+        """A poll: answer now if packets wait, else hold the request."""
+        session = self.session
+        assert session is not None
+        if self._get is not None:
+            # A second concurrent poll is a protocol violation: the first one
+            # gets the CLOSE packet, this one an error.
+            session.protocol_error(self, CloseReason.TRANSPORT_ERROR, "overlapping GET requests")
+            return error_response(request, SessionError(SessionError.BAD_REQUEST, "overlapping GET"))
+        self._get = request
+        request.notifyFinish().addErrback(self._lost, request)
+        session.flush()
+        return NOT_DONE_YET
+
+    def _lost(self, failure: Failure, request: Request) -> None:
+        if self._get is request:
+            self._get = None
+            if self.session is not None:
+                self.session.transport_closed(self, CloseReason.TRANSPORT_ERROR, "poll connection closed prematurely")
+
+    def on_post(self, request: Request) -> bytes:
+        """Packets from the client."""
+        session = self.session
+        assert session is not None
+        body = request.content.read(self._max_payload + 1) if request.content is not None else b""
+        if len(body) > self._max_payload:
+            session.protocol_error(self, CloseReason.TRANSPORT_ERROR, "payload too large")
+            request.setResponseCode(413)
+            request.setHeader(b"content-type", b"application/json")
+            return b'{"code":3,"message":"Payload too large"}'
+        try:
+            packets = decode_payload(body.decode("utf-8"))
+        except (DecodeError, UnicodeDecodeError) as e:
+            session.protocol_error(self, CloseReason.PARSE_ERROR, str(e))
+            return error_response(request, SessionError(SessionError.BAD_REQUEST, str(e)))
+        for packet in packets:
+            session.receive(packet, self)
+            if session.closed:
+                break
+        request.setHeader(b"content-type", b"text/html")
+        return b"ok"

@@ -1,0 +1,88 @@
+"""The Engine.IO endpoint as one ``twisted.web`` resource serving both transports."""
+
+from __future__ import annotations
+
+from autobahn.twisted.resource import WebSocketResource
+from twisted.web.http import Request
+from twisted.web.resource import Resource
+
+from .manager import SessionError, SessionManager
+from .packets import PROTOCOL_VERSION
+from .polling import PollingTransport, error_response, query_of
+from .websocket import EngineIOWebSocketFactory
+
+__all__ = ["EngineIOResource"]
+
+
+class EngineIOResource(Resource):
+    """Serves HTTP long-polling and WebSocket for ``manager`` on one path.
+
+    Mount it as a child of any ``twisted.web`` resource tree, e.g.
+    ``root.putChild(b"engine.io", EngineIOResource(manager))``.
+    """
+
+    isLeaf = True
+
+    def __init__(self, manager: SessionManager) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+        self.manager = manager
+        self.websocket_factory = EngineIOWebSocketFactory(manager)
+        self._websocket = WebSocketResource(self.websocket_factory)
+
+    def render(self, request: Request) -> object:
+        self._cors(request)
+        method = request.method
+        if method == b"OPTIONS":
+            request.setResponseCode(204)
+            return b""
+        try:
+            return self._dispatch(request, method)
+        except SessionError as e:
+            return error_response(request, e, 403 if e.code == SessionError.FORBIDDEN else 400)
+
+    def _dispatch(self, request: Request, method: bytes) -> object:
+        query = query_of(request)
+        if query.get("EIO") != str(PROTOCOL_VERSION):
+            raise SessionError(SessionError.UNSUPPORTED_PROTOCOL_VERSION)
+        transport = query.get("transport")
+        if transport not in self.manager.options.transports:
+            raise SessionError(SessionError.UNKNOWN_TRANSPORT)
+        sid = query.get("sid")
+        if transport == "websocket":
+            if method != b"GET" or (request.getHeader(b"upgrade") or b"").lower() != b"websocket":
+                raise SessionError(SessionError.BAD_REQUEST, "expected a WebSocket upgrade")
+            if sid is not None and self.manager.get(sid) is None:
+                raise SessionError(SessionError.UNKNOWN_SID)
+            return self._websocket.render(request)
+        if sid is None:
+            if method != b"GET":
+                raise SessionError(SessionError.BAD_HANDSHAKE_METHOD)
+            return PollingTransport.open(self.manager, request)
+        session = self.manager.for_poll(sid) if method == b"GET" else self.manager.get(sid)
+        if session is None:
+            raise SessionError(SessionError.UNKNOWN_SID)
+        polling = session.transport
+        if not isinstance(polling, PollingTransport):
+            raise SessionError(SessionError.BAD_REQUEST, "session is not on polling")
+        if method == b"GET":
+            return polling.on_get(request)
+        if method == b"POST":
+            return polling.on_post(request)
+        raise SessionError(SessionError.BAD_REQUEST, "unsupported method")
+
+    def _cors(self, request: Request) -> None:
+        allowed = self.manager.options.cors_allowed_origins
+        origin = request.getHeader(b"origin")
+        if allowed is None or origin is None:
+            return
+        if allowed != "*" and origin.decode("latin-1") not in allowed:
+            return
+        request.setHeader(b"access-control-allow-origin", origin)
+        request.setHeader(b"vary", b"Origin")
+        if self.manager.options.cors_credentials:
+            request.setHeader(b"access-control-allow-credentials", b"true")
+        if request.method == b"OPTIONS":
+            request.setHeader(b"access-control-allow-methods", b"GET, POST, OPTIONS")
+            wanted = request.getHeader(b"access-control-request-headers")
+            if wanted:
+                request.setHeader(b"access-control-allow-headers", wanted)

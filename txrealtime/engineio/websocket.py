@@ -1,0 +1,112 @@
+"""WebSocket transport on Autobahn: one frame per packet, binary messages as binary frames."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, cast
+
+from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
+from autobahn.websocket.types import ConnectionDeny, ConnectionRequest
+from twisted.internet.interfaces import ISSLTransport
+
+from .events import CloseReason, Handshake
+from .manager import Session, SessionError, SessionManager
+from .packets import DecodeError, Packet, decode_ws_frame, encode_ws_frame
+
+__all__ = ["EngineIOWebSocketFactory", "EngineIOWebSocketProtocol"]
+
+# Close codes that mean the peer broke the protocol rather than just leaving.
+_ERROR_CODES = {1002, 1003, 1007, 1009}
+
+
+class EngineIOWebSocketProtocol(WebSocketServerProtocol):
+    """One WebSocket connection: a new session, or an upgrade of a polling one."""
+
+    name = "websocket"
+    factory: EngineIOWebSocketFactory
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.session: Session | None = None
+        self._handshake: Handshake | None = None
+
+    # -- Transport protocol ----------------------------------------------
+
+    @property
+    def writable(self) -> bool:
+        return bool(self.state == self.STATE_OPEN)
+
+    def send(self, packets: list[Packet]) -> None:
+        for packet in packets:
+            payload, binary = encode_ws_frame(packet)
+            self.sendMessage(payload, isBinary=binary)  # type: ignore[no-untyped-call]
+
+    def close(self) -> None:
+        if self.state == self.STATE_OPEN:
+            self.sendClose(1000)
+        elif self.state == self.STATE_CONNECTING:
+            self.dropConnection(abort=True)
+
+    # -- Autobahn callbacks ----------------------------------------------
+
+    def onConnect(self, request: ConnectionRequest) -> None:
+        manager = self.factory.manager
+        params = {k: v[0] for k, v in request.params.items() if v}
+        sid = params.get("sid")
+        if sid is not None:
+            try:
+                self.session = manager.probe(sid, self)
+            except SessionError as e:
+                raise ConnectionDeny(400, str(e)) from None
+            return
+        peer = cast(Any, self.transport).getPeer() if self.transport is not None else None
+        self._handshake = Handshake(
+            headers={k.lower(): v for k, v in request.headers.items()},
+            query=params,
+            address=getattr(peer, "host", str(peer)),
+            secure=ISSLTransport.providedBy(self.transport),
+            url=self.http_request_uri,
+            issued=time.time(),
+        )
+
+    def onOpen(self) -> None:
+        if self.session is None and self._handshake is not None:
+            self.session = self.factory.manager.open_session(self, self._handshake)
+
+    def onMessage(self, payload: bytes, isBinary: bool) -> None:
+        session = self.session
+        if session is None:
+            return
+        try:
+            packet = decode_ws_frame(payload, isBinary)
+        except DecodeError as e:
+            session.protocol_error(self, CloseReason.PARSE_ERROR, str(e))
+            return
+        session.receive(packet, self)
+
+    def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
+        if self.session is None:
+            return
+        if code in _ERROR_CODES:
+            why = CloseReason.PARSE_ERROR if code == 1007 else CloseReason.TRANSPORT_ERROR
+        else:
+            why = CloseReason.TRANSPORT_CLOSE
+        self.session.transport_closed(self, why, f"websocket closed ({code}: {reason or ''})")
+
+
+class EngineIOWebSocketFactory(WebSocketServerFactory):
+    """Builds :class:`EngineIOWebSocketProtocol` for one :class:`SessionManager`."""
+
+    protocol = EngineIOWebSocketProtocol  # type: ignore[assignment]
+
+    def __init__(self, manager: SessionManager, **kwargs: Any) -> None:
+        super().__init__(**kwargs)  # type: ignore[no-untyped-call]
+        self.manager = manager
+        self.setProtocolOptions(  # type: ignore[no-untyped-call]
+            maxMessagePayloadSize=manager.options.max_payload,
+            maxFramePayloadSize=manager.options.max_payload,
+            autoPingInterval=0,
+            openHandshakeTimeout=manager.options.ping_timeout,
+            closeHandshakeTimeout=5,
+            trustXForwardedFor=0,
+        )
