@@ -87,8 +87,12 @@ class EngineIOWebSocketProtocol(WebSocketServerProtocol):
     def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
         if self.session is None:
             return
-        if code in _ERROR_CODES:
-            why = CloseReason.PARSE_ERROR if code == 1007 else CloseReason.TRANSPORT_ERROR
+        # Autobahn reports 1006 for any unclean close; the codes exchanged tell more.
+        codes = {self.localCloseCode, self.remoteCloseCode}
+        if 1007 in codes:
+            why = CloseReason.PARSE_ERROR
+        elif codes & _ERROR_CODES:
+            why = CloseReason.TRANSPORT_ERROR
         else:
             why = CloseReason.TRANSPORT_CLOSE
         self.session.transport_closed(self, why, f"websocket closed ({code}: {reason or ''})")
@@ -108,5 +112,6 @@ class EngineIOWebSocketFactory(WebSocketServerFactory):
             autoPingInterval=0,
             openHandshakeTimeout=manager.options.ping_timeout,
             closeHandshakeTimeout=5,
+            failByDrop=False,
             trustXForwardedFor=0,
         )

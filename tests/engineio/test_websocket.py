@@ -1,0 +1,127 @@
+"""WebSocket transport through a real twisted.web Site and Autobahn, on in-memory connections."""
+
+from __future__ import annotations
+
+import json
+
+from tests.engineio.test_polling import BASE, PollingTestCase
+from tests.memhttp import MemoryWebSocket
+from txrealtime.engineio import CloseReason, MessageReceived, SessionUpgraded
+
+WS = "/engine.io/?EIO=4&transport=websocket"
+TEXT, BINARY, CLOSE = 1, 2, 8
+
+
+class WebSocketTests(PollingTestCase):
+    def connect(self) -> tuple[MemoryWebSocket, str]:
+        ws = MemoryWebSocket(self.http, WS)
+        self.assertEqual(ws.status, 101)
+        [(opcode, payload)] = ws.frames()
+        self.assertEqual(opcode, TEXT)
+        self.assertTrue(payload.startswith(b"0{"))
+        data = json.loads(payload[1:])
+        self.assertEqual(data["upgrades"], [])
+        return ws, data["sid"]
+
+    def test_direct_session(self) -> None:
+        ws, sid = self.connect()
+        ws.send_text("4hello")
+        ws.send_binary(b"\x00\x01")
+        self.assertEqual([e.data for e in self.events if isinstance(e, MessageReceived)], ["hello", b"\x00\x01"])
+        self.manager.send(sid, "out")
+        self.manager.send(sid, b"\x02")
+        self.assertEqual(ws.frames(), [(TEXT, b"4out"), (BINARY, b"\x02")])
+
+    def test_heartbeat(self) -> None:
+        ws, sid = self.connect()
+        self.clock.advance(25)
+        self.assertEqual(ws.frames(), [(TEXT, b"2")])
+        ws.send_text("3")
+        self.clock.advance(25)
+        self.assertEqual(ws.frames(), [(TEXT, b"2")])
+        self.clock.advance(19.5)
+        self.assertIsNotNone(self.manager.get(sid))
+        self.clock.advance(0.5)
+        self.assertEqual(self.closed(sid), CloseReason.PING_TIMEOUT)
+        self.assertEqual(ws.frames(), [(CLOSE, b"\x03\xe8")])
+
+    def test_upgrade_from_polling(self) -> None:
+        sid = self.handshake()
+        self.post(sid, b"4before")
+        poll = self.http.request("GET", f"{BASE}&sid={sid}")
+        ws = MemoryWebSocket(self.http, f"{WS}&sid={sid}")
+        self.assertEqual(ws.status, 101)
+        ws.send_text("2probe")
+        self.assertEqual(ws.frames(), [(TEXT, b"3probe")])
+        self.assertEqual(poll.result().body, b"6")
+        ws.send_text("5")
+        self.assertEqual(self.events[-1], SessionUpgraded(sid, "polling", "websocket"))
+        self.manager.send(sid, "after")
+        self.assertEqual(ws.frames(), [(TEXT, b"4after")])
+        ws.send_text("4via ws")
+        self.assertEqual([e.data for e in self.events if isinstance(e, MessageReceived)], ["before", "via ws"])
+        self.assertError(self.http.request("GET", f"{BASE}&sid={sid}").result(), 3, "Bad request")
+
+    def test_upgrade_unknown_sid(self) -> None:
+        self.assertError(
+            self.http.request("GET", f"{WS}&sid=nope", headers={"Upgrade": "websocket"}).result(),
+            1,
+            "Session ID unknown",
+        )
+
+    def test_client_closes(self) -> None:
+        ws, sid = self.connect()
+        ws.send_raw(b"\x88\x82\x00\x00\x00\x00\x03\xe8")
+        self.assertEqual(ws.frames(), [(CLOSE, b"\x03\xe8")])
+        self.assertTrue(ws.exchange.transport.disconnecting)
+        ws.lose()
+        self.assertEqual(self.closed(sid), CloseReason.TRANSPORT_CLOSE)
+
+    def test_connection_lost(self) -> None:
+        ws, sid = self.connect()
+        ws.lose()
+        self.assertEqual(self.closed(sid), CloseReason.TRANSPORT_CLOSE)
+
+
+class WebSocketBadInputTests(PollingTestCase):
+    def assertBystanderWorks(self, bystander: MemoryWebSocket, sid: str) -> None:
+        bystander.send_text("4still here")
+        self.assertEqual(self.events[-1], MessageReceived(sid, "still here"))
+        self.manager.send(sid, "yes")
+        self.assertEqual(bystander.frames()[-1], (TEXT, b"4yes"))
+        self.assertIsNone(self.closed(sid))
+
+    def connect(self) -> tuple[MemoryWebSocket, str]:
+        ws = MemoryWebSocket(self.http, WS)
+        sid = json.loads(ws.frames()[0][1][1:])["sid"]
+        return ws, sid
+
+    def test_malformed_packets(self) -> None:
+        bystander, bystander_sid = self.connect()
+        for bad in ["", "9", "0{}"]:
+            with self.subTest(packet=bad):
+                ws, sid = self.connect()
+                ws.send_text(bad)
+                self.assertEqual(self.closed(sid), CloseReason.PARSE_ERROR)
+                self.assertEqual(ws.frames()[0], (TEXT, b"1"))
+        self.assertBystanderWorks(bystander, bystander_sid)
+
+    def test_invalid_utf8(self) -> None:
+        bystander, bystander_sid = self.connect()
+        ws, sid = self.connect()
+        ws.send_raw(b"\x81\x83\x00\x00\x00\x00" + b"4\xff\xfe")
+        [(opcode, payload)] = ws.frames()
+        self.assertEqual((opcode, int.from_bytes(payload[:2], "big")), (CLOSE, 1007))
+        ws.lose()
+        self.assertEqual(self.closed(sid), CloseReason.PARSE_ERROR)
+        self.assertBystanderWorks(bystander, bystander_sid)
+
+    def test_message_over_max_payload(self) -> None:
+        bystander, bystander_sid = self.connect()
+        ws, sid = self.connect()
+        ws.send_text("4" + "x" * 1000)
+        [(opcode, payload)] = ws.frames()
+        self.assertEqual((opcode, int.from_bytes(payload[:2], "big")), (CLOSE, 1009))
+        ws.lose()
+        self.assertEqual(self.closed(sid), CloseReason.TRANSPORT_ERROR)
+        self.assertBystanderWorks(bystander, bystander_sid)
