@@ -1,0 +1,124 @@
+"""Fixtures shared by the test suite: servers on loopback and real client peers."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_twisted
+from twisted.internet import reactor, threads
+from twisted.internet.defer import Deferred
+from twisted.web.resource import Resource
+from twisted.web.server import Site
+
+from txrealtime.engineio import EngineIOOptions, EngineIOResource, MessageReceived, SessionEvent, SessionManager
+
+INTEROP = Path(__file__).parent / "interop"
+NODE_MODULES = INTEROP / "node_modules"
+
+
+def node() -> str:
+    path = shutil.which("node")
+    if path is None or not NODE_MODULES.is_dir():
+        pytest.fail("Node.js and tests/interop/node_modules are required: run `npm ci` in tests/interop")
+    return path
+
+
+def run_peer(args: list[str], timeout: float = 60) -> Deferred[Any]:
+    """Run a client peer process without blocking the reactor; fire with its JSON report."""
+
+    def run() -> Any:
+        env = dict(os.environ, NODE_PATH=str(NODE_MODULES))
+        done = subprocess.run(args, capture_output=True, text=True, timeout=timeout, env=env, cwd=INTEROP)
+        if done.returncode != 0 or not done.stdout.strip():
+            raise AssertionError(f"peer {args} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+        return json.loads(done.stdout.strip().splitlines()[-1])
+
+    return threads.deferToThread(run)
+
+
+def node_peer(script: str, *args: str) -> Deferred[Any]:
+    return run_peer([node(), str(INTEROP / script), *args])
+
+
+def python_peer(script: str, *args: str) -> Deferred[Any]:
+    return run_peer([sys.executable, str(INTEROP / script), *args])
+
+
+@dataclass
+class EchoServer:
+    """An Engine.IO endpoint on loopback that echoes every message."""
+
+    manager: SessionManager
+    url: str
+    events: list[SessionEvent] = field(default_factory=list)
+
+    def of_type(self, kind: type) -> list[Any]:
+        return [e for e in self.events if isinstance(e, kind)]
+
+
+@pytest.fixture
+def echo_server() -> Iterator[EchoServer]:
+    manager = SessionManager(EngineIOOptions(ping_interval=1, ping_timeout=2))
+    root = Resource()
+    root.putChild(b"engine.io", EngineIOResource(manager))
+    port = reactor.listenTCP(0, Site(root), interface="127.0.0.1")  # type: ignore[attr-defined]
+    server = EchoServer(manager, f"http://127.0.0.1:{port.getHost().port}")
+
+    def on_event(event: SessionEvent) -> None:
+        server.events.append(event)
+        if isinstance(event, MessageReceived):
+            manager.send(event.sid, event.data)
+
+    manager.subscribe(on_event)
+    yield server
+    manager.shutdown()
+    pytest_twisted.blockon(port.stopListening())
+
+
+class Twistd:
+    """``twistd -n txrealtime ...`` in a child process on a free loopback port."""
+
+    def __init__(self, *args: str, cwd: Path | None = None) -> None:
+        import re
+        import subprocess as sp
+
+        self.process = sp.Popen(
+            [
+                str(Path(sys.executable).parent / "twistd"),
+                "-n",
+                "--pidfile=",
+                "txrealtime",
+                "--listen",
+                "tcp:0:interface=127.0.0.1",
+                *args,
+            ],
+            stdout=sp.PIPE,
+            stderr=sp.STDOUT,
+            text=True,
+            cwd=cwd or Path(__file__).parent.parent,
+        )
+        self.log: list[str] = []
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.log.append(line)
+            match = re.search(r"Site starting on (\d+)", line)
+            if match:
+                self.url = f"http://127.0.0.1:{match.group(1)}"
+                return
+        raise AssertionError("twistd did not start:\n" + "".join(self.log))
+
+    def stop(self) -> int:
+        """SIGTERM, then the exit code; the rest of the log lands in ``self.log``."""
+        self.process.terminate()
+        out, _ = self.process.communicate(timeout=30)
+        self.log.append(out)
+        return self.process.returncode

@@ -1,0 +1,75 @@
+"""Hostile input over real loopback TCP: each offender gets the spec's error, bystanders keep working."""
+
+from __future__ import annotations
+
+import json
+
+import pytest_twisted
+import treq
+from twisted.internet.defer import DeferredList
+
+from tests.conftest import EchoServer, node_peer
+from txrealtime.engineio import CloseReason, SessionClosed
+
+
+async def handshake(server: EchoServer) -> str:
+    response = await treq.get(f"{server.url}/engine.io/?EIO=4&transport=polling")
+    body = await response.text()
+    assert response.code == 200 and body.startswith("0")
+    sid: str = json.loads(body[1:])["sid"]
+    return sid
+
+
+def poll_url(server: EchoServer, sid: str) -> str:
+    return f"{server.url}/engine.io/?EIO=4&transport=polling&sid={sid}"
+
+
+async def error_of(response: treq.response._Response) -> tuple[int, dict[str, object]]:
+    return response.code, json.loads(await response.text())
+
+
+def closed(server: EchoServer, sid: str) -> list[CloseReason]:
+    return [e.reason for e in server.of_type(SessionClosed) if e.sid == sid]
+
+
+@pytest_twisted.ensureDeferred
+async def test_offenders_closed_bystander_and_new_clients_unharmed(echo_server: EchoServer) -> None:
+    server = echo_server
+    bystander = await handshake(server)
+
+    malformed = await handshake(server)
+    response = await treq.post(poll_url(server, malformed), data=b"9garbage")
+    assert await error_of(response) == (400, {"code": 3, "message": "Bad request"})
+    assert closed(server, malformed) == [CloseReason.PARSE_ERROR]
+
+    response = await treq.get(poll_url(server, "no-such-sid"))
+    assert await error_of(response) == (400, {"code": 1, "message": "Session ID unknown"})
+
+    oversize = await handshake(server)
+    response = await treq.post(poll_url(server, oversize), data=b"4" + b"x" * 1_000_000)
+    assert response.code == 413
+    await response.content()
+    assert closed(server, oversize) == [CloseReason.TRANSPORT_ERROR]
+
+    overlapping = await handshake(server)
+    first = treq.get(poll_url(server, overlapping))
+    second = await treq.get(poll_url(server, overlapping))
+    assert await error_of(second) == (400, {"code": 3, "message": "Bad request"})
+    assert await (await first).text() == "1"
+    assert closed(server, overlapping) == [CloseReason.TRANSPORT_ERROR]
+
+    # The bystander session still round-trips a message.
+    poll = treq.get(poll_url(server, bystander))
+    posted = await treq.post(poll_url(server, bystander), data=b"4still here")
+    assert await posted.text() == "ok"
+    assert await (await poll).text() == "4still here"
+    assert closed(server, bystander) == []
+    assert server.manager.get(bystander) is not None
+
+    # And new clients are served as before.
+    results = await DeferredList(
+        [node_peer("eio_client.js", server.url, mode) for mode in ("polling", "websocket", "upgrade")],
+        consumeErrors=True,
+    )
+    assert all(ok for ok, _ in results), results
+    assert [r["messages"][0] for _, r in results] == ["hello"] * 3

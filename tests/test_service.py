@@ -1,0 +1,105 @@
+"""The twistd plugin: option parsing, resource mounting, and a real twistd process."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import pytest
+from twisted.python import usage
+from twisted.web.resource import Resource
+
+from tests.conftest import INTEROP, Twistd
+from txrealtime.service import Options, makeService, mount
+
+
+def parse(*args: str) -> Options:
+    options = Options()
+    options.parseOptions(list(args))
+    return options
+
+
+def test_defaults() -> None:
+    options = parse()
+    assert options["listen"] == ["tcp:8080"]
+    assert options["path"] == "/engine.io/"
+    assert options["engineio"].ping_interval == 25.0
+    assert options["engineio"].cors_allowed_origins is None
+
+
+def test_options() -> None:
+    options = parse(
+        "--listen",
+        "tcp:1",
+        "-l",
+        "ssl:2:privateKey=k.pem",
+        "--ping-interval",
+        "5",
+        "--max-payload",
+        "10",
+        "--cors-origin",
+        "https://a.example",
+        "--cors-origin",
+        "https://b.example",
+        "--no-upgrades",
+    )
+    assert options["listen"] == ["tcp:1", "ssl:2:privateKey=k.pem"]
+    eio = options["engineio"]
+    assert (eio.ping_interval, eio.max_payload, eio.allow_upgrades) == (5.0, 10, False)
+    assert list(eio.cors_allowed_origins) == ["https://a.example", "https://b.example"]
+    assert parse("--cors-origin", "*")["engineio"].cors_allowed_origins == "*"
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--static", "/no/such/dir"], "no such folder"),
+        (["--app", "nocolon"], "module:function"),
+        (["--app", "no_such_module_xyz:setup"], "cannot import"),
+        (["--app", "examples.echo.app:missing"], "has no function"),
+        (["--path", "socket.io"], "must start with /"),
+    ],
+)
+def test_usage_errors(args: list[str], message: str) -> None:
+    with pytest.raises(usage.UsageError, match=message):
+        parse(*args)
+
+
+def test_app_hook_receives_manager() -> None:
+    service = makeService(parse("--app", "examples.echo.app:setup", "--listen", "tcp:0"))
+    assert len(service.manager._subscribers) == 1
+    assert len(list(service)) == 1
+
+
+def test_mount_nested() -> None:
+    root, leaf = Resource(), Resource()
+    mount(root, "/a/b/", leaf)
+    assert root.children[b"a"].children[b"b"] is leaf  # type: ignore[attr-defined]
+    with pytest.raises(ValueError):
+        mount(root, "/", leaf)
+
+
+def test_twistd_serves_static_and_realtime(tmp_path: Path) -> None:
+    (tmp_path / "index.html").write_text("<h1>hi</h1>")
+    server = Twistd("--static", str(tmp_path), "--app", "examples.echo.app:setup")
+    try:
+        with urllib.request.urlopen(server.url + "/index.html") as page:
+            assert page.read() == b"<h1>hi</h1>"
+        for mode in ("polling", "websocket", "upgrade"):
+            done = subprocess.run(
+                [sys.executable, str(INTEROP / "eio_client.py"), server.url, mode],
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            report = json.loads(done.stdout.strip().splitlines()[-1])
+            assert report["messages"] == ["hello", {"binary": [1, 2, 3]}], done.stderr
+    finally:
+        code = server.stop()
+    # twistd shuts down cleanly, then re-raises SIGTERM so its parent sees why it ended.
+    assert code == -signal.SIGTERM
+    assert "Server Shut Down." in "".join(server.log)
