@@ -16,6 +16,7 @@ from twisted.web.server import Site
 from twisted.web.static import File
 
 from .engineio import EngineIOOptions, EngineIOResource, SessionManager
+from .socketio import Server
 
 __all__ = ["Options", "RealtimeService", "load_app", "makeService", "mount"]
 
@@ -25,18 +26,22 @@ class Options(usage.Options):
 
     synopsis = "[options]"
     longdesc = (
-        "Serve a realtime endpoint (HTTP long-polling and WebSocket on one path) "
+        "Serve a Socket.IO endpoint (HTTP long-polling and WebSocket on one path) "
         "and, optionally, a static folder, on one or more endpoints."
     )
     optParameters = [
         ["static", "s", None, "Folder of static files to serve at /."],
-        ["app", "a", None, "Application hook module:function, called with the server."],
-        ["path", "p", "/engine.io/", "URL path of the realtime endpoint."],
+        ["app", "a", None, "Application hook module:function, called with the Socket.IO Server."],
+        ["path", "p", None, "URL path of the endpoint [default: /socket.io/, or /engine.io/ with --engineio]."],
+        ["connect-timeout", None, 45.0, "Seconds a Socket.IO client has to join a namespace.", float],
         ["ping-interval", None, 25.0, "Seconds between heartbeats.", float],
         ["ping-timeout", None, 20.0, "Seconds to wait for a heartbeat reply.", float],
         ["max-payload", None, 1_000_000, "Largest message or POST body, in bytes.", int],
     ]
-    optFlags = [["no-upgrades", None, "Do not offer the upgrade from polling to WebSocket."]]
+    optFlags = [
+        ["no-upgrades", None, "Do not offer the upgrade from polling to WebSocket."],
+        ["engineio", None, "Serve bare Engine.IO: the app hook gets the SessionManager, not a Socket.IO Server."],
+    ]
 
     def __init__(self) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
@@ -58,10 +63,12 @@ class Options(usage.Options):
             self["listen"] = ["tcp:8080"]
         if self["static"] is not None and not os.path.isdir(self["static"]):
             raise usage.UsageError(f"--static: no such folder: {self['static']}")
+        if self["path"] is None:
+            self["path"] = "/engine.io/" if self["engineio"] else "/socket.io/"
         if not self["path"].startswith("/"):
             raise usage.UsageError("--path must start with /")
         origins = self["cors-origin"]
-        self["engineio"] = EngineIOOptions(
+        self["engineio-options"] = EngineIOOptions(
             ping_interval=self["ping-interval"],
             ping_timeout=self["ping-timeout"],
             max_payload=self["max-payload"],
@@ -107,24 +114,32 @@ def mount(root: Resource, path: str, resource: Resource) -> None:
 class RealtimeService(service.MultiService):
     """Listens on every endpoint and closes every session when stopped."""
 
-    def __init__(self, manager: SessionManager, site: Site, endpoints: list[str]) -> None:
+    def __init__(
+        self, manager: SessionManager, site: Site, endpoints: list[str], server: Server | None = None
+    ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         self.manager = manager
+        self.server = server
+        """The Socket.IO server, unless serving bare Engine.IO."""
         self.site = site
         for description in endpoints:
             strports.service(description, cast(IProtocolFactory, site)).setServiceParent(self)
 
     def stopService(self) -> Any:
-        self.manager.shutdown()
+        if self.server is not None:
+            self.server.close()
+        else:
+            self.manager.shutdown()
         return super().stopService()  # type: ignore[no-untyped-call]
 
 
 def makeService(options: Options) -> RealtimeService:
     """Build the service tree ``twistd txrealtime`` runs."""
-    manager = SessionManager(options["engineio"])
+    manager = SessionManager(options["engineio-options"])
+    server = None if options["engineio"] else Server(manager, connect_timeout=options["connect-timeout"])
     root: Resource = File(options["static"]) if options["static"] else Resource()
     mount(root, options["path"], EngineIOResource(manager))
     hook = options.get("app-hook")
     if hook is not None:
-        hook(manager)
-    return RealtimeService(manager, Site(root), options["listen"])
+        hook(manager if server is None else server)
+    return RealtimeService(manager, Site(root), options["listen"], server)

@@ -1,0 +1,23 @@
+"""Socket.IO protocol v5 server on the Engine.IO layer, with Node ``socket.io`` v4's API."""
+
+from .adapter import Adapter, BroadcastFlags, BroadcastOptions
+from .errors import AckTimeout, ConnectionRefused, Disconnected, DisconnectReason
+from .operator import BroadcastOperator
+from .server import Client, Namespace, ParentNamespace, Server, Socket, SocketHandshake
+
+__all__ = [
+    "AckTimeout",
+    "Adapter",
+    "BroadcastFlags",
+    "BroadcastOperator",
+    "BroadcastOptions",
+    "Client",
+    "ConnectionRefused",
+    "Disconnected",
+    "DisconnectReason",
+    "Namespace",
+    "ParentNamespace",
+    "Server",
+    "Socket",
+    "SocketHandshake",
+]

@@ -1,0 +1,174 @@
+"""Rooms and broadcasting for one namespace, behind an interface other adapters (Redis) implement.
+
+The in-memory :class:`Adapter` is the default: it knows the sockets of this
+process only. Cluster adapters subclass it, keep its local bookkeeping and
+add what crosses processes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from twisted.internet.defer import Deferred, succeed
+
+from .packets import Packet, encode
+
+if TYPE_CHECKING:
+    from .server import Namespace, Socket
+
+__all__ = ["Adapter", "BroadcastFlags", "BroadcastOptions"]
+
+
+@dataclass(frozen=True, slots=True)
+class BroadcastFlags:
+    volatile: bool = False
+    """Drop the packet for clients whose transport cannot take it right now."""
+    local: bool = False
+    """Only this process's clients (cluster adapters skip publishing)."""
+    timeout: float | None = None
+    """Seconds to wait for acknowledgements."""
+
+
+@dataclass(frozen=True, slots=True)
+class BroadcastOptions:
+    rooms: frozenset[str] = frozenset()
+    """Target these rooms (all sockets of the namespace if empty)."""
+    except_: frozenset[str] = frozenset()
+    """Skip sockets in any of these rooms."""
+    flags: BroadcastFlags = BroadcastFlags()
+
+
+class Adapter:
+    """In-memory rooms of one namespace: room -> socket ids and socket id -> rooms."""
+
+    def __init__(self, namespace: Namespace) -> None:
+        self.namespace = namespace
+        self.rooms: dict[str, set[str]] = {}
+        self.sids: dict[str, set[str]] = {}
+        self.listeners: dict[str, list[Callable[..., object]]] = {}
+
+    # -- events (create-room, delete-room, join-room, leave-room) ----------
+
+    def on(self, event: str, listener: Callable[..., object]) -> None:
+        """Listen to ``create-room``/``delete-room`` (room) and ``join-room``/``leave-room`` (room, sid)."""
+        self.listeners.setdefault(event, []).append(listener)
+
+    def _fire(self, event: str, *args: object) -> None:
+        for listener in self.listeners.get(event, ()):
+            listener(*args)
+
+    # -- membership --------------------------------------------------------
+
+    def add_all(self, sid: str, rooms: Iterable[str]) -> None:
+        mine = self.sids.setdefault(sid, set())
+        for room in rooms:
+            mine.add(room)
+            members = self.rooms.get(room)
+            if members is None:
+                members = self.rooms[room] = set()
+                self._fire("create-room", room)
+            if sid not in members:
+                members.add(sid)
+                self._fire("join-room", room, sid)
+
+    def delete(self, sid: str, room: str) -> None:
+        mine = self.sids.get(sid)
+        if mine is not None:
+            mine.discard(room)
+        members = self.rooms.get(room)
+        if members is not None and sid in members:
+            members.discard(sid)
+            self._fire("leave-room", room, sid)
+            if not members:
+                del self.rooms[room]
+                self._fire("delete-room", room)
+
+    def delete_all(self, sid: str) -> None:
+        for room in list(self.sids.get(sid, ())):
+            self.delete(sid, room)
+        self.sids.pop(sid, None)
+
+    def socket_rooms(self, sid: str) -> set[str] | None:
+        rooms = self.sids.get(sid)
+        return set(rooms) if rooms is not None else None
+
+    def sockets(self, rooms: Iterable[str] = ()) -> set[str]:
+        """Ids of this process's sockets in any of ``rooms`` (all sockets if none)."""
+        return {s.id for s in self._matching(BroadcastOptions(rooms=frozenset(rooms)))}
+
+    # -- delivery ----------------------------------------------------------
+
+    def broadcast(self, packet: Packet, opts: BroadcastOptions) -> None:
+        """Send ``packet`` to every matching socket, encoding it once."""
+        messages = encode(packet)
+        for socket in self._matching(opts):
+            socket._deliver(packet, messages, opts.flags.volatile)
+
+    def broadcast_with_ack(
+        self,
+        packet: Packet,
+        opts: BroadcastOptions,
+        client_count: Callable[[int], object],
+        ack: Callable[[list[Any]], object],
+    ) -> None:
+        """Broadcast an EVENT asking each client for an ack; report how many were asked, then each answer."""
+        count = 0
+        for socket in self._matching(opts):
+            ack_id = socket._register_ack(ack)
+            with_id = Packet(packet.type, packet.namespace, packet.data, ack_id)
+            socket._deliver(with_id, encode(with_id), opts.flags.volatile)
+            count += 1
+        client_count(count)
+
+    def server_count(self) -> Deferred[int]:
+        """How many servers share this namespace (1 for the in-memory adapter)."""
+        return succeed(1)
+
+    def server_side_emit(self, packet: Packet) -> Deferred[list[Any]]:
+        """Emit to the other servers of the cluster; the in-memory adapter has none."""
+        return succeed([])
+
+    # -- operations on matching sockets ----------------------------------------
+
+    def fetch_sockets(self, opts: BroadcastOptions) -> Deferred[list[Socket]]:
+        return succeed(list(self._matching(opts)))
+
+    def add_sockets(self, opts: BroadcastOptions, rooms: Iterable[str]) -> None:
+        rooms = list(rooms)
+        for socket in list(self._matching(opts)):
+            socket.join(rooms)
+
+    def del_sockets(self, opts: BroadcastOptions, rooms: Iterable[str]) -> None:
+        rooms = list(rooms)
+        for socket in list(self._matching(opts)):
+            for room in rooms:
+                socket.leave(room)
+
+    def disconnect_sockets(self, opts: BroadcastOptions, close: bool) -> None:
+        for socket in list(self._matching(opts)):
+            socket.disconnect(close)
+
+    def close(self) -> None:
+        """Release resources (cluster adapters unsubscribe here)."""
+
+    def _matching(self, opts: BroadcastOptions) -> Iterator[Socket]:
+        excluded: set[str] = set()
+        for room in opts.except_:
+            excluded.update(self.rooms.get(room, ()))
+        sockets = self.namespace.sockets
+        if opts.rooms:
+            seen: set[str] = set()
+            for room in opts.rooms:
+                for sid in list(self.rooms.get(room, ())):
+                    if sid in seen or sid in excluded:
+                        continue
+                    seen.add(sid)
+                    socket = sockets.get(sid)
+                    if socket is not None:
+                        yield socket
+        else:
+            for sid, socket in list(sockets.items()):
+                if sid not in excluded:
+                    yield socket

@@ -1,0 +1,179 @@
+"""Broadcasting to a selection of sockets: ``to``/``except_``/``volatile``/``timeout`` and friends."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from twisted.internet.defer import Deferred
+
+from .adapter import Adapter, BroadcastFlags, BroadcastOptions
+from .errors import AckTimeout
+from .packets import Packet, PacketType
+
+if TYPE_CHECKING:
+    from .server import Socket
+
+__all__ = ["BroadcastOperator", "RESERVED_EVENTS", "check_event"]
+
+RESERVED_EVENTS = frozenset(
+    {"connect", "connect_error", "disconnect", "disconnecting", "newListener", "removeListener"}
+)
+
+
+def check_event(event: str) -> None:
+    if not isinstance(event, str):
+        raise TypeError(f"event names are strings, not {type(event).__name__}")
+    if event in RESERVED_EVENTS:
+        raise ValueError(f'"{event}" is a reserved event name')
+
+
+def _rooms(rooms: str | Iterable[str]) -> frozenset[str]:
+    return frozenset([rooms] if isinstance(rooms, str) else rooms)
+
+
+class BroadcastOperator:
+    """An immutable selection of sockets (rooms, exceptions, flags) to emit to or act on.
+
+    Every method that narrows the selection returns a new operator, so
+    ``server.to("a").except_("b").volatile.emit(...)`` reads as in Node.
+    """
+
+    def __init__(
+        self,
+        adapter: Adapter,
+        rooms: frozenset[str] = frozenset(),
+        except_rooms: frozenset[str] = frozenset(),
+        flags: BroadcastFlags | None = None,
+    ) -> None:
+        self.adapter = adapter
+        self._opts = BroadcastOptions(rooms, except_rooms, flags or BroadcastFlags())
+
+    def _with(self, **changes: Any) -> BroadcastOperator:
+        opts = replace(self._opts, **changes)
+        return BroadcastOperator(self.adapter, opts.rooms, opts.except_, opts.flags)
+
+    # -- narrowing ---------------------------------------------------------
+
+    def to(self, rooms: str | Iterable[str]) -> BroadcastOperator:
+        """Target sockets in ``rooms`` too (a union with rooms already targeted)."""
+        return self._with(rooms=self._opts.rooms | _rooms(rooms))
+
+    in_ = to
+
+    def except_(self, rooms: str | Iterable[str]) -> BroadcastOperator:
+        """Leave out sockets in ``rooms``."""
+        return self._with(except_=self._opts.except_ | _rooms(rooms))
+
+    @property
+    def volatile(self) -> BroadcastOperator:
+        """Drop the packet for clients not ready to receive it right now."""
+        return self._with(flags=replace(self._opts.flags, volatile=True))
+
+    @property
+    def local(self) -> BroadcastOperator:
+        """Only this process's sockets."""
+        return self._with(flags=replace(self._opts.flags, local=True))
+
+    def timeout(self, seconds: float) -> BroadcastOperator:
+        """Wait at most ``seconds`` for acknowledgements."""
+        return self._with(flags=replace(self._opts.flags, timeout=seconds))
+
+    def compress(self, compress: bool) -> BroadcastOperator:
+        """Accepted for Node parity; WebSocket compression is negotiated per connection."""
+        return self
+
+    # -- emitting ------------------------------------------------------------
+
+    def emit(self, event: str, *args: Any, ack: Callable[..., object] | None = None) -> bool:
+        """Emit to every selected socket.
+
+        With ``ack`` (which needs :meth:`timeout`), ``ack(err, responses)`` is
+        called once every client answered (``err`` is ``None``) or the timeout
+        passed (``err`` is an :class:`AckTimeout`, ``responses`` those received).
+        """
+        check_event(event)
+        packet = Packet(PacketType.EVENT, self.adapter.namespace.name, [event, *args])
+        if ack is None:
+            self.adapter.broadcast(packet, self._opts)
+            return True
+
+        def done(result: Any) -> None:
+            if isinstance(result, AckTimeout):
+                ack(result, result.responses)
+            else:
+                ack(None, result)
+
+        self._emit_with_ack(packet).addBoth(done)
+        return True
+
+    def send(self, *args: Any) -> bool:
+        """Emit a ``message`` event."""
+        return self.emit("message", *args)
+
+    def emit_with_ack(self, event: str, *args: Any) -> Deferred[list[Any]]:
+        """Emit and fire with the list of every client's answer; fail with :class:`AckTimeout` on timeout."""
+        check_event(event)
+        return self._emit_with_ack(Packet(PacketType.EVENT, self.adapter.namespace.name, [event, *args]))
+
+    def _emit_with_ack(self, packet: Packet) -> Deferred[Any]:
+        timeout = self._opts.flags.timeout
+        if timeout is None:
+            raise ValueError("acknowledgements from a broadcast need a timeout: use .timeout(seconds)")
+        responses: list[Any] = []
+        state = {"expected_servers": -1, "servers": 0, "clients": 0}
+        result: Deferred[Any] = Deferred()
+        reactor = self.adapter.namespace.server.reactor
+
+        def timed_out() -> None:
+            if not result.called:
+                result.errback(AckTimeout(list(responses)))
+
+        timer = reactor.callLater(timeout, timed_out)
+
+        def check() -> None:
+            if (
+                not result.called
+                and state["expected_servers"] == state["servers"]
+                and len(responses) == state["clients"]
+            ):
+                if timer.active():
+                    timer.cancel()
+                result.callback(list(responses))
+
+        def client_count(count: int) -> None:
+            state["clients"] += count
+            state["servers"] += 1
+            check()
+
+        def on_ack(args: list[Any]) -> None:
+            responses.append(args[0] if len(args) == 1 else (tuple(args) if args else None))
+            check()
+
+        self.adapter.broadcast_with_ack(packet, self._opts, client_count, on_ack)
+
+        def servers(count: int) -> None:
+            state["expected_servers"] = count
+            check()
+
+        self.adapter.server_count().addCallback(servers)
+        return result
+
+    # -- acting on the selected sockets -------------------------------------
+
+    def fetch_sockets(self) -> Deferred[list[Socket]]:
+        """The selected sockets."""
+        return self.adapter.fetch_sockets(self._opts)
+
+    def sockets_join(self, rooms: str | Iterable[str]) -> None:
+        """Make the selected sockets join ``rooms``."""
+        self.adapter.add_sockets(self._opts, _rooms(rooms))
+
+    def sockets_leave(self, rooms: str | Iterable[str]) -> None:
+        """Make the selected sockets leave ``rooms``."""
+        self.adapter.del_sockets(self._opts, _rooms(rooms))
+
+    def disconnect_sockets(self, close: bool = False) -> None:
+        """Disconnect the selected sockets (and close their connections if ``close``)."""
+        self.adapter.disconnect_sockets(self._opts, close)

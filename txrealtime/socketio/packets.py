@@ -1,0 +1,259 @@
+"""Socket.IO protocol v5 wire codec: pure functions and a small decoder state machine, no I/O.
+
+A Socket.IO packet travels as one Engine.IO text message, followed, for the
+binary types, by one Engine.IO binary message per attachment::
+
+    <type>[<attachments>-][<namespace>,][<ack id>][<JSON data>]
+
+Binary values (``bytes``, ``bytearray``, ``memoryview``) inside the data are
+replaced by ``{"_placeholder": true, "num": N}`` and sent as attachments.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import IntEnum
+from typing import Any
+
+__all__ = [
+    "Decoder",
+    "DecodeError",
+    "Packet",
+    "PacketType",
+    "deconstruct",
+    "encode",
+    "reconstruct",
+]
+
+MAX_ACK_ID = 2**53 - 1
+"""The largest ack id a JavaScript peer can represent exactly."""
+
+_BINARY_TYPES = frozenset({5, 6})
+
+
+class PacketType(IntEnum):
+    CONNECT = 0
+    DISCONNECT = 1
+    EVENT = 2
+    ACK = 3
+    CONNECT_ERROR = 4
+    BINARY_EVENT = 5
+    BINARY_ACK = 6
+
+
+class DecodeError(ValueError):
+    """The peer sent something that is not a valid Socket.IO packet."""
+
+
+@dataclass(frozen=True, slots=True)
+class Packet:
+    """One Socket.IO packet with its binary attachments already in place."""
+
+    type: PacketType
+    namespace: str = "/"
+    data: Any = None
+    """JSON-compatible data; ``bytes`` values stand for binary attachments."""
+    id: int | None = None
+    """Acknowledgement id, for EVENT and ACK packets."""
+
+    @property
+    def event(self) -> str:
+        """The event name of an EVENT packet."""
+        return str(self.data[0])
+
+    @property
+    def args(self) -> list[Any]:
+        """The arguments of an EVENT packet, or the values of an ACK."""
+        return list(self.data[1:]) if self.type in (PacketType.EVENT, PacketType.BINARY_EVENT) else list(self.data)
+
+
+@dataclass(slots=True)
+class _Partial:
+    header: Packet
+    expected: int
+    attachments: list[bytes] = field(default_factory=list)
+
+
+def _is_binary(value: object) -> bool:
+    return isinstance(value, bytes | bytearray | memoryview)
+
+
+def deconstruct(data: Any) -> tuple[Any, list[bytes]]:
+    """Replace binary values in ``data`` by placeholders; return the new data and the attachments."""
+    attachments: list[bytes] = []
+
+    def walk(value: Any) -> Any:
+        if _is_binary(value):
+            attachments.append(bytes(value))
+            return {"_placeholder": True, "num": len(attachments) - 1}
+        if isinstance(value, list | tuple):
+            return [walk(v) for v in value]
+        if isinstance(value, Mapping):
+            return {k: walk(v) for k, v in value.items()}
+        return value
+
+    return walk(data), attachments
+
+
+def has_binary(data: Any) -> bool:
+    """Whether ``data`` holds a binary value anywhere."""
+    if _is_binary(data):
+        return True
+    if isinstance(data, list | tuple):
+        return any(has_binary(v) for v in data)
+    if isinstance(data, Mapping):
+        return any(has_binary(v) for v in data.values())
+    return False
+
+
+def reconstruct(data: Any, attachments: Sequence[bytes]) -> Any:
+    """Put ``attachments`` back where their placeholders are; raise :class:`DecodeError` on a bad one."""
+
+    def walk(value: Any) -> Any:
+        if isinstance(value, list):
+            return [walk(v) for v in value]
+        if isinstance(value, dict):
+            if value.get("_placeholder") is True and "num" in value:
+                num = value["num"]
+                if type(num) is not int or not 0 <= num < len(attachments):
+                    raise DecodeError(f"placeholder refers to missing attachment {num!r}")
+                return attachments[num]
+            return {k: walk(v) for k, v in value.items()}
+        return value
+
+    return walk(data)
+
+
+def _dumps(data: Any) -> str:
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def encode(packet: Packet) -> list[str | bytes]:
+    """Encode a packet as Engine.IO messages: the text header, then any binary attachments."""
+    ptype = packet.type
+    attachments: list[bytes] = []
+    data = packet.data
+    if ptype in (PacketType.EVENT, PacketType.ACK) and has_binary(data):
+        ptype = PacketType.BINARY_EVENT if ptype is PacketType.EVENT else PacketType.BINARY_ACK
+    if ptype in _BINARY_TYPES:
+        data, attachments = deconstruct(data)
+    parts = [str(int(ptype))]
+    if ptype in _BINARY_TYPES:
+        parts.append(f"{len(attachments)}-")
+    if packet.namespace != "/":
+        parts.append(packet.namespace + ",")
+    if packet.id is not None:
+        parts.append(str(packet.id))
+    if data is not None:
+        parts.append(_dumps(data))
+    return ["".join(parts), *attachments]
+
+
+def _validate(packet: Packet) -> None:
+    ptype, data = packet.type, packet.data
+    if ptype is PacketType.CONNECT:
+        ok = data is None or isinstance(data, dict)
+    elif ptype is PacketType.DISCONNECT:
+        ok = data is None
+    elif ptype is PacketType.CONNECT_ERROR:
+        ok = isinstance(data, str | dict)
+    elif ptype in (PacketType.EVENT, PacketType.BINARY_EVENT):
+        ok = isinstance(data, list) and len(data) > 0 and isinstance(data[0], str | int) and type(data[0]) is not bool
+    else:
+        ok = isinstance(data, list)
+    if not ok:
+        raise DecodeError(f"invalid payload for a {ptype.name} packet")
+    if packet.id is not None and ptype not in (PacketType.EVENT, PacketType.ACK, PacketType.BINARY_EVENT,
+                                                PacketType.BINARY_ACK):
+        raise DecodeError(f"a {ptype.name} packet cannot carry an ack id")
+    if packet.id is None and ptype in (PacketType.ACK, PacketType.BINARY_ACK):
+        raise DecodeError("an ACK packet needs an ack id")
+
+
+def decode_header(text: str, max_attachments: int) -> tuple[Packet, int]:
+    """Decode a text message into a packet (placeholders still in place) and its attachment count."""
+    if not text or not text[0].isdigit():
+        raise DecodeError("missing packet type")
+    try:
+        ptype = PacketType(int(text[0]))
+    except ValueError:
+        raise DecodeError(f"unknown packet type {text[0]}") from None
+    i = 1
+    count = 0
+    if ptype in _BINARY_TYPES:
+        dash = text.find("-", i)
+        digits = text[i:dash] if dash > i else ""
+        if not digits.isascii() or not digits.isdigit() or len(digits) > 6:
+            raise DecodeError("missing attachment count")
+        count = int(digits)
+        if count > max_attachments:
+            raise DecodeError(f"too many attachments ({count} > {max_attachments})")
+        i = dash + 1
+    namespace = "/"
+    if i < len(text) and text[i] == "/":
+        comma = text.find(",", i)
+        if comma == -1:
+            namespace, i = text[i:], len(text)
+        else:
+            namespace, i = text[i:comma], comma + 1
+    start = i
+    while i < len(text) and "0" <= text[i] <= "9":
+        i += 1
+    ack_id: int | None = None
+    if i > start:
+        if i - start > 16 or (ack_id := int(text[start:i])) > MAX_ACK_ID:
+            raise DecodeError("ack id out of range")
+    data: Any = None
+    if i < len(text):
+        try:
+            data = json.loads(text[i:])
+        except ValueError:
+            raise DecodeError("invalid JSON payload") from None
+    packet = Packet(ptype, namespace, data, ack_id)
+    _validate(packet)
+    return packet, count
+
+
+class Decoder:
+    """Turns a session's Engine.IO messages into complete packets, attachments included.
+
+    Feed each message to :meth:`feed`; it returns the packet once complete, or
+    ``None`` while attachments are still expected. A message that breaks the
+    protocol raises :class:`DecodeError`; the session should then be closed.
+    """
+
+    def __init__(self, max_attachments: int = 100) -> None:
+        self.max_attachments = max_attachments
+        self._partial: _Partial | None = None
+
+    @property
+    def pending(self) -> bool:
+        """Whether a binary packet is waiting for attachments."""
+        return self._partial is not None
+
+    def feed(self, message: str | bytes) -> Packet | None:
+        if isinstance(message, bytes):
+            partial = self._partial
+            if partial is None:
+                raise DecodeError("got binary data when not reconstructing a packet")
+            partial.attachments.append(message)
+            if len(partial.attachments) < partial.expected:
+                return None
+            self._partial = None
+            return self._complete(partial.header, partial.attachments)
+        if self._partial is not None:
+            raise DecodeError("got plaintext data when reconstructing a packet")
+        header, count = decode_header(message, self.max_attachments)
+        if header.type in _BINARY_TYPES:
+            if count == 0:
+                return self._complete(header, [])
+            self._partial = _Partial(header, count)
+            return None
+        return header
+
+    @staticmethod
+    def _complete(header: Packet, attachments: list[bytes]) -> Packet:
+        plain = PacketType.EVENT if header.type is PacketType.BINARY_EVENT else PacketType.ACK
+        return Packet(plain, header.namespace, reconstruct(header.data, attachments), header.id)
