@@ -122,3 +122,27 @@ class Twistd:
         out, _ = self.process.communicate(timeout=30)
         self.log.append(out)
         return self.process.returncode
+
+
+@dataclass
+class SocketIOServer:
+    """A Socket.IO server on loopback running :mod:`tests.socketio.app`."""
+
+    server: Any
+    url: str
+    record: Any
+
+
+@pytest.fixture
+def sio_server() -> Iterator[SocketIOServer]:
+    from tests.socketio.app import install
+    from txrealtime.socketio import Server
+
+    server = Server(options=EngineIOOptions(ping_interval=1, ping_timeout=2))
+    record = install(server)
+    root = Resource()
+    root.putChild(b"socket.io", server.resource())
+    port = reactor.listenTCP(0, Site(root), interface="127.0.0.1")  # type: ignore[attr-defined]
+    yield SocketIOServer(server, f"http://127.0.0.1:{port.getHost().port}", record)
+    server.close()
+    pytest_twisted.blockon(port.stopListening())

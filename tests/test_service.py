@@ -15,6 +15,7 @@ from twisted.web.resource import Resource
 
 from tests.conftest import INTEROP, Twistd
 from txrealtime.service import Options, makeService, mount
+from txrealtime.socketio import Server
 
 
 def parse(*args: str) -> Options:
@@ -26,9 +27,11 @@ def parse(*args: str) -> Options:
 def test_defaults() -> None:
     options = parse()
     assert options["listen"] == ["tcp:8080"]
-    assert options["path"] == "/engine.io/"
-    assert options["engineio"].ping_interval == 25.0
-    assert options["engineio"].cors_allowed_origins is None
+    assert options["path"] == "/socket.io/"
+    assert parse("--engineio")["path"] == "/engine.io/"
+    assert parse("--engineio", "--path", "/rt/")["path"] == "/rt/"
+    assert options["engineio-options"].ping_interval == 25.0
+    assert options["engineio-options"].cors_allowed_origins is None
 
 
 def test_options() -> None:
@@ -48,10 +51,10 @@ def test_options() -> None:
         "--no-upgrades",
     )
     assert options["listen"] == ["tcp:1", "ssl:2:privateKey=k.pem"]
-    eio = options["engineio"]
+    eio = options["engineio-options"]
     assert (eio.ping_interval, eio.max_payload, eio.allow_upgrades) == (5.0, 10, False)
     assert list(eio.cors_allowed_origins) == ["https://a.example", "https://b.example"]
-    assert parse("--cors-origin", "*")["engineio"].cors_allowed_origins == "*"
+    assert parse("--cors-origin", "*")["engineio-options"].cors_allowed_origins == "*"
 
 
 @pytest.mark.parametrize(
@@ -69,10 +72,19 @@ def test_usage_errors(args: list[str], message: str) -> None:
         parse(*args)
 
 
-def test_app_hook_receives_manager() -> None:
-    service = makeService(parse("--app", "examples.echo.app:setup", "--listen", "tcp:0"))
+def test_engineio_app_hook_receives_manager() -> None:
+    service = makeService(parse("--engineio", "--app", "examples.echo.app:setup", "--listen", "tcp:0"))
+    assert service.server is None
     assert len(service.manager._subscribers) == 1
     assert len(list(service)) == 1
+
+
+def test_app_hook_receives_socketio_server() -> None:
+    service = makeService(parse("--app", "examples.chat.app:setup", "--listen", "tcp:0", "--connect-timeout", "3"))
+    assert isinstance(service.server, Server)
+    assert service.server.manager is service.manager
+    assert service.server.connect_timeout == 3.0
+    assert len(service.server.sockets.listeners("connection")) == 1
 
 
 def test_mount_nested() -> None:
@@ -85,7 +97,7 @@ def test_mount_nested() -> None:
 
 def test_twistd_serves_static_and_realtime(tmp_path: Path) -> None:
     (tmp_path / "index.html").write_text("<h1>hi</h1>")
-    server = Twistd("--static", str(tmp_path), "--app", "examples.echo.app:setup")
+    server = Twistd("--engineio", "--static", str(tmp_path), "--app", "examples.echo.app:setup")
     try:
         with urllib.request.urlopen(server.url + "/index.html") as page:
             assert page.read() == b"<h1>hi</h1>"

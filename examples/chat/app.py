@@ -1,0 +1,60 @@
+"""The chat example: ``twistd -n txrealtime --static examples/chat/public --app examples.chat.app:setup``.
+
+Users join with a name; messages go to everyone in the ``chat`` room;
+joins, departures and typing are announced to the others.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from txrealtime.socketio import Server, Socket
+
+ROOM = "chat"
+MAX_NAME = 32
+MAX_TEXT = 2000
+
+
+def users(server: Server) -> int:
+    """How many users are in the room (on this process)."""
+    return len(server.sockets.adapter.rooms.get(ROOM, ()))
+
+
+def setup(server: Server) -> None:
+    """Register the chat's handlers on ``server``."""
+
+    @server.on("connection")
+    def on_connection(socket: Socket) -> None:
+        @socket.on("join")
+        def join(name: Any) -> dict[str, Any]:
+            if "name" in socket.data:
+                return {"ok": False, "error": "already joined"}
+            clean = str(name).strip()[:MAX_NAME]
+            if not clean:
+                return {"ok": False, "error": "a name is needed"}
+            socket.data["name"] = clean
+            socket.join(ROOM)
+            socket.to(ROOM).emit("user joined", {"name": clean, "users": users(server)})
+            return {"ok": True, "users": users(server)}
+
+        @socket.on("chat message")
+        def message(text: Any) -> dict[str, Any]:
+            if "name" not in socket.data:
+                return {"ok": False, "error": "join first"}
+            body = str(text)[:MAX_TEXT]
+            if body.strip():
+                server.to(ROOM).emit(
+                    "chat message", {"name": socket.data["name"], "text": body, "time": int(time.time() * 1000)}
+                )
+            return {"ok": True}
+
+        @socket.on("typing")
+        def typing(active: Any) -> None:
+            if "name" in socket.data:
+                socket.to(ROOM).volatile.emit("typing", {"name": socket.data["name"], "active": bool(active)})
+
+        @socket.on("disconnect")
+        def left(reason: str) -> None:
+            if "name" in socket.data:
+                server.to(ROOM).emit("user left", {"name": socket.data["name"], "users": users(server)})
