@@ -1,0 +1,41 @@
+"""The chat example, served by twistd, in two headless Chromium pages."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+import pytest_twisted
+
+from tests.conftest import Twistd, node_peer
+
+ROOT = Path(__file__).parent.parent.parent
+ARTIFACTS = ROOT / "test-artifacts"
+
+
+@pytest_twisted.ensureDeferred
+async def test_chat_in_two_browser_pages() -> None:
+    chromium = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+    if not shutil.which(chromium):
+        pytest.fail(f"Chromium is required at {chromium} (Debian package chromium; run-tests installs it)")
+    ARTIFACTS.mkdir(exist_ok=True)
+    server = Twistd("--static", "examples/chat/public", "--app", "examples.chat.app:setup")
+    try:
+        report = await node_peer("chat_browser.js", server.url, str(ARTIFACTS))
+    finally:
+        server.stop()
+    assert report.get("error") is None, report["error"]
+    assert report["errors"] == []
+    assert report["bobSees"] == "alicehello from alice <b>not bold</b>"
+    assert report["bobBold"] == 0  # text, never markup
+    assert report["bobStatus"] == "connected (websocket)"
+    assert report["aliceMessages"] == [
+        "you joined as alice (1 online)",
+        "bob joined (2 online)",
+        "alicehello from alice <b>not bold</b>",
+    ]
+    assert report["aliceAfter"][-1] == "bob left (1 online)"
+    for name in ("chat-alice.png", "chat-bob.png"):
+        assert (ARTIFACTS / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
