@@ -254,6 +254,25 @@ class EventTests(ServerTestCase):
         self.assertEqual(incoming, [["anything", 1]])
         self.assertEqual(outgoing, [["out", 2], ["all", 3]])
 
+    def test_socket_middleware_rewrites_or_refuses_events(self) -> None:
+        errors: list[Exception] = []
+        peer = self.peer()
+        peer.connect()
+        socket = self.sockets[0]
+
+        @socket.use
+        def guard(event: str, args: list[Any]) -> None:
+            if event == "forbidden":
+                raise PermissionError("not for you")
+            args.append("checked")
+
+        socket.on("error", errors.append)
+        socket.on("forbidden", lambda *a: self.fail("refused events reach no handler"))
+        peer.send('21["ack",1]', '22["forbidden"]')
+        self.assertEqual(peer.packets(), [Packet(T.ACK, "/", ["got", 1, "checked"], 1)])
+        self.assertEqual([str(e) for e in errors], ["not for you"])
+        self.assertFalse(peer.closed)
+
     def test_reserved_events_cannot_be_emitted(self) -> None:
         peer = self.peer()
         peer.connect()

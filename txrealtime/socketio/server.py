@@ -13,7 +13,7 @@ import secrets
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from itertools import count
-from typing import Any
+from typing import Any, cast
 
 from twisted.internet.defer import Deferred, ensureDeferred, gatherResults, succeed
 from twisted.logger import Logger
@@ -204,6 +204,7 @@ class Socket(EventEmitter):
         self._ack_ids = count()
         self._any: list[Handler] = []
         self._any_outgoing: list[Handler] = []
+        self._packet_middleware: list[Handler] = []
 
     def __repr__(self) -> str:
         return f"<Socket {self.id} {self.nsp.name} {'connected' if self.connected else 'disconnected'}>"
@@ -390,15 +391,49 @@ class Socket(EventEmitter):
         elif ptype is PacketType.DISCONNECT:
             self._on_close(DisconnectReason.CLIENT_NAMESPACE_DISCONNECT)
 
+    def use(self, middleware: Handler) -> Handler:
+        """Run ``middleware(event, args)`` on every incoming event before its handlers.
+
+        It may change ``args`` in place, be ``async``, or raise to drop the event:
+        the exception then goes to this socket's ``error`` handlers.
+        """
+        self._packet_middleware.append(middleware)
+        return middleware
+
     def _on_event(self, packet: Packet) -> None:
         event, args = packet.event, packet.args
         for listener in list(self._any):
             self._run(listener, [event, *args], "catch-all listener")
+        if not self._packet_middleware:
+            self._dispatch(event, args, packet.id)
+            return
+        def run(_: object, middleware: Handler) -> Deferred[Any]:
+            return call_handler(middleware, event, args)
+
+        d: Deferred[Any] = succeed(None)
+        for middleware in list(self._packet_middleware):
+            d.addCallback(run, middleware)
+
+        def refused(failure: Failure) -> None:
+            if not self.listeners("error"):
+                log.info(
+                    "Socket {sid}: event {event!r} refused: {error}",
+                    sid=self.id,
+                    event=event,
+                    error=failure.getErrorMessage(),
+                )
+            self._emit_reserved("error", failure.value)
+
+        d.addCallbacks(lambda _: self._dispatch(event, args, packet.id), refused)
+
+    def _dispatch(self, event: str, args: list[Any], ack_id: int | None) -> None:
+        if not self.connected:
+            return
         handlers = self._take(event)
         for index, handler in enumerate(handlers):
             d = self._run(handler, args, f"handler of {event!r}")
-            if index == 0 and packet.id is not None:
-                d.addCallback(self._answer, packet.id)
+            if index == 0 and ack_id is not None:
+                d.addCallback(self._answer, ack_id)
                 d.addErrback(lambda _: None)
 
     def _answer(self, result: Any, ack_id: int) -> None:
@@ -442,13 +477,13 @@ class Socket(EventEmitter):
 class Namespace(EventEmitter):
     """A communication channel (``/`` by default) with its own sockets, rooms, handlers and middleware."""
 
-    def __init__(self, server: Server, name: str) -> None:
+    def __init__(self, server: Server, name: str, adapter: AdapterFactory | None = None) -> None:
         super().__init__()
         self.server = server
         self.name = name
         self.sockets: dict[str, Socket] = {}
         self._middleware: list[Handler] = []
-        self.adapter = server.adapter_factory(self)
+        self.adapter: Adapter = (adapter or server.adapter_factory)(self)
 
     def __repr__(self) -> str:
         return f"<Namespace {self.name} ({len(self.sockets)} sockets)>"
@@ -617,8 +652,7 @@ class ParentNamespace(Namespace):
         self.matcher = matcher
         self.children: list[Namespace] = []
         name = f"/_{len(server._parents)}" if not isinstance(matcher, re.Pattern) else f"/{matcher.pattern}"
-        super().__init__(server, name)
-        self.adapter = _ChildrenAdapter(self)
+        super().__init__(server, name, lambda ns: _ChildrenAdapter(cast(ParentNamespace, ns)))
 
     def matches(self, name: str, auth: Any) -> Deferred[Any]:
         if isinstance(self.matcher, re.Pattern):
