@@ -31,6 +31,7 @@ setup(
             "ruff>=0.5",
         ],
     },
+    entry_points={"pytest11": ["txrealtime = txrealtime.pytest_plugin"]},
     classifiers=[
         "Framework :: Twisted",
         "Programming Language :: Python :: 3",

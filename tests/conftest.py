@@ -131,18 +131,44 @@ class SocketIOServer:
     server: Any
     url: str
     record: Any
+    test_server: Any = None
 
 
 @pytest.fixture
 def sio_server() -> Iterator[SocketIOServer]:
     from tests.socketio.app import install
-    from txrealtime.socketio import Server
+    from txrealtime.testing import start_server
 
-    server = Server(options=EngineIOOptions(ping_interval=1, ping_timeout=2))
-    record = install(server)
-    root = Resource()
-    root.putChild(b"socket.io", server.resource())
-    port = reactor.listenTCP(0, Site(root), interface="127.0.0.1")  # type: ignore[attr-defined]
-    yield SocketIOServer(server, f"http://127.0.0.1:{port.getHost().port}", record)
-    server.close()
-    pytest_twisted.blockon(port.stopListening())
+    records: list[Any] = []
+    running = pytest_twisted.blockon(
+        start_server(lambda s: records.append(install(s)), options=EngineIOOptions(ping_interval=1, ping_timeout=2))
+    )
+    yield SocketIOServer(running.server, running.url, records[0], running)
+    pytest_twisted.blockon(running.stop())
+
+
+class NodeServer:
+    """Node's socket.io 4.x running tests/interop/sio_server.js; can be killed and restarted on its port."""
+
+    def __init__(self, port: int = 0) -> None:
+        env = dict(os.environ, NODE_PATH=str(NODE_MODULES))
+        self.process = subprocess.Popen(
+            [node(), str(INTEROP / "sio_server.js"), str(port)], stdout=subprocess.PIPE, text=True, env=env
+        )
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        if not line:
+            raise AssertionError("the Node socket.io server did not start")
+        self.port = int(json.loads(line)["port"])
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def kill(self) -> None:
+        self.process.kill()
+        self.process.wait(30)
+
+
+@pytest.fixture
+def node_server() -> Iterator[NodeServer]:
+    server = NodeServer()
+    yield server
+    server.kill()

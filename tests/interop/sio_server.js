@@ -1,0 +1,51 @@
+// A Node socket.io 4.x server with the same handlers as tests/socketio/app.py.
+// Usage: node sio_server.js [PORT]; prints {"port": N} once listening, then serves until killed.
+const http = require("http");
+const { Server } = require("socket.io");
+
+const port = Number(process.argv[2] || 0);
+const httpServer = http.createServer();
+const io = new Server(httpServer, { pingInterval: 1000, pingTimeout: 2000 });
+
+function common(socket) {
+  socket.on("echo", (...args) => socket.emit("echo", ...args));
+  socket.on("ack", (...args) => {
+    const callback = args.pop();
+    callback("got", ...args);
+  });
+  socket.on("ask me", async (value) => {
+    const answer = await socket.timeout(10000).emitWithAck("question", value);
+    socket.emit("answer", answer);
+  });
+  socket.on("join", (room, callback) => {
+    socket.join(room);
+    callback([...socket.rooms].filter((r) => r !== socket.id).sort());
+  });
+  socket.on("to room", (room, message, callback) => {
+    socket.nsp.to(room).emit("room message", room, message);
+    callback(true);
+  });
+  socket.on("broadcast", (message, callback) => {
+    socket.broadcast.emit("broadcast", message);
+    callback(true);
+  });
+  socket.on("disconnect me", () => socket.disconnect());
+}
+
+io.on("connection", common);
+io.of("/custom").on("connection", common);
+const admin = io.of("/admin");
+admin.use((socket, next) => {
+  if (socket.handshake.auth.token !== "s3cret") {
+    const err = new Error("not authorized");
+    err.data = { code: 401 };
+    return next(err);
+  }
+  next();
+});
+admin.on("connection", common);
+io.of(/^\/dyn-\d+$/).on("connection", common);
+
+httpServer.listen(port, "127.0.0.1", () => {
+  console.log(JSON.stringify({ port: httpServer.address().port }));
+});

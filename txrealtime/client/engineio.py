@@ -1,0 +1,505 @@
+"""Engine.IO v4 client on Twisted: HTTP long-polling with treq, WebSocket with Autobahn.
+
+:class:`EngineIOClient` opens one Engine.IO connection (polling first and
+upgrading, or WebSocket only, or polling only), answers heartbeats, notices a
+dead server by its silence, and hands messages to an :class:`EngineListener`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol, cast
+from urllib.parse import urlencode, urlsplit, urlunsplit
+
+import treq
+from autobahn.twisted.websocket import WebSocketClientFactory, WebSocketClientProtocol, connectWS
+from twisted.internet.defer import CancelledError, Deferred, ensureDeferred
+from twisted.internet.ssl import optionsForClientTLS
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.web.client import HTTPConnectionPool
+
+from ..engineio.manager import Clock, DelayedCall
+from ..engineio.packets import (
+    PROTOCOL_VERSION,
+    DecodeError,
+    Packet,
+    PacketType,
+    decode_payload,
+    decode_ws_frame,
+    encode_payload,
+    encode_ws_frame,
+)
+
+__all__ = ["EngineIOClient", "EngineListener", "EngineError"]
+
+log = Logger()
+
+
+class EngineError(ConnectionError):
+    """The Engine.IO connection could not be opened or broke."""
+
+
+class EngineListener(Protocol):
+    """What an Engine.IO connection reports to the layer above it."""
+
+    def engine_open(self) -> None: ...
+
+    def engine_message(self, data: str | bytes) -> None: ...
+
+    def engine_upgrade(self, transport: str) -> None: ...
+
+    def engine_close(self, reason: str, description: str) -> None: ...
+
+
+class _Transport(Protocol):
+    name: str
+
+    def send(self, packets: list[Packet]) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class _WebSocketProtocol(WebSocketClientProtocol):
+    client: _WebSocketTransport
+
+    def onOpen(self) -> None:
+        self.client._opened(self)
+
+    def onMessage(self, payload: bytes, isBinary: bool) -> None:
+        try:
+            packet = decode_ws_frame(payload, isBinary)
+        except DecodeError as e:
+            self.client._failed(f"bad frame: {e}")
+            return
+        self.client._packet(packet)
+
+    def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
+        self.client._closed(f"websocket closed ({code})")
+
+
+class _WebSocketFactory(WebSocketClientFactory):
+    client: _WebSocketTransport
+
+    def buildProtocol(self, addr: object) -> _WebSocketProtocol:
+        protocol = _WebSocketProtocol()
+        protocol.factory = self
+        protocol.client = self.client
+        return protocol
+
+    def clientConnectionFailed(self, connector: object, reason: Failure) -> None:
+        self.client._closed(f"cannot connect: {reason.getErrorMessage()}")
+
+
+class _WebSocketTransport:
+    """The WebSocket transport, possibly still probing during an upgrade."""
+
+    name = "websocket"
+
+    def __init__(self, engine: EngineIOClient, sid: str | None) -> None:
+        self.engine = engine
+        self.protocol: _WebSocketProtocol | None = None
+        self.pending: list[Packet] = []
+        self.closed = False
+        url = engine._url("websocket", sid)
+        factory = _WebSocketFactory(url, headers=dict(engine.headers) or None)  # type: ignore[no-untyped-call]
+        factory.client = self
+        parts = urlsplit(url)
+        context = optionsForClientTLS(parts.hostname or "localhost") if parts.scheme == "wss" else None
+        self.connector = connectWS(factory, context)
+
+    def _opened(self, protocol: _WebSocketProtocol) -> None:
+        self.protocol = protocol
+        if self.closed:
+            protocol.sendClose(1000)
+            return
+        pending, self.pending = self.pending, []
+        self.send(pending)
+        self.engine._transport_open(self)
+
+    def send(self, packets: list[Packet]) -> None:
+        if self.protocol is None:
+            self.pending.extend(packets)
+            return
+        for packet in packets:
+            payload, binary = encode_ws_frame(packet)
+            self.protocol.sendMessage(payload, isBinary=binary)  # type: ignore[no-untyped-call]
+
+    def _packet(self, packet: Packet) -> None:
+        if not self.closed:
+            self.engine._packet(self, packet)
+
+    def _failed(self, description: str) -> None:
+        if not self.closed:
+            self.close()
+            self.engine._transport_closed(self, "parse error", description)
+
+    def _closed(self, description: str) -> None:
+        if not self.closed:
+            self.closed = True
+            self.engine._transport_closed(self, "transport close", description)
+
+    def close(self) -> None:
+        self.closed = True
+        if self.protocol is not None:
+            if self.protocol.state == self.protocol.STATE_OPEN:
+                self.protocol.sendClose(1000)
+        else:
+            self.connector.disconnect()
+
+
+class _PollingTransport:
+    """The long-polling transport: one GET in flight, POSTs one at a time."""
+
+    name = "polling"
+
+    def __init__(self, engine: EngineIOClient) -> None:
+        self.engine = engine
+        self.closed = False
+        self.paused = False
+        self._get: Deferred[Any] | None = None
+        self._post: Deferred[Any] | None = None
+        self._queue: list[Packet] = []
+        self._drained: list[Deferred[None]] = []
+
+    async def handshake(self) -> list[Packet]:
+        """The first GET: returns the OPEN packet and anything sent with it."""
+        return await self._request_packets()
+
+    def start(self) -> None:
+        self._poll()
+
+    def _poll(self) -> None:
+        if self.closed or self.paused or self._get is not None:
+            return
+        self._get = ensureDeferred(self._request_packets())
+        self._get.addCallbacks(self._got, self._get_failed)
+
+    async def _request_packets(self) -> list[Packet]:
+        response = await treq.get(
+            self.engine._url("polling", self.engine.sid), headers=self.engine._headers(), pool=self.engine.pool
+        )
+        body = await response.text("utf-8")
+        if response.code != 200:
+            raise EngineError(f"polling GET answered {response.code}: {body[:200]}")
+        return decode_payload(body)
+
+    def _got(self, packets: list[Packet]) -> None:
+        self._get = None
+        for packet in packets:
+            if self.closed:
+                return
+            self.engine._packet(self, packet)
+        if self.paused:
+            self._check_drained()
+        else:
+            self._poll()
+
+    def _get_failed(self, failure: Failure) -> None:
+        self._get = None
+        if not self.closed and not failure.check(CancelledError):
+            self.closed = True
+            self.engine._transport_closed(self, "transport error", failure.getErrorMessage())
+
+    def send(self, packets: list[Packet]) -> None:
+        self._queue.extend(packets)
+        self._flush()
+
+    def _flush(self) -> None:
+        if self._post is not None or not self._queue or self.closed:
+            return
+        packets, self._queue = self._queue, []
+        self._post = ensureDeferred(self._send(packets))
+        self._post.addCallbacks(self._posted, self._post_failed)
+
+    async def _send(self, packets: list[Packet]) -> None:
+        response = await treq.post(
+            self.engine._url("polling", self.engine.sid),
+            data=encode_payload(packets).encode("utf-8"),
+            headers={**self.engine._headers(), "Content-Type": "text/plain;charset=UTF-8"},
+            pool=self.engine.pool,
+        )
+        body = await response.text("utf-8")
+        if response.code != 200:
+            raise EngineError(f"polling POST answered {response.code}: {body[:200]}")
+
+    def _posted(self, _: object) -> None:
+        self._post = None
+        if self._queue:
+            self._flush()
+        else:
+            self._check_drained()
+
+    def _post_failed(self, failure: Failure) -> None:
+        self._post = None
+        if not self.closed and not failure.check(CancelledError):
+            self.closed = True
+            self.engine._transport_closed(self, "transport error", failure.getErrorMessage())
+
+    def pause(self) -> Deferred[None]:
+        """Stop polling; fire once no GET or POST is in flight (for the upgrade)."""
+        self.paused = True
+        d: Deferred[None] = Deferred()
+        self._drained.append(d)
+        self._check_drained()
+        return d
+
+    def _check_drained(self) -> None:
+        if self._get is None and self._post is None and not self._queue:
+            waiting, self._drained = self._drained, []
+            for d in waiting:
+                d.callback(None)
+
+    def close(self) -> None:
+        self.closed = True
+        for d in (self._get, self._post):
+            if d is not None:
+                d.cancel()
+
+
+class EngineIOClient:
+    """One Engine.IO v4 connection to ``url`` (``http(s)://host:port``)."""
+
+    def __init__(
+        self,
+        url: str,
+        listener: EngineListener,
+        *,
+        path: str = "/engine.io/",
+        transports: Sequence[str] = ("polling", "websocket"),
+        upgrade: bool = True,
+        query: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        reactor: Clock | None = None,
+    ) -> None:
+        if reactor is None:
+            from twisted.internet import reactor as default_reactor
+
+            reactor = cast(Clock, default_reactor)
+        if not transports or any(t not in ("polling", "websocket") for t in transports):
+            raise ValueError(f"transports must be polling and/or websocket, not {list(transports)}")
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https", "ws", "wss"):
+            raise ValueError(f"unsupported URL scheme in {url!r}")
+        self.base = parts
+        self.listener = listener
+        self.path = "/" + path.strip("/") + "/"
+        self.transports = list(transports)
+        self.upgrade = upgrade
+        self.query = dict(query or {})
+        self.headers = dict(headers or {})
+        self.reactor = reactor
+        self.pool = HTTPConnectionPool(cast(Any, reactor), persistent=True)
+        self.pool.maxPersistentPerHost = 2
+        self.sid: str | None = None
+        self.ping_interval = 25.0
+        self.ping_timeout = 20.0
+        self.max_payload = 1_000_000
+        self.state = "new"
+        self.transport: _Transport | None = None
+        self._probe: _WebSocketTransport | None = None
+        self._buffer: list[Packet] = []
+        self._ping_timer: DelayedCall | None = None
+        self._opened: Deferred[None] = Deferred()
+
+    # -- public ----------------------------------------------------------------
+
+    @property
+    def transport_name(self) -> str | None:
+        return self.transport.name if self.transport is not None else None
+
+    def open(self) -> Deferred[None]:
+        """Connect; fires once the OPEN packet arrived, fails with :class:`EngineError`."""
+        if self.state != "new":
+            raise RuntimeError("an EngineIOClient opens once")
+        self.state = "opening"
+        if self.transports[0] == "polling":
+            polling = _PollingTransport(self)
+            self.transport = polling
+            ensureDeferred(polling.handshake()).addCallbacks(self._handshake, self._open_failed)
+        else:
+            self.transport = _WebSocketTransport(self, None)
+        return self._opened
+
+    def send(self, messages: list[str | bytes]) -> None:
+        """Send messages (buffered while connecting or upgrading)."""
+        if self.state in ("closing", "closed"):
+            return
+        self._buffer.extend(Packet(PacketType.MESSAGE, m) for m in messages)
+        self._flush()
+
+    def close(self) -> None:
+        """Close the connection, telling the server."""
+        if self.state in ("closing", "closed"):
+            return
+        if self.state == "open" and self.transport is not None:
+            self._flush()
+            self.transport.send([Packet(PacketType.CLOSE)])
+        self._finish("forced close", "closed by the client")
+
+    # -- internals -------------------------------------------------------------
+
+    def _url(self, transport: str, sid: str | None) -> str:
+        query = {**self.query, "EIO": str(PROTOCOL_VERSION), "transport": transport}
+        if sid is not None:
+            query["sid"] = sid
+        scheme = self.base.scheme
+        if transport == "websocket":
+            scheme = {"http": "ws", "https": "wss"}.get(scheme, scheme)
+        else:
+            scheme = {"ws": "http", "wss": "https"}.get(scheme, scheme)
+        return urlunsplit((scheme, self.base.netloc, self.path, urlencode(query), ""))
+
+    def _headers(self) -> dict[bytes | str, bytes | str]:
+        headers: dict[bytes | str, bytes | str] = {}
+        headers.update(self.headers)
+        return headers
+
+    def _handshake(self, packets: list[Packet]) -> None:
+        if self.state != "opening":
+            return
+        if not packets or packets[0].type is not PacketType.OPEN:
+            self._open_failed(Failure(EngineError("handshake did not start with an OPEN packet")))
+            return
+        for packet in packets:
+            assert self.transport is not None
+            self._packet(self.transport, packet)
+        if isinstance(self.transport, _PollingTransport) and self.state == "open":
+            self.transport.start()
+
+    def _open_failed(self, failure: Failure) -> None:
+        if self.state == "opening":
+            description = failure.getErrorMessage()
+            self._finish("transport error", description, notify=False)
+            if not self._opened.called:
+                self._opened.errback(EngineError(f"could not connect: {description}"))
+
+    def _transport_open(self, transport: _WebSocketTransport) -> None:
+        if transport is self._probe:
+            transport.send([Packet(PacketType.PING, "probe")])
+
+    def _packet(self, transport: _Transport, packet: Packet) -> None:
+        if transport is self._probe:
+            self._probe_packet(packet)
+            return
+        if transport is not self.transport:
+            return
+        ptype = packet.type
+        if ptype is PacketType.OPEN:
+            self._on_open(packet)
+        elif ptype is PacketType.PING:
+            self._reset_ping_timer()
+            transport.send([Packet(PacketType.PONG)])
+        elif ptype is PacketType.MESSAGE:
+            if self.state == "open":
+                self.listener.engine_message(packet.data)
+        elif ptype is PacketType.CLOSE:
+            self._finish("transport close", "the server closed the connection")
+        elif ptype is PacketType.NOOP:
+            pass
+        else:
+            log.info("Engine.IO client ignores unexpected {type} packet", type=ptype.name)
+
+    def _on_open(self, packet: Packet) -> None:
+        if self.state != "opening":
+            return
+        try:
+            info = json.loads(packet.data)
+            self.sid = str(info["sid"])
+            self.ping_interval = info.get("pingInterval", 25000) / 1000
+            self.ping_timeout = info.get("pingTimeout", 20000) / 1000
+            self.max_payload = int(info.get("maxPayload", 1_000_000))
+            upgrades = list(info.get("upgrades", []))
+        except (ValueError, KeyError, TypeError) as e:
+            self._open_failed(Failure(EngineError(f"bad OPEN packet: {e}")))
+            return
+        self.state = "open"
+        self._reset_ping_timer()
+        self._opened.callback(None)
+        self.listener.engine_open()
+        if (
+            self.upgrade
+            and isinstance(self.transport, _PollingTransport)
+            and "websocket" in upgrades
+            and "websocket" in self.transports
+        ):
+            self._probe = _WebSocketTransport(self, self.sid)
+        self._flush()
+
+    def _probe_packet(self, packet: Packet) -> None:
+        probe = self._probe
+        polling = self.transport
+        if probe is None or not isinstance(polling, _PollingTransport):
+            return
+        if packet.type is PacketType.PONG and packet.data == "probe":
+            polling.pause().addCallback(lambda _: self._finish_upgrade(probe))
+        else:
+            self._abandon_probe(f"unexpected {packet.type.name} during upgrade")
+
+    def _finish_upgrade(self, probe: _WebSocketTransport) -> None:
+        if self._probe is not probe or self.state != "open":
+            return
+        old = self.transport
+        self._probe = None
+        self.transport = probe
+        probe.send([Packet(PacketType.UPGRADE)])
+        if old is not None:
+            old.close()
+        log.debug("Engine.IO client {sid} upgraded to websocket", sid=self.sid)
+        self._flush()
+        self.listener.engine_upgrade(probe.name)
+
+    def _abandon_probe(self, description: str) -> None:
+        probe, self._probe = self._probe, None
+        if probe is not None:
+            log.info("Upgrade abandoned: {description}", description=description)
+            probe.close()
+        if isinstance(self.transport, _PollingTransport) and self.transport.paused:
+            self.transport.paused = False
+            self.transport.start()
+
+    def _transport_closed(self, transport: _Transport, reason: str, description: str) -> None:
+        if transport is self._probe:
+            self._abandon_probe(description)
+        elif transport is self.transport:
+            if self.state == "opening":
+                self._open_failed(Failure(EngineError(description)))
+            else:
+                self._finish(reason, description)
+
+    def _flush(self) -> None:
+        if self.state != "open" or self.transport is None or not self._buffer:
+            return
+        if self._probe is not None and isinstance(self.transport, _PollingTransport) and self.transport.paused:
+            return  # the upgrade is about to switch transports: send on the new one
+        packets, self._buffer = self._buffer, []
+        self.transport.send(packets)
+
+    def _reset_ping_timer(self) -> None:
+        if self._ping_timer is not None and self._ping_timer.active():
+            self._ping_timer.cancel()
+        self._ping_timer = self.reactor.callLater(self.ping_interval + self.ping_timeout, self._ping_timed_out)
+
+    def _ping_timed_out(self) -> None:
+        self._ping_timer = None
+        self._finish("ping timeout", "no ping from the server")
+
+    def _finish(self, reason: str, description: str, notify: bool = True) -> None:
+        if self.state in ("closing", "closed"):
+            return
+        was_open = self.state == "open"
+        self.state = "closed"
+        if self._ping_timer is not None and self._ping_timer.active():
+            self._ping_timer.cancel()
+        self._ping_timer = None
+        for transport in (self._probe, self.transport):
+            if transport is not None:
+                transport.close()
+        self._probe = None
+        self._buffer = []
+        self.pool.closeCachedConnections()
+        if not self._opened.called:
+            self._opened.errback(EngineError(f"closed while connecting: {reason} ({description})"))
+        if notify and was_open:
+            self.listener.engine_close(reason, description)
