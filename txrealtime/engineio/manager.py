@@ -258,9 +258,10 @@ class Session:
 
     def _ping(self) -> None:
         self._ping_timer = None
+        # Arm the timer first: a synchronous transport may deliver the PONG inside flush().
+        self._pong_timer = self._manager.reactor.callLater(self._manager.options.ping_timeout, self._ping_timed_out)
         self._buffer.append(Packet(PacketType.PING))
         self.flush()
-        self._pong_timer = self._manager.reactor.callLater(self._manager.options.ping_timeout, self._ping_timed_out)
 
     def _ping_timed_out(self) -> None:
         self._pong_timer = None

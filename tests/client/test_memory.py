@@ -1,0 +1,208 @@
+"""The client's logic over the in-memory pairing, on a fake clock: acks, buffering, reconnection backoff."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from twisted.internet.defer import Deferred
+from twisted.internet.task import Clock
+from twisted.trial.unittest import SynchronousTestCase
+
+from txrealtime.client import (
+    AckTimeout,
+    ClientEvent,
+    Connected,
+    ConnectError,
+    Disconnected,
+    Manager,
+    NotConnected,
+    ReconnectAttempt,
+    Reconnected,
+    ReconnectFailed,
+)
+from txrealtime.client.engineio import EngineListener
+from txrealtime.engineio import CloseReason, EngineIOOptions, SessionManager
+from txrealtime.socketio import ConnectionRefused, Server, Socket
+from txrealtime.testing import MemoryEngine, connect_in_memory
+
+
+class MemoryTestCase(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.server = Server(SessionManager(EngineIOOptions(ping_interval=10, ping_timeout=5), reactor=self.clock))
+        self.sockets: list[Socket] = []
+
+        @self.server.on("connection")
+        def on_connection(socket: Socket) -> None:
+            self.sockets.append(socket)
+            socket.on("ack", lambda *args: ("got", *args))
+            socket.on("echo", lambda *args: socket.emit("echo", *args))
+
+
+class PairingTests(MemoryTestCase):
+    def test_whole_conversation_runs_synchronously(self) -> None:
+        client = self.successResultOf(connect_in_memory(self.server))
+        self.assertTrue(client.connected)
+        self.assertEqual(client.id, self.sockets[0].id)
+        echoed: list[Any] = []
+        client.on("echo", lambda *a: echoed.append(a))
+        client.emit("echo", "hi", b"\x00")
+        self.assertEqual(echoed, [("hi", b"\x00")])
+        self.assertEqual(self.successResultOf(client.emit_with_ack("ack", 1)), ("got", 1))
+
+    def test_server_asks_client(self) -> None:
+        client = self.successResultOf(connect_in_memory(self.server))
+        client.on("question", lambda n: n * 2)
+        self.assertEqual(self.successResultOf(self.sockets[0].emit_with_ack("question", 21)), 42)
+
+    def test_heartbeats_keep_the_pair_alive(self) -> None:
+        client = self.successResultOf(connect_in_memory(self.server))
+        self.clock.pump([10] * 6)
+        self.assertTrue(client.connected)
+
+    def test_connect_error_is_typed(self) -> None:
+        def refuse(socket: Socket) -> None:
+            raise ConnectionRefused("go away", {"why": "test"})
+
+        self.server.of("/private").use(refuse)
+        failure = self.failureResultOf(connect_in_memory(self.server, "/private"), ConnectError)
+        self.assertEqual((failure.value.message, failure.value.data), ("go away", {"why": "test"}))
+
+    def test_server_disconnect_and_reason(self) -> None:
+        client = self.successResultOf(connect_in_memory(self.server))
+        reasons: list[str] = []
+        client.on("disconnect", reasons.append)
+        self.sockets[0].disconnect()
+        self.assertEqual(reasons, ["io server disconnect"])
+        self.assertFalse(client.active)
+
+    def test_client_disconnect_reason_on_the_server(self) -> None:
+        client = self.successResultOf(connect_in_memory(self.server))
+        reasons: list[str] = []
+        self.sockets[0].on("disconnect", reasons.append)
+        client.disconnect()
+        self.assertEqual(reasons, ["client namespace disconnect"])
+        self.assertEqual(len(self.server.manager), 0)  # last namespace gone: connection closed
+
+    def test_ack_timeout_and_disconnect_fail_pending_acks(self) -> None:
+        client = self.successResultOf(connect_in_memory(self.server))
+        self.sockets[0].on("slow", lambda: Deferred())
+        timed = client.emit_with_ack("slow", timeout=3)
+        pending = client.emit_with_ack("slow")
+        self.clock.advance(3)
+        self.failureResultOf(timed, AckTimeout)
+        self.assertNoResult(pending)
+        client.disconnect()
+        self.failureResultOf(pending, NotConnected)
+
+    def test_catch_all_listeners(self) -> None:
+        client = self.successResultOf(connect_in_memory(self.server))
+        incoming: list[Any] = []
+        outgoing: list[Any] = []
+        client.on_any(lambda *a: incoming.append(a))
+        client.on_any_outgoing(lambda *a: outgoing.append(a))
+        client.emit("echo", 1)
+        self.assertEqual((incoming, outgoing), ([("echo", 1)], [("echo", 1)]))
+
+
+class Flaky:
+    """An engine factory whose connections the test can refuse or cut."""
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        self.refuse = False
+        self.engines: list[MemoryEngine] = []
+
+    def __call__(self, listener: EngineListener) -> Any:
+        if self.refuse:
+            return Refusing()
+        engine = MemoryEngine(self.server.manager, listener)
+        self.engines.append(engine)
+        return engine
+
+
+class Refusing:
+    transport_name = None
+
+    def open(self) -> Deferred[None]:
+        d: Deferred[None] = Deferred()
+        d.errback(ConnectionRefusedError("refused"))
+        return d
+
+    def send(self, messages: list[str | bytes]) -> None:
+        raise AssertionError("never open")
+
+    def close(self) -> None:
+        pass
+
+
+class ReconnectionTests(MemoryTestCase):
+    def manager(self, **options: Any) -> tuple[Manager, Flaky, list[ClientEvent]]:
+        flaky = Flaky(self.server)
+        options.setdefault("rng", random.Random(7))
+        manager = Manager("memory://", engine_factory=flaky, reactor=self.clock, **options)
+        seen: list[ClientEvent] = []
+        manager.subscribe(seen.append)
+        return manager, flaky, seen
+
+    def test_backoff_doubles_with_jitter_and_caps(self) -> None:
+        manager, _, _ = self.manager(reconnection_delay=1, reconnection_delay_max=5, randomization_factor=0.5)
+        delays = [manager._backoff(n) for n in range(6)]
+        for n, delay in enumerate(delays):
+            nominal = min(2**n, 5)
+            self.assertTrue(nominal * 0.5 <= delay <= min(nominal * 1.5, 5), (n, delay))
+        self.assertEqual(delays[-1], 5)
+        exact, _, _ = self.manager(reconnection_delay=1, reconnection_delay_max=10, randomization_factor=0)
+        self.assertEqual([exact._backoff(n) for n in range(5)], [1, 2, 4, 8, 10])
+
+    def test_reconnects_rejoins_and_flushes_buffer(self) -> None:
+        manager, flaky, seen = self.manager(randomization_factor=0, reconnection_delay=1)
+        socket = manager.socket("/")
+        self.successResultOf(socket.connect())
+        echoed: list[Any] = []
+        socket.on("echo", lambda *a: echoed.append(a))
+        flaky.refuse = True
+        self.server.manager.close(flaky.engines[0].session.sid, CloseReason.TRANSPORT_CLOSE)  # type: ignore[union-attr]
+        self.assertFalse(socket.connected)
+        socket.emit("echo", "buffered")
+        self.clock.advance(1)  # attempt 1 is refused
+        flaky.refuse = False
+        self.clock.advance(2)  # attempt 2 succeeds
+        self.assertTrue(socket.connected)
+        self.assertEqual(echoed, [("buffered",)])
+        kinds = [type(e) for e in seen]
+        self.assertEqual(
+            kinds,
+            [Connected, Disconnected, ReconnectAttempt, ReconnectAttempt, Reconnected, Connected],
+        )
+        self.assertEqual([e.delay for e in seen if isinstance(e, ReconnectAttempt)], [1, 2])
+        self.assertEqual(seen[1], Disconnected("/", "transport close"))
+
+    def test_gives_up_after_attempts(self) -> None:
+        manager, flaky, seen = self.manager(reconnection_attempts=2, randomization_factor=0, reconnection_delay=1)
+        flaky.refuse = True
+        d = manager.socket("/").connect()
+        self.clock.advance(1)
+        self.clock.advance(2)
+        self.failureResultOf(d, NotConnected)
+        self.assertEqual(seen[-1], ReconnectFailed(2))
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_no_reconnection_after_server_disconnect(self) -> None:
+        manager, flaky, seen = self.manager()
+        socket = manager.socket("/")
+        self.successResultOf(socket.connect())
+        self.sockets[0].disconnect(close=True)
+        self.assertFalse(socket.active)
+        self.assertFalse(any(isinstance(e, ReconnectAttempt) for e in seen))
+
+    def test_connect_timeout(self) -> None:
+        class Silent(Refusing):
+            def open(self) -> Deferred[None]:
+                return Deferred()
+
+        manager = Manager("memory://", engine_factory=lambda listener: Silent(), reactor=self.clock, reconnection=False)
+        d = manager.socket("/").connect()
+        self.clock.advance(20)
+        self.failureResultOf(d, NotConnected)
