@@ -115,3 +115,19 @@ def test_twistd_serves_static_and_realtime(tmp_path: Path) -> None:
     # twistd shuts down cleanly, then re-raises SIGTERM so its parent sees why it ended.
     assert code == -signal.SIGTERM
     assert "Server Shut Down." in "".join(server.log)
+
+
+def test_chat_bot_example_against_twistd() -> None:
+    server = Twistd("--static", "examples/chat/public", "--app", "examples.chat.app:setup")
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "examples.chat.bot", server.url],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=Path(__file__).parent.parent,
+        )
+    finally:
+        server.stop()
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["join: {'ok': True, 'users': 1}", "bot: hello from Twisted"]
