@@ -31,6 +31,7 @@ from ..engineio.packets import (
     encode_payload,
     encode_ws_frame,
 )
+from ..engineio.websocket import DirectTimer
 
 __all__ = ["EngineIOClient", "EngineListener", "EngineError"]
 
@@ -105,6 +106,7 @@ class _WebSocketTransport:
         url = engine._url("websocket", sid)
         factory = _WebSocketFactory(url, headers=dict(engine.headers) or None)  # type: ignore[no-untyped-call]
         factory.client = self
+        factory._batched_timer = DirectTimer(engine.reactor)
         parts = urlsplit(url)
         context = optionsForClientTLS(parts.hostname or "localhost") if parts.scheme == "wss" else None
         self.connector = connectWS(factory, context)

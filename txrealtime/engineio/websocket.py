@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any, cast
 
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
@@ -10,10 +11,10 @@ from autobahn.websocket.types import ConnectionDeny, ConnectionRequest
 from twisted.internet.interfaces import ISSLTransport
 
 from .events import CloseReason, Handshake
-from .manager import Session, SessionError, SessionManager
+from .manager import Clock, DelayedCall, Session, SessionError, SessionManager
 from .packets import DecodeError, Packet, decode_ws_frame, encode_ws_frame
 
-__all__ = ["EngineIOWebSocketFactory", "EngineIOWebSocketProtocol"]
+__all__ = ["DirectTimer", "EngineIOWebSocketFactory", "EngineIOWebSocketProtocol"]
 
 # Close codes that mean the peer broke the protocol rather than just leaving.
 _ERROR_CODES = {1002, 1003, 1007, 1009}
@@ -98,6 +99,21 @@ class EngineIOWebSocketProtocol(WebSocketServerProtocol):
         self.session.transport_closed(self, why, f"websocket closed ({code}: {reason or ''})")
 
 
+class DirectTimer:
+    """Autobahn's timer hook, one ``callLater`` per timeout.
+
+    Autobahn batches its timeouts into 200 ms buckets whose DelayedCalls
+    outlive the connections they served; cancelling a timeout here really
+    cancels it, so a stopped server leaves no pending call behind.
+    """
+
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+
+    def call_later(self, delay: float, func: Callable[..., object], *args: Any, **kwargs: Any) -> DelayedCall:
+        return self.clock.callLater(delay, lambda: func(*args, **kwargs))
+
+
 class EngineIOWebSocketFactory(WebSocketServerFactory):
     """Builds :class:`EngineIOWebSocketProtocol` for one :class:`SessionManager`."""
 
@@ -106,6 +122,7 @@ class EngineIOWebSocketFactory(WebSocketServerFactory):
     def __init__(self, manager: SessionManager, **kwargs: Any) -> None:
         super().__init__(**kwargs)  # type: ignore[no-untyped-call]
         self.manager = manager
+        self._batched_timer = DirectTimer(manager.reactor)
         self.setProtocolOptions(  # type: ignore[no-untyped-call]
             maxMessagePayloadSize=manager.options.max_payload,
             maxFramePayloadSize=manager.options.max_payload,
