@@ -17,7 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred, DeferredList, succeed
+from twisted.internet.task import deferLater
 from twisted.logger import Logger
 from twisted.web.resource import IResource, Resource
 from twisted.web.server import Site
@@ -58,13 +59,20 @@ class TestServer:
         return manager.socket(namespace, auth).connect()
 
     def stop(self) -> Deferred[None]:
-        """Close clients, disconnect every session and stop listening."""
-        for manager in self.managers:
-            manager.close()
+        """Close clients, disconnect every session, stop listening; fire once every connection is gone."""
+        closing = [manager.close() for manager in self.managers]
         self.managers.clear()
         self.server.close()
         stopped = self.port.stopListening()
-        return stopped if isinstance(stopped, Deferred) else succeed(None)
+        if isinstance(stopped, Deferred):
+            closing.append(stopped)
+        from twisted.internet import reactor
+
+        def settle(_: object) -> Deferred[None]:
+            # Give the server's side of closed connections a turn to notice.
+            return deferLater(cast(Any, reactor), 0, lambda: None)
+
+        return DeferredList(closing, consumeErrors=True).addCallback(settle)
 
 
 def start_server(
@@ -209,6 +217,9 @@ class MemoryEngine:
         if not self.closed:
             self._pump(lambda: self._to_server(Packet(PacketType.CLOSE)))
             self.closed = True
+
+    def when_closed(self) -> Deferred[None]:
+        return succeed(None)
 
     def _to_server(self, packet: Packet) -> None:
         if self.session is not None:

@@ -56,7 +56,7 @@ async def peer(request: pytest.FixtureRequest, realtime: Realtime) -> AsyncItera
         result = Peer(url, lambda: holder[0].kill(), restart_node)
         yield result
         for manager in result.managers:
-            manager.close()
+            await manager.close()
         holder[0].kill()
     else:
         servers = [await realtime.start_server(install, options=options)]
@@ -68,7 +68,7 @@ async def peer(request: pytest.FixtureRequest, realtime: Realtime) -> AsyncItera
         result = Peer(servers[0].url, lambda: servers[-1].stop(), restart_own)
         yield result
         for manager in result.managers:
-            manager.close()
+            await manager.close()
 
 
 def events(manager: Manager) -> list[ClientEvent]:

@@ -38,5 +38,5 @@ async def test_dead_server_detected_by_ping_timeout() -> None:
         assert await reasons == "ping timeout"
         assert manager.engine is None and not socket.connected
     finally:
-        manager.close()
+        await manager.close()
         await port.stopListening()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -135,6 +135,9 @@ class Refusing:
 
     def close(self) -> None:
         pass
+
+    def when_closed(self) -> Deferred[None]:
+        return succeed(None)
 
 
 class ReconnectionTests(MemoryTestCase):

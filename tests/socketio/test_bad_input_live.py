@@ -7,8 +7,13 @@ import json
 import pytest
 import pytest_twisted
 import treq
+from twisted.internet import reactor
+from twisted.web.client import Agent, HTTPConnectionPool
 
 from tests.conftest import SocketIOServer, node_peer
+
+# Connections are not kept alive, so no test leaves one open behind it.
+http = treq.client.HTTPClient(Agent(reactor, pool=HTTPConnectionPool(reactor, persistent=False)))
 
 
 class PollingPeer:
@@ -19,17 +24,17 @@ class PollingPeer:
         self.sid = ""
 
     async def open(self) -> None:
-        body = await (await treq.get(self.base)).text()
+        body = await (await http.get(self.base)).text()
         self.sid = json.loads(body[1:])["sid"]
         await self.post("40")
         assert (await self.get()).startswith('40{"sid":')
 
     async def post(self, payload: str) -> None:
-        response = await treq.post(f"{self.base}&sid={self.sid}", data=payload.encode())
+        response = await http.post(f"{self.base}&sid={self.sid}", data=payload.encode())
         assert await response.text() == "ok"
 
     async def get(self) -> str:
-        return str(await (await treq.get(f"{self.base}&sid={self.sid}")).text())
+        return str(await (await http.get(f"{self.base}&sid={self.sid}")).text())
 
 
 @pytest.mark.parametrize(

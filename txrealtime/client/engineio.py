@@ -14,8 +14,9 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import treq
 from autobahn.twisted.websocket import WebSocketClientFactory, WebSocketClientProtocol, connectWS
-from twisted.internet.defer import CancelledError, Deferred, ensureDeferred
+from twisted.internet.defer import CancelledError, Deferred, DeferredList, ensureDeferred
 from twisted.internet.ssl import optionsForClientTLS
+from twisted.internet.task import deferLater
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.client import HTTPConnectionPool
@@ -57,6 +58,9 @@ class EngineListener(Protocol):
 class _Transport(Protocol):
     name: str
 
+    @property
+    def gone(self) -> Deferred[None]: ...
+
     def send(self, packets: list[Packet]) -> None: ...
 
     def close(self) -> None: ...
@@ -79,6 +83,10 @@ class _WebSocketProtocol(WebSocketClientProtocol):
     def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
         self.client._closed(f"websocket closed ({code})")
 
+    def connectionLost(self, reason: Failure) -> None:  # type: ignore[override]
+        super().connectionLost(reason)
+        self.client._gone()
+
 
 class _WebSocketFactory(WebSocketClientFactory):
     client: _WebSocketTransport
@@ -91,6 +99,7 @@ class _WebSocketFactory(WebSocketClientFactory):
 
     def clientConnectionFailed(self, connector: object, reason: Failure) -> None:
         self.client._closed(f"cannot connect: {reason.getErrorMessage()}")
+        self.client._gone()
 
 
 class _WebSocketTransport:
@@ -103,6 +112,8 @@ class _WebSocketTransport:
         self.protocol: _WebSocketProtocol | None = None
         self.pending: list[Packet] = []
         self.closed = False
+        self.gone: Deferred[None] = Deferred()
+        """Fires once the TCP connection is really closed."""
         url = engine._url("websocket", sid)
         factory = _WebSocketFactory(url, headers=dict(engine.headers) or None)  # type: ignore[no-untyped-call]
         factory.client = self
@@ -131,6 +142,10 @@ class _WebSocketTransport:
     def _packet(self, packet: Packet) -> None:
         if not self.closed:
             self.engine._packet(self, packet)
+
+    def _gone(self) -> None:
+        if not self.gone.called:
+            self.gone.callback(None)
 
     def _failed(self, description: str) -> None:
         if not self.closed:
@@ -259,6 +274,11 @@ class _PollingTransport:
             if d is not None:
                 d.cancel()
 
+    @property
+    def gone(self) -> Deferred[None]:
+        """Fires once aborted requests had a reactor turn to drop their connections."""
+        return deferLater(cast(Any, self.engine.reactor), 0, lambda: None)
+
 
 class EngineIOClient:
     """One Engine.IO v4 connection to ``url`` (``http(s)://host:port``)."""
@@ -304,6 +324,8 @@ class EngineIOClient:
         self._buffer: list[Packet] = []
         self._ping_timer: DelayedCall | None = None
         self._opened: Deferred[None] = Deferred()
+        self._created: list[_Transport] = []
+        self._pool_closed: Deferred[Any] | None = None
 
     # -- public ----------------------------------------------------------------
 
@@ -319,10 +341,20 @@ class EngineIOClient:
         if self.transports[0] == "polling":
             polling = _PollingTransport(self)
             self.transport = polling
+            self._created.append(polling)
             ensureDeferred(polling.handshake()).addCallbacks(self._handshake, self._open_failed)
         else:
             self.transport = _WebSocketTransport(self, None)
+            self._created.append(self.transport)
         return self._opened
+
+    def when_closed(self) -> Deferred[None]:
+        """Fires once the connection is closed and its TCP connections are gone."""
+        waits: list[Deferred[Any]] = [t.gone for t in self._created]
+        if self._pool_closed is not None:
+            waits.append(self._pool_closed)
+        d = DeferredList(waits, consumeErrors=True)
+        return d.addCallback(lambda _: None)
 
     def send(self, messages: list[str | bytes]) -> None:
         """Send messages (buffered while connecting or upgrading)."""
@@ -427,6 +459,7 @@ class EngineIOClient:
             and "websocket" in self.transports
         ):
             self._probe = _WebSocketTransport(self, self.sid)
+            self._created.append(self._probe)
         self._flush()
 
     def _probe_packet(self, packet: Packet) -> None:
@@ -500,7 +533,7 @@ class EngineIOClient:
                 transport.close()
         self._probe = None
         self._buffer = []
-        self.pool.closeCachedConnections()
+        self._pool_closed = self.pool.closeCachedConnections()
         if not self._opened.called:
             self._opened.errback(EngineError(f"closed while connecting: {reason} ({description})"))
         if notify and was_open:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from itertools import count
 from typing import Any, Protocol, cast
 
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred, DeferredList, succeed
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -112,6 +112,9 @@ class Engine(Protocol):
     def send(self, messages: list[str | bytes]) -> None: ...
 
     def close(self) -> None: ...
+
+    def when_closed(self) -> Deferred[None]:
+        """Fires once the connection's resources (sockets) are released."""
 
 
 EngineFactory = Callable[[EngineListener], Engine]
@@ -454,6 +457,7 @@ class Manager:
 
         self._engine_factory = engine_factory
         self.engine: Engine | None = None
+        self._closing: list[Engine] = []
         self.state = "closed"
         self.nsps: dict[str, ClientSocket] = {}
         self._attempts = 0
@@ -485,11 +489,15 @@ class Manager:
         """The current transport's name (``polling`` or ``websocket``)."""
         return self.engine.transport_name if self.engine is not None else None
 
-    def close(self) -> None:
-        """Disconnect every socket and stop reconnecting."""
+    def close(self) -> Deferred[None]:
+        """Disconnect every socket and stop reconnecting; fire once the connection is released."""
         for socket in list(self.nsps.values()):
             socket.disconnect()
         self._shutdown()
+        if not self._closing:
+            return succeed(None)
+        closing = DeferredList([engine.when_closed() for engine in self._closing], consumeErrors=True)
+        return closing.addCallback(lambda _: None)
 
     # -- connection lifecycle --------------------------------------------------------
 
@@ -513,7 +521,7 @@ class Manager:
         if self.engine is not engine or self.state != "opening":
             return
         self._cancel_open_timer()
-        self.engine = None
+        self._retire(engine)
         self.state = "closed"
         error = NotConnected(failure.getErrorMessage())
         log.info("Socket.IO client could not connect to {url}: {error}", url=self.url, error=str(error))
@@ -550,7 +558,8 @@ class Manager:
         self._publish(Upgraded(transport))
 
     def engine_close(self, reason: str, description: str) -> None:
-        self.engine = None
+        if self.engine is not None:
+            self._retire(self.engine)
         self.state = "closed"
         for socket in list(self.nsps.values()):
             socket._on_close(reason)
@@ -623,10 +632,19 @@ class Manager:
             self._reconnect_timer = None
         self._cancel_open_timer()
         self._attempts = 0
-        engine, self.engine = self.engine, None
+        engine = self.engine
         self.state = "closed"
         if engine is not None:
+            self._retire(engine)
             engine.close()
+
+    def _retire(self, engine: Engine) -> None:
+        """Forget the current engine, but remember it until its connections are gone."""
+        if self.engine is engine:
+            self.engine = None
+        if engine not in self._closing:
+            self._closing.append(engine)
+            engine.when_closed().addBoth(lambda _: self._closing.remove(engine) if engine in self._closing else None)
 
     def _cancel_open_timer(self) -> None:
         if self._open_timer is not None:
