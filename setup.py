@@ -19,7 +19,10 @@ setup(
         "treq>=23.11",
     ],
     extras_require={
+        "redis": ["txredisapi>=1.4.10", "msgpack>=1.0"],
         "test": [
+            "txredisapi>=1.4.10",
+            "msgpack>=1.0",
             "pytest>=8",
             "pytest-twisted>=1.14",
             "hypothesis>=6.100",

@@ -10,10 +10,15 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+import pytest_twisted
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred
+from twisted.internet.task import deferLater
 from twisted.python import usage
 from twisted.web.resource import Resource
 
-from tests.conftest import INTEROP, Twistd
+from tests.conftest import INTEROP, RedisServer, Twistd
+from txrealtime.client import Manager
 from txrealtime.service import Options, makeService, mount
 from txrealtime.socketio import Server
 
@@ -131,3 +136,38 @@ def test_chat_bot_example_against_twistd() -> None:
         server.stop()
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == ["join: {'ok': True, 'users': 1}", "bot: hello from Twisted"]
+
+
+@pytest_twisted.ensureDeferred
+async def test_two_twistd_nodes_share_the_chat_through_redis(redis_server: RedisServer) -> None:
+    args = ("--static", "examples/chat/public", "--app", "examples.chat.app:setup", "--redis", redis_server.url)
+    first, second = Twistd(*args), Twistd(*args, "--redis-key", "socket.io")
+    managers = [Manager(first.url, transports=["websocket"]), Manager(second.url, transports=["websocket"])]
+    try:
+        alice = await managers[0].socket("/").connect()
+        bob = await managers[1].socket("/").connect()
+        heard: Deferred[dict[str, object]] = Deferred()
+        bob.on("chat message", lambda msg: heard.callback(msg) if not heard.called else None)
+        await alice.emit_with_ack("join", "alice", timeout=10)
+        await bob.emit_with_ack("join", "bob", timeout=10)
+        # The Redis link may still be subscribing right after startup: say it until it is heard.
+        for _ in range(200):
+            await alice.emit_with_ack("chat message", "across nodes", timeout=10)
+            if heard.called:
+                break
+            await deferLater(reactor, 0.05, lambda: None)
+        message = await heard
+        assert (message["name"], message["text"]) == ("alice", "across nodes")
+    finally:
+        for manager in managers:
+            await manager.close()
+        codes = [first.stop(), second.stop()]
+    assert codes == [-signal.SIGTERM, -signal.SIGTERM]
+    assert "Redis link" in "".join(first.log)
+
+
+def test_redis_option_errors() -> None:
+    with pytest.raises(usage.UsageError, match="redis://"):
+        parse("--redis", "http://nope")
+    with pytest.raises(usage.UsageError, match="drop --engineio"):
+        parse("--redis", "redis://127.0.0.1", "--engineio")

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any, cast
 
 from twisted.application import service, strports
+from twisted.internet import defer
 from twisted.internet.interfaces import IProtocolFactory
 from twisted.python import usage
 from twisted.web.resource import IResource, Resource
@@ -34,6 +35,8 @@ class Options(usage.Options):
         ["app", "a", None, "Application hook module:function, called with the Socket.IO Server."],
         ["path", "p", None, "URL path of the endpoint [default: /socket.io/, or /engine.io/ with --engineio]."],
         ["connect-timeout", None, 45.0, "Seconds a Socket.IO client has to join a namespace.", float],
+        ["redis", None, None, "Share broadcasts and rooms with other nodes through Redis, e.g. redis://127.0.0.1:6379/0."],
+        ["redis-key", None, "socket.io", "Channel prefix in Redis (the key option of @socket.io/redis-adapter)."],
         ["ping-interval", None, 25.0, "Seconds between heartbeats.", float],
         ["ping-timeout", None, 20.0, "Seconds to wait for a heartbeat reply.", float],
         ["max-payload", None, 1_000_000, "Largest message or POST body, in bytes.", int],
@@ -75,6 +78,17 @@ class Options(usage.Options):
             allow_upgrades=not self["no-upgrades"],
             cors_allowed_origins="*" if "*" in origins else (origins or None),
         )
+        if self["redis"] is not None:
+            if self["engineio"]:
+                raise usage.UsageError("--redis needs Socket.IO (drop --engineio)")
+            try:
+                from .adapters.redis import RedisURL
+            except ImportError as e:
+                raise usage.UsageError(f"--redis needs txrealtime[redis] installed ({e})") from None
+            try:
+                RedisURL.parse(self["redis"])
+            except ValueError as e:
+                raise usage.UsageError(f"--redis: {e}") from None
         if self["app"] is not None:
             self["app-hook"] = load_app(self["app"])
 
@@ -115,12 +129,19 @@ class RealtimeService(service.MultiService):
     """Listens on every endpoint and closes every session when stopped."""
 
     def __init__(
-        self, manager: SessionManager, site: Site, endpoints: list[str], server: Server | None = None
+        self,
+        manager: SessionManager,
+        site: Site,
+        endpoints: list[str],
+        server: Server | None = None,
+        redis: Any = None,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         self.manager = manager
         self.server = server
         """The Socket.IO server, unless serving bare Engine.IO."""
+        self.redis = redis
+        """The :class:`~txrealtime.adapters.redis.RedisLink`, with ``--redis``."""
         self.site = site
         for description in endpoints:
             strports.service(description, cast(IProtocolFactory, site)).setServiceParent(self)
@@ -130,16 +151,29 @@ class RealtimeService(service.MultiService):
             self.server.close()
         else:
             self.manager.shutdown()
-        return super().stopService()  # type: ignore[no-untyped-call]
+        stopping = super().stopService()  # type: ignore[no-untyped-call]
+        if self.redis is not None:
+            link = self.redis
+            return defer.maybeDeferred(lambda: stopping).addBoth(lambda _: link.stop())
+        return stopping
 
 
 def makeService(options: Options) -> RealtimeService:
     """Build the service tree ``twistd txrealtime`` runs."""
     manager = SessionManager(options["engineio-options"])
-    server = None if options["engineio"] else Server(manager, connect_timeout=options["connect-timeout"])
+    link = None
+    server = None
+    if not options["engineio"]:
+        kwargs: dict[str, Any] = {}
+        if options["redis"] is not None:
+            from .adapters.redis import RedisLink, redis_adapter
+
+            link = RedisLink(options["redis"], key=options["redis-key"])
+            kwargs["adapter"] = redis_adapter(link)
+        server = Server(manager, connect_timeout=options["connect-timeout"], **kwargs)
     root: Resource = File(options["static"]) if options["static"] else Resource()
     mount(root, options["path"], EngineIOResource(manager))
     hook = options.get("app-hook")
     if hook is not None:
         hook(manager if server is None else server)
-    return RealtimeService(manager, Site(root), options["listen"], server)
+    return RealtimeService(manager, Site(root), options["listen"], server, link)

@@ -100,11 +100,17 @@ class Adapter:
 
     # -- delivery ----------------------------------------------------------
 
-    def broadcast(self, packet: Packet, opts: BroadcastOptions) -> None:
-        """Send ``packet`` to every matching socket, encoding it once."""
+    def broadcast(self, packet: Packet, opts: BroadcastOptions) -> bool:
+        """Send ``packet`` to every matching socket, encoding it once.
+
+        Returns ``False`` when the packet could not be handed to every node
+        it was meant for (a cluster adapter cut off from its broker); local
+        sockets got it either way.
+        """
         messages = encode(packet)
         for socket in self._matching(opts):
             socket._deliver(packet, messages, opts.flags.volatile)
+        return True
 
     def broadcast_with_ack(
         self,
@@ -126,8 +132,12 @@ class Adapter:
         """How many servers share this namespace (1 for the in-memory adapter)."""
         return succeed(1)
 
-    def server_side_emit(self, packet: Packet) -> Deferred[list[Any]]:
-        """Emit to the other servers of the cluster; the in-memory adapter has none."""
+    def server_side_emit(self, data: list[Any]) -> bool:
+        """Emit ``[event, *args]`` to the other servers of the cluster; the in-memory adapter has none."""
+        return True
+
+    def server_side_emit_with_ack(self, data: list[Any]) -> Deferred[list[Any]]:
+        """Emit to the other servers and collect one answer from each (none here)."""
         return succeed([])
 
     # -- operations on matching sockets ----------------------------------------

@@ -87,7 +87,7 @@ class BroadcastOperator:
     # -- emitting ------------------------------------------------------------
 
     def emit(self, event: str, *args: Any, ack: Callable[..., object] | None = None) -> bool:
-        """Emit to every selected socket.
+        """Emit to every selected socket; ``False`` if other nodes of a cluster could not be reached.
 
         With ``ack`` (which needs :meth:`timeout`), ``ack(err, responses)`` is
         called once every client answered (``err`` is ``None``) or the timeout
@@ -96,8 +96,7 @@ class BroadcastOperator:
         check_event(event)
         packet = Packet(PacketType.EVENT, self.adapter.namespace.name, [event, *args])
         if ack is None:
-            self.adapter.broadcast(packet, self._opts)
-            return True
+            return self.adapter.broadcast(packet, self._opts)
 
         def done(result: Any) -> None:
             if isinstance(result, AckTimeout):

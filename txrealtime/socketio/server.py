@@ -547,10 +547,26 @@ class Namespace(EventEmitter):
     def disconnect_sockets(self, close: bool = False) -> None:
         self._operator().disconnect_sockets(close)
 
-    def server_side_emit(self, event: str, *args: Any) -> Deferred[list[Any]]:
-        """Emit to the other servers of a cluster (none with the in-memory adapter)."""
+    def server_side_emit(self, event: str, *args: Any) -> bool:
+        """Emit to this namespace on the other servers of a cluster (their ``ns.on(event)`` handlers)."""
         check_event(event)
-        return self.adapter.server_side_emit(Packet(PacketType.EVENT, self.name, [event, *args]))
+        return self.adapter.server_side_emit([event, *args])
+
+    def server_side_emit_with_ack(self, event: str, *args: Any) -> Deferred[list[Any]]:
+        """Like :meth:`server_side_emit`; fire with one answer from each other server."""
+        check_event(event)
+        return self.adapter.server_side_emit_with_ack([event, *args])
+
+    def _on_server_side_emit(self, data: list[Any], ack: Callable[[Any], object] | None = None) -> None:
+        """Another server emitted ``[event, *args]`` to this namespace."""
+        if not data or not isinstance(data[0], str):
+            return
+        event, args = data[0], list(data[1:])
+        for index, handler in enumerate(self._take(event)):
+            d = call_handler(handler, *args)
+            if index == 0 and ack is not None:
+                d.addCallback(ack)
+            d.addErrback(lambda f: log.failure("Server-side {event!r} handler failed", f, event=event))
 
     # -- connecting ----------------------------------------------------------------
 
@@ -603,9 +619,11 @@ class _ChildrenAdapter(Adapter):
     def _children(self) -> list[Adapter]:
         return [child.adapter for child in self.parent.children]
 
-    def broadcast(self, packet: Packet, opts: BroadcastOptions) -> None:
+    def broadcast(self, packet: Packet, opts: BroadcastOptions) -> bool:
+        delivered = True
         for child in self._children():
-            child.broadcast(Packet(packet.type, child.namespace.name, packet.data, packet.id), opts)
+            delivered &= child.broadcast(Packet(packet.type, child.namespace.name, packet.data, packet.id), opts)
+        return delivered
 
     def broadcast_with_ack(
         self,
@@ -917,8 +935,11 @@ class Server(EventEmitter):
     def disconnect_sockets(self, close: bool = False) -> None:
         self.sockets.disconnect_sockets(close)
 
-    def server_side_emit(self, event: str, *args: Any) -> Deferred[list[Any]]:
+    def server_side_emit(self, event: str, *args: Any) -> bool:
         return self.sockets.server_side_emit(event, *args)
+
+    def server_side_emit_with_ack(self, event: str, *args: Any) -> Deferred[list[Any]]:
+        return self.sockets.server_side_emit_with_ack(event, *args)
 
     def close(self) -> None:
         """Disconnect everyone ("server shutting down") and release the adapters."""

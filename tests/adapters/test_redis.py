@@ -1,0 +1,253 @@
+"""Scale-out through a real redis-server: txrealtime nodes, Node socket.io nodes and the Node emitter together."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+import pytest_twisted
+from twisted.internet import reactor
+from twisted.internet.defer import DeferredList
+from twisted.internet.task import deferLater
+
+from tests.conftest import INTEROP, NODE_MODULES, RedisServer, node, node_peer
+from txrealtime.adapters.redis import RedisAdapter, RedisLink, RedisUp, RemoteSocket, redis_adapter
+from txrealtime.client import ClientSocket
+from txrealtime.pytest_plugin import Realtime
+from txrealtime.socketio import Server, Socket
+from txrealtime.testing import TestServer
+
+
+async def until(condition: Callable[[], bool], what: str, limit: float = 20.0) -> None:
+    """Wait for something that happens through Redis (no fixed sleeps; fail after ``limit`` seconds)."""
+    for _ in range(int(limit / 0.02)):
+        if condition():
+            return
+        await deferLater(reactor, 0.02, lambda: None)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def app(name: str) -> Callable[[Server], None]:
+    def setup(server: Server) -> None:
+        @server.on("connection")
+        def connected(socket: Socket) -> None:
+            socket.on("join", lambda room: socket.join(room) or sorted(socket.rooms - {socket.id}))
+            socket.data["node"] = name
+
+        server.on("which node", lambda *args: f"{name} got {list(args)}")
+
+    return setup
+
+
+@dataclass
+class Node:
+    name: str
+    link: RedisLink
+    test_server: TestServer
+
+    @property
+    def server(self) -> Server:
+        return self.test_server.server
+
+
+async def start_nodes(realtime: Realtime, redis: RedisServer, names: list[str]) -> list[Node]:
+    nodes = []
+    for name in names:
+        link = RedisLink(redis.url, heartbeat_interval=0.2, heartbeat_timeout=1.0, reconnect_max_delay=0.2)
+        running = await realtime.start_server(app(name), adapter=redis_adapter(link))
+        nodes.append(Node(name, link, running))
+    await until(lambda: all(n.link.connected for n in nodes), "every link to connect")
+    await until(lambda: all(len(n.link.nodes()) == len(nodes) for n in nodes), "every node to hear the others")
+    return nodes
+
+
+async def stop_links(nodes: list[Node]) -> None:
+    await DeferredList([n.link.stop() for n in nodes])
+
+
+def inbox(socket: ClientSocket) -> list[list[Any]]:
+    seen: list[list[Any]] = []
+    socket.on_any(lambda *args: seen.append(list(args)))
+    return seen
+
+
+async def sync(*sockets: ClientSocket) -> None:
+    """Each server answers an ack after anything it sent before: the inboxes are final for what came first."""
+    for socket in sockets:
+        await socket.emit_with_ack("join", "sync", timeout=10)
+
+
+@pytest_twisted.ensureDeferred
+async def test_three_nodes_broadcast_rooms_fetch_and_requests(realtime: Realtime, redis_server: RedisServer) -> None:
+    a, b, c = nodes = await start_nodes(realtime, redis_server, ["a", "b", "c"])
+    try:
+        clients = [await realtime.connect(n.test_server) for n in nodes]
+        ca, cb, cc = clients
+        boxes = [inbox(s) for s in clients]
+
+        # A broadcast from one node reaches the clients of all three, binary included.
+        assert a.server.emit("news", "hello", b"\x00\x01") is True
+        await until(lambda: all(box for box in boxes), "the broadcast on every node")
+        assert [box for box in boxes] == [[["news", "hello", b"\x00\x01"]]] * 3
+
+        # Rooms and except across nodes.
+        assert await cb.emit_with_ack("join", "r", timeout=10) == ["r"]
+        assert await cc.emit_with_ack("join", "r", timeout=10) == ["r"]
+        a.server.to("r").emit("room only")
+        a.server.except_("r").emit("not in room")
+        await until(lambda: len(boxes[1]) == 2 and len(boxes[2]) == 2, "room messages")
+        await sync(*clients)
+        assert [m for m in boxes[0] if m[0] != "news"] == [["not in room"]]
+        assert boxes[1][1:] == [["room only"]] and boxes[2][1:] == [["room only"]]
+
+        # fetch_sockets sees every node's sockets; remote ones come with their rooms and data.
+        found = await a.server.fetch_sockets()
+        assert sorted(s.data["node"] for s in found) == ["a", "b", "c"]
+        remote = [s for s in found if isinstance(s, RemoteSocket)]
+        assert len(remote) == 2 and all({"r", "sync"} <= s.rooms for s in remote)
+        in_room = await a.server.in_("r").fetch_sockets()
+        assert sorted(s.data["node"] for s in in_room) == ["b", "c"]
+
+        # sockets_join across nodes, then a remote socket operated from node A.
+        a.server.in_("r").sockets_join("joined")
+        found = await a.server.in_("joined").fetch_sockets()
+        assert sorted(s.data["node"] for s in found) == ["b", "c"]
+        target = next(s for s in found if s.data["node"] == "c")
+        assert isinstance(target, RemoteSocket)
+        target.emit("just you", 1)
+        await until(lambda: ["just you", 1] in boxes[2], "the message to one remote socket")
+
+        # Server-side emits with acknowledgements from every other node.
+        answers = await a.server.server_side_emit_with_ack("which node", 7)
+        assert sorted(answers) == ["b got [7]", "c got [7]"]
+
+        # Broadcast acknowledgements are collected from the clients of every node.
+        for s in clients:
+            s.on("question", lambda n: n + 1)
+        assert sorted(await a.server.timeout(10).emit_with_ack("question", 41)) == [42, 42, 42]
+
+        # A node that leaves is forgotten by the others.
+        await c.link.stop()
+        await until(lambda: len(a.link.nodes()) == 2, "node c to be forgotten")
+        assert c.link.uid not in b.link.nodes()
+    finally:
+        await stop_links(nodes)
+
+
+def start_node_server(redis_url: str) -> tuple[subprocess.Popen[str], str]:
+    env = dict(os.environ, NODE_PATH=str(NODE_MODULES))
+    process = subprocess.Popen(
+        [node(), str(INTEROP / "redis_node_server.js"), redis_url], stdout=subprocess.PIPE, text=True, env=env
+    )
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    if not line:
+        raise AssertionError("the Node socket.io server with the Redis adapter did not start")
+    return process, f"http://127.0.0.1:{json.loads(line)['port']}"
+
+
+@pytest_twisted.ensureDeferred
+async def test_mixed_cluster_with_node_adapter_and_emitter(realtime: Realtime, redis_server: RedisServer) -> None:
+    [ours] = await start_nodes(realtime, redis_server, ["py"])
+    process, node_url = start_node_server(redis_server.url)
+    try:
+        on_node = await realtime.connect(ours.test_server, path="/socket.io/")
+        # The same txrealtime client type, pointed at the Node server.
+        from txrealtime.client import Manager
+
+        node_manager = Manager(node_url, transports=["websocket"], reconnection=False)
+        on_node_socket = await node_manager.socket("/").connect()
+        ours_box, node_box = inbox(on_node), inbox(on_node_socket)
+        await wait_for_servers(ours.server, 2)
+
+        # txrealtime -> Node's clients.
+        ours.server.emit("from python", {"n": 1}, b"\x07")
+        await until(lambda: ["from python", {"n": 1}, b"\x07"] in node_box, "python's broadcast on the Node side")
+
+        # Node -> txrealtime's clients.
+        assert await on_node_socket.emit_with_ack("broadcast", "hi", b"\x08", timeout=10) is True
+        await until(lambda: ["from node", "hi", b"\x08"] in ours_box, "node's broadcast on the python side")
+
+        # Rooms across implementations, and fetch_sockets answered by the Node server.
+        assert await on_node_socket.emit_with_ack("join", "mixed", timeout=10) == ["mixed"]
+        ours.server.to("mixed").emit("to the room")
+        await until(lambda: ["to the room"] in node_box, "a room broadcast reaching the Node side")
+        everyone = await ours.server.fetch_sockets()
+        assert len(everyone) == 2
+        assert any(isinstance(s, RemoteSocket) and s.id == on_node_socket.id and "mixed" in s.rooms for s in everyone)
+
+        # Server-side emit with ack, answered by the Node server.
+        assert await ours.server.server_side_emit_with_ack("hello from python", 5) == [{"node": "says hi", "value": 5}]
+
+        # The Node emitter reaches txrealtime's clients in the room, and only them.
+        await on_node.emit_with_ack("join", "emitted", timeout=10)
+        other = await realtime.connect(ours.test_server)
+        other_box = inbox(other)
+        report = await node_peer("redis_emit.js", redis_server.url, "emitted", "from emitter", '{"ok": true}')
+        assert report == {"sent": True}
+        await until(lambda: ["from emitter", {"ok": True}, b"\x01\x02\x03"] in ours_box, "the emitter's event")
+        await sync(other)
+        assert other_box == []
+        await node_manager.close()
+    finally:
+        process.kill()
+        process.wait(30)
+        await ours.link.stop()
+
+
+async def wait_for_servers(server: Server, count: int) -> None:
+    """Wait until ``count`` servers subscribe to the default namespace's request channel."""
+    adapter = server.sockets.adapter
+    assert isinstance(adapter, RedisAdapter)
+    for _ in range(1000):
+        if await adapter.server_count() >= count:
+            return
+        await deferLater(reactor, 0.02, lambda: None)
+    raise AssertionError(f"fewer than {count} servers subscribed")
+
+
+@pytest_twisted.ensureDeferred
+async def test_redis_outage(realtime: Realtime, redis_server: RedisServer) -> None:
+    a, b = nodes = await start_nodes(realtime, redis_server, ["a", "b"])
+    try:
+        ca, cb = await realtime.connect(a.test_server), await realtime.connect(b.test_server)
+        box_a, box_b = inbox(ca), inbox(cb)
+        ups: list[RedisUp] = []
+        a.link.subscribe_events(lambda e: ups.append(e) if isinstance(e, RedisUp) else None)
+        b.link.subscribe_events(lambda e: ups.append(e) if isinstance(e, RedisUp) else None)
+
+        redis_server.stop()
+        await until(lambda: not a.link.connected and not b.link.connected, "both links to notice the outage")
+        # Local delivery goes on; the cross-node part is reported as not delivered.
+        assert a.server.emit("during outage", 1) is False
+        await sync(ca, cb)
+        assert box_a == [["during outage", 1]]
+        assert box_b == []
+        assert a.link.undelivered == 1
+        with pytest.raises(ConnectionError):
+            await a.server.fetch_sockets()
+
+        redis_server.start()
+        await until(lambda: len(ups) >= 2 and a.link.connected and b.link.connected, "both links to reconnect")
+        assert a.server.emit("after outage", 2) is True
+        await until(lambda: ["after outage", 2] in box_b, "cross-node delivery to resume")
+        assert ["during outage", 1] not in box_b
+    finally:
+        await stop_links(nodes)
+
+
+def test_redis_url_parsing() -> None:
+    from txrealtime.adapters.redis import RedisURL
+
+    assert RedisURL.parse("redis://127.0.0.1:6380/2") == RedisURL("127.0.0.1", 6380, 2)
+    assert RedisURL.parse("rediss://u:p%40ss@h") == RedisURL("h", 6379, None, "u", "p@ss", True)
+    with pytest.raises(ValueError):
+        RedisURL.parse("http://h")
+    with pytest.raises(ValueError):
+        RedisURL.parse("redis://h/x")
+

@@ -1,0 +1,43 @@
+// A Node socket.io 4.x server using @socket.io/redis-adapter, for the mixed-cluster tests.
+// Usage: node redis_node_server.js REDIS_URL; prints {"port": N} once listening and subscribed.
+const http = require("http");
+const { Server } = require("socket.io");
+const { createClient } = require("redis");
+const { createAdapter } = require("@socket.io/redis-adapter");
+
+async function main() {
+  const url = process.argv[2];
+  const pubClient = createClient({ url });
+  const subClient = pubClient.duplicate();
+  await Promise.all([pubClient.connect(), subClient.connect()]);
+  const httpServer = http.createServer();
+  const io = new Server(httpServer, { adapter: createAdapter(pubClient, subClient) });
+
+  io.on("connection", (socket) => {
+    socket.on("join", (room, callback) => {
+      socket.join(room);
+      callback([...socket.rooms].filter((r) => r !== socket.id).sort());
+    });
+    socket.on("broadcast", (...args) => {
+      const callback = args.pop();
+      io.emit("from node", ...args);
+      callback(true);
+    });
+    socket.on("ack", (...args) => {
+      const callback = args.pop();
+      callback("got", ...args);
+    });
+  });
+  io.on("hello from python", (value, callback) => {
+    if (typeof callback === "function") callback({ node: "says hi", value });
+  });
+
+  httpServer.listen(0, "127.0.0.1", () => {
+    console.log(JSON.stringify({ port: httpServer.address().port }));
+  });
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});
