@@ -279,6 +279,14 @@ class EventTests(ServerTestCase):
         for name in ("connect", "disconnect", "connect_error", "disconnecting"):
             self.assertRaises(ValueError, self.sockets[0].emit, name)
             self.assertRaises(ValueError, self.server.emit, name)
+        for name in ("connection", "new_namespace", "disconnect"):
+            self.assertRaises(ValueError, self.server.server_side_emit, name)
+        # A server-side emit naming a namespace event never reaches connection handlers.
+        self.server.sockets._on_server_side_emit(["connection", "not a socket"])
+        self.assertEqual(len(self.sockets), 1)
+        # Alone, a server has no one else to tell.
+        self.assertTrue(self.server.server_side_emit("hello"))
+        self.assertEqual(self.successResultOf(self.server.server_side_emit_with_ack("hello")), [])
 
     def test_unknown_ack_ids_and_packets_for_other_namespaces_are_ignored(self) -> None:
         peer = self.peer()

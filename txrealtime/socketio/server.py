@@ -46,6 +46,15 @@ NamespacePredicate = Callable[[str, Any], Any]
 """``(name, auth) -> bool`` (or a Deferred/coroutine of one) deciding whether a dynamic namespace exists."""
 
 
+_NAMESPACE_EVENTS = frozenset({"connect", "connection", "new_namespace"})
+
+
+def _check_server_side(event: str) -> None:
+    check_event(event)
+    if event in _NAMESPACE_EVENTS:
+        raise ValueError(f'"{event}" is a reserved event name')
+
+
 def _ack_value(args: list[Any]) -> Any:
     """What an acknowledgement's Deferred fires with: one value, ``None``, or a tuple of several."""
     if not args:
@@ -549,17 +558,17 @@ class Namespace(EventEmitter):
 
     def server_side_emit(self, event: str, *args: Any) -> bool:
         """Emit to this namespace on the other servers of a cluster (their ``ns.on(event)`` handlers)."""
-        check_event(event)
+        _check_server_side(event)
         return self.adapter.server_side_emit([event, *args])
 
     def server_side_emit_with_ack(self, event: str, *args: Any) -> Deferred[list[Any]]:
         """Like :meth:`server_side_emit`; fire with one answer from each other server."""
-        check_event(event)
+        _check_server_side(event)
         return self.adapter.server_side_emit_with_ack([event, *args])
 
     def _on_server_side_emit(self, data: list[Any], ack: Callable[[Any], object] | None = None) -> None:
         """Another server emitted ``[event, *args]`` to this namespace."""
-        if not data or not isinstance(data[0], str):
+        if not data or not isinstance(data[0], str) or data[0] in _NAMESPACE_EVENTS:
             return
         event, args = data[0], list(data[1:])
         for index, handler in enumerate(self._take(event)):
