@@ -131,6 +131,12 @@ async def test_three_nodes_broadcast_rooms_fetch_and_requests(realtime: Realtime
             s.on("question", lambda n: n + 1)
         assert sorted(await a.server.timeout(10).emit_with_ack("question", 41)) == [42, 42, 42]
 
+        # disconnect_sockets across nodes: c's client is told by its own node.
+        gone: list[str] = []
+        cc.on("disconnect", gone.append)
+        a.server.in_(cc.id or "").disconnect_sockets()
+        await until(lambda: gone == ["io server disconnect"], "the remote disconnection")
+
         # A node that leaves is forgotten by the others.
         await c.link.stop()
         await until(lambda: len(a.link.nodes()) == 2, "node c to be forgotten")
