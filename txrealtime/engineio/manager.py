@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import json
 import secrets
+import time
 from collections.abc import Callable, Iterator, Mapping
 from enum import Enum
 from typing import Protocol, cast
 
+from twisted.internet.defer import Deferred, fail, maybeDeferred, succeed
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from .events import (
     CloseReason,
@@ -115,6 +118,9 @@ class Session:
         self.state = SessionState.OPEN
         self._manager = manager
         self._buffer: list[Packet] = []
+        self._buffered = 0
+        self._tokens = manager.options.max_packets_per_second or 0.0
+        self._tokens_at = manager._now()
         self._probe: Transport | None = None
         self._ping_timer: DelayedCall | None = None
         self._pong_timer: DelayedCall | None = None
@@ -135,19 +141,29 @@ class Session:
 
     def send(self, data: str | bytes) -> bool:
         """Queue a message for the client; ``False`` if the session is closed."""
+        return self.send_many([data])
+
+    def send_many(self, messages: list[str | bytes]) -> bool:
+        """Queue several messages at once, so polling delivers them together.
+
+        ``False`` if the session is closed, or was just closed because the
+        client does not read and its queue went over ``max_buffer``.
+        """
         if self.closed:
             return False
-        self._buffer.append(Packet(PacketType.MESSAGE, data))
+        size = sum(len(m) for m in messages)
+        if self._buffered + size > self._manager.options.max_buffer and not self.transport.writable:
+            self._overflow()
+            return False
+        self._buffer.extend(Packet(PacketType.MESSAGE, m) for m in messages)
+        self._buffered += size
         self.flush()
         return True
 
-    def send_many(self, messages: list[str | bytes]) -> bool:
-        """Queue several messages at once, so polling delivers them together."""
-        if self.closed:
-            return False
-        self._buffer.extend(Packet(PacketType.MESSAGE, m) for m in messages)
-        self.flush()
-        return True
+    @property
+    def buffered_bytes(self) -> int:
+        """Bytes of messages queued for the client and not yet written."""
+        return self._buffered
 
     def close(self, reason: CloseReason = CloseReason.FORCED_CLOSE, description: str = "") -> None:
         """Close the session, telling the client with a CLOSE packet."""
@@ -164,6 +180,7 @@ class Session:
         """Write buffered packets if the current transport can take them."""
         if self._buffer and self.transport.writable:
             packets, self._buffer = self._buffer, []
+            self._buffered = 0
             self.transport.send(packets)
             if self.closed:
                 self._manager._forget(self)
@@ -175,7 +192,31 @@ class Session:
         if via is self._probe:
             self._receive_probe(packet, via)
         elif via is self.transport:
+            if self._manager.options.max_packets_per_second is not None and not self._take_token():
+                rate = self._manager.options.max_packets_per_second
+                self._close(CloseReason.TRANSPORT_ERROR, f"rate limit: more than {rate:g} packets/s", notify=True)
+                return
             self._receive(packet)
+
+    def _take_token(self) -> bool:
+        rate = self._manager.options.max_packets_per_second or 0.0
+        now = self._manager._now()
+        self._tokens = min(rate, self._tokens + (now - self._tokens_at) * rate)
+        self._tokens_at = now
+        if self._tokens < 1:
+            return False
+        self._tokens -= 1
+        return True
+
+    def _overflow(self) -> None:
+        """The client stopped reading: drop what waits and cut the connection."""
+        limit = self._manager.options.max_buffer
+        self._buffer = []
+        self._buffered = 0
+        abort = getattr(self.transport, "abort", None)
+        self._close(CloseReason.TRANSPORT_ERROR, f"outgoing buffer over {limit} bytes (client not reading)", False)
+        if abort is not None:
+            abort()
 
     def transport_closed(self, transport: Transport, reason: CloseReason, description: str = "") -> None:
         """A transport lost its connection or failed."""
@@ -278,6 +319,7 @@ class Session:
         if self.closed:
             return
         self.state = SessionState.CLOSED
+        self._manager._released(self)
         for timer in ("_ping_timer", "_pong_timer", "_upgrade_timer"):
             self._cancel(timer)
         self._end_probe(close=True)
@@ -313,6 +355,7 @@ class SessionManager:
         self._sessions: dict[str, Session] = {}
         self._lingering: dict[str, tuple[Session, DelayedCall]] = {}
         self._subscribers: list[Subscriber] = []
+        self._per_address: dict[str, int] = {}
 
     # -- observing -------------------------------------------------------
 
@@ -368,13 +411,59 @@ class SessionManager:
         if session is not None:
             session.close(reason)
 
-    def open_session(self, transport: Transport, handshake: Handshake) -> Session:
-        """Create a session on ``transport`` and queue its OPEN packet."""
+    def _now(self) -> float:
+        seconds = getattr(self.reactor, "seconds", None)
+        return float(seconds()) if seconds is not None else time.monotonic()
+
+    def new_sid(self) -> str:
+        """An unguessable session id not in use."""
         sid = secrets.token_urlsafe(15)
         while sid in self._sessions or sid in self._lingering:
             sid = secrets.token_urlsafe(15)
+        return sid
+
+    def check_origin(self, origin: str | None) -> None:
+        """Raise :class:`SessionError` (forbidden) if a request's ``Origin`` header is not allowed."""
+        allowed = self.options.allowed_origins
+        if allowed is not None and origin is not None and origin not in allowed:
+            raise SessionError(SessionError.FORBIDDEN, f"origin {origin!r} not allowed")
+
+    def admit(self, handshake: Handshake) -> Deferred[None]:
+        """Decide whether a new session may open: origin, sessions per address, ``allow_request``.
+
+        Fails with :class:`SessionError` (forbidden) when it may not.
+        """
+        try:
+            self.check_origin(handshake.headers.get("origin"))
+            limit = self.options.max_sessions_per_ip
+            if limit is not None and self._per_address.get(handshake.address, 0) >= limit:
+                raise SessionError(SessionError.FORBIDDEN, f"more than {limit} sessions from {handshake.address}")
+        except SessionError:
+            return fail()
+        hook = self.options.allow_request
+        if hook is None:
+            return succeed(None)
+
+        def decided(verdict: object) -> None:
+            if verdict is not True:
+                why = verdict if isinstance(verdict, str) else "refused by allow_request"
+                raise SessionError(SessionError.FORBIDDEN, why)
+
+        def failed(failure: Failure) -> Failure:
+            if not failure.check(SessionError):
+                log.failure("allow_request failed", failure)
+                return Failure(SessionError(SessionError.FORBIDDEN, "allow_request failed"))
+            return failure
+
+        return maybeDeferred(hook, handshake).addCallback(decided).addErrback(failed)
+
+    def open_session(self, transport: Transport, handshake: Handshake, sid: str | None = None) -> Session:
+        """Create a session on ``transport`` and queue its OPEN packet."""
+        if sid is None or sid in self._sessions or sid in self._lingering:
+            sid = self.new_sid()
         session = Session(self, sid, transport, handshake)
         self._sessions[sid] = session
+        self._per_address[handshake.address] = self._per_address.get(handshake.address, 0) + 1
         opts = self.options
         open_data = json.dumps(
             {
@@ -415,6 +504,14 @@ class SessionManager:
             self._end_linger(sid)
 
     # -- internals -------------------------------------------------------
+
+    def _released(self, session: Session) -> None:
+        address = session.handshake.address
+        left = self._per_address.get(address, 0) - 1
+        if left > 0:
+            self._per_address[address] = left
+        else:
+            self._per_address.pop(address, None)
 
     def _forget(self, session: Session) -> None:
         if self._sessions.get(session.sid) is session:

@@ -2,12 +2,39 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["EngineIOOptions", "TRANSPORTS"]
+if TYPE_CHECKING:
+    from .events import Handshake
+
+__all__ = ["CookieOptions", "EngineIOOptions", "TRANSPORTS"]
 
 TRANSPORTS = ("polling", "websocket")
+
+
+@dataclass(frozen=True)
+class CookieOptions:
+    """The cookie holding the session id, for load balancers that stick by cookie."""
+
+    name: str = "io"
+    path: str = "/"
+    http_only: bool = True
+    same_site: str = "Lax"
+    """``Strict``, ``Lax`` or ``None``."""
+    secure: bool = False
+
+    def header(self, sid: str) -> str:
+        """The ``Set-Cookie`` header value for ``sid``."""
+        parts = [f"{self.name}={sid}", f"Path={self.path}"]
+        if self.http_only:
+            parts.append("HttpOnly")
+        if self.secure:
+            parts.append("Secure")
+        if self.same_site:
+            parts.append(f"SameSite={self.same_site}")
+        return "; ".join(parts)
 
 
 @dataclass(frozen=True)
@@ -31,7 +58,24 @@ class EngineIOOptions:
     origin; or a list of allowed origins."""
     cors_credentials: bool = True
     """Send ``Access-Control-Allow-Credentials: true`` with CORS responses."""
-
+    allowed_origins: Sequence[str] | None = None
+    """If set, requests carrying an ``Origin`` header not in this list are refused
+    (403), on both transports; requests without one (non-browser clients) pass."""
+    allow_request: Callable[[Handshake], Any] | None = None
+    """Called with the :class:`Handshake` of every new session, on both transports;
+    return (or fire a Deferred with) ``True`` to accept, ``False`` or a reason
+    string to refuse with 403."""
+    max_buffer: int = 4_000_000
+    """Largest amount of outgoing data, in bytes, queued for a client that does not
+    read; beyond it the session is closed ("transport error")."""
+    max_packets_per_second: float | None = None
+    """If set, a session sending more packets than this (over one second's burst)
+    is closed ("transport error")."""
+    max_sessions_per_ip: int | None = None
+    """If set, handshakes from an address that already has this many sessions are
+    refused (403)."""
+    cookie: CookieOptions | None = None
+    """If set, the handshake sets a cookie holding the session id."""
     def __post_init__(self) -> None:
         unknown = set(self.transports) - set(TRANSPORTS)
         if unknown or not self.transports:
@@ -40,6 +84,12 @@ class EngineIOOptions:
             raise ValueError("ping_interval, ping_timeout and upgrade_timeout must be > 0")
         if self.max_payload <= 0:
             raise ValueError("max_payload must be > 0")
+        if self.max_buffer < self.max_payload:
+            raise ValueError("max_buffer must be at least max_payload")
+        if self.max_packets_per_second is not None and self.max_packets_per_second <= 0:
+            raise ValueError("max_packets_per_second must be > 0")
+        if self.max_sessions_per_ip is not None and self.max_sessions_per_ip <= 0:
+            raise ValueError("max_sessions_per_ip must be > 0")
 
     def upgrades_from(self, transport: str) -> list[str]:
         """The upgrades offered to a session that opened on ``transport``."""

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import time
+from typing import cast
 from urllib.parse import parse_qsl, urlsplit
 
+from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.http import Request
 from twisted.web.server import NOT_DONE_YET
@@ -16,6 +18,8 @@ from .packets import DecodeError, Packet, PacketType, decode_payload, encode_pay
 __all__ = ["PollingTransport", "error_response", "handshake_from_request", "query_of"]
 
 _PAYLOAD_TYPE = b"text/plain; charset=UTF-8"
+
+log = Logger()
 
 
 def query_of(request: Request) -> dict[str, str]:
@@ -71,10 +75,37 @@ class PollingTransport:
 
     @classmethod
     def open(cls, manager: SessionManager, request: Request) -> object:
-        """Serve a handshake GET: create a session and answer with its OPEN packet."""
-        transport = cls(manager.options.max_payload)
-        transport.session = manager.open_session(transport, handshake_from_request(request))
-        return transport.on_get(request)
+        """Serve a handshake GET: admit the client, create a session, answer with its OPEN packet."""
+        handshake = handshake_from_request(request)
+        verdict = manager.admit(handshake)
+        outcome: list[object] = []
+
+        def admitted(_: object) -> None:
+            transport = cls(manager.options.max_payload)
+            sid = manager.new_sid()
+            if manager.options.cookie is not None:
+                request.setHeader(b"set-cookie", manager.options.cookie.header(sid).encode())
+            transport.session = manager.open_session(transport, handshake, sid)
+            result = transport.on_get(request)
+            if outcome == ["pending"] and result is not NOT_DONE_YET:
+                request.write(cast(bytes, result))
+                request.finish()
+            outcome.append(result)
+
+        def refused(failure: Failure) -> None:
+            error = failure.value if isinstance(failure.value, SessionError) else SessionError(SessionError.FORBIDDEN)
+            log.info("Handshake from {address} refused: {error}", address=handshake.address, error=str(error))
+            body = error_response(request, error, 403)
+            if outcome == ["pending"]:
+                request.write(body)
+                request.finish()
+            outcome.append(body)
+
+        verdict.addCallbacks(admitted, refused)
+        if outcome:
+            return outcome[0]
+        outcome.append("pending")
+        return NOT_DONE_YET
 
     # -- Transport protocol ----------------------------------------------
 

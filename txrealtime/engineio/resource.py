@@ -48,6 +48,8 @@ class EngineIOResource(Resource):
         if transport not in self.manager.options.transports:
             raise SessionError(SessionError.UNKNOWN_TRANSPORT)
         sid = query.get("sid")
+        origin = request.getHeader(b"origin")
+        self.manager.check_origin(origin.decode("latin-1") if origin is not None else None)
         if transport == "websocket":
             if method != b"GET" or (request.getHeader(b"upgrade") or b"").lower() != b"websocket":
                 raise SessionError(SessionError.BAD_REQUEST, "expected a WebSocket upgrade")

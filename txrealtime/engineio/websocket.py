@@ -9,12 +9,16 @@ from typing import Any, cast
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
 from autobahn.websocket.types import ConnectionDeny, ConnectionRequest
 from twisted.internet.interfaces import ISSLTransport
+from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from .events import CloseReason, Handshake
 from .manager import Clock, DelayedCall, Session, SessionError, SessionManager
 from .packets import DecodeError, Packet, decode_ws_frame, encode_ws_frame
 
 __all__ = ["DirectTimer", "EngineIOWebSocketFactory", "EngineIOWebSocketProtocol"]
+
+log = Logger()
 
 # Close codes that mean the peer broke the protocol rather than just leaving.
 _ERROR_CODES = {1002, 1003, 1007, 1009}
@@ -30,12 +34,40 @@ class EngineIOWebSocketProtocol(WebSocketServerProtocol):
         super().__init__()
         self.session: Session | None = None
         self._handshake: Handshake | None = None
+        self._sid: str | None = None
+        self._paused = False
 
     # -- Transport protocol ----------------------------------------------
 
     @property
     def writable(self) -> bool:
-        return bool(self.state == self.STATE_OPEN)
+        """Open, and the client keeps up: while the socket's send buffer is full, packets wait in the session."""
+        return bool(self.state == self.STATE_OPEN) and not self._paused
+
+    def abort(self) -> None:
+        """Drop the connection at once, discarding what is queued (a client that does not read)."""
+        self.dropConnection(abort=True)
+
+    # -- IPushProducer: the TCP transport tells us when its buffer fills up ----
+
+    def pauseProducing(self) -> None:
+        self._paused = True
+
+    def resumeProducing(self) -> None:
+        self._paused = False
+        if self.session is not None:
+            self.session.flush()
+
+    def stopProducing(self) -> None:
+        self._paused = True
+
+    def _watch_buffer(self) -> None:
+        transport = cast(Any, self.transport)
+        if transport is None:
+            return
+        if getattr(transport, "producer", None) is not None:
+            transport.unregisterProducer()  # the HTTP channel's, from before the takeover
+        transport.registerProducer(self, True)
 
     def send(self, packets: list[Packet]) -> None:
         for packet in packets:
@@ -50,7 +82,7 @@ class EngineIOWebSocketProtocol(WebSocketServerProtocol):
 
     # -- Autobahn callbacks ----------------------------------------------
 
-    def onConnect(self, request: ConnectionRequest) -> None:
+    def onConnect(self, request: ConnectionRequest) -> Any:
         manager = self.factory.manager
         params = {k: v[0] for k, v in request.params.items() if v}
         sid = params.get("sid")
@@ -59,9 +91,9 @@ class EngineIOWebSocketProtocol(WebSocketServerProtocol):
                 self.session = manager.probe(sid, self)
             except SessionError as e:
                 raise ConnectionDeny(400, str(e)) from None
-            return
+            return None
         peer = cast(Any, self.transport).getPeer() if self.transport is not None else None
-        self._handshake = Handshake(
+        handshake = self._handshake = Handshake(
             headers={k.lower(): v for k, v in request.headers.items()},
             query=params,
             address=getattr(peer, "host", str(peer)),
@@ -70,9 +102,22 @@ class EngineIOWebSocketProtocol(WebSocketServerProtocol):
             issued=time.time(),
         )
 
+        def admitted(_: object) -> Any:
+            self._sid = manager.new_sid()
+            cookie = manager.options.cookie
+            return (None, {"Set-Cookie": cookie.header(self._sid)}) if cookie is not None else None
+
+        def refused(failure: Failure) -> None:
+            log.info("WebSocket handshake from {address} refused: {error}", address=handshake.address,
+                     error=failure.getErrorMessage())
+            raise ConnectionDeny(403, "Forbidden")
+
+        return manager.admit(handshake).addCallbacks(admitted, refused)
+
     def onOpen(self) -> None:
+        self._watch_buffer()
         if self.session is None and self._handshake is not None:
-            self.session = self.factory.manager.open_session(self, self._handshake)
+            self.session = self.factory.manager.open_session(self, self._handshake, self._sid)
 
     def onMessage(self, payload: bytes, isBinary: bool) -> None:
         session = self.session
