@@ -11,15 +11,20 @@ from typing import Any, cast
 from twisted.application import service, strports
 from twisted.internet import defer
 from twisted.internet.interfaces import IProtocolFactory
+from twisted.logger import Logger
 from twisted.python import usage
 from twisted.web.resource import IResource, Resource
 from twisted.web.server import Site
 from twisted.web.static import File
 
 from .engineio import EngineIOOptions, EngineIOResource, SessionManager
+from .engineio.options import CookieOptions
 from .socketio import Server
+from .web import BoundedSite
 
 __all__ = ["Options", "RealtimeService", "load_app", "makeService", "mount"]
+
+log = Logger()
 
 
 class Options(usage.Options):
@@ -40,6 +45,13 @@ class Options(usage.Options):
         ["ping-interval", None, 25.0, "Seconds between heartbeats.", float],
         ["ping-timeout", None, 20.0, "Seconds to wait for a heartbeat reply.", float],
         ["max-payload", None, 1_000_000, "Largest message or POST body, in bytes.", int],
+        ["max-buffer", None, 4_000_000, "Outgoing bytes queued for a client that does not read before it is cut.", int],
+        ["max-packets-per-second", None, None, "Close sessions sending more packets per second [default: no limit].",
+         float],
+        ["max-sessions-per-ip", None, None, "Refuse handshakes beyond this many sessions per address.", int],
+        ["max-attachments", None, 100, "Most binary attachments in one Socket.IO packet.", int],
+        ["cookie", None, None, "Set a cookie with this name holding the session id (for sticky load balancers)."],
+        ["shutdown-grace", None, 5.0, "Seconds to let clients receive their close on shutdown.", float],
     ]
     optFlags = [
         ["no-upgrades", None, "Do not offer the upgrade from polling to WebSocket."],
@@ -50,12 +62,17 @@ class Options(usage.Options):
         super().__init__()  # type: ignore[no-untyped-call]
         self["listen"] = []
         self["cors-origin"] = []
+        self["origin"] = []
 
     def opt_listen(self, endpoint: str) -> None:
         """Endpoint string to listen on, e.g. tcp:8080 or ssl:8443:privateKey=key.pem (repeatable)."""
         self["listen"].append(endpoint)
 
     opt_l = opt_listen
+
+    def opt_origin(self, origin: str) -> None:
+        """Only accept browsers from this origin, e.g. https://chat.example.com (repeatable)."""
+        self["origin"].append(origin)
 
     def opt_cors_origin(self, origin: str) -> None:
         """Origin allowed to make cross-origin requests, or * for any (repeatable)."""
@@ -76,6 +93,11 @@ class Options(usage.Options):
             ping_timeout=self["ping-timeout"],
             max_payload=self["max-payload"],
             allow_upgrades=not self["no-upgrades"],
+            max_buffer=max(self["max-buffer"], self["max-payload"]),
+            max_packets_per_second=self["max-packets-per-second"],
+            max_sessions_per_ip=self["max-sessions-per-ip"],
+            allowed_origins=self["origin"] or None,
+            cookie=CookieOptions(name=self["cookie"]) if self["cookie"] else None,
             cors_allowed_origins="*" if "*" in origins else (origins or None),
         )
         if self["redis"] is not None:
@@ -135,6 +157,8 @@ class RealtimeService(service.MultiService):
         endpoints: list[str],
         server: Server | None = None,
         redis: Any = None,
+        resource: EngineIOResource | None = None,
+        grace: float = 5.0,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         self.manager = manager
@@ -143,19 +167,28 @@ class RealtimeService(service.MultiService):
         self.redis = redis
         """The :class:`~txrealtime.adapters.redis.RedisLink`, with ``--redis``."""
         self.site = site
+        self.resource = resource
+        self.grace = grace
         for description in endpoints:
             strports.service(description, cast(IProtocolFactory, site)).setServiceParent(self)
 
     def stopService(self) -> Any:
+        """Stop listening, send every client its close, wait up to ``grace`` for them, then stop."""
+        stopping = super().stopService()  # type: ignore[no-untyped-call]
+        log.info("Shutting down: closing {count} sessions", count=len(self.manager.sessions))
         if self.server is not None:
             self.server.close()
         else:
             self.manager.shutdown()
-        stopping = super().stopService()  # type: ignore[no-untyped-call]
+        d = defer.maybeDeferred(lambda: stopping)
+        resource = self.resource
+        if resource is not None:
+            d.addBoth(lambda _: resource.drain(self.grace))
+            d.addCallback(lambda clean: log.info("Shutdown {how}", how="clean" if clean else "after grace period"))
         if self.redis is not None:
             link = self.redis
-            return defer.maybeDeferred(lambda: stopping).addBoth(lambda _: link.stop())
-        return stopping
+            d.addBoth(lambda _: link.stop())
+        return d
 
 
 def makeService(options: Options) -> RealtimeService:
@@ -170,10 +203,16 @@ def makeService(options: Options) -> RealtimeService:
 
             link = RedisLink(options["redis"], key=options["redis-key"])
             kwargs["adapter"] = redis_adapter(link)
-        server = Server(manager, connect_timeout=options["connect-timeout"], **kwargs)
+        server = Server(
+            manager, connect_timeout=options["connect-timeout"], max_attachments=options["max-attachments"], **kwargs
+        )
     root: Resource = File(options["static"]) if options["static"] else Resource()
-    mount(root, options["path"], EngineIOResource(manager))
+    resource = EngineIOResource(manager)
+    mount(root, options["path"], resource)
     hook = options.get("app-hook")
     if hook is not None:
         hook(manager if server is None else server)
-    return RealtimeService(manager, Site(root), options["listen"], server, link)
+    site = BoundedSite(cast(IResource, root), max_body=manager.options.max_payload, managers=[manager])
+    return RealtimeService(
+        manager, site, options["listen"], server, link, resource=resource, grace=options["shutdown-grace"]
+    )

@@ -27,6 +27,7 @@ from .client import ClientSocket, EngineListener, Manager
 from .engineio import EngineIOOptions, Handshake, Session, SessionManager
 from .engineio.packets import Packet, PacketType
 from .socketio import Server
+from .web import BoundedSite
 
 __all__ = ["MemoryEngine", "RealtimeTestMixin", "TestServer", "connect_in_memory", "start_server"]
 
@@ -101,7 +102,7 @@ def start_server(
         setup(server)
     root = root if root is not None else Resource()
     mount(root, path, server.resource())
-    site = Site(cast(IResource, root))
+    site = BoundedSite(cast(IResource, root), max_body=server.manager.options.max_payload, managers=[server.manager])
     listening = reactor.listenTCP(port, site, interface="127.0.0.1")
     return succeed(TestServer(server, site, listening, path))
 

@@ -496,6 +496,11 @@ class SessionManager:
         session._start_probe(transport)
         return session
 
+    @property
+    def drained(self) -> bool:
+        """No session is open and no final CLOSE packet waits for its poll."""
+        return not self._sessions and not self._lingering
+
     def shutdown(self) -> None:
         """Close every session with :attr:`CloseReason.SERVER_SHUTDOWN`."""
         for session in list(self._sessions.values()):

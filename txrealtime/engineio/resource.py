@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 from autobahn.twisted.resource import WebSocketResource
+from twisted.internet.defer import Deferred, ensureDeferred
+from twisted.internet.task import deferLater
+from twisted.logger import Logger
 from twisted.web.http import Request
 from twisted.web.resource import Resource
 
@@ -12,6 +17,8 @@ from .polling import PollingTransport, error_response, query_of
 from .websocket import EngineIOWebSocketFactory
 
 __all__ = ["EngineIOResource"]
+
+log = Logger()
 
 
 class EngineIOResource(Resource):
@@ -28,6 +35,28 @@ class EngineIOResource(Resource):
         self.manager = manager
         self.websocket_factory = EngineIOWebSocketFactory(manager)
         self._websocket = WebSocketResource(self.websocket_factory)
+
+    def drain(self, grace: float = 5.0) -> Deferred[bool]:
+        """After sessions were closed, wait until their CLOSE packets went out and connections ended.
+
+        Fires with ``True`` once drained, or ``False`` after ``grace`` seconds,
+        when whatever is left is dropped.
+        """
+        return ensureDeferred(self._drain(grace))
+
+    async def _drain(self, grace: float) -> bool:
+        reactor = cast(Any, self.manager.reactor)
+        deadline = self.manager._now() + grace
+        while not (self.manager.drained and not self.websocket_factory.connections):
+            if self.manager._now() >= deadline:
+                left = len(self.manager.sessions) + len(self.websocket_factory.connections)
+                log.warn("Shutdown grace period over: dropping {left} connections", left=left)
+                self.manager.shutdown()
+                for protocol in list(self.websocket_factory.connections):
+                    protocol.abort()
+                return False
+            await deferLater(reactor, 0.05, lambda: None)
+        return True
 
     def render(self, request: Request) -> object:
         self._cors(request)

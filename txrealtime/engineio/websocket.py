@@ -114,6 +114,14 @@ class EngineIOWebSocketProtocol(WebSocketServerProtocol):
 
         return manager.admit(handshake).addCallbacks(admitted, refused)
 
+    def connectionMade(self) -> None:
+        super().connectionMade()
+        self.factory.connections.add(self)
+
+    def connectionLost(self, reason: Failure) -> None:  # type: ignore[override]
+        self.factory.connections.discard(self)
+        super().connectionLost(reason)
+
     def onOpen(self) -> None:
         self._watch_buffer()
         if self.session is None and self._handshake is not None:
@@ -167,6 +175,8 @@ class EngineIOWebSocketFactory(WebSocketServerFactory):
     def __init__(self, manager: SessionManager, **kwargs: Any) -> None:
         super().__init__(**kwargs)  # type: ignore[no-untyped-call]
         self.manager = manager
+        self.connections: set[EngineIOWebSocketProtocol] = set()
+        """Open WebSocket connections (drained on shutdown)."""
         self._batched_timer = DirectTimer(manager.reactor)
         self.setProtocolOptions(  # type: ignore[no-untyped-call]
             maxMessagePayloadSize=manager.options.max_payload,
