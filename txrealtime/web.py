@@ -93,7 +93,9 @@ class BoundedSite(Site):
 
     def body_too_large(self, request: Request) -> None:
         """Close the Engine.IO session an oversize POST belonged to."""
-        query = dict(parse_qsl(urlsplit(request.uri.decode("latin-1")).query))
+        # The body arrives before twisted.web fills in request.uri; the channel has the request line.
+        target = getattr(request.channel, "_path", None) or request.uri
+        query = dict(parse_qsl(urlsplit(target.decode("latin-1")).query))
         sid = query.get("sid")
         if sid is None:
             return
