@@ -87,7 +87,9 @@ def echo_server() -> Iterator[EchoServer]:
 class Twistd:
     """``twistd -n txrealtime ...`` in a child process on a free loopback port."""
 
-    def __init__(self, *args: str, cwd: Path | None = None) -> None:
+    def __init__(
+        self, *args: str, cwd: Path | None = None, listen: str = "tcp:0:interface=127.0.0.1", scheme: str = "http"
+    ) -> None:
         import re
         import subprocess as sp
 
@@ -98,7 +100,7 @@ class Twistd:
                 "--pidfile=",
                 "txrealtime",
                 "--listen",
-                "tcp:0:interface=127.0.0.1",
+                listen,
                 *args,
             ],
             stdout=sp.PIPE,
@@ -110,9 +112,9 @@ class Twistd:
         assert self.process.stdout is not None
         for line in self.process.stdout:
             self.log.append(line)
-            match = re.search(r"Site starting on (\d+)", line)
+            match = re.search(r"Site (?:\(TLS\) )?starting on (\d+)", line)
             if match:
-                self.url = f"http://127.0.0.1:{match.group(1)}"
+                self.url = f"{scheme}://127.0.0.1:{match.group(1)}"
                 return
         raise AssertionError("twistd did not start:\n" + "".join(self.log))
 

@@ -173,22 +173,30 @@ class RealtimeService(service.MultiService):
             strports.service(description, cast(IProtocolFactory, site)).setServiceParent(self)
 
     def stopService(self) -> Any:
-        """Stop listening, send every client its close, wait up to ``grace`` for them, then stop."""
-        stopping = super().stopService()  # type: ignore[no-untyped-call]
+        """Send every client its close, wait up to ``grace`` for them to get it, then stop listening.
+
+        Ports stay open meanwhile so that polling clients can collect their
+        CLOSE packet; new sessions are refused.
+        """
         log.info("Shutting down: closing {count} sessions", count=len(self.manager.sessions))
         if self.server is not None:
             self.server.close()
         else:
             self.manager.shutdown()
-        d = defer.maybeDeferred(lambda: stopping)
+        d: defer.Deferred[Any] = defer.succeed(None)
         resource = self.resource
         if resource is not None:
-            d.addBoth(lambda _: resource.drain(self.grace))
+            d.addCallback(lambda _: resource.drain(self.grace))
             d.addCallback(lambda clean: log.info("Shutdown {how}", how="clean" if clean else "after grace period"))
+        d.addBoth(self._stop_listening)
         if self.redis is not None:
             link = self.redis
             d.addBoth(lambda _: link.stop())
         return d
+
+
+    def _stop_listening(self, _: object) -> Any:
+        return super().stopService()  # type: ignore[no-untyped-call]
 
 
 def makeService(options: Options) -> RealtimeService:

@@ -64,6 +64,7 @@ class TestServer:
         closing = [manager.close() for manager in self.managers]
         self.managers.clear()
         self.server.close()
+        self.server.manager.shutdown(drop_lingering=True)
         stopped = self.port.stopListening()
         if isinstance(stopped, Deferred):
             closing.append(stopped)

@@ -176,8 +176,14 @@ class CloseTests(ManagerTestCase):
     def test_shutdown(self) -> None:
         a, sid_a = self.open()
         b, sid_b = self.open("websocket")
+        a.writable = False  # the polling client is between polls: its CLOSE waits for it
         self.manager.shutdown()
         self.assertEqual(len(self.manager), 0)
+        self.assertFalse(self.manager.drained)
+        self.assertIsNotNone(self.manager.for_poll(sid_a))
+        self.manager.shutdown(drop_lingering=True)
+        self.assertTrue(self.manager.drained)
+        self.assertFalse(self.manager.accepting)
         closed = {e.sid: e.reason for e in self.events if isinstance(e, SessionClosed)}
         self.assertEqual(closed, {sid_a: CloseReason.SERVER_SHUTDOWN, sid_b: CloseReason.SERVER_SHUTDOWN})
         self.assertEqual(self.clock.getDelayedCalls(), [])

@@ -356,6 +356,8 @@ class SessionManager:
         self._lingering: dict[str, tuple[Session, DelayedCall]] = {}
         self._subscribers: list[Subscriber] = []
         self._per_address: dict[str, int] = {}
+        self.accepting = True
+        """``False`` once :meth:`shutdown` ran: new sessions are refused."""
 
     # -- observing -------------------------------------------------------
 
@@ -434,6 +436,8 @@ class SessionManager:
         Fails with :class:`SessionError` (forbidden) when it may not.
         """
         try:
+            if not self.accepting:
+                raise SessionError(SessionError.FORBIDDEN, "server shutting down")
             self.check_origin(handshake.headers.get("origin"))
             limit = self.options.max_sessions_per_ip
             if limit is not None and self._per_address.get(handshake.address, 0) >= limit:
@@ -501,12 +505,18 @@ class SessionManager:
         """No session is open and no final CLOSE packet waits for its poll."""
         return not self._sessions and not self._lingering
 
-    def shutdown(self) -> None:
-        """Close every session with :attr:`CloseReason.SERVER_SHUTDOWN`."""
+    def shutdown(self, drop_lingering: bool = False) -> None:
+        """Close every session with :attr:`CloseReason.SERVER_SHUTDOWN` and refuse new ones.
+
+        Polling clients collect their CLOSE packet with their next poll; with
+        ``drop_lingering`` those not yet collected are given up at once.
+        """
+        self.accepting = False
         for session in list(self._sessions.values()):
             session.close(CloseReason.SERVER_SHUTDOWN)
-        for sid in list(self._lingering):
-            self._end_linger(sid)
+        if drop_lingering:
+            for sid in list(self._lingering):
+                self._end_linger(sid)
 
     # -- internals -------------------------------------------------------
 

@@ -51,7 +51,7 @@ class EngineIOResource(Resource):
             if self.manager._now() >= deadline:
                 left = len(self.manager.sessions) + len(self.websocket_factory.connections)
                 log.warn("Shutdown grace period over: dropping {left} connections", left=left)
-                self.manager.shutdown()
+                self.manager.shutdown(drop_lingering=True)
                 for protocol in list(self.websocket_factory.connections):
                     protocol.abort()
                 return False

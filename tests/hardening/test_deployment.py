@@ -1,0 +1,121 @@
+"""TLS through endpoint strings, graceful shutdown of twistd, and logs that never carry secrets."""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import signal
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_twisted
+from twisted.internet import threads
+from twisted.logger import globalLogPublisher
+
+from tests.conftest import Twistd, node_peer
+from tests.socketio.app import install
+from txrealtime.client import ConnectError, Manager
+from txrealtime.pytest_plugin import Realtime
+
+
+def self_signed(directory: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 and localhost, signed by its own key."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "txrealtime test")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    key_path, cert_path = directory / "key.pem", directory / "cert.pem"
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return key_path, cert_path
+
+
+@pytest_twisted.ensureDeferred
+async def test_tls_endpoint_with_the_official_client(tmp_path: Path) -> None:
+    key, cert = self_signed(tmp_path)
+    listen = f"ssl:0:interface=127.0.0.1:privateKey={key}:certKey={cert}"
+    server = Twistd("--app", "examples.chat.app:setup", listen=listen, scheme="https")
+    try:
+        for mode in ("polling", "websocket"):
+            report = await node_peer("tls_client.js", server.url, str(cert), mode)
+            assert report.get("error") is None, report
+            assert report["transport"] == mode and report["secure"] is True
+            assert report["joined"]["ok"] is True
+    finally:
+        await threads.deferToThread(server.stop)
+
+
+@pytest_twisted.ensureDeferred
+async def test_sigterm_closes_every_client_then_stops() -> None:
+    server = Twistd("--app", "examples.chat.app:setup", "--shutdown-grace", "20", "--ping-interval", "60")
+    managers = [Manager(server.url, transports=["polling"], reconnection=False),
+                Manager(server.url, transports=["websocket"], reconnection=False)]
+    reasons: list[str] = []
+    try:
+        sockets = [await m.socket("/").connect() for m in managers]
+        for s in sockets:
+            s.on("disconnect", reasons.append)
+            assert (await s.emit_with_ack("join", "u", timeout=10))["ok"] is True
+        code = await threads.deferToThread(server.stop)
+    finally:
+        for m in managers:
+            await m.close()
+    assert code == -signal.SIGTERM
+    log = "".join(server.log)
+    assert "Shutting down: closing 2 sessions" in log
+    assert "Shutdown clean" in log
+    # Both clients were told: the server's CLOSE packet, not a dropped connection or a timeout.
+    assert sorted(reasons) == ["transport close", "transport close"]
+
+
+@pytest_twisted.ensureDeferred
+async def test_logs_carry_ids_and_reasons_but_never_auth(realtime: Realtime) -> None:
+    events: list[dict[str, Any]] = []
+    globalLogPublisher.addObserver(events.append)
+    try:
+        running = await realtime.start_server(install)
+        with pytest.raises(ConnectError):
+            await running.client("/admin", auth={"token": "wrong-secret-0451"})
+        manager = Manager(running.url, reconnection=False)
+        custom = await manager.socket("/custom").connect()
+        admin = await manager.socket("/admin", auth={"token": "s3cret"}).connect()
+        assert await admin.emit_with_ack("ack", timeout=10) == "got"
+        admin.disconnect()
+        # In order on one connection: once this is answered, the server has seen the DISCONNECT.
+        assert await custom.emit_with_ack("ack", timeout=10) == "got"
+        await manager.close()
+        await running.stop()
+    finally:
+        globalLogPublisher.removeObserver(events.append)
+    text = repr(events)
+    assert "wrong-secret-0451" not in text and "s3cret" not in text
+    joined = [e for e in events if e.get("log_format") == "Socket {sid} joined {namespace}"]
+    assert {e["namespace"] for e in joined} >= {"/custom", "/admin"}
+    left = [e for e in events if e.get("log_format") == "Socket {sid} left {namespace}: {reason}"]
+    assert {"client namespace disconnect"} <= {e["reason"] for e in left}
+    closed = [e for e in events if e.get("log_format") == "Session {sid} closed: {reason} ({description})"]
+    assert closed and all(e["sid"] and e["reason"] for e in closed)
+    refusals = [e for e in events if "refused in" in str(e.get("log_format"))]
+    assert [e["message"] for e in refusals] == ["not authorized"]
