@@ -56,7 +56,7 @@ def self_signed(directory: Path) -> tuple[Path, Path]:
 async def test_tls_endpoint_with_the_official_client(tmp_path: Path) -> None:
     key, cert = self_signed(tmp_path)
     listen = f"ssl:0:interface=127.0.0.1:privateKey={key}:certKey={cert}"
-    server = Twistd("--app", "examples.chat.app:setup", listen=listen, scheme="https")
+    server = Twistd("--app", "examples.chat.app:setup", "--shutdown-grace", "1", listen=listen, scheme="https")
     try:
         for mode in ("polling", "websocket"):
             report = await node_peer("tls_client.js", server.url, str(cert), mode)

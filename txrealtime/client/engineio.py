@@ -32,7 +32,7 @@ from ..engineio.packets import (
     encode_payload,
     encode_ws_frame,
 )
-from ..engineio.websocket import DirectTimer
+from ..engineio.websocket import DirectTimer, cancel_timers
 
 __all__ = ["EngineIOClient", "EngineListener", "EngineError"]
 
@@ -85,6 +85,7 @@ class _WebSocketProtocol(WebSocketClientProtocol):
 
     def connectionLost(self, reason: Failure) -> None:  # type: ignore[override]
         super().connectionLost(reason)
+        cancel_timers(self)
         self.client._gone()
 
 

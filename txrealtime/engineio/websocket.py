@@ -16,7 +16,7 @@ from .events import CloseReason, Handshake
 from .manager import Clock, DelayedCall, Session, SessionError, SessionManager
 from .packets import DecodeError, Packet, decode_ws_frame, encode_ws_frame
 
-__all__ = ["DirectTimer", "EngineIOWebSocketFactory", "EngineIOWebSocketProtocol"]
+__all__ = ["DirectTimer", "cancel_timers", "EngineIOWebSocketFactory", "EngineIOWebSocketProtocol"]
 
 log = Logger()
 
@@ -121,6 +121,7 @@ class EngineIOWebSocketProtocol(WebSocketServerProtocol):
     def connectionLost(self, reason: Failure) -> None:  # type: ignore[override]
         self.factory.connections.discard(self)
         super().connectionLost(reason)
+        cancel_timers(self)
 
     def onOpen(self) -> None:
         self._watch_buffer()
@@ -150,6 +151,28 @@ class EngineIOWebSocketProtocol(WebSocketServerProtocol):
         else:
             why = CloseReason.TRANSPORT_CLOSE
         self.session.transport_closed(self, why, f"websocket closed ({code}: {reason or ''})")
+
+
+_AUTOBAHN_TIMERS = (
+    "openHandshakeTimeoutCall",
+    "closeHandshakeTimeoutCall",
+    "serverConnectionDropTimeoutCall",
+    "autoPingTimeoutCall",
+    "autoPingPendingCall",
+)
+
+
+def cancel_timers(protocol: Any) -> None:
+    """Cancel the timeouts Autobahn leaves behind when a connection ends mid-handshake."""
+    for name in _AUTOBAHN_TIMERS:
+        call = getattr(protocol, name, None)
+        if call is not None:
+            try:
+                if call.active():
+                    call.cancel()
+            except AttributeError:
+                pass
+            setattr(protocol, name, None)
 
 
 class DirectTimer:
