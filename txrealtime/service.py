@@ -56,6 +56,7 @@ class Options(usage.Options):
     optFlags = [
         ["no-upgrades", None, "Do not offer the upgrade from polling to WebSocket."],
         ["engineio", None, "Serve bare Engine.IO: the app hook gets the SessionManager, not a Socket.IO Server."],
+        ["no-access-log", None, "Do not log each HTTP request."],
     ]
 
     def __init__(self) -> None:
@@ -220,7 +221,12 @@ def makeService(options: Options) -> RealtimeService:
     hook = options.get("app-hook")
     if hook is not None:
         hook(manager if server is None else server)
-    site = BoundedSite(cast(IResource, root), max_body=manager.options.max_payload, managers=[manager])
+    site = BoundedSite(
+        cast(IResource, root),
+        max_body=manager.options.max_payload,
+        managers=[manager],
+        access_log=not options["no-access-log"],
+    )
     return RealtimeService(
         manager, site, options["listen"], server, link, resource=resource, grace=options["shutdown-grace"]
     )

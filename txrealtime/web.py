@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from twisted.logger import Logger
+from twisted.web import http
 from twisted.web.resource import IResource
 from twisted.web.server import Request, Site
 
@@ -85,11 +86,18 @@ class BoundedSite(Site):
         resource: IResource,
         max_body: int = 1_000_000,
         managers: Sequence[SessionManager] = (),
+        access_log: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(resource, **kwargs)  # type: ignore[no-untyped-call]
         self.max_body = max_body
         self.managers = list(managers)
+        self.access_log = access_log
+        """Whether to log every HTTP request (long-polling makes many)."""
+
+    def log(self, request: http.Request) -> None:
+        if self.access_log:
+            super().log(request)
 
     def body_too_large(self, request: Request) -> None:
         """Close the Engine.IO session an oversize POST belonged to."""
