@@ -14,7 +14,7 @@ from twisted.python.failure import Failure
 
 from .events import CloseReason, Handshake
 from .manager import Clock, DelayedCall, Session, SessionError, SessionManager
-from .packets import DecodeError, Packet, decode_ws_frame, encode_ws_frame
+from .packets import DecodeError, Packet, PacketType, decode_ws_frame, encode_ws_frame
 
 __all__ = ["DirectTimer", "cancel_timers", "EngineIOWebSocketFactory", "EngineIOWebSocketProtocol"]
 
@@ -70,9 +70,27 @@ class EngineIOWebSocketProtocol(WebSocketServerProtocol):
         transport.registerProducer(self, True)
 
     def send(self, packets: list[Packet]) -> None:
+        """Write packets as unfragmented, unmasked frames (RFC 6455 server frames), in one write.
+
+        Frames are built here rather than through ``sendMessage``: a broadcast
+        hands every session the same message object, and the factory reuses
+        the frame it built for the previous session.
+        """
+        factory = self.factory
+        frames = []
         for packet in packets:
+            data = packet.data
+            if data is factory._last_data and packet.type is PacketType.MESSAGE:
+                frames.append(factory._last_frame)
+                continue
             payload, binary = encode_ws_frame(packet)
-            self.sendMessage(payload, isBinary=binary)  # type: ignore[no-untyped-call]
+            frame = ws_frame(payload, binary)
+            if packet.type is PacketType.MESSAGE:
+                factory._last_data, factory._last_frame = data, frame
+            frames.append(frame)
+        transport = cast(Any, self.transport)
+        if transport is not None and self.state == self.STATE_OPEN:
+            transport.writeSequence(frames)
 
     def close(self) -> None:
         if self.state == self.STATE_OPEN:
@@ -153,6 +171,19 @@ class EngineIOWebSocketProtocol(WebSocketServerProtocol):
         self.session.transport_closed(self, why, f"websocket closed ({code}: {reason or ''})")
 
 
+def ws_frame(payload: bytes, binary: bool) -> bytes:
+    """One final, unmasked WebSocket frame (text or binary) carrying ``payload``."""
+    first = 0x82 if binary else 0x81
+    size = len(payload)
+    if size < 126:
+        header = bytes((first, size))
+    elif size < 65536:
+        header = bytes((first, 126)) + size.to_bytes(2, "big")
+    else:
+        header = bytes((first, 127)) + size.to_bytes(8, "big")
+    return header + payload
+
+
 _AUTOBAHN_TIMERS = (
     "openHandshakeTimeoutCall",
     "closeHandshakeTimeoutCall",
@@ -199,6 +230,8 @@ class EngineIOWebSocketFactory(WebSocketServerFactory):
         super().__init__(**kwargs)  # type: ignore[no-untyped-call]
         self.manager = manager
         self.connections: set[EngineIOWebSocketProtocol] = set()
+        self._last_data: object = None
+        self._last_frame = b""
         """Open WebSocket connections (drained on shutdown)."""
         self._batched_timer = DirectTimer(manager.reactor)
         self.setProtocolOptions(  # type: ignore[no-untyped-call]
@@ -209,4 +242,6 @@ class EngineIOWebSocketFactory(WebSocketServerFactory):
             closeHandshakeTimeout=5,
             failByDrop=False,
             trustXForwardedFor=0,
+            # Text frames are decoded as UTF-8 by the codec, which rejects invalid input itself.
+            utf8validateIncoming=False,
         )

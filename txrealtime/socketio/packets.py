@@ -97,15 +97,27 @@ def deconstruct(data: Any) -> tuple[Any, list[bytes]]:
     return walk(data), attachments
 
 
+_SCALARS = (str, int, float, bool, type(None))
+
+
 def has_binary(data: Any) -> bool:
     """Whether ``data`` holds a binary value anywhere."""
-    if _is_binary(data):
-        return True
+    kind = type(data)
+    if kind in _SCALARS:
+        return False
+    if kind is list or kind is tuple:
+        for value in data:
+            if type(value) not in _SCALARS and has_binary(value):
+                return True
+        return False
+    if kind is dict or isinstance(data, Mapping):
+        for value in data.values():
+            if type(value) not in _SCALARS and has_binary(value):
+                return True
+        return False
     if isinstance(data, list | tuple):
         return any(has_binary(v) for v in data)
-    if isinstance(data, Mapping):
-        return any(has_binary(v) for v in data.values())
-    return False
+    return _is_binary(data)
 
 
 def reconstruct(data: Any, attachments: Sequence[bytes]) -> Any:

@@ -8,6 +8,7 @@ and routes them to one :class:`Socket` per namespace the client joined.
 from __future__ import annotations
 
 import email.utils
+import inspect
 import re
 import secrets
 from collections.abc import Callable, Iterable, Mapping
@@ -440,10 +441,25 @@ class Socket(EventEmitter):
             return
         handlers = self._take(event)
         for index, handler in enumerate(handlers):
-            d = self._run(handler, args, f"handler of {event!r}")
-            if index == 0 and ack_id is not None:
-                d.addCallback(self._answer, ack_id)
+            try:
+                result = handler(*args)
+            except Exception:
+                log.failure("Socket {sid} in {namespace}: handler of {event!r} failed", sid=self.id,
+                            namespace=self.nsp.name, event=event)
+                continue
+            if isinstance(result, Deferred) or inspect.iscoroutine(result):
+                d = call_handler(lambda r=result: r)
+                d.addErrback(self._handler_failed, event)
+                if index == 0 and ack_id is not None:
+                    d.addCallback(self._answer, ack_id)
                 d.addErrback(lambda _: None)
+            elif index == 0 and ack_id is not None:
+                self._answer(result, ack_id)
+
+    def _handler_failed(self, failure: Failure, event: str) -> Failure:
+        log.failure("Socket {sid} in {namespace}: handler of {event!r} failed", failure, sid=self.id,
+                    namespace=self.nsp.name, event=event)
+        return failure
 
     def _answer(self, result: Any, ack_id: int) -> None:
         if self.connected:

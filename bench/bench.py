@@ -1,0 +1,314 @@
+"""Benchmark txrealtime against Node socket.io and python-socketio in one run; write bench/results.md.
+
+Each server runs pinned to CPU 0 and is driven by Node load-generator
+processes (bench/loadgen.js) pinned to CPU 1, so the servers compete for
+the same core under the same load. Every scenario prints one line per
+server as it finishes. Usage (bench/run does the installing)::
+
+    python bench/bench.py [--servers txrealtime,node,...] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+PYTHON = sys.executable
+NODE = shutil.which("node") or "node"
+LOADGEN = str(BENCH / "loadgen.js")
+SERVER_CPU, LOAD_CPU = "0", "1"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def pinned(cpu: str, args: list[str]) -> list[str]:
+    return ["taskset", "-c", cpu, *args] if shutil.which("taskset") and os.cpu_count() and os.cpu_count() > 1 else args
+
+
+SERVERS: dict[str, Any] = {
+    "txrealtime": lambda port: [
+        str(Path(PYTHON).parent / "twistd"), "-n", "--pidfile=", "-l", "/dev/null", "txrealtime",
+        "--listen", f"tcp:{port}:interface=127.0.0.1:backlog=1024", "--app", "bench.apps.tx_app:setup",
+        "--no-access-log", "--max-buffer", "50000000",
+    ],
+    "txrealtime-pypy": lambda port: [
+        str(ROOT / ".venv-pypy" / "bin" / "twistd"), "-n", "--pidfile=", "-l", "/dev/null", "txrealtime",
+        "--listen", f"tcp:{port}:interface=127.0.0.1:backlog=1024", "--app", "bench.apps.tx_app:setup",
+        "--no-access-log", "--max-buffer", "50000000",
+    ],
+    "node": lambda port: [NODE, str(BENCH / "apps" / "node_server.js"), str(port)],
+    "pysio-uvicorn": lambda port: [
+        str(Path(PYTHON).parent / "uvicorn"), "bench.apps.pysio_asgi:app", "--host", "127.0.0.1", "--port", str(port),
+        "--log-level", "warning", "--no-access-log", "--backlog", "1024",
+    ],
+    "pysio-aiohttp": lambda port: [PYTHON, "-m", "bench.apps.pysio_aiohttp", str(port)],
+}
+
+
+@dataclass
+class Running:
+    name: str
+    port: int
+    process: subprocess.Popen[bytes]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def rss_kib(self) -> int:
+        with open(f"/proc/{self.process.pid}/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        return 0
+
+
+@contextmanager
+def server(name: str) -> Iterator[Running]:
+    port = free_port()
+    env = dict(os.environ, NODE_PATH=str(BENCH / "node_modules"), PYTHONPATH=str(ROOT))
+    process = subprocess.Popen(
+        pinned(SERVER_CPU, SERVERS[name](port)), cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    try:
+        for _ in range(600):
+            if process.poll() is not None:
+                raise RuntimeError(f"{name} exited: {process.stderr.read().decode() if process.stderr else ''}")
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    break
+            except OSError:
+                time.sleep(0.05)
+        else:
+            raise RuntimeError(f"{name} did not start")
+        yield Running(name, port, process)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def loadgen(*args: Any) -> subprocess.Popen[str]:
+    env = dict(os.environ, NODE_PATH=str(BENCH / "node_modules"))
+    return subprocess.Popen(
+        pinned(LOAD_CPU, [NODE, "--max-old-space-size=4096", LOADGEN, *map(str, args)]),
+        stdout=subprocess.PIPE, stdin=subprocess.PIPE, text=True, env=env,
+    )
+
+
+def last_json(process: subprocess.Popen[str], timeout: float = 300) -> dict[str, Any]:
+    out, _ = process.communicate(timeout=timeout)
+    lines = [line for line in out.splitlines() if line.startswith("{")]
+    result: dict[str, Any] = json.loads(lines[-1])
+    if "error" in result:
+        raise RuntimeError(result["error"])
+    return result
+
+
+def split(total: int, parts: int) -> list[int]:
+    return [total // parts + (1 if i < total % parts else 0) for i in range(parts)]
+
+
+# -- scenarios ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Results:
+    rows: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+
+    def add(self, scenario: str, server: str, figures: dict[str, Any]) -> None:
+        self.rows.setdefault(scenario, {})[server] = figures
+        shown = ", ".join(f"{k}={_fmt(v)}" for k, v in figures.items())
+        print(f"{scenario:<22} {server:<16} {shown}", flush=True)
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:,.1f}" if value >= 10 else f"{value:.2f}"
+    return f"{value:,}" if isinstance(value, int) else str(value)
+
+
+def echo(run: Running, clients: int, seconds: float, procs: int) -> dict[str, Any]:
+    gens = [loadgen("echo", run.url, n, seconds) for n in split(clients, procs)]
+    parts = [last_json(g) for g in gens]
+    rate = sum(p["rate"] for p in parts)
+    p50 = statistics.mean(p["p50"] for p in parts if p["p50"] is not None)
+    p99 = max(p["p99"] for p in parts if p["p99"] is not None)
+    return {"msgs_per_s": rate, "p50_ms": p50, "p99_ms": p99}
+
+
+def broadcast(run: Running, clients: int, messages: int, procs: int) -> dict[str, Any]:
+    gens = [loadgen("listen", run.url, n, messages) for n in split(clients, procs)]
+    for g in gens:
+        assert g.stdout is not None
+        ready = json.loads(g.stdout.readline())
+        assert ready.get("ready"), ready
+    sent = last_json(loadgen("emit", run.url, messages), timeout=600)["sent"]
+    parts = [last_json(g, timeout=600) for g in gens]
+    sent_at = dict(sent)
+    delivered = sum(p["deliveries"] for p in parts)
+    last_per_message: dict[int, float] = {}
+    for p in parts:
+        for n, (_first, last, _count) in p["arrivals"]:
+            last_per_message[n] = max(last_per_message.get(n, 0.0), last)
+    spans = [last_per_message[n] - sent_at[n] for n in last_per_message]
+    elapsed = (max(last_per_message.values()) - min(sent_at.values())) / 1000
+    return {
+        "deliveries_per_s": delivered / elapsed if elapsed > 0 else 0.0,
+        "delivered": f"{delivered}/{clients * messages}",
+        "last_client_ms_p50": statistics.median(spans) if spans else None,
+        "last_client_ms_max": max(spans) if spans else None,
+    }
+
+
+def connections(run: Running, clients: int, procs: int) -> dict[str, Any]:
+    before = run.rss_kib()
+    gens = [loadgen("idle", run.url, n) for n in split(clients, procs)]
+    reports = []
+    for g in gens:
+        assert g.stdout is not None
+        reports.append(json.loads(g.stdout.readline()))
+    time.sleep(1.0)  # let the server settle before reading its memory
+    after = run.rss_kib()
+    for g in gens:
+        assert g.stdin is not None and g.stdout is not None
+        g.stdin.close()
+        g.stdout.read()
+        g.wait(60)
+    connected = sum(r["connected"] for r in reports)
+    return {
+        "connected": connected,
+        "connect_all_s": max(r["connectMs"] for r in reports) / 1000,
+        "rss_mib": after / 1024,
+        "kib_per_conn": (after - before) / connected if connected else None,
+    }
+
+
+def polling(run: Running, clients: int, seconds: float, procs: int) -> dict[str, Any]:
+    gens = [loadgen("poll-echo", run.url, n, seconds) for n in split(clients, procs)]
+    parts = [last_json(g) for g in gens]
+    return {"msgs_per_s": sum(p["rate"] for p in parts)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--servers", default="txrealtime,node,pysio-uvicorn,pysio-aiohttp")
+    parser.add_argument("--quick", action="store_true", help="smaller loads, for a smoke run")
+    parser.add_argument("--procs", type=int, default=2, help="load generator processes")
+    parser.add_argument("--out", default=str(BENCH / "results.md"))
+    args = parser.parse_args()
+    names = args.servers.split(",")
+    q = args.quick
+    scenarios = [
+        ("echo 100", lambda r: echo(r, 100, 2 if q else 5, args.procs)),
+        ("echo 1000", lambda r: echo(r, 1000 if not q else 300, 2 if q else 5, args.procs)),
+        ("broadcast 1000", lambda r: broadcast(r, 1000, 5 if q else 20, args.procs)),
+        ("broadcast 10000", lambda r: broadcast(r, 2000 if q else 10000, 3 if q else 10, args.procs)),
+        ("connections 10000", lambda r: connections(r, 2000 if q else 10000, args.procs)),
+        ("polling 500", lambda r: polling(r, 100 if q else 500, 2 if q else 5, args.procs)),
+    ]
+    results = Results()
+    for title, run_scenario in scenarios:
+        for name in names:
+            try:
+                with server(name) as running:
+                    results.add(title, name, run_scenario(running))
+            except Exception as e:  # a peer that cannot run a scenario is reported, not fatal
+                results.add(title, name, {"error": str(e).splitlines()[-1][:120] if str(e) else type(e).__name__})
+    write_report(results, names, Path(args.out), quick=q)
+
+
+PRIMARY = {
+    "echo 100": ("msgs_per_s", True),
+    "echo 1000": ("msgs_per_s", True),
+    "broadcast 1000": ("deliveries_per_s", True),
+    "broadcast 10000": ("deliveries_per_s", True),
+    "connections 10000": ("kib_per_conn", False),
+    "polling 500": ("msgs_per_s", True),
+}
+
+
+def write_report(results: Results, names: list[str], out: Path, quick: bool) -> None:
+    lines = [
+        "# Benchmark results",
+        "",
+        f"Generated by `bench/run` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
+        + (" (quick run: smaller loads)" if quick else "")
+        + f"; {os.cpu_count()} CPUs, servers pinned to CPU {SERVER_CPU}, load generators to CPU {LOAD_CPU}.",
+        "",
+        "| scenario | server | figures | txrealtime ÷ server |",
+        "| --- | --- | --- | --- |",
+    ]
+    for scenario, by_server in results.rows.items():
+        key, higher_better = PRIMARY[scenario]
+        ours = by_server.get("txrealtime", {}).get(key)
+        for name in names:
+            figures = by_server.get(name, {})
+            theirs = figures.get(key)
+            ratio = ""
+            if name != "txrealtime" and isinstance(ours, int | float) and isinstance(theirs, int | float) and theirs:
+                value = ours / theirs if higher_better else theirs / ours
+                ratio = f"{value:.2f}× {'(higher is better)' if higher_better else '(memory: >1 means txrealtime uses less)'}"
+            shown = ", ".join(f"{k} {_fmt(v)}" for k, v in figures.items())
+            lines.append(f"| {scenario} | {name} | {shown} | {ratio} |")
+    lines.append("")
+    out.write_text("\n".join(lines))
+    (out.with_suffix(".json")).write_text(json.dumps(results.rows, indent=1, default=str))
+    plot(results, names, out.with_name("latency.png"))
+    print(f"wrote {out}")
+
+
+def plot(results: Results, names: list[str], path: Path) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for name in names:
+        xs, p50s, p99s = [], [], []
+        for scenario in ("echo 100", "echo 1000"):
+            figures = results.rows.get(scenario, {}).get(name, {})
+            if "p50_ms" in figures:
+                xs.append(int(scenario.split()[1]))
+                p50s.append(figures["p50_ms"])
+                p99s.append(figures["p99_ms"])
+        if xs:
+            line = ax.plot(xs, p50s, marker="o", label=f"{name} p50")[0]
+            ax.plot(xs, p99s, marker="x", linestyle="--", color=line.get_color(), label=f"{name} p99")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("concurrent echo clients")
+    ax.set_ylabel("round-trip latency (ms)")
+    ax.set_title("Echo round-trip latency against clients")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,268 @@
+// Socket.IO load generator speaking the Engine.IO v4 / Socket.IO v5 wire format directly
+// (the `ws` package for WebSocket, Node's http agent for long-polling), so that it costs far
+// less CPU than the servers it measures. Prints one JSON line with its figures.
+//
+//   node loadgen.js echo      URL CLIENTS SECONDS          N clients: emit "echo" with ack, wait, repeat
+//   node loadgen.js listen    URL CLIENTS MESSAGES         N clients in the room: wait for MESSAGES broadcasts
+//   node loadgen.js emit      URL MESSAGES                 one client asks the server to broadcast MESSAGES times
+//   node loadgen.js idle      URL CLIENTS                  open N clients, report, hold them until stdin closes
+//   node loadgen.js poll-echo URL CLIENTS SECONDS          like echo, over HTTP long-polling only
+"use strict";
+const http = require("http");
+const WebSocket = require("ws");
+
+const [mode, base, a, b] = process.argv.slice(2);
+const host = new URL(base);
+const wsUrl = `ws://${host.host}/socket.io/?EIO=4&transport=websocket`;
+const now = () => Number(process.hrtime.bigint()) / 1e6; // ms
+
+// One Socket.IO client over a WebSocket: calls onEvent(name, args) and resolves acks.
+function wsClient(onEvent) {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(wsUrl, { perMessageDeflate: false });
+    const acks = new Map();
+    let nextId = 0;
+    const client = {
+      ws,
+      emit(name, arg) {
+        ws.send(`42${JSON.stringify([name, arg])}`);
+      },
+      call(name, arg) {
+        const id = nextId++;
+        return new Promise((res) => {
+          acks.set(id, res);
+          ws.send(`42${id}${JSON.stringify([name, arg])}`);
+        });
+      },
+      close() {
+        ws.close();
+      },
+    };
+    ws.on("message", (data) => {
+      const text = data.toString();
+      if (text[0] === "2") return ws.send("3"); // Engine.IO ping
+      if (text[0] === "0") return ws.send("40"); // Engine.IO open: join the default namespace
+      if (text[0] !== "4") return;
+      const type = text[1];
+      if (type === "0") return resolve(client);
+      if (type === "2") {
+        const [name, ...args] = JSON.parse(text.slice(2));
+        if (onEvent) onEvent(name, args);
+      } else if (type === "3") {
+        const m = /^43(\d+)/.exec(text);
+        const id = Number(m[1]);
+        const res = acks.get(id);
+        if (res) {
+          acks.delete(id);
+          res(JSON.parse(text.slice(m[0].length)));
+        }
+      }
+    });
+    ws.on("error", reject);
+  });
+}
+
+async function inBatches(count, size, make) {
+  const out = [];
+  for (let i = 0; i < count; i += size) {
+    const batch = [];
+    for (let j = i; j < Math.min(count, i + size); j++) batch.push(make(j));
+    out.push(...(await Promise.all(batch)));
+  }
+  return out;
+}
+
+function percentile(sorted, p) {
+  if (!sorted.length) return null;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+}
+
+async function echo(clients, seconds) {
+  const started = now();
+  const sockets = await inBatches(clients, 200, () => wsClient());
+  const connectMs = now() - started;
+  const latencies = [];
+  let stop = false;
+  let count = 0;
+  const loops = sockets.map(async (s) => {
+    while (!stop) {
+      const t = now();
+      await s.call("echo", { t, pad: "x".repeat(32) });
+      const done = now();
+      if (!stop) {
+        latencies.push(done - t);
+        count++;
+      }
+    }
+  });
+  await new Promise((r) => setTimeout(r, 1000)); // warm-up
+  latencies.length = 0;
+  count = 0;
+  const t0 = now();
+  await new Promise((r) => setTimeout(r, seconds * 1000));
+  const elapsed = (now() - t0) / 1000;
+  const measured = count;
+  const lat = latencies.slice().sort((x, y) => x - y);
+  stop = true;
+  await Promise.race([Promise.all(loops), new Promise((r) => setTimeout(r, 5000))]);
+  sockets.forEach((s) => s.close());
+  return { messages: measured, seconds: elapsed, rate: measured / elapsed,
+    p50: percentile(lat, 50), p99: percentile(lat, 99), connectMs };
+}
+
+async function listen(clients, messages) {
+  const arrivals = new Map(); // message number -> [first, last, count]
+  let total = 0;
+  let resolveAll;
+  const all = new Promise((r) => (resolveAll = r));
+  const started = now();
+  const sockets = await inBatches(clients, 200, () =>
+    wsClient((name, args) => {
+      if (name !== "b") return;
+      const t = now();
+      const n = args[0].n;
+      const entry = arrivals.get(n) || [t, t, 0];
+      entry[1] = t;
+      entry[2]++;
+      arrivals.set(n, entry);
+      total++;
+      if (total === clients * messages) resolveAll();
+    }),
+  );
+  process.stdout.write(JSON.stringify({ ready: true, connectMs: now() - started }) + "\n");
+  const timeout = new Promise((r) => setTimeout(r, 120000));
+  await Promise.race([all, timeout]);
+  const spans = [...arrivals.values()];
+  const first = Math.min(...spans.map((e) => e[0]));
+  const last = Math.max(...spans.map((e) => e[1]));
+  sockets.forEach((s) => s.close());
+  return { deliveries: total, expected: clients * messages, first, last, arrivals: [...arrivals.entries()] };
+}
+
+async function emit(messages) {
+  const s = await wsClient();
+  const sent = [];
+  for (let n = 0; n < messages; n++) {
+    sent.push([n, now()]);
+    await s.call("broadcast", { n, pad: "y".repeat(64) });
+  }
+  s.close();
+  return { sent };
+}
+
+async function idle(clients) {
+  const started = now();
+  const sockets = await inBatches(clients, 500, () => wsClient());
+  process.stdout.write(JSON.stringify({ connected: sockets.length, connectMs: now() - started }) + "\n");
+  await new Promise((r) => {
+    process.stdin.on("end", r);
+    process.stdin.on("close", r);
+    process.stdin.resume();
+  });
+  sockets.forEach((s) => s.close());
+  return { closed: sockets.length };
+}
+
+// --- long-polling -------------------------------------------------------------------------
+
+const agent = new http.Agent({ keepAlive: true, maxSockets: Infinity });
+
+function request(method, path, body) {
+  return new Promise((resolve, reject) => {
+    const req = http.request(
+      { host: host.hostname, port: host.port, method, path, agent,
+        headers: body ? { "Content-Type": "text/plain;charset=UTF-8", "Content-Length": Buffer.byteLength(body) } : {} },
+      (res) => {
+        let data = "";
+        res.setEncoding("utf8");
+        res.on("data", (c) => (data += c));
+        res.on("end", () => resolve(data));
+      },
+    );
+    req.on("error", reject);
+    if (body) req.write(body);
+    req.end();
+  });
+}
+
+async function pollClient() {
+  const path = "/socket.io/?EIO=4&transport=polling";
+  const open = await request("GET", path);
+  const sid = JSON.parse(open.slice(1)).sid;
+  const url = `${path}&sid=${sid}`;
+  await request("POST", url, "40");
+  const acks = new Map();
+  let nextId = 0;
+  let closed = false;
+  let connected;
+  const ready = new Promise((r) => (connected = r));
+  (async () => {
+    while (!closed) {
+      const payload = await request("GET", url).catch(() => "");
+      for (const packet of payload.split("\x1e")) {
+        if (packet === "2") request("POST", url, "3");
+        else if (packet.startsWith("40")) connected();
+        else if (packet.startsWith("43")) {
+          const m = /^43(\d+)/.exec(packet);
+          const res = acks.get(Number(m[1]));
+          acks.delete(Number(m[1]));
+          if (res) res();
+        } else if (packet === "1" || payload === "") closed = true;
+      }
+    }
+  })();
+  await ready;
+  return {
+    call(name, arg) {
+      const id = nextId++;
+      return new Promise((res) => {
+        acks.set(id, res);
+        request("POST", url, `42${id}${JSON.stringify([name, arg])}`);
+      });
+    },
+    close() {
+      closed = true;
+      request("POST", url, "1").catch(() => {});
+    },
+  };
+}
+
+async function pollEcho(clients, seconds) {
+  const clientsList = await inBatches(clients, 100, () => pollClient());
+  let count = 0;
+  let stop = false;
+  const loops = clientsList.map(async (c) => {
+    while (!stop) {
+      await c.call("echo", { pad: "z".repeat(32) });
+      if (!stop) count++;
+    }
+  });
+  await new Promise((r) => setTimeout(r, 1000));
+  count = 0;
+  const t0 = now();
+  await new Promise((r) => setTimeout(r, seconds * 1000));
+  const elapsed = (now() - t0) / 1000;
+  const measured = count;
+  stop = true;
+  await Promise.race([Promise.all(loops), new Promise((r) => setTimeout(r, 5000))]);
+  clientsList.forEach((c) => c.close());
+  return { messages: measured, seconds: elapsed, rate: measured / elapsed };
+}
+
+const runs = {
+  echo: () => echo(Number(a), Number(b)),
+  listen: () => listen(Number(a), Number(b)),
+  emit: () => emit(Number(a)),
+  idle: () => idle(Number(a)),
+  "poll-echo": () => pollEcho(Number(a), Number(b)),
+};
+
+runs[mode]()
+  .then((result) => {
+    process.stdout.write(JSON.stringify(result) + "\n");
+    setTimeout(() => process.exit(0), 100);
+  })
+  .catch((err) => {
+    process.stdout.write(JSON.stringify({ error: String(err && err.stack ? err.stack : err) }) + "\n");
+    process.exit(1);
+  });
