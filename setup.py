@@ -20,6 +20,15 @@ setup(
     ],
     extras_require={
         "redis": ["txredisapi>=1.4.10", "msgpack>=1.0"],
+        "bench": [
+            "txredisapi>=1.4.10",
+            "msgpack>=1.0",
+            "python-socketio>=5.11",
+            "uvicorn>=0.30",
+            "aiohttp>=3.9",
+            "matplotlib>=3.8",
+            "py-spy>=0.3",
+        ],
         "test": [
             "txredisapi>=1.4.10",
             "msgpack>=1.0",

@@ -270,7 +270,8 @@ def write_report(results: Results, names: list[str], out: Path, quick: bool) -> 
             ratio = ""
             if name != "txrealtime" and isinstance(ours, int | float) and isinstance(theirs, int | float) and theirs:
                 value = ours / theirs if higher_better else theirs / ours
-                ratio = f"{value:.2f}× {'(higher is better)' if higher_better else '(memory: >1 means txrealtime uses less)'}"
+                note = "(higher is better)" if higher_better else "(memory: >1 means txrealtime uses less)"
+                ratio = f"{value:.2f}× {note}"
             shown = ", ".join(f"{k} {_fmt(v)}" for k, v in figures.items())
             lines.append(f"| {scenario} | {name} | {shown} | {ratio} |")
     lines.append("")

@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 
 from tests.engineio.test_polling import BASE, PollingTestCase
-from tests.memhttp import MemoryWebSocket
+from tests.memhttp import MemoryWebSocket, ws_frame
 from txrealtime.engineio import CloseReason, MessageReceived, SessionUpgraded
 
 WS = "/engine.io/?EIO=4&transport=websocket"
-TEXT, BINARY, CLOSE = 1, 2, 8
+TEXT, BINARY, CLOSE, PONG = 1, 2, 8, 10
 
 
 class WebSocketTests(PollingTestCase):
@@ -31,6 +31,31 @@ class WebSocketTests(PollingTestCase):
         self.manager.send(sid, "out")
         self.manager.send(sid, b"\x02")
         self.assertEqual(ws.frames(), [(TEXT, b"4out"), (BINARY, b"\x02")])
+
+    def test_frames_split_and_batched_any_way(self) -> None:
+        """Whole frames, several per read, a split frame, a fragmented message and a ping all arrive intact."""
+        ws, sid = self.connect()
+        big = "4" + "x" * 300  # a 16-bit length
+        stream = (
+            ws_frame(b"4one")
+            + ws_frame(big.encode())
+            + ws_frame(b"\x00\xff", opcode=2)
+            + ws_frame(b"hi", opcode=9)  # ping: answered by Autobahn
+            + ws_frame(b"4two")
+        )
+        def masked(data: bytes) -> bytes:
+            return bytes(b ^ (i % 4 + 1) for i, b in enumerate(data))  # the mask 01 02 03 04
+
+        fragmented = bytes([0x01, 0x82, 1, 2, 3, 4]) + masked(b"4f")  # text, not final
+        fragmented += bytes([0x80, 0x83, 1, 2, 3, 4]) + masked(b"rag")  # continuation, final
+        stream += fragmented + ws_frame(b"4last")
+        for cut in (1, 7, 50):  # the same bytes, cut into reads of several sizes
+            for i in range(0, len(stream), cut):
+                ws.send_raw(stream[i : i + cut])
+        got = [e.data for e in self.events if isinstance(e, MessageReceived)]
+        self.assertEqual(got, ["one", big[1:], b"\x00\xff", "two", "frag", "last"] * 3)
+        self.assertEqual([f for f in ws.frames() if f[0] == PONG], [(PONG, b"hi")] * 3)
+        self.assertIsNotNone(self.manager.get(sid))
 
     def test_heartbeat(self) -> None:
         ws, sid = self.connect()

@@ -146,6 +146,49 @@ class EngineIOWebSocketProtocol(WebSocketServerProtocol):
         if self.session is None and self._handshake is not None:
             self.session = self.factory.manager.open_session(self, self._handshake, self._sid)
 
+    def dataReceived(self, data: bytes) -> None:
+        """Take complete, unfragmented, masked text/binary frames directly; Autobahn does the rest.
+
+        Only when Autobahn sits at a frame boundary with nothing buffered;
+        control frames, fragments, oversize or malformed frames, partial
+        frames and anything after them go through Autobahn's own parser.
+        """
+        if (
+            self.state != self.STATE_OPEN
+            or self.data
+            or self.current_frame is not None
+            or self.inside_message
+            or self.session is None
+        ):
+            super().dataReceived(data)
+            return
+        limit = self.factory.manager.options.max_payload
+        pos, size = 0, len(data)
+        while size - pos >= 6:
+            b0, b1 = data[pos], data[pos + 1]
+            # FIN set, no RSV bits, text or binary opcode, masked (as clients must).
+            if b0 not in (0x81, 0x82) or not b1 & 0x80:
+                break
+            length, head = b1 & 0x7F, pos + 2
+            if length == 126:
+                if size - head < 2:
+                    break
+                length = int.from_bytes(data[head : head + 2], "big")
+                head += 2
+            elif length == 127:
+                break
+            end = head + 4 + length
+            if length > limit or end > size:
+                break
+            mask = data[head : head + 4]
+            payload = unmask(data[head + 4 : end], mask)
+            pos = end
+            self.onMessage(payload, b0 == 0x82)
+            if self.state != self.STATE_OPEN:
+                break
+        if pos < size and self.state in (self.STATE_OPEN, self.STATE_CLOSING):
+            super().dataReceived(data[pos:])
+
     def onMessage(self, payload: bytes, isBinary: bool) -> None:
         session = self.session
         if session is None:
@@ -169,6 +212,15 @@ class EngineIOWebSocketProtocol(WebSocketServerProtocol):
         else:
             why = CloseReason.TRANSPORT_CLOSE
         self.session.transport_closed(self, why, f"websocket closed ({code}: {reason or ''})")
+
+
+def unmask(payload: bytes, mask: bytes) -> bytes:
+    """XOR a client frame's payload with its 4-byte mask (RFC 6455 section 5.3)."""
+    size = len(payload)
+    if not size:
+        return payload
+    key = (mask * (size // 4 + 1))[:size]
+    return (int.from_bytes(payload, "little") ^ int.from_bytes(key, "little")).to_bytes(size, "little")
 
 
 def ws_frame(payload: bytes, binary: bool) -> bytes:
