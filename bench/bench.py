@@ -50,11 +50,6 @@ SERVERS: dict[str, Any] = {
         "--listen", f"tcp:{port}:interface=127.0.0.1:backlog=1024", "--app", "bench.apps.tx_app:setup",
         "--no-access-log", "--max-buffer", "50000000",
     ],
-    "txrealtime-pypy": lambda port: [
-        str(ROOT / ".venv-pypy" / "bin" / "twistd"), "-n", "--pidfile=", "-l", "/dev/null", "txrealtime",
-        "--listen", f"tcp:{port}:interface=127.0.0.1:backlog=1024", "--app", "bench.apps.tx_app:setup",
-        "--no-access-log", "--max-buffer", "50000000",
-    ],
     "node": lambda port: [NODE, str(BENCH / "apps" / "node_server.js"), str(port)],
     "pysio-uvicorn": lambda port: [
         str(Path(PYTHON).parent / "uvicorn"), "bench.apps.pysio_asgi:app", "--host", "127.0.0.1", "--port", str(port),
@@ -218,8 +213,13 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="smaller loads, for a smoke run")
     parser.add_argument("--procs", type=int, default=2, help="load generator processes")
     parser.add_argument("--out", default=str(BENCH / "results.md"))
+    parser.add_argument("--report-only", action="store_true", help="rewrite the report from results.json")
     args = parser.parse_args()
     names = args.servers.split(",")
+    if args.report_only:
+        results = Results(json.loads(Path(args.out).with_suffix(".json").read_text()))
+        write_report(results, names, Path(args.out), quick=args.quick)
+        return
     q = args.quick
     scenarios = [
         ("echo 100", lambda r: echo(r, 100, 2 if q else 5, args.procs)),
@@ -274,11 +274,46 @@ def write_report(results: Results, names: list[str], out: Path, quick: bool) -> 
                 ratio = f"{value:.2f}× {note}"
             shown = ", ".join(f"{k} {_fmt(v)}" for k, v in figures.items())
             lines.append(f"| {scenario} | {name} | {shown} | {ratio} |")
-    lines.append("")
+    lines += ["", "## Targets", ""] + targets(results) + [""]
     out.write_text("\n".join(lines))
     (out.with_suffix(".json")).write_text(json.dumps(results.rows, indent=1, default=str))
     plot(results, names, out.with_name("latency.png"))
     print(f"wrote {out}")
+
+
+def targets(results: Results) -> list[str]:
+    """The issue's targets, checked against this run's figures."""
+    rows = results.rows
+
+    def get(scenario: str, server: str, key: str) -> float | None:
+        value = rows.get(scenario, {}).get(server, {}).get(key)
+        return float(value) if isinstance(value, int | float) else None
+
+    out = []
+    for scenario in ("echo 100", "echo 1000"):
+        ours = get(scenario, "txrealtime", "msgs_per_s")
+        for peer, wanted in (("pysio-uvicorn", 2.0), ("node", 0.8)):
+            theirs = get(scenario, peer, "msgs_per_s")
+            if ours is not None and theirs:
+                ratio = ours / theirs
+                verdict = "met" if ratio >= wanted else "missed"
+                out.append(f"- {scenario}: txrealtime / {peer} = {ratio:.2f} (target ≥ {wanted}): **{verdict}**")
+    delivered = rows.get("broadcast 10000", {}).get("txrealtime", {}).get("delivered", "")
+    ours = get("broadcast 10000", "txrealtime", "deliveries_per_s")
+    theirs = get("broadcast 10000", "pysio-uvicorn", "deliveries_per_s")
+    if ours is not None and theirs:
+        complete = isinstance(delivered, str) and delivered.split("/")[0] == delivered.split("/")[-1]
+        verdict = "met" if complete and ours / theirs >= 2 else "missed"
+        out.append(
+            f"- broadcast to 10,000: {delivered} delivered, txrealtime / pysio-uvicorn = {ours / theirs:.2f} "
+            f"(target: complete and ≥ 2): **{verdict}**"
+        )
+    per_conn = get("connections 10000", "txrealtime", "kib_per_conn")
+    connected = get("connections 10000", "txrealtime", "connected")
+    if per_conn is not None:
+        verdict = "met" if per_conn < 20 and connected == 10000 else "missed"
+        out.append(f"- 10,000 idle WebSocket connections: {per_conn:.1f} KiB each (target < 20 KiB): **{verdict}**")
+    return out
 
 
 def plot(results: Results, names: list[str], path: Path) -> None:
