@@ -5,24 +5,9 @@ import sys
 import socketio
 from aiohttp import web
 
-sio = socketio.AsyncServer(async_mode="aiohttp", logger=False, engineio_logger=False)
+from bench.apps.pysio_handlers import install
 
-
-@sio.event
-async def connect(sid, environ, auth=None):
-    await sio.enter_room(sid, "room")
-
-
-@sio.on("echo")
-async def echo(sid, data):
-    return data
-
-
-@sio.on("broadcast")
-async def broadcast(sid, data):
-    await sio.emit("b", data, room="room")
-    return True
-
+sio = install(socketio.AsyncServer(async_mode="aiohttp", logger=False, engineio_logger=False))
 
 if __name__ == "__main__":
     app = web.Application()

@@ -2,23 +2,7 @@
 
 import socketio
 
-sio = socketio.AsyncServer(async_mode="asgi", logger=False, engineio_logger=False)
+from bench.apps.pysio_handlers import install
 
-
-@sio.event
-async def connect(sid, environ, auth=None):
-    await sio.enter_room(sid, "room")
-
-
-@sio.on("echo")
-async def echo(sid, data):
-    return data
-
-
-@sio.on("broadcast")
-async def broadcast(sid, data):
-    await sio.emit("b", data, room="room")
-    return True
-
-
+sio = install(socketio.AsyncServer(async_mode="asgi", logger=False, engineio_logger=False))
 app = socketio.ASGIApp(sio)

@@ -20,7 +20,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from ..engineio.manager import Clock, DelayedCall
-from ..socketio.emitter import EventEmitter, Handler, call_handler
+from ..socketio.emitter import CatchAll, EventEmitter, Handler, ack_args, ack_value, call_handler
 from ..socketio.errors import AckTimeout
 from ..socketio.operator import check_event
 from ..socketio.packets import DecodeError, Decoder, Packet, PacketType, encode
@@ -120,19 +120,7 @@ class Engine(Protocol):
 EngineFactory = Callable[[EngineListener], Engine]
 
 
-def _ack_value(args: list[Any]) -> Any:
-    if not args:
-        return None
-    return args[0] if len(args) == 1 else tuple(args)
-
-
-def _ack_args(result: Any) -> list[Any]:
-    if result is None:
-        return []
-    return list(result) if isinstance(result, tuple) else [result]
-
-
-class ClientSocket(EventEmitter):
+class ClientSocket(EventEmitter, CatchAll):
     """One namespace over a :class:`Manager`'s connection (Node's client ``Socket``).
 
     Reserved events: ``connect()``, ``disconnect(reason)``, ``connect_error(error)``.
@@ -150,8 +138,7 @@ class ClientSocket(EventEmitter):
         self._send_buffer: list[Packet] = []
         self._acks: dict[int, tuple[Callable[[list[Any]], object], Callable[[Exception], object] | None]] = {}
         self._ack_ids = count()
-        self._any: list[Handler] = []
-        self._any_outgoing: list[Handler] = []
+        CatchAll.__init__(self)
         self._waiting: list[Deferred[ClientSocket]] = []
 
     def __repr__(self) -> str:
@@ -232,7 +219,7 @@ class ClientSocket(EventEmitter):
             if timer is not None and timer.active():
                 timer.cancel()
             if not result.called:
-                result.callback(_ack_value(answer))
+                result.callback(ack_value(answer))
 
         def failed(error: Exception) -> None:
             if timer is not None and timer.active():
@@ -276,30 +263,6 @@ class ClientSocket(EventEmitter):
 
     def _packet(self, packet: Packet) -> None:
         self.io._write(encode(packet))
-
-    # -- catch-all -------------------------------------------------------------------
-
-    def on_any(self, listener: Handler) -> Handler:
-        """Call ``listener(event, *args)`` for every incoming event."""
-        self._any.append(listener)
-        return listener
-
-    def off_any(self, listener: Handler | None = None) -> None:
-        if listener is None:
-            self._any.clear()
-        elif listener in self._any:
-            self._any.remove(listener)
-
-    def on_any_outgoing(self, listener: Handler) -> Handler:
-        """Call ``listener(event, *args)`` for every event this socket sends."""
-        self._any_outgoing.append(listener)
-        return listener
-
-    def off_any_outgoing(self, listener: Handler | None = None) -> None:
-        if listener is None:
-            self._any_outgoing.clear()
-        elif listener in self._any_outgoing:
-            self._any_outgoing.remove(listener)
 
     # -- from the manager -----------------------------------------------------------
 
@@ -363,7 +326,7 @@ class ClientSocket(EventEmitter):
 
     def _answer(self, result: Any, ack_id: int) -> None:
         if self.connected:
-            self._packet(Packet(PacketType.ACK, self.nsp, _ack_args(result), ack_id))
+            self._packet(Packet(PacketType.ACK, self.nsp, ack_args(result), ack_id))
 
     def _on_close(self, reason: str) -> None:
         """The namespace connection ended (the socket may reconnect if still active)."""

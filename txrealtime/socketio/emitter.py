@@ -8,7 +8,7 @@ from typing import Any, TypeVar, overload
 
 from twisted.internet.defer import Deferred, ensureDeferred, fail, succeed
 
-__all__ = ["EventEmitter", "Handler", "call_handler"]
+__all__ = ["CatchAll", "EventEmitter", "Handler", "ack_args", "ack_value", "call_handler"]
 
 Handler = Callable[..., Any]
 H = TypeVar("H", bound=Handler)
@@ -76,3 +76,62 @@ class EventEmitter:
                     self._once.discard(id(h))
                     handlers.remove(h)
         return current
+
+
+class CatchAll:
+    """Catch-all listeners, ``listener(event, *args)``, for incoming and outgoing events."""
+
+    def __init__(self) -> None:
+        self._any: list[Handler] = []
+        self._any_outgoing: list[Handler] = []
+
+    def on_any(self, listener: Handler) -> Handler:
+        """Call ``listener(event, *args)`` for every incoming event."""
+        self._any.append(listener)
+        return listener
+
+    def prepend_any(self, listener: Handler) -> Handler:
+        self._any.insert(0, listener)
+        return listener
+
+    def off_any(self, listener: Handler | None = None) -> None:
+        _remove(self._any, listener)
+
+    def listeners_any(self) -> list[Handler]:
+        return list(self._any)
+
+    def on_any_outgoing(self, listener: Handler) -> Handler:
+        """Call ``listener(event, *args)`` for every outgoing event."""
+        self._any_outgoing.append(listener)
+        return listener
+
+    def prepend_any_outgoing(self, listener: Handler) -> Handler:
+        self._any_outgoing.insert(0, listener)
+        return listener
+
+    def off_any_outgoing(self, listener: Handler | None = None) -> None:
+        _remove(self._any_outgoing, listener)
+
+    def listeners_any_outgoing(self) -> list[Handler]:
+        return list(self._any_outgoing)
+
+
+def _remove(listeners: list[Handler], listener: Handler | None) -> None:
+    if listener is None:
+        listeners.clear()
+    elif listener in listeners:
+        listeners.remove(listener)
+
+
+def ack_value(args: list[Any]) -> Any:
+    """What an acknowledgement's Deferred fires with: one value, ``None``, or a tuple of several."""
+    if not args:
+        return None
+    return args[0] if len(args) == 1 else tuple(args)
+
+
+def ack_args(result: Any) -> list[Any]:
+    """The ACK packet's arguments for a handler's return value (a tuple means several)."""
+    if result is None:
+        return []
+    return list(result) if isinstance(result, tuple) else [result]

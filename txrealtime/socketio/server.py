@@ -33,7 +33,7 @@ from ..engineio import (
 )
 from ..engineio.manager import Clock, DelayedCall
 from .adapter import Adapter, BroadcastOptions
-from .emitter import EventEmitter, Handler, call_handler
+from .emitter import CatchAll, EventEmitter, Handler, ack_args, ack_value, call_handler
 from .errors import AckTimeout, ConnectionRefused, Disconnected, DisconnectReason
 from .operator import BroadcastOperator, check_event
 from .packets import DecodeError, Decoder, Packet, PacketType, encode
@@ -54,20 +54,6 @@ def _check_server_side(event: str) -> None:
     check_event(event)
     if event in _NAMESPACE_EVENTS:
         raise ValueError(f'"{event}" is a reserved event name')
-
-
-def _ack_value(args: list[Any]) -> Any:
-    """What an acknowledgement's Deferred fires with: one value, ``None``, or a tuple of several."""
-    if not args:
-        return None
-    return args[0] if len(args) == 1 else tuple(args)
-
-
-def _ack_args(result: Any) -> list[Any]:
-    """The ACK packet's arguments for a handler's return value (a tuple means several)."""
-    if result is None:
-        return []
-    return list(result) if isinstance(result, tuple) else [result]
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,7 +114,7 @@ class SocketEmitter:
             if isinstance(result, Failure):
                 ack(result.value)
             else:
-                ack(None, *_ack_args(result))
+                ack(None, *ack_args(result))
 
         d = self._with_ack(event, args)
         d.addBoth(both)
@@ -161,7 +147,7 @@ class SocketEmitter:
             if timer is not None and timer.active():
                 timer.cancel()
             if not result.called:
-                result.callback(_ack_value(answer))
+                result.callback(ack_value(answer))
 
         def closed(reason: str) -> None:
             if timer is not None and timer.active():
@@ -186,7 +172,7 @@ class SocketEmitter:
         return result
 
 
-class Socket(EventEmitter):
+class Socket(EventEmitter, CatchAll):
     """One client's membership of one namespace, as ``socket`` in Node's handlers."""
 
     def __init__(self, namespace: Namespace, client: Client, auth: Any) -> None:
@@ -212,8 +198,7 @@ class Socket(EventEmitter):
         self.connected = False
         self._acks: dict[int, tuple[Callable[[list[Any]], object], Callable[[str], object] | None]] = {}
         self._ack_ids = count()
-        self._any: list[Handler] = []
-        self._any_outgoing: list[Handler] = []
+        CatchAll.__init__(self)
         self._packet_middleware: list[Handler] = []
 
     def __repr__(self) -> str:
@@ -294,44 +279,6 @@ class Socket(EventEmitter):
     def leave(self, room: str) -> None:
         if self.connected:
             self.nsp.adapter.delete(self.id, room)
-
-    # -- catch-all listeners -----------------------------------------------------
-
-    def on_any(self, listener: Handler) -> Handler:
-        """Call ``listener(event, *args)`` for every incoming event."""
-        self._any.append(listener)
-        return listener
-
-    def prepend_any(self, listener: Handler) -> Handler:
-        self._any.insert(0, listener)
-        return listener
-
-    def off_any(self, listener: Handler | None = None) -> None:
-        if listener is None:
-            self._any.clear()
-        elif listener in self._any:
-            self._any.remove(listener)
-
-    def listeners_any(self) -> list[Handler]:
-        return list(self._any)
-
-    def on_any_outgoing(self, listener: Handler) -> Handler:
-        """Call ``listener(event, *args)`` for every event sent to this client."""
-        self._any_outgoing.append(listener)
-        return listener
-
-    def prepend_any_outgoing(self, listener: Handler) -> Handler:
-        self._any_outgoing.insert(0, listener)
-        return listener
-
-    def off_any_outgoing(self, listener: Handler | None = None) -> None:
-        if listener is None:
-            self._any_outgoing.clear()
-        elif listener in self._any_outgoing:
-            self._any_outgoing.remove(listener)
-
-    def listeners_any_outgoing(self) -> list[Handler]:
-        return list(self._any_outgoing)
 
     # -- disconnecting -------------------------------------------------------------
 
@@ -463,7 +410,7 @@ class Socket(EventEmitter):
 
     def _answer(self, result: Any, ack_id: int) -> None:
         if self.connected:
-            self._packet(Packet(PacketType.ACK, self.nsp.name, _ack_args(result), ack_id))
+            self._packet(Packet(PacketType.ACK, self.nsp.name, ack_args(result), ack_id))
 
     def _run(self, handler: Handler, args: list[Any], what: str) -> Deferred[Any]:
         d = call_handler(handler, *args)
