@@ -45,8 +45,8 @@ def run_peer(args: list[str], timeout: float = 60) -> Deferred[Any]:
     return threads.deferToThread(run)
 
 
-def node_peer(script: str, *args: str) -> Deferred[Any]:
-    return run_peer([node(), str(INTEROP / script), *args])
+def node_peer(script: str, *args: str, timeout: float = 60) -> Deferred[Any]:
+    return run_peer([node(), str(INTEROP / script), *args], timeout=timeout)
 
 
 def python_peer(script: str, *args: str) -> Deferred[Any]:

@@ -215,9 +215,11 @@ class UpgradeTests(ManagerTestCase):
         self.assertTrue(session.upgrading)
         session.receive(Packet(PacketType.PING, "probe"), ws)
         self.assertEqual(ws.sent, [Packet(PacketType.PONG, "probe")])
-        polling.writable = True
+        polling.writable = True  # a poll arrives: released with a NOOP at the next tick
+        self.clock.advance(0.1)
+        self.assertEqual(polling.sent[-1], Packet(PacketType.NOOP))
         session.send("during upgrade")
-        self.assertEqual(polling.sent[-2:], [Packet(PacketType.NOOP), Packet(PacketType.MESSAGE, "during upgrade")])
+        self.assertEqual(polling.sent[-1], Packet(PacketType.MESSAGE, "during upgrade"))
         polling.writable = False
         session.send("after")
         session.receive(Packet(PacketType.UPGRADE), ws)
@@ -227,6 +229,22 @@ class UpgradeTests(ManagerTestCase):
         self.assertEqual(self.events[-1], SessionUpgraded(sid, "polling", "websocket"))
         session.receive(Packet(PacketType.MESSAGE, "via ws"), ws)
         self.assertEqual(self.events[-1], MessageReceived(sid, "via ws"))
+
+    def test_every_poll_parked_during_the_upgrade_is_released(self) -> None:
+        # The client may send a new poll before it sees the probe's answer; that one must return too.
+        polling, sid = self.open()
+        ws = FakeTransport("websocket")
+        session = self.manager.probe(sid, ws)
+        session.receive(Packet(PacketType.PING, "probe"), ws)
+        for _ in range(3):
+            before = len(polling.sent)
+            self.clock.advance(0.1)
+            self.assertEqual(polling.sent[before:], [Packet(PacketType.NOOP)])
+        session.receive(Packet(PacketType.UPGRADE), ws)
+        before = len(polling.sent)
+        self.clock.advance(1)
+        self.assertEqual(len(polling.sent), before)  # no more NOOPs once upgraded
+        self.assertEqual([c for c in self.clock.getDelayedCalls() if c.func.__name__ == "_release_poll"], [])
 
     def test_upgrade_releases_pending_poll(self) -> None:
         polling, sid = self.open()

@@ -11,7 +11,25 @@ async function join(page, name) {
   await page.waitForFunction(() => document.getElementById("status").textContent.startsWith("connected"));
   await page.fill("#name", name);
   await page.click("#join");
-  await page.waitForSelector("#chat:not([hidden])");
+  await page.waitForSelector("#chat:not([hidden])", { timeout: 60000 });
+}
+
+// What each page looked like when something failed, kept as test artifacts.
+async function describe(pages) {
+  const state = {};
+  for (const [name, page] of Object.entries(pages)) {
+    try {
+      state[name] = await page.evaluate(() => ({
+        status: document.getElementById("status").textContent,
+        chatHidden: document.getElementById("chat").hidden,
+        messages: [...document.querySelectorAll("#messages li")].map((li) => li.textContent),
+      }));
+      await page.screenshot({ path: path.join(artifacts, `chat-failure-${name}.png`) });
+    } catch (e) {
+      state[name] = String(e);
+    }
+  }
+  return state;
 }
 
 async function main() {
@@ -22,11 +40,16 @@ async function main() {
       "--disable-background-networking", "--disable-component-update", "--disable-sync",
     ],
   });
+  const pages = {};
   try {
-    const alice = await (await browser.newContext()).newPage();
-    const bob = await (await browser.newContext()).newPage();
+    const alice = (pages.alice = await (await browser.newContext()).newPage());
+    const bob = (pages.bob = await (await browser.newContext()).newPage());
     const errors = [];
-    for (const page of [alice, bob]) page.on("pageerror", (e) => errors.push(String(e)));
+    report.console = [];
+    for (const page of [alice, bob]) {
+      page.on("pageerror", (e) => errors.push(String(e)));
+      page.on("console", (m) => report.console.push(m.text()));
+    }
     await join(alice, "alice");
     await join(bob, "bob");
     await alice.waitForSelector("#messages li.notice >> text=bob joined");
@@ -42,14 +65,18 @@ async function main() {
     await alice.screenshot({ path: path.join(artifacts, "chat-alice.png") });
     await bob.screenshot({ path: path.join(artifacts, "chat-bob.png") });
     await bob.close();
+    delete pages.bob;
     await alice.waitForSelector("#messages li.notice >> text=bob left");
     report.aliceAfter = await alice.locator("#messages li").allTextContents();
     report.errors = errors;
+  } catch (err) {
+    report.error = String(err && err.stack ? err.stack : err);
+    report.state = await describe(pages);
   } finally {
     await browser.close();
   }
 }
 
 main()
-  .catch((err) => { report.error = String(err && err.stack ? err.stack : err); })
+  .catch((err) => { report.error = report.error || String(err && err.stack ? err.stack : err); })
   .finally(() => { console.log(JSON.stringify(report)); process.exit(0); });

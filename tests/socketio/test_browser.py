@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -21,12 +22,14 @@ async def test_chat_in_two_browser_pages() -> None:
     if not shutil.which(chromium):
         pytest.fail(f"Chromium is required at {chromium} (Debian package chromium; run-tests installs it)")
     ARTIFACTS.mkdir(exist_ok=True)
-    server = Twistd("--static", "examples/chat/public", "--app", "examples.chat.app:setup")
+    server = Twistd("--static", "examples/chat/public", "--app", "examples.chat.app:setup", "--shutdown-grace", "1")
     try:
-        report = await node_peer("chat_browser.js", server.url, str(ARTIFACTS))
+        report = await node_peer("chat_browser.js", server.url, str(ARTIFACTS), timeout=240)
     finally:
         server.stop()
-    assert report.get("error") is None, report["error"]
+    if report.get("error") is not None:
+        (ARTIFACTS / "chat-failure.txt").write_text(json.dumps(report, indent=1) + "\n" + "".join(server.log))
+    assert report.get("error") is None, (report["error"], report.get("state"))
     assert report["errors"] == []
     assert report["bobSees"] == "alicehello from alice <b>not bold</b>"
     assert report["bobBold"] == 0  # text, never markup

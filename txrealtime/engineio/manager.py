@@ -125,6 +125,7 @@ class Session:
         self._ping_timer: DelayedCall | None = None
         self._pong_timer: DelayedCall | None = None
         self._upgrade_timer: DelayedCall | None = None
+        self._release_timer: DelayedCall | None = None
 
     def __repr__(self) -> str:
         return f"<Session {self.sid} {self.transport.name} {self.state.value}>"
@@ -254,17 +255,31 @@ class Session:
     def _receive_probe(self, packet: Packet, probe: Transport) -> None:
         if packet.type is PacketType.PING and packet.data == "probe":
             probe.send([Packet(PacketType.PONG, "probe")])
-            # Release the client's pending poll so it can pause polling.
-            self._buffer.append(Packet(PacketType.NOOP))
-            self.flush()
+            # The client pauses polling once its pending poll returns; that poll
+            # may be one it sent before it saw the probe's answer, so keep
+            # releasing whatever poll is parked until the upgrade completes.
+            self._release_poll()
         elif packet.type is PacketType.UPGRADE:
             self._finish_upgrade(probe)
         else:
             log.info("Upgrade of {sid} aborted: unexpected {type} packet", sid=self.sid, type=packet.type.name)
             self._end_probe(close=True)
 
+    RELEASE_INTERVAL = 0.1
+    """Seconds between NOOPs that release a parked poll during an upgrade (as Node's engine.io does)."""
+
+    def _release_poll(self) -> None:
+        self._release_timer = None
+        if self.closed or self._probe is None:
+            return
+        if self.transport.writable and not self._buffer:
+            self._buffer.append(Packet(PacketType.NOOP))
+            self.flush()
+        self._release_timer = self._manager.reactor.callLater(self.RELEASE_INTERVAL, self._release_poll)
+
     def _finish_upgrade(self, probe: Transport) -> None:
         self._cancel("_upgrade_timer")
+        self._cancel("_release_timer")
         old = self.transport
         self._probe = None
         self.transport = probe
@@ -279,6 +294,7 @@ class Session:
     def _end_probe(self, close: bool) -> None:
         probe, self._probe = self._probe, None
         self._cancel("_upgrade_timer")
+        self._cancel("_release_timer")
         if close and probe is not None:
             probe.close()
 
@@ -320,7 +336,7 @@ class Session:
             return
         self.state = SessionState.CLOSED
         self._manager._released(self)
-        for timer in ("_ping_timer", "_pong_timer", "_upgrade_timer"):
+        for timer in ("_ping_timer", "_pong_timer", "_upgrade_timer", "_release_timer"):
             self._cancel(timer)
         self._end_probe(close=True)
         self._buffer = [Packet(PacketType.CLOSE)] if notify else []
