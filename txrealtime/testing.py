@@ -23,6 +23,7 @@ from twisted.logger import Logger
 from twisted.web.resource import IResource, Resource
 from twisted.web.server import Site
 
+from ._reactor import default_reactor
 from .client import ClientSocket, EngineListener, Manager
 from .engineio import EngineIOOptions, Handshake, Session, SessionManager
 from .engineio.packets import Packet, PacketType
@@ -92,10 +93,7 @@ def start_server(
     ``setup(server)`` registers the application's handlers, as with
     ``twistd txrealtime --app``; ``server_options`` go to :class:`Server`.
     """
-    if reactor is None:
-        from twisted.internet import reactor as default_reactor
-
-        reactor = default_reactor
+    reactor = default_reactor(reactor)
     from .service import mount
 
     server = Server(SessionManager(options, reactor=reactor), **server_options)

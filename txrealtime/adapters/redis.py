@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -30,12 +29,13 @@ from urllib.parse import unquote, urlsplit
 
 import msgpack
 import txredisapi
-from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.defer import Deferred, DeferredList, fail, gatherResults, succeed
 from twisted.internet.endpoints import HostnameEndpoint, wrapClientTLS
 from twisted.internet.ssl import optionsForClientTLS
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from .._reactor import default_reactor, now
 from ..socketio.adapter import Adapter, BroadcastFlags, BroadcastOptions
 from ..socketio.packets import Packet, PacketType
 
@@ -178,10 +178,7 @@ class RedisLink:
         reconnect_max_delay: float = 5.0,
         reactor: Any = None,
     ) -> None:
-        if reactor is None:
-            from twisted.internet import reactor as default_reactor
-
-            reactor = default_reactor
+        reactor = default_reactor(reactor)
         self.url = RedisURL.parse(url)
         self.key = key
         self.requests_timeout = requests_timeout
@@ -229,8 +226,6 @@ class RedisLink:
         if self.connected:
             self._send(self.nodes_channel, json.dumps({"uid": self.uid, "type": "leave"}).encode())
         factories, self._factories = self._factories, []
-        from twisted.internet.defer import DeferredList
-
         return DeferredList([f.disconnect() for f in factories], consumeErrors=True)
 
     def _endpoint(self) -> Any:
@@ -264,8 +259,6 @@ class RedisLink:
                 subscribing.append(protocol.subscribe(list(self._channels)))
             if self._patterns:
                 subscribing.append(protocol.psubscribe(list(self._patterns)))
-            from twisted.internet.defer import gatherResults
-
             gatherResults(subscribing, consumeErrors=True).addCallbacks(
                 lambda _: self._subscriptions_ready(protocol),
                 lambda f: log.failure("Redis subscription failed", f),
@@ -385,8 +378,7 @@ class RedisLink:
         return sorted({self.uid, *self._nodes})
 
     def _now(self) -> float:
-        seconds = getattr(self.reactor, "seconds", None)
-        return float(seconds()) if seconds is not None else time.monotonic()
+        return now(self.reactor)
 
     def _beat(self) -> None:
         self._heartbeat = self.reactor.callLater(self.heartbeat_interval, self._beat)

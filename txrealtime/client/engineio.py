@@ -21,6 +21,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.client import HTTPConnectionPool
 
+from .._reactor import default_reactor
 from ..engineio.manager import Clock, DelayedCall
 from ..engineio.packets import (
     PROTOCOL_VERSION,
@@ -296,10 +297,7 @@ class EngineIOClient:
         headers: Mapping[str, str] | None = None,
         reactor: Clock | None = None,
     ) -> None:
-        if reactor is None:
-            from twisted.internet import reactor as default_reactor
-
-            reactor = cast(Clock, default_reactor)
+        reactor = default_reactor(reactor)
         if not transports or any(t not in ("polling", "websocket") for t in transports):
             raise ValueError(f"transports must be polling and/or websocket, not {list(transports)}")
         parts = urlsplit(url)

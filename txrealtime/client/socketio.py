@@ -13,12 +13,13 @@ import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import count
-from typing import Any, Protocol, cast
+from typing import Any, Protocol
 
 from twisted.internet.defer import Deferred, DeferredList, succeed
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from .._reactor import default_reactor
 from ..engineio.manager import Clock, DelayedCall
 from ..socketio.emitter import CatchAll, EventEmitter, Handler, ack_args, ack_value, call_handler
 from ..socketio.errors import AckTimeout
@@ -390,10 +391,7 @@ class Manager:
         engine_factory: EngineFactory | None = None,
         rng: random.Random | None = None,
     ) -> None:
-        if reactor is None:
-            from twisted.internet import reactor as default_reactor
-
-            reactor = cast(Clock, default_reactor)
+        reactor = default_reactor(reactor)
         self.url = url
         self.reactor: Clock = reactor
         self.reconnection = reconnection

@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import json
 import secrets
-import time
 from collections.abc import Callable, Iterator, Mapping
 from enum import Enum
-from typing import Protocol, cast
+from typing import Protocol
 
 from twisted.internet.defer import Deferred, fail, maybeDeferred, succeed
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from .._reactor import default_reactor, now
 from .events import (
     CloseReason,
     Handshake,
@@ -362,12 +362,8 @@ class SessionManager:
     """Owns every Engine.IO session of one endpoint and emits :data:`SessionEvent` values."""
 
     def __init__(self, options: EngineIOOptions | None = None, reactor: Clock | None = None) -> None:
-        if reactor is None:
-            from twisted.internet import reactor as default_reactor
-
-            reactor = cast(Clock, default_reactor)
         self.options = options or EngineIOOptions()
-        self.reactor: Clock = reactor
+        self.reactor: Clock = default_reactor(reactor)
         self._sessions: dict[str, Session] = {}
         self._lingering: dict[str, tuple[Session, DelayedCall]] = {}
         self._subscribers: list[Subscriber] = []
@@ -430,8 +426,7 @@ class SessionManager:
             session.close(reason)
 
     def _now(self) -> float:
-        seconds = getattr(self.reactor, "seconds", None)
-        return float(seconds()) if seconds is not None else time.monotonic()
+        return now(self.reactor)
 
     def new_sid(self) -> str:
         """An unguessable session id not in use."""

@@ -395,7 +395,7 @@ class Socket(EventEmitter, CatchAll):
                             namespace=self.nsp.name, event=event)
                 continue
             if isinstance(result, Deferred) or inspect.iscoroutine(result):
-                d = call_handler(lambda r=result: r)
+                d = result if isinstance(result, Deferred) else ensureDeferred(result)
                 d.addErrback(self._handler_failed, event)
                 if index == 0 and ack_id is not None:
                     d.addCallback(self._answer, ack_id)

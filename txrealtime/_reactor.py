@@ -1,0 +1,21 @@
+"""The default reactor and its clock, for classes that take an optional ``reactor`` argument."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+
+def default_reactor(reactor: Any = None) -> Any:
+    """``reactor`` if given, else the global Twisted reactor (imported only when needed)."""
+    if reactor is None:
+        from twisted.internet import reactor as global_reactor
+
+        reactor = global_reactor
+    return reactor
+
+
+def now(reactor: Any) -> float:
+    """The reactor's notion of the current time (``seconds()``; a ``task.Clock`` included)."""
+    seconds = getattr(reactor, "seconds", None)
+    return float(seconds()) if seconds is not None else time.monotonic()
