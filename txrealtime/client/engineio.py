@@ -32,6 +32,7 @@ from ..engineio.packets import (
     decode_ws_frame,
     encode_payload,
     encode_ws_frame,
+    utf8,
 )
 from ..engineio.websocket import DirectTimer, cancel_timers
 
@@ -235,7 +236,7 @@ class _PollingTransport:
     async def _send(self, packets: list[Packet]) -> None:
         response = await treq.post(
             self.engine._url("polling", self.engine.sid),
-            data=encode_payload(packets).encode("utf-8"),
+            data=utf8(encode_payload(packets)),
             headers={**self.engine._headers(), "Content-Type": "text/plain;charset=UTF-8"},
             pool=self.engine.pool,
         )

@@ -69,7 +69,8 @@ class SessionUpgraded:
 @dataclass(frozen=True, slots=True)
 class MessageReceived:
     sid: str
-    data: str | bytes
+    data: str | bytes = field(repr=False)
+    """The client's message; left out of ``repr`` so that no log line carries a payload."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -181,8 +181,14 @@ class Session:
         """Write buffered packets if the current transport can take them."""
         if self._buffer and self.transport.writable:
             packets, self._buffer = self._buffer, []
-            self._buffered = 0
-            self.transport.send(packets)
+            buffered, self._buffered = self._buffered, 0
+            try:
+                self.transport.send(packets)
+            except BaseException:
+                # Transports fail before taking anything: keep the packets for the next try.
+                self._buffer[:0] = packets
+                self._buffered += buffered
+                raise
             if self.closed:
                 self._manager._forget(self)
 
@@ -388,7 +394,8 @@ class SessionManager:
             try:
                 callback(event)
             except Exception:
-                log.failure("Subscriber {callback!r} failed on {event!r}", callback=callback, event=event)
+                log.failure("Subscriber {callback!r} failed on {event} of {sid}", callback=callback,
+                            event=type(event).__name__, sid=event.sid)
 
     # -- sessions --------------------------------------------------------
 

@@ -4,6 +4,10 @@ A packet is a type digit followed by its data. Over WebSocket, each packet is
 one frame (binary messages are sent as raw binary frames). Over HTTP
 long-polling, packets are joined by the record separator ``\\x1e`` and binary
 messages are written as ``b`` followed by their base64 encoding.
+
+Text goes out as UTF-8 the way browsers and Node write it: a lone surrogate
+(which Python strings may hold, UTF-8 may not) becomes U+FFFD, so encoding
+never fails.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ __all__ = [
     "decode_ws_frame",
     "encode_payload",
     "encode_ws_frame",
+    "utf8",
 ]
 
 PROTOCOL_VERSION = 4
@@ -66,6 +71,15 @@ class Packet:
 _TYPES = {str(t.value): t for t in PacketType}
 
 
+def utf8(text: str) -> bytes:
+    """Encode ``text`` as UTF-8, lone surrogates replaced by U+FFFD (as ``TextEncoder`` and Node do)."""
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        # Through UTF-16, surrogate pairs held as two code points join up and lone ones become U+FFFD.
+        return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace").encode("utf-8")
+
+
 def _decode_text(text: str) -> Packet:
     if not text:
         raise DecodeError("empty packet")
@@ -79,7 +93,7 @@ def encode_ws_frame(packet: Packet) -> tuple[bytes, bool]:
     """Encode one packet as a WebSocket frame: ``(payload, is_binary)``."""
     if isinstance(packet.data, bytes):
         return packet.data, True
-    return (str(packet.type.value) + packet.data).encode("utf-8"), False
+    return utf8(str(packet.type.value) + packet.data), False
 
 
 def decode_ws_frame(payload: bytes, is_binary: bool) -> Packet:

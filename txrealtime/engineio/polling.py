@@ -13,7 +13,7 @@ from twisted.web.server import NOT_DONE_YET
 
 from .events import CloseReason, Handshake
 from .manager import Session, SessionError, SessionManager
-from .packets import DecodeError, Packet, PacketType, decode_payload, encode_payload
+from .packets import DecodeError, Packet, PacketType, decode_payload, encode_payload, utf8
 
 __all__ = ["PollingTransport", "error_response", "handshake_from_request", "query_of"]
 
@@ -114,9 +114,10 @@ class PollingTransport:
         return self._get is not None
 
     def send(self, packets: list[Packet]) -> None:
+        assert self._get is not None, "send() while not writable"
+        body = utf8(encode_payload(packets))  # before the request is taken: a failure leaves it parked
         request, self._get = self._get, None
-        assert request is not None, "send() while not writable"
-        _write(request, 200, _PAYLOAD_TYPE, encode_payload(packets).encode("utf-8"))
+        _write(request, 200, _PAYLOAD_TYPE, body)
 
     def close(self) -> None:
         if self._get is not None:

@@ -12,6 +12,7 @@ replaced by ``{"_placeholder": true, "num": N}`` and sent as attachments.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
@@ -138,8 +139,19 @@ def reconstruct(data: Any, attachments: Sequence[bytes]) -> Any:
     return walk(data)
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _escape_surrogate(match: re.Match[str]) -> str:
+    return f"\\u{ord(match.group()):04x}"
+
+
 def _dumps(data: Any) -> str:
-    return json.dumps(data, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    text = json.dumps(data, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    if not text.isascii():
+        # A lone surrogate cannot be written as UTF-8: escape it, as JSON.stringify does.
+        text = _SURROGATE.sub(_escape_surrogate, text)
+    return text
 
 
 def encode(packet: Packet) -> list[str | bytes]:
