@@ -19,10 +19,17 @@ from twisted.internet.defer import Deferred
 from twisted.web.resource import Resource
 from twisted.web.server import Site
 
+from txrealtime._logging import reset_throttles
 from txrealtime.engineio import EngineIOOptions, EngineIOResource, MessageReceived, SessionEvent, SessionManager
 
 INTEROP = Path(__file__).parent / "interop"
 NODE_MODULES = INTEROP / "node_modules"
+
+
+@pytest.fixture(autouse=True)
+def fresh_log_throttles() -> None:
+    """Each test sees every log line a throttle would let through in a new period."""
+    reset_throttles()
 
 
 def node() -> str:

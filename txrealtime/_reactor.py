@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 
 def default_reactor(reactor: Any = None) -> Any:
@@ -19,3 +19,22 @@ def now(reactor: Any) -> float:
     """The reactor's notion of the current time (``seconds()``; a ``task.Clock`` included)."""
     seconds = getattr(reactor, "seconds", None)
     return float(seconds()) if seconds is not None else time.monotonic()
+
+
+class _Cancellable(Protocol):
+    def active(self) -> bool: ...
+
+    def cancel(self) -> None: ...
+
+
+C = TypeVar("C", bound=_Cancellable)
+
+
+def cancel(call: C | None) -> C | None:
+    """Cancel a pending delayed call, if there is one and it has not run; return ``None``.
+
+    Written ``self._timer = cancel(self._timer)`` so the attribute is cleared too.
+    """
+    if call is not None and call.active():
+        call.cancel()
+    return None

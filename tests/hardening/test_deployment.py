@@ -15,6 +15,7 @@ from twisted.logger import globalLogPublisher
 
 from tests.conftest import Twistd, node_peer
 from tests.socketio.app import install
+from txrealtime import set_log_level
 from txrealtime.client import ConnectError, Manager
 from txrealtime.pytest_plugin import Realtime
 
@@ -94,6 +95,7 @@ async def test_sigterm_closes_every_client_then_stops() -> None:
 async def test_logs_carry_ids_and_reasons_but_never_auth(realtime: Realtime) -> None:
     events: list[dict[str, Any]] = []
     globalLogPublisher.addObserver(events.append)
+    set_log_level("debug")  # joins and departures are debug lines
     try:
         running = await realtime.start_server(install)
         with pytest.raises(ConnectError):
@@ -108,6 +110,7 @@ async def test_logs_carry_ids_and_reasons_but_never_auth(realtime: Realtime) -> 
         await manager.close()
         await running.stop()
     finally:
+        set_log_level("info")
         globalLogPublisher.removeObserver(events.append)
     text = repr(events)
     assert "wrong-secret-0451" not in text and "s3cret" not in text

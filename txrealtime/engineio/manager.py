@@ -18,6 +18,7 @@ from twisted.internet.defer import Deferred, fail, maybeDeferred, succeed
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from .._logging import Throttle, gate
 from .._reactor import default_reactor, now
 from .events import (
     CloseReason,
@@ -33,7 +34,10 @@ from .packets import Packet, PacketType
 
 __all__ = ["Session", "SessionError", "SessionManager", "SessionState", "Transport"]
 
-log = Logger()
+log = Logger(observer=gate)
+noisy = Throttle(log)
+
+_ERRORS = frozenset({CloseReason.PARSE_ERROR, CloseReason.TRANSPORT_ERROR})
 
 Subscriber = Callable[[SessionEvent], object]
 
@@ -353,9 +357,10 @@ class Session:
         else:
             self.transport.close()
             self._manager._forget(self)
-        log.info(
-            "Session {sid} closed: {reason} ({description})", sid=self.sid, reason=reason.value, description=description
-        )
+        # Errors at info level (throttled: a flood of bad clients makes a few lines); the rest is routine.
+        emit = noisy.info if reason in _ERRORS else log.debug
+        emit("Session {sid} closed: {reason} ({description})", sid=self.sid, reason=reason.value,
+             description=description)
         self._manager._emit(SessionClosed(self.sid, reason, description))
 
     def _drop(self) -> None:

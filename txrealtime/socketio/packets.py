@@ -7,11 +7,18 @@ binary types, by one Engine.IO binary message per attachment::
 
 Binary values (``bytes``, ``bytearray``, ``memoryview``) inside the data are
 replaced by ``{"_placeholder": true, "num": N}`` and sent as attachments.
+
+The JSON is strict, as ``JSON.parse`` is: ``NaN``, ``Infinity`` and numbers
+that overflow to infinity are refused, and so is nesting deeper than
+:data:`MAX_DEPTH`. A lone surrogate (``"\\ud800"``) is accepted and written
+back escaped, as ``JSON.stringify`` does. Every failure is a
+:class:`DecodeError`; its message never quotes the peer's data.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -21,6 +28,7 @@ from typing import Any
 __all__ = [
     "Decoder",
     "DecodeError",
+    "MAX_DEPTH",
     "Packet",
     "PacketType",
     "deconstruct",
@@ -30,6 +38,9 @@ __all__ = [
 
 MAX_ACK_ID = 2**53 - 1
 """The largest ack id a JavaScript peer can represent exactly."""
+
+MAX_DEPTH = 100
+"""The deepest nesting of arrays and objects accepted in a packet's data."""
 
 _BINARY_TYPES = frozenset({5, 6})
 
@@ -74,6 +85,8 @@ class Packet:
 class _Partial:
     header: Packet
     expected: int
+    size: int
+    """Bytes held so far: the header's text and the attachments."""
     attachments: list[bytes] = field(default_factory=list)
 
 
@@ -130,13 +143,56 @@ def reconstruct(data: Any, attachments: Sequence[bytes]) -> Any:
         if isinstance(value, dict):
             if value.get("_placeholder") is True and "num" in value:
                 num = value["num"]
-                if type(num) is not int or not 0 <= num < len(attachments):
-                    raise DecodeError(f"placeholder refers to missing attachment {num!r}")
+                if type(num) is not int:
+                    raise DecodeError(f"placeholder number is a {type(num).__name__}")
+                if not 0 <= num < len(attachments):
+                    raise DecodeError(f"placeholder refers to missing attachment {num}")
                 return attachments[num]
             return {k: walk(v) for k, v in value.items()}
         return value
 
-    return walk(data)
+    try:
+        return walk(data)
+    except RecursionError:
+        raise DecodeError("data nested too deeply") from None
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value in (math.inf, -math.inf):
+        raise ValueError("number out of range")
+    return value
+
+
+_json = json.JSONDecoder(parse_float=_finite_float, parse_constant=_reject_constant)
+
+
+def _depth_over(data: Any, limit: int) -> bool:
+    """Whether arrays and objects in ``data`` nest deeper than ``limit``."""
+    stack = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > limit:
+            return True
+        children = value if type(value) is list else value.values()
+        stack.extend((child, depth + 1) for child in children if type(child) in (list, dict))
+    return False
+
+
+def loads(text: str, max_depth: int = MAX_DEPTH) -> Any:
+    """Parse JSON as strictly as ``JSON.parse``, with nesting at most ``max_depth``; raise :class:`DecodeError`."""
+    try:
+        data = _json.decode(text)
+    except (ValueError, RecursionError):
+        raise DecodeError("invalid JSON payload") from None
+    # Brackets (those in strings too) bound the depth: count them before walking.
+    if type(data) in (list, dict) and text.count("[") + text.count("{") > max_depth and _depth_over(data, max_depth):
+        raise DecodeError(f"data nested deeper than {max_depth}")
+    return data
 
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -196,7 +252,7 @@ def _validate(packet: Packet) -> None:
         raise DecodeError("an ACK packet needs an ack id")
 
 
-def decode_header(text: str, max_attachments: int) -> tuple[Packet, int]:
+def decode_header(text: str, max_attachments: int, max_depth: int = MAX_DEPTH) -> tuple[Packet, int]:
     """Decode a text message into a packet (placeholders still in place) and its attachment count."""
     if not text or not text[0].isdigit():
         raise DecodeError("missing packet type")
@@ -231,10 +287,7 @@ def decode_header(text: str, max_attachments: int) -> tuple[Packet, int]:
             raise DecodeError("ack id out of range")
     data: Any = None
     if i < len(text):
-        try:
-            data = json.loads(text[i:])
-        except ValueError:
-            raise DecodeError("invalid JSON payload") from None
+        data = loads(text[i:], max_depth)
     packet = Packet(ptype, namespace, data, ack_id)
     _validate(packet)
     return packet, count
@@ -245,11 +298,15 @@ class Decoder:
 
     Feed each message to :meth:`feed`; it returns the packet once complete, or
     ``None`` while attachments are still expected. A message that breaks the
-    protocol raises :class:`DecodeError`; the session should then be closed.
+    protocol raises :class:`DecodeError` (and drops any partial packet); the
+    session should then be closed. ``max_bytes`` caps a binary packet's
+    header and attachments together.
     """
 
-    def __init__(self, max_attachments: int = 100) -> None:
+    def __init__(self, max_attachments: int = 100, max_bytes: int | None = None, max_depth: int = MAX_DEPTH) -> None:
         self.max_attachments = max_attachments
+        self.max_bytes = max_bytes
+        self.max_depth = max_depth
         self._partial: _Partial | None = None
 
     @property
@@ -257,11 +314,26 @@ class Decoder:
         """Whether a binary packet is waiting for attachments."""
         return self._partial is not None
 
+    def reset(self) -> None:
+        """Drop a partial binary packet and its attachments."""
+        self._partial = None
+
     def feed(self, message: str | bytes) -> Packet | None:
+        """Take one Engine.IO message; return the packet it completes, if any."""
+        try:
+            return self._feed(message)
+        except DecodeError:
+            self._partial = None
+            raise
+
+    def _feed(self, message: str | bytes) -> Packet | None:
         if isinstance(message, bytes):
             partial = self._partial
             if partial is None:
                 raise DecodeError("got binary data when not reconstructing a packet")
+            partial.size += len(message)
+            if self.max_bytes is not None and partial.size > self.max_bytes:
+                raise DecodeError(f"binary packet over {self.max_bytes} bytes")
             partial.attachments.append(message)
             if len(partial.attachments) < partial.expected:
                 return None
@@ -269,11 +341,11 @@ class Decoder:
             return self._complete(partial.header, partial.attachments)
         if self._partial is not None:
             raise DecodeError("got plaintext data when reconstructing a packet")
-        header, count = decode_header(message, self.max_attachments)
+        header, count = decode_header(message, self.max_attachments, self.max_depth)
         if header.type in _BINARY_TYPES:
             if count == 0:
                 return self._complete(header, [])
-            self._partial = _Partial(header, count)
+            self._partial = _Partial(header, count, len(message))
             return None
         return header
 

@@ -20,6 +20,8 @@ from twisted.internet.defer import Deferred, ensureDeferred, gatherResults, succ
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from .._logging import Throttle, gate, name_for_log
+from .._reactor import cancel
 from ..engineio import (
     CloseReason,
     EngineIOOptions,
@@ -40,7 +42,9 @@ from .packets import DecodeError, Decoder, Packet, PacketType, encode
 
 __all__ = ["Client", "Namespace", "ParentNamespace", "Server", "Socket", "SocketHandshake"]
 
-log = Logger()
+log = Logger(observer=gate)
+noisy = Throttle(log)
+"""For lines a hostile client could make us repeat."""
 
 AdapterFactory = Callable[["Namespace"], Adapter]
 NamespacePredicate = Callable[[str, Any], Any]
@@ -200,6 +204,7 @@ class Socket(EventEmitter, CatchAll):
         self._ack_ids = count()
         CatchAll.__init__(self)
         self._packet_middleware: list[Handler] = []
+        self._unknown_acks = 0
 
     def __repr__(self) -> str:
         return f"<Socket {self.id} {self.nsp.name} {'connected' if self.connected else 'disconnected'}>"
@@ -342,7 +347,7 @@ class Socket(EventEmitter, CatchAll):
         elif ptype is PacketType.ACK:
             entry = self._acks.pop(packet.id, None) if packet.id is not None else None
             if entry is None:
-                log.debug("Socket {id}: unknown ack id {ack}", id=self.id, ack=packet.id)
+                self._unknown_acks += 1  # counted, and logged once when the socket closes
             else:
                 self._run(entry[0], [packet.args], "acknowledgement callback")
         elif ptype is PacketType.DISCONNECT:
@@ -373,10 +378,10 @@ class Socket(EventEmitter, CatchAll):
 
         def refused(failure: Failure) -> None:
             if not self.listeners("error"):
-                log.info(
+                noisy.info(
                     "Socket {sid}: event {event!r} refused: {error}",
                     sid=self.id,
-                    event=event,
+                    event=name_for_log(event),
                     error=failure.getErrorMessage(),
                 )
             self._emit_reserved("error", failure.value)
@@ -440,10 +445,19 @@ class Socket(EventEmitter, CatchAll):
         self.nsp.adapter.delete_all(self.id)
         self.nsp._remove(self)
         self.client._remove(self)
-        log.info(
+        log.debug(
             "Socket {sid} left {namespace}: {reason}", sid=self.id, namespace=self.nsp.name, reason=reason.value
         )
+        if self._unknown_acks:
+            noisy.info("Socket {sid} ignored {count} acknowledgements with unknown ids", sid=self.id,
+                       count=self._unknown_acks)
         self._emit_reserved("disconnect", reason)
+        # Handlers often close over their socket: dropping them breaks that cycle,
+        # so a closed connection's memory returns at once, not at the next full GC.
+        self.off()
+        self._packet_middleware.clear()
+        self.off_any()
+        self.off_any_outgoing()
 
 
 class Namespace(EventEmitter):
@@ -454,7 +468,10 @@ class Namespace(EventEmitter):
         self.server = server
         self.name = name
         self.sockets: dict[str, Socket] = {}
+        self.parent: ParentNamespace | None = None
+        """The dynamic namespace that created this one, if any."""
         self._middleware: list[Handler] = []
+        self._joining = 0
         self.adapter: Adapter = (adapter or server.adapter_factory)(self)
 
     def __repr__(self) -> str:
@@ -544,6 +561,7 @@ class Namespace(EventEmitter):
 
     def _add(self, client: Client, auth: Any) -> Deferred[Socket | None]:
         socket = Socket(self, client, auth)
+        self._joining += 1
 
         def run(_: object, middleware: Handler) -> Deferred[Any]:
             return call_handler(middleware, socket)
@@ -558,7 +576,7 @@ class Namespace(EventEmitter):
             self.sockets[socket.id] = socket
             client._added(socket)
             socket._connected()
-            log.info("Socket {sid} joined {namespace}", sid=socket.id, namespace=self.name)
+            log.debug("Socket {sid} joined {namespace}", sid=socket.id, namespace=self.name)
             for event in ("connect", "connection"):
                 for handler in self._take(event):
                     socket._run(handler, [socket], f"{event} handler").addErrback(lambda _: None)
@@ -574,11 +592,24 @@ class Namespace(EventEmitter):
                 error = {"message": "Internal server error"}
             client._refused(self.name, error)
 
+        def settled(result: object) -> object:
+            self._joining -= 1
+            self._cleanup_if_empty()
+            return result
+
         d.addCallbacks(accepted, refused)
+        d.addBoth(settled)
         return d
 
     def _remove(self, socket: Socket) -> None:
         self.sockets.pop(socket.id, None)
+        self._cleanup_if_empty()
+
+    def _cleanup_if_empty(self) -> None:
+        """With ``cleanup_empty_child_namespaces``, a dynamic child with no socket left goes away."""
+        parent = self.parent
+        if parent is not None and not self.sockets and not self._joining and self.server.cleanup_empty_child_namespaces:
+            parent._remove_child(self)
 
 
 class _ChildrenAdapter(Adapter):
@@ -651,6 +682,7 @@ class ParentNamespace(Namespace):
 
     def create_child(self, name: str) -> Namespace:
         child = Namespace(self.server, name)
+        child.parent = self
         child._middleware = list(self._middleware)
         for event in ("connect", "connection"):
             for handler in self.listeners(event):
@@ -660,6 +692,14 @@ class ParentNamespace(Namespace):
         self.server._emit_new_namespace(child)
         return child
 
+    def _remove_child(self, child: Namespace) -> None:
+        if child in self.children:
+            self.children.remove(child)
+        if self.server._nsps.get(child.name) is child:
+            del self.server._nsps[child.name]
+        child.adapter.close()
+        log.debug("Empty namespace {namespace} removed", namespace=name_for_log(child.name))
+
 
 class Client:
     """One Engine.IO session speaking Socket.IO: decodes packets, owns a socket per namespace."""
@@ -668,13 +708,14 @@ class Client:
         self.server = server
         self.session = session
         self.id = session.sid
-        self.decoder = Decoder(server.max_attachments)
+        self.decoder = Decoder(server.max_attachments, max_bytes=server.manager.options.max_payload)
         self.sockets: dict[str, Socket] = {}
         self._connecting: set[str] = set()
         self.closed = False
         self._connect_timer: DelayedCall | None = server.reactor.callLater(
             server.connect_timeout, self._connect_timed_out
         )
+        self._attachment_timer: DelayedCall | None = None
 
     def __repr__(self) -> str:
         return f"<Client {self.id} {sorted(self.sockets)}>"
@@ -702,8 +743,19 @@ class Client:
         except DecodeError as e:
             self._protocol_error(str(e))
             return
+        if self.decoder.pending:
+            if self._attachment_timer is None:
+                self._attachment_timer = self.server.reactor.callLater(
+                    self.server.attachment_timeout, self._attachments_timed_out
+                )
+        elif self._attachment_timer is not None:
+            self._attachment_timer = cancel(self._attachment_timer)
         if packet is not None:
             self._dispatch(packet)
+
+    def _attachments_timed_out(self) -> None:
+        self._attachment_timer = None
+        self._protocol_error(f"binary packet not completed within {self.server.attachment_timeout:g} s")
 
     def _dispatch(self, packet: Packet) -> None:
         name = packet.namespace
@@ -719,13 +771,19 @@ class Client:
             socket._on_packet(packet)
         else:
             # A packet racing the socket's disconnection: nothing to deliver it to.
-            log.debug("Client {id}: {type} for {nsp}, which it is not in", id=self.id, type=packet.type.name, nsp=name)
+            log.debug("Client {id}: {type} for {nsp}, which it is not in", id=self.id, type=packet.type.name,
+                      nsp=name_for_log(name))
 
     def _protocol_error(self, description: str) -> None:
-        log.info("Client {id} broke the protocol: {description}", id=self.id, description=description)
+        # The session's close line says why at info level; this one is for debugging.
+        log.debug("Client {id} broke the protocol: {description}", id=self.id, description=description)
         self.session.close(CloseReason.PARSE_ERROR, description)
 
     def _connect(self, name: str, auth: Any) -> None:
+        limit = self.server.max_namespaces_per_client
+        if len(self.sockets) + len(self._connecting) >= limit:
+            self._refused(name, {"message": f"Too many namespaces (limit {limit})"})
+            return
         self._connecting.add(name)
         d = self.server._namespace_for(name, auth)
 
@@ -738,22 +796,20 @@ class Client:
             return namespace._add(self, auth)
 
         def failed(failure: Failure) -> None:
-            log.failure("Looking up namespace {name} failed", failure, name=name)
+            log.failure("Looking up namespace {name} failed", failure, name=name_for_log(name))
             self._refused(name, {"message": "Internal server error"})
 
         d.addCallback(found).addErrback(failed)
         d.addBoth(lambda _: self._connecting.discard(name))
 
     def _refused(self, name: str, error: dict[str, Any]) -> None:
-        log.info("Client {id} refused in {namespace}: {message}", id=self.id, namespace=name, message=error["message"])
+        noisy.info("Client {id} refused in {namespace}: {message}", id=self.id, namespace=name_for_log(name),
+                   message=error["message"])
         self.write(encode(Packet(PacketType.CONNECT_ERROR, name, error)))
 
     def _added(self, socket: Socket) -> None:
         self.sockets[socket.nsp.name] = socket
-        if self._connect_timer is not None:
-            if self._connect_timer.active():
-                self._connect_timer.cancel()
-            self._connect_timer = None
+        self._connect_timer = cancel(self._connect_timer)
 
     def _remove(self, socket: Socket) -> None:
         if self.sockets.get(socket.nsp.name) is socket:
@@ -762,15 +818,14 @@ class Client:
     def _connect_timed_out(self) -> None:
         self._connect_timer = None
         if not self.sockets:
-            log.info("Client {id} joined no namespace in time", id=self.id)
+            log.debug("Client {id} joined no namespace in time", id=self.id)
             self.session.close(CloseReason.FORCED_CLOSE, "no namespace joined before connect_timeout")
 
     def on_close(self, reason: CloseReason) -> None:
         self.closed = True
-        if self._connect_timer is not None:
-            if self._connect_timer.active():
-                self._connect_timer.cancel()
-            self._connect_timer = None
+        self._connect_timer = cancel(self._connect_timer)
+        self._attachment_timer = cancel(self._attachment_timer)
+        self.decoder.reset()  # a hoarded binary packet goes now, not when the objects are collected
         why = DisconnectReason(reason.value)
         for socket in list(self.sockets.values()):
             socket._on_close(why)
@@ -791,6 +846,9 @@ class Server(EventEmitter):
         options: EngineIOOptions | None = None,
         connect_timeout: float = 45.0,
         max_attachments: int = 100,
+        attachment_timeout: float = 30.0,
+        max_namespaces_per_client: int = 100,
+        cleanup_empty_child_namespaces: bool = False,
         adapter: AdapterFactory = Adapter,
         reactor: Clock | None = None,
     ) -> None:
@@ -801,6 +859,12 @@ class Server(EventEmitter):
         self.reactor: Clock = manager.reactor
         self.connect_timeout = connect_timeout
         self.max_attachments = max_attachments
+        self.attachment_timeout = attachment_timeout
+        """Seconds a client has to send every attachment of a binary packet it started."""
+        self.max_namespaces_per_client = max_namespaces_per_client
+        """Namespaces one connection may be in (or joining) at once; beyond, CONNECT is refused."""
+        self.cleanup_empty_child_namespaces = cleanup_empty_child_namespaces
+        """Remove a dynamic namespace's child once its last socket left (Node's option of that name)."""
         self.adapter_factory = adapter
         self.clients: dict[str, Client] = {}
         self._nsps: dict[str, Namespace] = {}
