@@ -83,6 +83,19 @@ async def sync(*sockets: ClientSocket) -> None:
 
 
 @pytest_twisted.ensureDeferred
+async def test_lone_surrogate_crosses_nodes(realtime: Realtime, redis_server: RedisServer) -> None:
+    a, b = nodes = await start_nodes(realtime, redis_server, ["a", "b"])
+    try:
+        client = await realtime.connect(b.test_server)
+        box = inbox(client)
+        assert a.server.emit("odd", "x\ud800y", {"k\udc00": 1}) is True
+        await until(lambda: bool(box), "the broadcast on node b")
+        assert box == [["odd", "x\ud800y", {"k\udc00": 1}]]
+    finally:
+        await stop_links(nodes)
+
+
+@pytest_twisted.ensureDeferred
 async def test_three_nodes_broadcast_rooms_fetch_and_requests(realtime: Realtime, redis_server: RedisServer) -> None:
     a, b, c = nodes = await start_nodes(realtime, redis_server, ["a", "b", "c"])
     try:

@@ -43,6 +43,16 @@ TEMPLATES = [
     "5",
     "6",
     "1",
+    # Lone surrogates (escaped, as browsers send them), non-standard numbers, deep nesting,
+    # and binary packets whose attachments never all arrive.
+    '42["ack","\\ud800"]',
+    '421["ack",{"k\\udfff":"\\ud83d"}]',
+    '42["ack",NaN]',
+    '421["ack",1e999,-Infinity]',
+    '42["ack",' + "[" * 150 + "]" * 150 + "]",
+    '40{"token":' + "[" * 1200 + "]" * 1200 + "}",
+    '452-["ack",{"_placeholder":true,"num":0},{"_placeholder":true,"num":1}]',
+    '451-["ack",' + "[" * 300 + '{"_placeholder":true,"num":0}' + "]" * 300 + "]",
 ]
 
 mutation = st.tuples(st.integers(0, 60), st.sampled_from(["insert", "delete", "replace"]), st.characters())
@@ -127,6 +137,22 @@ def run_fuzz(url: str) -> int:
             ws.close(timeout=1)
         still_healthy()
 
+    @settings(max_examples=20, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+    @given(st.integers(1, 3000), st.integers(0, 125))
+    def pings_without_reading(count: int, size: int) -> None:
+        # Pings whose pongs the client never reads: the server must not buffer them without bound.
+        examples[0] += 1
+        ws = websocket.create_connection(ws_url, timeout=10)
+        try:
+            for _ in range(count):
+                ws.ping(b"p" * size)
+        except (websocket.WebSocketConnectionClosedException, BrokenPipeError, ConnectionResetError,
+                TimeoutError):
+            pass
+        finally:
+            ws.close(timeout=1)
+        still_healthy()
+
     @settings(max_examples=100, deadline=None, database=None, suppress_health_check=list(HealthCheck))
     @given(st.one_of(st.binary(max_size=60), st.lists(text_frame, min_size=1, max_size=3).map("\x1e".join)))
     def polling_bodies(body: bytes | str) -> None:
@@ -151,6 +177,7 @@ def run_fuzz(url: str) -> int:
 
     try:
         websocket_frames()
+        pings_without_reading()
         polling_bodies()
         still_healthy()
     finally:
@@ -172,5 +199,5 @@ async def test_fuzzed_packets_close_only_their_sessions(realtime: Realtime) -> N
         examples = await threads.deferToThread(run_fuzz, running.url)
     finally:
         globalLogPublisher.removeObserver(watch)
-    assert examples >= 250
+    assert examples >= 270
     assert [e["log_failure"].getTraceback() for e in failures] == []

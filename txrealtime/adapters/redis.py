@@ -80,13 +80,19 @@ def _escape_glob(text: str) -> str:
     return "".join("\\" + c if c in "*?[]\\" else c for c in text)
 
 
+# Strings may hold lone surrogates (JSON lets clients send them): they cross between Python
+# nodes as they are, and Node's decoder reads them as U+FFFD, so packing never fails.
+
+
 def _unpack(message: bytes) -> Any:
     # notepack.io writes JavaScript's `undefined` as an extension of type 0.
-    return msgpack.unpackb(message, raw=False, ext_hook=lambda code, data: None, strict_map_key=False)
+    return msgpack.unpackb(
+        message, raw=False, ext_hook=lambda code, data: None, strict_map_key=False, unicode_errors="surrogatepass"
+    )
 
 
 def _pack(value: Any) -> bytes:
-    return cast(bytes, msgpack.packb(value, use_bin_type=True))
+    return cast(bytes, msgpack.packb(value, use_bin_type=True, unicode_errors="surrogatepass"))
 
 
 def _decode_request(message: bytes) -> Any:
