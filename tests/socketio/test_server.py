@@ -323,7 +323,7 @@ class AckTests(ServerTestCase):
         self.failureResultOf(d, AckTimeout)
         self.assertIsInstance(errors[0], AckTimeout)
         peer.send("30[1]")  # too late: ignored
-        self.assertEqual(self.sockets[0]._acks, {})
+        self.assertEqual(len(self.sockets[0]._acks), 0)
 
     def test_disconnect_fails_pending_acks(self) -> None:
         peer = self.peer()

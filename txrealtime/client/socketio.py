@@ -12,7 +12,6 @@ import math
 import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from itertools import count
 from typing import Any, Protocol
 
 from twisted.internet.defer import Deferred, DeferredList, succeed
@@ -21,7 +20,8 @@ from twisted.python.failure import Failure
 
 from .._reactor import default_reactor
 from ..engineio.manager import Clock, DelayedCall
-from ..socketio.emitter import CatchAll, EventEmitter, Handler, ack_args, ack_value, call_handler
+from ..socketio.acks import AckTable
+from ..socketio.emitter import CatchAll, EventEmitter, Handler, ack_args, call_handler
 from ..socketio.errors import AckTimeout
 from ..socketio.operator import check_event
 from ..socketio.packets import DecodeError, Decoder, Packet, PacketType, encode
@@ -137,8 +137,7 @@ class ClientSocket(EventEmitter, CatchAll):
         self.active = False
         """Whether the socket wants to be connected (it reconnects with the manager)."""
         self._send_buffer: list[Packet] = []
-        self._acks: dict[int, tuple[Callable[[list[Any]], object], Callable[[Exception], object] | None]] = {}
-        self._ack_ids = count()
+        self._acks = AckTable(manager.reactor)
         CatchAll.__init__(self)
         self._waiting: list[Deferred[ClientSocket]] = []
 
@@ -186,15 +185,11 @@ class ClientSocket(EventEmitter, CatchAll):
     def emit(self, event: str, *args: Any, ack: Callable[..., object] | None = None) -> bool:
         """Emit ``event``; buffered until connected. ``ack(*answer)`` gets the server's acknowledgement."""
         check_event(event)
-        callback = None
+        ack_id = None
         if ack is not None:
-            fn = ack
-
-            def plain(answer: list[Any]) -> None:
-                fn(*answer)
-
-            callback = (plain, None)
-        self._emit(event, args, callback)
+            callback = ack
+            ack_id = self._acks.register(lambda answer: callback(*answer))
+        self._emit(event, args, ack_id)
         return True
 
     def send(self, *args: Any) -> bool:
@@ -207,56 +202,23 @@ class ClientSocket(EventEmitter, CatchAll):
         :class:`NotConnected` if the socket disconnects first.
         """
         check_event(event)
-        ack_id: list[int] = []
-        timer: DelayedCall | None = None
+        ack_id, result = self._acks.deferred(timeout)
 
-        def cancel(_: Deferred[Any]) -> None:
-            if ack_id:
-                self._acks.pop(ack_id[0], None)
+        def unsent(failure: Failure) -> Failure:
+            if failure.check(AckTimeout):  # not sent by now: it never will be
+                self._send_buffer = [p for p in self._send_buffer if p.id != ack_id]
+            return failure
 
-        result: Deferred[Any] = Deferred(cancel)
+        self._emit(event, args, ack_id)
+        return result.addErrback(unsent)
 
-        def answered(answer: list[Any]) -> None:
-            if timer is not None and timer.active():
-                timer.cancel()
-            if not result.called:
-                result.callback(ack_value(answer))
-
-        def failed(error: Exception) -> None:
-            if timer is not None and timer.active():
-                timer.cancel()
-            if not result.called:
-                result.errback(error)
-
-        ack_id.append(self._emit(event, args, (answered, failed)))
-        if timeout is not None:
-
-            def timed_out() -> None:
-                self._acks.pop(ack_id[0], None)
-                self._send_buffer = [p for p in self._send_buffer if p.id != ack_id[0]]
-                if not result.called:
-                    result.errback(AckTimeout())
-
-            timer = self.io.reactor.callLater(timeout, timed_out)
-        return result
-
-    def _emit(
-        self,
-        event: str,
-        args: tuple[Any, ...],
-        ack: tuple[Callable[[list[Any]], object], Callable[[Exception], object] | None] | None,
-    ) -> int:
-        ack_id = -1
-        if ack is not None:
-            ack_id = next(self._ack_ids)
-            self._acks[ack_id] = ack
-        packet = Packet(PacketType.EVENT, self.nsp, [event, *args], ack_id if ack is not None else None)
+    def _emit(self, event: str, args: tuple[Any, ...], ack_id: int | None) -> None:
+        packet = Packet(PacketType.EVENT, self.nsp, [event, *args], ack_id)
         if self.connected:
             self._notify_outgoing(packet)
             self._packet(packet)
         else:
             self._send_buffer.append(packet)
-        return ack_id
 
     def _notify_outgoing(self, packet: Packet) -> None:
         for listener in list(self._any_outgoing):
@@ -294,9 +256,9 @@ class ClientSocket(EventEmitter, CatchAll):
             if self.connected:
                 self._on_event(packet)
         elif ptype is PacketType.ACK:
-            entry = self._acks.pop(packet.id, None) if packet.id is not None else None
-            if entry is not None:
-                self._run(entry[0], [packet.args], "acknowledgement callback")
+            ack = self._acks.take(packet.id) if packet.id is not None else None
+            if ack is not None:
+                self._run(ack.answered, [packet.args], "acknowledgement callback")
         elif ptype is PacketType.DISCONNECT:
             self.active = False
             self._on_close("io server disconnect")
@@ -332,10 +294,7 @@ class ClientSocket(EventEmitter, CatchAll):
     def _on_close(self, reason: str) -> None:
         """The namespace connection ended (the socket may reconnect if still active)."""
         if not self.active:
-            acks, self._acks = self._acks, {}
-            for _, on_fail in acks.values():
-                if on_fail is not None:
-                    on_fail(NotConnected(reason))
+            self._acks.fail_all(NotConnected(reason))
             self._send_buffer = []
         if not self.connected:
             return

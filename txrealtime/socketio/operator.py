@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from twisted.internet.defer import Deferred
 
+from .acks import BroadcastAcks
 from .adapter import Adapter, BroadcastFlags, BroadcastOptions
 from .errors import AckTimeout
 from .packets import Packet, PacketType
@@ -120,44 +121,10 @@ class BroadcastOperator:
         timeout = self._opts.flags.timeout
         if timeout is None:
             raise ValueError("acknowledgements from a broadcast need a timeout: use .timeout(seconds)")
-        responses: list[Any] = []
-        state = {"expected_servers": -1, "servers": 0, "clients": 0}
-        result: Deferred[Any] = Deferred()
-        reactor = self.adapter.namespace.server.reactor
-
-        def timed_out() -> None:
-            if not result.called:
-                result.errback(AckTimeout(list(responses)))
-
-        timer = reactor.callLater(timeout, timed_out)
-
-        def check() -> None:
-            if (
-                not result.called
-                and state["expected_servers"] == state["servers"]
-                and len(responses) == state["clients"]
-            ):
-                if timer.active():
-                    timer.cancel()
-                result.callback(list(responses))
-
-        def client_count(count: int) -> None:
-            state["clients"] += count
-            state["servers"] += 1
-            check()
-
-        def on_ack(args: list[Any]) -> None:
-            responses.append(args[0] if len(args) == 1 else (tuple(args) if args else None))
-            check()
-
-        self.adapter.broadcast_with_ack(packet, self._opts, client_count, on_ack)
-
-        def servers(count: int) -> None:
-            state["expected_servers"] = count
-            check()
-
-        self.adapter.server_count().addCallback(servers)
-        return result
+        acks = BroadcastAcks(self.adapter.namespace.server.reactor, timeout)
+        self.adapter.broadcast_with_ack(packet, self._opts, acks.client_count, acks.answer)
+        self.adapter.server_count().addCallback(acks.expect_servers)
+        return acks.result
 
     # -- acting on the selected sockets -------------------------------------
 

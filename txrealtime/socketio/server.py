@@ -13,10 +13,9 @@ import re
 import secrets
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from itertools import count
 from typing import Any, cast
 
-from twisted.internet.defer import Deferred, ensureDeferred, gatherResults, succeed
+from twisted.internet.defer import Deferred, ensureDeferred, fail, gatherResults, succeed
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -34,9 +33,10 @@ from ..engineio import (
     SessionOpened,
 )
 from ..engineio.manager import Clock, DelayedCall
+from .acks import AckTable
 from .adapter import Adapter, BroadcastOptions
-from .emitter import CatchAll, EventEmitter, Handler, ack_args, ack_value, call_handler
-from .errors import AckTimeout, ConnectionRefused, Disconnected, DisconnectReason
+from .emitter import CatchAll, EventEmitter, Handler, ack_args, call_handler
+from .errors import ConnectionRefused, Disconnected, DisconnectReason
 from .operator import BroadcastOperator, check_event
 from .packets import DecodeError, Decoder, Packet, PacketType, encode
 
@@ -104,15 +104,13 @@ class SocketEmitter:
         called Node-style as ``ack(err, *answer)``, ``err`` an :class:`AckTimeout` or ``None``.
         """
         check_event(event)
-        if ack is None:
-            return self._socket._send_event(event, args, None, self._volatile)
+        socket = self._socket
+        if ack is None or not socket.connected:
+            return socket._send_event(event, args, self._volatile)
         if self._timeout is None:
             callback = ack
-
-            def plain(answer: list[Any]) -> None:
-                callback(*answer)
-
-            return self._socket._send_event(event, args, (plain, None), self._volatile)
+            ack_id = socket._register_ack(lambda answer: callback(*answer))
+            return socket._send_event(event, args, self._volatile, ack_id)
 
         def both(result: Any) -> None:
             if isinstance(result, Failure):
@@ -138,41 +136,10 @@ class SocketEmitter:
 
     def _with_ack(self, event: str, args: tuple[Any, ...]) -> Deferred[Any]:
         socket = self._socket
-        ack_id: int | None = None
-
-        def cancel(d: Deferred[Any]) -> None:
-            if ack_id is not None:
-                socket._acks.pop(ack_id, None)
-
-        result: Deferred[Any] = Deferred(cancel)
-        timer: DelayedCall | None = None
-
-        def answered(answer: list[Any]) -> None:
-            if timer is not None and timer.active():
-                timer.cancel()
-            if not result.called:
-                result.callback(ack_value(answer))
-
-        def closed(reason: str) -> None:
-            if timer is not None and timer.active():
-                timer.cancel()
-            if not result.called:
-                result.errback(Disconnected(reason))
-
         if not socket.connected:
-            result.errback(Disconnected("not connected"))
-            return result
-        ack_id = socket._next_ack_id()
-        socket._acks[ack_id] = (answered, closed)
-        if self._timeout is not None:
-
-            def timed_out() -> None:
-                socket._acks.pop(ack_id, None)
-                if not result.called:
-                    result.errback(AckTimeout())
-
-            timer = socket.server.reactor.callLater(self._timeout, timed_out)
-        socket._send_event(event, args, None, self._volatile, ack_id=ack_id)
+            return fail(Disconnected("not connected"))
+        ack_id, result = socket._acks.deferred(self._timeout)
+        socket._send_event(event, args, self._volatile, ack_id)
         return result
 
 
@@ -200,8 +167,7 @@ class Socket(EventEmitter, CatchAll):
         self.data: dict[str, Any] = {}
         """Free for the application; ``fetch_sockets`` returns it too."""
         self.connected = False
-        self._acks: dict[int, tuple[Callable[[list[Any]], object], Callable[[str], object] | None]] = {}
-        self._ack_ids = count()
+        self._acks = AckTable(self.server.reactor)
         CatchAll.__init__(self)
         self._packet_middleware: list[Handler] = []
         self._unknown_acks = 0
@@ -300,27 +266,13 @@ class Socket(EventEmitter, CatchAll):
 
     # -- internals -------------------------------------------------------------------
 
-    def _next_ack_id(self) -> int:
-        return next(self._ack_ids)
+    def _register_ack(self, answered: Callable[[list[Any]], object]) -> int:
+        """A new ack id whose answer goes to ``answered`` (a broadcast's collector, say)."""
+        return self._acks.register(answered)
 
-    def _register_ack(self, callback: Callable[[list[Any]], object]) -> int:
-        ack_id = self._next_ack_id()
-        self._acks[ack_id] = (callback, None)
-        return ack_id
-
-    def _send_event(
-        self,
-        event: str,
-        args: tuple[Any, ...],
-        ack: tuple[Callable[[list[Any]], object], Callable[[str], object] | None] | None,
-        volatile: bool,
-        ack_id: int | None = None,
-    ) -> bool:
+    def _send_event(self, event: str, args: tuple[Any, ...], volatile: bool, ack_id: int | None = None) -> bool:
         if not self.connected:
             return False
-        if ack is not None:
-            ack_id = self._next_ack_id()
-            self._acks[ack_id] = ack
         packet = Packet(PacketType.EVENT, self.nsp.name, [event, *args], ack_id)
         self._deliver(packet, encode(packet), volatile)
         return True
@@ -345,11 +297,11 @@ class Socket(EventEmitter, CatchAll):
         if ptype is PacketType.EVENT:
             self._on_event(packet)
         elif ptype is PacketType.ACK:
-            entry = self._acks.pop(packet.id, None) if packet.id is not None else None
-            if entry is None:
+            ack = self._acks.take(packet.id) if packet.id is not None else None
+            if ack is None:
                 self._unknown_acks += 1  # counted, and logged once when the socket closes
             else:
-                self._run(entry[0], [packet.args], "acknowledgement callback")
+                self._run(ack.answered, [packet.args], "acknowledgement callback")
         elif ptype is PacketType.DISCONNECT:
             self._on_close(DisconnectReason.CLIENT_NAMESPACE_DISCONNECT)
 
@@ -438,10 +390,7 @@ class Socket(EventEmitter, CatchAll):
             return
         self._emit_reserved("disconnecting", reason)
         self.connected = False
-        acks, self._acks = self._acks, {}
-        for _, on_close in acks.values():
-            if on_close is not None:
-                on_close(reason.value)
+        self._acks.fail_all(Disconnected(reason.value))
         self.nsp.adapter.delete_all(self.id)
         self.nsp._remove(self)
         self.client._remove(self)

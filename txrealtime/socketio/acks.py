@@ -1,0 +1,195 @@
+"""Acknowledgements: the one table of pending answers, and the collector of a broadcast's answers.
+
+:class:`Pending` holds entries awaiting an answer, each with an optional
+timeout; it serves cluster requests as they are. :class:`AckTable` adds ack
+ids and the calling convention of a socket's acknowledgements (server and
+client sockets alike). :class:`BroadcastAcks` counts the answers to one
+broadcast across servers. Nothing here does I/O: time comes from a clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from itertools import count
+from typing import Any, Generic, Protocol, TypeVar
+
+from twisted.internet.defer import Deferred
+
+from .._reactor import cancel
+from .emitter import ack_value
+from .errors import AckTimeout
+
+__all__ = ["Ack", "AckTable", "BroadcastAcks", "Pending"]
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class _Call(Protocol):
+    def active(self) -> bool: ...
+
+    def cancel(self) -> None: ...
+
+
+class _Clock(Protocol):
+    def callLater(self, delay: float, callable: Callable[..., object], *args: object) -> _Call: ...
+
+
+class Pending(Generic[K, V]):
+    """Entries awaiting an answer by key, each with an optional timeout."""
+
+    def __init__(self, clock: _Clock) -> None:
+        self._clock = clock
+        self._entries: dict[K, tuple[V, _Call | None]] = {}
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._entries
+
+    def add(self, key: K, value: V, timeout: float | None = None, on_timeout: Callable[[V], object] | None = None) -> K:
+        """Keep ``value`` under ``key``; after ``timeout`` seconds it is dropped and ``on_timeout(value)`` called."""
+        timer = None
+        if timeout is not None:
+            timer = self._clock.callLater(timeout, self._expire, key, on_timeout)
+        self._entries[key] = (value, timer)
+        return key
+
+    def get(self, key: K) -> V | None:
+        """The entry under ``key``, left in place (for requests answered several times)."""
+        entry = self._entries.get(key)
+        return entry[0] if entry is not None else None
+
+    def take(self, key: K) -> V | None:
+        """Remove and return the entry under ``key``, its timeout cancelled; ``None`` if there is none."""
+        entry = self._entries.pop(key, None)
+        if entry is None:
+            return None
+        cancel(entry[1])
+        return entry[0]
+
+    def take_all(self) -> list[V]:
+        """Remove every entry, timeouts cancelled; return them in the order they were added."""
+        entries, self._entries = self._entries, {}
+        for _, timer in entries.values():
+            cancel(timer)
+        return [value for value, _ in entries.values()]
+
+    def _expire(self, key: K, on_timeout: Callable[[V], object] | None) -> None:
+        entry = self._entries.pop(key, None)
+        if entry is not None and on_timeout is not None:
+            on_timeout(entry[0])
+
+
+@dataclass(frozen=True, slots=True)
+class Ack:
+    """One pending acknowledgement: what to do with the answer, and with a failure."""
+
+    answered: Callable[[list[Any]], object]
+    """Called with the answer's arguments."""
+    failed: Callable[[Exception], object] | None = None
+    """Called with :class:`AckTimeout`, or the error given to :meth:`AckTable.fail_all`."""
+
+
+class AckTable(Pending[int, Ack]):
+    """A socket's acknowledgements: ids 0, 1, 2… as Node numbers them, answers, timeouts, failing all."""
+
+    def __init__(self, clock: _Clock) -> None:
+        super().__init__(clock)
+        self._ids: Iterator[int] = count()
+
+    def next_id(self) -> int:
+        """The next ack id."""
+        return next(self._ids)
+
+    def register(
+        self,
+        answered: Callable[[list[Any]], object],
+        failed: Callable[[Exception], object] | None = None,
+        timeout: float | None = None,
+    ) -> int:
+        """Wait for the answer to a new ack id; ``failed(AckTimeout())`` after ``timeout`` seconds."""
+        return self.add(self.next_id(), Ack(answered, failed), timeout, _time_out)
+
+    def deferred(self, timeout: float | None = None) -> tuple[int, Deferred[Any]]:
+        """A new ack id and a Deferred for its answer.
+
+        It fires with the answer (one value, a tuple of several, or ``None``);
+        fails with :class:`AckTimeout` after ``timeout`` or with the error of
+        :meth:`fail_all`. Cancelling it forgets the ack id.
+        """
+        ack_id = -1
+
+        def forget(_: Deferred[Any]) -> None:
+            self.take(ack_id)
+
+        result: Deferred[Any] = Deferred(forget)
+
+        def answered(args: list[Any]) -> None:
+            if not result.called:
+                result.callback(ack_value(args))
+
+        def failed(error: Exception) -> None:
+            if not result.called:
+                result.errback(error)
+
+        ack_id = self.register(answered, failed, timeout)
+        return ack_id, result
+
+    def fail_all(self, error: Exception) -> None:
+        """Fail every pending acknowledgement with ``error`` (the socket went away)."""
+        for ack in self.take_all():
+            if ack.failed is not None:
+                ack.failed(error)
+
+
+def _time_out(ack: Ack) -> None:
+    if ack.failed is not None:
+        ack.failed(AckTimeout())
+
+
+class BroadcastAcks:
+    """Collects the answers to one broadcast: done once every server reported its client count and
+    every counted client answered, or at the timeout (then failing with :class:`AckTimeout` and the
+    answers received)."""
+
+    def __init__(self, clock: _Clock, timeout: float) -> None:
+        self.result: Deferred[list[Any]] = Deferred()
+        """Fires with every client's answer."""
+        self.responses: list[Any] = []
+        self._servers_expected = -1
+        self._servers = 0
+        self._clients = 0
+        self._timer: _Call | None = clock.callLater(timeout, self._timed_out)
+
+    def client_count(self, count: int) -> None:
+        """One server asked ``count`` of its clients."""
+        self._clients += count
+        self._servers += 1
+        self._check()
+
+    def answer(self, args: list[Any]) -> None:
+        """One client answered."""
+        self.responses.append(ack_value(args))
+        self._check()
+
+    def expect_servers(self, count: int) -> None:
+        """How many servers share the namespace, this one included."""
+        self._servers_expected = count
+        self._check()
+
+    def _check(self) -> None:
+        if (
+            not self.result.called
+            and self._servers_expected == self._servers
+            and len(self.responses) == self._clients
+        ):
+            self._timer = cancel(self._timer)
+            self.result.callback(list(self.responses))
+
+    def _timed_out(self) -> None:
+        self._timer = None
+        if not self.result.called:
+            self.result.errback(AckTimeout(list(self.responses)))
