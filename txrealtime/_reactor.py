@@ -1,8 +1,9 @@
-"""The default reactor and its clock, for classes that take an optional ``reactor`` argument."""
+"""The reactor floor: the default reactor, the clock Protocols everything is typed against, timer helpers."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
 
 
@@ -21,13 +22,21 @@ def now(reactor: Any) -> float:
     return float(seconds()) if seconds is not None else time.monotonic()
 
 
-class _Cancellable(Protocol):
+class DelayedCall(Protocol):
+    """The part of ``IDelayedCall`` txrealtime uses."""
+
     def active(self) -> bool: ...
 
     def cancel(self) -> None: ...
 
 
-C = TypeVar("C", bound=_Cancellable)
+class Clock(Protocol):
+    """The part of ``IReactorTime`` txrealtime uses (a reactor, or ``task.Clock``)."""
+
+    def callLater(self, delay: float, callable: Callable[..., object], *args: object) -> DelayedCall: ...
+
+
+C = TypeVar("C", bound=DelayedCall)
 
 
 def cancel(call: C | None) -> C | None:

@@ -525,3 +525,39 @@ def test_json_wire_of_connect_reply() -> None:
     reply = peer.transport.sent[-1].data
     assert isinstance(reply, str) and reply.startswith('0{"sid":')
     assert len(json.loads(reply[1:])["sid"]) == 20
+
+
+class EmitterTests(SynchronousTestCase):
+    def test_once_is_per_event(self) -> None:
+        from txrealtime.socketio.emitter import EventEmitter
+
+        emitter = EventEmitter()
+        calls: list[str] = []
+
+        def handler(*args: Any) -> None:
+            calls.append("called")
+
+        emitter.on("a", handler)
+        emitter.once("b", handler)
+        self.assertEqual(emitter._take("a"), [handler])
+        self.assertEqual(emitter.listeners("a"), [handler])  # once() for "b" leaves "a" alone
+        self.assertEqual(emitter._take("b"), [handler])
+        self.assertEqual(emitter.listeners("b"), [])
+        self.assertEqual(emitter._take("a"), [handler])
+
+    def test_once_and_on_for_the_same_handler_and_event(self) -> None:
+        from txrealtime.socketio.emitter import EventEmitter
+
+        emitter = EventEmitter()
+
+        def handler() -> None:
+            pass
+
+        emitter.on("a", handler)
+        emitter.once("a", handler)
+        self.assertEqual(emitter._take("a"), [handler, handler])
+        self.assertEqual(emitter.listeners("a"), [handler])
+        emitter.once("a", handler)
+        emitter.off("a", handler)
+        emitter.off("a", handler)
+        self.assertEqual(emitter._take("a"), [])

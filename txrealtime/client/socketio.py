@@ -21,9 +21,8 @@ from twisted.python.failure import Failure
 from .._reactor import default_reactor
 from ..engineio.manager import Clock, DelayedCall
 from ..socketio.acks import AckTable
-from ..socketio.emitter import CatchAll, EventEmitter, Handler, ack_args, call_handler
+from ..socketio.emitter import CatchAll, EventEmitter, Handler, ack_args, call_handler, check_event
 from ..socketio.errors import AckTimeout
-from ..socketio.operator import check_event
 from ..socketio.packets import DecodeError, Decoder, Packet, PacketType, encode
 from .engineio import EngineIOClient, EngineListener
 

@@ -1,9 +1,12 @@
 """Socket.IO protocol v5 server on the Engine.IO layer, with Node ``socket.io`` v4's API."""
 
 from .adapter import Adapter, BroadcastFlags, BroadcastOptions
+from .connection import Client
 from .errors import AckTimeout, ConnectionRefused, Disconnected, DisconnectReason
+from .namespace import Namespace, ParentNamespace
 from .operator import BroadcastOperator
-from .server import Client, Namespace, ParentNamespace, Server, Socket, SocketHandshake
+from .server import Server
+from .socket import Socket, SocketHandshake
 
 __all__ = [
     "AckTimeout",

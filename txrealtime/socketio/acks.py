@@ -12,11 +12,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from itertools import count
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, TypeVar
 
 from twisted.internet.defer import Deferred
 
-from .._reactor import cancel
+from .._reactor import Clock, DelayedCall, cancel
 from .emitter import ack_value
 from .errors import AckTimeout
 
@@ -26,22 +26,12 @@ K = TypeVar("K")
 V = TypeVar("V")
 
 
-class _Call(Protocol):
-    def active(self) -> bool: ...
-
-    def cancel(self) -> None: ...
-
-
-class _Clock(Protocol):
-    def callLater(self, delay: float, callable: Callable[..., object], *args: object) -> _Call: ...
-
-
 class Pending(Generic[K, V]):
     """Entries awaiting an answer by key, each with an optional timeout."""
 
-    def __init__(self, clock: _Clock) -> None:
+    def __init__(self, clock: Clock) -> None:
         self._clock = clock
-        self._entries: dict[K, tuple[V, _Call | None]] = {}
+        self._entries: dict[K, tuple[V, DelayedCall | None]] = {}
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -96,7 +86,7 @@ class Ack:
 class AckTable(Pending[int, Ack]):
     """A socket's acknowledgements: ids 0, 1, 2… as Node numbers them, answers, timeouts, failing all."""
 
-    def __init__(self, clock: _Clock) -> None:
+    def __init__(self, clock: Clock) -> None:
         super().__init__(clock)
         self._ids: Iterator[int] = count()
 
@@ -155,14 +145,14 @@ class BroadcastAcks:
     every counted client answered, or at the timeout (then failing with :class:`AckTimeout` and the
     answers received)."""
 
-    def __init__(self, clock: _Clock, timeout: float) -> None:
+    def __init__(self, clock: Clock, timeout: float) -> None:
         self.result: Deferred[list[Any]] = Deferred()
         """Fires with every client's answer."""
         self.responses: list[Any] = []
         self._servers_expected = -1
         self._servers = 0
         self._clients = 0
-        self._timer: _Call | None = clock.callLater(timeout, self._timed_out)
+        self._timer: DelayedCall | None = clock.callLater(timeout, self._timed_out)
 
     def client_count(self, count: int) -> None:
         """One server asked ``count`` of its clients."""

@@ -7,18 +7,71 @@ add what crosses processes.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from twisted.internet.defer import Deferred, succeed
 
+from .._reactor import Clock
 from .packets import Packet, encode
 
-if TYPE_CHECKING:
-    from .server import Namespace, Socket
+__all__ = ["Adapter", "AdapterNamespace", "AdapterSocket", "BroadcastFlags", "BroadcastOptions", "FetchedSocket"]
 
-__all__ = ["Adapter", "BroadcastFlags", "BroadcastOptions"]
+
+class FetchedSocket(Protocol):
+    """A socket ``fetch_sockets`` found, in this process or on another node (Node's ``RemoteSocket``)."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def handshake(self) -> Any: ...
+
+    @property
+    def rooms(self) -> set[str]: ...
+
+    @property
+    def data(self) -> Any: ...
+
+    def emit(self, event: str, *args: Any) -> bool: ...
+
+    def join(self, rooms: str | Iterable[str]) -> None: ...
+
+    def leave(self, room: str) -> None: ...
+
+    def disconnect(self, close: bool = False) -> object: ...
+
+
+class AdapterSocket(FetchedSocket, Protocol):
+    """What an adapter needs from a socket of its namespace."""
+
+    def deliver(self, packet: Packet, messages: list[str | bytes], volatile: bool) -> None:
+        """Write ``packet``, already encoded as ``messages`` (shared by a whole broadcast)."""
+
+    def register_ack(self, answered: Callable[[list[Any]], object]) -> int:
+        """A new ack id whose answer goes to ``answered``."""
+
+
+class _Server(Protocol):
+    @property
+    def reactor(self) -> Clock: ...
+
+
+class AdapterNamespace(Protocol):
+    """What an adapter needs from the namespace it serves."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def sockets(self) -> Mapping[str, AdapterSocket]: ...
+
+    @property
+    def server(self) -> _Server: ...
+
+    def _on_server_side_emit(self, data: list[Any], ack: Callable[[Any], object] | None = None) -> None:
+        """Another server emitted ``[event, *args]`` to this namespace."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +96,7 @@ class BroadcastOptions:
 class Adapter:
     """In-memory rooms of one namespace: room -> socket ids and socket id -> rooms."""
 
-    def __init__(self, namespace: Namespace) -> None:
+    def __init__(self, namespace: AdapterNamespace) -> None:
         self.namespace = namespace
         self.rooms: dict[str, set[str]] = {}
         self.sids: dict[str, set[str]] = {}
@@ -109,7 +162,7 @@ class Adapter:
         """
         messages = encode(packet)
         for socket in self._matching(opts):
-            socket._deliver(packet, messages, opts.flags.volatile)
+            socket.deliver(packet, messages, opts.flags.volatile)
         return True
 
     def broadcast_with_ack(
@@ -122,9 +175,9 @@ class Adapter:
         """Broadcast an EVENT asking each client for an ack; report how many were asked, then each answer."""
         count = 0
         for socket in self._matching(opts):
-            ack_id = socket._register_ack(ack)
+            ack_id = socket.register_ack(ack)
             with_id = Packet(packet.type, packet.namespace, packet.data, ack_id)
-            socket._deliver(with_id, encode(with_id), opts.flags.volatile)
+            socket.deliver(with_id, encode(with_id), opts.flags.volatile)
             count += 1
         client_count(count)
 
@@ -142,7 +195,7 @@ class Adapter:
 
     # -- operations on matching sockets ----------------------------------------
 
-    def fetch_sockets(self, opts: BroadcastOptions) -> Deferred[list[Socket]]:
+    def fetch_sockets(self, opts: BroadcastOptions) -> Deferred[list[FetchedSocket]]:
         return succeed(list(self._matching(opts)))
 
     def add_sockets(self, opts: BroadcastOptions, rooms: Iterable[str]) -> None:
@@ -163,7 +216,7 @@ class Adapter:
     def close(self) -> None:
         """Release resources (cluster adapters unsubscribe here)."""
 
-    def _matching(self, opts: BroadcastOptions) -> Iterator[Socket]:
+    def _matching(self, opts: BroadcastOptions) -> Iterator[AdapterSocket]:
         excluded: set[str] = set()
         for room in opts.except_:
             excluded.update(self.rooms.get(room, ()))

@@ -8,10 +8,25 @@ from typing import Any, TypeVar, overload
 
 from twisted.internet.defer import Deferred, ensureDeferred, fail, succeed
 
-__all__ = ["CatchAll", "EventEmitter", "Handler", "ack_args", "ack_value", "call_handler"]
+__all__ = ["CatchAll", "EventEmitter", "Handler", "RESERVED_EVENTS", "ack_args", "ack_value", "call_handler",
+           "check_event"]
 
 Handler = Callable[..., Any]
 H = TypeVar("H", bound=Handler)
+
+
+RESERVED_EVENTS = frozenset(
+    {"connect", "connect_error", "disconnect", "disconnecting", "newListener", "removeListener"}
+)
+"""Event names applications may not emit (Node's list)."""
+
+
+def check_event(event: str) -> None:
+    """Raise unless ``event`` is a string an application may emit."""
+    if not isinstance(event, str):
+        raise TypeError(f"event names are strings, not {type(event).__name__}")
+    if event in RESERVED_EVENTS:
+        raise ValueError(f'"{event}" is a reserved event name')
 
 
 def call_handler(handler: Handler, *args: Any) -> Deferred[Any]:
@@ -32,7 +47,8 @@ class EventEmitter:
 
     def __init__(self) -> None:
         self._handlers: dict[str, list[Handler]] = {}
-        self._once: set[int] = set()
+        self._once: dict[str, list[Handler]] = {}
+        """Per event, the handlers registered with :meth:`once` (still in ``_handlers`` until they run)."""
 
     @overload
     def on(self, event: str) -> Callable[[H], H]: ...
@@ -49,17 +65,21 @@ class EventEmitter:
 
     def once(self, event: str, handler: H) -> H:
         """Like :meth:`on`, for the next ``event`` only."""
-        self._once.add(id(handler))
+        self._once.setdefault(event, []).append(handler)
         return self.on(event, handler)
 
     def off(self, event: str | None = None, handler: Handler | None = None) -> None:
         """Remove one handler, every handler of ``event``, or every handler."""
         if event is None:
             self._handlers.clear()
+            self._once.clear()
         elif handler is None:
             self._handlers.pop(event, None)
+            self._once.pop(event, None)
         elif handler in self._handlers.get(event, ()):
             self._handlers[event].remove(handler)
+            if handler in self._once.get(event, ()):
+                self._once[event].remove(handler)
 
     def listeners(self, event: str) -> list[Handler]:
         return list(self._handlers.get(event, ()))
@@ -70,11 +90,9 @@ class EventEmitter:
         if not handlers:
             return []
         current = list(handlers)
-        if self._once:
-            for h in current:
-                if id(h) in self._once:
-                    self._once.discard(id(h))
-                    handlers.remove(h)
+        once = self._once.pop(event, None)
+        for handler in once or ():
+            handlers.remove(handler)
         return current
 
 

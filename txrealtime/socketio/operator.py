@@ -4,30 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from twisted.internet.defer import Deferred
 
 from .acks import BroadcastAcks
-from .adapter import Adapter, BroadcastFlags, BroadcastOptions
+from .adapter import Adapter, BroadcastFlags, BroadcastOptions, FetchedSocket
+from .emitter import RESERVED_EVENTS, check_event
 from .errors import AckTimeout
 from .packets import Packet, PacketType
 
-if TYPE_CHECKING:
-    from .server import Socket
-
-__all__ = ["BroadcastOperator", "RESERVED_EVENTS", "check_event"]
-
-RESERVED_EVENTS = frozenset(
-    {"connect", "connect_error", "disconnect", "disconnecting", "newListener", "removeListener"}
-)
-
-
-def check_event(event: str) -> None:
-    if not isinstance(event, str):
-        raise TypeError(f"event names are strings, not {type(event).__name__}")
-    if event in RESERVED_EVENTS:
-        raise ValueError(f'"{event}" is a reserved event name')
+__all__ = ["BroadcastOperator", "Broadcasting", "RESERVED_EVENTS", "Selecting", "check_event"]
 
 
 def _rooms(rooms: str | Iterable[str]) -> frozenset[str]:
@@ -128,8 +115,8 @@ class BroadcastOperator:
 
     # -- acting on the selected sockets -------------------------------------
 
-    def fetch_sockets(self) -> Deferred[list[Socket]]:
-        """The selected sockets."""
+    def fetch_sockets(self) -> Deferred[list[FetchedSocket]]:
+        """The selected sockets, this process's and (with a cluster adapter) other nodes'."""
         return self.adapter.fetch_sockets(self._opts)
 
     def sockets_join(self, rooms: str | Iterable[str]) -> None:
@@ -143,3 +130,78 @@ class BroadcastOperator:
     def disconnect_sockets(self, close: bool = False) -> None:
         """Disconnect the selected sockets (and close their connections if ``close``)."""
         self.adapter.disconnect_sockets(self._opts, close)
+
+
+class Selecting(Protocol):
+    """``to``/``in_``/``except_``/``local`` for whatever can start a broadcast (server, namespace, socket).
+
+    Implementers provide :meth:`_operator`, the selection everything starts from.
+    """
+
+    def _operator(self) -> BroadcastOperator: ...
+
+    def to(self, rooms: str | Iterable[str]) -> BroadcastOperator:
+        """Sockets in ``rooms``."""
+        return self._operator().to(rooms)
+
+    def in_(self, rooms: str | Iterable[str]) -> BroadcastOperator:
+        """Same as :meth:`to`."""
+        return self._operator().to(rooms)
+
+    def except_(self, rooms: str | Iterable[str]) -> BroadcastOperator:
+        """Every socket but those in ``rooms``."""
+        return self._operator().except_(rooms)
+
+    @property
+    def local(self) -> BroadcastOperator:
+        """Only this process's sockets."""
+        return self._operator().local
+
+
+class Broadcasting(Selecting, Protocol):
+    """Node's broadcast shortcuts on the server and on a namespace: each starts from :meth:`_operator`."""
+
+    @property
+    def volatile(self) -> BroadcastOperator:
+        """Skip clients not ready to receive right now."""
+        return self._operator().volatile
+
+    def timeout(self, seconds: float) -> BroadcastOperator:
+        """Wait at most ``seconds`` for acknowledgements."""
+        return self._operator().timeout(seconds)
+
+    def compress(self, compress: bool) -> BroadcastOperator:
+        """Accepted for Node parity."""
+        return self._operator().compress(compress)
+
+    def emit(self, event: str, *args: Any, ack: Callable[..., object] | None = None) -> bool:
+        """Emit to every socket (see :meth:`BroadcastOperator.emit`)."""
+        return self._operator().emit(event, *args, ack=ack)
+
+    def emit_with_ack(self, event: str, *args: Any) -> Deferred[list[Any]]:
+        """Emit to every socket and collect their answers (needs :meth:`timeout`)."""
+        return self._operator().emit_with_ack(event, *args)
+
+    def send(self, *args: Any) -> bool:
+        """Emit a ``message`` event."""
+        return self._operator().send(*args)
+
+    def write(self, *args: Any) -> bool:
+        """Same as :meth:`send`."""
+        return self._operator().send(*args)
+
+    def fetch_sockets(self) -> Deferred[list[FetchedSocket]]:
+        """Every socket, this process's and (with a cluster adapter) other nodes'."""
+        return self._operator().fetch_sockets()
+
+    def sockets_join(self, rooms: str | Iterable[str]) -> None:
+        """Make every socket join ``rooms``."""
+        self._operator().sockets_join(rooms)
+
+    def sockets_leave(self, rooms: str | Iterable[str]) -> None:
+        """Make every socket leave ``rooms``."""
+        self._operator().sockets_leave(rooms)
+
+    def disconnect_sockets(self, close: bool = False) -> None:
+        """Disconnect every socket (and close their connections if ``close``)."""
+        self._operator().disconnect_sockets(close)

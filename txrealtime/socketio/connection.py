@@ -1,0 +1,176 @@
+"""One Engine.IO session speaking Socket.IO: Node's ``client.ts``.
+
+A :class:`Client` decodes the session's messages into Socket.IO packets,
+routes them to one :class:`~txrealtime.socketio.socket.Socket` per namespace
+it joined, and enforces the per-connection limits (attachments, namespaces,
+time to join). The server is seen through :class:`ConnectionServer`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from twisted.internet.defer import Deferred
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from .._logging import Throttle, gate, name_for_log
+from .._reactor import Clock, DelayedCall, cancel
+from ..engineio import CloseReason, Session, SessionManager
+from .errors import DisconnectReason
+from .namespace import Namespace
+from .packets import DecodeError, Decoder, Packet, PacketType, encode
+from .socket import Socket
+
+__all__ = ["Client", "ConnectionServer"]
+
+log = Logger(observer=gate)
+noisy = Throttle(log)
+"""For lines a hostile client could make us repeat."""
+
+
+class ConnectionServer(Protocol):
+    """What a connection needs from its server: limits, the clock, and finding namespaces."""
+
+    @property
+    def reactor(self) -> Clock: ...
+
+    @property
+    def manager(self) -> SessionManager: ...
+
+    connect_timeout: float
+    max_attachments: int
+    attachment_timeout: float
+    max_namespaces_per_client: int
+
+    def _namespace_for(self, name: str, auth: Any) -> Deferred[Namespace | None]: ...
+
+
+class Client:
+    """One Engine.IO session speaking Socket.IO: decodes packets, owns a socket per namespace."""
+
+    def __init__(self, server: ConnectionServer, session: Session) -> None:
+        self.server = server
+        self.session = session
+        self.id = session.sid
+        self.decoder = Decoder(server.max_attachments, max_bytes=server.manager.options.max_payload)
+        self.sockets: dict[str, Socket] = {}
+        self._connecting: set[str] = set()
+        self.closed = False
+        self._connect_timer: DelayedCall | None = server.reactor.callLater(
+            server.connect_timeout, self._connect_timed_out
+        )
+        self._attachment_timer: DelayedCall | None = None
+
+    def __repr__(self) -> str:
+        return f"<Client {self.id} {sorted(self.sockets)}>"
+
+    # -- writing -----------------------------------------------------------
+
+    def write(self, messages: list[str | bytes], volatile: bool = False) -> None:
+        if self.closed:
+            return
+        if volatile and not self.session.transport.writable:
+            return
+        self.session.send_many(messages)
+
+    def disconnect(self) -> None:
+        """Disconnect every socket and close the connection."""
+        for socket in list(self.sockets.values()):
+            socket.disconnect()
+        self.session.close(CloseReason.FORCED_CLOSE, "disconnect(close=True)")
+
+    # -- reading -------------------------------------------------------------
+
+    def on_message(self, data: str | bytes) -> None:
+        try:
+            packet = self.decoder.feed(data)
+        except DecodeError as e:
+            self._protocol_error(str(e))
+            return
+        if self.decoder.pending:
+            if self._attachment_timer is None:
+                self._attachment_timer = self.server.reactor.callLater(
+                    self.server.attachment_timeout, self._attachments_timed_out
+                )
+        elif self._attachment_timer is not None:
+            self._attachment_timer = cancel(self._attachment_timer)
+        if packet is not None:
+            self._dispatch(packet)
+
+    def _attachments_timed_out(self) -> None:
+        self._attachment_timer = None
+        self._protocol_error(f"binary packet not completed within {self.server.attachment_timeout:g} s")
+
+    def _dispatch(self, packet: Packet) -> None:
+        name = packet.namespace
+        socket = self.sockets.get(name)
+        if packet.type is PacketType.CONNECT:
+            if socket is not None or name in self._connecting:
+                self._protocol_error(f"already connected to {name}")
+            else:
+                self._connect(name, packet.data)
+        elif packet.type is PacketType.CONNECT_ERROR:
+            self._protocol_error("clients do not send CONNECT_ERROR")
+        elif socket is not None:
+            socket._on_packet(packet)
+        else:
+            # A packet racing the socket's disconnection: nothing to deliver it to.
+            log.debug("Client {id}: {type} for {nsp}, which it is not in", id=self.id, type=packet.type.name,
+                      nsp=name_for_log(name))
+
+    def _protocol_error(self, description: str) -> None:
+        # The session's close line says why at info level; this one is for debugging.
+        log.debug("Client {id} broke the protocol: {description}", id=self.id, description=description)
+        self.session.close(CloseReason.PARSE_ERROR, description)
+
+    def _connect(self, name: str, auth: Any) -> None:
+        limit = self.server.max_namespaces_per_client
+        if len(self.sockets) + len(self._connecting) >= limit:
+            self._refused(name, {"message": f"Too many namespaces (limit {limit})"})
+            return
+        self._connecting.add(name)
+        d = self.server._namespace_for(name, auth)
+
+        def found(namespace: Namespace | None) -> Deferred[Any] | None:
+            if self.closed:
+                return None
+            if namespace is None:
+                self._refused(name, {"message": "Invalid namespace"})
+                return None
+            return namespace._add(self, auth)
+
+        def failed(failure: Failure) -> None:
+            log.failure("Looking up namespace {name} failed", failure, name=name_for_log(name))
+            self._refused(name, {"message": "Internal server error"})
+
+        d.addCallback(found).addErrback(failed)
+        d.addBoth(lambda _: self._connecting.discard(name))
+
+    def _refused(self, name: str, error: dict[str, Any]) -> None:
+        noisy.info("Client {id} refused in {namespace}: {message}", id=self.id, namespace=name_for_log(name),
+                   message=error["message"])
+        self.write(encode(Packet(PacketType.CONNECT_ERROR, name, error)))
+
+    def _added(self, socket: Socket) -> None:
+        self.sockets[socket.nsp.name] = socket
+        self._connect_timer = cancel(self._connect_timer)
+
+    def _remove(self, socket: Socket) -> None:
+        if self.sockets.get(socket.nsp.name) is socket:
+            del self.sockets[socket.nsp.name]
+
+    def _connect_timed_out(self) -> None:
+        self._connect_timer = None
+        if not self.sockets:
+            log.debug("Client {id} joined no namespace in time", id=self.id)
+            self.session.close(CloseReason.FORCED_CLOSE, "no namespace joined before connect_timeout")
+
+    def on_close(self, reason: CloseReason) -> None:
+        self.closed = True
+        self._connect_timer = cancel(self._connect_timer)
+        self._attachment_timer = cancel(self._attachment_timer)
+        self.decoder.reset()  # a hoarded binary packet goes now, not when the objects are collected
+        why = DisconnectReason(reason.value)
+        for socket in list(self.sockets.values()):
+            socket._on_close(why)

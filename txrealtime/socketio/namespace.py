@@ -1,0 +1,268 @@
+"""Namespaces: Node's ``namespace.ts`` and ``parent-namespace.ts``.
+
+A :class:`Namespace` owns its sockets, rooms (through its adapter), handlers
+and connection middleware; a :class:`ParentNamespace` matches dynamic names
+and creates a child namespace for each. The server and the connections are
+seen through the Protocols below.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from typing import Any, Protocol, cast
+
+from twisted.internet.defer import Deferred, gatherResults, succeed
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from .._logging import gate, name_for_log
+from .._reactor import Clock
+from .adapter import Adapter, AdapterNamespace, BroadcastOptions, FetchedSocket
+from .emitter import EventEmitter, Handler, call_handler, check_event
+from .errors import ConnectionRefused
+from .operator import Broadcasting, BroadcastOperator
+from .packets import Packet
+from .socket import Socket, SocketConnection
+
+__all__ = ["AdapterFactory", "Namespace", "NamespacePredicate", "NamespaceServer", "ParentNamespace"]
+
+log = Logger(observer=gate)
+
+AdapterFactory = Callable[[AdapterNamespace], Adapter]
+"""Builds the adapter of a namespace: :class:`Adapter` itself, or a cluster adapter's factory."""
+NamespacePredicate = Callable[[str, Any], Any]
+"""``(name, auth) -> bool`` (or a Deferred/coroutine of one) deciding whether a dynamic namespace exists."""
+
+NAMESPACE_EVENTS = frozenset({"connect", "connection", "new_namespace"})
+"""Events of the namespace itself, which other servers cannot emit to it."""
+
+
+def _check_server_side(event: str) -> None:
+    check_event(event)
+    if event in NAMESPACE_EVENTS:
+        raise ValueError(f'"{event}" is a reserved event name')
+
+
+class NamespaceServer(Broadcasting, Protocol):
+    """What a namespace needs from its server (``namespace.server``)."""
+
+    @property
+    def reactor(self) -> Clock: ...
+
+    @property
+    def adapter_factory(self) -> AdapterFactory: ...
+
+    @property
+    def cleanup_empty_child_namespaces(self) -> bool: ...
+
+    def _add_child(self, child: Namespace) -> None:
+        """A dynamic namespace created ``child``."""
+
+    def _remove_child(self, child: Namespace) -> None:
+        """``child`` was removed, being empty."""
+
+
+class NamespaceClient(SocketConnection, Protocol):
+    """What a namespace needs from a connection joining it."""
+
+    @property
+    def closed(self) -> bool: ...
+
+    def _added(self, socket: Socket) -> None: ...
+
+    def _refused(self, name: str, error: dict[str, Any]) -> None: ...
+
+
+class Namespace(EventEmitter, Broadcasting):
+    """A communication channel (``/`` by default) with its own sockets, rooms, handlers and middleware."""
+
+    def __init__(self, server: NamespaceServer, name: str, adapter: AdapterFactory | None = None) -> None:
+        super().__init__()
+        self.server = server
+        self.name = name
+        self.sockets: dict[str, Socket] = {}
+        self.parent: ParentNamespace | None = None
+        """The dynamic namespace that created this one, if any."""
+        self._middleware: list[Handler] = []
+        self._joining = 0
+        self.adapter: Adapter = (adapter or server.adapter_factory)(self)
+
+    def __repr__(self) -> str:
+        return f"<Namespace {self.name} ({len(self.sockets)} sockets)>"
+
+    def use(self, middleware: Handler) -> Handler:
+        """Run ``middleware(socket)`` before each connection; raising :class:`ConnectionRefused` refuses it.
+
+        Middleware may return a Deferred or be ``async def``; they run in order.
+        """
+        self._middleware.append(middleware)
+        return middleware
+
+    # -- broadcasting ------------------------------------------------------------
+
+    def _operator(self) -> BroadcastOperator:
+        """Broadcasts from a namespace start with all its sockets."""
+        return BroadcastOperator(self.adapter)
+
+    def server_side_emit(self, event: str, *args: Any) -> bool:
+        """Emit to this namespace on the other servers of a cluster (their ``ns.on(event)`` handlers)."""
+        _check_server_side(event)
+        return self.adapter.server_side_emit([event, *args])
+
+    def server_side_emit_with_ack(self, event: str, *args: Any) -> Deferred[list[Any]]:
+        """Like :meth:`server_side_emit`; fire with one answer from each other server."""
+        _check_server_side(event)
+        return self.adapter.server_side_emit_with_ack([event, *args])
+
+    def _on_server_side_emit(self, data: list[Any], ack: Callable[[Any], object] | None = None) -> None:
+        """Another server emitted ``[event, *args]`` to this namespace."""
+        if not data or not isinstance(data[0], str) or data[0] in NAMESPACE_EVENTS:
+            return
+        event, args = data[0], list(data[1:])
+        for index, handler in enumerate(self._take(event)):
+            d = call_handler(handler, *args)
+            if index == 0 and ack is not None:
+                d.addCallback(ack)
+            d.addErrback(lambda f: log.failure("Server-side {event!r} handler failed", f, event=event))
+
+    # -- connecting ----------------------------------------------------------------
+
+    def _add(self, client: NamespaceClient, auth: Any) -> Deferred[Socket | None]:
+        socket = Socket(self, client, auth)
+        self._joining += 1
+
+        def run(_: object, middleware: Handler) -> Deferred[Any]:
+            return call_handler(middleware, socket)
+
+        d: Deferred[Any] = succeed(None)
+        for middleware in list(self._middleware):
+            d.addCallback(run, middleware)
+
+        def accepted(_: object) -> Socket | None:
+            if client.closed:
+                return None
+            self.sockets[socket.id] = socket
+            client._added(socket)
+            socket._connected()
+            log.debug("Socket {sid} joined {namespace}", sid=socket.id, namespace=self.name)
+            for event in ("connect", "connection"):
+                for handler in self._take(event):
+                    socket._run(handler, [socket], f"{event} handler").addErrback(lambda _: None)
+            return socket
+
+        def refused(failure: Failure) -> None:
+            if isinstance(failure.value, ConnectionRefused):
+                error: dict[str, Any] = {"message": failure.value.message}
+                if failure.value.data is not None:
+                    error["data"] = failure.value.data
+            else:
+                log.failure("Middleware of {namespace} failed", failure, namespace=self.name)
+                error = {"message": "Internal server error"}
+            client._refused(self.name, error)
+
+        def settled(result: object) -> object:
+            self._joining -= 1
+            self._cleanup_if_empty()
+            return result
+
+        d.addCallbacks(accepted, refused)
+        d.addBoth(settled)
+        return d
+
+    def _remove(self, socket: Socket) -> None:
+        self.sockets.pop(socket.id, None)
+        self._cleanup_if_empty()
+
+    def _cleanup_if_empty(self) -> None:
+        """With ``cleanup_empty_child_namespaces``, a dynamic child with no socket left goes away."""
+        parent = self.parent
+        if parent is not None and not self.sockets and not self._joining and self.server.cleanup_empty_child_namespaces:
+            parent._remove_child(self)
+
+
+class _ChildrenAdapter(Adapter):
+    """The adapter of a :class:`ParentNamespace`: acts on every child namespace."""
+
+    def __init__(self, namespace: ParentNamespace) -> None:
+        super().__init__(namespace)
+        self.parent = namespace
+
+    def _children(self) -> list[Adapter]:
+        return [child.adapter for child in self.parent.children]
+
+    def broadcast(self, packet: Packet, opts: BroadcastOptions) -> bool:
+        delivered = True
+        for child in self._children():
+            delivered &= child.broadcast(Packet(packet.type, child.namespace.name, packet.data, packet.id), opts)
+        return delivered
+
+    def broadcast_with_ack(
+        self,
+        packet: Packet,
+        opts: BroadcastOptions,
+        client_count: Callable[[int], object],
+        ack: Callable[[list[Any]], object],
+    ) -> None:
+        total = 0
+
+        def counted(n: int) -> None:
+            nonlocal total
+            total += n
+
+        for child in self._children():
+            child.broadcast_with_ack(Packet(packet.type, child.namespace.name, packet.data), opts, counted, ack)
+        client_count(total)
+
+    def fetch_sockets(self, opts: BroadcastOptions) -> Deferred[list[FetchedSocket]]:
+        d = gatherResults([child.fetch_sockets(opts) for child in self._children()], consumeErrors=True)
+        return d.addCallback(lambda lists: [s for found in lists for s in found])
+
+    def add_sockets(self, opts: BroadcastOptions, rooms: Iterable[str]) -> None:
+        for child in self._children():
+            child.add_sockets(opts, rooms)
+
+    def del_sockets(self, opts: BroadcastOptions, rooms: Iterable[str]) -> None:
+        for child in self._children():
+            child.del_sockets(opts, rooms)
+
+    def disconnect_sockets(self, opts: BroadcastOptions, close: bool) -> None:
+        for child in self._children():
+            child.disconnect_sockets(opts, close)
+
+
+class ParentNamespace(Namespace):
+    """A dynamic namespace: matches names by regex or predicate and creates a child for each.
+
+    Children inherit the parent's middleware and connection handlers;
+    emitting on the parent reaches every child.
+    """
+
+    def __init__(self, server: NamespaceServer, matcher: re.Pattern[str] | NamespacePredicate, index: int = 0) -> None:
+        self.matcher = matcher
+        self.children: list[Namespace] = []
+        name = f"/_{index}" if not isinstance(matcher, re.Pattern) else f"/{matcher.pattern}"
+        super().__init__(server, name, lambda ns: _ChildrenAdapter(cast(ParentNamespace, ns)))
+
+    def matches(self, name: str, auth: Any) -> Deferred[Any]:
+        if isinstance(self.matcher, re.Pattern):
+            return succeed(self.matcher.fullmatch(name) is not None)
+        return call_handler(self.matcher, name, auth)
+
+    def create_child(self, name: str) -> Namespace:
+        child = Namespace(self.server, name)
+        child.parent = self
+        child._middleware = list(self._middleware)
+        for event in ("connect", "connection"):
+            for handler in self.listeners(event):
+                child.on(event, handler)
+        self.children.append(child)
+        self.server._add_child(child)
+        return child
+
+    def _remove_child(self, child: Namespace) -> None:
+        if child in self.children:
+            self.children.remove(child)
+        self.server._remove_child(child)
+        child.adapter.close()
+        log.debug("Empty namespace {namespace} removed", namespace=name_for_log(child.name))

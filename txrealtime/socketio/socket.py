@@ -1,0 +1,408 @@
+"""One client's membership of one namespace: Node's ``socket.ts``.
+
+A :class:`Socket` emits to its client, answers and awaits acknowledgements,
+joins rooms and runs the handlers of incoming events. It knows its namespace,
+its server and its connection only through the small Protocols below, so
+this module imports nothing above it.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import inspect
+import secrets
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from twisted.internet.defer import Deferred, ensureDeferred, fail, succeed
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from .._logging import Throttle, gate, name_for_log
+from .._reactor import Clock
+from ..engineio import Session
+from .acks import AckTable
+from .adapter import Adapter
+from .emitter import CatchAll, EventEmitter, Handler, ack_args, call_handler, check_event
+from .errors import Disconnected, DisconnectReason
+from .operator import Broadcasting, BroadcastOperator, Selecting
+from .packets import Packet, PacketType, encode
+
+__all__ = ["Socket", "SocketConnection", "SocketEmitter", "SocketHandshake", "SocketNamespace", "SocketServer"]
+
+log = Logger(observer=gate)
+noisy = Throttle(log)
+"""For lines a hostile client could make us repeat."""
+
+
+class SocketServer(Broadcasting, Protocol):
+    """What a socket needs from its server (``socket.server``): its clock, and broadcasting."""
+
+    @property
+    def reactor(self) -> Clock: ...
+
+
+class SocketNamespace(Broadcasting, Protocol):
+    """What a socket needs from its namespace (``socket.nsp``): name, adapter, server, and broadcasting."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def adapter(self) -> Adapter: ...
+
+    @property
+    def server(self) -> SocketServer: ...
+
+    def _remove(self, socket: Socket) -> None: ...
+
+
+class SocketConnection(Protocol):
+    """What a socket needs from its connection (``socket.client``): the session, writing, closing."""
+
+    @property
+    def session(self) -> Session: ...
+
+    def write(self, messages: list[str | bytes], volatile: bool = False) -> None: ...
+
+    def disconnect(self) -> None: ...
+
+    def _remove(self, socket: Socket) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class SocketHandshake:
+    """What the client told the server when it connected, as ``socket.handshake`` in Node."""
+
+    headers: Mapping[str, str]
+    query: Mapping[str, str]
+    auth: Any
+    """The ``auth`` payload of the CONNECT packet (``{}`` when none)."""
+    address: str
+    secure: bool
+    url: str
+    issued: int
+    """When the connection opened, in milliseconds since the epoch."""
+    time: str
+    """The same moment as an HTTP date."""
+    xdomain: bool = field(default=False)
+    """Whether the request carried an ``Origin`` header."""
+
+
+class SocketEmitter:
+    """``socket.volatile`` / ``socket.timeout(s)``: emit to one socket with flags."""
+
+    def __init__(self, socket: Socket, volatile: bool = False, timeout: float | None = None) -> None:
+        self._socket = socket
+        self._volatile = volatile
+        self._timeout = timeout
+
+    @property
+    def volatile(self) -> SocketEmitter:
+        return SocketEmitter(self._socket, True, self._timeout)
+
+    def timeout(self, seconds: float) -> SocketEmitter:
+        return SocketEmitter(self._socket, self._volatile, seconds)
+
+    def compress(self, compress: bool) -> SocketEmitter:
+        return self
+
+    def emit(self, event: str, *args: Any, ack: Callable[..., object] | None = None) -> bool:
+        """Emit ``event`` to the client.
+
+        ``ack`` is called with the client's answer; after :meth:`timeout` it is
+        called Node-style as ``ack(err, *answer)``, ``err`` an :class:`AckTimeout` or ``None``.
+        """
+        check_event(event)
+        socket = self._socket
+        if ack is None or not socket.connected:
+            return socket._send_event(event, args, self._volatile)
+        if self._timeout is None:
+            callback = ack
+            ack_id = socket.register_ack(lambda answer: callback(*answer))
+            return socket._send_event(event, args, self._volatile, ack_id)
+
+        def both(result: Any) -> None:
+            if isinstance(result, Failure):
+                ack(result.value)
+            else:
+                ack(None, *ack_args(result))
+
+        d = self._with_ack(event, args)
+        d.addBoth(both)
+        return True
+
+    def send(self, *args: Any) -> bool:
+        return self.emit("message", *args)
+
+    def emit_with_ack(self, event: str, *args: Any) -> Deferred[Any]:
+        """Emit and fire with the client's answer (one value, a tuple of several, or ``None``).
+
+        Fails with :class:`AckTimeout` after :meth:`timeout`, or with
+        :class:`Disconnected` if the socket goes away first.
+        """
+        check_event(event)
+        return self._with_ack(event, args)
+
+    def _with_ack(self, event: str, args: tuple[Any, ...]) -> Deferred[Any]:
+        socket = self._socket
+        if not socket.connected:
+            return fail(Disconnected("not connected"))
+        ack_id, result = socket._acks.deferred(self._timeout)
+        socket._send_event(event, args, self._volatile, ack_id)
+        return result
+
+
+class Socket(EventEmitter, CatchAll, Selecting):
+    """One client's membership of one namespace, as ``socket`` in Node's handlers."""
+
+    def __init__(self, namespace: SocketNamespace, client: SocketConnection, auth: Any) -> None:
+        super().__init__()
+        self.nsp = namespace
+        self.server = namespace.server
+        self.client = client
+        self.id = secrets.token_urlsafe(15)
+        engine = client.session.handshake
+        self.handshake = SocketHandshake(
+            headers=engine.headers,
+            query=engine.query,
+            auth=auth if auth is not None else {},
+            address=engine.address,
+            secure=engine.secure,
+            url=engine.url,
+            issued=int(engine.issued * 1000),
+            time=email.utils.formatdate(engine.issued, usegmt=True),
+            xdomain="origin" in engine.headers,
+        )
+        self.data: dict[str, Any] = {}
+        """Free for the application; ``fetch_sockets`` returns it too."""
+        self.connected = False
+        self._acks = AckTable(self.server.reactor)
+        CatchAll.__init__(self)
+        self._packet_middleware: list[Handler] = []
+        self._unknown_acks = 0
+
+    def __repr__(self) -> str:
+        return f"<Socket {self.id} {self.nsp.name} {'connected' if self.connected else 'disconnected'}>"
+
+    # -- properties ----------------------------------------------------------
+
+    @property
+    def conn(self) -> Session:
+        """The Engine.IO session under this socket."""
+        return self.client.session
+
+    @property
+    def disconnected(self) -> bool:
+        return not self.connected
+
+    @property
+    def rooms(self) -> set[str]:
+        """The rooms this socket is in (its own id included)."""
+        return self.nsp.adapter.socket_rooms(self.id) or set()
+
+    # -- emitting --------------------------------------------------------------
+
+    def emit(self, event: str, *args: Any, ack: Callable[..., object] | None = None) -> bool:
+        """Emit ``event`` with ``args`` to this client; ``ack(*answer)`` gets its acknowledgement."""
+        return SocketEmitter(self).emit(event, *args, ack=ack)
+
+    def emit_with_ack(self, event: str, *args: Any) -> Deferred[Any]:
+        """Emit and fire with the client's acknowledgement (see :meth:`SocketEmitter.emit_with_ack`)."""
+        return SocketEmitter(self).emit_with_ack(event, *args)
+
+    def send(self, *args: Any) -> bool:
+        """Emit a ``message`` event."""
+        return self.emit("message", *args)
+
+    write = send
+
+    @property
+    def volatile(self) -> SocketEmitter:
+        return SocketEmitter(self, volatile=True)
+
+    def timeout(self, seconds: float) -> SocketEmitter:
+        return SocketEmitter(self, timeout=seconds)
+
+    def compress(self, compress: bool) -> SocketEmitter:
+        return SocketEmitter(self)
+
+    # -- broadcasting from this socket (everyone but itself) --------------------
+
+    def _operator(self) -> BroadcastOperator:
+        """Broadcasts from a socket (``to``, ``in_``, ``except_``, ``local``) leave it out."""
+        return BroadcastOperator(self.nsp.adapter, except_rooms=frozenset({self.id}))
+
+    @property
+    def broadcast(self) -> BroadcastOperator:
+        """Every socket of the namespace but this one."""
+        return self._operator()
+
+    # -- rooms -----------------------------------------------------------------
+
+    def join(self, rooms: str | Iterable[str]) -> None:
+        """Join one room or several."""
+        if self.connected:
+            self.nsp.adapter.add_all(self.id, [rooms] if isinstance(rooms, str) else list(rooms))
+
+    def leave(self, room: str) -> None:
+        if self.connected:
+            self.nsp.adapter.delete(self.id, room)
+
+    # -- disconnecting -------------------------------------------------------------
+
+    def disconnect(self, close: bool = False) -> Socket:
+        """Leave the namespace; with ``close``, close the whole connection (every namespace)."""
+        if not self.connected:
+            return self
+        if close:
+            self.client.disconnect()
+        else:
+            self._packet(Packet(PacketType.DISCONNECT, self.nsp.name))
+            self._on_close(DisconnectReason.SERVER_NAMESPACE_DISCONNECT)
+        return self
+
+    # -- internals -------------------------------------------------------------------
+
+    def register_ack(self, answered: Callable[[list[Any]], object]) -> int:
+        """A new ack id whose answer goes to ``answered`` (a broadcast's collector, say)."""
+        return self._acks.register(answered)
+
+    def _send_event(self, event: str, args: tuple[Any, ...], volatile: bool, ack_id: int | None = None) -> bool:
+        if not self.connected:
+            return False
+        packet = Packet(PacketType.EVENT, self.nsp.name, [event, *args], ack_id)
+        self.deliver(packet, encode(packet), volatile)
+        return True
+
+    def deliver(self, packet: Packet, messages: list[str | bytes], volatile: bool) -> None:
+        """Write an encoded packet (shared by a whole broadcast) to this client."""
+        if self._any_outgoing and packet.type is PacketType.EVENT:
+            for listener in list(self._any_outgoing):
+                self._run(listener, [packet.event, *packet.args], "outgoing catch-all listener")
+        self.client.write(messages, volatile)
+
+    def _packet(self, packet: Packet) -> None:
+        self.client.write(encode(packet))
+
+    def _connected(self) -> None:
+        self.connected = True
+        self.nsp.adapter.add_all(self.id, [self.id])
+        self._packet(Packet(PacketType.CONNECT, self.nsp.name, {"sid": self.id}))
+
+    def _on_packet(self, packet: Packet) -> None:
+        ptype = packet.type
+        if ptype is PacketType.EVENT:
+            self._on_event(packet)
+        elif ptype is PacketType.ACK:
+            ack = self._acks.take(packet.id) if packet.id is not None else None
+            if ack is None:
+                self._unknown_acks += 1  # counted, and logged once when the socket closes
+            else:
+                self._run(ack.answered, [packet.args], "acknowledgement callback")
+        elif ptype is PacketType.DISCONNECT:
+            self._on_close(DisconnectReason.CLIENT_NAMESPACE_DISCONNECT)
+
+    def use(self, middleware: Handler) -> Handler:
+        """Run ``middleware(event, args)`` on every incoming event before its handlers.
+
+        It may change ``args`` in place, be ``async``, or raise to drop the event:
+        the exception then goes to this socket's ``error`` handlers.
+        """
+        self._packet_middleware.append(middleware)
+        return middleware
+
+    def _on_event(self, packet: Packet) -> None:
+        event, args = packet.event, packet.args
+        for listener in list(self._any):
+            self._run(listener, [event, *args], "catch-all listener")
+        if not self._packet_middleware:
+            self._dispatch(event, args, packet.id)
+            return
+        def run(_: object, middleware: Handler) -> Deferred[Any]:
+            return call_handler(middleware, event, args)
+
+        d: Deferred[Any] = succeed(None)
+        for middleware in list(self._packet_middleware):
+            d.addCallback(run, middleware)
+
+        def refused(failure: Failure) -> None:
+            if not self.listeners("error"):
+                noisy.info(
+                    "Socket {sid}: event {event!r} refused: {error}",
+                    sid=self.id,
+                    event=name_for_log(event),
+                    error=failure.getErrorMessage(),
+                )
+            self._emit_reserved("error", failure.value)
+
+        d.addCallbacks(lambda _: self._dispatch(event, args, packet.id), refused)
+
+    def _dispatch(self, event: str, args: list[Any], ack_id: int | None) -> None:
+        if not self.connected:
+            return
+        handlers = self._take(event)
+        for index, handler in enumerate(handlers):
+            try:
+                result = handler(*args)
+            except Exception:
+                log.failure("Socket {sid} in {namespace}: handler of {event!r} failed", sid=self.id,
+                            namespace=self.nsp.name, event=event)
+                continue
+            if isinstance(result, Deferred) or inspect.iscoroutine(result):
+                d = result if isinstance(result, Deferred) else ensureDeferred(result)
+                d.addErrback(self._handler_failed, event)
+                if index == 0 and ack_id is not None:
+                    d.addCallback(self._answer, ack_id)
+                d.addErrback(lambda _: None)
+            elif index == 0 and ack_id is not None:
+                self._answer(result, ack_id)
+
+    def _handler_failed(self, failure: Failure, event: str) -> Failure:
+        log.failure("Socket {sid} in {namespace}: handler of {event!r} failed", failure, sid=self.id,
+                    namespace=self.nsp.name, event=event)
+        return failure
+
+    def _answer(self, result: Any, ack_id: int) -> None:
+        if self.connected:
+            self._packet(Packet(PacketType.ACK, self.nsp.name, ack_args(result), ack_id))
+
+    def _run(self, handler: Handler, args: list[Any], what: str) -> Deferred[Any]:
+        d = call_handler(handler, *args)
+
+        def failed(failure: Failure) -> Failure:
+            log.failure(
+                "Socket {sid} in {namespace}: {what} failed", failure, sid=self.id, namespace=self.nsp.name, what=what
+            )
+            return failure
+
+        d.addErrback(failed)
+        return d
+
+    def _emit_reserved(self, event: str, *args: Any) -> None:
+        for handler in self._take(event):
+            self._run(handler, list(args), f"handler of {event!r}").addErrback(lambda _: None)
+
+    def _on_close(self, reason: DisconnectReason) -> None:
+        if not self.connected:
+            return
+        self._emit_reserved("disconnecting", reason)
+        self.connected = False
+        self._acks.fail_all(Disconnected(reason.value))
+        self.nsp.adapter.delete_all(self.id)
+        self.nsp._remove(self)
+        self.client._remove(self)
+        log.debug(
+            "Socket {sid} left {namespace}: {reason}", sid=self.id, namespace=self.nsp.name, reason=reason.value
+        )
+        if self._unknown_acks:
+            noisy.info("Socket {sid} ignored {count} acknowledgements with unknown ids", sid=self.id,
+                       count=self._unknown_acks)
+        self._emit_reserved("disconnect", reason)
+        # Handlers often close over their socket: dropping them breaks that cycle,
+        # so a closed connection's memory returns at once, not at the next full GC.
+        self.off()
+        self._packet_middleware.clear()
+        self.off_any()
+        self.off_any_outgoing()
