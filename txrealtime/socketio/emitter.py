@@ -9,7 +9,7 @@ from typing import Any, TypeVar, overload
 from twisted.internet.defer import Deferred, ensureDeferred, fail, succeed
 
 __all__ = ["CatchAll", "EventEmitter", "Handler", "RESERVED_EVENTS", "ack_args", "ack_value", "call_handler",
-           "check_event"]
+           "call_in_turn", "check_event"]
 
 Handler = Callable[..., Any]
 H = TypeVar("H", bound=Handler)
@@ -40,6 +40,17 @@ def call_handler(handler: Handler, *args: Any) -> Deferred[Any]:
     if inspect.iscoroutine(result):
         return ensureDeferred(result)
     return succeed(result)
+
+
+def call_in_turn(middlewares: list[Handler], *args: Any) -> Deferred[None]:
+    """Run middleware one after the other (each may be async); fails with the first one's failure."""
+    def run(_: object, middleware: Handler) -> Deferred[Any]:
+        return call_handler(middleware, *args)
+
+    d: Deferred[Any] = succeed(None)
+    for middleware in list(middlewares):
+        d.addCallback(run, middleware)
+    return d.addCallback(lambda _: None)
 
 
 class EventEmitter:

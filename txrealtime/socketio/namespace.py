@@ -19,7 +19,7 @@ from twisted.python.failure import Failure
 from .._logging import gate, name_for_log
 from .._reactor import Clock
 from .adapter import Adapter, AdapterNamespace, BroadcastOptions, FetchedSocket
-from .emitter import EventEmitter, Handler, call_handler, check_event
+from .emitter import EventEmitter, Handler, call_handler, call_in_turn, check_event
 from .errors import ConnectionRefused
 from .operator import Broadcasting, BroadcastOperator
 from .packets import Packet
@@ -132,12 +132,7 @@ class Namespace(EventEmitter, Broadcasting):
         socket = Socket(self, client, auth)
         self._joining += 1
 
-        def run(_: object, middleware: Handler) -> Deferred[Any]:
-            return call_handler(middleware, socket)
-
-        d: Deferred[Any] = succeed(None)
-        for middleware in list(self._middleware):
-            d.addCallback(run, middleware)
+        d: Deferred[Any] = call_in_turn(self._middleware, socket)
 
         def accepted(_: object) -> Socket | None:
             if client.closed:

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from twisted.internet.defer import Deferred, ensureDeferred, fail, succeed
+from twisted.internet.defer import Deferred, ensureDeferred, fail
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -24,7 +24,7 @@ from .._reactor import Clock
 from ..engineio import Session
 from .acks import AckTable
 from .adapter import Adapter
-from .emitter import CatchAll, EventEmitter, Handler, ack_args, call_handler, check_event
+from .emitter import CatchAll, EventEmitter, Handler, ack_args, call_handler, call_in_turn, check_event
 from .errors import Disconnected, DisconnectReason
 from .operator import Broadcasting, BroadcastOperator, Selecting
 from .packets import Packet, PacketType, encode
@@ -320,13 +320,6 @@ class Socket(EventEmitter, CatchAll, Selecting):
         if not self._packet_middleware:
             self._dispatch(event, args, packet.id)
             return
-        def run(_: object, middleware: Handler) -> Deferred[Any]:
-            return call_handler(middleware, event, args)
-
-        d: Deferred[Any] = succeed(None)
-        for middleware in list(self._packet_middleware):
-            d.addCallback(run, middleware)
-
         def refused(failure: Failure) -> None:
             if not self.listeners("error"):
                 noisy.info(
@@ -337,7 +330,9 @@ class Socket(EventEmitter, CatchAll, Selecting):
                 )
             self._emit_reserved("error", failure.value)
 
-        d.addCallbacks(lambda _: self._dispatch(event, args, packet.id), refused)
+        call_in_turn(self._packet_middleware, event, args).addCallbacks(
+            lambda _: self._dispatch(event, args, packet.id), refused
+        )
 
     def _dispatch(self, event: str, args: list[Any], ack_id: int | None) -> None:
         if not self.connected:
