@@ -54,12 +54,14 @@ class EngineIOOptions:
     allow_upgrades: bool = True
     """Whether polling sessions may upgrade to WebSocket."""
     cors_allowed_origins: Sequence[str] | str | None = None
-    """``None``: no CORS headers (same origin only); ``"*"``: reflect any
-    origin; or a list of allowed origins."""
+    """``None``: no CORS headers (same origin only); ``"*"``: any origin may read
+    the answers, sent as ``Access-Control-Allow-Origin: *`` without credentials;
+    or a list of allowed origins, each reflected when it asks."""
     cors_credentials: bool = True
-    """Send ``Access-Control-Allow-Credentials: true`` with CORS responses."""
+    """Send ``Access-Control-Allow-Credentials: true`` with CORS responses to a
+    listed origin (never with ``"*"``)."""
     allowed_origins: Sequence[str] | None = None
-    """If set, requests carrying an ``Origin`` header not in this list are refused
+    """If set, a list: requests carrying an ``Origin`` header not in it are refused
     (403), on both transports; requests without one (non-browser clients) pass."""
     allow_request: Callable[[Handshake], Any] | None = None
     """Called with the :class:`Handshake` of every new session, on both transports;
@@ -76,7 +78,13 @@ class EngineIOOptions:
     refused (403)."""
     cookie: CookieOptions | None = None
     """If set, the handshake sets a cookie holding the session id."""
+
     def __post_init__(self) -> None:
+        if isinstance(self.allowed_origins, (str, bytes)):
+            raise TypeError(f"allowed_origins must be a list of origins, e.g. [{self.allowed_origins!r}], not a string")
+        cors = self.cors_allowed_origins
+        if isinstance(cors, (str, bytes)) and cors != "*":
+            raise TypeError(f'cors_allowed_origins must be "*" or a list of origins, e.g. [{cors!r}], not a string')
         unknown = set(self.transports) - set(TRANSPORTS)
         if unknown or not self.transports:
             raise ValueError(f"transports must be a non-empty subset of {TRANSPORTS}")

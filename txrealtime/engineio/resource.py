@@ -102,16 +102,21 @@ class EngineIOResource(Resource):
         raise SessionError(SessionError.BAD_REQUEST, "unsupported method")
 
     def _cors(self, request: Request) -> None:
+        """CORS headers as Node's ``cors`` package sends them: ``*`` never goes with credentials."""
         allowed = self.manager.options.cors_allowed_origins
         origin = request.getHeader(b"origin")
-        if allowed is None or origin is None:
+        if allowed is None:
             return
-        if allowed != "*" and origin.decode("latin-1") not in allowed:
+        if allowed == "*":
+            # Any site may read the answers, so they must not carry the user's cookies.
+            request.setHeader(b"access-control-allow-origin", b"*")
+        elif origin is not None and origin.decode("latin-1") in allowed:
+            request.setHeader(b"access-control-allow-origin", origin)
+            request.setHeader(b"vary", b"Origin")
+            if self.manager.options.cors_credentials:
+                request.setHeader(b"access-control-allow-credentials", b"true")
+        else:
             return
-        request.setHeader(b"access-control-allow-origin", origin)
-        request.setHeader(b"vary", b"Origin")
-        if self.manager.options.cors_credentials:
-            request.setHeader(b"access-control-allow-credentials", b"true")
         if request.method == b"OPTIONS":
             request.setHeader(b"access-control-allow-methods", b"GET, POST, OPTIONS")
             wanted = request.getHeader(b"access-control-request-headers")
