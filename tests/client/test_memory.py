@@ -56,6 +56,16 @@ class PairingTests(MemoryTestCase):
         client.on("question", lambda n: n * 2)
         self.assertEqual(self.successResultOf(self.sockets[0].emit_with_ack("question", 21)), 42)
 
+    def test_client_handler_answers_through_its_ack_parameter(self) -> None:
+        client = self.successResultOf(connect_in_memory(self.server))
+        pending: list[Any] = []
+        client.on("question", lambda n, *, ack: pending.append((n, ack)))
+        d = self.sockets[0].timeout(5).emit_with_ack("question", 21)
+        self.assertNoResult(d)
+        [(n, ack)] = pending
+        ack(n * 2)
+        self.assertEqual(self.successResultOf(d), 42)
+
     def test_heartbeats_keep_the_pair_alive(self) -> None:
         client = self.successResultOf(connect_in_memory(self.server))
         self.clock.pump([10] * 6)

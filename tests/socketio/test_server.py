@@ -313,6 +313,42 @@ class AckTests(ServerTestCase):
         peer.send("30[7]")
         self.assertEqual(got, [(7,)])
 
+    def test_handler_with_an_ack_parameter_answers_when_it_calls_it(self) -> None:
+        kept: list[Any] = []
+
+        def later(value: int, *, ack: Any) -> None:
+            kept.append(ack)
+
+        self.server.on("connection", lambda socket: socket.on("later", later))
+        peer = self.peer()
+        peer.connect()
+        peer.send('25["later",1]', '26["later",2]')
+        self.assertEqual(peer.packets(), [])  # not answered by returning
+        kept[1]("two", 2)
+        kept[1]("ignored")  # only the first call answers
+        kept[0]()
+        self.assertEqual(peer.packets(), [Packet(T.ACK, "/", ["two", 2], 6), Packet(T.ACK, "/", [], 5)])
+        peer.send('2["later",3]')
+        self.assertEqual(kept[2], None)  # no ack asked for
+
+    def test_no_ack_sends_nothing(self) -> None:
+        from txrealtime.socketio.emitter import NO_ACK
+
+        self.server.on("connection", lambda socket: socket.on("quiet", lambda: NO_ACK))
+        peer = self.peer()
+        peer.connect()
+        peer.send('27["quiet"]', '28["ack",1]')
+        self.assertEqual(peer.packets(), [Packet(T.ACK, "/", ["got", 1], 8)])
+
+    def test_datetimes_go_out_as_date_to_json_writes_them(self) -> None:
+        import datetime
+
+        peer = self.peer()
+        peer.connect()
+        moment = datetime.datetime(2026, 11, 29, 4, 5, 6, 789000, tzinfo=datetime.timezone(datetime.timedelta(hours=1)))
+        self.sockets[0].emit("when", moment, datetime.date(2026, 11, 29))
+        self.assertEqual(peer.transport.sent[-1].data, '2["when","2026-11-29T03:05:06.789Z","2026-11-29"]')
+
     def test_timeout(self) -> None:
         peer = self.peer()
         peer.connect()

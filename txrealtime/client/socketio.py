@@ -8,6 +8,7 @@ once (re)connected.
 
 from __future__ import annotations
 
+import functools
 import math
 import random
 from collections.abc import Callable, Mapping, Sequence
@@ -21,7 +22,17 @@ from twisted.python.failure import Failure
 from .._reactor import default_reactor
 from ..engineio.manager import Clock, DelayedCall
 from ..socketio.acks import AckTable
-from ..socketio.emitter import CatchAll, EventEmitter, Handler, ack_args, call_handler, check_event
+from ..socketio.emitter import (
+    NO_ACK,
+    CatchAll,
+    EventEmitter,
+    Handler,
+    ack_args,
+    ack_callback,
+    call_handler,
+    check_event,
+    takes_ack,
+)
 from ..socketio.errors import AckTimeout
 from ..socketio.packets import DecodeError, Decoder, Packet, PacketType, encode
 from .engineio import EngineIOClient, EngineListener
@@ -280,14 +291,21 @@ class ClientSocket(EventEmitter, CatchAll):
         event, args = packet.event, packet.args
         for listener in list(self._any):
             self._run(listener, [event, *args], "catch-all listener")
+        ack_id = packet.id
         for index, handler in enumerate(self._take(event)):
-            d = self._run(handler, args, f"handler of {event!r}")
-            if index == 0 and packet.id is not None:
-                d.addCallback(self._answer, packet.id)
+            answers = index == 0 and ack_id is not None
+            if takes_ack(handler):
+                ack = ack_callback(lambda values: self._answer(values, ack_id)) if answers else None
+                d = self._run(functools.partial(handler, ack=ack), args, f"handler of {event!r}")
+                answers = False
+            else:
+                d = self._run(handler, args, f"handler of {event!r}")
+            if answers:
+                d.addCallback(self._answer, ack_id)
                 d.addErrback(lambda _: None)
 
-    def _answer(self, result: Any, ack_id: int) -> None:
-        if self.connected:
+    def _answer(self, result: Any, ack_id: int | None) -> None:
+        if self.connected and ack_id is not None and result is not NO_ACK:
             self._packet(Packet(PacketType.ACK, self.nsp, ack_args(result), ack_id))
 
     def _on_close(self, reason: str) -> None:

@@ -8,8 +8,8 @@ from typing import Any, TypeVar, overload
 
 from twisted.internet.defer import Deferred, ensureDeferred, fail, succeed
 
-__all__ = ["CatchAll", "EventEmitter", "Handler", "RESERVED_EVENTS", "ack_args", "ack_value", "call_handler",
-           "call_in_turn", "check_event"]
+__all__ = ["NO_ACK", "CatchAll", "EventEmitter", "Handler", "RESERVED_EVENTS", "ack_args", "ack_value",
+           "ack_callback", "call_handler", "call_in_turn", "check_event", "takes_ack"]
 
 Handler = Callable[..., Any]
 H = TypeVar("H", bound=Handler)
@@ -164,3 +164,44 @@ def ack_args(result: Any) -> list[Any]:
     if result is None:
         return []
     return list(result) if isinstance(result, tuple) else [result]
+
+
+class _NoAck:
+    def __repr__(self) -> str:
+        return "NO_ACK"
+
+
+NO_ACK: Any = _NoAck()
+"""Return this from a handler to send no acknowledgement at all (Node: never calling the callback)."""
+
+_takes_ack: dict[Any, bool] = {}
+
+
+def takes_ack(handler: Handler) -> bool:
+    """Whether ``handler`` has a keyword-only ``ack`` parameter (Node's callback style).
+
+    Such a handler answers by calling ``ack(*values)`` (``ack`` is ``None``
+    when the peer asked for no acknowledgement); its return value answers nothing.
+    """
+    key = getattr(handler, "__func__", handler)
+    known = _takes_ack.get(key)
+    if known is None:
+        try:
+            parameter = inspect.signature(handler).parameters.get("ack")
+        except (TypeError, ValueError):
+            parameter = None
+        known = _takes_ack[key] = parameter is not None and parameter.kind is inspect.Parameter.KEYWORD_ONLY
+    return known
+
+
+def ack_callback(answer: Callable[[tuple[Any, ...]], object]) -> Callable[..., None]:
+    """The ``ack`` handed to a handler that :func:`takes_ack`: ``ack(*values)`` answers once, later calls do nothing."""
+    answered = False
+
+    def ack(*values: Any) -> None:
+        nonlocal answered
+        if not answered:
+            answered = True
+            answer(values)
+
+    return ack

@@ -7,6 +7,8 @@ binary types, by one Engine.IO binary message per attachment::
 
 Binary values (``bytes``, ``bytearray``, ``memoryview``) inside the data are
 replaced by ``{"_placeholder": true, "num": N}`` and sent as attachments.
+``datetime`` values are sent as ``Date.toJSON`` writes them (UTC ISO 8601 to
+the millisecond), ``date`` values as ``YYYY-MM-DD``.
 
 The JSON is strict, as ``JSON.parse`` is: ``NaN``, ``Infinity`` and numbers
 that overflow to infinity are refused, and so is nesting deeper than
@@ -17,6 +19,7 @@ back escaped, as ``JSON.stringify`` does. Every failure is a
 
 from __future__ import annotations
 
+import datetime
 import json
 import math
 import re
@@ -202,8 +205,18 @@ def _escape_surrogate(match: re.Match[str]) -> str:
     return f"\\u{ord(match.group()):04x}"
 
 
+def _json_default(value: Any) -> Any:
+    # As JavaScript's Date.prototype.toJSON: the UTC instant, to the millisecond.
+    if isinstance(value, datetime.datetime):
+        utc = value.astimezone(datetime.timezone.utc)  # a naive value is local time
+        return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+    if isinstance(value, datetime.date):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} values cannot be sent (not JSON-serializable)")
+
+
 def _dumps(data: Any) -> str:
-    text = json.dumps(data, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    text = json.dumps(data, separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=_json_default)
     if not text.isascii():
         # A lone surrogate cannot be written as UTF-8: escape it, as JSON.stringify does.
         text = _SURROGATE.sub(_escape_surrogate, text)

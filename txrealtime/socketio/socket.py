@@ -24,7 +24,18 @@ from .._reactor import Clock
 from ..engineio import Session
 from .acks import AckTable
 from .adapter import Adapter
-from .emitter import CatchAll, EventEmitter, Handler, ack_args, call_handler, call_in_turn, check_event
+from .emitter import (
+    NO_ACK,
+    CatchAll,
+    EventEmitter,
+    Handler,
+    ack_args,
+    ack_callback,
+    call_handler,
+    call_in_turn,
+    check_event,
+    takes_ack,
+)
 from .errors import Disconnected, DisconnectReason
 from .operator import Broadcasting, BroadcastOperator, Selecting
 from .packets import Packet, PacketType, encode
@@ -339,8 +350,14 @@ class Socket(EventEmitter, CatchAll, Selecting):
             return
         handlers = self._take(event)
         for index, handler in enumerate(handlers):
+            answers = index == 0 and ack_id is not None
             try:
-                result = handler(*args)
+                if takes_ack(handler):
+                    ack = ack_callback(lambda values: self._answer(values, ack_id)) if answers else None
+                    result = handler(*args, ack=ack)
+                    answers = False
+                else:
+                    result = handler(*args)
             except Exception:
                 log.failure("Socket {sid} in {namespace}: handler of {event!r} failed", sid=self.id,
                             namespace=self.nsp.name, event=event)
@@ -348,10 +365,10 @@ class Socket(EventEmitter, CatchAll, Selecting):
             if isinstance(result, Deferred) or inspect.iscoroutine(result):
                 d = result if isinstance(result, Deferred) else ensureDeferred(result)
                 d.addErrback(self._handler_failed, event)
-                if index == 0 and ack_id is not None:
+                if answers:
                     d.addCallback(self._answer, ack_id)
                 d.addErrback(lambda _: None)
-            elif index == 0 and ack_id is not None:
+            elif answers:
                 self._answer(result, ack_id)
 
     def _handler_failed(self, failure: Failure, event: str) -> Failure:
@@ -359,8 +376,8 @@ class Socket(EventEmitter, CatchAll, Selecting):
                     namespace=self.nsp.name, event=event)
         return failure
 
-    def _answer(self, result: Any, ack_id: int) -> None:
-        if self.connected:
+    def _answer(self, result: Any, ack_id: int | None) -> None:
+        if self.connected and ack_id is not None and result is not NO_ACK:
             self._packet(Packet(PacketType.ACK, self.nsp.name, ack_args(result), ack_id))
 
     def _run(self, handler: Handler, args: list[Any], what: str) -> Deferred[Any]:
