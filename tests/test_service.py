@@ -19,8 +19,9 @@ from twisted.web.resource import Resource
 
 from tests.conftest import INTEROP, RedisServer, Twistd
 from txrealtime.client import Manager
-from txrealtime.service import Options, makeService, mount
+from txrealtime.service import Options, makeService, mount, raise_open_files_limit
 from txrealtime.socketio import Server
+from txrealtime.web import BoundedSite
 
 
 def parse(*args: str) -> Options:
@@ -37,6 +38,7 @@ def test_defaults() -> None:
     assert parse("--engineio", "--path", "/rt/")["path"] == "/rt/"
     assert options["engineio-options"].ping_interval == 25.0
     assert options["engineio-options"].cors_allowed_origins is None
+    assert (options["header-timeout"], options["max-connections-per-ip"]) == (10.0, None)
 
 
 def test_options() -> None:
@@ -62,6 +64,36 @@ def test_options() -> None:
     assert parse("--cors-origin", "*")["engineio-options"].cors_allowed_origins == "*"
 
 
+def test_header_timeout_and_connections_per_address_reach_the_site() -> None:
+    site = makeService(parse("--listen", "tcp:0", "--header-timeout", "2.5", "--max-connections-per-ip", "50")).site
+    assert isinstance(site, BoundedSite)
+    assert (site.header_timeout, site.max_connections_per_ip) == (2.5, 50)
+    site = makeService(parse("--listen", "tcp:0")).site
+    assert (site.header_timeout, site.max_connections_per_ip) == (10.0, None)  # type: ignore[attr-defined]
+
+
+def test_help_lists_the_new_options() -> None:
+    twistd = str(Path(sys.executable).parent / "twistd")
+    done = subprocess.run(
+        [twistd, "txrealtime", "--help"], capture_output=True, text=True, timeout=60, cwd=Path(__file__).parent.parent
+    )
+    assert "--header-timeout=" in done.stdout and "--max-connections-per-ip=" in done.stdout, done.stdout + done.stderr
+
+
+def test_open_files_limit_is_raised_to_the_hard_limit() -> None:
+    resource = pytest.importorskip("resource")
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard < 2:
+        pytest.skip(f"no finite hard limit to raise to ({hard})")
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard - 1, hard))
+        assert raise_open_files_limit() == hard
+        assert resource.getrlimit(resource.RLIMIT_NOFILE) == (hard, hard)
+        assert raise_open_files_limit() == hard  # already there: nothing to do, no error
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
@@ -70,6 +102,8 @@ def test_options() -> None:
         (["--app", "no_such_module_xyz:setup"], "cannot import"),
         (["--app", "examples.echo.app:missing"], "has no function"),
         (["--path", "socket.io"], "must start with /"),
+        (["--header-timeout", "0"], "--header-timeout must be > 0"),
+        (["--max-connections-per-ip", "0"], "--max-connections-per-ip must be > 0"),
     ],
 )
 def test_usage_errors(args: list[str], message: str) -> None:

@@ -22,7 +22,7 @@ from .engineio.options import CookieOptions
 from .socketio import Server
 from .web import BoundedSite
 
-__all__ = ["Options", "RealtimeService", "load_app", "makeService", "mount"]
+__all__ = ["Options", "RealtimeService", "load_app", "makeService", "mount", "raise_open_files_limit"]
 
 log = Logger()
 
@@ -52,6 +52,10 @@ class Options(usage.Options):
         ["max-attachments", None, 100, "Most binary attachments in one Socket.IO packet.", int],
         ["cookie", None, None, "Set a cookie with this name holding the session id (for sticky load balancers)."],
         ["shutdown-grace", None, 5.0, "Seconds to let clients receive their close on shutdown.", float],
+        ["header-timeout", None, 10.0, "Seconds a client has to send a request's headers (else 408 and close).",
+         float],
+        ["max-connections-per-ip", None, None, "Close new TCP connections beyond this many per address "
+         "[default: no limit].", int],
     ]
     optFlags = [
         ["no-upgrades", None, "Do not offer the upgrade from polling to WebSocket."],
@@ -88,6 +92,10 @@ class Options(usage.Options):
             self["path"] = "/engine.io/" if self["engineio"] else "/socket.io/"
         if not self["path"].startswith("/"):
             raise usage.UsageError("--path must start with /")
+        if self["header-timeout"] <= 0:
+            raise usage.UsageError("--header-timeout must be > 0")
+        if self["max-connections-per-ip"] is not None and self["max-connections-per-ip"] <= 0:
+            raise usage.UsageError("--max-connections-per-ip must be > 0")
         origins = self["cors-origin"]
         self["engineio-options"] = EngineIOOptions(
             ping_interval=self["ping-interval"],
@@ -148,8 +156,36 @@ def mount(root: Resource, path: str, resource: Resource) -> None:
     parent.putChild(segments[-1], cast(IResource, resource))
 
 
+def raise_open_files_limit() -> int | None:
+    """Raise this process's soft limit on open files to its hard limit; return the limit now in force.
+
+    Every client holds a file descriptor, and 1,024 is a common default. Never
+    raises: returns ``None`` where the limit cannot be read (no ``resource``
+    module), and keeps the old limit if it cannot be raised.
+    """
+    try:
+        import resource
+    except ImportError:
+        return None
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (OSError, ValueError) as e:
+            log.info("Open files limit stays at {soft} (cannot raise it to {hard}: {error})", soft=soft,
+                     hard=hard, error=e)
+            return soft
+        log.info("Open files limit raised from {soft} to {hard}", soft=soft, hard=hard)
+        return hard
+    log.info("Open files limit: {soft} (the hard limit)", soft=soft)
+    return soft
+
+
 class RealtimeService(service.MultiService):
-    """Listens on every endpoint and closes every session when stopped."""
+    """Listens on every endpoint and closes every session when stopped.
+
+    Starting it raises the open files limit (:func:`raise_open_files_limit`).
+    """
 
     def __init__(
         self,
@@ -173,6 +209,13 @@ class RealtimeService(service.MultiService):
         for description in endpoints:
             strports.service(description, cast(IProtocolFactory, site)).setServiceParent(self)
 
+    def startService(self) -> None:
+        # Here rather than in makeService: after twistd has daemonized and dropped privileges
+        # (an unprivileged process may still raise its soft limit to the hard one), and building
+        # a service, as tests do, changes nothing about the process.
+        raise_open_files_limit()
+        super().startService()  # type: ignore[no-untyped-call]
+
     def stopService(self) -> Any:
         """Send every client its close, wait up to ``grace`` for them to get it, then stop listening.
 
@@ -194,7 +237,6 @@ class RealtimeService(service.MultiService):
             link = self.redis
             d.addBoth(lambda _: link.stop())
         return d
-
 
     def _stop_listening(self, _: object) -> Any:
         return super().stopService()  # type: ignore[no-untyped-call]
@@ -226,6 +268,8 @@ def makeService(options: Options) -> RealtimeService:
         max_body=manager.options.max_payload,
         managers=[manager],
         access_log=not options["no-access-log"],
+        header_timeout=options["header-timeout"],
+        max_connections_per_ip=options["max-connections-per-ip"],
     )
     return RealtimeService(
         manager, site, options["listen"], server, link, resource=resource, grace=options["shutdown-grace"]

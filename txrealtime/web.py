@@ -1,12 +1,16 @@
-"""A ``twisted.web`` site that refuses oversize request bodies while they arrive.
+"""A ``twisted.web`` site that bounds what one client can hold: body size, header time, connections.
 
 ``twisted.web`` buffers a whole request body (in memory, then a temporary
 file) before any resource sees it. :class:`BoundedSite` stops reading as soon
 as a body is known to be larger than ``max_body`` — from ``Content-Length``
 or by counting chunked data — answers ``413`` and closes that connection; the
-Engine.IO session the request named, if any, is closed too. ``twistd
-txrealtime`` and :mod:`txrealtime.testing` serve through it; use it in your
-own site the same way::
+Engine.IO session the request named, if any, is closed too.
+
+It also gives each request ``header_timeout`` seconds to deliver its headers
+(``408`` and close otherwise, like Node's ``headersTimeout``), and can cap the
+open connections per client address (``max_connections_per_ip``).
+``twistd txrealtime`` and :mod:`txrealtime.testing` serve through it; use it in
+your own site the same way::
 
     site = BoundedSite(root, max_body=options.max_payload, managers=[manager])
 """
@@ -18,18 +22,24 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from twisted.internet.interfaces import IAddress, IDelayedCall, IProtocol
+from twisted.internet.protocol import Protocol, connectionDone
 from twisted.logger import Logger
+from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
+from twisted.python.failure import Failure
 from twisted.web import http
 from twisted.web.resource import IResource
 from twisted.web.server import Request, Site
 
+from ._reactor import cancel
 from .engineio import CloseReason, SessionManager
 
-__all__ = ["BoundedRequest", "BoundedSite"]
+__all__ = ["BoundedChannel", "BoundedRequest", "BoundedSite"]
 
 log = Logger()
 
 _TOO_LARGE = b'{"code":3,"message":"Payload too large"}'
+_TIMED_OUT = b"HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
 
 
 class BoundedRequest(Request):
@@ -76,10 +86,108 @@ class BoundedRequest(Request):
         self.channel.loseConnection()
 
 
+class BoundedChannel(http.HTTPChannel):
+    """An HTTP/1.1 channel that must receive each request's headers within its site's ``header_timeout``.
+
+    The clock starts when the connection opens and, on a kept-alive
+    connection, at the first byte of each next request; it stops once the
+    headers are complete, so parked long-polls and upgraded WebSockets are
+    not affected. When it runs out the client gets ``408`` and the
+    connection is closed.
+    """
+
+    _header_clock: IDelayedCall | None = None
+    _awaiting_headers = True
+
+    def connectionMade(self) -> None:
+        super().connectionMade()  # type: ignore[no-untyped-call]
+        self._start_header_clock()
+
+    def dataReceived(self, data: bytes) -> None:
+        if self._awaiting_headers and self._header_clock is None:
+            self._start_header_clock()
+        super().dataReceived(data)  # type: ignore[no-untyped-call]
+
+    def allHeadersReceived(self) -> None:
+        self._awaiting_headers = False
+        self._header_clock = cancel(self._header_clock)
+        super().allHeadersReceived()  # type: ignore[no-untyped-call]
+
+    def requestDone(self, request: http.Request) -> None:
+        # Before the parent replays pipelined bytes, which start the next request's clock.
+        self._awaiting_headers = True
+        super().requestDone(request)  # type: ignore[no-untyped-call]
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        self._header_clock = cancel(self._header_clock)
+        super().connectionLost(reason)  # type: ignore[no-untyped-call]
+
+    def _header_timeout(self) -> float | None:
+        return getattr(getattr(self, "site", None), "header_timeout", None)
+
+    def _start_header_clock(self) -> None:
+        timeout = self._header_timeout()
+        if timeout is not None and self.transport is not None:
+            self._header_clock = self.callLater(timeout, self._headers_timed_out)  # type: ignore[no-untyped-call]
+
+    def _headers_timed_out(self) -> None:
+        self._header_clock = None
+        transport: Any = self.transport
+        if transport is None:
+            return
+        address = getattr(transport.getPeer(), "host", "?")
+        log.info("No complete request headers from {address} in {timeout} s: 408", address=address,
+                 timeout=self._header_timeout())
+        transport.write(_TIMED_OUT)
+        self.timeoutConnection()  # type: ignore[no-untyped-call]
+
+
+class _Counted(ProtocolWrapper):
+    """One connection counted against its client address until it closes (WebSocket takeover included)."""
+
+    def __init__(self, factory: _PerAddress, wrapped: IProtocol, host: str) -> None:
+        super().__init__(factory, wrapped)
+        self.host = host
+
+
+class _PerAddress(WrappingFactory[_Counted]):
+    """Open connection counts per client address; never listens itself."""
+
+    protocol = _Counted
+
+    def __init__(self, site: Site) -> None:
+        super().__init__(site)  # type: ignore[no-untyped-call]
+        self.counts: dict[str, int] = {}
+
+    def registerProtocol(self, p: _Counted) -> None:
+        self.counts[p.host] = self.counts.get(p.host, 0) + 1
+
+    def unregisterProtocol(self, p: _Counted) -> None:
+        left = self.counts.get(p.host, 0) - 1
+        if left > 0:
+            self.counts[p.host] = left
+        else:
+            self.counts.pop(p.host, None)
+
+
+class _Refused(Protocol):
+    """Closes its connection as soon as it opens."""
+
+    def connectionMade(self) -> None:
+        assert self.transport is not None
+        self.transport.abortConnection()
+
+
 class BoundedSite(Site):
-    """A :class:`~twisted.web.server.Site` whose requests carry at most ``max_body`` bytes of body."""
+    """A :class:`~twisted.web.server.Site` bounding body size, header time and connections per address.
+
+    It speaks HTTP/1.1 only (no HTTP/2 over ALPN), as the WebSocket
+    transport needs. Connections opened before ``max_connections_per_ip``
+    was set are not counted against it.
+    """
 
     requestFactory = BoundedRequest
+    protocol = BoundedChannel  # type: ignore[assignment]  # HTTP/1.1 only: no HTTP/2 proxy around it
 
     def __init__(
         self,
@@ -87,13 +195,34 @@ class BoundedSite(Site):
         max_body: int = 1_000_000,
         managers: Sequence[SessionManager] = (),
         access_log: bool = True,
+        header_timeout: float | None = 10.0,
+        max_connections_per_ip: int | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(resource, **kwargs)  # type: ignore[no-untyped-call]
+        if header_timeout is not None and header_timeout <= 0:
+            raise ValueError("header_timeout must be > 0 (or None for no deadline)")
+        if max_connections_per_ip is not None and max_connections_per_ip <= 0:
+            raise ValueError("max_connections_per_ip must be > 0 (or None for no limit)")
         self.max_body = max_body
         self.managers = list(managers)
         self.access_log = access_log
         """Whether to log every HTTP request (long-polling makes many)."""
+        self.header_timeout = header_timeout
+        """Seconds a client has to send a request's headers before ``408`` and close; ``None``: no deadline."""
+        self.max_connections_per_ip = max_connections_per_ip
+        """Open TCP connections allowed per client address; further ones are closed at once. ``None``: no limit."""
+        self._per_address = _PerAddress(self)
+
+    def buildProtocol(self, addr: IAddress | None) -> Any:
+        limit = self.max_connections_per_ip
+        host = getattr(addr, "host", None)
+        if limit is None or not isinstance(host, str):
+            return super().buildProtocol(addr)  # type: ignore[no-untyped-call]
+        if self._per_address.counts.get(host, 0) >= limit:
+            log.info("Connection from {address} over {limit} per address: closed", address=host, limit=limit)
+            return _Refused()
+        return _Counted(self._per_address, super().buildProtocol(addr), host)  # type: ignore[no-untyped-call]
 
     def log(self, request: http.Request) -> None:
         if self.access_log:

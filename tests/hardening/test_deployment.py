@@ -85,6 +85,7 @@ async def test_sigterm_closes_every_client_then_stops() -> None:
             await m.close()
     assert code == -signal.SIGTERM
     log = "".join(server.log)
+    assert "Open files limit" in log  # raised (or already at the hard limit) at start-up
     assert "Shutting down: closing 2 sessions" in log
     assert "Shutdown clean" in log
     # Both clients were told: the server's CLOSE packet, not a dropped connection or a timeout.
