@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
 import sys
 import urllib.request
@@ -151,8 +150,8 @@ def test_twistd_serves_static_and_realtime(tmp_path: Path) -> None:
             assert report["messages"] == ["hello", {"binary": [1, 2, 3]}], done.stderr
     finally:
         code = server.stop()
-    # twistd shuts down cleanly, then re-raises SIGTERM so its parent sees why it ended.
-    assert code == -signal.SIGTERM
+    # Every session drained within the grace period: a clean stop, exit status 0.
+    assert code == 0
     assert "Server Shut Down." in "".join(server.log)
 
 
@@ -196,7 +195,7 @@ async def test_two_twistd_nodes_share_the_chat_through_redis(redis_server: Redis
         for manager in managers:
             await manager.close()
         codes = [first.stop(), second.stop()]
-    assert codes == [-signal.SIGTERM, -signal.SIGTERM]
+    assert codes == [0, 0]
     assert "Redis link" in "".join(first.log)
 
 

@@ -10,7 +10,7 @@ from typing import Any, cast
 
 from twisted.application import service, strports
 from twisted.internet import defer
-from twisted.internet.interfaces import IProtocolFactory
+from twisted.internet.interfaces import IProtocolFactory, _ISupportsExitSignalCapturing
 from twisted.logger import Logger
 from twisted.python import usage
 from twisted.web.resource import IResource, Resource
@@ -185,6 +185,8 @@ class RealtimeService(service.MultiService):
     """Listens on every endpoint and closes every session when stopped.
 
     Starting it raises the open files limit (:func:`raise_open_files_limit`).
+    A stop after which every session drained within ``grace`` is clean: a
+    ``twistd`` stopped by SIGTERM or SIGINT then exits with status 0.
     """
 
     def __init__(
@@ -231,12 +233,22 @@ class RealtimeService(service.MultiService):
         resource = self.resource
         if resource is not None:
             d.addCallback(lambda _: resource.drain(self.grace))
-            d.addCallback(lambda clean: log.info("Shutdown {how}", how="clean" if clean else "after grace period"))
+            d.addCallback(self._drained)
         d.addBoth(self._stop_listening)
         if self.redis is not None:
             link = self.redis
             d.addBoth(lambda _: link.stop())
         return d
+
+    def _drained(self, clean: bool) -> None:
+        log.info("Shutdown {how}", how="clean" if clean else "after grace period")
+        if clean:
+            # Once the reactor has stopped, twistd re-raises the signal the reactor recorded here
+            # (status -15 for SIGTERM). A clean stop is a success: forget it. After the grace
+            # period it stays, and the parent sees the process ended by its signal.
+            reactor = self.manager.reactor
+            if _ISupportsExitSignalCapturing.providedBy(reactor):
+                cast(Any, reactor)._exitSignal = None
 
     def _stop_listening(self, _: object) -> Any:
         return super().stopService()  # type: ignore[no-untyped-call]
