@@ -1,0 +1,364 @@
+"""The link to Redis: two connections (publish and subscribe) that reconnect by themselves, and heartbeats.
+
+One :class:`RedisLink` per process holds two Redis connections through
+``txredisapi`` and reconnects by itself, subscribing again to every channel
+and pattern; listeners hear :class:`RedisUp` / :class:`RedisDown` as it comes
+and goes. txrealtime nodes also exchange heartbeats on ``{key}-nodes#`` so
+each knows which of its peers are alive (:meth:`RedisLink.nodes`).
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, cast
+from urllib.parse import unquote, urlsplit
+
+import txredisapi
+from twisted.internet.defer import Deferred, DeferredList, fail, gatherResults, succeed
+from twisted.internet.endpoints import HostnameEndpoint, wrapClientTLS
+from twisted.internet.ssl import optionsForClientTLS
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from ..._reactor import default_reactor, now
+
+__all__ = ["RedisDown", "RedisLink", "RedisUnavailable", "RedisURL", "RedisUp"]
+
+log = Logger()
+
+
+class RedisUnavailable(ConnectionError):
+    """Redis cannot be reached right now; only this node was acted upon."""
+
+
+@dataclass(frozen=True, slots=True)
+class RedisUp:
+    """The link to Redis is (again) connected and subscribed."""
+
+
+@dataclass(frozen=True, slots=True)
+class RedisDown:
+    """The link to Redis was lost; the link reconnects by itself."""
+
+    reason: str
+
+
+def _uid() -> str:
+    return secrets.token_hex(3)
+
+
+@dataclass(frozen=True)
+class RedisURL:
+    """``redis://[user:password@]host[:port][/db]`` (``rediss://`` for TLS)."""
+
+    host: str = "127.0.0.1"
+    port: int = 6379
+    db: int | None = None
+    username: str | None = None
+    password: str | None = None
+    tls: bool = False
+
+    @classmethod
+    def parse(cls, url: str) -> RedisURL:
+        parts = urlsplit(url)
+        if parts.scheme not in ("redis", "rediss"):
+            raise ValueError(f"not a redis:// URL: {url!r}")
+        db = parts.path.strip("/")
+        if db and not db.isdigit():
+            raise ValueError(f"the database in {url!r} must be a number")
+        return cls(
+            host=parts.hostname or "127.0.0.1",
+            port=parts.port or 6379,
+            db=int(db) if db else None,
+            username=unquote(parts.username) if parts.username else None,
+            password=unquote(parts.password) if parts.password else None,
+            tls=parts.scheme == "rediss",
+        )
+
+
+class _Subscriber(txredisapi.SubscriberProtocol):  # type: ignore[misc]
+    link: RedisLink
+
+    def messageReceived(self, pattern: bytes | None, channel: bytes, message: bytes) -> None:
+        self.link._message(pattern, channel, message)
+
+    def connectionLost(self, reason: Failure) -> None:
+        super().connectionLost(reason)
+        self.link._lost(self, reason.getErrorMessage())
+
+
+class _Publisher(txredisapi.RedisProtocol):  # type: ignore[misc]
+    link: RedisLink
+
+    def connectionLost(self, reason: Failure) -> None:
+        super().connectionLost(reason)
+        self.link._lost(self, reason.getErrorMessage())
+
+
+class _Factory(txredisapi.RedisFactory):  # type: ignore[misc]
+    """A one-connection txredisapi factory that tells the link when its connection is ready."""
+
+    def __init__(self, link: RedisLink, protocol: type, url: RedisURL) -> None:
+        super().__init__(
+            None, url.db, 1, isLazy=True, charset=None, password=url.password, convertNumbers=False,
+            username=url.username,
+        )
+        self.protocol = protocol
+        self.link = link
+        self.maxDelay = link.reconnect_max_delay
+        self.initialDelay = min(1.0, link.reconnect_max_delay)
+
+    def buildProtocol(self, addr: object) -> Any:
+        protocol = super().buildProtocol(addr)
+        protocol.link = self.link
+        protocol.whenConnected().addCallback(self.link._ready)
+        return protocol
+
+
+class RedisLink:
+    """A process's connections to one Redis: publish, subscribe, reconnect, heartbeats.
+
+    Share one link between all namespaces (``Server(adapter=redis_adapter(link))``).
+    """
+
+    def __init__(
+        self,
+        url: str = "redis://127.0.0.1:6379",
+        *,
+        key: str = "socket.io",
+        requests_timeout: float = 5.0,
+        heartbeat_interval: float = 5.0,
+        heartbeat_timeout: float = 15.0,
+        reconnect_max_delay: float = 5.0,
+        reactor: Any = None,
+    ) -> None:
+        reactor = default_reactor(reactor)
+        self.url = RedisURL.parse(url)
+        self.key = key
+        self.requests_timeout = requests_timeout
+        self.heartbeat_interval = heartbeat_interval
+        self.heartbeat_timeout = heartbeat_timeout
+        self.reconnect_max_delay = reconnect_max_delay
+        self.reactor = reactor
+        self.uid = _uid()
+        self.undelivered = 0
+        """Messages not published because Redis was unreachable (each was delivered locally only)."""
+        self._channels: dict[str, list[Callable[[str, bytes], object]]] = {}
+        self._patterns: dict[str, list[Callable[[str, bytes], object]]] = {}
+        self._pub: Any = None
+        self._sub: Any = None
+        self._factories: list[_Factory] = []
+        self._subscribed = False
+        self._started = False
+        self._heartbeat: Any = None
+        self._nodes: dict[str, float] = {}
+        self._listeners: list[Callable[[RedisUp | RedisDown], object]] = []
+        self.nodes_channel = f"{key}-nodes#"
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    def start(self) -> None:
+        """Connect (and keep reconnecting) to Redis."""
+        if self._started:
+            return
+        self._started = True
+        self.subscribe(self.nodes_channel, self._on_node_message)
+        for protocol in (_Publisher, _Subscriber):
+            factory = _Factory(self, protocol, self.url)
+            self._factories.append(factory)
+            factory.startConnecting(self._endpoint())
+        self._beat()
+
+    def stop(self) -> Deferred[Any]:
+        """Say goodbye to the other nodes and close both connections."""
+        if not self._started:
+            return succeed(None)
+        self._started = False
+        if self._heartbeat is not None and self._heartbeat.active():
+            self._heartbeat.cancel()
+        self._heartbeat = None
+        if self.connected:
+            self._send(self.nodes_channel, json.dumps({"uid": self.uid, "type": "leave"}).encode())
+        factories, self._factories = self._factories, []
+        return DeferredList([f.disconnect() for f in factories], consumeErrors=True)
+
+    def _endpoint(self) -> Any:
+        endpoint = HostnameEndpoint(self.reactor, self.url.host, self.url.port, timeout=10)
+        if self.url.tls:
+            return wrapClientTLS(optionsForClientTLS(self.url.host), cast(Any, endpoint))
+        return endpoint
+
+    @property
+    def connected(self) -> bool:
+        """Whether both connections are up and subscriptions are in place."""
+        return self._pub is not None and self._sub is not None and self._subscribed
+
+    def subscribe_events(self, listener: Callable[[RedisUp | RedisDown], object]) -> None:
+        """Call ``listener`` with :class:`RedisUp` / :class:`RedisDown` as the link comes and goes."""
+        self._listeners.append(listener)
+
+    def _fire(self, event: RedisUp | RedisDown) -> None:
+        for listener in list(self._listeners):
+            try:
+                listener(event)
+            except Exception:
+                log.failure("Redis link listener failed")
+
+    def _ready(self, protocol: Any) -> None:
+        if isinstance(protocol, _Subscriber):
+            self._sub = protocol
+            self._subscribed = False
+            subscribing = []
+            if self._channels:
+                subscribing.append(protocol.subscribe(list(self._channels)))
+            if self._patterns:
+                subscribing.append(protocol.psubscribe(list(self._patterns)))
+            gatherResults(subscribing, consumeErrors=True).addCallbacks(
+                lambda _: self._subscriptions_ready(protocol),
+                lambda f: log.failure("Redis subscription failed", f),
+            )
+        else:
+            self._pub = protocol
+            self._check_up()
+
+    def _subscriptions_ready(self, protocol: Any) -> None:
+        if self._sub is protocol:
+            self._subscribed = True
+            self._check_up()
+
+    def _check_up(self) -> None:
+        if self.connected:
+            log.info(
+                "Redis link {uid} connected to {host}:{port}", uid=self.uid, host=self.url.host, port=self.url.port
+            )
+            self._fire(RedisUp())
+            self._send_heartbeat()
+
+    def _lost(self, protocol: Any, reason: str) -> None:
+        was_up = self.connected
+        if protocol is self._sub:
+            self._sub = None
+            self._subscribed = False
+        elif protocol is self._pub:
+            self._pub = None
+        else:
+            return
+        if was_up and self._started:
+            log.error(
+                "Redis link {uid} lost ({reason}): broadcasts reach this node only until it reconnects",
+                uid=self.uid,
+                reason=reason,
+            )
+            self._fire(RedisDown(reason))
+
+    # -- pub/sub -------------------------------------------------------------------
+
+    def subscribe(self, channel: str, handler: Callable[[str, bytes], object]) -> None:
+        first = channel not in self._channels
+        self._channels.setdefault(channel, []).append(handler)
+        if first and self._sub is not None:
+            self._sub.subscribe(channel)
+
+    def psubscribe(self, pattern: str, handler: Callable[[str, bytes], object]) -> None:
+        first = pattern not in self._patterns
+        self._patterns.setdefault(pattern, []).append(handler)
+        if first and self._sub is not None:
+            self._sub.psubscribe(pattern)
+
+    def unsubscribe(self, channel: str, handler: Callable[[str, bytes], object]) -> None:
+        handlers = self._channels.get(channel, [])
+        if handler in handlers:
+            handlers.remove(handler)
+        if not handlers and channel in self._channels:
+            del self._channels[channel]
+            if self._sub is not None:
+                self._sub.unsubscribe(channel)
+
+    def punsubscribe(self, pattern: str, handler: Callable[[str, bytes], object]) -> None:
+        handlers = self._patterns.get(pattern, [])
+        if handler in handlers:
+            handlers.remove(handler)
+        if not handlers and pattern in self._patterns:
+            del self._patterns[pattern]
+            if self._sub is not None:
+                self._sub.punsubscribe(pattern)
+
+    def publish(self, channel: str, message: bytes) -> bool:
+        """Publish if Redis is reachable; ``False`` (and counted in :attr:`undelivered`) if not."""
+        if not self.connected:
+            self.undelivered += 1
+            log.warn("Redis unavailable: message for {channel} not sent to other nodes", channel=channel)
+            return False
+        self._send(channel, message)
+        return True
+
+    def _send(self, channel: str, message: bytes) -> None:
+        def failed(failure: Failure) -> None:
+            self.undelivered += 1
+            log.error(
+                "Redis publish to {channel} failed: {error}", channel=channel, error=failure.getErrorMessage()
+            )
+
+        self._pub.publish(channel, message).addErrback(failed)
+
+    def numsub(self, channel: str) -> Deferred[int]:
+        """How many connections subscribe to ``channel`` (``PUBSUB NUMSUB``)."""
+        if not self.connected:
+            return fail(RedisUnavailable("Redis is unreachable"))
+        d = self._pub.execute_command("PUBSUB", "NUMSUB", channel)
+        return cast(Deferred[int], d.addCallback(lambda reply: int(reply[1])))
+
+    def _message(self, pattern: bytes | None, channel: bytes, message: bytes) -> None:
+        name = channel.decode("utf-8", "replace")
+        if pattern is not None:
+            handlers = self._patterns.get(pattern.decode("utf-8", "replace"), [])
+        else:
+            handlers = self._channels.get(name, [])
+        for handler in list(handlers):
+            try:
+                handler(name, message)
+            except Exception:
+                log.failure("Handling a Redis message on {channel} failed", channel=name)
+
+    # -- heartbeats --------------------------------------------------------------------
+
+    def nodes(self) -> list[str]:
+        """Uids of the txrealtime nodes heard from within ``heartbeat_timeout`` (this one included)."""
+        now = self._now()
+        for uid, seen in list(self._nodes.items()):
+            if now - seen > self.heartbeat_timeout:
+                del self._nodes[uid]
+                log.info("Redis link: node {uid} stopped sending heartbeats and is forgotten", uid=uid)
+        return sorted({self.uid, *self._nodes})
+
+    def _now(self) -> float:
+        return now(self.reactor)
+
+    def _beat(self) -> None:
+        self._heartbeat = self.reactor.callLater(self.heartbeat_interval, self._beat)
+        self._send_heartbeat()
+        self.nodes()
+
+    def _send_heartbeat(self) -> None:
+        if self.connected:
+            self._send(self.nodes_channel, json.dumps({"uid": self.uid, "type": "heartbeat"}).encode())
+
+    def _on_node_message(self, channel: str, message: bytes) -> None:
+        try:
+            body = json.loads(message)
+            uid, kind = str(body["uid"]), body["type"]
+        except (ValueError, KeyError, TypeError):
+            return
+        if uid == self.uid:
+            return
+        if kind == "leave":
+            if self._nodes.pop(uid, None) is not None:
+                log.info("Redis link: node {uid} left", uid=uid)
+        else:
+            if uid not in self._nodes:
+                log.info("Redis link: node {uid} joined", uid=uid)
+                self._send_heartbeat()  # let the newcomer know about us without waiting
+            self._nodes[uid] = self._now()
