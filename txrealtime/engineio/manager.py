@@ -203,11 +203,20 @@ class Session:
         if via is self._probe:
             self._receive_probe(packet, via)
         elif via is self.transport:
-            if self._manager.options.max_packets_per_second is not None and not self._take_token():
-                rate = self._manager.options.max_packets_per_second
-                self._close(CloseReason.TRANSPORT_ERROR, f"rate limit: more than {rate:g} packets/s", notify=True)
+            if self._manager.options.max_packets_per_second is not None and not self.within_rate():
                 return
             self._receive(packet)
+
+    def within_rate(self) -> bool:
+        """Count one packet from the client (or a WebSocket ping or pong) against ``max_packets_per_second``.
+
+        ``False`` if it is one too many: the session is then closed ("transport error").
+        """
+        rate = self._manager.options.max_packets_per_second
+        if rate is None or self._take_token():
+            return True
+        self._close(CloseReason.TRANSPORT_ERROR, f"rate limit: more than {rate:g} packets/s", notify=True)
+        return False
 
     def _take_token(self) -> bool:
         rate = self._manager.options.max_packets_per_second or 0.0

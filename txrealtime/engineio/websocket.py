@@ -49,17 +49,35 @@ class EngineIOWebSocketProtocol(WebSocketServerProtocol):
         self.dropConnection(abort=True)
 
     # -- IPushProducer: the TCP transport tells us when its buffer fills up ----
+    #
+    # While the client does not take what we write, we stop reading from it too:
+    # every frame it sends may make us write (a pong for each ping, an ack for
+    # each message), so reading on would grow the send buffer without bound.
+    # Packets for the client wait in the session, counted against max_buffer,
+    # and a client that never reads again misses its pong and is closed.
 
     def pauseProducing(self) -> None:
         self._paused = True
+        self._reading(False)
 
     def resumeProducing(self) -> None:
         self._paused = False
+        self._reading(True)
         if self.session is not None:
-            self.session.flush()
+            self.session.flush()  # may fill the buffer again, and pause us again
 
     def stopProducing(self) -> None:
         self._paused = True
+
+    def _reading(self, on: bool) -> None:
+        """Start or stop reading from the connection (a no-op once it is closing)."""
+        transport = cast(Any, self.transport)
+        if transport is None or transport.disconnecting or not getattr(transport, "connected", True):
+            return
+        if on:
+            transport.resumeProducing()
+        else:
+            transport.pauseProducing()
 
     def _watch_buffer(self) -> None:
         transport = cast(Any, self.transport)
@@ -68,6 +86,10 @@ class EngineIOWebSocketProtocol(WebSocketServerProtocol):
         if getattr(transport, "producer", None) is not None:
             transport.unregisterProducer()  # the HTTP channel's, from before the takeover
         transport.registerProducer(self, True)
+        # twisted.web stops reading while it handles a request if more than 16 KiB
+        # are pipelined behind it, and would resume only when the request finishes,
+        # which an upgraded one never does: from now on reading follows our state.
+        self._reading(True)
 
     def send(self, packets: list[Packet]) -> None:
         """Write packets as unfragmented, unmasked frames (RFC 6455 server frames), in one write.
@@ -199,6 +221,17 @@ class EngineIOWebSocketProtocol(WebSocketServerProtocol):
             session.protocol_error(self, CloseReason.PARSE_ERROR, str(e))
             return
         session.receive(packet, self)
+
+    def onPing(self, payload: bytes) -> None:
+        # Control frames cost the server as much as packets: they count against the rate limit.
+        session = self.session
+        if session is None or session.closed or session.within_rate():
+            super().onPing(payload)  # Autobahn answers with a pong
+
+    def onPong(self, payload: bytes) -> None:
+        session = self.session
+        if session is not None and not session.closed:
+            session.within_rate()
 
     def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
         if self.session is None:
