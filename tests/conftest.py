@@ -159,10 +159,11 @@ def sio_server() -> Iterator[SocketIOServer]:
 class NodeServer:
     """Node's socket.io 4.x running tests/interop/sio_server.js; can be killed and restarted on its port."""
 
-    def __init__(self, port: int = 0) -> None:
+    def __init__(self, port: int = 0, recovery_ms: int | None = None) -> None:
         env = dict(os.environ, NODE_PATH=str(NODE_MODULES))
+        extra = [str(recovery_ms)] if recovery_ms is not None else []
         self.process = subprocess.Popen(
-            [node(), str(INTEROP / "sio_server.js"), str(port)], stdout=subprocess.PIPE, text=True, env=env
+            [node(), str(INTEROP / "sio_server.js"), str(port), *extra], stdout=subprocess.PIPE, text=True, env=env
         )
         assert self.process.stdout is not None
         line = self.process.stdout.readline()

@@ -7,10 +7,10 @@ import json
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
+from tests.fakes import HANDSHAKE, FakeTransport
 from txrealtime.engineio import (
     CloseReason,
     EngineIOOptions,
-    Handshake,
     MessageReceived,
     SessionClosed,
     SessionError,
@@ -20,28 +20,6 @@ from txrealtime.engineio import (
     SessionUpgraded,
 )
 from txrealtime.engineio.packets import Packet, PacketType
-
-HANDSHAKE = Handshake(headers={}, query={}, address="127.0.0.1", secure=False, url="/")
-
-
-class FakeTransport:
-    """Records what the session writes; ``writable`` is set by the test."""
-
-    def __init__(self, name: str = "polling", writable: bool = True) -> None:
-        self.name = name
-        self.writable = writable
-        self.sent: list[Packet] = []
-        self.closed = False
-
-    def send(self, packets: list[Packet]) -> None:
-        assert self.writable
-        self.sent.extend(packets)
-
-    def close(self) -> None:
-        self.closed = True
-
-    def types(self) -> list[PacketType]:
-        return [p.type for p in self.sent]
 
 
 class ManagerTestCase(SynchronousTestCase):

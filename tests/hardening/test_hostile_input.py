@@ -18,7 +18,7 @@ import pytest_twisted
 from twisted.internet.task import Clock
 from twisted.logger import LogLevel, globalLogPublisher
 
-from tests.engineio.test_manager import HANDSHAKE, FakeTransport
+from tests.fakes import HANDSHAKE, FakeTransport
 from tests.peers import PollingPeer, until
 from tests.socketio.app import install
 from txrealtime.engineio import CloseReason, EngineIOOptions, SessionClosed, SessionEvent, SessionManager

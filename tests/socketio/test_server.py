@@ -10,52 +10,13 @@ from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
-from tests.engineio.test_manager import HANDSHAKE, FakeTransport
+from tests.fakes import Peer
 from txrealtime.engineio import CloseReason, EngineIOOptions, SessionManager
-from txrealtime.engineio.packets import Packet as EIOPacket
 from txrealtime.engineio.packets import PacketType as EIOType
 from txrealtime.socketio import AckTimeout, ConnectionRefused, Disconnected, Server, Socket
-from txrealtime.socketio.packets import Decoder, Packet, PacketType, encode
+from txrealtime.socketio.packets import Packet, PacketType
 
 T = PacketType
-
-
-class Peer:
-    """One in-memory Engine.IO session speaking raw Socket.IO packets."""
-
-    def __init__(self, manager: SessionManager, name: str = "websocket") -> None:
-        self.transport = FakeTransport(name)
-        self.session = manager.open_session(self.transport, HANDSHAKE)
-        self.decoder = Decoder()
-        self._seen = 1  # the Engine.IO OPEN packet
-
-    def send(self, *messages: str | bytes) -> None:
-        for message in messages:
-            self.session.receive(EIOPacket(EIOType.MESSAGE, message), self.transport)
-
-    def send_packet(self, packet: Packet) -> None:
-        self.send(*encode(packet))
-
-    def packets(self) -> list[Packet]:
-        """Socket.IO packets received since the last call."""
-        new, self._seen = self.transport.sent[self._seen :], len(self.transport.sent)
-        out = []
-        for p in new:
-            if p.type is EIOType.MESSAGE:
-                decoded = self.decoder.feed(p.data)
-                if decoded is not None:
-                    out.append(decoded)
-        return out
-
-    def connect(self, namespace: str = "/", auth: Any = None) -> str:
-        self.send_packet(Packet(T.CONNECT, namespace, auth))
-        [reply] = self.packets()
-        assert reply.type is T.CONNECT and reply.namespace == namespace, reply
-        return str(reply.data["sid"])
-
-    @property
-    def closed(self) -> bool:
-        return self.session.closed
 
 
 class ServerTestCase(SynchronousTestCase):

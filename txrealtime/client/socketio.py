@@ -148,6 +148,10 @@ class ClientSocket(EventEmitter, CatchAll):
         """Whether the socket wants to be connected (it reconnects with the manager)."""
         self._send_buffer: list[Packet] = []
         self._acks = AckTable(manager.reactor)
+        self.recovered = False
+        """Whether the last connection recovered the previous socket (server with connection state recovery)."""
+        self._pid: str | None = None
+        self._last_offset: str | None = None
         CatchAll.__init__(self)
         self._waiting: list[Deferred[ClientSocket]] = []
 
@@ -242,13 +246,18 @@ class ClientSocket(EventEmitter, CatchAll):
     def _engine_open(self) -> None:
         """The connection is (re)open: ask for the namespace."""
         auth = self.auth() if callable(self.auth) else self.auth
+        if self._pid is not None and (auth is None or isinstance(auth, dict)):
+            # Ask for the previous socket back (connection state recovery), as Node's client does.
+            recover = {"pid": self._pid, "offset": self._last_offset}
+            auth = {**{k: v for k, v in recover.items() if v is not None}, **(auth or {})}
         self._packet(Packet(PacketType.CONNECT, self.nsp, auth if auth is not None else None))
 
     def _on_packet(self, packet: Packet) -> None:
         ptype = packet.type
         if ptype is PacketType.CONNECT:
             if isinstance(packet.data, dict) and isinstance(packet.data.get("sid"), str):
-                self._on_connect(packet.data["sid"])
+                pid = packet.data.get("pid")
+                self._on_connect(packet.data["sid"], pid if isinstance(pid, str) else None)
             else:
                 self.io._protocol_error("CONNECT without a sid")
         elif ptype is PacketType.CONNECT_ERROR:
@@ -274,8 +283,10 @@ class ClientSocket(EventEmitter, CatchAll):
             self._on_close("io server disconnect")
             self.io._detach(self)
 
-    def _on_connect(self, sid: str) -> None:
+    def _on_connect(self, sid: str, pid: str | None = None) -> None:
         self.id = sid
+        self.recovered = pid is not None and pid == self._pid
+        self._pid = pid
         self.connected = True
         buffered, self._send_buffer = self._send_buffer, []
         for packet in buffered:
@@ -289,6 +300,8 @@ class ClientSocket(EventEmitter, CatchAll):
 
     def _on_event(self, packet: Packet) -> None:
         event, args = packet.event, packet.args
+        if self._pid is not None and args and isinstance(args[-1], str):
+            self._last_offset = args[-1]  # the server's offset, for a recovery
         for listener in list(self._any):
             self._run(listener, [event, *args], "catch-all listener")
         ack_id = packet.id

@@ -13,8 +13,9 @@ from typing import Any, Protocol
 
 from twisted.internet.defer import Deferred, succeed
 
-from .._reactor import Clock
-from .packets import Packet, encode
+from .._reactor import Clock, now
+from .packets import Packet, PacketType, encode
+from .recovery import RecoveryLog, StateRecovery
 
 __all__ = ["Adapter", "AdapterNamespace", "AdapterSocket", "BroadcastFlags", "BroadcastOptions", "FetchedSocket"]
 
@@ -56,6 +57,9 @@ class AdapterSocket(FetchedSocket, Protocol):
 class _Server(Protocol):
     @property
     def reactor(self) -> Clock: ...
+
+    @property
+    def connection_state_recovery(self) -> StateRecovery | None: ...
 
 
 class AdapterNamespace(Protocol):
@@ -101,6 +105,10 @@ class Adapter:
         self.rooms: dict[str, set[str]] = {}
         self.sids: dict[str, set[str]] = {}
         self.listeners: dict[str, list[Callable[..., object]]] = {}
+        server = namespace.server
+        recovery = server.connection_state_recovery
+        self.recovery = RecoveryLog(recovery, lambda: now(server.reactor)) if recovery is not None else None
+        """Kept packets and sessions, with connection state recovery on."""
 
     # -- events (create-room, delete-room, join-room, leave-room) ----------
 
@@ -160,7 +168,13 @@ class Adapter:
         it was meant for (a cluster adapter cut off from its broker); local
         sockets got it either way.
         """
-        messages = encode(packet)
+        recovery = self.recovery
+        if recovery is not None and packet.type is PacketType.EVENT and packet.id is None and not opts.flags.volatile:
+            packet = Packet(packet.type, packet.namespace, recovery.record(packet.data, opts.rooms, opts.except_))
+            messages = encode(packet)
+            recovery.charge(sum(len(m) for m in messages))
+        else:
+            messages = encode(packet)
         for socket in self._matching(opts):
             socket.deliver(packet, messages, opts.flags.volatile)
         return True

@@ -23,6 +23,7 @@ from .emitter import EventEmitter, Handler, call_handler, call_in_turn, check_ev
 from .errors import ConnectionRefused
 from .operator import Broadcasting, BroadcastOperator
 from .packets import Packet
+from .recovery import KeptSession, StateRecovery
 from .socket import Socket, SocketConnection
 
 __all__ = ["AdapterFactory", "Namespace", "NamespacePredicate", "NamespaceServer", "ParentNamespace"]
@@ -55,6 +56,9 @@ class NamespaceServer(Broadcasting, Protocol):
 
     @property
     def cleanup_empty_child_namespaces(self) -> bool: ...
+
+    @property
+    def connection_state_recovery(self) -> StateRecovery | None: ...
 
     def _add_child(self, child: Namespace) -> None:
         """A dynamic namespace created ``child``."""
@@ -129,18 +133,21 @@ class Namespace(EventEmitter, Broadcasting):
     # -- connecting ----------------------------------------------------------------
 
     def _add(self, client: NamespaceClient, auth: Any) -> Deferred[Socket | None]:
-        socket = Socket(self, client, auth)
+        previous, missed = self._recover(auth)
+        socket = Socket(self, client, auth, previous)
         self._joining += 1
-
-        d: Deferred[Any] = call_in_turn(self._middleware, socket)
+        skip = previous is not None and self.server.connection_state_recovery is not None \
+            and self.server.connection_state_recovery.skip_middlewares
+        d: Deferred[Any] = call_in_turn([] if skip else self._middleware, socket)
 
         def accepted(_: object) -> Socket | None:
             if client.closed:
                 return None
             self.sockets[socket.id] = socket
             client._added(socket)
-            socket._connected()
-            log.debug("Socket {sid} joined {namespace}", sid=socket.id, namespace=self.name)
+            socket._connected(missed)
+            log.debug("Socket {sid} joined {namespace}{how}", sid=socket.id, namespace=self.name,
+                      how=" (recovered)" if socket.recovered else "")
             for event in ("connect", "connection"):
                 for handler in self._take(event):
                     socket._run(handler, [socket], f"{event} handler").addErrback(lambda _: None)
@@ -164,6 +171,17 @@ class Namespace(EventEmitter, Broadcasting):
         d.addCallbacks(accepted, refused)
         d.addBoth(settled)
         return d
+
+    def _recover(self, auth: Any) -> tuple[KeptSession | None, list[list[Any]]]:
+        """The kept session a CONNECT's ``{pid, offset}`` names, and what it missed (none without recovery)."""
+        recovery = self.adapter.recovery
+        if recovery is None or not isinstance(auth, dict):
+            return None, []
+        pid, offset = auth.get("pid"), auth.get("offset")
+        if not isinstance(pid, str) or not isinstance(offset, str):
+            return None, []
+        restored = recovery.restore(pid, offset)
+        return restored if restored is not None else (None, [])
 
     def _remove(self, socket: Socket) -> None:
         self.sockets.pop(socket.id, None)

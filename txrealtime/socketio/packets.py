@@ -208,7 +208,7 @@ def _escape_surrogate(match: re.Match[str]) -> str:
 def _json_default(value: Any) -> Any:
     # As JavaScript's Date.prototype.toJSON: the UTC instant, to the millisecond.
     if isinstance(value, datetime.datetime):
-        utc = value.astimezone(datetime.timezone.utc)  # a naive value is local time
+        utc = value.astimezone(datetime.UTC)  # a naive value is local time
         return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
     if isinstance(value, datetime.date):
         return value.isoformat()

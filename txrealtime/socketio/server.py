@@ -32,6 +32,7 @@ from .connection import Client
 from .emitter import EventEmitter, Handler, call_handler
 from .namespace import AdapterFactory, Namespace, NamespacePredicate, ParentNamespace
 from .operator import Broadcasting, BroadcastOperator
+from .recovery import StateRecovery
 from .socket import Socket, SocketHandshake
 
 __all__ = ["Client", "Namespace", "ParentNamespace", "Server", "Socket", "SocketHandshake"]
@@ -57,6 +58,7 @@ class Server(EventEmitter, Broadcasting):
         attachment_timeout: float = 30.0,
         max_namespaces_per_client: int = 100,
         cleanup_empty_child_namespaces: bool = False,
+        connection_state_recovery: StateRecovery | None = None,
         adapter: AdapterFactory = Adapter,
         reactor: Clock | None = None,
     ) -> None:
@@ -72,6 +74,8 @@ class Server(EventEmitter, Broadcasting):
         self.max_namespaces_per_client = max_namespaces_per_client
         """Namespaces one connection may be in (or joining) at once; beyond, CONNECT is refused."""
         self.cleanup_empty_child_namespaces = cleanup_empty_child_namespaces
+        self.connection_state_recovery = connection_state_recovery
+        """Node's ``connectionStateRecovery``: off (``None``) by default, as in Node."""
         """Remove a dynamic namespace's child once its last socket left (Node's option of that name)."""
         self.adapter_factory = adapter
         self.clients: dict[str, Client] = {}

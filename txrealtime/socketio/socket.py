@@ -23,7 +23,7 @@ from .._logging import Throttle, gate, name_for_log
 from .._reactor import Clock
 from ..engineio import Session
 from .acks import AckTable
-from .adapter import Adapter
+from .adapter import Adapter, BroadcastOptions
 from .emitter import (
     NO_ACK,
     CatchAll,
@@ -39,6 +39,7 @@ from .emitter import (
 from .errors import Disconnected, DisconnectReason
 from .operator import Broadcasting, BroadcastOperator, Selecting
 from .packets import Packet, PacketType, encode
+from .recovery import RECOVERABLE_REASONS, KeptSession
 
 __all__ = ["Socket", "SocketConnection", "SocketEmitter", "SocketHandshake", "SocketNamespace", "SocketServer"]
 
@@ -168,12 +169,22 @@ class SocketEmitter:
 class Socket(EventEmitter, CatchAll, Selecting):
     """One client's membership of one namespace, as ``socket`` in Node's handlers."""
 
-    def __init__(self, namespace: SocketNamespace, client: SocketConnection, auth: Any) -> None:
+    def __init__(
+        self, namespace: SocketNamespace, client: SocketConnection, auth: Any, previous: KeptSession | None = None
+    ) -> None:
         super().__init__()
         self.nsp = namespace
         self.server = namespace.server
         self.client = client
-        self.id = secrets.token_urlsafe(15)
+        self.id = previous.sid if previous is not None else secrets.token_urlsafe(15)
+        self.recovered = previous is not None
+        """Whether this socket is one that came back within the recovery window, with its id, rooms and data."""
+        recovery = namespace.adapter.recovery
+        self.pid: str | None = (
+            previous.pid if previous is not None else secrets.token_urlsafe(15) if recovery is not None else None
+        )
+        """The private id a client recovers its socket with (connection state recovery only)."""
+        self._previous_rooms = previous.rooms if previous is not None else frozenset()
         engine = client.session.handshake
         self.handshake = SocketHandshake(
             headers=engine.headers,
@@ -186,7 +197,7 @@ class Socket(EventEmitter, CatchAll, Selecting):
             time=email.utils.formatdate(engine.issued, usegmt=True),
             xdomain="origin" in engine.headers,
         )
-        self.data: dict[str, Any] = {}
+        self.data: dict[str, Any] = previous.data if previous is not None else {}
         """Free for the application; ``fetch_sockets`` returns it too."""
         self.connected = False
         self._acks = AckTable(self.server.reactor)
@@ -284,7 +295,11 @@ class Socket(EventEmitter, CatchAll, Selecting):
         if not self.connected:
             return False
         packet = Packet(PacketType.EVENT, self.nsp.name, [event, *args], ack_id)
-        self.deliver(packet, encode(packet), volatile)
+        if ack_id is None and not volatile and self.nsp.adapter.recovery is not None:
+            # Through the adapter, so the packet gets its offset and is kept for a recovery.
+            self.nsp.adapter.broadcast(packet, BroadcastOptions(rooms=frozenset({self.id})))
+        else:
+            self.deliver(packet, encode(packet), volatile)
         return True
 
     def deliver(self, packet: Packet, messages: list[str | bytes], volatile: bool) -> None:
@@ -297,10 +312,13 @@ class Socket(EventEmitter, CatchAll, Selecting):
     def _packet(self, packet: Packet) -> None:
         self.client.write(encode(packet))
 
-    def _connected(self) -> None:
+    def _connected(self, missed: Iterable[list[Any]] = ()) -> None:
         self.connected = True
-        self.nsp.adapter.add_all(self.id, [self.id])
-        self._packet(Packet(PacketType.CONNECT, self.nsp.name, {"sid": self.id}))
+        self.nsp.adapter.add_all(self.id, [self.id, *self._previous_rooms])
+        answer = {"sid": self.id} if self.pid is None else {"sid": self.id, "pid": self.pid}
+        self._packet(Packet(PacketType.CONNECT, self.nsp.name, answer))
+        for data in missed:  # what a recovered socket missed, in order, before anything new
+            self._packet(Packet(PacketType.EVENT, self.nsp.name, data))
 
     def _on_packet(self, packet: Packet) -> None:
         ptype = packet.type
@@ -402,6 +420,9 @@ class Socket(EventEmitter, CatchAll, Selecting):
         self._emit_reserved("disconnecting", reason)
         self.connected = False
         self._acks.fail_all(Disconnected(reason.value))
+        recovery = self.nsp.adapter.recovery
+        if recovery is not None and self.pid is not None and reason.value in RECOVERABLE_REASONS:
+            recovery.keep(self.id, self.pid, self.rooms, self.data)
         self.nsp.adapter.delete_all(self.id)
         self.nsp._remove(self)
         self.client._remove(self)
