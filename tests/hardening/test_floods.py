@@ -4,6 +4,8 @@
   from it once its send buffer is full, so the pongs it owes stay bounded,
   and the session ends at its ping timeout.
 - WebSocket pings and pongs count against ``max_packets_per_second``.
+- A 1 MB polling POST of tiny packets is handled in slices, other clients
+  served between them; a body whose first packet is bad is refused at once.
 
 A python-socketio canary in its own process keeps asking for acks throughout.
 """
@@ -22,9 +24,10 @@ from twisted.internet import reactor, threads
 from twisted.internet.defer import Deferred
 from twisted.internet.task import LoopingCall
 
-from tests.hardening.test_limits import closes, serve, until, websocket_handshake
+from tests.hardening.test_limits import base, closes, handshake, http, serve, sid_of, until, websocket_handshake
 from tests.hardening.test_slow_reader import open_and_stop_reading
-from txrealtime.engineio import CloseReason, SessionClosed
+from tests.socketio.app import install
+from txrealtime.engineio import CloseReason, EngineIOOptions, MessageReceived, SessionClosed, SessionEvent
 from txrealtime.pytest_plugin import Realtime
 
 PING_PAYLOAD = b"p" * 125  # the largest a control frame may carry
@@ -210,3 +213,79 @@ async def test_websocket_pings_count_against_the_packet_rate(realtime: Realtime)
     assert await threads.deferToThread(calm.recv) == '431["got","still"]'
     await threads.deferToThread(calm.close)
 
+
+def tiny_packets(count: int) -> bytes:
+    """A polling body of ``count`` Socket.IO events ``n`` numbered from 0 (about 16 bytes each)."""
+    return "\x1e".join(f'42["n",{k}]' for k in range(count)).encode()
+
+
+async def polling_client(running: Any) -> str:
+    """A polling session that joined the default namespace; its sid."""
+    _, body, _ = await handshake(running)
+    sid = sid_of(body)
+    assert (await http.post(f"{base(running)}&sid={sid}", data=b"40")).code == 200
+    response = await http.get(f"{base(running)}&sid={sid}")
+    assert (await response.text()).startswith('40{"sid":')
+    return sid
+
+
+@pytest_twisted.ensureDeferred
+async def test_megabyte_post_is_handled_in_slices_beside_a_canary(realtime: Realtime) -> None:
+    received: list[int] = []
+
+    def setup(server: Any) -> None:
+        install(server)
+        server.on("connection", lambda sock: sock.on("n", received.append))
+
+    running = await realtime.start_server(setup, options=EngineIOOptions(ping_interval=60, ping_timeout=60))
+    flooder = await polling_client(running)
+    count = 71_000
+    body = tiny_packets(count)
+    assert 900_000 < len(body) <= 1_000_000
+    order: list[SessionEvent] = []
+    running.server.manager.subscribe(order.append)
+    canary = Canary(running.url)
+    await canary.start()
+    try:
+        response = await http.post(f"{base(running)}&sid={flooder}", data=body)
+        answer = (response.code, await response.text())
+    finally:
+        await canary.stop()
+
+    assert answer == (200, "ok")
+    assert received == list(range(count))  # every packet, in order
+    assert running.server.manager.get(flooder) is not None
+    canary.check()
+    # The canary was served while the body was being handled, not only before or after it.
+    messages = [e for e in order if isinstance(e, MessageReceived)]
+    flood = [i for i, e in enumerate(messages) if e.sid == flooder]
+    assert len(flood) == count
+    between = [e for e in messages[flood[0] : flood[-1]] if e.sid != flooder]
+    assert between, "no canary request was handled while the body was"
+
+
+@pytest_twisted.ensureDeferred
+async def test_megabyte_post_with_a_bad_first_packet(realtime: Realtime) -> None:
+    running, events = await serve(realtime, ping_interval=60, ping_timeout=60)
+    bystander = await polling_client(running)
+    flooder = await polling_client(running)
+    canary = Canary(running.url)
+    await canary.start()
+    body = b"9\x1e" + tiny_packets(71_000)
+    try:
+        response = await http.post(f"{base(running)}&sid={flooder}", data=body)
+        answer = (response.code, json.loads(await response.text()))
+    finally:
+        await canary.stop()
+    assert answer == (400, {"code": 3, "message": "Bad request"})
+    # Only the flooder's session closed (the canary's, after it, by its own disconnect).
+    assert [(e.sid, e.reason, e.description) for e in events if isinstance(e, SessionClosed)][0] == (
+        flooder, CloseReason.PARSE_ERROR, "unknown packet type '9'"
+    )
+    assert running.server.manager.get(flooder) is None
+    assert running.server.manager.get(bystander) is not None
+    response = await http.post(f"{base(running)}&sid={bystander}", data=b'421["ack","fine"]')
+    assert (response.code, await response.text()) == (200, "ok")
+    response = await http.get(f"{base(running)}&sid={bystander}")
+    assert await response.text() == '431["got","fine"]'
+    canary.check()

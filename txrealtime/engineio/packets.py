@@ -3,7 +3,15 @@
 A packet is a type digit followed by its data. Over WebSocket, each packet is
 one frame (binary messages are sent as raw binary frames). Over HTTP
 long-polling, packets are joined by the record separator ``\\x1e`` and binary
-messages are written as ``b`` followed by their base64 encoding.
+messages are written as ``b`` followed by their base64 encoding::
+
+    packet   = type *char               ; type: one digit, 0 (open) to 6 (noop)
+    ws-frame = packet / binary-message   ; a text frame holds one packet, a binary frame one message
+    payload  = item *( %x1E item )       ; long-polling body; packet data cannot hold %x1E there
+    item     = packet / "b" base64       ; base64 as RFC 4648, padded
+
+A polling payload is decoded lazily (:func:`iter_payload`): packets come
+out one by one and decoding stops at the first invalid one.
 
 Text goes out as UTF-8 the way browsers and Node write it: a lone surrogate
 (which Python strings may hold, UTF-8 may not) becomes U+FFFD, so encoding
@@ -14,7 +22,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from enum import IntEnum
 
@@ -28,6 +36,7 @@ __all__ = [
     "decode_ws_frame",
     "encode_payload",
     "encode_ws_frame",
+    "iter_payload",
     "utf8",
 ]
 
@@ -120,16 +129,33 @@ def encode_payload(packets: Iterable[Packet]) -> str:
 
 def decode_payload(payload: str) -> list[Packet]:
     """Decode an HTTP long-polling payload; raise :class:`DecodeError`."""
+    return list(iter_payload(payload))
+
+
+def iter_payload(payload: str) -> Iterator[Packet]:
+    """Decode an HTTP long-polling payload packet by packet.
+
+    Each packet is decoded when it is taken; :class:`DecodeError` is raised
+    on reaching the first invalid one (after the valid ones before it), and
+    nothing after it is looked at.
+    """
     if not payload:
         raise DecodeError("empty payload")
-    packets = []
-    for chunk in payload.split(RECORD_SEPARATOR):
-        if chunk.startswith("b"):
+    find, start = payload.find, 0
+    while True:
+        end = find(RECORD_SEPARATOR, start)
+        chunk = payload[start:end] if end >= 0 else payload[start:]
+        ptype = _TYPES.get(chunk[:1])
+        if ptype is not None:
+            yield Packet(ptype, chunk[1:])
+        elif chunk[:1] == "b":
             try:
                 data = base64.b64decode(chunk[1:], validate=True)
             except (binascii.Error, ValueError) as e:
                 raise DecodeError("invalid base64 in binary packet") from e
-            packets.append(Packet(PacketType.MESSAGE, data))
+            yield Packet(PacketType.MESSAGE, data)
         else:
-            packets.append(_decode_text(chunk))
-    return packets
+            _decode_text(chunk)  # raises the error that fits: empty packet, unknown type
+        if end < 0:
+            return
+        start = end + 1
