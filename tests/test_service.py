@@ -13,13 +13,16 @@ import pytest_twisted
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.task import deferLater
+from twisted.logger import LogLevel
 from twisted.python import usage
 from twisted.web.resource import Resource
 
 from tests.conftest import INTEROP, RedisServer, Twistd
+from txrealtime import set_log_level
 from txrealtime.client import Manager
 from txrealtime.service import Options, makeService, mount, raise_open_files_limit
 from txrealtime.socketio import Server
+from txrealtime.socketio.recovery import StateRecovery
 from txrealtime.web import BoundedSite
 
 
@@ -71,12 +74,36 @@ def test_header_timeout_and_connections_per_address_reach_the_site() -> None:
     assert (site.header_timeout, site.max_connections_per_ip) == (10.0, None)  # type: ignore[attr-defined]
 
 
+def test_socketio_limits_recovery_and_log_level_reach_the_server() -> None:
+    from txrealtime import _logging
+
+    service = makeService(parse(
+        "--listen", "tcp:0", "--attachment-timeout", "5", "--max-namespaces-per-client", "7",
+        "--cleanup-empty-child-namespaces", "--state-recovery", "90", "--log-level", "warn",
+    ))
+    try:
+        server = service.server
+        assert server is not None
+        assert (server.attachment_timeout, server.max_namespaces_per_client) == (5.0, 7)
+        assert server.cleanup_empty_child_namespaces is True
+        assert server.connection_state_recovery == StateRecovery(max_disconnection_duration=90.0)
+        assert _logging._predicate.logLevelForNamespace("txrealtime.socketio") is LogLevel.warn
+    finally:
+        set_log_level("info")
+    server = makeService(parse("--listen", "tcp:0")).server
+    assert server is not None
+    assert (server.attachment_timeout, server.max_namespaces_per_client) == (30.0, 100)
+    assert server.cleanup_empty_child_namespaces is False and server.connection_state_recovery is None
+
+
 def test_help_lists_the_new_options() -> None:
     twistd = str(Path(sys.executable).parent / "twistd")
     done = subprocess.run(
         [twistd, "txrealtime", "--help"], capture_output=True, text=True, timeout=60, cwd=Path(__file__).parent.parent
     )
-    assert "--header-timeout=" in done.stdout and "--max-connections-per-ip=" in done.stdout, done.stdout + done.stderr
+    for option in ("--header-timeout=", "--max-connections-per-ip=", "--attachment-timeout=", "--state-recovery=",
+                   "--max-namespaces-per-client=", "--cleanup-empty-child-namespaces", "--log-level="):
+        assert option in done.stdout, done.stdout + done.stderr
 
 
 def test_open_files_limit_is_raised_to_the_hard_limit() -> None:
@@ -103,6 +130,8 @@ def test_open_files_limit_is_raised_to_the_hard_limit() -> None:
         (["--path", "socket.io"], "must start with /"),
         (["--header-timeout", "0"], "--header-timeout must be > 0"),
         (["--max-connections-per-ip", "0"], "--max-connections-per-ip must be > 0"),
+        (["--log-level", "loud"], "--log-level must be one of"),
+        (["--state-recovery", "0"], "--state-recovery must be > 0"),
     ],
 )
 def test_usage_errors(args: list[str], message: str) -> None:

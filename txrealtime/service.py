@@ -17,14 +17,16 @@ from twisted.web.resource import IResource, Resource
 from twisted.web.server import Site
 from twisted.web.static import File
 
+from ._logging import LEVELS, gate, set_log_level
 from .engineio import EngineIOOptions, EngineIOResource, SessionManager
 from .engineio.options import CookieOptions
 from .socketio import Server
+from .socketio.recovery import StateRecovery
 from .web import BoundedSite
 
 __all__ = ["Options", "RealtimeService", "load_app", "makeService", "mount", "raise_open_files_limit"]
 
-log = Logger()
+log = Logger(observer=gate)
 
 
 class Options(usage.Options):
@@ -50,6 +52,12 @@ class Options(usage.Options):
          float],
         ["max-sessions-per-ip", None, None, "Refuse handshakes beyond this many sessions per address.", int],
         ["max-attachments", None, 100, "Most binary attachments in one Socket.IO packet.", int],
+        ["attachment-timeout", None, 30.0, "Seconds a client has to send every attachment of a binary packet.",
+         float],
+        ["max-namespaces-per-client", None, 100, "Most namespaces one connection may be in at once.", int],
+        ["state-recovery", None, None, "Connection state recovery: keep a disconnected socket's state and missed "
+         "packets this many seconds [default: off].", float],
+        ["log-level", None, "info", "Log txrealtime's events at this level and above: debug, info, warn, error."],
         ["cookie", None, None, "Set a cookie with this name holding the session id (for sticky load balancers)."],
         ["shutdown-grace", None, 5.0, "Seconds to let clients receive their close on shutdown.", float],
         ["header-timeout", None, 10.0, "Seconds a client has to send a request's headers (else 408 and close).",
@@ -61,6 +69,7 @@ class Options(usage.Options):
         ["no-upgrades", None, "Do not offer the upgrade from polling to WebSocket."],
         ["engineio", None, "Serve bare Engine.IO: the app hook gets the SessionManager, not a Socket.IO Server."],
         ["no-access-log", None, "Do not log each HTTP request."],
+        ["cleanup-empty-child-namespaces", None, "Remove a dynamic namespace's child once its last socket left."],
     ]
 
     def __init__(self) -> None:
@@ -96,6 +105,11 @@ class Options(usage.Options):
             raise usage.UsageError("--header-timeout must be > 0")
         if self["max-connections-per-ip"] is not None and self["max-connections-per-ip"] <= 0:
             raise usage.UsageError("--max-connections-per-ip must be > 0")
+        if self["log-level"] not in LEVELS:
+            raise usage.UsageError(f"--log-level must be one of {', '.join(LEVELS)}")
+        for name in ("attachment-timeout", "max-namespaces-per-client", "state-recovery"):
+            if self[name] is not None and self[name] <= 0:
+                raise usage.UsageError(f"--{name} must be > 0")
         origins = self["cors-origin"]
         self["engineio-options"] = EngineIOOptions(
             ping_interval=self["ping-interval"],
@@ -256,6 +270,7 @@ class RealtimeService(service.MultiService):
 
 def makeService(options: Options) -> RealtimeService:
     """Build the service tree ``twistd txrealtime`` runs."""
+    set_log_level(options["log-level"])
     manager = SessionManager(options["engineio-options"])
     link = None
     server = None
@@ -266,8 +281,16 @@ def makeService(options: Options) -> RealtimeService:
 
             link = RedisLink(options["redis"], key=options["redis-key"])
             kwargs["adapter"] = redis_adapter(link)
+        recovery = options["state-recovery"]
         server = Server(
-            manager, connect_timeout=options["connect-timeout"], max_attachments=options["max-attachments"], **kwargs
+            manager,
+            connect_timeout=options["connect-timeout"],
+            max_attachments=options["max-attachments"],
+            attachment_timeout=options["attachment-timeout"],
+            max_namespaces_per_client=options["max-namespaces-per-client"],
+            cleanup_empty_child_namespaces=bool(options["cleanup-empty-child-namespaces"]),
+            connection_state_recovery=StateRecovery(max_disconnection_duration=recovery) if recovery else None,
+            **kwargs,
         )
     root: Resource = File(options["static"]) if options["static"] else Resource()
     resource = EngineIOResource(manager)

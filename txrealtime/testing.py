@@ -23,6 +23,7 @@ from twisted.logger import Logger
 from twisted.web.resource import IResource, Resource
 from twisted.web.server import Site
 
+from ._logging import gate
 from ._reactor import default_reactor
 from .client import ClientSocket, EngineListener, Manager
 from .engineio import EngineIOOptions, Handshake, Session, SessionManager
@@ -32,7 +33,7 @@ from .web import BoundedSite
 
 __all__ = ["MemoryEngine", "RealtimeTestMixin", "TestServer", "connect_in_memory", "start_server"]
 
-log = Logger()
+log = Logger(observer=gate)
 
 
 @dataclass

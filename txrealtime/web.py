@@ -31,12 +31,13 @@ from twisted.web import http
 from twisted.web.resource import IResource
 from twisted.web.server import Request, Site
 
+from ._logging import gate
 from ._reactor import cancel
 from .engineio import CloseReason, SessionManager
 
 __all__ = ["BoundedChannel", "BoundedRequest", "BoundedSite"]
 
-log = Logger()
+log = Logger(observer=gate)
 
 _TOO_LARGE = b'{"code":3,"message":"Payload too large"}'
 _TIMED_OUT = b"HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"

@@ -21,8 +21,8 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.client import HTTPConnectionPool
 
-from .._reactor import default_reactor
-from ..engineio.manager import Clock, DelayedCall
+from .._logging import gate
+from .._reactor import Clock, DelayedCall, default_reactor
 from ..engineio.packets import (
     PROTOCOL_VERSION,
     DecodeError,
@@ -38,7 +38,7 @@ from ..engineio.websocket import DirectTimer, cancel_timers
 
 __all__ = ["EngineIOClient", "EngineListener", "EngineError"]
 
-log = Logger()
+log = Logger(observer=gate)
 
 
 class EngineError(ConnectionError):

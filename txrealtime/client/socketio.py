@@ -19,8 +19,8 @@ from twisted.internet.defer import Deferred, DeferredList, succeed
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from .._reactor import default_reactor
-from ..engineio.manager import Clock, DelayedCall
+from .._logging import gate
+from .._reactor import Clock, DelayedCall, default_reactor
 from ..socketio.acks import AckTable
 from ..socketio.emitter import (
     NO_ACK,
@@ -53,7 +53,7 @@ __all__ = [
     "connect",
 ]
 
-log = Logger()
+log = Logger(observer=gate)
 
 
 class ConnectError(ConnectionError):
