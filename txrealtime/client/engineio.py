@@ -22,7 +22,7 @@ from twisted.python.failure import Failure
 from twisted.web.client import HTTPConnectionPool
 
 from .._logging import gate
-from .._reactor import Clock, DelayedCall, default_reactor
+from .._reactor import Clock, DelayedCall, cancel, default_reactor
 from ..engineio.packets import (
     PROTOCOL_VERSION,
     DecodeError,
@@ -512,8 +512,7 @@ class EngineIOClient:
         self.transport.send(packets)
 
     def _reset_ping_timer(self) -> None:
-        if self._ping_timer is not None and self._ping_timer.active():
-            self._ping_timer.cancel()
+        cancel(self._ping_timer)
         self._ping_timer = self.reactor.callLater(self.ping_interval + self.ping_timeout, self._ping_timed_out)
 
     def _ping_timed_out(self) -> None:
@@ -525,9 +524,7 @@ class EngineIOClient:
             return
         was_open = self.state == "open"
         self.state = "closed"
-        if self._ping_timer is not None and self._ping_timer.active():
-            self._ping_timer.cancel()
-        self._ping_timer = None
+        self._ping_timer = cancel(self._ping_timer)
         for transport in (self._probe, self.transport):
             if transport is not None:
                 transport.close()

@@ -20,7 +20,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from .._logging import gate
-from .._reactor import Clock, DelayedCall, default_reactor
+from .._reactor import Clock, DelayedCall, cancel, default_reactor
 from ..socketio.acks import AckTable
 from ..socketio.emitter import (
     NO_ACK,
@@ -470,7 +470,7 @@ class Manager:
     def _open_failed(self, failure: Failure, engine: Engine) -> None:
         if self.engine is not engine or self.state != "opening":
             return
-        self._cancel_open_timer()
+        self._open_timer = cancel(self._open_timer)
         self._retire(engine)
         self.state = "closed"
         error = NotConnected(failure.getErrorMessage())
@@ -481,7 +481,7 @@ class Manager:
         self._maybe_reconnect(error)
 
     def engine_open(self) -> None:
-        self._cancel_open_timer()
+        self._open_timer = cancel(self._open_timer)
         self.state = "open"
         if self._attempts:
             attempts, self._attempts = self._attempts, 0
@@ -576,11 +576,8 @@ class Manager:
             self.engine.send(messages)
 
     def _shutdown(self) -> None:
-        if self._reconnect_timer is not None:
-            if self._reconnect_timer.active():
-                self._reconnect_timer.cancel()
-            self._reconnect_timer = None
-        self._cancel_open_timer()
+        self._reconnect_timer = cancel(self._reconnect_timer)
+        self._open_timer = cancel(self._open_timer)
         self._attempts = 0
         engine = self.engine
         self.state = "closed"
@@ -595,12 +592,6 @@ class Manager:
         if engine not in self._closing:
             self._closing.append(engine)
             engine.when_closed().addBoth(lambda _: self._closing.remove(engine) if engine in self._closing else None)
-
-    def _cancel_open_timer(self) -> None:
-        if self._open_timer is not None:
-            if self._open_timer.active():
-                self._open_timer.cancel()
-            self._open_timer = None
 
     def _publish(self, event: ClientEvent) -> None:
         for callback in list(self._subscribers):
