@@ -1,55 +1,83 @@
 """Rooms of one namespace shared through Redis, as Node's ``@socket.io/redis-adapter`` (v8) shares them.
 
 Each namespace gets a :class:`RedisAdapter` on the process's
-:class:`~txrealtime.adapters.redis.RedisLink`, using the channels and message
-layout of the Node adapter.
+:class:`~txrealtime.adapters.redis.RedisLink`. It decides what to publish for
+each adapter operation and acts on what other nodes publish; the bytes are
+:mod:`.wire`'s and :mod:`.requests`' business, the connections :mod:`.link`'s.
+Requests from other nodes go through a table from request class to handler.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
-import msgpack
 from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from ...socketio.adapter import Adapter, BroadcastFlags, BroadcastOptions
 from ...socketio.packets import Packet, PacketType
-from .link import RedisLink, _uid
+from .link import RedisLink
+from .requests import (
+    AllRoomsRequest,
+    AllRoomsResponse,
+    BroadcastAckRequest,
+    BroadcastAckResponse,
+    ClientCountResponse,
+    DisconnectRequest,
+    DoneResponse,
+    FetchRequest,
+    FetchResponse,
+    JoinRequest,
+    LeaveRequest,
+    Request,
+    Response,
+    ServerSideEmitRequest,
+    ServerSideEmitResponse,
+    SocketDetails,
+    SocketDisconnectRequest,
+    SocketJoinRequest,
+    SocketLeaveRequest,
+    SocketsRequest,
+    SocketsResponse,
+    decode_request,
+    decode_response,
+)
+from .wire import (
+    Broadcast,
+    Channels,
+    Encodable,
+    RequestType,
+    WireError,
+    WireFlags,
+    WireOptions,
+    WirePacket,
+    decode_broadcast,
+    encode,
+    new_id,
+)
 
 __all__ = ["RedisAdapter", "RemoteSocket", "redis_adapter"]
 
 log = Logger()
 
-# Request types of @socket.io/redis-adapter.
-SOCKETS, ALL_ROOMS, REMOTE_JOIN, REMOTE_LEAVE, REMOTE_DISCONNECT, REMOTE_FETCH = range(6)
-SERVER_SIDE_EMIT, BROADCAST, BROADCAST_CLIENT_COUNT, BROADCAST_ACK = range(6, 10)
-
-def _escape_glob(text: str) -> str:
-    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
+_EVENTS = (PacketType.EVENT, PacketType.BINARY_EVENT)
 
 
-# Strings may hold lone surrogates (JSON lets clients send them): they cross between Python
-# nodes as they are, and Node's decoder reads them as U+FFFD, so packing never fails.
+def _wire_options(opts: BroadcastOptions, with_flags: bool = True) -> WireOptions:
+    """Rooms sorted (sets have no order); flags for broadcasts only, the timeout in milliseconds."""
+    flags = None
+    if with_flags:
+        timeout = opts.flags.timeout
+        flags = WireFlags(volatile=opts.flags.volatile, timeout=None if timeout is None else int(timeout * 1000))
+    return WireOptions(rooms=tuple(sorted(opts.rooms)), except_=tuple(sorted(opts.except_)), flags=flags)
 
 
-def _unpack(message: bytes) -> Any:
-    # notepack.io writes JavaScript's `undefined` as an extension of type 0.
-    return msgpack.unpackb(
-        message, raw=False, ext_hook=lambda code, data: None, strict_map_key=False, unicode_errors="surrogatepass"
-    )
-
-
-def _pack(value: Any) -> bytes:
-    return cast(bytes, msgpack.packb(value, use_bin_type=True, unicode_errors="surrogatepass"))
-
-
-def _decode_request(message: bytes) -> Any:
-    return json.loads(message) if message[:1] == b"{" else _unpack(message)
+def _options(opts: WireOptions) -> BroadcastOptions:
+    volatile = opts.flags.volatile if opts.flags is not None else False
+    return BroadcastOptions(frozenset(opts.rooms), frozenset(opts.except_), BroadcastFlags(volatile=volatile))
 
 
 @dataclass
@@ -82,7 +110,7 @@ class RemoteSocket:
 
 @dataclass
 class _Request:
-    type: int
+    type: RequestType
     expected: int
     result: Deferred[Any]
     timer: Any
@@ -96,15 +124,28 @@ class RedisAdapter(Adapter):
     def __init__(self, namespace: Any, link: RedisLink) -> None:
         super().__init__(namespace)
         self.link = link
-        self.uid = _uid()
-        name = namespace.name
-        self.channel = f"{link.key}#{name}#"
-        self.request_channel = f"{link.key}-request#{name}#"
-        self.response_channel = f"{link.key}-response#{name}#"
-        self.specific_response_channel = f"{self.response_channel}{self.uid}#"
-        self._pattern = _escape_glob(self.channel) + "*"
+        self.uid = new_id()
+        self.channels = Channels(link.key, namespace.name)
+        self.channel = self.channels.broadcast
+        self.request_channel = self.channels.request
+        self.response_channel = self.channels.response
+        self.specific_response_channel = self.channels.specific_response(self.uid)
+        self._pattern = self.channels.broadcast_pattern
         self._requests: dict[str, _Request] = {}
         self._ack_requests: dict[str, tuple[Callable[[int], object], Callable[[list[Any]], object]]] = {}
+        self._handlers: dict[type[Request], Callable[[Any], None]] = {
+            SocketsRequest: self._answer_sockets,
+            AllRoomsRequest: self._answer_all_rooms,
+            JoinRequest: self._join,
+            LeaveRequest: self._leave,
+            DisconnectRequest: self._disconnect,
+            SocketJoinRequest: self._socket_join,
+            SocketLeaveRequest: self._socket_leave,
+            SocketDisconnectRequest: self._socket_disconnect,
+            FetchRequest: self._answer_fetch,
+            ServerSideEmitRequest: self._server_side_emit,
+            BroadcastAckRequest: self._broadcast_for_acks,
+        }
         link.psubscribe(self._pattern, self._on_broadcast)
         link.subscribe(self.request_channel, self._on_request)
         link.subscribe(self.response_channel, self._on_response)
@@ -120,38 +161,11 @@ class RedisAdapter(Adapter):
                 request.timer.cancel()
         self._requests.clear()
 
-    # -- wire helpers --------------------------------------------------------------------
+    def _publish(self, channel: str, message: Encodable) -> bool:
+        return self.link.publish(channel, encode(message))
 
-    def _packet_body(self, packet: Packet) -> dict[str, Any]:
-        body: dict[str, Any] = {"type": int(PacketType.EVENT), "data": packet.data, "nsp": self.namespace.name}
-        if packet.id is not None:
-            body["id"] = packet.id
-        return body
-
-    @staticmethod
-    def _opts_body(opts: BroadcastOptions, flags: bool = True) -> dict[str, Any]:
-        body: dict[str, Any] = {"rooms": sorted(opts.rooms), "except": sorted(opts.except_)}
-        if flags:
-            raw: dict[str, Any] = {}
-            if opts.flags.volatile:
-                raw["volatile"] = True
-            if opts.flags.timeout is not None:
-                raw["timeout"] = int(opts.flags.timeout * 1000)
-            body["flags"] = raw
-        return body
-
-    @staticmethod
-    def _opts_from(body: Any) -> BroadcastOptions:
-        body = body if isinstance(body, dict) else {}
-        flags = body.get("flags") or {}
-        return BroadcastOptions(
-            rooms=frozenset(str(r) for r in body.get("rooms") or ()),
-            except_=frozenset(str(r) for r in body.get("except") or ()),
-            flags=BroadcastFlags(volatile=bool(flags.get("volatile")) if isinstance(flags, dict) else False),
-        )
-
-    def _publish_json(self, channel: str, body: dict[str, Any]) -> bool:
-        return self.link.publish(channel, json.dumps(body, separators=(",", ":")).encode())
+    def _wire_packet(self, packet: Packet) -> WirePacket:
+        return WirePacket(data=packet.data, nsp=self.namespace.name, id=packet.id)
 
     # -- broadcasting ------------------------------------------------------------------------
 
@@ -159,30 +173,26 @@ class RedisAdapter(Adapter):
         super().broadcast(packet, opts)
         if opts.flags.local:
             return True
-        channel = self.channel
-        if len(opts.rooms) == 1:
-            channel += next(iter(opts.rooms)) + "#"
-        return self.link.publish(channel, _pack([self.uid, self._packet_body(packet), self._opts_body(opts)]))
+        wire_opts = _wire_options(opts)
+        message = Broadcast(uid=self.uid, packet=self._wire_packet(packet), opts=wire_opts)
+        return self._publish(self.channels.for_rooms(wire_opts.rooms), message)
 
     def _on_broadcast(self, channel: str, message: bytes) -> None:
-        room = channel[len(self.channel) : -1]
+        room = self.channels.room_of(channel)
         if room and room not in self.rooms:
             return
         try:
-            uid, body, raw_opts = _unpack(message)
-        except (ValueError, TypeError, msgpack.UnpackException) as e:
+            broadcast = decode_broadcast(message)
+        except WireError as e:
             log.warn("Ignoring a malformed broadcast on {channel}: {error}", channel=channel, error=str(e))
             return
-        if uid == self.uid or not isinstance(body, dict):
+        packet = broadcast.packet
+        if broadcast.uid == self.uid or packet.nsp != self.namespace.name:
             return
-        if body.get("nsp", "/") != self.namespace.name:
+        if packet.type not in _EVENTS or not packet.data:
             return
-        data = body.get("data")
-        if body.get("type") not in (PacketType.EVENT, PacketType.BINARY_EVENT):
-            return
-        if not isinstance(data, list) or not data:
-            return
-        Adapter.broadcast(self, Packet(PacketType.EVENT, self.namespace.name, data), self._opts_from(raw_opts))
+        local = Packet(PacketType.EVENT, self.namespace.name, packet.data)
+        Adapter.broadcast(self, local, _options(broadcast.opts))
 
     def broadcast_with_ack(
         self,
@@ -192,15 +202,11 @@ class RedisAdapter(Adapter):
         ack: Callable[[list[Any]], object],
     ) -> None:
         if not opts.flags.local:
-            request_id = _uid()
-            request = {
-                "uid": self.uid,
-                "requestId": request_id,
-                "type": BROADCAST,
-                "packet": self._packet_body(packet),
-                "opts": self._opts_body(opts),
-            }
-            if self.link.publish(self.request_channel, _pack(request)):
+            request_id = new_id()
+            request = BroadcastAckRequest(
+                uid=self.uid, request_id=request_id, packet=self._wire_packet(packet), opts=_wire_options(opts)
+            )
+            if self._publish(self.request_channel, request):
                 self._ack_requests[request_id] = (client_count, ack)
                 self.link.reactor.callLater(
                     opts.flags.timeout or self.link.requests_timeout, self._ack_requests.pop, request_id, None
@@ -216,8 +222,8 @@ class RedisAdapter(Adapter):
 
     # -- requests to every node ------------------------------------------------------------------
 
-    def _ask(self, kind: int, body: dict[str, Any], local: list[Any], counts_self: bool = True) -> Deferred[list[Any]]:
-        """Publish a request and gather one reply from every other server.
+    def _ask(self, make: Callable[[str], Request], local: list[Any], counts_self: bool = True) -> Deferred[list[Any]]:
+        """Publish the request ``make(request_id)`` and gather one reply from every other server.
 
         ``local`` is this server's own share of the answer (``counts_self``) or
         nothing (a server-side emit is not answered by its sender).
@@ -227,18 +233,19 @@ class RedisAdapter(Adapter):
             others = servers - 1
             if others <= 0:
                 return succeed(local)
-            request_id = _uid()
+            request_id = new_id()
+            request = make(request_id)
             result: Deferred[list[Any]] = Deferred()
 
             def timed_out() -> None:
-                request = self._requests.pop(request_id, None)
-                if request is not None and not result.called:
-                    got = request.replies
+                pending = self._requests.pop(request_id, None)
+                if pending is not None and not result.called:
+                    got = pending.replies
                     result.errback(TimeoutError(f"only {got} of {others} other servers answered in time"))
 
             timer = self.link.reactor.callLater(self.link.requests_timeout, timed_out)
-            self._requests[request_id] = _Request(kind, others, result, timer, 0, list(local))
-            self._publish_json(self.request_channel, {"uid": self.uid, "requestId": request_id, "type": kind, **body})
+            self._requests[request_id] = _Request(request.request_type, others, result, timer, 0, list(local))
+            self._publish(self.request_channel, request)
             return result
 
         return self.link.numsub(self.request_channel).addCallback(publish)
@@ -247,187 +254,196 @@ class RedisAdapter(Adapter):
         local: list[Any] = list(self._matching(opts))
         if opts.flags.local:
             return succeed(local)
-        return self._ask(REMOTE_FETCH, {"opts": self._opts_body(opts, flags=False)}, local)
+        wire_opts = _wire_options(opts, with_flags=False)
+        return self._ask(lambda request_id: FetchRequest(uid=self.uid, request_id=request_id, opts=wire_opts), local)
 
     def all_rooms(self) -> Deferred[set[str]]:
         """Every room of this namespace, across all nodes."""
-        d = self._ask(ALL_ROOMS, {}, list(self.rooms))
+        d = self._ask(lambda request_id: AllRoomsRequest(uid=self.uid, request_id=request_id), list(self.rooms))
         return d.addCallback(set)
 
     def add_sockets(self, opts: BroadcastOptions, rooms: Iterable[str]) -> None:
         rooms = list(rooms)
         super().add_sockets(opts, rooms)
         if not opts.flags.local:
-            body = {"uid": self.uid, "type": REMOTE_JOIN, "opts": self._opts_body(opts, False), "rooms": rooms}
-            self._publish_json(self.request_channel, body)
+            request = JoinRequest(uid=self.uid, opts=_wire_options(opts, with_flags=False), rooms=tuple(rooms))
+            self._publish(self.request_channel, request)
 
     def del_sockets(self, opts: BroadcastOptions, rooms: Iterable[str]) -> None:
         rooms = list(rooms)
         super().del_sockets(opts, rooms)
         if not opts.flags.local:
-            body = {"uid": self.uid, "type": REMOTE_LEAVE, "opts": self._opts_body(opts, False), "rooms": rooms}
-            self._publish_json(self.request_channel, body)
+            request = LeaveRequest(uid=self.uid, opts=_wire_options(opts, with_flags=False), rooms=tuple(rooms))
+            self._publish(self.request_channel, request)
 
     def disconnect_sockets(self, opts: BroadcastOptions, close: bool) -> None:
         super().disconnect_sockets(opts, close)
         if not opts.flags.local:
-            body = {"uid": self.uid, "type": REMOTE_DISCONNECT, "opts": self._opts_body(opts, False), "close": close}
-            self._publish_json(self.request_channel, body)
+            request = DisconnectRequest(uid=self.uid, opts=_wire_options(opts, with_flags=False), close=close)
+            self._publish(self.request_channel, request)
 
     def server_side_emit(self, data: list[Any]) -> bool:
-        return self._publish_json(self.request_channel, {"uid": self.uid, "type": SERVER_SIDE_EMIT, "data": data})
+        return self._publish(self.request_channel, ServerSideEmitRequest(uid=self.uid, data=data))
 
     def server_side_emit_with_ack(self, data: list[Any]) -> Deferred[list[Any]]:
-        return self._ask(SERVER_SIDE_EMIT, {"data": data}, [], counts_self=False)
+        return self._ask(
+            lambda request_id: ServerSideEmitRequest(uid=self.uid, request_id=request_id, data=data),
+            [],
+            counts_self=False,
+        )
 
     # -- answering other nodes -------------------------------------------------------------------
 
-    def _respond(self, body: dict[str, Any], raw: bytes | None = None) -> None:
-        if raw is not None:
-            self.link.publish(self.response_channel, raw)
-        else:
-            self._publish_json(self.response_channel, body)
-
     def _on_request(self, channel: str, message: bytes) -> None:
         try:
-            request = _decode_request(message)
-            kind = request["type"]
-        except (ValueError, TypeError, KeyError, msgpack.UnpackException):
-            log.warn("Ignoring a malformed request on {channel}", channel=channel)
+            request = decode_request(message)
+        except WireError as e:
+            log.warn("Ignoring a malformed request on {channel}: {error}", channel=channel, error=str(e))
             return
-        if not isinstance(request, dict):
+        if request is None or request.uid == self.uid:
             return
-        request_id = request.get("requestId")
-        mine = request.get("uid") == self.uid or request_id in self._requests or request_id in self._ack_requests
-        if mine:
+        request_id = getattr(request, "request_id", None)
+        if request_id is not None and (request_id in self._requests or request_id in self._ack_requests):
             return
-        opts = self._opts_from(request.get("opts"))
-        if kind == SOCKETS:
-            sockets = Adapter.sockets(self, [str(r) for r in request.get("rooms") or ()])
-            self._respond({"requestId": request_id, "sockets": sorted(sockets)})
-        elif kind == ALL_ROOMS:
-            self._respond({"requestId": request_id, "rooms": sorted(self.rooms)})
-        elif kind in (REMOTE_JOIN, REMOTE_LEAVE, REMOTE_DISCONNECT):
-            self._remote_membership(kind, request, opts)
-        elif kind == REMOTE_FETCH:
-            found = [self._describe(s) for s in self._matching(opts)]
-            self._respond({"requestId": request_id, "sockets": found})
-        elif kind == SERVER_SIDE_EMIT:
-            data = request.get("data")
-            if not isinstance(data, list):
-                return
-            if request_id is None:
-                self.namespace._on_server_side_emit(data)
-            else:
-                answered: list[bool] = []
+        self._handlers[type(request)](request)
 
-                def ack(value: Any) -> None:
-                    if not answered:
-                        answered.append(True)
-                        self._respond({"type": SERVER_SIDE_EMIT, "requestId": request_id, "data": value})
+    def _respond(self, response: Response) -> None:
+        self._publish(self.response_channel, response)
 
-                self.namespace._on_server_side_emit(data, ack)
-        elif kind == BROADCAST:
-            body = request.get("packet")
-            if not isinstance(body, dict) or not isinstance(body.get("data"), list):
-                return
-            packet = Packet(PacketType.EVENT, self.namespace.name, body["data"])
+    def _answer_sockets(self, request: SocketsRequest) -> None:
+        sockets = tuple(sorted(Adapter.sockets(self, request.rooms)))
+        self._respond(SocketsResponse(request_id=request.request_id, sockets=sockets))
 
-            def count(n: int) -> None:
-                self._respond({"type": BROADCAST_CLIENT_COUNT, "requestId": request_id, "clientCount": n})
+    def _answer_all_rooms(self, request: AllRoomsRequest) -> None:
+        self._respond(AllRoomsResponse(request_id=request.request_id, rooms=tuple(sorted(self.rooms))))
 
-            def answer(args: list[Any]) -> None:
-                value = args[0] if args else None
-                self._respond({}, _pack({"type": BROADCAST_ACK, "requestId": request_id, "packet": value}))
+    def _answer_fetch(self, request: FetchRequest) -> None:
+        found = tuple(self._describe(s) for s in self._matching(_options(request.opts)))
+        self._respond(FetchResponse(request_id=request.request_id, sockets=found))
 
-            Adapter.broadcast_with_ack(self, packet, opts, count, answer)
+    def _join(self, request: JoinRequest) -> None:
+        Adapter.add_sockets(self, _options(request.opts), list(request.rooms))
 
-    def _remote_membership(self, kind: int, request: dict[str, Any], opts: BroadcastOptions) -> None:
-        if request.get("opts") is not None:
-            if kind == REMOTE_JOIN:
-                Adapter.add_sockets(self, opts, [str(r) for r in request.get("rooms") or ()])
-            elif kind == REMOTE_LEAVE:
-                Adapter.del_sockets(self, opts, [str(r) for r in request.get("rooms") or ()])
-            else:
-                Adapter.disconnect_sockets(self, opts, bool(request.get("close")))
+    def _leave(self, request: LeaveRequest) -> None:
+        Adapter.del_sockets(self, _options(request.opts), list(request.rooms))
+
+    def _disconnect(self, request: DisconnectRequest) -> None:
+        Adapter.disconnect_sockets(self, _options(request.opts), request.close)
+
+    # The older one-socket forms, answered once done.
+
+    def _socket_join(self, request: SocketJoinRequest) -> None:
+        socket = self.namespace.sockets.get(request.sid)
+        if socket is not None:
+            socket.join(request.room)
+            self._done(request.request_id)
+
+    def _socket_leave(self, request: SocketLeaveRequest) -> None:
+        socket = self.namespace.sockets.get(request.sid)
+        if socket is not None:
+            socket.leave(request.room)
+            self._done(request.request_id)
+
+    def _socket_disconnect(self, request: SocketDisconnectRequest) -> None:
+        socket = self.namespace.sockets.get(request.sid)
+        if socket is not None:
+            socket.disconnect(request.close)
+            self._done(request.request_id)
+
+    def _done(self, request_id: str | None) -> None:
+        if request_id is not None:
+            self._respond(DoneResponse(request_id=request_id))
+
+    def _server_side_emit(self, request: ServerSideEmitRequest) -> None:
+        request_id = request.request_id
+        if request_id is None:
+            self.namespace._on_server_side_emit(request.data)
             return
-        # The older single-socket form: {"sid", "room"}.
-        socket = self.namespace.sockets.get(str(request.get("sid")))
-        if socket is None:
-            return
-        if kind == REMOTE_JOIN:
-            socket.join(str(request.get("room")))
-        elif kind == REMOTE_LEAVE:
-            socket.leave(str(request.get("room")))
-        else:
-            socket.disconnect(bool(request.get("close")))
-        self._respond({"requestId": request.get("requestId")})
+        answered: list[bool] = []
+
+        def ack(value: Any) -> None:
+            if not answered:
+                answered.append(True)
+                self._respond(ServerSideEmitResponse(request_id=request_id, data=value))
+
+        self.namespace._on_server_side_emit(request.data, ack)
+
+    def _broadcast_for_acks(self, request: BroadcastAckRequest) -> None:
+        request_id = request.request_id
+        packet = Packet(PacketType.EVENT, self.namespace.name, request.packet.data)
+
+        def count(n: int) -> None:
+            self._respond(ClientCountResponse(request_id=request_id, client_count=n))
+
+        def answer(args: list[Any]) -> None:
+            self._respond(BroadcastAckResponse(request_id=request_id, value=args[0] if args else None))
+
+        Adapter.broadcast_with_ack(self, packet, _options(request.opts), count, answer)
 
     @staticmethod
-    def _describe(socket: Any) -> dict[str, Any]:
+    def _describe(socket: Any) -> SocketDetails:
         hs = socket.handshake
-        return {
-            "id": socket.id,
-            "handshake": {
-                "headers": dict(hs.headers),
-                "time": hs.time,
-                "address": hs.address,
-                "xdomain": hs.xdomain,
-                "secure": hs.secure,
-                "issued": hs.issued,
-                "url": hs.url,
-                "query": dict(hs.query),
-                "auth": hs.auth,
-            },
-            "rooms": sorted(socket.rooms),
-            "data": socket.data,
+        handshake = {
+            "headers": dict(hs.headers),
+            "time": hs.time,
+            "address": hs.address,
+            "xdomain": hs.xdomain,
+            "secure": hs.secure,
+            "issued": hs.issued,
+            "url": hs.url,
+            "query": dict(hs.query),
+            "auth": hs.auth,
         }
+        return SocketDetails(id=socket.id, handshake=handshake, rooms=tuple(sorted(socket.rooms)), data=socket.data)
+
+    # -- answers to this node's requests ------------------------------------------------------------
+
+    def _pending_kind(self, request_id: str) -> RequestType | None:
+        if request_id in self._ack_requests:
+            return RequestType.BROADCAST
+        request = self._requests.get(request_id)
+        return request.type if request is not None else None
 
     def _on_response(self, channel: str, message: bytes) -> None:
         try:
-            response = _decode_request(message)
-        except (ValueError, TypeError, msgpack.UnpackException):
-            log.warn("Ignoring a malformed response on {channel}", channel=channel)
+            response = decode_response(message, self._pending_kind)
+        except WireError as e:
+            log.warn("Ignoring a malformed response on {channel}: {error}", channel=channel, error=str(e))
             return
-        if not isinstance(response, dict):
+        if isinstance(response, (ClientCountResponse, BroadcastAckResponse)):
+            acks = self._ack_requests.get(response.request_id)
+            if acks is not None:
+                if isinstance(response, ClientCountResponse):
+                    acks[0](response.client_count)
+                else:
+                    acks[1]([response.value])
             return
-        request_id = response.get("requestId")
-        if not isinstance(request_id, str):
+        request = self._requests.get(response.request_id) if response is not None else None
+        if response is None or request is None:
             return
-        acks = self._ack_requests.get(request_id)
-        if acks is not None:
-            if response.get("type") == BROADCAST_CLIENT_COUNT:
-                acks[0](int(response.get("clientCount") or 0))
-            elif response.get("type") == BROADCAST_ACK:
-                acks[1]([response.get("packet")])
-            return
-        request = self._requests.get(request_id)
-        if request is None:
-            return
-        if request.type == REMOTE_FETCH:
-            request.items.extend(self._remote(s) for s in response.get("sockets") or () if isinstance(s, dict))
-        elif request.type == ALL_ROOMS:
-            request.items.extend(response.get("rooms") or ())
-        elif request.type == SOCKETS:
-            request.items.extend(response.get("sockets") or ())
-        elif request.type == SERVER_SIDE_EMIT:
-            request.items.append(response.get("data"))
+        request.items.extend(self._items(response))
         request.replies += 1
         if request.replies >= request.expected:
-            del self._requests[request_id]
+            del self._requests[response.request_id]
             if request.timer.active():
                 request.timer.cancel()
             request.result.callback(request.items)
 
-    def _remote(self, body: dict[str, Any]) -> RemoteSocket:
-        handshake = body.get("handshake")
-        return RemoteSocket(
-            self,
-            str(body.get("id")),
-            handshake if isinstance(handshake, dict) else {},
-            set(body.get("rooms") or ()),
-            body.get("data") if body.get("data") is not None else {},
-        )
+    def _items(self, response: Response) -> list[Any]:
+        """What one answer adds to the result of the request."""
+        if isinstance(response, FetchResponse):
+            return [self._remote(s) for s in response.sockets]
+        if isinstance(response, AllRoomsResponse):
+            return list(response.rooms)
+        if isinstance(response, SocketsResponse):
+            return list(response.sockets)
+        if isinstance(response, ServerSideEmitResponse):
+            return [response.data]
+        return []
+
+    def _remote(self, details: SocketDetails) -> RemoteSocket:
+        data = details.data if details.data is not None else {}
+        return RemoteSocket(self, details.id, details.handshake, set(details.rooms), data)
 
 
 def redis_adapter(link: RedisLink) -> Callable[[Any], RedisAdapter]:

@@ -9,8 +9,6 @@ each knows which of its peers are alive (:meth:`RedisLink.nodes`).
 
 from __future__ import annotations
 
-import json
-import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, cast
@@ -24,6 +22,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from ..._reactor import default_reactor, now
+from .wire import NodeMessage, WireError, decode_node_message, encode, new_id, nodes_channel
 
 __all__ = ["RedisDown", "RedisLink", "RedisUnavailable", "RedisURL", "RedisUp"]
 
@@ -44,10 +43,6 @@ class RedisDown:
     """The link to Redis was lost; the link reconnects by itself."""
 
     reason: str
-
-
-def _uid() -> str:
-    return secrets.token_hex(3)
 
 
 @dataclass(frozen=True)
@@ -143,7 +138,7 @@ class RedisLink:
         self.heartbeat_timeout = heartbeat_timeout
         self.reconnect_max_delay = reconnect_max_delay
         self.reactor = reactor
-        self.uid = _uid()
+        self.uid = new_id()
         self.undelivered = 0
         """Messages not published because Redis was unreachable (each was delivered locally only)."""
         self._channels: dict[str, list[Callable[[str, bytes], object]]] = {}
@@ -156,7 +151,7 @@ class RedisLink:
         self._heartbeat: Any = None
         self._nodes: dict[str, float] = {}
         self._listeners: list[Callable[[RedisUp | RedisDown], object]] = []
-        self.nodes_channel = f"{key}-nodes#"
+        self.nodes_channel = nodes_channel(key)
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -181,7 +176,7 @@ class RedisLink:
             self._heartbeat.cancel()
         self._heartbeat = None
         if self.connected:
-            self._send(self.nodes_channel, json.dumps({"uid": self.uid, "type": "leave"}).encode())
+            self._send(self.nodes_channel, encode(NodeMessage(uid=self.uid, kind="leave")))
         factories, self._factories = self._factories, []
         return DeferredList([f.disconnect() for f in factories], consumeErrors=True)
 
@@ -344,17 +339,17 @@ class RedisLink:
 
     def _send_heartbeat(self) -> None:
         if self.connected:
-            self._send(self.nodes_channel, json.dumps({"uid": self.uid, "type": "heartbeat"}).encode())
+            self._send(self.nodes_channel, encode(NodeMessage(uid=self.uid)))
 
     def _on_node_message(self, channel: str, message: bytes) -> None:
         try:
-            body = json.loads(message)
-            uid, kind = str(body["uid"]), body["type"]
-        except (ValueError, KeyError, TypeError):
+            node = decode_node_message(message)
+        except WireError:
             return
+        uid = node.uid
         if uid == self.uid:
             return
-        if kind == "leave":
+        if node.kind == "leave":
             if self._nodes.pop(uid, None) is not None:
                 log.info("Redis link: node {uid} left", uid=uid)
         else:
