@@ -12,7 +12,10 @@ setup(
     license="MIT",
     python_requires=">=3.11",
     packages=find_packages(include=["txrealtime", "txrealtime.*"]) + ["twisted.plugins"],
-    package_data={"txrealtime": ["py.typed"], "twisted": ["plugins/txrealtime_plugin.py"]},
+    package_data={
+        "txrealtime": ["py.typed", "socketio/client_dist/*"],
+        "twisted": ["plugins/txrealtime_plugin.py"],
+    },
     install_requires=[
         "twisted[tls]>=23.10",
         "autobahn>=23.1",

@@ -21,6 +21,7 @@ from ._logging import LEVELS, gate, set_log_level
 from .engineio import EngineIOOptions, EngineIOResource, SessionManager
 from .engineio.options import CookieOptions
 from .socketio import Server
+from .socketio.bundle import SocketIOResource
 from .socketio.recovery import StateRecovery
 from .web import BoundedSite
 
@@ -70,6 +71,7 @@ class Options(usage.Options):
         ["engineio", None, "Serve bare Engine.IO: the app hook gets the SessionManager, not a Socket.IO Server."],
         ["no-access-log", None, "Do not log each HTTP request."],
         ["cleanup-empty-child-namespaces", None, "Remove a dynamic namespace's child once its last socket left."],
+        ["no-serve-client", None, "Do not serve the browser client at {path}socket.io.js (served by default)."],
     ]
 
     def __init__(self) -> None:
@@ -290,11 +292,13 @@ def makeService(options: Options) -> RealtimeService:
             max_namespaces_per_client=options["max-namespaces-per-client"],
             cleanup_empty_child_namespaces=bool(options["cleanup-empty-child-namespaces"]),
             connection_state_recovery=StateRecovery(max_disconnection_duration=recovery) if recovery else None,
+            serve_client=not options["no-serve-client"],
             **kwargs,
         )
     root: Resource = File(options["static"]) if options["static"] else Resource()
     resource = EngineIOResource(manager)
-    mount(root, options["path"], resource)
+    endpoint = resource if server is None else SocketIOResource(resource, server.serve_client)
+    mount(root, options["path"], endpoint)
     hook = options.get("app-hook")
     if hook is not None:
         hook(manager if server is None else server)

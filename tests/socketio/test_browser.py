@@ -42,3 +42,22 @@ async def test_chat_in_two_browser_pages() -> None:
     assert report["aliceAfter"][-1] == "bob left (1 online)"
     for name in ("chat-alice.png", "chat-bob.png"):
         assert (ARTIFACTS / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest_twisted.ensureDeferred
+async def test_tutorial_page_loads_the_served_client() -> None:
+    chromium = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+    if not shutil.which(chromium):
+        pytest.fail(f"Chromium is required at {chromium} (Debian package chromium; run-tests installs it)")
+    ARTIFACTS.mkdir(exist_ok=True)
+    server = Twistd("--static", "examples/hello/public", "--app", "examples.hello.app:setup", "--shutdown-grace", "1")
+    try:
+        report = await node_peer("hello_browser.js", server.url, str(ARTIFACTS), timeout=240)
+    finally:
+        server.stop()
+    assert report.get("error") is None, report["error"]
+    assert report["errors"] == []
+    assert (report["scriptStatus"], report["scriptType"]) == (200, "application/javascript; charset=utf-8")
+    assert report["ioType"] == "function"
+    assert report["news"] == {"hello": "world", "online": 1}
+    assert (ARTIFACTS / "hello.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -71,11 +71,11 @@ class EngineIOResource(Resource):
 
     def _dispatch(self, request: Request, method: bytes) -> object:
         query = query_of(request)
-        if query.get("EIO") != str(PROTOCOL_VERSION):
-            raise SessionError(SessionError.UNSUPPORTED_PROTOCOL_VERSION)
         transport = query.get("transport")
         if transport not in self.manager.options.transports:
-            raise SessionError(SessionError.UNKNOWN_TRANSPORT)
+            raise SessionError(SessionError.UNKNOWN_TRANSPORT)  # checked first, as Node's engine.io does
+        if query.get("EIO") != str(PROTOCOL_VERSION):
+            raise SessionError(SessionError.UNSUPPORTED_PROTOCOL_VERSION)
         sid = query.get("sid")
         origin = request.getHeader(b"origin")
         self.manager.check_origin(origin.decode("latin-1") if origin is not None else None)

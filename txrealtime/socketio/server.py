@@ -28,6 +28,7 @@ from ..engineio import (
     SessionOpened,
 )
 from .adapter import Adapter
+from .bundle import SocketIOResource
 from .connection import Client
 from .emitter import EventEmitter, Handler, call_handler
 from .namespace import AdapterFactory, Namespace, NamespacePredicate, ParentNamespace
@@ -59,6 +60,7 @@ class Server(EventEmitter, Broadcasting):
         max_namespaces_per_client: int = 100,
         cleanup_empty_child_namespaces: bool = False,
         connection_state_recovery: StateRecovery | None = None,
+        serve_client: bool = True,
         adapter: AdapterFactory = Adapter,
         reactor: Clock | None = None,
     ) -> None:
@@ -75,6 +77,8 @@ class Server(EventEmitter, Broadcasting):
         """Namespaces one connection may be in (or joining) at once; beyond, CONNECT is refused."""
         self.cleanup_empty_child_namespaces = cleanup_empty_child_namespaces
         self.connection_state_recovery = connection_state_recovery
+        self.serve_client = serve_client
+        """Whether :meth:`resource` also serves the browser client (``{path}socket.io.js``), as Node does."""
         """Node's ``connectionStateRecovery``: off (``None``) by default, as in Node."""
         """Remove a dynamic namespace's child once its last socket left (Node's option of that name)."""
         self.adapter_factory = adapter
@@ -85,9 +89,9 @@ class Server(EventEmitter, Broadcasting):
         """The default namespace."""
         self._unsubscribe = manager.subscribe(self._on_session_event)
 
-    def resource(self) -> EngineIOResource:
+    def resource(self) -> SocketIOResource:
         """The ``twisted.web`` resource serving this server; mount it at ``/socket.io/``."""
-        return EngineIOResource(self.manager)
+        return SocketIOResource(EngineIOResource(self.manager), self.serve_client)
 
     # -- namespaces --------------------------------------------------------------
 
