@@ -17,6 +17,7 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from ..._reactor import DelayedCall, cancel
 from ...socketio.adapter import Adapter, BroadcastFlags, BroadcastOptions
 from ...socketio.packets import Packet, PacketType
 from .link import RedisLink
@@ -110,12 +111,32 @@ class RemoteSocket:
 
 @dataclass
 class _Request:
+    """A request to every other server, gathering one answer from each."""
+
     type: RequestType
     expected: int
-    result: Deferred[Any]
-    timer: Any
+    result: Deferred[list[Any]]
+    timer: DelayedCall | None
     replies: int = 0
     items: list[Any] = field(default_factory=list)
+
+
+@dataclass
+class _AckRequest:
+    """A broadcast awaiting acks from other servers' clients; done once every counted client answered."""
+
+    client_count: Callable[[int], object]
+    ack: Callable[[list[Any]], object]
+    timer: DelayedCall | None
+    servers: int | None = None
+    """How many other servers will report a client count (``PUBSUB NUMSUB``), once known."""
+    reported: int = 0
+    clients: int = 0
+    answered: int = 0
+
+    @property
+    def done(self) -> bool:
+        return self.servers is not None and self.reported >= self.servers and self.answered >= self.clients
 
 
 class RedisAdapter(Adapter):
@@ -132,7 +153,7 @@ class RedisAdapter(Adapter):
         self.specific_response_channel = self.channels.specific_response(self.uid)
         self._pattern = self.channels.broadcast_pattern
         self._requests: dict[str, _Request] = {}
-        self._ack_requests: dict[str, tuple[Callable[[int], object], Callable[[list[Any]], object]]] = {}
+        self._ack_requests: dict[str, _AckRequest] = {}
         self._handlers: dict[type[Request], Callable[[Any], None]] = {
             SocketsRequest: self._answer_sockets,
             AllRoomsRequest: self._answer_all_rooms,
@@ -152,14 +173,20 @@ class RedisAdapter(Adapter):
         link.subscribe(self.specific_response_channel, self._on_response)
 
     def close(self) -> None:
+        """Unsubscribe, and give up on pending requests: no timer is left, pending results fail."""
         self.link.punsubscribe(self._pattern, self._on_broadcast)
         self.link.unsubscribe(self.request_channel, self._on_request)
         self.link.unsubscribe(self.response_channel, self._on_response)
         self.link.unsubscribe(self.specific_response_channel, self._on_response)
-        for request in list(self._requests.values()):
-            if request.timer.active():
-                request.timer.cancel()
-        self._requests.clear()
+        acks, self._ack_requests = self._ack_requests, {}
+        for ack_request in acks.values():
+            ack_request.timer = cancel(ack_request.timer)
+        requests, self._requests = self._requests, {}
+        for request in requests.values():
+            request.timer = cancel(request.timer)
+            if not request.result.called:
+                got, expected = request.replies, request.expected
+                request.result.errback(ConnectionError(f"adapter closed: {got} of {expected} other servers answered"))
 
     def _publish(self, channel: str, message: Encodable) -> bool:
         return self.link.publish(channel, encode(message))
@@ -207,11 +234,27 @@ class RedisAdapter(Adapter):
                 uid=self.uid, request_id=request_id, packet=self._wire_packet(packet), opts=_wire_options(opts)
             )
             if self._publish(self.request_channel, request):
-                self._ack_requests[request_id] = (client_count, ack)
-                self.link.reactor.callLater(
-                    opts.flags.timeout or self.link.requests_timeout, self._ack_requests.pop, request_id, None
+                timeout = opts.flags.timeout or self.link.requests_timeout
+                timer = self.link.reactor.callLater(timeout, self._ack_expired, request_id)
+                self._ack_requests[request_id] = _AckRequest(client_count, ack, timer)
+                self.link.numsub(self.request_channel).addCallbacks(
+                    lambda servers: self._ack_servers(request_id, servers - 1), lambda _: None
                 )
         super().broadcast_with_ack(packet, opts, client_count, ack)
+
+    def _ack_servers(self, request_id: str, others: int) -> None:
+        ack_request = self._ack_requests.get(request_id)
+        if ack_request is not None:
+            ack_request.servers = others
+            self._ack_progress(request_id, ack_request)
+
+    def _ack_progress(self, request_id: str, ack_request: _AckRequest) -> None:
+        if ack_request.done:
+            del self._ack_requests[request_id]
+            ack_request.timer = cancel(ack_request.timer)
+
+    def _ack_expired(self, request_id: str) -> None:
+        self._ack_requests.pop(request_id, None)
 
     def server_count(self) -> Deferred[int]:
         def unreachable(failure: Failure) -> int:
@@ -222,11 +265,13 @@ class RedisAdapter(Adapter):
 
     # -- requests to every node ------------------------------------------------------------------
 
-    def _ask(self, make: Callable[[str], Request], local: list[Any], counts_self: bool = True) -> Deferred[list[Any]]:
+    def _ask(self, make: Callable[[str], Request], local: list[Any]) -> Deferred[list[Any]]:
         """Publish the request ``make(request_id)`` and gather one reply from every other server.
 
-        ``local`` is this server's own share of the answer (``counts_self``) or
-        nothing (a server-side emit is not answered by its sender).
+        The result is ``local`` (this server's own share of the answer, empty
+        for a server-side emit, which its sender does not answer) followed by
+        what the others answered. This server is one of the subscribers
+        ``PUBSUB NUMSUB`` counts, so it waits for one answer fewer.
         """
 
         def publish(servers: int) -> Deferred[list[Any]]:
@@ -235,20 +280,25 @@ class RedisAdapter(Adapter):
                 return succeed(local)
             request_id = new_id()
             request = make(request_id)
-            result: Deferred[list[Any]] = Deferred()
-
-            def timed_out() -> None:
-                pending = self._requests.pop(request_id, None)
-                if pending is not None and not result.called:
-                    got = pending.replies
-                    result.errback(TimeoutError(f"only {got} of {others} other servers answered in time"))
-
-            timer = self.link.reactor.callLater(self.link.requests_timeout, timed_out)
-            self._requests[request_id] = _Request(request.request_type, others, result, timer, 0, list(local))
+            result: Deferred[list[Any]] = Deferred(lambda _: self._forget(request_id))
+            timer = self.link.reactor.callLater(self.link.requests_timeout, self._timed_out, request_id)
+            self._requests[request_id] = _Request(request.request_type, others, result, timer, items=list(local))
             self._publish(self.request_channel, request)
             return result
 
         return self.link.numsub(self.request_channel).addCallback(publish)
+
+    def _timed_out(self, request_id: str) -> None:
+        request = self._requests.pop(request_id, None)
+        if request is not None and not request.result.called:
+            got, expected = request.replies, request.expected
+            request.result.errback(TimeoutError(f"only {got} of {expected} other servers answered in time"))
+
+    def _forget(self, request_id: str) -> None:
+        """The caller cancelled the request's result."""
+        request = self._requests.pop(request_id, None)
+        if request is not None:
+            request.timer = cancel(request.timer)
 
     def fetch_sockets(self, opts: BroadcastOptions) -> Deferred[list[Any]]:
         local: list[Any] = list(self._matching(opts))
@@ -286,11 +336,7 @@ class RedisAdapter(Adapter):
         return self._publish(self.request_channel, ServerSideEmitRequest(uid=self.uid, data=data))
 
     def server_side_emit_with_ack(self, data: list[Any]) -> Deferred[list[Any]]:
-        return self._ask(
-            lambda request_id: ServerSideEmitRequest(uid=self.uid, request_id=request_id, data=data),
-            [],
-            counts_self=False,
-        )
+        return self._ask(lambda request_id: ServerSideEmitRequest(uid=self.uid, request_id=request_id, data=data), [])
 
     # -- answering other nodes -------------------------------------------------------------------
 
@@ -411,12 +457,7 @@ class RedisAdapter(Adapter):
             log.warn("Ignoring a malformed response on {channel}: {error}", channel=channel, error=str(e))
             return
         if isinstance(response, (ClientCountResponse, BroadcastAckResponse)):
-            acks = self._ack_requests.get(response.request_id)
-            if acks is not None:
-                if isinstance(response, ClientCountResponse):
-                    acks[0](response.client_count)
-                else:
-                    acks[1]([response.value])
+            self._on_ack_response(response)
             return
         request = self._requests.get(response.request_id) if response is not None else None
         if response is None or request is None:
@@ -425,9 +466,21 @@ class RedisAdapter(Adapter):
         request.replies += 1
         if request.replies >= request.expected:
             del self._requests[response.request_id]
-            if request.timer.active():
-                request.timer.cancel()
+            request.timer = cancel(request.timer)
             request.result.callback(request.items)
+
+    def _on_ack_response(self, response: ClientCountResponse | BroadcastAckResponse) -> None:
+        ack_request = self._ack_requests.get(response.request_id)
+        if ack_request is None:
+            return
+        if isinstance(response, ClientCountResponse):
+            ack_request.reported += 1
+            ack_request.clients += response.client_count
+            ack_request.client_count(response.client_count)
+        else:
+            ack_request.answered += 1
+            ack_request.ack([response.value])
+        self._ack_progress(response.request_id, ack_request)
 
     def _items(self, response: Response) -> list[Any]:
         """What one answer adds to the result of the request."""

@@ -1,0 +1,166 @@
+"""The Redis adapter's bookkeeping on a real redis-server: timers end with their requests, old request forms.
+
+A second :class:`RedisLink` plays a peer that speaks the wire format directly:
+a node that never answers, or an older adapter and an emitter.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import pytest_twisted
+from twisted.internet import reactor
+from twisted.internet.defer import CancelledError
+
+from tests.adapters.test_redis import inbox, start_nodes, stop_links, until, wait_for_servers
+from tests.conftest import RedisServer
+from txrealtime.adapters.redis import RedisAdapter, RedisLink
+from txrealtime.adapters.redis.requests import (
+    DoneResponse,
+    SocketDisconnectRequest,
+    SocketJoinRequest,
+    SocketLeaveRequest,
+    SocketsRequest,
+    SocketsResponse,
+    decode_response,
+)
+from txrealtime.adapters.redis.wire import (
+    Broadcast,
+    Channels,
+    RequestType,
+    WireFlags,
+    WireOptions,
+    WirePacket,
+    encode,
+)
+from txrealtime.pytest_plugin import Realtime
+from txrealtime.socketio import BroadcastFlags, BroadcastOptions, Server
+from txrealtime.socketio.packets import Packet, PacketType
+
+
+def main_adapter(server: Server) -> RedisAdapter:
+    adapter = server.sockets.adapter
+    assert isinstance(adapter, RedisAdapter)
+    return adapter
+
+
+def pending_calls(adapter: RedisAdapter) -> list[Any]:
+    """The reactor's delayed calls that belong to ``adapter``."""
+    return [c for c in reactor.getDelayedCalls() if getattr(c.func, "__self__", None) is adapter]
+
+
+async def peer(redis: RedisServer, *channels: str) -> tuple[RedisLink, list[bytes]]:
+    """A bare link subscribed to ``channels``, recording what arrives there."""
+    link = RedisLink(redis.url, reconnect_max_delay=0.2)
+    received: list[bytes] = []
+    for channel in channels:
+        link.subscribe(channel, lambda _, message: received.append(message))
+    link.start()
+    await until(lambda: link.connected, "the peer link to connect")
+    return link, received
+
+
+@pytest_twisted.ensureDeferred
+async def test_broadcast_acks_end_with_the_last_answer(realtime: Realtime, redis_server: RedisServer) -> None:
+    a, b = nodes = await start_nodes(realtime, redis_server, ["a", "b"])
+    try:
+        clients = [await realtime.connect(n.test_server) for n in nodes] + [await realtime.connect(b.test_server)]
+        for client in clients:
+            client.on("question", lambda n: n + 1)
+        adapter = main_adapter(a.server)
+        answers = a.server.timeout(60).emit_with_ack("question", 1)
+        [request] = adapter._ack_requests.values()
+        assert await answers == [2, 2, 2]
+        # Every answer is in long before the 60 seconds: the request is over, its timer cancelled.
+        await until(lambda: not adapter._ack_requests, "the broadcast's ack request to end")
+        assert request.timer is None and (request.servers, request.clients, request.answered) == (1, 2, 2)
+        assert pending_calls(adapter) == []
+    finally:
+        await stop_links(nodes)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_closed_adapter_leaves_no_pending_call(realtime: Realtime, redis_server: RedisServer) -> None:
+    [a] = nodes = await start_nodes(realtime, redis_server, ["a"])
+    adapter = main_adapter(a.server)
+    # A second subscriber to the request channel that never answers: requests wait for it.
+    silent, _ = await peer(redis_server, adapter.request_channel)
+    try:
+        await wait_for_servers(a.server, 2)
+
+        # A cancelled request is forgotten, with its timer.
+        cancelled = adapter.fetch_sockets(BroadcastOptions())
+        await until(lambda: bool(adapter._requests), "the fetch request to be published")
+        assert len(pending_calls(adapter)) == 1
+        cancelled.cancel()
+        with pytest.raises(CancelledError):
+            await cancelled
+        assert adapter._requests == {} and pending_calls(adapter) == []
+
+        # Closing gives up on a pending request and a pending broadcast ack.
+        fetching = adapter.fetch_sockets(BroadcastOptions())
+        await until(lambda: bool(adapter._requests), "the fetch request to be published")
+        counts: list[int] = []
+        adapter.broadcast_with_ack(
+            Packet(PacketType.EVENT, "/", ["question"]),
+            BroadcastOptions(flags=BroadcastFlags(timeout=60)),
+            counts.append,
+            lambda args: None,
+        )
+        assert counts == [0] and len(adapter._ack_requests) == 1
+        assert len(pending_calls(adapter)) == 2
+        adapter.close()
+        assert pending_calls(adapter) == []
+        assert adapter._requests == {} and adapter._ack_requests == {}
+        with pytest.raises(ConnectionError, match="0 of 1 other servers answered"):
+            await fetching
+    finally:
+        await stop_links([*nodes])
+        await silent.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_older_requests_and_a_python_emitter(realtime: Realtime, redis_server: RedisServer) -> None:
+    [a] = nodes = await start_nodes(realtime, redis_server, ["a"])
+    channels = Channels(a.link.key, "/")
+    other, responses = await peer(redis_server, channels.response)
+    try:
+        client = await realtime.connect(a.test_server)
+        box = inbox(client)
+        assert client.id is not None
+        sockets = a.server.sockets.sockets
+        kinds: dict[str, RequestType] = {}
+
+        async def ask(request: Any, request_id: str, kind: RequestType) -> Any:
+            kinds[request_id] = kind
+            seen = len(responses)
+            other.publish(channels.request, encode(request))
+            await until(lambda: len(responses) > seen, f"the answer to {type(request).__name__}")
+            return decode_response(responses[seen], kinds.get)
+
+        join = SocketJoinRequest(uid="old", request_id="j1", sid=client.id, room="legacy")
+        assert await ask(join, "j1", RequestType.REMOTE_JOIN) == DoneResponse(request_id="j1")
+        assert "legacy" in sockets[client.id].rooms
+
+        listing = SocketsRequest(uid="old", request_id="s1", rooms=("legacy",))
+        assert await ask(listing, "s1", RequestType.SOCKETS) == SocketsResponse(request_id="s1", sockets=(client.id,))
+
+        # An emitter written with the wire module: a broadcast to the room, binary included.
+        flags = WireOptions(rooms=("legacy",), flags=WireFlags())
+        packet = WirePacket(data=["from a python emitter", b"\x01"])
+        other.publish(channels.room("legacy"), encode(Broadcast(uid="emitter", packet=packet, opts=flags)))
+        await until(lambda: ["from a python emitter", b"\x01"] in box, "the emitter's broadcast")
+
+        leave = SocketLeaveRequest(uid="old", request_id="l1", sid=client.id, room="legacy")
+        assert await ask(leave, "l1", RequestType.REMOTE_LEAVE) == DoneResponse(request_id="l1")
+        assert "legacy" not in sockets[client.id].rooms
+
+        gone: list[str] = []
+        client.on("disconnect", gone.append)
+        disconnect = SocketDisconnectRequest(uid="old", request_id="d1", sid=client.id)
+        assert await ask(disconnect, "d1", RequestType.REMOTE_DISCONNECT) == DoneResponse(request_id="d1")
+        await until(lambda: gone == ["io server disconnect"], "the disconnection")
+    finally:
+        await stop_links(nodes)
+        await other.stop()
