@@ -17,6 +17,7 @@ from .socketio import (
     Upgraded,
     connect,
 )
+from .tls import TLSOptions
 
 __all__ = [
     "AckTimeout",
@@ -34,6 +35,7 @@ __all__ = [
     "ReconnectAttempt",
     "ReconnectFailed",
     "Reconnected",
+    "TLSOptions",
     "Upgraded",
     "connect",
 ]

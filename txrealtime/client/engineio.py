@@ -15,11 +15,11 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 import treq
 from autobahn.twisted.websocket import WebSocketClientFactory, WebSocketClientProtocol, connectWS
 from twisted.internet.defer import CancelledError, Deferred, DeferredList, ensureDeferred
-from twisted.internet.ssl import optionsForClientTLS
 from twisted.internet.task import deferLater
 from twisted.logger import Logger
 from twisted.python.failure import Failure
-from twisted.web.client import HTTPConnectionPool
+from twisted.web.client import Agent, HTTPConnectionPool
+from twisted.web.iweb import IAgent
 
 from .._logging import gate
 from .._reactor import Clock, DelayedCall, cancel, default_reactor
@@ -35,6 +35,7 @@ from ..engineio.packets import (
     utf8,
 )
 from ..engineio.websocket import DirectTimer, cancel_timers
+from .tls import TLSOptions
 
 __all__ = ["EngineIOClient", "EngineListener", "EngineError"]
 
@@ -122,7 +123,10 @@ class _WebSocketTransport:
         factory.client = self
         factory._batched_timer = DirectTimer(engine.reactor)
         parts = urlsplit(url)
-        context = optionsForClientTLS(parts.hostname or "localhost") if parts.scheme == "wss" else None
+        context = None
+        if parts.scheme == "wss":
+            hostname = (parts.hostname or "localhost").encode("idna")
+            context = cast(Any, engine.tls_policy).creatorForNetloc(hostname, parts.port or 443)
         self.connector = connectWS(factory, context)
 
     def _opened(self, protocol: _WebSocketProtocol) -> None:
@@ -198,7 +202,7 @@ class _PollingTransport:
 
     async def _request_packets(self) -> list[Packet]:
         response = await treq.get(
-            self.engine._url("polling", self.engine.sid), headers=self.engine._headers(), pool=self.engine.pool
+            self.engine._url("polling", self.engine.sid), headers=self.engine._headers(), agent=self.engine.agent
         )
         body = await response.text("utf-8")
         if response.code != 200:
@@ -238,7 +242,7 @@ class _PollingTransport:
             self.engine._url("polling", self.engine.sid),
             data=utf8(encode_payload(packets)),
             headers={**self.engine._headers(), "Content-Type": "text/plain;charset=UTF-8"},
-            pool=self.engine.pool,
+            agent=self.engine.agent,
         )
         body = await response.text("utf-8")
         if response.code != 200:
@@ -296,6 +300,7 @@ class EngineIOClient:
         upgrade: bool = True,
         query: Mapping[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
+        tls: TLSOptions | None = None,
         reactor: Clock | None = None,
     ) -> None:
         reactor = default_reactor(reactor)
@@ -314,6 +319,9 @@ class EngineIOClient:
         self.reactor = reactor
         self.pool = HTTPConnectionPool(cast(Any, reactor), persistent=True)
         self.pool.maxPersistentPerHost = 2
+        self.tls_policy = (tls or TLSOptions()).https_policy()
+        """Which servers to trust over https:// and wss://, for both transports."""
+        self.agent = cast(IAgent, Agent(cast(Any, reactor), contextFactory=self.tls_policy, pool=self.pool))
         self.sid: str | None = None
         self.ping_interval = 25.0
         self.ping_timeout = 20.0

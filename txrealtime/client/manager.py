@@ -1,0 +1,305 @@
+"""The connection of the Socket.IO client: Node's client ``manager.ts``.
+
+As in Node's ``socket.io-client``, the :class:`Manager` owns the Engine.IO
+connection and reconnects it with exponential backoff and jitter; its
+:class:`~txrealtime.client.socket.ClientSocket` objects multiplex namespaces
+over it, buffer emits while disconnected and send them once (re)connected.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol
+
+from twisted.internet.defer import Deferred, DeferredList, succeed
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from .._logging import gate
+from .._reactor import Clock, DelayedCall, cancel, default_reactor
+from ..socketio.packets import DecodeError, Decoder
+from .engineio import EngineIOClient, EngineListener
+from .events import ClientEvent, NotConnected, ReconnectAttempt, Reconnected, ReconnectFailed, Upgraded
+from .socket import ClientSocket
+
+__all__ = ["Engine", "EngineFactory", "Manager", "connect"]
+
+log = Logger(observer=gate)
+
+
+class Engine(Protocol):
+    """What the manager needs of an Engine.IO connection (network or in-memory)."""
+
+    @property
+    def transport_name(self) -> str | None: ...
+
+    def open(self) -> Deferred[None]: ...
+
+    def send(self, messages: list[str | bytes]) -> None: ...
+
+    def close(self) -> None: ...
+
+    def when_closed(self) -> Deferred[None]:
+        """Fires once the connection's resources (sockets) are released."""
+
+
+EngineFactory = Callable[[EngineListener], Engine]
+
+
+class Manager:
+    """One Engine.IO connection to a Socket.IO server, shared by the sockets of several namespaces.
+
+    Reconnection follows Node's client: after a lost connection, wait
+    ``reconnection_delay * 2**n`` seconds (at most ``reconnection_delay_max``),
+    spread by ``randomization_factor``, for at most ``reconnection_attempts`` tries.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        path: str = "/socket.io/",
+        transports: Sequence[str] = ("polling", "websocket"),
+        upgrade: bool = True,
+        query: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        reconnection: bool = True,
+        reconnection_attempts: float = math.inf,
+        reconnection_delay: float = 1.0,
+        reconnection_delay_max: float = 5.0,
+        randomization_factor: float = 0.5,
+        timeout: float = 20.0,
+        max_attachments: int = 100,
+        reactor: Clock | None = None,
+        engine_factory: EngineFactory | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        reactor = default_reactor(reactor)
+        self.url = url
+        self.reactor: Clock = reactor
+        self.reconnection = reconnection
+        self.reconnection_attempts = reconnection_attempts
+        self.reconnection_delay = reconnection_delay
+        self.reconnection_delay_max = reconnection_delay_max
+        self.randomization_factor = randomization_factor
+        self.timeout = timeout
+        self.max_attachments = max_attachments
+        self._rng = rng or random.Random()
+        if engine_factory is None:
+
+            def engine_factory(listener: EngineListener) -> Engine:
+                return EngineIOClient(
+                    url,
+                    listener,
+                    path=path,
+                    transports=transports,
+                    upgrade=upgrade,
+                    query=query,
+                    headers=headers,
+                    reactor=self.reactor,
+                )
+
+        self._engine_factory = engine_factory
+        self.engine: Engine | None = None
+        self._closing: list[Engine] = []
+        self.state = "closed"
+        self.nsps: dict[str, ClientSocket] = {}
+        self._attempts = 0
+        self._reconnect_timer: DelayedCall | None = None
+        self._open_timer: DelayedCall | None = None
+        self._decoder = Decoder(max_attachments)
+        self._subscribers: list[Callable[[ClientEvent], object]] = []
+
+    # -- public -------------------------------------------------------------------
+
+    def socket(self, namespace: str = "/", auth: Any = None) -> ClientSocket:
+        """The socket for ``namespace`` on this connection (created once; ``auth`` may be a callable)."""
+        if not namespace.startswith("/"):
+            namespace = "/" + namespace
+        socket = self.nsps.get(namespace)
+        if socket is None:
+            socket = self.nsps[namespace] = ClientSocket(self, namespace, auth)
+        elif auth is not None:
+            socket.auth = auth
+        return socket
+
+    def subscribe(self, callback: Callable[[ClientEvent], object]) -> Callable[[], None]:
+        """Call ``callback`` with every :data:`ClientEvent`; returns a function that unsubscribes."""
+        self._subscribers.append(callback)
+        return lambda: self._subscribers.remove(callback) if callback in self._subscribers else None
+
+    @property
+    def transport(self) -> str | None:
+        """The current transport's name (``polling`` or ``websocket``)."""
+        return self.engine.transport_name if self.engine is not None else None
+
+    def close(self) -> Deferred[None]:
+        """Disconnect every socket and stop reconnecting; fire once the connection is released."""
+        for socket in list(self.nsps.values()):
+            socket.disconnect()
+        self._shutdown()
+        if not self._closing:
+            return succeed(None)
+        closing = DeferredList([engine.when_closed() for engine in self._closing], consumeErrors=True)
+        return closing.addCallback(lambda _: None)
+
+    # -- connection lifecycle --------------------------------------------------------
+
+    def _open(self) -> None:
+        if self.state != "closed":
+            return
+        self.state = "opening"
+        self._decoder = Decoder(self.max_attachments)
+        engine = self._engine_factory(self)
+        self.engine = engine
+        self._open_timer = self.reactor.callLater(self.timeout, self._open_timed_out, engine)
+        engine.open().addErrback(self._open_failed, engine)
+
+    def _open_timed_out(self, engine: Engine) -> None:
+        self._open_timer = None
+        if self.engine is engine and self.state == "opening":
+            engine.close()
+            self._open_failed(Failure(NotConnected("timed out connecting")), engine)
+
+    def _open_failed(self, failure: Failure, engine: Engine) -> None:
+        if self.engine is not engine or self.state != "opening":
+            return
+        self._open_timer = cancel(self._open_timer)
+        self._retire(engine)
+        self.state = "closed"
+        error = NotConnected(failure.getErrorMessage())
+        log.info("Socket.IO client could not connect to {url}: {error}", url=self.url, error=str(error))
+        for socket in list(self.nsps.values()):
+            if socket.active:
+                socket._emit_reserved("connect_error", error)
+        self._maybe_reconnect(error)
+
+    def engine_open(self) -> None:
+        self._open_timer = cancel(self._open_timer)
+        self.state = "open"
+        if self._attempts:
+            attempts, self._attempts = self._attempts, 0
+            self._publish(Reconnected(attempts))
+        for socket in list(self.nsps.values()):
+            if socket.active:
+                socket._engine_open()
+
+    def engine_message(self, data: str | bytes) -> None:
+        try:
+            packet = self._decoder.feed(data)
+        except DecodeError as e:
+            self._protocol_error(str(e))
+            return
+        if packet is None:
+            return
+        socket = self.nsps.get(packet.namespace)
+        if socket is None:
+            log.debug("Socket.IO client: packet for unknown namespace {nsp}", nsp=packet.namespace)
+            return
+        socket._on_packet(packet)
+
+    def engine_upgrade(self, transport: str) -> None:
+        self._publish(Upgraded(transport))
+
+    def engine_close(self, reason: str, description: str) -> None:
+        if self.engine is not None:
+            self._retire(self.engine)
+        self.state = "closed"
+        for socket in list(self.nsps.values()):
+            socket._on_close(reason)
+        if any(s.active for s in self.nsps.values()):
+            self._maybe_reconnect(NotConnected(f"{reason}: {description}"))
+
+    def _protocol_error(self, description: str) -> None:
+        log.info("Socket.IO client: server broke the protocol: {description}", description=description)
+        engine = self.engine
+        if engine is not None:
+            engine.close()
+            self.engine_close("parse error", description)
+
+    def _maybe_reconnect(self, error: Exception) -> None:
+        if not self.reconnection or not any(s.active for s in self.nsps.values()):
+            self._give_up(error)
+            return
+        if self._reconnect_timer is not None:
+            return
+        if self._attempts >= self.reconnection_attempts:
+            self._publish(ReconnectFailed(self._attempts))
+            self._give_up(error)
+            return
+        delay = self._backoff(self._attempts)
+        self._attempts += 1
+        self._publish(ReconnectAttempt(self._attempts, delay))
+        log.info("Socket.IO client reconnecting to {url} in {delay:.2f}s", url=self.url, delay=delay)
+        self._reconnect_timer = self.reactor.callLater(delay, self._reconnect)
+
+    def _reconnect(self) -> None:
+        self._reconnect_timer = None
+        if any(s.active for s in self.nsps.values()):
+            self._open()
+
+    def _backoff(self, attempt: int) -> float:
+        delay = self.reconnection_delay * 2**attempt
+        if self.randomization_factor:
+            deviation = self._rng.random() * self.randomization_factor * delay
+            delay = delay - deviation if self._rng.random() < 0.5 else delay + deviation
+        return float(min(delay, self.reconnection_delay_max))
+
+    def _give_up(self, error: Exception) -> None:
+        self._attempts = 0
+        for socket in list(self.nsps.values()):
+            if socket.active and not socket.connected:
+                socket.active = False
+                socket._on_close("io client disconnect")
+                socket._fail_waiting(error)
+
+    # -- from sockets ----------------------------------------------------------------
+
+    def _attach(self, socket: ClientSocket) -> None:
+        if self.state == "open":
+            socket._engine_open()
+        elif self.state == "closed" and self._reconnect_timer is None:
+            self._open()
+
+    def _detach(self, socket: ClientSocket) -> None:
+        if not any(s.active for s in self.nsps.values()):
+            self._shutdown()
+
+    def _write(self, messages: list[str | bytes]) -> None:
+        if self.engine is not None and self.state == "open":
+            self.engine.send(messages)
+
+    def _shutdown(self) -> None:
+        self._reconnect_timer = cancel(self._reconnect_timer)
+        self._open_timer = cancel(self._open_timer)
+        self._attempts = 0
+        engine = self.engine
+        self.state = "closed"
+        if engine is not None:
+            self._retire(engine)
+            engine.close()
+
+    def _retire(self, engine: Engine) -> None:
+        """Forget the current engine, but remember it until its connections are gone."""
+        if self.engine is engine:
+            self.engine = None
+        if engine not in self._closing:
+            self._closing.append(engine)
+            engine.when_closed().addBoth(lambda _: self._closing.remove(engine) if engine in self._closing else None)
+
+    def _publish(self, event: ClientEvent) -> None:
+        for callback in list(self._subscribers):
+            try:
+                callback(event)
+            except Exception:
+                log.failure("Client event subscriber {callback!r} failed", callback=callback)
+
+
+def connect(url: str, namespace: str = "/", *, auth: Any = None, **options: Any) -> Deferred[ClientSocket]:
+    """Connect to ``url`` (``http://host:port``) and join ``namespace``; fire with the socket.
+
+    ``options`` go to :class:`Manager` (``transports``, ``path``, ``reconnection``...).
+    """
+    return Manager(url, **options).socket(namespace, auth).connect()
