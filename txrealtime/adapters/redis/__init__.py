@@ -2,9 +2,11 @@
 
 One :class:`RedisLink` per process holds the connections to Redis
 (:mod:`.link`); each namespace gets a :class:`RedisAdapter` (:mod:`.adapter`)
-speaking the Node adapter's channels and messages (:mod:`.wire`), so
-txrealtime nodes, Node ``socket.io`` nodes and ``@socket.io/redis-emitter``
-senders sharing one Redis reach each other's clients::
+speaking the Node adapter's channels and messages (:mod:`.wire` for channels,
+encodings and broadcasts, :mod:`.requests` for requests between nodes; both
+free of I/O), so txrealtime nodes, Node ``socket.io`` nodes and
+``@socket.io/redis-emitter`` senders sharing one Redis reach each other's
+clients::
 
     link = RedisLink("redis://127.0.0.1:6379")
     server = Server(adapter=redis_adapter(link))

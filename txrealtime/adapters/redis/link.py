@@ -21,7 +21,7 @@ from twisted.internet.ssl import optionsForClientTLS
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from ..._reactor import default_reactor, now
+from ..._reactor import cancel, default_reactor, now
 from .wire import NodeMessage, WireError, decode_node_message, encode, new_id, nodes_channel
 
 __all__ = ["RedisDown", "RedisLink", "RedisUnavailable", "RedisURL", "RedisUp"]
@@ -172,9 +172,7 @@ class RedisLink:
         if not self._started:
             return succeed(None)
         self._started = False
-        if self._heartbeat is not None and self._heartbeat.active():
-            self._heartbeat.cancel()
-        self._heartbeat = None
+        self._heartbeat = cancel(self._heartbeat)
         if self.connected:
             self._send(self.nodes_channel, encode(NodeMessage(uid=self.uid, kind="leave")))
         factories, self._factories = self._factories, []
@@ -252,18 +250,21 @@ class RedisLink:
     # -- pub/sub -------------------------------------------------------------------
 
     def subscribe(self, channel: str, handler: Callable[[str, bytes], object]) -> None:
+        """Call ``handler(channel, message)`` for each message on ``channel``, across reconnections."""
         first = channel not in self._channels
         self._channels.setdefault(channel, []).append(handler)
         if first and self._sub is not None:
             self._sub.subscribe(channel)
 
     def psubscribe(self, pattern: str, handler: Callable[[str, bytes], object]) -> None:
+        """Call ``handler(channel, message)`` for each message on a channel matching the glob ``pattern``."""
         first = pattern not in self._patterns
         self._patterns.setdefault(pattern, []).append(handler)
         if first and self._sub is not None:
             self._sub.psubscribe(pattern)
 
     def unsubscribe(self, channel: str, handler: Callable[[str, bytes], object]) -> None:
+        """Stop calling ``handler`` for ``channel`` (Redis is told once no handler is left)."""
         handlers = self._channels.get(channel, [])
         if handler in handlers:
             handlers.remove(handler)
@@ -273,6 +274,7 @@ class RedisLink:
                 self._sub.unsubscribe(channel)
 
     def punsubscribe(self, pattern: str, handler: Callable[[str, bytes], object]) -> None:
+        """Stop calling ``handler`` for ``pattern`` (Redis is told once no handler is left)."""
         handlers = self._patterns.get(pattern, [])
         if handler in handlers:
             handlers.remove(handler)
