@@ -178,7 +178,7 @@ async def test_gives_up_after_the_configured_attempts(peer: Peer) -> None:
     manager = peer.manager("websocket", reconnection=True, reconnection_attempts=2, reconnection_delay=0.05)
     seen = events(manager)
     with pytest.raises(ConnectionError):
-        await manager.socket("/").connect()
+        await manager.socket("/").connect(retry=True)
     assert [e for e in seen if isinstance(e, ReconnectFailed)] == [ReconnectFailed(2)]
 
 

@@ -24,6 +24,7 @@ from txrealtime.client import (
 from txrealtime.client.engineio import EngineListener
 from txrealtime.engineio import CloseReason, EngineIOOptions, SessionManager
 from txrealtime.socketio import ConnectionRefused, Server, Socket
+from txrealtime.socketio.emitter import NO_ACK
 from txrealtime.testing import MemoryEngine, connect_in_memory
 
 
@@ -195,7 +196,7 @@ class ReconnectionTests(MemoryTestCase):
     def test_gives_up_after_attempts(self) -> None:
         manager, flaky, seen = self.manager(reconnection_attempts=2, randomization_factor=0, reconnection_delay=1)
         flaky.refuse = True
-        d = manager.socket("/").connect()
+        d = manager.socket("/").connect(retry=True)
         self.clock.advance(1)
         self.clock.advance(2)
         self.failureResultOf(d, NotConnected)
@@ -219,3 +220,117 @@ class ReconnectionTests(MemoryTestCase):
         d = manager.socket("/").connect()
         self.clock.advance(20)
         self.failureResultOf(d, NotConnected)
+
+
+class ConnectingTests(MemoryTestCase):
+    """``connect()`` never waits forever: it fails on the first failed attempt unless asked to retry."""
+
+    def test_first_failed_attempt_fails_connect(self) -> None:
+        flaky = Flaky(self.server)
+        flaky.refuse = True
+        manager = Manager("memory://", engine_factory=flaky, reactor=self.clock)  # reconnection on, as by default
+        socket = manager.socket("/")
+        failure = self.failureResultOf(socket.connect(), ConnectError)
+        self.assertIsInstance(failure.value, NotConnected)
+        self.assertIn("cannot connect to memory://", str(failure.value))
+        self.assertFalse(socket.active)
+        self.assertEqual(self.clock.getDelayedCalls(), [])  # no reconnection left running
+
+    def test_attempt_longer_than_timeout_fails_connect(self) -> None:
+        class Silent(Refusing):
+            def open(self) -> Deferred[None]:
+                return Deferred()
+
+        manager = Manager("memory://", engine_factory=lambda listener: Silent(), reactor=self.clock)
+        d = manager.socket("/").connect()
+        self.clock.advance(19.9)
+        self.assertNoResult(d)
+        self.clock.advance(0.1)  # the default timeout is Node's 20 s
+        self.failureResultOf(d, NotConnected)
+
+    def test_retry_keeps_trying_until_the_server_is_there(self) -> None:
+        flaky = Flaky(self.server)
+        flaky.refuse = True
+        manager = Manager("memory://", engine_factory=flaky, reactor=self.clock, randomization_factor=0)
+        d = manager.socket("/").connect(retry=True)
+        self.clock.advance(1)
+        self.assertNoResult(d)
+        flaky.refuse = False
+        self.clock.advance(2)
+        self.assertTrue(self.successResultOf(d).connected)
+
+
+class EmitOptionTests(MemoryTestCase):
+    """Node's client options: ``retries`` and ``ack_timeout``, ``volatile``, ``timeout(s)``."""
+
+    def test_retries_resend_until_acknowledged(self) -> None:
+        seen: list[int] = []
+
+        def flaky_ack(n: int) -> Any:
+            seen.append(n)
+            return NO_ACK if len(seen) < 3 else ("done", n)
+
+        self.server.on("connection", lambda socket: socket.on("job", flaky_ack))
+        flaky = Flaky(self.server)
+        manager = Manager("memory://", engine_factory=flaky, reactor=self.clock)
+        client = self.successResultOf(manager.socket("/", retries=3, ack_timeout=2).connect())
+        answers: list[Any] = []
+        client.emit("job", 7, ack=lambda *args: answers.append(args))
+        self.assertEqual((seen, answers), ([7], []))
+        self.clock.advance(2)
+        self.clock.advance(2)
+        self.assertEqual((seen, answers), ([7, 7, 7], [(None, "done", 7)]))
+
+    def test_retries_give_up_with_the_timeout(self) -> None:
+        self.server.on("connection", lambda socket: socket.on("job", lambda: NO_ACK))
+        manager = Manager("memory://", engine_factory=Flaky(self.server), reactor=self.clock)
+        client = self.successResultOf(manager.socket("/", retries=1, ack_timeout=1).connect())
+        d = client.emit_with_ack("job")
+        second = client.emit_with_ack("ack", "queued behind")
+        self.clock.advance(1)
+        self.assertNoResult(d)  # sent again
+        self.clock.advance(1)
+        self.failureResultOf(d, AckTimeout)
+        self.assertEqual(self.successResultOf(second), ("got", "queued behind"))
+
+    def test_ack_timeout_applies_to_plain_emits(self) -> None:
+        self.server.on("connection", lambda socket: socket.on("slow", lambda: NO_ACK))
+        manager = Manager("memory://", engine_factory=Flaky(self.server), reactor=self.clock)
+        client = self.successResultOf(manager.socket("/", ack_timeout=3).connect())
+        errors: list[Any] = []
+        client.emit("slow", ack=lambda err, *answer: errors.append(err))
+        client.emit("ack", 1, ack=lambda err, *answer: errors.append((err, answer)))
+        self.clock.advance(3)
+        self.assertEqual(errors[0], (None, ("got", 1)))
+        self.assertIsInstance(errors[1], AckTimeout)
+
+    def test_timeout_emitter_and_volatile(self) -> None:
+        flaky = Flaky(self.server)
+        manager = Manager("memory://", engine_factory=flaky, reactor=self.clock, reconnection=False)
+        client = self.successResultOf(manager.socket("/").connect())
+        self.sockets[0].on("slow", lambda: NO_ACK)
+        d = client.timeout(2).emit_with_ack("slow")
+        self.clock.advance(2)
+        self.failureResultOf(d, AckTimeout)
+        self.assertEqual(self.successResultOf(client.timeout(2).emit_with_ack("ack", 1)), ("got", 1))
+        received: list[Any] = []
+        self.sockets[0].on("note", lambda *args: received.append(args))
+        client.volatile.emit("note", "now")
+        client.disconnect()
+        client.volatile.emit("note", "dropped")
+        client.emit("note", "buffered")
+        self.assertEqual(received, [("now",)])
+        self.assertEqual([p.args for p in client._send_buffer], [["buffered"]])
+
+    def test_sent_acks_fail_when_the_connection_drops(self) -> None:
+        flaky = Flaky(self.server)
+        manager = Manager("memory://", engine_factory=flaky, reactor=self.clock, randomization_factor=0)
+        client = self.successResultOf(manager.socket("/").connect())
+        self.sockets[0].on("slow", lambda: NO_ACK)
+        sent = client.emit_with_ack("slow")
+        self.server.manager.close(flaky.engines[0].session.sid, CloseReason.TRANSPORT_CLOSE)  # type: ignore[union-attr]
+        failure = self.failureResultOf(sent, NotConnected)
+        self.assertEqual(str(failure.value), "socket has been disconnected")
+        buffered = client.emit_with_ack("ack", "later")
+        self.clock.advance(1)  # reconnected: what was buffered is sent and answered
+        self.assertEqual(self.successResultOf(buffered), ("got", "later"))

@@ -186,6 +186,7 @@ class _PollingTransport:
         self._post: Deferred[Any] | None = None
         self._queue: list[Packet] = []
         self._drained: list[Deferred[None]] = []
+        self._goodbye: Deferred[None] | None = None
 
     async def handshake(self) -> list[Packet]:
         """The first GET: returns the OPEN packet and anything sent with it."""
@@ -237,12 +238,13 @@ class _PollingTransport:
         self._post = ensureDeferred(self._send(packets))
         self._post.addCallbacks(self._posted, self._post_failed)
 
-    async def _send(self, packets: list[Packet]) -> None:
+    async def _send(self, packets: list[Packet], timeout: float | None = None) -> None:
         response = await treq.post(
             self.engine._url("polling", self.engine.sid),
             data=utf8(encode_payload(packets)),
             headers={**self.engine._headers(), "Content-Type": "text/plain;charset=UTF-8"},
             agent=self.engine.agent,
+            timeout=timeout,
         )
         body = await response.text("utf-8")
         if response.code != 200:
@@ -276,15 +278,36 @@ class _PollingTransport:
                 d.callback(None)
 
     def close(self) -> None:
+        if self._goodbye is not None:
+            return  # the last POST is on its way
         self.closed = True
         for d in (self._get, self._post):
             if d is not None:
                 d.cancel()
 
+    def say_goodbye(self, packets: list[Packet]) -> None:
+        """Close after one last POST with what is queued and ``packets`` (the CLOSE), as Node's client does."""
+        last, self._queue = self._queue + packets, []
+        self.closed = True
+        if self._get is not None:
+            self._get.cancel()
+        self._goodbye = ensureDeferred(self._last_post(self._post, last))
+
+    async def _last_post(self, previous: Deferred[Any] | None, packets: list[Packet]) -> None:
+        try:
+            if previous is not None:
+                await previous
+            await self._send(packets, timeout=self.engine.ping_timeout)
+        except Exception as e:  # the server is gone or slow: nothing more to tell it
+            log.info("Engine.IO client {sid}: last POST failed: {error}", sid=self.engine.sid, error=str(e))
+
     @property
     def gone(self) -> Deferred[None]:
-        """Fires once aborted requests had a reactor turn to drop their connections."""
-        return deferLater(cast(Any, self.engine.reactor), 0, lambda: None)
+        """Fires once the last POST is done and aborted requests had a reactor turn to drop their connections."""
+        turn = deferLater(cast(Any, self.engine.reactor), 0, lambda: None)
+        if self._goodbye is None:
+            return turn
+        return DeferredList([self._goodbye, turn], consumeErrors=True).addCallback(lambda _: None)
 
 
 class EngineIOClient:
@@ -377,7 +400,10 @@ class EngineIOClient:
             return
         if self.state == "open" and self.transport is not None:
             self._flush()
-            self.transport.send([Packet(PacketType.CLOSE)])
+            if isinstance(self.transport, _PollingTransport):
+                self.transport.say_goodbye([Packet(PacketType.CLOSE)])
+            else:
+                self.transport.send([Packet(PacketType.CLOSE)])
         self._finish("forced close", "closed by the client")
 
     # -- internals -------------------------------------------------------------

@@ -23,6 +23,7 @@ from ..socketio.packets import DecodeError, Decoder
 from .engineio import EngineIOClient, EngineListener
 from .events import ClientEvent, NotConnected, ReconnectAttempt, Reconnected, ReconnectFailed, Upgraded
 from .socket import ClientSocket
+from .tls import TLSOptions
 
 __all__ = ["Engine", "EngineFactory", "Manager", "connect"]
 
@@ -72,6 +73,7 @@ class Manager:
         randomization_factor: float = 0.5,
         timeout: float = 20.0,
         max_attachments: int = 100,
+        tls: TLSOptions | None = None,
         reactor: Clock | None = None,
         engine_factory: EngineFactory | None = None,
         rng: random.Random | None = None,
@@ -98,6 +100,7 @@ class Manager:
                     upgrade=upgrade,
                     query=query,
                     headers=headers,
+                    tls=tls,
                     reactor=self.reactor,
                 )
 
@@ -114,13 +117,20 @@ class Manager:
 
     # -- public -------------------------------------------------------------------
 
-    def socket(self, namespace: str = "/", auth: Any = None) -> ClientSocket:
-        """The socket for ``namespace`` on this connection (created once; ``auth`` may be a callable)."""
+    def socket(
+        self, namespace: str = "/", auth: Any = None, *, retries: int = 0, ack_timeout: float | None = None
+    ) -> ClientSocket:
+        """The socket for ``namespace`` on this connection (created once; ``auth`` may be a callable).
+
+        ``retries`` and ``ack_timeout`` are Node's socket options of those names (see :class:`ClientSocket`).
+        """
         if not namespace.startswith("/"):
             namespace = "/" + namespace
         socket = self.nsps.get(namespace)
         if socket is None:
-            socket = self.nsps[namespace] = ClientSocket(self, namespace, auth)
+            socket = self.nsps[namespace] = ClientSocket(
+                self, namespace, auth, retries=retries, ack_timeout=ack_timeout
+            )
         elif auth is not None:
             socket.auth = auth
         return socket
@@ -129,6 +139,11 @@ class Manager:
         """Call ``callback`` with every :data:`ClientEvent`; returns a function that unsubscribes."""
         self._subscribers.append(callback)
         return lambda: self._subscribers.remove(callback) if callback in self._subscribers else None
+
+    @property
+    def writable(self) -> bool:
+        """Whether the connection is open, so that a volatile emit goes out now rather than being dropped."""
+        return self.state == "open"
 
     @property
     def transport(self) -> str | None:
@@ -169,11 +184,12 @@ class Manager:
         self._open_timer = cancel(self._open_timer)
         self._retire(engine)
         self.state = "closed"
-        error = NotConnected(failure.getErrorMessage())
-        log.info("Socket.IO client could not connect to {url}: {error}", url=self.url, error=str(error))
+        error = NotConnected(f"cannot connect to {self.url}: {failure.getErrorMessage()}")
+        log.info("Socket.IO client: {error}", error=str(error))
         for socket in list(self.nsps.values()):
             if socket.active:
                 socket._emit_reserved("connect_error", error)
+                socket._attempt_failed(error)
         self._maybe_reconnect(error)
 
     def engine_open(self) -> None:
@@ -297,9 +313,23 @@ class Manager:
                 log.failure("Client event subscriber {callback!r} failed", callback=callback)
 
 
-def connect(url: str, namespace: str = "/", *, auth: Any = None, **options: Any) -> Deferred[ClientSocket]:
+def connect(
+    url: str,
+    namespace: str = "/",
+    *,
+    auth: Any = None,
+    retry: bool = False,
+    retries: int = 0,
+    ack_timeout: float | None = None,
+    **options: Any,
+) -> Deferred[ClientSocket]:
     """Connect to ``url`` (``http://host:port``) and join ``namespace``; fire with the socket.
 
-    ``options`` go to :class:`Manager` (``transports``, ``path``, ``reconnection``...).
+    Fails with :class:`NotConnected` (a :class:`ConnectError`) if the first
+    attempt fails or takes longer than ``timeout`` (20 s), unless ``retry``
+    asks to keep trying as reconnection does; with :class:`ConnectError` if
+    the server refuses the namespace. ``options`` go to :class:`Manager`
+    (``transports``, ``path``, ``timeout``, ``reconnection``, ``tls``...).
     """
-    return Manager(url, **options).socket(namespace, auth).connect()
+    socket = Manager(url, **options).socket(namespace, auth, retries=retries, ack_timeout=ack_timeout)
+    return socket.connect(retry=retry)

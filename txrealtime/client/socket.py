@@ -9,7 +9,9 @@ reconnection when the server keeps it. It sees its manager only through
 from __future__ import annotations
 
 import functools
+from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from twisted.internet.defer import Deferred, succeed
@@ -26,6 +28,7 @@ from ..socketio.emitter import (
     Handler,
     ack_args,
     ack_callback,
+    ack_value,
     call_handler,
     check_event,
     takes_ack,
@@ -34,7 +37,7 @@ from ..socketio.errors import AckTimeout
 from ..socketio.packets import Packet, PacketType, encode
 from .events import ClientEvent, Connected, ConnectError, Disconnected, NotConnected
 
-__all__ = ["ClientSocket", "ManagerLink"]
+__all__ = ["ClientEmitter", "ClientSocket", "ManagerLink"]
 
 log = Logger(observer=gate)
 
@@ -44,6 +47,10 @@ class ManagerLink(Protocol):
 
     @property
     def reactor(self) -> Clock: ...
+
+    @property
+    def writable(self) -> bool:
+        """Whether the connection can take a packet right now (for volatile emits)."""
 
     def _write(self, messages: list[str | bytes]) -> None: ...
 
@@ -56,17 +63,97 @@ class ManagerLink(Protocol):
     def _protocol_error(self, description: str) -> None: ...
 
 
+@dataclass(slots=True)
+class _Queued:
+    event: str
+    args: tuple[Any, ...]
+    ack: Callable[..., object] | None
+    timeout: float | None
+    tries: int = 0
+    pending: bool = False
+
+
+class ClientEmitter:
+    """``socket.volatile`` / ``socket.timeout(s)``: emit with flags, as in Node's client."""
+
+    def __init__(self, socket: ClientSocket, volatile: bool = False, timeout: float | None = None) -> None:
+        self._socket = socket
+        self._volatile = volatile
+        self._timeout = timeout
+
+    @property
+    def volatile(self) -> ClientEmitter:
+        """Drop the emit instead of buffering it while the connection cannot take it."""
+        return ClientEmitter(self._socket, True, self._timeout)
+
+    def timeout(self, seconds: float) -> ClientEmitter:
+        """Fail the acknowledgement with :class:`AckTimeout` after ``seconds``."""
+        return ClientEmitter(self._socket, self._volatile, seconds)
+
+    def emit(self, event: str, *args: Any, ack: Callable[..., object] | None = None) -> bool:
+        """Emit ``event``; with a timeout (here or the socket's ``ack_timeout``), ``ack(err, *answer)``."""
+        check_event(event)
+        timeout = self._timeout if self._timeout is not None else self._socket.ack_timeout
+        return self._send(event, args, ack, node_style=timeout is not None, timeout=timeout)
+
+    def emit_with_ack(self, event: str, *args: Any) -> Deferred[Any]:
+        """Emit and fire with the server's answer (one value, a tuple of several, or ``None``)."""
+        check_event(event)
+        result: Deferred[Any] = Deferred()
+
+        def done(error: Exception | None, *answer: Any) -> None:
+            if result.called:
+                return
+            if error is not None:
+                result.errback(error)
+            else:
+                result.callback(ack_value(list(answer)))
+
+        timeout = self._timeout if self._timeout is not None else self._socket.ack_timeout
+        self._send(event, args, done, node_style=True, timeout=timeout)
+        return result
+
+    def _send(
+        self, event: str, args: tuple[Any, ...], ack: Callable[..., object] | None, node_style: bool,
+        timeout: float | None,
+    ) -> bool:
+        socket = self._socket
+        if socket.retries and not self._volatile:
+            # Node calls the ack of a queued emit as ack(err, *answer) whatever its style.
+            socket._enqueue(_Queued(event, args, ack, self._timeout))
+            return True
+        ack_id = None
+        if ack is not None:
+            callback = ack
+            if node_style:
+                ack_id = socket._register(lambda answer: callback(None, *answer), callback, timeout)
+            else:
+                ack_id = socket._register(lambda answer: callback(*answer), None, None)
+        socket._emit(event, args, ack_id, self._volatile)
+        return True
+
+
 class ClientSocket(EventEmitter, CatchAll):
     """One namespace over a :class:`Manager`'s connection (Node's client ``Socket``).
 
     Reserved events: ``connect()``, ``disconnect(reason)``, ``connect_error(error)``.
     """
 
-    def __init__(self, manager: ManagerLink, namespace: str, auth: Any = None) -> None:
+    def __init__(
+        self, manager: ManagerLink, namespace: str, auth: Any = None, *, retries: int = 0,
+        ack_timeout: float | None = None,
+    ) -> None:
         super().__init__()
         self.io = manager
         self.nsp = namespace
         self.auth = auth
+        self.retries = retries
+        """How many times an emit is sent again when it is not acknowledged (Node's ``retries``)."""
+        self.ack_timeout = ack_timeout
+        """Seconds to wait for an acknowledgement when the emit names no timeout (Node's ``ackTimeout``)."""
+        self._queue: deque[_Queued] = deque()
+        self._retrying: set[Deferred[ClientSocket]] = set()
+        self._ever_connected = False
         self.id: str | None = None
         self.connected = False
         self.active = False
@@ -89,16 +176,21 @@ class ClientSocket(EventEmitter, CatchAll):
 
     # -- connecting ----------------------------------------------------------------
 
-    def connect(self) -> Deferred[ClientSocket]:
+    def connect(self, *, retry: bool = False) -> Deferred[ClientSocket]:
         """Connect (opening the manager if needed); fire when the namespace accepted us.
 
-        Fails with :class:`ConnectError` if the server refuses the namespace, or
-        :class:`NotConnected` if the connection cannot be made and reconnection gives up.
+        Fails with :class:`ConnectError` if the server refuses the namespace,
+        and with :class:`NotConnected` (a :class:`ConnectError`) if the
+        attempt to reach the server fails or exceeds the manager's ``timeout``
+        (20 s) — or, with ``retry``, once reconnection gives up. A socket that
+        never connected stops trying when its last waiting ``connect()`` failed.
         """
         if self.connected:
             return succeed(self)
         d: Deferred[ClientSocket] = Deferred()
         self._waiting.append(d)
+        if retry:
+            self._retrying.add(d)
         if not self.active:
             self.active = True
             self.io._attach(self)
@@ -122,42 +214,103 @@ class ClientSocket(EventEmitter, CatchAll):
     # -- emitting ------------------------------------------------------------------
 
     def emit(self, event: str, *args: Any, ack: Callable[..., object] | None = None) -> bool:
-        """Emit ``event``; buffered until connected. ``ack(*answer)`` gets the server's acknowledgement."""
-        check_event(event)
-        ack_id = None
-        if ack is not None:
-            callback = ack
-            ack_id = self._acks.register(lambda answer: callback(*answer))
-        self._emit(event, args, ack_id)
-        return True
+        """Emit ``event``; buffered until connected. ``ack(*answer)`` gets the server's acknowledgement.
+
+        With the socket's ``ack_timeout``, ``ack`` is called Node-style as
+        ``ack(err, *answer)``, ``err`` an :class:`AckTimeout` (or
+        :class:`NotConnected`) or ``None``. With ``retries``, the emit waits
+        in a queue and is sent again until the server acknowledges it.
+        """
+        return ClientEmitter(self).emit(event, *args, ack=ack)
 
     def send(self, *args: Any) -> bool:
+        """Emit a ``message`` event."""
         return self.emit("message", *args)
 
     def emit_with_ack(self, event: str, *args: Any, timeout: float | None = None) -> Deferred[Any]:
         """Emit and fire with the server's answer (one value, a tuple of several, or ``None``).
 
-        Fails with :class:`AckTimeout` after ``timeout`` seconds, or
-        :class:`NotConnected` if the socket disconnects first.
+        Fails with :class:`AckTimeout` after ``timeout`` seconds (default: the
+        socket's ``ack_timeout``), or :class:`NotConnected` if the socket
+        disconnects first.
         """
-        check_event(event)
-        ack_id, result = self._acks.deferred(timeout)
+        return ClientEmitter(self, timeout=timeout).emit_with_ack(event, *args)
 
-        def unsent(failure: Failure) -> Failure:
-            if failure.check(AckTimeout):  # not sent by now: it never will be
+    @property
+    def volatile(self) -> ClientEmitter:
+        """Emit only if the connection can take it now: dropped, not buffered, while disconnected."""
+        return ClientEmitter(self, volatile=True)
+
+    def timeout(self, seconds: float) -> ClientEmitter:
+        """Emit with an acknowledgement that fails with :class:`AckTimeout` after ``seconds``."""
+        return ClientEmitter(self, timeout=seconds)
+
+    def _register(
+        self, answered: Callable[[list[Any]], object], failed: Callable[[Exception], object] | None,
+        timeout: float | None,
+    ) -> int:
+        """A new ack id; on a timeout its packet, if still buffered, is dropped too (it will never count)."""
+        if failed is None:
+            return self._acks.register(answered)
+        ack_id = -1
+
+        def fail(error: Exception) -> None:
+            if isinstance(error, AckTimeout):
                 self._send_buffer = [p for p in self._send_buffer if p.id != ack_id]
-            return failure
+            failed(error)
 
-        self._emit(event, args, ack_id)
-        return result.addErrback(unsent)
+        ack_id = self._acks.register(answered, fail, timeout)
+        return ack_id
 
-    def _emit(self, event: str, args: tuple[Any, ...], ack_id: int | None) -> None:
+    def _emit(self, event: str, args: tuple[Any, ...], ack_id: int | None, volatile: bool = False) -> None:
         packet = Packet(PacketType.EVENT, self.nsp, [event, *args], ack_id)
-        if self.connected:
+        if self.connected and self.io.writable:
+            self._notify_outgoing(packet)
+            self._packet(packet)
+        elif volatile:
+            if ack_id is not None:
+                self._acks.take(ack_id)
+        elif self.connected:
             self._notify_outgoing(packet)
             self._packet(packet)
         else:
             self._send_buffer.append(packet)
+
+    # -- the retry queue (``retries``): one packet in flight, resent until acknowledged ------
+
+    def _enqueue(self, queued: _Queued) -> None:
+        self._queue.append(queued)
+        self._drain_queue()
+
+    def _drain_queue(self, force: bool = False) -> None:
+        if not self.connected or not self._queue:
+            return
+        queued = self._queue[0]
+        if queued.pending and not force:
+            return
+        queued.pending = True
+        queued.tries += 1
+        timeout = queued.timeout if queued.timeout is not None else self.ack_timeout
+        ack_id = self._register(
+            lambda answer: self._queue_done(queued, None, answer),
+            lambda error: self._queue_done(queued, error, []),
+            timeout,
+        )
+        self._emit(queued.event, queued.args, ack_id)
+
+    def _queue_done(self, queued: _Queued, error: Exception | None, answer: list[Any]) -> None:
+        if not self._queue or self._queue[0] is not queued:
+            return  # acknowledged already
+        if error is None:
+            self._queue.popleft()
+            if queued.ack is not None:
+                queued.ack(None, *answer)
+        elif queued.tries > self.retries:
+            self._queue.popleft()
+            if queued.ack is not None:
+                queued.ack(error)
+        queued.pending = False
+        self._drain_queue()
 
     def _notify_outgoing(self, packet: Packet) -> None:
         for listener in list(self._any_outgoing):
@@ -219,9 +372,12 @@ class ClientSocket(EventEmitter, CatchAll):
             self._packet(packet)
         self.io._publish(Connected(self.nsp, sid))
         self._emit_reserved("connect")
+        self._ever_connected = True
         waiting, self._waiting = self._waiting, []
+        self._retrying.clear()
         for d in waiting:
             d.callback(self)
+        self._drain_queue(force=True)
 
     def _on_event(self, packet: Packet) -> None:
         event, args = packet.event, packet.args
@@ -251,6 +407,14 @@ class ClientSocket(EventEmitter, CatchAll):
         if not self.active:
             self._acks.fail_all(NotConnected(reason))
             self._send_buffer = []
+        else:
+            # As Node's client: what was sent will not be answered now; what is buffered still will be.
+            buffered = {p.id for p in self._send_buffer}
+            for ack_id in self._acks.keys():
+                if ack_id not in buffered:
+                    ack = self._acks.take(ack_id)
+                    if ack is not None and ack.failed is not None:
+                        ack.failed(NotConnected("socket has been disconnected"))
         if not self.connected:
             return
         self.connected = False
@@ -260,8 +424,19 @@ class ClientSocket(EventEmitter, CatchAll):
 
     def _fail_waiting(self, error: Exception) -> None:
         waiting, self._waiting = self._waiting, []
+        self._retrying.clear()
         for d in waiting:
             d.errback(error)
+
+    def _attempt_failed(self, error: Exception) -> None:
+        """An attempt to reach the server failed: fail the ``connect()`` calls that did not ask to retry."""
+        failing = [d for d in self._waiting if d not in self._retrying]
+        self._waiting = [d for d in self._waiting if d in self._retrying]
+        for d in failing:
+            d.errback(error)
+        if failing and not self._waiting and not self._ever_connected:
+            self.active = False
+            self.io._detach(self)
 
     def _run(self, handler: Handler, args: list[Any], what: str) -> Deferred[Any]:
         d = call_handler(handler, *args)

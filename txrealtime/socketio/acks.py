@@ -39,6 +39,10 @@ class Pending(Generic[K, V]):
     def __contains__(self, key: object) -> bool:
         return key in self._entries
 
+    def keys(self) -> list[K]:
+        """The keys waiting, in the order they were added."""
+        return list(self._entries)
+
     def add(self, key: K, value: V, timeout: float | None = None, on_timeout: Callable[[V], object] | None = None) -> K:
         """Keep ``value`` under ``key``; after ``timeout`` seconds it is dropped and ``on_timeout(value)`` called."""
         timer = None

@@ -1,0 +1,84 @@
+"""The client on real networks: a server that is down, TLS with a certificate the test makes, a clean close."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import pytest_twisted
+from twisted.internet import reactor
+from twisted.web.resource import Resource
+
+from tests.conftest import free_port
+from tests.peers import until
+from tests.socketio.app import install
+from tests.tls import self_signed
+from txrealtime.client import ConnectError, Manager, NotConnected, TLSOptions, connect
+from txrealtime.pytest_plugin import Realtime
+from txrealtime.service import mount
+from txrealtime.socketio import Server
+from txrealtime.web import BoundedSite
+
+MODES = [["polling"], ["websocket"]]
+
+
+@pytest_twisted.ensureDeferred
+async def test_connect_to_a_server_that_is_down_fails_at_once() -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    with pytest.raises(ConnectError) as caught:
+        await connect(url)  # reconnection is on by default: connect() still fails
+    assert isinstance(caught.value, NotConnected)
+    assert f"cannot connect to {url}" in str(caught.value)
+
+
+async def tls_server(tmp_path: Path) -> tuple[str, Path, Server, object]:
+    from twisted.internet import ssl
+
+    key, cert = self_signed(tmp_path)
+    server = Server()
+    record = install(server)
+    root = Resource()
+    mount(root, "/socket.io/", server.resource())
+    context = ssl.DefaultOpenSSLContextFactory(str(key), str(cert))
+    port = reactor.listenSSL(0, BoundedSite(root, managers=[server.manager]), context, interface="127.0.0.1")
+    return f"https://127.0.0.1:{port.getHost().port}", cert, server, (port, record)
+
+
+@pytest.mark.parametrize("transports", MODES)
+@pytest_twisted.ensureDeferred
+async def test_tls_with_a_private_ca_and_without_verification(tmp_path: Path, transports: list[str]) -> None:
+    url, cert, server, (port, _) = await tls_server(tmp_path)
+    managers: list[Manager] = []
+    try:
+        for tls in (TLSOptions(ca_certs=cert), TLSOptions(verify=False)):
+            manager = Manager(url, transports=transports, reconnection=False, tls=tls)
+            managers.append(manager)
+            socket = await manager.socket("/").connect()
+            assert await socket.emit_with_ack("ack", "secure", timeout=10) == ("got", "secure")
+        # The system's authorities do not know the test's certificate.
+        manager = Manager(url, transports=transports, reconnection=False)
+        managers.append(manager)
+        with pytest.raises(NotConnected):
+            await manager.socket("/").connect()
+    finally:
+        for manager in managers:
+            await manager.close()
+        server.close()
+        server.manager.shutdown(drop_lingering=True)
+        await port.stopListening()  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("transports", MODES)
+@pytest_twisted.ensureDeferred
+async def test_manager_close_is_a_clean_goodbye(realtime: Realtime, transports: list[str]) -> None:
+    running = await realtime.start_server()
+    record = install(running.server)
+    manager = Manager(running.url, transports=transports, reconnection=False)
+    main = await manager.socket("/").connect()
+    custom = await manager.socket("/custom").connect()
+    assert await main.emit_with_ack("ack", timeout=10) == "got"
+    assert custom.connected
+    await manager.close()
+    await until(lambda: len(record.disconnects) == 2, f"both namespaces to be left: {record.disconnects}")
+    assert sorted(record.disconnects) == [("/", "client namespace disconnect"),
+                                          ("/custom", "client namespace disconnect")]
