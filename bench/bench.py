@@ -5,7 +5,11 @@ processes (bench/loadgen.js) pinned to CPU 1, so the servers compete for
 the same core under the same load. Every scenario prints one line per
 server as it finishes. Usage (bench/run does the installing)::
 
-    python bench/bench.py [--servers txrealtime,node,...] [--quick]
+    python bench/bench.py [--servers txrealtime,node,...] [--quick] [--only SCENARIO,...]
+
+``--only`` runs some scenarios and merges their rows into the last results;
+``--txrealtime-root DIR`` serves txrealtime from another checkout (e.g. a
+``git worktree`` of an older commit), for before/after figures.
 """
 
 from __future__ import annotations
@@ -77,12 +81,17 @@ class Running:
         return 0
 
 
+TX_ROOT = ROOT
+"""The source tree txrealtime is served from (``--txrealtime-root``)."""
+
+
 @contextmanager
 def server(name: str) -> Iterator[Running]:
     port = free_port()
-    env = dict(os.environ, NODE_PATH=str(BENCH / "node_modules"), PYTHONPATH=str(ROOT))
+    root = TX_ROOT if name == "txrealtime" else ROOT
+    env = dict(os.environ, NODE_PATH=str(BENCH / "node_modules"), PYTHONPATH=str(root))
     process = subprocess.Popen(
-        pinned(SERVER_CPU, SERVERS[name](port)), cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        pinned(SERVER_CPU, SERVERS[name](port)), cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
     try:
         for _ in range(600):
@@ -207,6 +216,19 @@ def polling(run: Running, clients: int, seconds: float, procs: int) -> dict[str,
     return {"msgs_per_s": sum(p["rate"] for p in parts)}
 
 
+def flood(run: Running, flooders: int, seconds: float, body_bytes: int) -> dict[str, Any]:
+    """A WebSocket canary's ack round trips while polling clients POST ~1 MB bodies of tiny events."""
+    report = last_json(loadgen("flood", run.url, flooders, seconds, body_bytes), timeout=seconds + 120)
+    return {
+        "canary_idle_p50_ms": report["idleP50"],
+        "canary_p50_ms": report["p50"],
+        "canary_p99_ms": report["p99"],
+        "canary_max_ms": report["max"],
+        "flood_packets_per_s": report["packetsPerS"],
+        "refused_posts": report["refused"],
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--servers", default="txrealtime,node,pysio-uvicorn,pysio-aiohttp")
@@ -214,11 +236,16 @@ def main() -> None:
     parser.add_argument("--procs", type=int, default=2, help="load generator processes")
     parser.add_argument("--out", default=str(BENCH / "results.md"))
     parser.add_argument("--report-only", action="store_true", help="rewrite the report from results.json")
+    parser.add_argument("--only", help="comma-separated scenarios to run; their rows replace those in results.json")
+    parser.add_argument("--txrealtime-root", help="serve txrealtime from this source tree instead of this one")
     args = parser.parse_args()
     names = args.servers.split(",")
+    if args.txrealtime_root:
+        global TX_ROOT
+        TX_ROOT = Path(args.txrealtime_root).resolve()
     if args.report_only:
         results = Results(json.loads(Path(args.out).with_suffix(".json").read_text()))
-        write_report(results, names, Path(args.out), quick=args.quick)
+        write_report(results, names, Path(args.out), quick=args.quick, partial=args.only and args.only.split(","))
         return
     q = args.quick
     scenarios = [
@@ -228,17 +255,46 @@ def main() -> None:
         ("broadcast 10000", lambda r: broadcast(r, 2000 if q else 10000, 3 if q else 10, args.procs)),
         ("connections 10000", lambda r: connections(r, 2000 if q else 10000, args.procs)),
         ("polling 500", lambda r: polling(r, 100 if q else 500, 2 if q else 5, args.procs)),
+        (FLOOD, lambda r: flood(r, 2, 5 if q else 10, 990_000)),
     ]
     results = Results()
+    partial = None
+    if args.only:
+        wanted = args.only.split(",")
+        unknown = set(wanted) - {title for title, _ in scenarios}
+        if unknown:
+            parser.error(f"unknown scenarios: {', '.join(sorted(unknown))}")
+        scenarios = [(title, run) for title, run in scenarios if title in wanted]
+        previous = Path(args.out).with_suffix(".json")
+        if previous.exists():
+            results.rows = json.loads(previous.read_text())
+        partial = wanted
     for title, run_scenario in scenarios:
         for name in names:
+            if name in NOT_RUN.get(title, {}):
+                results.add(title, name, {"not run": NOT_RUN[title][name]})
+                continue
             try:
                 with server(name) as running:
                     results.add(title, name, run_scenario(running))
             except Exception as e:  # a peer that cannot run a scenario is reported, not fatal
                 results.add(title, name, {"error": str(e).splitlines()[-1][:120] if str(e) else type(e).__name__})
-    write_report(results, names, Path(args.out), quick=q)
+    write_report(results, names, Path(args.out), quick=q, partial=partial)
 
+
+FLOOD = "canary under polling flood"
+
+NOT_RUN = {
+    FLOOD: dict.fromkeys(
+        ("pysio-uvicorn", "pysio-aiohttp"),
+        "python-engineio refuses polling payloads of more than 16 packets, so the flood is never dispatched",
+    ),
+}
+
+LOWER_NOTES = {
+    "connections 10000": "(memory: >1 means txrealtime uses less)",
+    FLOOD: "(canary p99: >1 means txrealtime answers faster)",
+}
 
 PRIMARY = {
     "echo 100": ("msgs_per_s", True),
@@ -247,30 +303,41 @@ PRIMARY = {
     "broadcast 10000": ("deliveries_per_s", True),
     "connections 10000": ("kib_per_conn", False),
     "polling 500": ("msgs_per_s", True),
+    FLOOD: ("canary_p99_ms", False),
 }
 
 
-def write_report(results: Results, names: list[str], out: Path, quick: bool) -> None:
+def write_report(
+    results: Results, names: list[str], out: Path, quick: bool, partial: list[str] | None = None
+) -> None:
+    stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    if partial:
+        origin = f"Rows of {', '.join(partial)} updated by `bench/bench.py --only` on {stamp}; the others as before"
+    else:
+        origin = f"Generated by `bench/run` on {stamp}"
     lines = [
         "# Benchmark results",
         "",
-        f"Generated by `bench/run` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
+        origin
         + (" (quick run: smaller loads)" if quick else "")
         + f"; {os.cpu_count()} CPUs, servers pinned to CPU {SERVER_CPU}, load generators to CPU {LOAD_CPU}.",
         "",
         "| scenario | server | figures | txrealtime ÷ server |",
         "| --- | --- | --- | --- |",
     ]
+    servers = names + [name for name in SERVERS if name not in names]  # rows kept from an earlier run too
     for scenario, by_server in results.rows.items():
         key, higher_better = PRIMARY[scenario]
         ours = by_server.get("txrealtime", {}).get(key)
-        for name in names:
-            figures = by_server.get(name, {})
+        for name in servers:
+            if name not in by_server:
+                continue
+            figures = by_server[name]
             theirs = figures.get(key)
             ratio = ""
             if name != "txrealtime" and isinstance(ours, int | float) and isinstance(theirs, int | float) and theirs:
                 value = ours / theirs if higher_better else theirs / ours
-                note = "(higher is better)" if higher_better else "(memory: >1 means txrealtime uses less)"
+                note = "(higher is better)" if higher_better else LOWER_NOTES.get(scenario, "(>1: txrealtime lower)")
                 ratio = f"{value:.2f}× {note}"
             shown = ", ".join(f"{k} {_fmt(v)}" for k, v in figures.items())
             lines.append(f"| {scenario} | {name} | {shown} | {ratio} |")

@@ -7,11 +7,14 @@
 //   node loadgen.js emit      URL MESSAGES                 one client asks the server to broadcast MESSAGES times
 //   node loadgen.js idle      URL CLIENTS                  open N clients, report, hold them until stdin closes
 //   node loadgen.js poll-echo URL CLIENTS SECONDS          like echo, over HTTP long-polling only
+//   node loadgen.js flood     URL FLOODERS SECONDS BYTES   a WebSocket canary's ack round trips, alone for 2 s,
+//                                                          then while FLOODERS polling clients POST BYTES-byte
+//                                                          bodies of tiny events, one POST after the other
 "use strict";
 const http = require("http");
 const WebSocket = require("ws");
 
-const [mode, base, a, b] = process.argv.slice(2);
+const [mode, base, a, b, c] = process.argv.slice(2);
 const host = new URL(base);
 const wsUrl = `ws://${host.host}/socket.io/?EIO=4&transport=websocket`;
 const now = () => Number(process.hrtime.bigint()) / 1e6; // ms
@@ -167,7 +170,7 @@ async function idle(clients) {
 
 const agent = new http.Agent({ keepAlive: true, maxSockets: Infinity });
 
-function request(method, path, body) {
+function request(method, path, body, withStatus) {
   return new Promise((resolve, reject) => {
     const req = http.request(
       { host: host.hostname, port: host.port, method, path, agent,
@@ -176,7 +179,7 @@ function request(method, path, body) {
         let data = "";
         res.setEncoding("utf8");
         res.on("data", (c) => (data += c));
-        res.on("end", () => resolve(data));
+        res.on("end", () => resolve(withStatus ? [res.statusCode, data] : data));
       },
     );
     req.on("error", reject);
@@ -249,12 +252,106 @@ async function pollEcho(clients, seconds) {
   return { messages: measured, seconds: elapsed, rate: measured / elapsed };
 }
 
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// A polling body of tiny Socket.IO events (42["n",k]) at most `bytes` long.
+function tinyEvents(bytes) {
+  const parts = [];
+  let size = -1;
+  for (let k = 0; ; k++) {
+    const part = `42["n",${k}]`;
+    if (size + 1 + part.length > bytes) break;
+    parts.push(part);
+    size += 1 + part.length;
+  }
+  return { body: parts.join("\x1e"), packets: parts.length };
+}
+
+// A polling client that only POSTs, one request at a time (as engine.io-client does); pongs ride
+// along with the next body.
+async function floodClient() {
+  const path = "/socket.io/?EIO=4&transport=polling";
+  const sid = JSON.parse((await request("GET", path)).slice(1)).sid;
+  const url = `${path}&sid=${sid}`;
+  await request("POST", url, "40");
+  let pong = false;
+  let closed = false;
+  (async () => {
+    while (!closed) {
+      const payload = await request("GET", url).catch(() => "1");
+      for (const packet of payload.split("\x1e")) {
+        if (packet === "2") pong = true;
+        else if (packet === "1" || payload === "") closed = true;
+      }
+    }
+  })();
+  return {
+    async post(body) {
+      const [status] = await request("POST", url, pong ? `3\x1e${body}` : body, true);
+      pong = false;
+      return status;
+    },
+    close() {
+      closed = true;
+      request("POST", url, "1").catch(() => {});
+    },
+  };
+}
+
+async function flood(flooders, seconds, bytes) {
+  const canary = await wsClient();
+  const sample = async (ms) => {
+    const lat = [];
+    const end = now() + ms;
+    while (now() < end) {
+      const t = now();
+      await canary.call("echo", { t });
+      lat.push(now() - t);
+      await sleep(10);
+    }
+    return lat.sort((x, y) => x - y);
+  };
+  const idle = await sample(2000);
+  const { body, packets } = tinyEvents(bytes);
+  const clients = await Promise.all(Array.from({ length: flooders }, () => floodClient()));
+  let stop = false;
+  let posts = 0;
+  let refused = 0;
+  const loops = clients.map(async (c) => {
+    while (!stop) {
+      const status = await c.post(body).catch(() => 0); // 0: the connection was dropped
+      if (status !== 200) {
+        refused++;
+        return;
+      }
+      posts++;
+    }
+  });
+  await sleep(500); // the flood under way
+  const before = posts;
+  const t0 = now();
+  const flooded = await sample(seconds * 1000);
+  const elapsed = (now() - t0) / 1000;
+  const done = posts - before;
+  stop = true;
+  await Promise.race([Promise.all(loops), sleep(15000)]);
+  clients.forEach((c) => c.close());
+  canary.close();
+  return {
+    idleP50: percentile(idle, 50), idleP99: percentile(idle, 99),
+    p50: percentile(flooded, 50), p99: percentile(flooded, 99), max: flooded[flooded.length - 1],
+    samples: flooded.length, postsPerS: done / elapsed, packetsPerS: (done * packets) / elapsed,
+    bodyBytes: body.length, refused,
+  };
+}
+
 const runs = {
   echo: () => echo(Number(a), Number(b)),
   listen: () => listen(Number(a), Number(b)),
   emit: () => emit(Number(a)),
   idle: () => idle(Number(a)),
   "poll-echo": () => pollEcho(Number(a), Number(b)),
+  flood: () => flood(Number(a), Number(b), Number(c)),
 };
 
 runs[mode]()
