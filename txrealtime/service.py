@@ -23,7 +23,7 @@ from .engineio.options import CookieOptions
 from .socketio import Server
 from .socketio.bundle import SocketIOResource
 from .socketio.recovery import StateRecovery
-from .web import BoundedSite
+from .web import BoundedSite, mount
 
 __all__ = ["Options", "RealtimeService", "load_app", "makeService", "mount", "raise_open_files_limit"]
 
@@ -155,21 +155,6 @@ def load_app(spec: str) -> Callable[[Any], object]:
     if not callable(hook):
         raise usage.UsageError(f"--app: {module_name} has no function {attr}")
     return hook  # type: ignore[no-any-return]
-
-
-def mount(root: Resource, path: str, resource: Resource) -> None:
-    """Put ``resource`` at ``path`` (e.g. ``/socket.io/``) under ``root``, creating parents."""
-    segments = [s.encode() for s in path.strip("/").split("/") if s]
-    if not segments:
-        raise ValueError("cannot mount at /")
-    parent = root
-    for segment in segments[:-1]:
-        child = parent.children.get(segment)
-        if not isinstance(child, Resource):
-            child = Resource()
-            parent.putChild(segment, cast(IResource, child))
-        parent = child
-    parent.putChild(segments[-1], cast(IResource, resource))
 
 
 def raise_open_files_limit() -> int | None:

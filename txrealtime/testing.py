@@ -29,7 +29,7 @@ from .client import ClientSocket, EngineListener, Manager
 from .engineio import EngineIOOptions, Handshake, Session, SessionManager
 from .engineio.packets import Packet, PacketType
 from .socketio import Server
-from .web import BoundedSite
+from .web import BoundedSite, mount
 
 __all__ = ["MemoryEngine", "RealtimeTestMixin", "TestServer", "connect_in_memory", "start_server"]
 
@@ -95,7 +95,6 @@ def start_server(
     ``twistd txrealtime --app``; ``server_options`` go to :class:`Server`.
     """
     reactor = default_reactor(reactor)
-    from .service import mount
 
     server = Server(SessionManager(options, reactor=reactor), **server_options)
     if setup is not None:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qsl, urlsplit
 
 from twisted.internet.interfaces import IAddress, IDelayedCall, IProtocol
@@ -28,18 +28,20 @@ from twisted.logger import Logger
 from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
 from twisted.python.failure import Failure
 from twisted.web import http
-from twisted.web.resource import IResource
+from twisted.web.resource import IResource, Resource
 from twisted.web.server import Request, Site
 
-from ._logging import gate
+from ._logging import Throttle, gate
 from ._reactor import cancel
 from .engineio import CloseReason, SessionManager
+from .engineio.polling import TOO_LARGE_BODY
 
-__all__ = ["BoundedChannel", "BoundedRequest", "BoundedSite"]
+__all__ = ["BoundedChannel", "BoundedRequest", "BoundedSite", "mount"]
 
 log = Logger(observer=gate)
+noisy = Throttle(log)
+"""For lines a flood of bad clients could make us repeat."""
 
-_TOO_LARGE = b'{"code":3,"message":"Payload too large"}'
 _TIMED_OUT = b"HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
 
 
@@ -75,14 +77,14 @@ class BoundedRequest(Request):
         self._refused = True
         site = getattr(self.channel, "site", None)
         address = getattr(self.getClientAddress(), "host", "?")  # type: ignore[no-untyped-call]
-        log.info("Request body from {address} over {limit} bytes ({size}): 413", address=address,
+        noisy.info("Request body from {address} over {limit} bytes ({size}): 413", address=address,
                  limit=self._limit(), size=size)
         if isinstance(site, BoundedSite):
             site.body_too_large(self)
         transport: Any = self.channel.transport
         transport.write(
             b"HTTP/1.1 413 Payload Too Large\r\nContent-Type: application/json\r\n"
-            b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(_TOO_LARGE), _TOO_LARGE)
+            b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(TOO_LARGE_BODY), TOO_LARGE_BODY)
         )
         self.channel.loseConnection()
 
@@ -137,7 +139,7 @@ class BoundedChannel(http.HTTPChannel):
         if transport is None:
             return
         address = getattr(transport.getPeer(), "host", "?")
-        log.info("No complete request headers from {address} in {timeout} s: 408", address=address,
+        noisy.info("No complete request headers from {address} in {timeout} s: 408", address=address,
                  timeout=self._header_timeout())
         transport.write(_TIMED_OUT)
         self.timeoutConnection()  # type: ignore[no-untyped-call]
@@ -221,7 +223,7 @@ class BoundedSite(Site):
         if limit is None or not isinstance(host, str):
             return super().buildProtocol(addr)  # type: ignore[no-untyped-call]
         if self._per_address.counts.get(host, 0) >= limit:
-            log.info("Connection from {address} over {limit} per address: closed", address=host, limit=limit)
+            noisy.info("Connection from {address} over {limit} per address: closed", address=host, limit=limit)
             return _Refused()
         return _Counted(self._per_address, super().buildProtocol(addr), host)  # type: ignore[no-untyped-call]
 
@@ -241,3 +243,18 @@ class BoundedSite(Site):
             session = manager.get(sid)
             if session is not None:
                 session.close(CloseReason.TRANSPORT_ERROR, f"request body over {self.max_body} bytes")
+
+
+def mount(root: Resource, path: str, resource: Resource) -> None:
+    """Put ``resource`` at ``path`` (e.g. ``/socket.io/``) under ``root``, creating parents."""
+    segments = [s.encode() for s in path.strip("/").split("/") if s]
+    if not segments:
+        raise ValueError("cannot mount at /")
+    parent = root
+    for segment in segments[:-1]:
+        child = parent.children.get(segment)
+        if not isinstance(child, Resource):
+            child = Resource()
+            parent.putChild(segment, cast(IResource, child))
+        parent = child
+    parent.putChild(segments[-1], cast(IResource, resource))

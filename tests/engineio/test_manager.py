@@ -170,7 +170,7 @@ class CloseTests(ManagerTestCase):
         def boom(event: SessionEvent) -> None:
             raise RuntimeError("boom")
 
-        self.manager._subscribers.insert(0, boom)
+        self.manager._subscribers._callbacks.insert(0, boom)
         transport, sid = self.open()
         self.assertEqual(self.events, [SessionOpened(sid, "polling", HANDSHAKE)])
         self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)

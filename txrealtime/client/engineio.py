@@ -21,6 +21,7 @@ from twisted.python.failure import Failure
 from twisted.web.client import Agent, HTTPConnectionPool
 from twisted.web.iweb import IAgent
 
+from .._autobahn import DirectTimer, cancel_timers
 from .._logging import gate
 from .._reactor import Clock, DelayedCall, cancel, default_reactor
 from ..engineio.packets import (
@@ -34,7 +35,6 @@ from ..engineio.packets import (
     encode_ws_frame,
     utf8,
 )
-from ..engineio.websocket import DirectTimer, cancel_timers
 from .tls import TLSOptions
 
 __all__ = ["EngineIOClient", "EngineListener", "EngineError"]
@@ -564,7 +564,9 @@ class EngineIOClient:
                 transport.close()
         self._probe = None
         self._buffer = []
-        self._pool_closed = self.pool.closeCachedConnections()
+        # After the transports are done (the last POST of a polling goodbye puts its connection back in the pool).
+        finished = DeferredList([t.gone for t in self._created], consumeErrors=True)
+        self._pool_closed = finished.addCallback(lambda _: self.pool.closeCachedConnections())
         if not self._opened.called:
             self._opened.errback(EngineError(f"closed while connecting: {reason} ({description})"))
         if notify and was_open:

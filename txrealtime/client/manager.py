@@ -18,6 +18,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from .._logging import gate
+from .._observers import Observers
 from .._reactor import Clock, DelayedCall, cancel, default_reactor
 from ..socketio.packets import DecodeError, Decoder
 from .engineio import EngineIOClient, EngineListener
@@ -113,7 +114,7 @@ class Manager:
         self._reconnect_timer: DelayedCall | None = None
         self._open_timer: DelayedCall | None = None
         self._decoder = Decoder(max_attachments)
-        self._subscribers: list[Callable[[ClientEvent], object]] = []
+        self._subscribers: Observers[ClientEvent] = Observers("Socket.IO client")
 
     # -- public -------------------------------------------------------------------
 
@@ -137,8 +138,7 @@ class Manager:
 
     def subscribe(self, callback: Callable[[ClientEvent], object]) -> Callable[[], None]:
         """Call ``callback`` with every :data:`ClientEvent`; returns a function that unsubscribes."""
-        self._subscribers.append(callback)
-        return lambda: self._subscribers.remove(callback) if callback in self._subscribers else None
+        return self._subscribers.subscribe(callback)
 
     @property
     def writable(self) -> bool:
@@ -306,11 +306,7 @@ class Manager:
             engine.when_closed().addBoth(lambda _: self._closing.remove(engine) if engine in self._closing else None)
 
     def _publish(self, event: ClientEvent) -> None:
-        for callback in list(self._subscribers):
-            try:
-                callback(event)
-            except Exception:
-                log.failure("Client event subscriber {callback!r} failed", callback=callback)
+        self._subscribers.publish(event)
 
 
 def connect(

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import time
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -50,6 +51,20 @@ class Handshake:
     """The request path and query."""
     issued: float = field(default=0.0)
     """When the session opened, in seconds since the epoch."""
+
+    @classmethod
+    def of_request(
+        cls, headers: Iterable[tuple[str, str]], query: Mapping[str, str], peer: object, secure: bool, url: str
+    ) -> Handshake:
+        """The handshake of a request arriving now: header names lower-cased, the peer's host as address."""
+        return cls(
+            headers={name.lower(): value for name, value in headers},
+            query=dict(query),
+            address=str(getattr(peer, "host", peer)),
+            secure=secure,
+            url=url,
+            issued=time.time(),
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,6 +19,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from .._logging import Throttle, gate
+from .._observers import Observers
 from .._reactor import default_reactor, now
 from .events import (
     CloseReason,
@@ -386,7 +387,7 @@ class SessionManager:
         self.reactor: Clock = default_reactor(reactor)
         self._sessions: dict[str, Session] = {}
         self._lingering: dict[str, tuple[Session, DelayedCall]] = {}
-        self._subscribers: list[Subscriber] = []
+        self._subscribers: Observers[SessionEvent] = Observers("Session manager")
         self._per_address: dict[str, int] = {}
         self.accepting = True
         """``False`` once :meth:`shutdown` ran: new sessions are refused."""
@@ -395,21 +396,10 @@ class SessionManager:
 
     def subscribe(self, callback: Subscriber) -> Callable[[], None]:
         """Call ``callback`` with every event; returns a function that unsubscribes."""
-        self._subscribers.append(callback)
-
-        def unsubscribe() -> None:
-            if callback in self._subscribers:
-                self._subscribers.remove(callback)
-
-        return unsubscribe
+        return self._subscribers.subscribe(callback)
 
     def _emit(self, event: SessionEvent) -> None:
-        for callback in list(self._subscribers):
-            try:
-                callback(event)
-            except Exception:
-                log.failure("Subscriber {callback!r} failed on {event} of {sid}", callback=callback,
-                            event=type(event).__name__, sid=event.sid)
+        self._subscribers.publish(event)
 
     # -- sessions --------------------------------------------------------
 

@@ -8,7 +8,6 @@ handled. One POST per session at a time, as in Node's engine.io.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from itertools import islice
 from typing import cast
@@ -19,16 +18,23 @@ from twisted.python.failure import Failure
 from twisted.web.http import Request
 from twisted.web.server import NOT_DONE_YET
 
+from .._logging import Throttle, gate
 from .._reactor import Clock, DelayedCall, cancel, default_reactor
 from .events import CloseReason, Handshake
 from .manager import Session, SessionError, SessionManager
 from .packets import DecodeError, Packet, PacketType, encode_payload, iter_payload, utf8
 
-__all__ = ["PollingTransport", "error_response", "handshake_from_request", "query_of"]
+__all__ = ["TOO_LARGE_BODY", "PollingTransport", "error_response", "handshake_from_request", "query_of"]
 
 _PAYLOAD_TYPE = b"text/plain; charset=UTF-8"
 
-log = Logger()
+log = Logger(observer=gate)
+noisy = Throttle(log)
+"""For lines a flood of bad clients could make us repeat."""
+
+
+TOO_LARGE_BODY = b'{"code":3,"message":"Payload too large"}'
+"""The answer to a request body over ``max_payload`` (with status 413)."""
 
 
 def query_of(request: Request) -> dict[str, str]:
@@ -42,18 +48,12 @@ def query_of(request: Request) -> dict[str, str]:
 
 def handshake_from_request(request: Request) -> Handshake:
     """Describe the client behind a ``twisted.web`` request."""
-    headers = {
-        name.decode("latin-1").lower(): b",".join(values).decode("latin-1")
+    headers = [
+        (name.decode("latin-1"), b",".join(values).decode("latin-1"))
         for name, values in request.requestHeaders.getAllRawHeaders()
-    }
-    address = request.getClientAddress()
-    return Handshake(
-        headers=headers,
-        query=query_of(request),
-        address=getattr(address, "host", str(address)),
-        secure=bool(request.isSecure()),
-        url=request.uri.decode("latin-1"),
-        issued=time.time(),
+    ]
+    return Handshake.of_request(
+        headers, query_of(request), request.getClientAddress(), bool(request.isSecure()), request.uri.decode("latin-1")
     )
 
 
@@ -113,7 +113,7 @@ class PollingTransport:
 
         def refused(failure: Failure) -> None:
             error = failure.value if isinstance(failure.value, SessionError) else SessionError(SessionError.FORBIDDEN)
-            log.info("Handshake from {address} refused: {error}", address=handshake.address, error=str(error))
+            noisy.info("Handshake from {address} refused: {error}", address=handshake.address, error=str(error))
             body = error_response(request, error, 403)
             if outcome == ["pending"]:
                 request.write(body)
@@ -180,7 +180,7 @@ class PollingTransport:
             session.protocol_error(self, CloseReason.TRANSPORT_ERROR, "payload too large")
             request.setResponseCode(413)
             request.setHeader(b"content-type", b"application/json")
-            return b'{"code":3,"message":"Payload too large"}'
+            return TOO_LARGE_BODY
         try:
             packets = iter_payload(body.decode("utf-8"))
         except UnicodeDecodeError as e:

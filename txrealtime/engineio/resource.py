@@ -11,6 +11,7 @@ from twisted.logger import Logger
 from twisted.web.http import Request
 from twisted.web.resource import Resource
 
+from .._logging import gate
 from .manager import SessionError, SessionManager
 from .packets import PROTOCOL_VERSION
 from .polling import PollingTransport, error_response, query_of
@@ -18,7 +19,7 @@ from .websocket import EngineIOWebSocketFactory
 
 __all__ = ["EngineIOResource"]
 
-log = Logger()
+log = Logger(observer=gate)
 
 
 class EngineIOResource(Resource):

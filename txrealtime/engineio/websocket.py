@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from typing import Any, cast
 
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
@@ -12,13 +10,17 @@ from twisted.internet.interfaces import ISSLTransport
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from .._autobahn import DirectTimer, cancel_timers, unmask, ws_frame
+from .._logging import Throttle, gate
 from .events import CloseReason, Handshake
-from .manager import Clock, DelayedCall, Session, SessionError, SessionManager
+from .manager import Session, SessionError, SessionManager
 from .packets import DecodeError, Packet, PacketType, decode_ws_frame, encode_ws_frame
 
-__all__ = ["DirectTimer", "cancel_timers", "EngineIOWebSocketFactory", "EngineIOWebSocketProtocol"]
+__all__ = ["EngineIOWebSocketFactory", "EngineIOWebSocketProtocol"]
 
-log = Logger()
+log = Logger(observer=gate)
+noisy = Throttle(log)
+"""For lines a flood of bad clients could make us repeat."""
 
 # Close codes that mean the peer broke the protocol rather than just leaving.
 _ERROR_CODES = {1002, 1003, 1007, 1009}
@@ -133,13 +135,8 @@ class EngineIOWebSocketProtocol(WebSocketServerProtocol):
                 raise ConnectionDeny(400, str(e)) from None
             return None
         peer = cast(Any, self.transport).getPeer() if self.transport is not None else None
-        handshake = self._handshake = Handshake(
-            headers={k.lower(): v for k, v in request.headers.items()},
-            query=params,
-            address=getattr(peer, "host", str(peer)),
-            secure=ISSLTransport.providedBy(self.transport),
-            url=self.http_request_uri,
-            issued=time.time(),
+        handshake = self._handshake = Handshake.of_request(
+            request.headers.items(), params, peer, ISSLTransport.providedBy(self.transport), self.http_request_uri
         )
 
         def admitted(_: object) -> Any:
@@ -148,7 +145,7 @@ class EngineIOWebSocketProtocol(WebSocketServerProtocol):
             return (None, {"Set-Cookie": cookie.header(self._sid)}) if cookie is not None else None
 
         def refused(failure: Failure) -> None:
-            log.info("WebSocket handshake from {address} refused: {error}", address=handshake.address,
+            noisy.info("WebSocket handshake from {address} refused: {error}", address=handshake.address,
                      error=failure.getErrorMessage())
             raise ConnectionDeny(403, "Forbidden")
 
@@ -245,65 +242,6 @@ class EngineIOWebSocketProtocol(WebSocketServerProtocol):
         else:
             why = CloseReason.TRANSPORT_CLOSE
         self.session.transport_closed(self, why, f"websocket closed ({code}: {reason or ''})")
-
-
-def unmask(payload: bytes, mask: bytes) -> bytes:
-    """XOR a client frame's payload with its 4-byte mask (RFC 6455 section 5.3)."""
-    size = len(payload)
-    if not size:
-        return payload
-    key = (mask * (size // 4 + 1))[:size]
-    return (int.from_bytes(payload, "little") ^ int.from_bytes(key, "little")).to_bytes(size, "little")
-
-
-def ws_frame(payload: bytes, binary: bool) -> bytes:
-    """One final, unmasked WebSocket frame (text or binary) carrying ``payload``."""
-    first = 0x82 if binary else 0x81
-    size = len(payload)
-    if size < 126:
-        header = bytes((first, size))
-    elif size < 65536:
-        header = bytes((first, 126)) + size.to_bytes(2, "big")
-    else:
-        header = bytes((first, 127)) + size.to_bytes(8, "big")
-    return header + payload
-
-
-_AUTOBAHN_TIMERS = (
-    "openHandshakeTimeoutCall",
-    "closeHandshakeTimeoutCall",
-    "serverConnectionDropTimeoutCall",
-    "autoPingTimeoutCall",
-    "autoPingPendingCall",
-)
-
-
-def cancel_timers(protocol: Any) -> None:
-    """Cancel the timeouts Autobahn leaves behind when a connection ends mid-handshake."""
-    for name in _AUTOBAHN_TIMERS:
-        call = getattr(protocol, name, None)
-        if call is not None:
-            try:
-                if call.active():
-                    call.cancel()
-            except AttributeError:
-                pass
-            setattr(protocol, name, None)
-
-
-class DirectTimer:
-    """Autobahn's timer hook, one ``callLater`` per timeout.
-
-    Autobahn batches its timeouts into 200 ms buckets whose DelayedCalls
-    outlive the connections they served; cancelling a timeout here really
-    cancels it, so a stopped server leaves no pending call behind.
-    """
-
-    def __init__(self, clock: Clock) -> None:
-        self.clock = clock
-
-    def call_later(self, delay: float, func: Callable[..., object], *args: Any, **kwargs: Any) -> DelayedCall:
-        return self.clock.callLater(delay, lambda: func(*args, **kwargs))
 
 
 class EngineIOWebSocketFactory(WebSocketServerFactory):

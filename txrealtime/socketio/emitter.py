@@ -175,6 +175,7 @@ NO_ACK: Any = _NoAck()
 """Return this from a handler to send no acknowledgement at all (Node: never calling the callback)."""
 
 _takes_ack: dict[Any, bool] = {}
+"""By code object: closures made by one ``def`` share it, so the cache stays as small as the program."""
 
 
 def takes_ack(handler: Handler) -> bool:
@@ -183,14 +184,16 @@ def takes_ack(handler: Handler) -> bool:
     Such a handler answers by calling ``ack(*values)`` (``ack`` is ``None``
     when the peer asked for no acknowledgement); its return value answers nothing.
     """
-    key = getattr(handler, "__func__", handler)
-    known = _takes_ack.get(key)
+    code = getattr(getattr(handler, "__func__", handler), "__code__", None)
+    known = _takes_ack.get(code) if code is not None else None
     if known is None:
         try:
             parameter = inspect.signature(handler).parameters.get("ack")
         except (TypeError, ValueError):
             parameter = None
-        known = _takes_ack[key] = parameter is not None and parameter.kind is inspect.Parameter.KEYWORD_ONLY
+        known = parameter is not None and parameter.kind is inspect.Parameter.KEYWORD_ONLY
+        if code is not None:
+            _takes_ack[code] = known
     return known
 
 

@@ -17,6 +17,7 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from ..._logging import gate
 from ..._reactor import DelayedCall, cancel
 from ...socketio.adapter import Adapter, BroadcastFlags, BroadcastOptions
 from ...socketio.packets import Packet, PacketType
@@ -62,7 +63,7 @@ from .wire import (
 
 __all__ = ["RedisAdapter", "RemoteSocket", "redis_adapter"]
 
-log = Logger()
+log = Logger(observer=gate)
 
 _EVENTS = (PacketType.EVENT, PacketType.BINARY_EVENT)
 

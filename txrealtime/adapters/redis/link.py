@@ -21,12 +21,14 @@ from twisted.internet.ssl import optionsForClientTLS
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from ..._logging import gate
+from ..._observers import Observers
 from ..._reactor import cancel, default_reactor, now
 from .wire import NodeMessage, WireError, decode_node_message, encode, new_id, nodes_channel
 
 __all__ = ["RedisDown", "RedisLink", "RedisUnavailable", "RedisURL", "RedisUp"]
 
-log = Logger()
+log = Logger(observer=gate)
 
 
 class RedisUnavailable(ConnectionError):
@@ -150,7 +152,7 @@ class RedisLink:
         self._started = False
         self._heartbeat: Any = None
         self._nodes: dict[str, float] = {}
-        self._listeners: list[Callable[[RedisUp | RedisDown], object]] = []
+        self._listeners: Observers[RedisUp | RedisDown] = Observers("Redis link")
         self.nodes_channel = nodes_channel(key)
 
     # -- lifecycle ---------------------------------------------------------------
@@ -189,16 +191,13 @@ class RedisLink:
         """Whether both connections are up and subscriptions are in place."""
         return self._pub is not None and self._sub is not None and self._subscribed
 
-    def subscribe_events(self, listener: Callable[[RedisUp | RedisDown], object]) -> None:
-        """Call ``listener`` with :class:`RedisUp` / :class:`RedisDown` as the link comes and goes."""
-        self._listeners.append(listener)
+    def subscribe_events(self, listener: Callable[[RedisUp | RedisDown], object]) -> Callable[[], None]:
+        """Call ``listener`` with :class:`RedisUp` / :class:`RedisDown` as the link comes and goes; returns a
+        function that unsubscribes it."""
+        return self._listeners.subscribe(listener)
 
     def _fire(self, event: RedisUp | RedisDown) -> None:
-        for listener in list(self._listeners):
-            try:
-                listener(event)
-            except Exception:
-                log.failure("Redis link listener failed")
+        self._listeners.publish(event)
 
     def _ready(self, protocol: Any) -> None:
         if isinstance(protocol, _Subscriber):
