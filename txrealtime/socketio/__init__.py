@@ -2,13 +2,16 @@
 
 from .adapter import Adapter, BroadcastFlags, BroadcastOptions
 from .connection import Client
+from .emitter import NO_ACK
 from .errors import AckTimeout, ConnectionRefused, Disconnected, DisconnectReason
 from .namespace import Namespace, ParentNamespace
+from .recovery import StateRecovery
 from .operator import BroadcastOperator
 from .server import Server
 from .socket import Socket, SocketHandshake
 
 __all__ = [
+    "NO_ACK",
     "AckTimeout",
     "Adapter",
     "BroadcastFlags",
@@ -23,4 +26,5 @@ __all__ = [
     "Server",
     "Socket",
     "SocketHandshake",
+    "StateRecovery",
 ]
