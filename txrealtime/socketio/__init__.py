@@ -5,8 +5,8 @@ from .connection import Client
 from .emitter import NO_ACK
 from .errors import AckTimeout, ConnectionRefused, Disconnected, DisconnectReason
 from .namespace import Namespace, ParentNamespace
-from .recovery import StateRecovery
 from .operator import BroadcastOperator
+from .recovery import StateRecovery
 from .server import Server
 from .socket import Socket, SocketHandshake
 
