@@ -43,6 +43,10 @@ class Pending(Generic[K, V]):
         """The keys waiting, in the order they were added."""
         return list(self._entries)
 
+    def values(self) -> list[V]:
+        """The entries waiting, in the order they were added."""
+        return [value for value, _ in self._entries.values()]
+
     def add(self, key: K, value: V, timeout: float | None = None, on_timeout: Callable[[V], object] | None = None) -> K:
         """Keep ``value`` under ``key``; after ``timeout`` seconds it is dropped and ``on_timeout(value)`` called."""
         timer = None

@@ -18,7 +18,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from ..._logging import gate
-from ..._reactor import DelayedCall, cancel
+from ...socketio.acks import Pending
 from ...socketio.adapter import Adapter, BroadcastFlags, BroadcastOptions
 from ...socketio.packets import Packet, PacketType
 from .link import RedisLink
@@ -117,7 +117,6 @@ class _Request:
     type: RequestType
     expected: int
     result: Deferred[list[Any]]
-    timer: DelayedCall | None
     replies: int = 0
     items: list[Any] = field(default_factory=list)
 
@@ -128,7 +127,6 @@ class _AckRequest:
 
     client_count: Callable[[int], object]
     ack: Callable[[list[Any]], object]
-    timer: DelayedCall | None
     servers: int | None = None
     """How many other servers will report a client count (``PUBSUB NUMSUB``), once known."""
     reported: int = 0
@@ -153,8 +151,8 @@ class RedisAdapter(Adapter):
         self.response_channel = self.channels.response
         self.specific_response_channel = self.channels.specific_response(self.uid)
         self._pattern = self.channels.broadcast_pattern
-        self._requests: dict[str, _Request] = {}
-        self._ack_requests: dict[str, _AckRequest] = {}
+        self._requests: Pending[str, _Request] = Pending(link.reactor)
+        self._ack_requests: Pending[str, _AckRequest] = Pending(link.reactor)
         self._handlers: dict[type[Request], Callable[[Any], None]] = {
             SocketsRequest: self._answer_sockets,
             AllRoomsRequest: self._answer_all_rooms,
@@ -179,12 +177,8 @@ class RedisAdapter(Adapter):
         self.link.unsubscribe(self.request_channel, self._on_request)
         self.link.unsubscribe(self.response_channel, self._on_response)
         self.link.unsubscribe(self.specific_response_channel, self._on_response)
-        acks, self._ack_requests = self._ack_requests, {}
-        for ack_request in acks.values():
-            ack_request.timer = cancel(ack_request.timer)
-        requests, self._requests = self._requests, {}
-        for request in requests.values():
-            request.timer = cancel(request.timer)
+        self._ack_requests.take_all()
+        for request in self._requests.take_all():
             if not request.result.called:
                 got, expected = request.replies, request.expected
                 request.result.errback(ConnectionError(f"adapter closed: {got} of {expected} other servers answered"))
@@ -236,8 +230,7 @@ class RedisAdapter(Adapter):
             )
             if self._publish(self.request_channel, request):
                 timeout = opts.flags.timeout or self.link.requests_timeout
-                timer = self.link.reactor.callLater(timeout, self._ack_expired, request_id)
-                self._ack_requests[request_id] = _AckRequest(client_count, ack, timer)
+                self._ack_requests.add(request_id, _AckRequest(client_count, ack), timeout)
                 self.link.numsub(self.request_channel).addCallbacks(
                     lambda servers: self._ack_servers(request_id, servers - 1), lambda _: None
                 )
@@ -251,11 +244,7 @@ class RedisAdapter(Adapter):
 
     def _ack_progress(self, request_id: str, ack_request: _AckRequest) -> None:
         if ack_request.done:
-            del self._ack_requests[request_id]
-            ack_request.timer = cancel(ack_request.timer)
-
-    def _ack_expired(self, request_id: str) -> None:
-        self._ack_requests.pop(request_id, None)
+            self._ack_requests.take(request_id)
 
     def server_count(self) -> Deferred[int]:
         def unreachable(failure: Failure) -> int:
@@ -281,25 +270,22 @@ class RedisAdapter(Adapter):
                 return succeed(local)
             request_id = new_id()
             request = make(request_id)
-            result: Deferred[list[Any]] = Deferred(lambda _: self._forget(request_id))
-            timer = self.link.reactor.callLater(self.link.requests_timeout, self._timed_out, request_id)
-            self._requests[request_id] = _Request(request.request_type, others, result, timer, items=list(local))
+            def forget(_: Deferred[list[Any]]) -> None:
+                self._requests.take(request_id)  # the caller cancelled: no answer is awaited any more
+
+            result: Deferred[list[Any]] = Deferred(forget)
+            pending = _Request(request.request_type, others, result, items=list(local))
+            self._requests.add(request_id, pending, self.link.requests_timeout, self._timed_out)
             self._publish(self.request_channel, request)
             return result
 
         return self.link.numsub(self.request_channel).addCallback(publish)
 
-    def _timed_out(self, request_id: str) -> None:
-        request = self._requests.pop(request_id, None)
-        if request is not None and not request.result.called:
+    @staticmethod
+    def _timed_out(request: _Request) -> None:
+        if not request.result.called:
             got, expected = request.replies, request.expected
             request.result.errback(TimeoutError(f"only {got} of {expected} other servers answered in time"))
-
-    def _forget(self, request_id: str) -> None:
-        """The caller cancelled the request's result."""
-        request = self._requests.pop(request_id, None)
-        if request is not None:
-            request.timer = cancel(request.timer)
 
     def fetch_sockets(self, opts: BroadcastOptions) -> Deferred[list[Any]]:
         local: list[Any] = list(self._matching(opts))
@@ -466,8 +452,7 @@ class RedisAdapter(Adapter):
         request.items.extend(self._items(response))
         request.replies += 1
         if request.replies >= request.expected:
-            del self._requests[response.request_id]
-            request.timer = cancel(request.timer)
+            self._requests.take(response.request_id)
             request.result.callback(request.items)
 
     def _on_ack_response(self, response: ClientCountResponse | BroadcastAckResponse) -> None:
