@@ -183,8 +183,9 @@ class Channels:
 
 
 def pack(value: Any) -> bytes:
-    """MessagePack as notepack.io writes it: str for text (lone surrogates kept), bin for bytes."""
-    return cast(bytes, msgpack.packb(value, use_bin_type=True, unicode_errors="surrogatepass"))
+    """MessagePack as notepack.io writes it: str for text (lone surrogates kept), bin for bytes, timestamps
+    for aware ``datetime`` values (a JavaScript ``Date`` on a Node node)."""
+    return cast(bytes, msgpack.packb(value, use_bin_type=True, unicode_errors="surrogatepass", datetime=True))
 
 
 def _undefined(code: int, data: bytes) -> None:
@@ -192,10 +193,12 @@ def _undefined(code: int, data: bytes) -> None:
 
 
 def unpack(message: bytes) -> Any:
-    """The value of one MessagePack message; ``undefined`` (ext type 0) and other ext types read as ``None``."""
+    """The value of one MessagePack message; ``undefined`` (ext type 0) and other ext types read as ``None``,
+    timestamps (a Node ``Date``) as aware ``datetime`` values, which Socket.IO sends on as ``Date.toJSON`` does."""
     try:
         return msgpack.unpackb(
-            message, raw=False, ext_hook=_undefined, strict_map_key=False, unicode_errors="surrogatepass"
+            message, raw=False, ext_hook=_undefined, strict_map_key=False, unicode_errors="surrogatepass",
+            timestamp=3,
         )
     except (ValueError, TypeError, msgpack.UnpackException) as e:
         raise WireError("not one MessagePack value") from e
