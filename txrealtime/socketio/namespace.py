@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable
-from typing import Any, Protocol, cast
+from typing import Any, Literal, Protocol, TypeVar, cast, overload
 
 from twisted.internet.defer import Deferred, gatherResults, succeed
 from twisted.logger import Logger
@@ -34,6 +34,10 @@ AdapterFactory = Callable[[AdapterNamespace], Adapter]
 """Builds the adapter of a namespace: :class:`Adapter` itself, or a cluster adapter's factory."""
 NamespacePredicate = Callable[[str, Any], Any]
 """``(name, auth) -> bool`` (or a Deferred/coroutine of one) deciding whether a dynamic namespace exists."""
+
+OnConnection = TypeVar("OnConnection", bound=Callable[[Socket], object])
+"""A ``connection`` handler: called with the new :class:`Socket`."""
+H = TypeVar("H", bound=Handler)
 
 NAMESPACE_EVENTS = frozenset({"connect", "connection", "new_namespace"})
 """Events of the namespace itself, which other servers cannot emit to it."""
@@ -94,6 +98,24 @@ class Namespace(EventEmitter, Broadcasting):
 
     def __repr__(self) -> str:
         return f"<Namespace {self.name} ({len(self.sockets)} sockets)>"
+
+    # Narrower than EventEmitter.on on purpose: a connection handler must take the Socket.
+    @overload  # type: ignore[override]
+    def on(self, event: Literal["connection", "connect"]) -> Callable[[OnConnection], OnConnection]: ...
+
+    @overload
+    def on(self, event: Literal["connection", "connect"], handler: OnConnection) -> OnConnection: ...
+
+    @overload
+    def on(self, event: str) -> Callable[[H], H]: ...
+
+    @overload
+    def on(self, event: str, handler: H) -> H: ...
+
+    def on(self, event: str, handler: Any = None) -> Any:
+        """Call ``handler(socket)`` for every ``connection`` (or ``handler(*args)`` for a server-side
+        event); without a handler, return a decorator."""
+        return super().on(event, handler) if handler is not None else super().on(event)
 
     def use(self, middleware: Handler) -> Handler:
         """Run ``middleware(socket)`` before each connection; raising :class:`ConnectionRefused` refuses it.

@@ -10,8 +10,8 @@ The server owns the namespaces and answers for the default one, ``/``.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, Literal, TypeVar, overload
 
 from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.logger import Logger
@@ -31,7 +31,7 @@ from .adapter import Adapter
 from .bundle import SocketIOResource
 from .connection import Client
 from .emitter import EventEmitter, Handler, call_handler
-from .namespace import AdapterFactory, Namespace, NamespacePredicate, ParentNamespace
+from .namespace import AdapterFactory, H, Namespace, NamespacePredicate, OnConnection, ParentNamespace
 from .operator import Broadcasting, BroadcastOperator
 from .recovery import StateRecovery
 from .socket import Socket, SocketHandshake
@@ -39,6 +39,9 @@ from .socket import Socket, SocketHandshake
 __all__ = ["Client", "Namespace", "ParentNamespace", "Server", "Socket", "SocketHandshake"]
 
 log = Logger(observer=gate)
+
+OnNamespace = TypeVar("OnNamespace", bound=Callable[[Namespace], object])
+"""A ``new_namespace`` handler: called with the namespace just created."""
 
 
 class Server(EventEmitter, Broadcasting):
@@ -142,11 +145,33 @@ class Server(EventEmitter, Broadcasting):
 
     # -- the default namespace ---------------------------------------------------
 
+    # Narrower than EventEmitter.on on purpose: a connection handler must take the Socket.
+    @overload  # type: ignore[override]
+    def on(self, event: Literal["connection", "connect"]) -> Callable[[OnConnection], OnConnection]: ...
+
+    @overload
+    def on(self, event: Literal["connection", "connect"], handler: OnConnection) -> OnConnection: ...
+
+    @overload
+    def on(self, event: Literal["new_namespace"]) -> Callable[[OnNamespace], OnNamespace]: ...
+
+    @overload
+    def on(self, event: Literal["new_namespace"], handler: OnNamespace) -> OnNamespace: ...
+
+    @overload
+    def on(self, event: str) -> Callable[[H], H]: ...
+
+    @overload
+    def on(self, event: str, handler: H) -> H: ...
+
     def on(self, event: str, handler: Any = None) -> Any:
-        """``connection`` handlers go to the default namespace; ``new_namespace`` to the server."""
+        """``connection`` handlers go to the default namespace; ``new_namespace`` to the server.
+
+        Used as ``@io.on("connection")`` or ``io.on("connection", handler)``.
+        """
         if event == "new_namespace":
-            return super().on(event, handler)
-        return self.sockets.on(event, handler)
+            return EventEmitter.on(self, event, handler) if handler is not None else EventEmitter.on(self, event)
+        return self.sockets.on(event, handler) if handler is not None else self.sockets.on(event)
 
     def use(self, middleware: Handler) -> Handler:
         """Connection middleware of the default namespace."""
