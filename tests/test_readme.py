@@ -4,20 +4,15 @@ from __future__ import annotations
 
 import queue
 import re
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import socketio
 
+from tests.servers import free_port
+
 README = Path(__file__).parent.parent / "README.md"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_readme_server_snippet(tmp_path: Path) -> None:

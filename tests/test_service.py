@@ -17,7 +17,7 @@ from twisted.logger import LogLevel
 from twisted.python import usage
 from twisted.web.resource import Resource
 
-from tests.conftest import INTEROP, RedisServer, Twistd
+from tests.servers import INTEROP, RedisServer, Twistd
 from txrealtime import set_log_level
 from txrealtime.client import Manager
 from txrealtime.service import Options, makeService, mount, raise_open_files_limit

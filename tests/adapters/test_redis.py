@@ -15,7 +15,7 @@ from twisted.internet import reactor
 from twisted.internet.defer import DeferredList
 from twisted.internet.task import deferLater
 
-from tests.conftest import INTEROP, NODE_MODULES, RedisServer, node, node_peer
+from tests.servers import INTEROP, NODE_MODULES, RedisServer, node, node_peer
 from txrealtime.adapters.redis import RedisAdapter, RedisLink, RedisUp, RemoteSocket, redis_adapter
 from txrealtime.client import ClientSocket
 from txrealtime.pytest_plugin import Realtime

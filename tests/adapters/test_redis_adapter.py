@@ -14,7 +14,7 @@ from twisted.internet import reactor
 from twisted.internet.defer import CancelledError
 
 from tests.adapters.test_redis import inbox, start_nodes, stop_links, until, wait_for_servers
-from tests.conftest import RedisServer
+from tests.servers import RedisServer
 from txrealtime.adapters.redis import RedisAdapter, RedisLink
 from txrealtime.adapters.redis.requests import (
     DoneResponse,

@@ -10,7 +10,7 @@ import pytest
 import pytest_twisted
 from twisted.internet.defer import Deferred
 
-from tests.conftest import NodeServer
+from tests.servers import NodeServer
 from tests.socketio.app import install
 from txrealtime.client import (
     ClientEvent,

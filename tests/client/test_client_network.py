@@ -9,8 +9,8 @@ import pytest_twisted
 from twisted.internet import reactor
 from twisted.web.resource import Resource
 
-from tests.conftest import free_port
 from tests.peers import until
+from tests.servers import free_port
 from tests.socketio.app import install
 from tests.tls import self_signed
 from txrealtime.client import ConnectError, Manager, NotConnected, TLSOptions, connect

@@ -11,7 +11,7 @@ from twisted.internet.defer import DeferredList
 from twisted.internet.task import deferLater
 from twisted.web.client import Agent, HTTPConnectionPool
 
-from tests.conftest import EchoServer, node_peer
+from tests.servers import EchoServer, node_peer
 from txrealtime.engineio import CloseReason, SessionClosed
 
 # Connections are not kept alive, so no test leaves one open behind it.

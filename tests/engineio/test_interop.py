@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import pytest_twisted
 
-from tests.conftest import EchoServer, node_peer, python_peer
+from tests.servers import EchoServer, node_peer, python_peer
 from txrealtime.engineio import SessionOpened, SessionUpgraded
 
 ECHOED = ["hello", {"binary": [1, 2, 3]}]

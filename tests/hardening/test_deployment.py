@@ -12,7 +12,7 @@ import pytest_twisted
 from twisted.internet import threads
 from twisted.logger import globalLogPublisher
 
-from tests.conftest import Twistd, node_peer
+from tests.servers import Twistd, node_peer
 from tests.socketio.app import install
 from tests.tls import self_signed
 from txrealtime import set_log_level

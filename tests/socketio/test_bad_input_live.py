@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import pytest_twisted
 
-from tests.conftest import SocketIOServer, node_peer
 from tests.peers import PollingPeer
+from tests.servers import SocketIOServer, node_peer
 
 
 @pytest.mark.parametrize(

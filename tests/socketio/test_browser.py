@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import pytest_twisted
 
-from tests.conftest import Twistd, node_peer
+from tests.servers import Twistd, node_peer
 
 ROOT = Path(__file__).parent.parent.parent
 ARTIFACTS = ROOT / "test-artifacts"

@@ -12,8 +12,8 @@ from twisted.internet import reactor
 from twisted.web.client import Agent, HTTPConnectionPool
 from twisted.web.http_headers import Headers
 
-from tests.conftest import NODE_MODULES
 from tests.peers import http
+from tests.servers import NODE_MODULES
 from txrealtime.pytest_plugin import Realtime
 from txrealtime.socketio.bundle import CLIENT_VERSION
 

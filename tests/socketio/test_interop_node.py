@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 import pytest_twisted
 
-from tests.conftest import SocketIOServer, node_peer
+from tests.servers import SocketIOServer, node_peer
 
 MODES = ["polling", "websocket", "upgrade"]
 

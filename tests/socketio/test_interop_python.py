@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import pytest_twisted
 
-from tests.conftest import SocketIOServer, python_peer
+from tests.servers import SocketIOServer, python_peer
 
 
 @pytest.mark.parametrize("mode", ["polling", "websocket", "upgrade"])

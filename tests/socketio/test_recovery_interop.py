@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 import pytest_twisted
 
-from tests.conftest import NodeServer, node_peer
 from tests.peers import until
+from tests.servers import NodeServer, node_peer
 from tests.socketio.app import install
 from txrealtime.engineio import CloseReason
 from txrealtime.pytest_plugin import Realtime

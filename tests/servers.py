@@ -1,0 +1,175 @@
+"""Real servers and peers for tests: Node, python-socketio, twistd and redis-server processes, loopback servers."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from twisted.internet import threads
+from twisted.internet.defer import Deferred
+
+from txrealtime.engineio import SessionEvent, SessionManager
+
+INTEROP = Path(__file__).parent / "interop"
+NODE_MODULES = INTEROP / "node_modules"
+
+
+def node() -> str:
+    path = shutil.which("node")
+    if path is None or not NODE_MODULES.is_dir():
+        pytest.fail("Node.js and tests/interop/node_modules are required: run `npm ci` in tests/interop")
+    return path
+
+
+def run_peer(args: list[str], timeout: float = 60) -> Deferred[Any]:
+    """Run a client peer process without blocking the reactor; fire with its JSON report."""
+
+    def run() -> Any:
+        env = dict(os.environ, NODE_PATH=str(NODE_MODULES))
+        done = subprocess.run(args, capture_output=True, text=True, timeout=timeout, env=env, cwd=INTEROP)
+        if done.returncode != 0 or not done.stdout.strip():
+            raise AssertionError(f"peer {args} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+        return json.loads(done.stdout.strip().splitlines()[-1])
+
+    return threads.deferToThread(run)
+
+
+def node_peer(script: str, *args: str, timeout: float = 60) -> Deferred[Any]:
+    return run_peer([node(), str(INTEROP / script), *args], timeout=timeout)
+
+
+def python_peer(script: str, *args: str) -> Deferred[Any]:
+    return run_peer([sys.executable, str(INTEROP / script), *args])
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class EchoServer:
+    """An Engine.IO endpoint on loopback that echoes every message."""
+
+    manager: SessionManager
+    url: str
+    events: list[SessionEvent] = field(default_factory=list)
+
+    def of_type(self, kind: type) -> list[Any]:
+        return [e for e in self.events if isinstance(e, kind)]
+
+
+class Twistd:
+    """``twistd -n txrealtime ...`` in a child process on a free loopback port."""
+
+    def __init__(
+        self, *args: str, cwd: Path | None = None, listen: str = "tcp:0:interface=127.0.0.1", scheme: str = "http"
+    ) -> None:
+        self.process = subprocess.Popen(
+            [
+                str(Path(sys.executable).parent / "twistd"),
+                "-n",
+                "--pidfile=",
+                "txrealtime",
+                "--listen",
+                listen,
+                *args,
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            cwd=cwd or Path(__file__).parent.parent,
+        )
+        self.log: list[str] = []
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.log.append(line)
+            match = re.search(r"Site (?:\(TLS\) )?starting on (\d+)", line)
+            if match:
+                self.url = f"{scheme}://127.0.0.1:{match.group(1)}"
+                return
+        raise AssertionError("twistd did not start:\n" + "".join(self.log))
+
+    def stop(self) -> int:
+        """SIGTERM, then the exit code; the rest of the log lands in ``self.log``."""
+        self.process.terminate()
+        out, _ = self.process.communicate(timeout=30)
+        self.log.append(out)
+        return self.process.returncode
+
+
+@dataclass
+class SocketIOServer:
+    """A Socket.IO server on loopback running :mod:`tests.socketio.app`."""
+
+    server: Any
+    url: str
+    record: Any
+    test_server: Any = None
+
+
+class NodeServer:
+    """Node's socket.io 4.x running tests/interop/sio_server.js; can be killed and restarted on its port."""
+
+    def __init__(self, port: int = 0, recovery_ms: int | None = None) -> None:
+        env = dict(os.environ, NODE_PATH=str(NODE_MODULES))
+        extra = [str(recovery_ms)] if recovery_ms is not None else []
+        self.process = subprocess.Popen(
+            [node(), str(INTEROP / "sio_server.js"), str(port), *extra], stdout=subprocess.PIPE, text=True, env=env
+        )
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        if not line:
+            raise AssertionError("the Node socket.io server did not start")
+        self.port = int(json.loads(line)["port"])
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def kill(self) -> None:
+        self.process.kill()
+        self.process.wait(30)
+
+
+class RedisServer:
+    """A private redis-server on a free loopback port, stoppable and restartable on that port."""
+
+    def __init__(self, directory: Path) -> None:
+        if shutil.which("redis-server") is None:
+            pytest.fail("redis-server is required (Debian package redis-server; run-tests installs it)")
+        self.directory = directory
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen[bytes] | None = None
+        self.start()
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--dir", str(self.directory), "--logfile", str(self.directory / "redis.log")],
+        )
+        for _ in range(500):
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
+                    s.sendall(b"PING\r\n")
+                    if s.recv(16).startswith(b"+PONG"):
+                        return
+            except OSError:
+                time.sleep(0.01)  # redis-server is still starting up
+        raise AssertionError("redis-server did not start")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait(30)
+            self.process = None
