@@ -4,56 +4,17 @@ from __future__ import annotations
 
 import json
 
-from twisted.internet.task import Clock
-from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.resource import Resource
 
-from tests.memhttp import MemoryHTTP, Response
+from tests.fakes import BASE, PollingTestCase
+from tests.memhttp import MemoryHTTP
 from txrealtime.engineio import (
     CloseReason,
     EngineIOOptions,
     EngineIOResource,
     MessageReceived,
-    SessionClosed,
-    SessionEvent,
     SessionManager,
 )
-
-BASE = "/engine.io/?EIO=4&transport=polling"
-
-
-class PollingTestCase(SynchronousTestCase):
-    options = EngineIOOptions(max_payload=1000)
-
-    def setUp(self) -> None:
-        self.clock = Clock()
-        self.manager = SessionManager(self.options, reactor=self.clock)
-        self.events: list[SessionEvent] = []
-        self.manager.subscribe(self.events.append)
-        root = Resource()
-        root.putChild(b"engine.io", EngineIOResource(self.manager))
-        self.http = MemoryHTTP(root)
-
-    def handshake(self) -> str:
-        response = self.http.request("GET", BASE).result()
-        self.assertEqual(response.status, 200)
-        self.assertTrue(response.body.startswith(b"0{"))
-        sid: str = json.loads(response.body[1:])["sid"]
-        return sid
-
-    def post(self, sid: str, body: bytes, headers: dict[str, str] | None = None) -> Response:
-        return self.http.request("POST", f"{BASE}&sid={sid}", body, headers).result()
-
-    def assertError(self, response: Response, code: int, message: str, status: int = 400) -> None:
-        self.assertEqual(response.status, status)
-        self.assertEqual(response.headers["content-type"], "application/json")
-        self.assertEqual(json.loads(response.body), {"code": code, "message": message})
-
-    def closed(self, sid: str) -> CloseReason | None:
-        for event in self.events:
-            if isinstance(event, SessionClosed) and event.sid == sid:
-                return event.reason
-        return None
 
 
 class HandshakeTests(PollingTestCase):

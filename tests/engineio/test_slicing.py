@@ -6,7 +6,7 @@ import json
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from tests.engineio.test_polling import BASE, PollingTestCase
+from tests.fakes import BASE, PollingTestCase
 from tests.memhttp import Exchange
 from txrealtime.engineio import CloseReason, EngineIOOptions, MessageReceived, SessionClosed
 from txrealtime.engineio.packets import DecodeError, Packet, PacketType, iter_payload

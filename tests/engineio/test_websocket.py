@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from tests.engineio.test_polling import BASE, PollingTestCase
+from tests.fakes import BASE, PollingTestCase
 from tests.memhttp import MemoryWebSocket, ws_frame
 from txrealtime.engineio import CloseReason, MessageReceived, SessionUpgraded
 
