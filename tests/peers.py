@@ -1,14 +1,21 @@
-"""Hand-driven peers for tests that speak the wire protocol themselves, and waiting helpers."""
+"""Hand-driven peers for tests that speak the wire protocol themselves over loopback, and waiting helpers."""
 
 from __future__ import annotations
 
+import base64
 import json
+import os
+import socket
 from collections.abc import Callable
+from typing import Any
 
 import treq
-from twisted.internet import reactor
+from twisted.internet import reactor, threads
+from twisted.internet.defer import Deferred
 from twisted.internet.task import deferLater
 from twisted.web.client import Agent, HTTPConnectionPool
+
+from txrealtime.testing import TestServer
 
 # Connections are not kept alive, so no test leaves one open behind it.
 http = treq.client.HTTPClient(Agent(reactor, pool=HTTPConnectionPool(reactor, persistent=False)))
@@ -47,3 +54,61 @@ class PollingPeer:
     async def get(self) -> str:
         """Poll once; return the payload (waits while the server has nothing to send)."""
         return str(await (await http.get(f"{self.base}&sid={self.sid}")).text())
+
+
+def base(running: TestServer) -> str:
+    """The Engine.IO polling URL of a server started with ``realtime.start_server``."""
+    return f"{running.url}/socket.io/?EIO=4&transport=polling"
+
+
+async def handshake(running: TestServer, headers: dict[str, str] | None = None) -> tuple[int, Any, Any]:
+    """A polling handshake: the status code, body and headers of the answer."""
+    response = await http.get(base(running), headers=headers)
+    body = await response.text()
+    return response.code, body, response.headers
+
+
+def sid_of(body: str) -> str:
+    """The session id in a handshake's OPEN packet."""
+    return str(json.loads(body[1:])["sid"])
+
+
+def websocket_handshake(url: str, **kwargs: Any) -> Deferred[Any]:
+    """Open a raw WebSocket with websocket-client in a thread; fire with the status, or the open socket."""
+    import websocket
+
+    def run() -> Any:
+        try:
+            return websocket.create_connection(url.replace("http", "ws", 1), timeout=10, **kwargs)
+        except websocket.WebSocketBadStatusException as e:
+            return e.status_code
+
+    return threads.deferToThread(run)
+
+
+def masked_text_frame(text: str) -> bytes:
+    """A client's WebSocket text frame (masked, under 126 bytes)."""
+    payload = text.encode()
+    mask = os.urandom(4)
+    header = bytes([0x81, 0x80 | len(payload)])  # FIN + text; masked, short length
+    return header + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+
+def open_and_stop_reading(port: int) -> socket.socket:
+    """A raw WebSocket: handshake, join the default namespace, then never read again."""
+    sock = socket.create_connection(("127.0.0.1", port))
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    key = base64.b64encode(os.urandom(16)).decode()
+    sock.sendall(
+        (
+            f"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+            f"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+            "Sec-WebSocket-Version: 13\r\n\r\n"
+        ).encode()
+    )
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += sock.recv(1)  # byte by byte: leave every frame after the headers unread
+    assert head.startswith(b"HTTP/1.1 101"), head
+    sock.sendall(masked_text_frame("40"))
+    return sock

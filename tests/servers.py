@@ -18,7 +18,10 @@ import pytest
 from twisted.internet import threads
 from twisted.internet.defer import Deferred
 
-from txrealtime.engineio import SessionEvent, SessionManager
+from tests.socketio.app import install
+from txrealtime.engineio import CloseReason, EngineIOOptions, SessionClosed, SessionEvent, SessionManager
+from txrealtime.pytest_plugin import Realtime
+from txrealtime.testing import TestServer
 
 INTEROP = Path(__file__).parent / "interop"
 NODE_MODULES = INTEROP / "node_modules"
@@ -173,3 +176,16 @@ class RedisServer:
             self.process.kill()
             self.process.wait(30)
             self.process = None
+
+
+async def serve(realtime: Realtime, **options: Any) -> tuple[TestServer, list[SessionEvent]]:
+    """:mod:`tests.socketio.app` on loopback with these Engine.IO options, and the list its session events go to."""
+    running = await realtime.start_server(install, options=EngineIOOptions(**options))
+    events: list[SessionEvent] = []
+    running.server.manager.subscribe(events.append)
+    return running, events
+
+
+def closes(events: list[SessionEvent]) -> list[tuple[CloseReason, str]]:
+    """Reason and description of each session close among ``events``."""
+    return [(e.reason, e.description) for e in events if isinstance(e, SessionClosed)]

@@ -9,13 +9,10 @@ import treq
 from twisted.internet import reactor
 from twisted.internet.defer import DeferredList
 from twisted.internet.task import deferLater
-from twisted.web.client import Agent, HTTPConnectionPool
 
+from tests.peers import http
 from tests.servers import EchoServer, node_peer
 from txrealtime.engineio import CloseReason, SessionClosed
-
-# Connections are not kept alive, so no test leaves one open behind it.
-http = treq.client.HTTPClient(Agent(reactor, pool=HTTPConnectionPool(reactor, persistent=False)))
 
 
 async def handshake(server: EchoServer) -> str:

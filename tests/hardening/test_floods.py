@@ -24,8 +24,8 @@ from twisted.internet import reactor, threads
 from twisted.internet.defer import Deferred
 from twisted.internet.task import LoopingCall
 
-from tests.hardening.test_limits import base, closes, handshake, http, serve, sid_of, until, websocket_handshake
-from tests.hardening.test_slow_reader import open_and_stop_reading
+from tests.peers import base, handshake, http, open_and_stop_reading, sid_of, until, websocket_handshake
+from tests.servers import closes, serve
 from tests.socketio.app import install
 from txrealtime.engineio import CloseReason, EngineIOOptions, MessageReceived, SessionClosed, SessionEvent
 from txrealtime.pytest_plugin import Realtime

@@ -9,7 +9,8 @@ import pytest
 import pytest_twisted
 from twisted.internet import reactor, threads
 
-from tests.hardening.test_limits import base, handshake, http, serve, until, websocket_handshake
+from tests.peers import base, handshake, http, until, websocket_handshake
+from tests.servers import serve
 from txrealtime.engineio import EngineIOOptions
 from txrealtime.pytest_plugin import Realtime
 from txrealtime.testing import TestServer

@@ -3,76 +3,27 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 import pytest_twisted
-import treq
 from twisted.internet import reactor, threads
 from twisted.internet.defer import Deferred
 from twisted.internet.task import deferLater
-from twisted.web.client import Agent, FileBodyProducer, HTTPConnectionPool
+from twisted.web.client import FileBodyProducer
 from twisted.web.iweb import UNKNOWN_LENGTH
 
-from tests.socketio.app import install
-from txrealtime.engineio import CloseReason, EngineIOOptions, SessionClosed, SessionEvent
+from tests.peers import base, handshake, http, sid_of, until, websocket_handshake
+from tests.servers import closes, serve
+from txrealtime.engineio import CloseReason, EngineIOOptions
 from txrealtime.engineio.options import CookieOptions
 from txrealtime.pytest_plugin import Realtime
 from txrealtime.testing import TestServer
-
-http = treq.client.HTTPClient(Agent(reactor, pool=HTTPConnectionPool(reactor, persistent=False)))
-
-
-async def serve(realtime: Realtime, **options: Any) -> tuple[TestServer, list[SessionEvent]]:
-    running = await realtime.start_server(install, options=EngineIOOptions(**options))
-    events: list[SessionEvent] = []
-    running.server.manager.subscribe(events.append)
-    return running, events
-
-
-def base(running: TestServer) -> str:
-    return f"{running.url}/socket.io/?EIO=4&transport=polling"
-
-
-async def handshake(running: TestServer, headers: dict[str, str] | None = None) -> tuple[int, Any, Any]:
-    response = await http.get(base(running), headers=headers)
-    body = await response.text()
-    return response.code, body, response.headers
-
-
-def sid_of(body: str) -> str:
-    return str(json.loads(body[1:])["sid"])
-
-
-def closes(events: list[SessionEvent]) -> list[tuple[CloseReason, str]]:
-    return [(e.reason, e.description) for e in events if isinstance(e, SessionClosed)]
 
 
 async def healthy(realtime: Realtime, running: TestServer) -> None:
     client = await realtime.connect(running)
     assert await client.emit_with_ack("ack", "fine", timeout=10) == ("got", "fine")
-
-
-async def until(condition: Callable[[], bool], what: str) -> None:
-    for _ in range(1000):
-        if condition():
-            return
-        await deferLater(reactor, 0.01, lambda: None)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def websocket_handshake(url: str, **kwargs: Any) -> Deferred[Any]:
-    """Open a raw WebSocket with websocket-client in a thread; fire with the status, or the open socket."""
-    import websocket
-
-    def run() -> Any:
-        try:
-            return websocket.create_connection(url.replace("http", "ws", 1), timeout=10, **kwargs)
-        except websocket.WebSocketBadStatusException as e:
-            return e.status_code
-
-    return threads.deferToThread(run)
 
 
 @pytest_twisted.ensureDeferred

@@ -2,44 +2,14 @@
 
 from __future__ import annotations
 
-import base64
-import os
-import socket
-
 import pytest_twisted
 from twisted.internet import reactor, threads
 from twisted.internet.task import deferLater
 
+from tests.peers import open_and_stop_reading
 from tests.socketio.app import install
 from txrealtime.engineio import CloseReason, EngineIOOptions, SessionClosed, SessionEvent
 from txrealtime.pytest_plugin import Realtime
-
-
-def masked_text_frame(text: str) -> bytes:
-    payload = text.encode()
-    mask = os.urandom(4)
-    header = bytes([0x81, 0x80 | len(payload)])  # FIN + text; masked, short length
-    return header + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-
-
-def open_and_stop_reading(port: int) -> socket.socket:
-    """A raw WebSocket: handshake, join the default namespace, then never read again."""
-    sock = socket.create_connection(("127.0.0.1", port))
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    key = base64.b64encode(os.urandom(16)).decode()
-    sock.sendall(
-        (
-            f"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
-            f"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-            "Sec-WebSocket-Version: 13\r\n\r\n"
-        ).encode()
-    )
-    head = b""
-    while b"\r\n\r\n" not in head:
-        head += sock.recv(1)  # byte by byte: leave every frame after the headers unread
-    assert head.startswith(b"HTTP/1.1 101"), head
-    sock.sendall(masked_text_frame("40"))
-    return sock
 
 
 @pytest_twisted.ensureDeferred
