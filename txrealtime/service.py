@@ -205,7 +205,7 @@ class RealtimeService(service.MultiService):
         self.server = server
         """The Socket.IO server, unless serving bare Engine.IO."""
         self.redis = redis
-        """The :class:`~txrealtime.adapters.redis.RedisLink`, with ``--redis``."""
+        """The :class:`txrealtime.adapters.redis.RedisLink`, with ``--redis``."""
         self.site = site
         self.resource = resource
         self.grace = grace

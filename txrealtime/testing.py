@@ -251,7 +251,7 @@ def connect_in_memory(
 
     Delivery is synchronous: with synchronous handlers the Deferred has
     already fired when this returns, and every emit is answered before
-    ``emit`` returns. ``options`` go to :class:`~txrealtime.client.Manager`.
+    ``emit`` returns. ``options`` go to :class:`txrealtime.client.Manager`.
     """
     pump = _Pump()
     options.setdefault("reconnection", False)

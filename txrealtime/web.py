@@ -182,7 +182,7 @@ class _Refused(Protocol):
 
 
 class BoundedSite(Site):
-    """A :class:`~twisted.web.server.Site` bounding body size, header time and connections per address.
+    """A ``twisted.web.server.Site`` bounding body size, header time and connections per address.
 
     It speaks HTTP/1.1 only (no HTTP/2 over ALPN), as the WebSocket
     transport needs. Connections opened before ``max_connections_per_ip``

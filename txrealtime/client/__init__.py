@@ -2,21 +2,19 @@
 
 from ..socketio.errors import AckTimeout
 from .engineio import EngineError, EngineIOClient, EngineListener
-from .socketio import (
+from .events import (
     ClientEvent,
-    ClientSocket,
     Connected,
     ConnectError,
     Disconnected,
-    Engine,
-    Manager,
     NotConnected,
     ReconnectAttempt,
     Reconnected,
     ReconnectFailed,
     Upgraded,
-    connect,
 )
+from .manager import Engine, Manager, connect
+from .socket import ClientSocket
 from .tls import TLSOptions
 
 __all__ = [

@@ -1,4 +1,4 @@
-"""What the client reports: connection errors and the typed events of a :class:`~txrealtime.client.Manager`."""
+"""What the client reports: connection errors and the typed events of a :class:`txrealtime.client.Manager`."""
 
 from __future__ import annotations
 

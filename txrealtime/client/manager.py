@@ -2,7 +2,7 @@
 
 As in Node's ``socket.io-client``, the :class:`Manager` owns the Engine.IO
 connection and reconnects it with exponential backoff and jitter; its
-:class:`~txrealtime.client.socket.ClientSocket` objects multiplex namespaces
+:class:`txrealtime.client.socket.ClientSocket` objects multiplex namespaces
 over it, buffer emits while disconnected and send them once (re)connected.
 """
 

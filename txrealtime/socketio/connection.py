@@ -1,7 +1,7 @@
 """One Engine.IO session speaking Socket.IO: Node's ``client.ts``.
 
 A :class:`Client` decodes the session's messages into Socket.IO packets,
-routes them to one :class:`~txrealtime.socketio.socket.Socket` per namespace
+routes them to one :class:`txrealtime.socketio.socket.Socket` per namespace
 it joined, and enforces the per-connection limits (attachments, namespaces,
 time to join). The server is seen through :class:`ConnectionServer`.
 """

@@ -1,9 +1,9 @@
 """The Socket.IO server: Node's ``index.ts``.
 
-It sits on an Engine.IO :class:`~txrealtime.engineio.SessionManager`: each
-Engine.IO session becomes a :class:`~txrealtime.socketio.connection.Client`,
+It sits on an Engine.IO :class:`txrealtime.engineio.SessionManager`: each
+Engine.IO session becomes a :class:`txrealtime.socketio.connection.Client`,
 which decodes Socket.IO packets and routes them to one
-:class:`~txrealtime.socketio.socket.Socket` per namespace the client joined.
+:class:`txrealtime.socketio.socket.Socket` per namespace the client joined.
 The server owns the namespaces and answers for the default one, ``/``.
 """
 

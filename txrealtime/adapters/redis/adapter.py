@@ -1,9 +1,10 @@
 """Rooms of one namespace shared through Redis, as Node's ``@socket.io/redis-adapter`` (v8) shares them.
 
 Each namespace gets a :class:`RedisAdapter` on the process's
-:class:`~txrealtime.adapters.redis.RedisLink`. It decides what to publish for
+:class:`txrealtime.adapters.redis.RedisLink`. It decides what to publish for
 each adapter operation and acts on what other nodes publish; the bytes are
-:mod:`.wire`'s and :mod:`.requests`' business, the connections :mod:`.link`'s.
+:mod:`txrealtime.adapters.redis.wire`'s and :mod:`txrealtime.adapters.redis.requests`' business,
+the connections :mod:`txrealtime.adapters.redis.link`'s.
 Requests from other nodes go through a table from request class to handler.
 """
 
@@ -486,7 +487,7 @@ class RedisAdapter(Adapter):
 
 
 def redis_adapter(link: RedisLink) -> Callable[[Any], RedisAdapter]:
-    """An adapter factory for :class:`~txrealtime.socketio.Server`: ``Server(adapter=redis_adapter(link))``.
+    """An adapter factory for :class:`txrealtime.socketio.Server`: ``Server(adapter=redis_adapter(link))``.
 
     Starts the link if it is not started yet.
     """

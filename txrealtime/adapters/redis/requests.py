@@ -1,8 +1,8 @@
 """Requests between nodes and their responses, as Node's ``@socket.io/redis-adapter`` 8.x lays them out: no I/O.
 
 One frozen dataclass per message shape (the layouts are listed in
-:mod:`.wire`); :func:`~.wire.encode` writes any of them. A request names its
-type, so :func:`decode_request` reads it alone; a response does not, so
+:mod:`txrealtime.adapters.redis.wire`); :func:`txrealtime.adapters.redis.wire.encode` writes any
+of them. A request names its type, so :func:`decode_request` reads it alone; a response does not, so
 :func:`decode_response` asks which request is pending under its id.
 
 Dataclasses rather than ``TypedDict``: the wire names (``requestId``,

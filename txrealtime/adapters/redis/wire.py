@@ -20,7 +20,7 @@ object). On the request and response channels a message starting with ``{``
 is JSON, anything else MessagePack. Keys are written in the Node adapter's
 order, so the output is byte for byte what it writes for the same values
 (the emitter puts ``flags`` before ``except``). Broadcasts and heartbeats are
-here; requests and responses, as typed dataclasses, are in :mod:`.requests`::
+here; requests and responses, as typed dataclasses, are in :mod:`txrealtime.adapters.redis.requests`::
 
     broadcast   MessagePack [uid, packet, opts]
       packet    {type: 2, data: [event, *args], nsp, id?}
