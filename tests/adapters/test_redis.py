@@ -5,81 +5,15 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
 
 import pytest
 import pytest_twisted
-from twisted.internet import reactor
-from twisted.internet.defer import DeferredList
-from twisted.internet.task import deferLater
 
+from tests.adapters.cluster import WAIT, inbox, start_nodes, stop_links, sync, wait_for_servers
+from tests.peers import until
 from tests.servers import INTEROP, NODE_MODULES, RedisServer, node, node_peer
-from txrealtime.adapters.redis import RedisAdapter, RedisLink, RedisUp, RemoteSocket, redis_adapter
-from txrealtime.client import ClientSocket
+from txrealtime.adapters.redis import RedisUp, RemoteSocket
 from txrealtime.pytest_plugin import Realtime
-from txrealtime.socketio import Server, Socket
-from txrealtime.testing import TestServer
-
-
-async def until(condition: Callable[[], bool], what: str, limit: float = 20.0) -> None:
-    """Wait for something that happens through Redis (no fixed sleeps; fail after ``limit`` seconds)."""
-    for _ in range(int(limit / 0.02)):
-        if condition():
-            return
-        await deferLater(reactor, 0.02, lambda: None)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def app(name: str) -> Callable[[Server], None]:
-    def setup(server: Server) -> None:
-        @server.on("connection")
-        def connected(socket: Socket) -> None:
-            socket.on("join", lambda room: socket.join(room) or sorted(socket.rooms - {socket.id}))
-            socket.data["node"] = name
-
-        server.on("which node", lambda *args: f"{name} got {list(args)}")
-
-    return setup
-
-
-@dataclass
-class Node:
-    name: str
-    link: RedisLink
-    test_server: TestServer
-
-    @property
-    def server(self) -> Server:
-        return self.test_server.server
-
-
-async def start_nodes(realtime: Realtime, redis: RedisServer, names: list[str]) -> list[Node]:
-    nodes = []
-    for name in names:
-        link = RedisLink(redis.url, heartbeat_interval=0.2, heartbeat_timeout=1.0, reconnect_max_delay=0.2)
-        running = await realtime.start_server(app(name), adapter=redis_adapter(link))
-        nodes.append(Node(name, link, running))
-    await until(lambda: all(n.link.connected for n in nodes), "every link to connect")
-    await until(lambda: all(len(n.link.nodes()) == len(nodes) for n in nodes), "every node to hear the others")
-    return nodes
-
-
-async def stop_links(nodes: list[Node]) -> None:
-    await DeferredList([n.link.stop() for n in nodes])
-
-
-def inbox(socket: ClientSocket) -> list[list[Any]]:
-    seen: list[list[Any]] = []
-    socket.on_any(lambda *args: seen.append(list(args)))
-    return seen
-
-
-async def sync(*sockets: ClientSocket) -> None:
-    """Each server answers an ack after anything it sent before: the inboxes are final for what came first."""
-    for socket in sockets:
-        await socket.emit_with_ack("join", "sync", timeout=10)
 
 
 @pytest_twisted.ensureDeferred
@@ -89,7 +23,7 @@ async def test_lone_surrogate_crosses_nodes(realtime: Realtime, redis_server: Re
         client = await realtime.connect(b.test_server)
         box = inbox(client)
         assert a.server.emit("odd", "x\ud800y", {"k\udc00": 1}) is True
-        await until(lambda: bool(box), "the broadcast on node b")
+        await until(lambda: bool(box), "the broadcast on node b", limit=WAIT)
         assert box == [["odd", "x\ud800y", {"k\udc00": 1}]]
     finally:
         await stop_links(nodes)
@@ -105,7 +39,7 @@ async def test_three_nodes_broadcast_rooms_fetch_and_requests(realtime: Realtime
 
         # A broadcast from one node reaches the clients of all three, binary included.
         assert a.server.emit("news", "hello", b"\x00\x01") is True
-        await until(lambda: all(box for box in boxes), "the broadcast on every node")
+        await until(lambda: all(box for box in boxes), "the broadcast on every node", limit=WAIT)
         assert [box for box in boxes] == [[["news", "hello", b"\x00\x01"]]] * 3
 
         # Rooms and except across nodes.
@@ -113,7 +47,7 @@ async def test_three_nodes_broadcast_rooms_fetch_and_requests(realtime: Realtime
         assert await cc.emit_with_ack("join", "r", timeout=10) == ["r"]
         a.server.to("r").emit("room only")
         a.server.except_("r").emit("not in room")
-        await until(lambda: len(boxes[1]) == 2 and len(boxes[2]) == 2, "room messages")
+        await until(lambda: len(boxes[1]) == 2 and len(boxes[2]) == 2, "room messages", limit=WAIT)
         await sync(*clients)
         assert [m for m in boxes[0] if m[0] != "news"] == [["not in room"]]
         assert boxes[1][1:] == [["room only"]] and boxes[2][1:] == [["room only"]]
@@ -133,7 +67,7 @@ async def test_three_nodes_broadcast_rooms_fetch_and_requests(realtime: Realtime
         target = next(s for s in found if s.data["node"] == "c")
         assert isinstance(target, RemoteSocket)
         target.emit("just you", 1)
-        await until(lambda: ["just you", 1] in boxes[2], "the message to one remote socket")
+        await until(lambda: ["just you", 1] in boxes[2], "the message to one remote socket", limit=WAIT)
 
         # Server-side emits with acknowledgements from every other node.
         answers = await a.server.server_side_emit_with_ack("which node", 7)
@@ -148,11 +82,11 @@ async def test_three_nodes_broadcast_rooms_fetch_and_requests(realtime: Realtime
         gone: list[str] = []
         cc.on("disconnect", gone.append)
         a.server.in_(cc.id or "").disconnect_sockets()
-        await until(lambda: gone == ["io server disconnect"], "the remote disconnection")
+        await until(lambda: gone == ["io server disconnect"], "the remote disconnection", limit=WAIT)
 
         # A node that leaves is forgotten by the others.
         await c.link.stop()
-        await until(lambda: len(a.link.nodes()) == 2, "node c to be forgotten")
+        await until(lambda: len(a.link.nodes()) == 2, "node c to be forgotten", limit=WAIT)
         assert c.link.uid not in b.link.nodes()
     finally:
         await stop_links(nodes)
@@ -186,16 +120,20 @@ async def test_mixed_cluster_with_node_adapter_and_emitter(realtime: Realtime, r
 
         # txrealtime -> Node's clients.
         ours.server.emit("from python", {"n": 1}, b"\x07")
-        await until(lambda: ["from python", {"n": 1}, b"\x07"] in node_box, "python's broadcast on the Node side")
+        await until(
+            lambda: ["from python", {"n": 1}, b"\x07"] in node_box,
+            "python's broadcast on the Node side",
+            limit=WAIT,
+        )
 
         # Node -> txrealtime's clients.
         assert await on_node_socket.emit_with_ack("broadcast", "hi", b"\x08", timeout=10) is True
-        await until(lambda: ["from node", "hi", b"\x08"] in ours_box, "node's broadcast on the python side")
+        await until(lambda: ["from node", "hi", b"\x08"] in ours_box, "node's broadcast on the python side", limit=WAIT)
 
         # Rooms across implementations, and fetch_sockets answered by the Node server.
         assert await on_node_socket.emit_with_ack("join", "mixed", timeout=10) == ["mixed"]
         ours.server.to("mixed").emit("to the room")
-        await until(lambda: ["to the room"] in node_box, "a room broadcast reaching the Node side")
+        await until(lambda: ["to the room"] in node_box, "a room broadcast reaching the Node side", limit=WAIT)
         everyone = await ours.server.fetch_sockets()
         assert len(everyone) == 2
         assert any(isinstance(s, RemoteSocket) and s.id == on_node_socket.id and "mixed" in s.rooms for s in everyone)
@@ -209,7 +147,11 @@ async def test_mixed_cluster_with_node_adapter_and_emitter(realtime: Realtime, r
         other_box = inbox(other)
         report = await node_peer("redis_emit.js", redis_server.url, "emitted", "from emitter", '{"ok": true}')
         assert report == {"sent": True}
-        await until(lambda: ["from emitter", {"ok": True}, b"\x01\x02\x03"] in ours_box, "the emitter's event")
+        await until(
+            lambda: ["from emitter", {"ok": True}, b"\x01\x02\x03"] in ours_box,
+            "the emitter's event",
+            limit=WAIT,
+        )
         await sync(other)
         assert other_box == []
         await node_manager.close()
@@ -217,17 +159,6 @@ async def test_mixed_cluster_with_node_adapter_and_emitter(realtime: Realtime, r
         process.kill()
         process.wait(30)
         await ours.link.stop()
-
-
-async def wait_for_servers(server: Server, count: int) -> None:
-    """Wait until ``count`` servers subscribe to the default namespace's request channel."""
-    adapter = server.sockets.adapter
-    assert isinstance(adapter, RedisAdapter)
-    for _ in range(1000):
-        if await adapter.server_count() >= count:
-            return
-        await deferLater(reactor, 0.02, lambda: None)
-    raise AssertionError(f"fewer than {count} servers subscribed")
 
 
 @pytest_twisted.ensureDeferred
@@ -241,7 +172,11 @@ async def test_redis_outage(realtime: Realtime, redis_server: RedisServer) -> No
         b.link.subscribe_events(lambda e: ups.append(e) if isinstance(e, RedisUp) else None)
 
         redis_server.stop()
-        await until(lambda: not a.link.connected and not b.link.connected, "both links to notice the outage")
+        await until(
+            lambda: not a.link.connected and not b.link.connected,
+            "both links to notice the outage",
+            limit=WAIT,
+        )
         # Local delivery goes on; the cross-node part is reported as not delivered.
         assert a.server.emit("during outage", 1) is False
         await sync(ca, cb)
@@ -252,9 +187,13 @@ async def test_redis_outage(realtime: Realtime, redis_server: RedisServer) -> No
             await a.server.fetch_sockets()
 
         redis_server.start()
-        await until(lambda: len(ups) >= 2 and a.link.connected and b.link.connected, "both links to reconnect")
+        await until(
+            lambda: len(ups) >= 2 and a.link.connected and b.link.connected,
+            "both links to reconnect",
+            limit=WAIT,
+        )
         assert a.server.emit("after outage", 2) is True
-        await until(lambda: ["after outage", 2] in box_b, "cross-node delivery to resume")
+        await until(lambda: ["after outage", 2] in box_b, "cross-node delivery to resume", limit=WAIT)
         assert ["during outage", 1] not in box_b
     finally:
         await stop_links(nodes)

@@ -13,7 +13,8 @@ import pytest_twisted
 from twisted.internet import reactor
 from twisted.internet.defer import CancelledError
 
-from tests.adapters.test_redis import inbox, start_nodes, stop_links, until, wait_for_servers
+from tests.adapters.cluster import WAIT, inbox, start_nodes, stop_links, wait_for_servers
+from tests.peers import until
 from tests.servers import RedisServer
 from txrealtime.adapters.redis import RedisAdapter, RedisLink
 from txrealtime.adapters.redis.requests import (
@@ -58,7 +59,7 @@ async def peer(redis: RedisServer, *channels: str) -> tuple[RedisLink, list[byte
     for channel in channels:
         link.subscribe(channel, lambda _, message: received.append(message))
     link.start()
-    await until(lambda: link.connected, "the peer link to connect")
+    await until(lambda: link.connected, "the peer link to connect", limit=WAIT)
     return link, received
 
 
@@ -74,7 +75,7 @@ async def test_broadcast_acks_end_with_the_last_answer(realtime: Realtime, redis
         [request] = adapter._ack_requests.values()
         assert await answers == [2, 2, 2]
         # Every answer is in long before the 60 seconds: the request is over, its timer cancelled.
-        await until(lambda: not adapter._ack_requests, "the broadcast's ack request to end")
+        await until(lambda: not adapter._ack_requests, "the broadcast's ack request to end", limit=WAIT)
         assert (request.servers, request.clients, request.answered) == (1, 2, 2)
         assert pending_calls(adapter) == []
     finally:
@@ -92,7 +93,7 @@ async def test_a_closed_adapter_leaves_no_pending_call(realtime: Realtime, redis
 
         # A cancelled request is forgotten, with its timer.
         cancelled = adapter.fetch_sockets(BroadcastOptions())
-        await until(lambda: bool(adapter._requests), "the fetch request to be published")
+        await until(lambda: bool(adapter._requests), "the fetch request to be published", limit=WAIT)
         assert len(pending_calls(adapter)) == 1
         cancelled.cancel()
         with pytest.raises(CancelledError):
@@ -101,7 +102,7 @@ async def test_a_closed_adapter_leaves_no_pending_call(realtime: Realtime, redis
 
         # Closing gives up on a pending request and a pending broadcast ack.
         fetching = adapter.fetch_sockets(BroadcastOptions())
-        await until(lambda: bool(adapter._requests), "the fetch request to be published")
+        await until(lambda: bool(adapter._requests), "the fetch request to be published", limit=WAIT)
         counts: list[int] = []
         adapter.broadcast_with_ack(
             Packet(PacketType.EVENT, "/", ["question"]),
@@ -137,7 +138,7 @@ async def test_older_requests_and_a_python_emitter(realtime: Realtime, redis_ser
             kinds[request_id] = kind
             seen = len(responses)
             other.publish(channels.request, encode(request))
-            await until(lambda: len(responses) > seen, f"the answer to {type(request).__name__}")
+            await until(lambda: len(responses) > seen, f"the answer to {type(request).__name__}", limit=WAIT)
             return decode_response(responses[seen], kinds.get)
 
         join = SocketJoinRequest(uid="old", request_id="j1", sid=client.id, room="legacy")
@@ -151,7 +152,7 @@ async def test_older_requests_and_a_python_emitter(realtime: Realtime, redis_ser
         flags = WireOptions(rooms=("legacy",), flags=WireFlags())
         packet = WirePacket(data=["from a python emitter", b"\x01"])
         other.publish(channels.room("legacy"), encode(Broadcast(uid="emitter", packet=packet, opts=flags)))
-        await until(lambda: ["from a python emitter", b"\x01"] in box, "the emitter's broadcast")
+        await until(lambda: ["from a python emitter", b"\x01"] in box, "the emitter's broadcast", limit=WAIT)
 
         leave = SocketLeaveRequest(uid="old", request_id="l1", sid=client.id, room="legacy")
         assert await ask(leave, "l1", RequestType.REMOTE_LEAVE) == DoneResponse(request_id="l1")
@@ -161,7 +162,7 @@ async def test_older_requests_and_a_python_emitter(realtime: Realtime, redis_ser
         client.on("disconnect", gone.append)
         disconnect = SocketDisconnectRequest(uid="old", request_id="d1", sid=client.id)
         assert await ask(disconnect, "d1", RequestType.REMOTE_DISCONNECT) == DoneResponse(request_id="d1")
-        await until(lambda: gone == ["io server disconnect"], "the disconnection")
+        await until(lambda: gone == ["io server disconnect"], "the disconnection", limit=WAIT)
     finally:
         await stop_links(nodes)
         await other.stop()

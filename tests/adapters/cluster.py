@@ -1,0 +1,92 @@
+"""txrealtime nodes linked through one real redis-server, and what their tests need to watch them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from twisted.internet import reactor
+from twisted.internet.defer import DeferredList
+from twisted.internet.task import deferLater
+
+from tests.peers import until
+from tests.servers import RedisServer
+from txrealtime.adapters.redis import RedisAdapter, RedisLink, redis_adapter
+from txrealtime.client import ClientSocket
+from txrealtime.pytest_plugin import Realtime
+from txrealtime.socketio import Server, Socket
+from txrealtime.testing import TestServer
+
+WAIT = 20.0
+"""Seconds to wait for something that happens through Redis (no fixed sleeps: ``until(..., limit=WAIT)``)."""
+
+
+def app(name: str) -> Callable[[Server], None]:
+    """The app each node runs: ``join`` a room (answering with the rooms), and ``which node`` between servers."""
+    def setup(server: Server) -> None:
+        @server.on("connection")
+        def connected(socket: Socket) -> None:
+            socket.on("join", lambda room: socket.join(room) or sorted(socket.rooms - {socket.id}))
+            socket.data["node"] = name
+
+        server.on("which node", lambda *args: f"{name} got {list(args)}")
+
+    return setup
+
+
+@dataclass
+class Node:
+    """One txrealtime server on loopback and its link to Redis."""
+
+    name: str
+    link: RedisLink
+    test_server: TestServer
+
+    @property
+    def server(self) -> Server:
+        return self.test_server.server
+
+
+async def start_nodes(realtime: Realtime, redis: RedisServer, names: list[str]) -> list[Node]:
+    """Start one node per name; fire once every link is up and every node has heard of the others."""
+    nodes = []
+    for name in names:
+        link = RedisLink(redis.url, heartbeat_interval=0.2, heartbeat_timeout=1.0, reconnect_max_delay=0.2)
+        running = await realtime.start_server(app(name), adapter=redis_adapter(link))
+        nodes.append(Node(name, link, running))
+    await until(lambda: all(n.link.connected for n in nodes), "every link to connect", limit=WAIT)
+    await until(
+        lambda: all(len(n.link.nodes()) == len(nodes) for n in nodes),
+        "every node to hear the others",
+        limit=WAIT,
+    )
+    return nodes
+
+
+async def stop_links(nodes: list[Node]) -> None:
+    await DeferredList([n.link.stop() for n in nodes])
+
+
+def inbox(socket: ClientSocket) -> list[list[Any]]:
+    """Every event ``socket`` receives from now on, as ``[name, *args]``."""
+    seen: list[list[Any]] = []
+    socket.on_any(lambda *args: seen.append(list(args)))
+    return seen
+
+
+async def sync(*sockets: ClientSocket) -> None:
+    """Each server answers an ack after anything it sent before: the inboxes are final for what came first."""
+    for socket in sockets:
+        await socket.emit_with_ack("join", "sync", timeout=10)
+
+
+async def wait_for_servers(server: Server, count: int) -> None:
+    """Wait until ``count`` servers subscribe to the default namespace's request channel."""
+    adapter = server.sockets.adapter
+    assert isinstance(adapter, RedisAdapter)
+    for _ in range(1000):
+        if await adapter.server_count() >= count:
+            return
+        await deferLater(reactor, 0.02, lambda: None)
+    raise AssertionError(f"fewer than {count} servers subscribed")
