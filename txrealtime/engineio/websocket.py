@@ -241,6 +241,8 @@ class EngineIOWebSocketProtocol(WebSocketServerProtocol):
             why = CloseReason.TRANSPORT_ERROR
         else:
             why = CloseReason.TRANSPORT_CLOSE
+        if self.closedByMe and self.localCloseCode is not None:  # ours, e.g. 1009, not the peer's reply
+            code, reason = self.localCloseCode, (self.localCloseReason or b"").decode("utf-8", "replace")
         self.session.transport_closed(self, why, f"websocket closed ({code}: {reason or ''})")
 
 
