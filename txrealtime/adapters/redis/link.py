@@ -150,6 +150,7 @@ class RedisLink:
         self._factories: list[_Factory] = []
         self._subscribed = False
         self._started = False
+        self._stopped = False
         self._heartbeat: Any = None
         self._nodes: dict[str, float] = {}
         self._listeners: Observers[RedisUp | RedisDown] = Observers("Redis link")
@@ -162,6 +163,7 @@ class RedisLink:
         if self._started:
             return
         self._started = True
+        self._stopped = False
         self.subscribe(self.nodes_channel, self._on_node_message)
         for protocol in (_Publisher, _Subscriber):
             factory = _Factory(self, protocol, self.url)
@@ -170,15 +172,27 @@ class RedisLink:
         self._beat()
 
     def stop(self) -> Deferred[Any]:
-        """Say goodbye to the other nodes and close both connections."""
+        """Say goodbye to the other nodes and close both connections.
+
+        The connections close once Redis has answered the goodbye (or after
+        ``requests_timeout``). Redis answers in order, so every message
+        published before it has been answered too: none is reported lost. From
+        now on :attr:`connected` is false and :meth:`publish` sends nothing.
+        """
         if not self._started:
             return succeed(None)
-        self._started = False
-        self._heartbeat = cancel(self._heartbeat)
+        answered: Deferred[None] = succeed(None)
         if self.connected:
-            self._send(self.nodes_channel, encode(NodeMessage(uid=self.uid, kind="leave")))
+            answered = self._send(self.nodes_channel, encode(NodeMessage(uid=self.uid, kind="leave")))
+        self._started = False
+        self._stopped = True
+        self._heartbeat = cancel(self._heartbeat)
         factories, self._factories = self._factories, []
-        return DeferredList([f.disconnect() for f in factories], consumeErrors=True)
+
+        def close(_: object) -> Deferred[Any]:
+            return DeferredList([f.disconnect() for f in factories], consumeErrors=True)
+
+        return _answered_within(answered, self.requests_timeout, self.reactor).addCallback(close)
 
     def _endpoint(self) -> Any:
         endpoint = HostnameEndpoint(self.reactor, self.url.host, self.url.port, timeout=10)
@@ -188,8 +202,8 @@ class RedisLink:
 
     @property
     def connected(self) -> bool:
-        """Whether both connections are up and subscriptions are in place."""
-        return self._pub is not None and self._sub is not None and self._subscribed
+        """Whether the link is started (not stopped), both connections are up and subscriptions are in place."""
+        return self._started and self._pub is not None and self._sub is not None and self._subscribed
 
     def subscribe_events(self, listener: Callable[[RedisUp | RedisDown], object]) -> Callable[[], None]:
         """Call ``listener`` with :class:`RedisUp` / :class:`RedisDown` as the link comes and goes; returns a
@@ -230,7 +244,7 @@ class RedisLink:
             self._send_heartbeat()
 
     def _lost(self, protocol: Any, reason: str) -> None:
-        was_up = self.connected
+        was_up = self.connected  # false once stopped: closing is not a loss
         if protocol is self._sub:
             self._sub = None
             self._subscribed = False
@@ -238,7 +252,7 @@ class RedisLink:
             self._pub = None
         else:
             return
-        if was_up and self._started:
+        if was_up:
             log.error(
                 "Redis link {uid} lost ({reason}): broadcasts reach this node only until it reconnects",
                 uid=self.uid,
@@ -286,19 +300,24 @@ class RedisLink:
         """Publish if Redis is reachable; ``False`` (and counted in :attr:`undelivered`) if not."""
         if not self.connected:
             self.undelivered += 1
-            log.warn("Redis unavailable: message for {channel} not sent to other nodes", channel=channel)
+            if self._stopped:
+                log.info("Redis link stopped: message for {channel} not sent to other nodes", channel=channel)
+            else:
+                log.warn("Redis unavailable: message for {channel} not sent to other nodes", channel=channel)
             return False
         self._send(channel, message)
         return True
 
-    def _send(self, channel: str, message: bytes) -> None:
+    def _send(self, channel: str, message: bytes) -> Deferred[None]:
+        """Publish; the result fires (with ``None``) once Redis answered or the publish failed."""
+
         def failed(failure: Failure) -> None:
             self.undelivered += 1
             log.error(
                 "Redis publish to {channel} failed: {error}", channel=channel, error=failure.getErrorMessage()
             )
 
-        self._pub.publish(channel, message).addErrback(failed)
+        return cast(Deferred[None], self._pub.publish(channel, message).addCallbacks(lambda _: None, failed))
 
     def numsub(self, channel: str) -> Deferred[int]:
         """How many connections subscribe to ``channel`` (``PUBSUB NUMSUB``)."""
@@ -358,3 +377,22 @@ class RedisLink:
                 log.info("Redis link: node {uid} joined", uid=uid)
                 self._send_heartbeat()  # let the newcomer know about us without waiting
             self._nodes[uid] = self._now()
+
+
+def _answered_within(answered: Deferred[None], timeout: float, reactor: Any) -> Deferred[None]:
+    """Fire when ``answered`` does, or after ``timeout`` seconds (with a warning), whichever comes first."""
+    done: Deferred[None] = Deferred()
+
+    def give_up() -> None:
+        log.warn("Redis did not answer the goodbye within {timeout}s: closing anyway", timeout=timeout)
+        done.callback(None)
+
+    timer = reactor.callLater(timeout, give_up)
+
+    def fire(_: object) -> None:
+        if not done.called:
+            timer.cancel()
+            done.callback(None)
+
+    answered.addBoth(fire)
+    return done
