@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+import warnings
 from collections.abc import Callable
 from typing import Any, cast
 
@@ -13,9 +14,9 @@ from twisted.internet import defer
 from twisted.internet.interfaces import IProtocolFactory, _ISupportsExitSignalCapturing
 from twisted.logger import Logger
 from twisted.python import usage
+from twisted.web import pages
 from twisted.web.resource import IResource, Resource
 from twisted.web.server import Site
-from twisted.web.static import File
 
 from ._logging import LEVELS, gate, set_log_level
 from .engineio import EngineIOOptions, EngineIOResource, SessionManager
@@ -255,6 +256,32 @@ class RealtimeService(service.MultiService):
         return super().stopService()  # type: ignore[no-untyped-call]
 
 
+class _EmptyRoot(Resource):
+    """The root without ``--static``: unknown paths get ``twisted.web.pages.notFound``.
+
+    (A plain ``Resource`` builds the deprecated ``NoResource`` for them.)
+    """
+
+    def __init__(self) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+
+    def getChild(self, path: bytes, request: Any) -> Any:
+        return pages.notFound()
+
+
+def _static_folder(path: str) -> Resource:
+    """``twisted.web.static.File(path)``, imported only when ``--static`` is given.
+
+    Importing ``twisted.web.static`` builds three deprecated error pages at
+    module level: the three ``DeprecationWarning`` lines are Twisted's own,
+    and nothing of ours uses those pages, so they are not shown.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "twisted.web.resource._Unsafe", DeprecationWarning)
+        from twisted.web.static import File
+    return File(path)
+
+
 def makeService(options: Options) -> RealtimeService:
     """Build the service tree ``twistd txrealtime`` runs."""
     set_log_level(options["log-level"])
@@ -280,7 +307,7 @@ def makeService(options: Options) -> RealtimeService:
             serve_client=not options["no-serve-client"],
             **kwargs,
         )
-    root: Resource = File(options["static"]) if options["static"] else Resource()
+    root = _static_folder(options["static"]) if options["static"] else _EmptyRoot()
     resource = EngineIOResource(manager)
     endpoint = resource if server is None else SocketIOResource(resource, server.serve_client)
     mount(root, options["path"], endpoint)

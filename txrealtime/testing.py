@@ -20,6 +20,7 @@ from typing import Any, cast
 from twisted.internet.defer import Deferred, DeferredList, succeed
 from twisted.internet.task import deferLater
 from twisted.logger import Logger
+from twisted.web import pages
 from twisted.web.resource import IResource, Resource
 from twisted.web.server import Site
 
@@ -34,6 +35,20 @@ from .web import BoundedSite, mount
 __all__ = ["MemoryEngine", "RealtimeTestMixin", "TestServer", "connect_in_memory", "start_server"]
 
 log = Logger(observer=gate)
+
+
+class _Root(Resource):
+    """An empty root that answers unknown paths with ``twisted.web.pages.notFound``.
+
+    A plain ``Resource`` builds the deprecated ``NoResource`` for them, and
+    each 404 then adds a ``DeprecationWarning`` to the test run's output.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+
+    def getChild(self, path: bytes, request: Any) -> Any:
+        return pages.notFound()
 
 
 @dataclass
@@ -99,7 +114,7 @@ def start_server(
     server = Server(SessionManager(options, reactor=reactor), **server_options)
     if setup is not None:
         setup(server)
-    root = root if root is not None else Resource()
+    root = root if root is not None else _Root()
     mount(root, path, server.resource())
     site = BoundedSite(cast(IResource, root), max_body=server.manager.options.max_payload, managers=[server.manager])
     listening = reactor.listenTCP(port, site, interface="127.0.0.1")
