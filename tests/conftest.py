@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import pytest_twisted
 from twisted.internet import reactor
-from twisted.web.resource import Resource
+from twisted.web.resource import IResource, Resource
 from twisted.web.server import Site
 
 from tests.servers import EchoServer, NodeServer, RedisServer, SocketIOServer
@@ -27,8 +27,9 @@ def fresh_log_throttles() -> None:
 def echo_server() -> Iterator[EchoServer]:
     manager = SessionManager(EngineIOOptions(ping_interval=1, ping_timeout=2))
     root = Resource()
-    root.putChild(b"engine.io", EngineIOResource(manager))
-    port = reactor.listenTCP(0, Site(root), interface="127.0.0.1")  # type: ignore[attr-defined]
+    root.putChild(b"engine.io", cast(IResource, EngineIOResource(manager)))
+    # The reactor's interface methods are declared without self, which mypy cannot call through.
+    port = cast(Any, reactor).listenTCP(0, Site(root), interface="127.0.0.1")
     server = EchoServer(manager, f"http://127.0.0.1:{port.getHost().port}")
 
     def on_event(event: SessionEvent) -> None:

@@ -4,11 +4,11 @@ Engine.IO endpoint behind a real ``twisted.web`` Site on in-memory connections a
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, cast
 
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
-from twisted.web.resource import Resource
+from twisted.web.resource import IResource, Resource
 
 from tests.memhttp import MemoryHTTP, Response
 from txrealtime.engineio import (
@@ -97,8 +97,8 @@ class PollingTestCase(SynchronousTestCase):
         self.events: list[SessionEvent] = []
         self.manager.subscribe(self.events.append)
         root = Resource()
-        root.putChild(b"engine.io", EngineIOResource(self.manager))
-        self.http = MemoryHTTP(root)
+        root.putChild(b"engine.io", cast(IResource, EngineIOResource(self.manager)))
+        self.http = MemoryHTTP(cast(IResource, root))
 
     def handshake(self) -> str:
         response = self.http.request("GET", BASE).result()

@@ -6,11 +6,18 @@ from dataclasses import dataclass, field
 
 from twisted.internet.address import IPv4Address
 from twisted.internet.error import ConnectionDone
+from twisted.internet.protocol import Protocol
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 from twisted.web.http import HTTPChannel
 from twisted.web.resource import IResource
 from twisted.web.server import Site
+
+
+class ConnectionTransport(StringTransport):
+    """A ``StringTransport`` with the ``protocol`` attribute of a TCP transport (a WebSocket upgrade replaces it)."""
+
+    protocol: Protocol
 
 
 @dataclass
@@ -25,7 +32,7 @@ class Exchange:
     """One request on its own connection; the response may still be pending."""
 
     channel: HTTPChannel
-    transport: StringTransport
+    transport: ConnectionTransport
     _raw: bytes = field(default=b"")
 
     @property
@@ -69,7 +76,7 @@ class MemoryHTTP:
         addr = IPv4Address("TCP", self.host, 40000)
         channel = self.site.buildProtocol(addr)
         assert channel is not None
-        transport = StringTransport(peerAddress=addr, hostAddress=IPv4Address("TCP", "127.0.0.1", 80))
+        transport = ConnectionTransport(peerAddress=addr, hostAddress=IPv4Address("TCP", "127.0.0.1", 80))
         transport.protocol = channel  # as on a TCP transport; WebSocket upgrades replace it
         channel.makeConnection(transport)
         all_headers = {"Host": "localhost", "Content-Length": str(len(body))}
@@ -129,7 +136,7 @@ class MemoryWebSocket:
         self._pending = rest
 
     @property
-    def protocol(self):  # type: ignore[no-untyped-def]
+    def protocol(self) -> Protocol:
         return self.exchange.transport.protocol
 
     def send_text(self, text: str) -> None:

@@ -7,18 +7,19 @@ import json
 import os
 import socket
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import treq
 from twisted.internet import reactor, threads
 from twisted.internet.defer import Deferred
 from twisted.internet.task import deferLater
 from twisted.web.client import Agent, HTTPConnectionPool
+from twisted.web.iweb import IAgent
 
 from txrealtime.testing import TestServer
 
 # Connections are not kept alive, so no test leaves one open behind it.
-http = treq.client.HTTPClient(Agent(reactor, pool=HTTPConnectionPool(reactor, persistent=False)))
+http = treq.client.HTTPClient(cast(IAgent, Agent(reactor, pool=HTTPConnectionPool(reactor, persistent=False))))
 
 
 async def until(condition: Callable[[], bool], what: str, limit: float = 10.0) -> None:
@@ -61,7 +62,7 @@ def base(running: TestServer) -> str:
     return f"{running.url}/socket.io/?EIO=4&transport=polling"
 
 
-async def handshake(running: TestServer, headers: dict[str, str] | None = None) -> tuple[int, Any, Any]:
+async def handshake(running: TestServer, headers: dict[bytes | str, bytes | str] | None = None) -> tuple[int, Any, Any]:
     """A polling handshake: the status code, body and headers of the answer."""
     response = await http.get(base(running), headers=headers)
     body = await response.text()

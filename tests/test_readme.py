@@ -17,7 +17,9 @@ README = Path(__file__).parent.parent / "README.md"
 
 def test_readme_server_snippet(tmp_path: Path) -> None:
     section = README.read_text().split("## Write a server", 1)[1]
-    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)  # type: ignore[union-attr]
+    snippet = re.search(r"```python\n(.*?)```", section, re.S)
+    assert snippet is not None
+    code = snippet.group(1)
     port = free_port()
     code = code.replace("reactor.listenTCP(8080,", f"reactor.listenTCP({port}, interface='127.0.0.1', factory=")
     script = tmp_path / "snippet.py"

@@ -28,7 +28,7 @@ from txrealtime.web import BoundedSite
 
 def parse(*args: str) -> Options:
     options = Options()
-    options.parseOptions(list(args))
+    options.parseOptions(list(args))  # type: ignore[no-untyped-call]
     return options
 
 
@@ -71,7 +71,8 @@ def test_header_timeout_and_connections_per_address_reach_the_site() -> None:
     assert isinstance(site, BoundedSite)
     assert (site.header_timeout, site.max_connections_per_ip) == (2.5, 50)
     site = makeService(parse("--listen", "tcp:0")).site
-    assert (site.header_timeout, site.max_connections_per_ip) == (10.0, None)  # type: ignore[attr-defined]
+    assert isinstance(site, BoundedSite)
+    assert (site.header_timeout, site.max_connections_per_ip) == (10.0, None)
 
 
 def test_socketio_limits_recovery_and_log_level_reach_the_server() -> None:
@@ -157,7 +158,7 @@ def test_app_hook_receives_socketio_server() -> None:
 def test_mount_nested() -> None:
     root, leaf = Resource(), Resource()
     mount(root, "/a/b/", leaf)
-    assert root.children[b"a"].children[b"b"] is leaf  # type: ignore[attr-defined]
+    assert root.children[b"a"].children[b"b"] is leaf
     with pytest.raises(ValueError):
         mount(root, "/", leaf)
 

@@ -5,6 +5,8 @@ Run with ``trial examples.chat.test_app`` or ``pytest examples/chat``.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase, TestCase
@@ -14,8 +16,12 @@ from txrealtime.engineio import SessionManager
 from txrealtime.socketio import Server
 from txrealtime.testing import RealtimeTestMixin, connect_in_memory
 
+if TYPE_CHECKING:
+    from txrealtime.pytest_plugin import Realtime
 
-class ChatOverLoopback(RealtimeTestMixin, TestCase):
+
+# The mixin declares addCleanup as an attribute, which mypy finds incompatible with trial's method.
+class ChatOverLoopback(RealtimeTestMixin, TestCase):  # type: ignore[misc]
     """Real clients over loopback TCP: the server and clients are cleaned up after each test."""
 
     # A trial TestCase runs the reactor itself: run it with trial. Under pytest, pytest-twisted
@@ -67,7 +73,7 @@ except ImportError:  # trial users need not install pytest
 if pytest_twisted is not None:
 
     @pytest_twisted.ensureDeferred
-    async def test_user_left_notice(realtime) -> None:  # type: ignore[no-untyped-def]
+    async def test_user_left_notice(realtime: Realtime) -> None:
         server = await realtime.start_server(setup)
         alice = await realtime.connect(server)
         bob = await realtime.connect(server)

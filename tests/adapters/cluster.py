@@ -27,7 +27,11 @@ def app(name: str) -> Callable[[Server], None]:
     def setup(server: Server) -> None:
         @server.on("connection")
         def connected(socket: Socket) -> None:
-            socket.on("join", lambda room: socket.join(room) or sorted(socket.rooms - {socket.id}))
+            def join(room: str) -> list[str]:
+                socket.join(room)
+                return sorted(socket.rooms - {socket.id})
+
+            socket.on("join", join)
             socket.data["node"] = name
 
         server.on("which node", lambda *args: f"{name} got {list(args)}")

@@ -6,7 +6,7 @@ a node that never answers, or an older adapter and an emitter.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import pytest_twisted
@@ -49,7 +49,8 @@ def main_adapter(server: Server) -> RedisAdapter:
 def pending_calls(adapter: RedisAdapter) -> list[Any]:
     """The reactor's delayed calls that belong to ``adapter``."""
     owners = (adapter, adapter._requests, adapter._ack_requests)
-    return [c for c in reactor.getDelayedCalls() if any(getattr(c.func, "__self__", None) is o for o in owners)]
+    calls = cast(Any, reactor).getDelayedCalls()
+    return [c for c in calls if any(getattr(c.func, "__self__", None) is o for o in owners)]
 
 
 async def peer(redis: RedisServer, *channels: str) -> tuple[RedisLink, list[bytes]]:

@@ -262,7 +262,7 @@ def test_requests_no_node_acts_on() -> None:
 
 def test_responses_not_for_this_node() -> None:
     count = wire.encode(ClientCountResponse(request_id="r", client_count=1))
-    assert rq.decode_response(count, {}.get) is None
+    assert rq.decode_response(count, lambda _: None) is None
     assert rq.decode_response(b'{"requestId": 5}', lambda _: RequestType.SOCKETS) is None
     assert rq.decode_response(b'{"requestId": "r", "type": 6}', {"r": RequestType.BROADCAST}.get) is None
     assert rq.decode_response(b'{"requestId": "r", "type": [1]}', {"r": RequestType.BROADCAST}.get) is None

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 import pytest_twisted
 from twisted.internet import reactor
-from twisted.web.resource import Resource
+from twisted.web.resource import IResource, Resource
 
 from tests.peers import until
 from tests.servers import free_port
-from tests.socketio.app import install
+from tests.socketio.app import Record, install
 from tests.tls import self_signed
 from txrealtime.client import ConnectError, Manager, NotConnected, TLSOptions, connect
 from txrealtime.pytest_plugin import Realtime
@@ -31,7 +32,7 @@ async def test_connect_to_a_server_that_is_down_fails_at_once() -> None:
     assert f"cannot connect to {url}" in str(caught.value)
 
 
-async def tls_server(tmp_path: Path) -> tuple[str, Path, Server, object]:
+async def tls_server(tmp_path: Path) -> tuple[str, Path, Server, tuple[Any, Record]]:
     from twisted.internet import ssl
 
     key, cert = self_signed(tmp_path)
@@ -40,7 +41,8 @@ async def tls_server(tmp_path: Path) -> tuple[str, Path, Server, object]:
     root = Resource()
     mount(root, "/socket.io/", server.resource())
     context = ssl.DefaultOpenSSLContextFactory(str(key), str(cert))
-    port = reactor.listenSSL(0, BoundedSite(root, managers=[server.manager]), context, interface="127.0.0.1")
+    site = BoundedSite(cast(IResource, root), managers=[server.manager])
+    port = cast(Any, reactor).listenSSL(0, site, context, interface="127.0.0.1")
     return f"https://127.0.0.1:{port.getHost().port}", cert, server, (port, record)
 
 
@@ -65,7 +67,7 @@ async def test_tls_with_a_private_ca_and_without_verification(tmp_path: Path, tr
             await manager.close()
         server.close()
         server.manager.shutdown(drop_lingering=True)
-        await port.stopListening()  # type: ignore[attr-defined]
+        await port.stopListening()
 
 
 @pytest.mark.parametrize("transports", MODES)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, cast
 
 import pytest_twisted
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
@@ -29,7 +29,7 @@ class SilentServer(WebSocketServerProtocol):
 async def test_dead_server_detected_by_ping_timeout() -> None:
     factory = WebSocketServerFactory()
     factory.protocol = SilentServer
-    port = reactor.listenTCP(0, factory, interface="127.0.0.1")  # type: ignore[attr-defined]
+    port = cast(Any, reactor).listenTCP(0, factory, interface="127.0.0.1")
     manager = Manager(f"http://127.0.0.1:{port.getHost().port}", transports=["websocket"], reconnection=False)
     try:
         socket = await manager.socket("/").connect()

@@ -132,6 +132,12 @@ class Flaky:
         self.engines.append(engine)
         return engine
 
+    def sid(self, index: int = 0) -> str:
+        """The server's session id for connection ``index``."""
+        session = self.engines[index].session
+        assert session is not None
+        return session.sid
+
 
 class Refusing:
     transport_name = None
@@ -177,7 +183,7 @@ class ReconnectionTests(MemoryTestCase):
         echoed: list[Any] = []
         socket.on("echo", lambda *a: echoed.append(a))
         flaky.refuse = True
-        self.server.manager.close(flaky.engines[0].session.sid, CloseReason.TRANSPORT_CLOSE)  # type: ignore[union-attr]
+        self.server.manager.close(flaky.sid(), CloseReason.TRANSPORT_CLOSE)
         self.assertFalse(socket.connected)
         socket.emit("echo", "buffered")
         self.clock.advance(1)  # attempt 1 is refused
@@ -328,7 +334,7 @@ class EmitOptionTests(MemoryTestCase):
         client = self.successResultOf(manager.socket("/").connect())
         self.sockets[0].on("slow", lambda: NO_ACK)
         sent = client.emit_with_ack("slow")
-        self.server.manager.close(flaky.engines[0].session.sid, CloseReason.TRANSPORT_CLOSE)  # type: ignore[union-attr]
+        self.server.manager.close(flaky.sid(), CloseReason.TRANSPORT_CLOSE)
         failure = self.failureResultOf(sent, NotConnected)
         self.assertEqual(str(failure.value), "socket has been disconnected")
         buffered = client.emit_with_ack("ack", "later")

@@ -12,6 +12,7 @@ from txrealtime.engineio import (
     CloseReason,
     EngineIOOptions,
     MessageReceived,
+    Session,
     SessionClosed,
     SessionError,
     SessionEvent,
@@ -35,6 +36,18 @@ class ManagerTestCase(SynchronousTestCase):
         session = self.manager.open_session(transport, HANDSHAKE)
         return transport, session.sid
 
+    def session(self, sid: str) -> Session:
+        """The open session ``sid`` (the test fails if there is none)."""
+        session = self.manager.get(sid)
+        assert session is not None
+        return session
+
+    def last_close(self) -> SessionClosed:
+        """The last event, which must be a close."""
+        event = self.events[-1]
+        assert isinstance(event, SessionClosed), event
+        return event
+
 
 class OpenTests(ManagerTestCase):
     def test_open_packet(self) -> None:
@@ -46,7 +59,7 @@ class OpenTests(ManagerTestCase):
             {"sid": sid, "upgrades": ["websocket"], "pingInterval": 25000, "pingTimeout": 20000, "maxPayload": 1000000},
         )
         self.assertEqual(self.events, [SessionOpened(sid, "polling", HANDSHAKE)])
-        self.assertIs(self.manager.get(sid).transport, transport)  # type: ignore[union-attr]
+        self.assertIs(self.session(sid).transport, transport)
 
     def test_websocket_sessions_offer_no_upgrade(self) -> None:
         transport, _ = self.open("websocket")
@@ -74,7 +87,7 @@ class MessageTests(ManagerTestCase):
         self.assertTrue(self.manager.send(sid, b"b"))
         self.assertEqual(transport.types(), [PacketType.OPEN])
         transport.writable = True
-        self.manager.get(sid).flush()  # type: ignore[union-attr]
+        self.session(sid).flush()
         self.assertEqual(transport.sent[1:], [Packet(PacketType.MESSAGE, "a"), Packet(PacketType.MESSAGE, b"b")])
 
     def test_send_to_unknown_session(self) -> None:
@@ -82,7 +95,7 @@ class MessageTests(ManagerTestCase):
 
     def test_packets_from_foreign_transport_ignored(self) -> None:
         _, sid = self.open()
-        self.manager.get(sid).receive(Packet(PacketType.MESSAGE, "x"), FakeTransport())  # type: ignore[union-attr]
+        self.session(sid).receive(Packet(PacketType.MESSAGE, "x"), FakeTransport())
         self.assertEqual(len(self.events), 1)
 
 
@@ -110,15 +123,15 @@ class HeartbeatTests(ManagerTestCase):
 
     def test_client_ping_is_an_error(self) -> None:
         transport, sid = self.open()
-        self.manager.get(sid).receive(Packet(PacketType.PING), transport)  # type: ignore[union-attr]
-        self.assertEqual(self.events[-1].reason, CloseReason.TRANSPORT_ERROR)  # type: ignore[union-attr]
+        self.session(sid).receive(Packet(PacketType.PING), transport)
+        self.assertEqual(self.last_close().reason, CloseReason.TRANSPORT_ERROR)
         self.assertEqual(transport.sent[-1], Packet(PacketType.CLOSE))
 
 
 class CloseTests(ManagerTestCase):
     def test_client_close(self) -> None:
         transport, sid = self.open()
-        self.manager.get(sid).receive(Packet(PacketType.CLOSE), transport)  # type: ignore[union-attr]
+        self.session(sid).receive(Packet(PacketType.CLOSE), transport)
         self.assertEqual(self.events[-1], SessionClosed(sid, CloseReason.TRANSPORT_CLOSE, "client sent close"))
         self.assertEqual(len(self.manager), 0)
         self.assertEqual(self.clock.getDelayedCalls(), [])
@@ -128,7 +141,7 @@ class CloseTests(ManagerTestCase):
         self.manager.close(sid)
         self.assertEqual(transport.sent[-1], Packet(PacketType.CLOSE))
         self.assertTrue(transport.closed)
-        self.assertEqual(self.events[-1].reason, CloseReason.FORCED_CLOSE)  # type: ignore[union-attr]
+        self.assertEqual(self.last_close().reason, CloseReason.FORCED_CLOSE)
 
     def test_close_packet_waits_for_next_poll(self) -> None:
         transport, sid = self.open()

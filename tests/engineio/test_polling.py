@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+from typing import cast
 
-from twisted.web.resource import Resource
+from twisted.web.resource import IResource, Resource
 
 from tests.fakes import BASE, PollingTestCase
 from tests.memhttp import MemoryHTTP
@@ -51,8 +52,8 @@ class HandshakeTests(PollingTestCase):
     def test_disabled_transport(self) -> None:
         manager = SessionManager(EngineIOOptions(transports=["websocket"]), reactor=self.clock)
         root = Resource()
-        root.putChild(b"engine.io", EngineIOResource(manager))
-        self.assertError(MemoryHTTP(root).request("GET", BASE).result(), 0, "Transport unknown")
+        root.putChild(b"engine.io", cast(IResource, EngineIOResource(manager)))
+        self.assertError(MemoryHTTP(cast(IResource, root)).request("GET", BASE).result(), 0, "Transport unknown")
 
 
 class ExchangeTests(PollingTestCase):
@@ -98,8 +99,8 @@ class ExchangeTests(PollingTestCase):
     def test_cors(self) -> None:
         manager = SessionManager(EngineIOOptions(cors_allowed_origins=["https://app.example"]), reactor=self.clock)
         root = Resource()
-        root.putChild(b"engine.io", EngineIOResource(manager))
-        http = MemoryHTTP(root)
+        root.putChild(b"engine.io", cast(IResource, EngineIOResource(manager)))
+        http = MemoryHTTP(cast(IResource, root))
         allowed = http.request("GET", BASE, headers={"Origin": "https://app.example"}).result()
         self.assertEqual(allowed.headers["access-control-allow-origin"], "https://app.example")
         self.assertEqual(allowed.headers["access-control-allow-credentials"], "true")

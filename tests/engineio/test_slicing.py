@@ -59,12 +59,12 @@ class SlicingTestCase(PollingTestCase):
 
     def assertNoSliceLeft(self) -> None:
         """Nothing is due now: slices run with ``callLater(0)``, session timers are seconds away."""
-        due = [c for c in self.clock.getDelayedCalls() if c.getTime() <= self.clock.seconds()]
+        due = [c for c in self.clock.calls if c.getTime() <= self.clock.seconds()]
         self.assertEqual(due, [])
 
     def step(self) -> None:
         """Run the one slice due now (``Clock.advance(0)`` would also run the slices it schedules)."""
-        [call] = [c for c in self.clock.getDelayedCalls() if c.getTime() <= self.clock.seconds()]
+        [call] = [c for c in self.clock.calls if c.getTime() <= self.clock.seconds()]
         self.clock.calls.remove(call)
         call.called = 1
         call.func(*call.args, **call.kw)

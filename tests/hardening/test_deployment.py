@@ -5,12 +5,12 @@ from __future__ import annotations
 import signal
 import urllib.request
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import pytest_twisted
 from twisted.internet import threads
-from twisted.logger import globalLogPublisher
+from twisted.logger import ILogObserver, globalLogPublisher
 
 from tests.servers import Twistd, node_peer
 from tests.socketio.app import install
@@ -73,7 +73,7 @@ def test_sigterm_after_the_grace_period_keeps_the_signal() -> None:
 @pytest_twisted.ensureDeferred
 async def test_logs_carry_ids_and_reasons_but_never_auth(realtime: Realtime) -> None:
     events: list[dict[str, Any]] = []
-    globalLogPublisher.addObserver(events.append)
+    globalLogPublisher.addObserver(cast(ILogObserver, events.append))
     set_log_level("debug")  # joins and departures are debug lines
     try:
         running = await realtime.start_server(install)
@@ -90,7 +90,7 @@ async def test_logs_carry_ids_and_reasons_but_never_auth(realtime: Realtime) -> 
         await running.stop()
     finally:
         set_log_level("info")
-        globalLogPublisher.removeObserver(events.append)
+        globalLogPublisher.removeObserver(cast(ILogObserver, events.append))
     text = repr(events)
     assert "wrong-secret-0451" not in text and "s3cret" not in text
     joined = [e for e in events if str(e.get("log_format")).startswith("Socket {sid} joined {namespace}")]

@@ -28,6 +28,7 @@ from tests.peers import base, handshake, http, open_and_stop_reading, sid_of, un
 from tests.servers import closes, serve
 from tests.socketio.app import install
 from txrealtime.engineio import CloseReason, EngineIOOptions, MessageReceived, SessionClosed, SessionEvent
+from txrealtime.engineio.websocket import EngineIOWebSocketProtocol
 from txrealtime.pytest_plugin import Realtime
 
 PING_PAYLOAD = b"p" * 125  # the largest a control frame may carry
@@ -99,7 +100,7 @@ class Canary:
 
 def held(tcp: Any) -> int:
     """Bytes a server-side TCP transport holds in user space, not yet handed to the kernel."""
-    return len(tcp.dataBuffer) - tcp.offset + sum(map(len, tcp._tempDataBuffer))
+    return int(len(tcp.dataBuffer) - tcp.offset + sum(map(len, tcp._tempDataBuffer)))
 
 
 @pytest_twisted.ensureDeferred
@@ -109,7 +110,8 @@ async def test_ping_flood_from_a_client_that_never_reads(realtime: Realtime) -> 
     flooder = await threads.deferToThread(open_and_stop_reading, port)
     [session] = list(running.server.manager)
     protocol = session.transport
-    tcp: Any = protocol.transport  # type: ignore[attr-defined]
+    assert isinstance(protocol, EngineIOWebSocketProtocol)
+    tcp: Any = protocol.transport
     canary = Canary(running.url)
     await canary.start()
 

@@ -9,7 +9,7 @@ session that sent it. Nothing the server logs may be an unexpected failure.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import pytest_twisted
 import requests
@@ -18,7 +18,7 @@ import websocket
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from twisted.internet import threads
-from twisted.logger import globalLogPublisher
+from twisted.logger import ILogObserver, globalLogPublisher
 
 from tests.socketio.app import install
 from txrealtime.engineio import EngineIOOptions
@@ -116,7 +116,8 @@ def run_fuzz(url: str) -> int:
         examples[0] += 1
         ws = websocket.create_connection(ws_url, timeout=10)
         try:
-            assert ws.recv().startswith("0{")
+            opened = ws.recv()
+            assert isinstance(opened, str) and opened.startswith("0{")
             for f in frames:
                 try:
                     if isinstance(f, bytes):
@@ -193,11 +194,11 @@ async def test_fuzzed_packets_close_only_their_sessions(realtime: Realtime) -> N
         if "log_failure" in event and "handler of" not in str(event.get("log_format", "")):
             failures.append(event)
 
-    globalLogPublisher.addObserver(watch)
+    globalLogPublisher.addObserver(cast(ILogObserver, watch))
     try:
         running = await realtime.start_server(install, options=EngineIOOptions(ping_interval=60, ping_timeout=60))
         examples = await threads.deferToThread(run_fuzz, running.url)
     finally:
-        globalLogPublisher.removeObserver(watch)
+        globalLogPublisher.removeObserver(cast(ILogObserver, watch))
     assert examples >= 270
     assert [e["log_failure"].getTraceback() for e in failures] == []

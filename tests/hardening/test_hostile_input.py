@@ -11,12 +11,12 @@ import gc
 import json
 import weakref
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import pytest_twisted
 from twisted.internet.task import Clock
-from twisted.logger import LogLevel, globalLogPublisher
+from twisted.logger import ILogObserver, LogLevel, globalLogPublisher
 
 from tests.fakes import HANDSHAKE, FakeTransport
 from tests.peers import PollingPeer, until
@@ -49,9 +49,9 @@ async def canary_ok(realtime: Realtime, running: TestServer) -> None:
 @pytest.fixture
 def log_events() -> Iterator[list[dict[str, Any]]]:
     events: list[dict[str, Any]] = []
-    globalLogPublisher.addObserver(events.append)
+    globalLogPublisher.addObserver(cast(ILogObserver, events.append))
     yield events
-    globalLogPublisher.removeObserver(events.append)
+    globalLogPublisher.removeObserver(cast(ILogObserver, events.append))
 
 
 def ours(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -126,7 +126,9 @@ def test_closed_client_memory_returns_without_a_gc_pass() -> None:
     session.receive(EIOPacket(EIOType.MESSAGE, '52-["x",{"_placeholder":true,"num":0}]'), transport)
     session.receive(EIOPacket(EIOType.MESSAGE, b"\0" * 100_000), transport)
     client = server.clients[session.sid]
-    refs = [weakref.ref(client), weakref.ref(next(iter(client.sockets.values()))), weakref.ref(session)]
+    refs: list[weakref.ref[Any]] = [
+        weakref.ref(client), weakref.ref(next(iter(client.sockets.values()))), weakref.ref(session)
+    ]
     assert client.decoder.pending
     del client
     gc.collect()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import time
+from typing import Any, cast
 
 import pytest
 import pytest_twisted
@@ -14,9 +15,17 @@ from tests.servers import serve
 from txrealtime.engineio import EngineIOOptions
 from txrealtime.pytest_plugin import Realtime
 from txrealtime.testing import TestServer
+from txrealtime.web import BoundedSite
 
 WAIT = 20.0
 """Seconds a raw socket waits for the server before the test fails (a bound against hanging, not a measurement)."""
+
+
+def bounded(running: TestServer) -> BoundedSite:
+    """The server's site, whose limits the test changes."""
+    site = running.site
+    assert isinstance(site, BoundedSite)
+    return site
 
 
 def port_of(running: TestServer) -> int:
@@ -68,7 +77,7 @@ def partial_request(port: int, data: bytes) -> bytes:
 
 def header_clocks() -> list[object]:
     names = {"_headers_timed_out", "forceAbortClient"}
-    return [c for c in reactor.getDelayedCalls() if getattr(c.func, "__name__", "") in names]
+    return [c for c in cast(Any, reactor).getDelayedCalls() if getattr(c.func, "__name__", "") in names]
 
 
 # -- CORS and origins ---------------------------------------------------------------
@@ -82,9 +91,8 @@ async def test_cors_star_is_a_literal_star_without_credentials(realtime: Realtim
         assert code == 200
         assert headers.getRawHeaders("access-control-allow-origin") == ["*"]
         assert not headers.hasHeader("access-control-allow-credentials")
-        preflight = await http.request(
-            "OPTIONS", base(running), headers={"Origin": origin, "Access-Control-Request-Method": "POST"}
-        )
+        asking: dict[bytes | str, bytes | str] = {"Origin": origin, "Access-Control-Request-Method": "POST"}
+        preflight = await http.request("OPTIONS", base(running), headers=asking)
         assert preflight.code == 204
         assert preflight.headers.getRawHeaders("access-control-allow-origin") == ["*"]
         assert preflight.headers.getRawHeaders("access-control-allow-methods") == ["GET, POST, OPTIONS"]
@@ -131,7 +139,7 @@ async def test_part_of_an_allowed_origin_is_refused(realtime: Realtime) -> None:
 @pytest_twisted.ensureDeferred
 async def test_unfinished_headers_get_408_and_a_close_while_others_carry_on(realtime: Realtime) -> None:
     running, _ = await serve(realtime)
-    running.site.header_timeout = 0.3  # type: ignore[attr-defined]
+    bounded(running).header_timeout = 0.3
     port = port_of(running)
     in_request_line = threads.deferToThread(partial_request, port, b"GET /socket.io/?EIO=4&transp")
     in_headers = threads.deferToThread(partial_request, port, request_line(port) + b"User-Agent: drip")
@@ -149,7 +157,7 @@ async def test_unfinished_headers_get_408_and_a_close_while_others_carry_on(real
 @pytest_twisted.ensureDeferred
 async def test_kept_alive_connection_gets_a_new_deadline_per_request(realtime: Realtime) -> None:
     running, _ = await serve(realtime)
-    running.site.header_timeout = 0.3  # type: ignore[attr-defined]
+    bounded(running).header_timeout = 0.3
     port = port_of(running)
 
     def converse() -> tuple[bytes, bytes, bytes]:
@@ -171,7 +179,7 @@ async def test_kept_alive_connection_gets_a_new_deadline_per_request(realtime: R
 @pytest_twisted.ensureDeferred
 async def test_parked_long_poll_outlives_the_header_deadline(realtime: Realtime) -> None:
     running, _ = await serve(realtime, ping_interval=1, ping_timeout=5)
-    running.site.header_timeout = 0.2  # type: ignore[attr-defined]
+    bounded(running).header_timeout = 0.2
     _, body, _ = await handshake(running)
     sid = body.split('"sid":"', 1)[1].split('"', 1)[0]
     # Parked until the first ping, well after the header deadline would have struck.
@@ -184,7 +192,7 @@ async def test_parked_long_poll_outlives_the_header_deadline(realtime: Realtime)
 @pytest_twisted.ensureDeferred
 async def test_websocket_outlives_the_header_deadline(realtime: Realtime) -> None:
     running, _ = await serve(realtime, ping_interval=1, ping_timeout=5)
-    running.site.header_timeout = 0.2  # type: ignore[attr-defined]
+    bounded(running).header_timeout = 0.2
     ws = await websocket_handshake(f"{running.url}/socket.io/?EIO=4&transport=websocket")
     assert (await threads.deferToThread(ws.recv)).startswith("0{")
     assert await threads.deferToThread(ws.recv) == "2"  # the first ping, a second later
@@ -195,14 +203,12 @@ async def test_websocket_outlives_the_header_deadline(realtime: Realtime) -> Non
 
 
 def test_header_timeout_and_connection_cap_are_validated() -> None:
-    from twisted.web.resource import Resource
-
-    from txrealtime.web import BoundedSite
+    from twisted.web.resource import IResource, Resource
 
     with pytest.raises(ValueError, match="header_timeout"):
-        BoundedSite(Resource(), header_timeout=0)
+        BoundedSite(cast(IResource, Resource()), header_timeout=0)
     with pytest.raises(ValueError, match="max_connections_per_ip"):
-        BoundedSite(Resource(), max_connections_per_ip=0)
+        BoundedSite(cast(IResource, Resource()), max_connections_per_ip=0)
 
 
 # -- connections per address ----------------------------------------------------------------
@@ -231,7 +237,7 @@ def accepted_again(port: int) -> bytes:
 @pytest_twisted.ensureDeferred
 async def test_connections_per_address_are_capped(realtime: Realtime) -> None:
     running, _ = await serve(realtime)
-    running.site.max_connections_per_ip = 2  # type: ignore[attr-defined]
+    bounded(running).max_connections_per_ip = 2
     port = port_of(running)
     ws = await websocket_handshake(f"{running.url}/socket.io/?EIO=4&transport=websocket")
     assert (await threads.deferToThread(ws.recv)).startswith("0{")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import pytest_twisted
@@ -11,7 +11,7 @@ from twisted.internet import reactor, threads
 from twisted.internet.defer import Deferred
 from twisted.internet.task import deferLater
 from twisted.web.client import FileBodyProducer
-from twisted.web.iweb import UNKNOWN_LENGTH
+from twisted.web.iweb import UNKNOWN_LENGTH, IBodyProducer
 
 from tests.peers import base, handshake, http, sid_of, until, websocket_handshake
 from tests.servers import closes, serve
@@ -45,7 +45,7 @@ async def test_oversize_body_refused_while_it_arrives(realtime: Realtime) -> Non
 
     producer = FileBodyProducer(BytesIO(b"4" + b"y" * 50_000))
     producer.length = UNKNOWN_LENGTH  # sent chunked
-    response = await http.post(f"{base(running)}&sid={chunked}", data=producer)
+    response = await http.post(f"{base(running)}&sid={chunked}", data=cast(IBodyProducer, producer))
     assert response.code == 413
     await until(lambda: running.server.manager.get(chunked) is None, "the chunked session to close")
     await healthy(realtime, running)

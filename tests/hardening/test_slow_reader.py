@@ -8,6 +8,8 @@ from twisted.internet.task import deferLater
 
 from tests.peers import open_and_stop_reading
 from tests.socketio.app import install
+from txrealtime.client import Manager
+from txrealtime.client.engineio import EngineIOClient
 from txrealtime.engineio import CloseReason, EngineIOOptions, SessionClosed, SessionEvent
 from txrealtime.pytest_plugin import Realtime
 
@@ -30,7 +32,10 @@ async def test_slow_reader_is_dropped_and_memory_stays_bounded(realtime: Realtim
             if len(running.server.sockets.sockets) == 2:
                 break
             await deferLater(reactor, 0.01, lambda: None)
-        slow_session = next(s for s in running.server.manager if s.sid != healthy.io.engine.sid)  # type: ignore[union-attr]
+        manager = healthy.io
+        assert isinstance(manager, Manager) and isinstance(manager.engine, EngineIOClient)
+        healthy_sid = manager.engine.sid
+        slow_session = next(s for s in running.server.manager if s.sid != healthy_sid)
 
         blob = b"\xab" * 100_000
         rounds = 300  # 30 MB in all: far more than socket buffers hold

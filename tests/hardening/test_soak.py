@@ -8,7 +8,7 @@ the process's memory is back near where it was after the first round.
 from __future__ import annotations
 
 import gc
-from typing import Any
+from typing import Any, cast
 
 import pytest_twisted
 from twisted.internet import reactor
@@ -87,7 +87,7 @@ async def test_soak_leaves_nothing_behind(realtime: Realtime) -> None:
     assert server.sockets.sockets == {} and server.sockets.adapter.rooms == {} and server.sockets.adapter.sids == {}
     assert live(Session) == 0 and live(Socket) == 0 and live(Client) == 0
     # The only timer left is twisted.web's clock for its access log, there while the site listens.
-    left = [c for c in reactor.getDelayedCalls() if getattr(c.func, "__name__", "") != "_updateLogDateTime"]
+    left = [c for c in cast(Any, reactor).getDelayedCalls() if getattr(c.func, "__name__", "") != "_updateLogDateTime"]
     assert left == []
     # Memory is back near where it was after the first round (Python keeps its arenas; no growth per round).
     print(f"RSS after round 1: {baseline} KiB, after round {ROUNDS}: {after} KiB")

@@ -17,8 +17,8 @@ got_all = threading.Event()
 
 
 @client.on("message")
-def on_message(data: object) -> None:
-    messages.append(data if isinstance(data, str) else {"binary": list(data)})  # type: ignore[call-overload]
+def on_message(data: str | bytes) -> None:
+    messages.append(data if isinstance(data, str) else {"binary": list(data)})
     if len(messages) == 2:
         got_all.set()
 

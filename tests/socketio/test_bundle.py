@@ -33,7 +33,8 @@ def test_shipped_bundle_is_the_pinned_official_client() -> None:
 @pytest_twisted.ensureDeferred
 async def test_bundle_files_are_served(realtime: Realtime, name: str) -> None:
     running = await realtime.start_server()
-    response = await http.get(f"{running.url}/socket.io/{name}", headers={"Accept-Encoding": "identity"})
+    identity: dict[bytes | str, bytes | str] = {"Accept-Encoding": "identity"}
+    response = await http.get(f"{running.url}/socket.io/{name}", headers=identity)
     assert response.code == 200
     kind = "json" if name.endswith(".map") else "javascript"
     assert response.headers.getRawHeaders("content-type") == [f"application/{kind}; charset=utf-8"]
@@ -47,7 +48,8 @@ async def test_etag_and_gzip(realtime: Realtime) -> None:
     running = await realtime.start_server()
     url = f"{running.url}/socket.io/socket.io.min.js"
     for tag in (f'"{CLIENT_VERSION}"', f'W/"{CLIENT_VERSION}"'):
-        unchanged = await http.get(url, headers={"If-None-Match": tag})
+        if_none_match: dict[bytes | str, bytes | str] = {"If-None-Match": tag}
+        unchanged = await http.get(url, headers=if_none_match)
         assert unchanged.code == 304 and await unchanged.content() == b""
     # A plain Agent: treq would decompress on its own and hide the encoding.
     agent = Agent(reactor, pool=HTTPConnectionPool(reactor, persistent=False))

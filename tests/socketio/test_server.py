@@ -339,7 +339,8 @@ class AckTests(ServerTestCase):
             [packet] = p.packets()
             self.assertEqual(packet.event, "poll")
             p.send(f"3{packet.id}[{index}]")
-        self.assertEqual(sorted(self.successResultOf(d)), [0, 1, 2])
+        answers = self.successResultOf(d)
+        self.assertEqual(sorted(answers), [0, 1, 2])
 
     def test_broadcast_ack_timeout_reports_partial_answers(self) -> None:
         a, b = self.peer(), self.peer()
