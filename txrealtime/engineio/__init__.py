@@ -2,8 +2,13 @@
 
 from .events import (
     CloseReason,
+    Drained,
     Handshake,
     MessageReceived,
+    PacketCreated,
+    PacketEvent,
+    PacketReceived,
+    RequestRefused,
     SessionClosed,
     SessionEvent,
     SessionOpened,
@@ -15,10 +20,15 @@ from .resource import EngineIOResource
 
 __all__ = [
     "CloseReason",
+    "Drained",
     "EngineIOOptions",
     "EngineIOResource",
     "Handshake",
     "MessageReceived",
+    "PacketCreated",
+    "PacketEvent",
+    "PacketReceived",
+    "RequestRefused",
     "Session",
     "SessionClosed",
     "SessionError",

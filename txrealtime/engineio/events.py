@@ -7,10 +7,17 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from .packets import Packet
+
 __all__ = [
     "CloseReason",
+    "Drained",
     "Handshake",
     "MessageReceived",
+    "PacketCreated",
+    "PacketEvent",
+    "PacketReceived",
+    "RequestRefused",
     "SessionClosed",
     "SessionEvent",
     "SessionOpened",
@@ -37,7 +44,7 @@ class CloseReason(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Handshake:
-    """What the client's first request said about it."""
+    """What a client's request said about it: the first one of a session, or one that was refused."""
 
     headers: Mapping[str, str]
     """Request headers, names lower-cased."""
@@ -95,4 +102,57 @@ class SessionClosed:
     description: str = ""
 
 
-SessionEvent = SessionOpened | SessionUpgraded | MessageReceived | SessionClosed
+@dataclass(frozen=True, slots=True)
+class RequestRefused:
+    """A request refused before it reached a session: Node's engine ``connection_error``.
+
+    Published for every polling request and WebSocket handshake answered with
+    an Engine.IO error: unknown transport, unknown sid, bad handshake method,
+    bad request, forbidden (origin, ``allow_request``, sessions per address,
+    shutting down), unsupported protocol version. Errors inside a session (a
+    malformed body, overlapping polls) close it instead: see :class:`SessionClosed`.
+    """
+
+    code: int
+    """Engine.IO's error code (``SessionError.UNKNOWN_TRANSPORT`` ... ``UNSUPPORTED_PROTOCOL_VERSION``)."""
+    message: str
+    """Engine.IO's message for ``code``, e.g. ``"Session ID unknown"``."""
+    context: Mapping[str, str]
+    """What went wrong, under Node's keys: ``transport``, ``sid``, ``method``, ``protocol``,
+    ``name`` (e.g. ``TRANSPORT_MISMATCH``), ``message`` (why a request is forbidden)."""
+    request: Handshake
+    """The refused request's headers, query, address and URL (never its body)."""
+    method: str
+    """The HTTP method."""
+    status: int
+    """The HTTP status answered: 400, or 403 for ``FORBIDDEN``."""
+
+
+@dataclass(frozen=True, slots=True)
+class PacketReceived:
+    """A packet arrived from the client (Node's socket ``packet`` event); see ``SessionManager.subscribe_packets``."""
+
+    sid: str
+    packet: Packet = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class PacketCreated:
+    """An OPEN, MESSAGE or PING packet was queued for the client (Node's socket ``packetCreate``)."""
+
+    sid: str
+    packet: Packet = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Drained:
+    """The session's outgoing buffer was written to its transport (Node's socket ``drain``)."""
+
+    sid: str
+
+
+SessionEvent = SessionOpened | SessionUpgraded | MessageReceived | SessionClosed | RequestRefused
+"""What ``SessionManager.subscribe`` callbacks receive."""
+
+PacketEvent = PacketReceived | PacketCreated | Drained
+"""What ``SessionManager.subscribe_packets`` callbacks receive: one or more per packet, so opt-in."""

@@ -23,8 +23,13 @@ from .._observers import Observers
 from .._reactor import default_reactor, now
 from .events import (
     CloseReason,
+    Drained,
     Handshake,
     MessageReceived,
+    PacketCreated,
+    PacketEvent,
+    PacketReceived,
+    RequestRefused,
     SessionClosed,
     SessionEvent,
     SessionOpened,
@@ -41,6 +46,14 @@ noisy = Throttle(log)
 _ERRORS = frozenset({CloseReason.PARSE_ERROR, CloseReason.TRANSPORT_ERROR})
 
 Subscriber = Callable[[SessionEvent], object]
+PacketSubscriber = Callable[[PacketEvent], object]
+
+_SID_CHARS = frozenset(chr(c) for c in range(0x21, 0x7F))
+"""What a sid from ``generate_id`` may hold: it travels in URLs, JSON and (with the cookie option) a header."""
+
+
+def _bad_header(text: str) -> bool:
+    return not isinstance(text, str) or "\r" in text or "\n" in text or "\0" in text
 
 
 class DelayedCall(Protocol):
@@ -92,14 +105,28 @@ class SessionError(Exception):
         5: "Unsupported protocol version",
     }
 
-    def __init__(self, code: int, context: str = "") -> None:
+    def __init__(self, code: int, context: str = "", details: Mapping[str, str] | None = None) -> None:
         super().__init__(self.MESSAGES[code] + (f": {context}" if context else ""))
         self.code = code
         self.context = context
+        """A description for the log."""
+        if details is None:
+            details = {"message": context} if code == self.FORBIDDEN and context else {}
+        self.details = details
+        """What went wrong under the keys of Node's ``connection_error`` context (``sid``, ``name``, ...)."""
+
+    @property
+    def status(self) -> int:
+        """The HTTP status of the answer: 403 for ``FORBIDDEN``, else 400."""
+        return 403 if self.code == self.FORBIDDEN else 400
 
     def body(self) -> bytes:
         """The JSON error body Engine.IO servers answer with."""
         return json.dumps({"code": self.code, "message": self.MESSAGES[self.code]}).encode()
+
+
+def _id_error(why: str) -> SessionError:
+    return SessionError(SessionError.BAD_REQUEST, why, {"name": "ID_GENERATION_ERROR"})
 
 
 class SessionState(Enum):
@@ -161,8 +188,11 @@ class Session:
         if self._buffered + size > self._manager.options.max_buffer and not self.transport.writable:
             self._overflow()
             return False
-        self._buffer.extend(Packet(PacketType.MESSAGE, m) for m in messages)
+        packets = [Packet(PacketType.MESSAGE, m) for m in messages]
+        self._buffer.extend(packets)
         self._buffered += size
+        if self._manager._tracing:
+            self._created(packets)
         self.flush()
         return True
 
@@ -174,6 +204,13 @@ class Session:
     def close(self, reason: CloseReason = CloseReason.FORCED_CLOSE, description: str = "") -> None:
         """Close the session, telling the client with a CLOSE packet."""
         self._close(reason, description, notify=True)
+
+    def response_headers(
+        self, request: Handshake | Callable[[], Handshake], initial: bool = False
+    ) -> list[tuple[str, str]]:
+        """The headers the application adds to a response of this session: see
+        :meth:`SessionManager.response_headers`."""
+        return self._manager.response_headers(request, self.sid, initial)
 
     # -- for transports --------------------------------------------------
 
@@ -196,6 +233,8 @@ class Session:
                 raise
             if self.closed:
                 self._manager._forget(self)
+            elif self._manager._tracing:
+                self._manager._packet_subscribers.publish(Drained(self.sid))
 
     def receive(self, packet: Packet, via: Transport) -> None:
         """Handle a packet a transport decoded."""
@@ -206,6 +245,10 @@ class Session:
         elif via is self.transport:
             if self._manager.options.max_packets_per_second is not None and not self.within_rate():
                 return
+            if self._manager._tracing:
+                self._manager._packet_subscribers.publish(PacketReceived(self.sid, packet))
+                if self.closed:
+                    return
             self._receive(packet)
 
     def within_rate(self) -> bool:
@@ -338,6 +381,8 @@ class Session:
         # Arm the timer first: a synchronous transport may deliver the PONG inside flush().
         self._pong_timer = self._manager.reactor.callLater(self._manager.options.ping_timeout, self._ping_timed_out)
         self._buffer.append(Packet(PacketType.PING))
+        if self._manager._tracing:
+            self._created(self._buffer[-1:])
         self.flush()
 
     def _ping_timed_out(self) -> None:
@@ -350,6 +395,11 @@ class Session:
             if call.active():
                 call.cancel()
             setattr(self, name, None)
+
+    def _created(self, packets: list[Packet]) -> None:
+        publish = self._manager._packet_subscribers.publish
+        for packet in packets:
+            publish(PacketCreated(self.sid, packet))
 
     def _close(self, reason: CloseReason, description: str, notify: bool) -> None:
         if self.closed:
@@ -388,6 +438,9 @@ class SessionManager:
         self._sessions: dict[str, Session] = {}
         self._lingering: dict[str, tuple[Session, DelayedCall]] = {}
         self._subscribers: Observers[SessionEvent] = Observers("Session manager")
+        self._packet_subscribers: Observers[PacketEvent] = Observers("Session manager (packets)")
+        self._tracing = False
+        """Whether anyone subscribed with :meth:`subscribe_packets` (a plain flag: read once per packet)."""
         self._per_address: dict[str, int] = {}
         self.accepting = True
         """``False`` once :meth:`shutdown` ran: new sessions are refused."""
@@ -398,8 +451,100 @@ class SessionManager:
         """Call ``callback`` with every event; returns a function that unsubscribes."""
         return self._subscribers.subscribe(callback)
 
+    def subscribe_packets(self, callback: PacketSubscriber) -> Callable[[], None]:
+        """Call ``callback`` with every :class:`PacketReceived`, :class:`PacketCreated` and :class:`Drained`
+        event of every session; returns a function that unsubscribes.
+
+        Node's per-socket ``packet``, ``packetCreate`` and ``drain`` events. They
+        come several per message, so they are built only while someone subscribed
+        here; :meth:`subscribe` callbacks never see them.
+        """
+        unsubscribe = self._packet_subscribers.subscribe(callback)
+        self._tracing = True
+
+        def undo() -> None:
+            unsubscribe()
+            self._tracing = len(self._packet_subscribers) > 0
+
+        return undo
+
     def _emit(self, event: SessionEvent) -> None:
         self._subscribers.publish(event)
+
+    def refused(self, error: SessionError, request: Handshake, method: str) -> None:
+        """Tell subscribers that ``request`` was answered with ``error`` (Node's engine ``connection_error``)."""
+        self._emit(
+            RequestRefused(
+                error.code, SessionError.MESSAGES[error.code], dict(error.details), request, method, error.status
+            )
+        )
+
+    # -- hooks -----------------------------------------------------------
+
+    def generate_sid(self, request: Handshake) -> Deferred[str]:
+        """The sid of a session about to open for ``request``: from the ``generate_id`` hook, else random.
+
+        Fails with :class:`SessionError` (bad request, ``ID_GENERATION_ERROR``) if
+        the hook fails or returns an id that is not printable ASCII or in use.
+        """
+        hook = self.options.generate_id
+        if hook is None:
+            return succeed(self.new_sid())
+
+        def check(sid: object) -> str:
+            if not isinstance(sid, str) or not _SID_CHARS.issuperset(sid) or not 0 < len(sid) <= 256:
+                raise _id_error(f"generate_id returned {type(sid).__name__} that is not a valid sid")
+            if sid in self._sessions or sid in self._lingering:
+                raise _id_error("generate_id returned a sid in use")
+            return sid
+
+        def failed(failure: Failure) -> Failure:
+            if failure.check(SessionError):
+                return failure
+            log.failure("generate_id failed", failure)
+            return Failure(_id_error(f"generate_id failed: {type(failure.value).__name__}"))
+
+        return maybeDeferred(hook, request).addCallback(check).addErrback(failed)
+
+    def response_headers(
+        self, request: Handshake | Callable[[], Handshake], sid: str, initial: bool = False
+    ) -> list[tuple[str, str]]:
+        """The headers the application adds to a response of session ``sid``, as ``(name, value)`` pairs.
+
+        On the response that opens the session (``initial``): the cookie, then
+        what ``initial_headers`` returns; on every response, what ``headers``
+        returns. ``request`` (or a function building it, called only if a hook
+        runs) describes the request answered. A hook that fails is logged and
+        adds nothing; a name or value that is not text or holds a line break is
+        left out.
+        """
+        opts = self.options
+        if not initial and opts.headers is None:
+            return []
+        out: list[tuple[str, str]] = []
+        if initial and opts.cookie is not None:
+            out.append(("Set-Cookie", opts.cookie.header(sid)))
+        described: Handshake | None = None
+        for hook in (opts.initial_headers if initial else None, opts.headers):
+            if hook is None:
+                continue
+            if described is None:
+                described = request if isinstance(request, Handshake) else request()
+            try:
+                added = [
+                    (name, one)
+                    for name, value in (hook(described, sid) or {}).items()
+                    for one in ([value] if isinstance(value, str) else value)
+                ]
+            except Exception:
+                log.failure("A headers hook failed")
+                continue
+            for name, one in added:
+                if _bad_header(name) or _bad_header(one):
+                    noisy.info("A header from a headers hook left out: not text, or a line break")
+                else:
+                    out.append((name, one))
+        return out
 
     # -- sessions --------------------------------------------------------
 
@@ -502,6 +647,8 @@ class SessionManager:
             separators=(",", ":"),
         )
         session._buffer.append(Packet(PacketType.OPEN, open_data))
+        if self._tracing:
+            session._created(session._buffer[-1:])
         session._schedule_ping()
         self._emit(SessionOpened(sid, transport.name, handshake))
         session.flush()
@@ -514,11 +661,16 @@ class SessionManager:
         """
         session = self._sessions.get(sid)
         if session is None:
-            raise SessionError(SessionError.UNKNOWN_SID)
-        if transport.name not in self.options.upgrades_from(session.transport.name):
-            raise SessionError(SessionError.BAD_REQUEST, f"cannot upgrade {session.transport.name} to {transport.name}")
+            raise SessionError(SessionError.UNKNOWN_SID, details={"sid": sid})
+        current = session.transport.name
+        if transport.name not in self.options.upgrades_from(current):
+            raise SessionError(
+                SessionError.BAD_REQUEST,
+                f"cannot upgrade {current} to {transport.name}",
+                {"name": "UPGRADE_NOT_ALLOWED", "transport": transport.name, "previousTransport": current},
+            )
         if session.upgrading:
-            raise SessionError(SessionError.BAD_REQUEST, "upgrade already in progress")
+            raise SessionError(SessionError.BAD_REQUEST, "upgrade already in progress", {"name": "UPGRADE_IN_PROGRESS"})
         session._start_probe(transport)
         return session
 

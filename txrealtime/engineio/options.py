@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 if TYPE_CHECKING:
     from .events import Handshake
 
-__all__ = ["CookieOptions", "EngineIOOptions", "TRANSPORTS"]
+__all__ = ["CookieOptions", "EngineIOOptions", "HeadersHook", "IdHook", "TRANSPORTS"]
+
+HeadersHook: TypeAlias = "Callable[[Handshake, str], Mapping[str, str | Sequence[str]] | None]"
+"""Called with the request answered and the session's sid; returns headers to add (a sequence
+of values for a header sent several times, e.g. ``Set-Cookie``), or ``None``."""
+
+IdHook: TypeAlias = "Callable[[Handshake], str | Awaitable[str]]"
+"""Called with the request that opens a session; returns its sid, or a Deferred or coroutine of it."""
 
 TRANSPORTS = ("polling", "websocket")
 
@@ -78,6 +85,16 @@ class EngineIOOptions:
     refused (403)."""
     cookie: CookieOptions | None = None
     """If set, the handshake sets a cookie holding the session id."""
+    initial_headers: HeadersHook | None = None
+    """Headers to add to the response that opens a session: the handshake GET's,
+    or the 101 of a WebSocket opened without a sid (Node's ``initial_headers``)."""
+    headers: HeadersHook | None = None
+    """Headers to add to every response of a session: each poll's and POST's, and
+    the 101 of its WebSocket handshakes, the first included (Node's ``headers``)."""
+    generate_id: IdHook | None = None
+    """Makes the sid of each new session, on both transports (Node's ``generateId``);
+    a failure, or an id that is empty, in use or not printable ASCII, refuses the
+    handshake with 400 (``Bad request``). Default: 20 random URL-safe characters."""
 
     def __post_init__(self) -> None:
         if isinstance(self.allowed_origins, (str, bytes)):

@@ -87,6 +87,8 @@ class PollingTransport:
         self._max_payload = max_payload
         self._clock: Clock = default_reactor(clock)
         self._get: Request | None = None
+        self._initial: Request | None = None
+        """The handshake GET, until it is answered with the OPEN packet."""
         # The POST whose body is being dispatched, its packets still to come, the next slice's call.
         self._post: Request | None = None
         self._packets: Iterator[Packet] | None = None
@@ -94,16 +96,16 @@ class PollingTransport:
 
     @classmethod
     def open(cls, manager: SessionManager, request: Request) -> object:
-        """Serve a handshake GET: admit the client, create a session, answer with its OPEN packet."""
+        """Serve a handshake GET: admit the client, make its sid, create a session, answer with its OPEN packet."""
         handshake = handshake_from_request(request)
-        verdict = manager.admit(handshake)
         outcome: list[object] = []
+        lost: list[Failure] = []
 
-        def admitted(_: object) -> None:
+        def admitted(sid: str) -> None:
+            if lost:
+                return  # the client left while allow_request or generate_id decided
             transport = cls(manager.options.max_payload, manager.reactor)
-            sid = manager.new_sid()
-            if manager.options.cookie is not None:
-                request.setHeader(b"set-cookie", manager.options.cookie.header(sid).encode())
+            transport._initial = request
             transport.session = manager.open_session(transport, handshake, sid)
             result = transport.on_get(request)
             if outcome == ["pending"] and result is not NOT_DONE_YET:
@@ -114,16 +116,21 @@ class PollingTransport:
         def refused(failure: Failure) -> None:
             error = failure.value if isinstance(failure.value, SessionError) else SessionError(SessionError.FORBIDDEN)
             noisy.info("Handshake from {address} refused: {error}", address=handshake.address, error=str(error))
-            body = error_response(request, error, 403)
+            manager.refused(error, handshake, "GET")
+            if lost:
+                return
+            body = error_response(request, error, error.status)
             if outcome == ["pending"]:
                 request.write(body)
                 request.finish()
             outcome.append(body)
 
+        verdict = manager.admit(handshake).addCallback(lambda _: manager.generate_sid(handshake))
         verdict.addCallbacks(admitted, refused)
         if outcome:
             return outcome[0]
         outcome.append("pending")
+        request.notifyFinish().addErrback(lost.append)
         return NOT_DONE_YET
 
     # -- Transport protocol ----------------------------------------------
@@ -136,11 +143,22 @@ class PollingTransport:
         assert self._get is not None, "send() while not writable"
         body = utf8(encode_payload(packets))  # before the request is taken: a failure leaves it parked
         request, self._get = self._get, None
+        self._add_headers(request)
         _write(request, 200, _PAYLOAD_TYPE, body)
+
+    def _add_headers(self, request: Request) -> None:
+        """Add the headers of the cookie option and the application's hooks to a response."""
+        initial = request is self._initial
+        if initial:
+            self._initial = None
+        if self.session is not None:
+            for name, value in self.session.response_headers(lambda: handshake_from_request(request), initial):
+                request.responseHeaders.addRawHeader(name, value)
 
     def close(self) -> None:
         request = self._end_post()
         if request is not None:
+            self._add_headers(request)
             _finish(request, b"ok")  # the session ended between slices: the rest of the body is not wanted
         if self._get is not None:
             self.send([Packet(PacketType.CLOSE)])
@@ -207,6 +225,7 @@ class PollingTransport:
             session.protocol_error(self, CloseReason.PARSE_ERROR, str(e))
             return error_response(request, SessionError(SessionError.BAD_REQUEST, str(e)))
         if count < self.SLICE or session.closed:
+            self._add_headers(request)
             request.setHeader(b"content-type", b"text/html")
             return b"ok"
         return None

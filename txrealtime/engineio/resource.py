@@ -14,12 +14,17 @@ from twisted.web.resource import Resource
 from .._logging import gate
 from .manager import SessionError, SessionManager
 from .packets import PROTOCOL_VERSION
-from .polling import PollingTransport, error_response, query_of
+from .polling import PollingTransport, error_response, handshake_from_request, query_of
 from .websocket import EngineIOWebSocketFactory
 
 __all__ = ["EngineIOResource"]
 
 log = Logger(observer=gate)
+
+
+def _given(**values: str | None) -> dict[str, str]:
+    """The values that are not ``None``: a refusal's context names only what the request said."""
+    return {key: value for key, value in values.items() if value is not None}
 
 
 class EngineIOResource(Resource):
@@ -68,39 +73,44 @@ class EngineIOResource(Resource):
         try:
             return self._dispatch(request, method)
         except SessionError as e:
-            return error_response(request, e, 403 if e.code == SessionError.FORBIDDEN else 400)
+            self.manager.refused(e, handshake_from_request(request), method.decode("latin-1"))
+            return error_response(request, e, e.status)
 
     def _dispatch(self, request: Request, method: bytes) -> object:
         query = query_of(request)
         transport = query.get("transport")
         if transport not in self.manager.options.transports:
-            raise SessionError(SessionError.UNKNOWN_TRANSPORT)  # checked first, as Node's engine.io does
+            # Checked first, as Node's engine.io does.
+            raise SessionError(SessionError.UNKNOWN_TRANSPORT, details=_given(transport=transport))
         if query.get("EIO") != str(PROTOCOL_VERSION):
-            raise SessionError(SessionError.UNSUPPORTED_PROTOCOL_VERSION)
+            raise SessionError(SessionError.UNSUPPORTED_PROTOCOL_VERSION, details=_given(protocol=query.get("EIO")))
         sid = query.get("sid")
         origin = request.getHeader(b"origin")
         self.manager.check_origin(origin.decode("latin-1") if origin is not None else None)
         if transport == "websocket":
             if method != b"GET" or (request.getHeader(b"upgrade") or b"").lower() != b"websocket":
-                raise SessionError(SessionError.BAD_REQUEST, "expected a WebSocket upgrade")
+                name = "TRANSPORT_MISMATCH" if sid is not None else "TRANSPORT_HANDSHAKE_ERROR"
+                raise SessionError(SessionError.BAD_REQUEST, "expected a WebSocket upgrade", {"name": name})
             if sid is not None and self.manager.get(sid) is None:
-                raise SessionError(SessionError.UNKNOWN_SID)
+                raise SessionError(SessionError.UNKNOWN_SID, details={"sid": sid})
             return self._websocket.render(request)
         if sid is None:
             if method != b"GET":
-                raise SessionError(SessionError.BAD_HANDSHAKE_METHOD)
+                raise SessionError(SessionError.BAD_HANDSHAKE_METHOD, details={"method": method.decode("latin-1")})
             return PollingTransport.open(self.manager, request)
         session = self.manager.for_poll(sid) if method == b"GET" else self.manager.get(sid)
         if session is None:
-            raise SessionError(SessionError.UNKNOWN_SID)
+            raise SessionError(SessionError.UNKNOWN_SID, details={"sid": sid})
         polling = session.transport
         if not isinstance(polling, PollingTransport):
-            raise SessionError(SessionError.BAD_REQUEST, "session is not on polling")
+            mismatch = {"name": "TRANSPORT_MISMATCH", "transport": "polling", "previousTransport": polling.name}
+            raise SessionError(SessionError.BAD_REQUEST, "session is not on polling", mismatch)
         if method == b"GET":
             return polling.on_get(request)
         if method == b"POST":
             return polling.on_post(request)
-        raise SessionError(SessionError.BAD_REQUEST, "unsupported method")
+        unsupported = {"name": "UNSUPPORTED_METHOD", "method": method.decode("latin-1")}
+        raise SessionError(SessionError.BAD_REQUEST, "unsupported method", unsupported)
 
     def _cors(self, request: Request) -> None:
         """CORS headers as Node's ``cors`` package sends them: ``*`` never goes with credentials."""

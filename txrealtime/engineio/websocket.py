@@ -38,6 +38,7 @@ class EngineIOWebSocketProtocol(WebSocketServerProtocol):
         self._handshake: Handshake | None = None
         self._sid: str | None = None
         self._paused = False
+        self._lost = False
 
     # -- Transport protocol ----------------------------------------------
 
@@ -128,41 +129,50 @@ class EngineIOWebSocketProtocol(WebSocketServerProtocol):
         manager = self.factory.manager
         params = {k: v[0] for k, v in request.params.items() if v}
         sid = params.get("sid")
+        peer = cast(Any, self.transport).getPeer() if self.transport is not None else None
+
+        def describe() -> Handshake:
+            return Handshake.of_request(
+                request.headers.items(), params, peer, ISSLTransport.providedBy(self.transport), self.http_request_uri
+            )
+
         if sid is not None:
             try:
                 self.session = manager.probe(sid, self)
             except SessionError as e:
-                raise ConnectionDeny(400, str(e)) from None
-            return None
-        peer = cast(Any, self.transport).getPeer() if self.transport is not None else None
-        handshake = self._handshake = Handshake.of_request(
-            request.headers.items(), params, peer, ISSLTransport.providedBy(self.transport), self.http_request_uri
-        )
+                manager.refused(e, describe(), "GET")
+                raise ConnectionDeny(e.status, str(e)) from None
+            return _with_headers(self.session.response_headers(describe))
+        handshake = self._handshake = describe()
 
-        def admitted(_: object) -> Any:
-            self._sid = manager.new_sid()
-            cookie = manager.options.cookie
-            return (None, {"Set-Cookie": cookie.header(self._sid)}) if cookie is not None else None
+        def admitted(sid: str) -> Any:
+            self._sid = sid
+            return _with_headers(manager.response_headers(handshake, sid, initial=True))
 
         def refused(failure: Failure) -> None:
+            error = failure.value if isinstance(failure.value, SessionError) else SessionError(SessionError.FORBIDDEN)
             noisy.info("WebSocket handshake from {address} refused: {error}", address=handshake.address,
-                     error=failure.getErrorMessage())
-            raise ConnectionDeny(403, "Forbidden")
+                     error=str(error))
+            manager.refused(error, handshake, "GET")
+            raise ConnectionDeny(error.status, SessionError.MESSAGES[error.code])
 
-        return manager.admit(handshake).addCallbacks(admitted, refused)
+        return manager.admit(handshake).addCallback(lambda _: manager.generate_sid(handshake)).addCallbacks(
+            admitted, refused
+        )
 
     def connectionMade(self) -> None:
         super().connectionMade()
         self.factory.connections.add(self)
 
     def connectionLost(self, reason: Failure) -> None:  # type: ignore[override]
+        self._lost = True
         self.factory.connections.discard(self)
         super().connectionLost(reason)
         cancel_timers(self)
 
     def onOpen(self) -> None:
         self._watch_buffer()
-        if self.session is None and self._handshake is not None:
+        if self.session is None and self._handshake is not None and not self._lost:
             self.session = self.factory.manager.open_session(self, self._handshake, self._sid)
 
     def dataReceived(self, data: bytes) -> None:
@@ -244,6 +254,16 @@ class EngineIOWebSocketProtocol(WebSocketServerProtocol):
         if self.closedByMe and self.localCloseCode is not None:  # ours, e.g. 1009, not the peer's reply
             code, reason = self.localCloseCode, (self.localCloseReason or b"").decode("utf-8", "replace")
         self.session.transport_closed(self, why, f"websocket closed ({code}: {reason or ''})")
+
+
+def _with_headers(headers: list[tuple[str, str]]) -> Any:
+    """What ``onConnect`` returns to accept with no subprotocol and these extra headers."""
+    if not headers:
+        return None
+    grouped: dict[str, list[str]] = {}
+    for name, value in headers:
+        grouped.setdefault(name, []).append(value)
+    return None, grouped
 
 
 class EngineIOWebSocketFactory(WebSocketServerFactory):
