@@ -289,13 +289,19 @@ class Session:
         elif transport is self.transport and not self.closed:
             self._close(reason, description, notify=False)
 
-    def protocol_error(self, transport: Transport, reason: CloseReason, description: str) -> None:
-        """A transport received input it cannot accept: close the session."""
+    def protocol_error(self, transport: Transport, reason: CloseReason, description: str, linger: bool = True) -> None:
+        """A transport received input it cannot accept: close the session.
+
+        A poll parked now gets the CLOSE packet; with ``linger``, so does the
+        next one, else the session is forgotten at once (a later request for
+        its sid is answered "Session ID unknown", as Node's engine.io does
+        after a body that is not a valid payload).
+        """
         if transport is self._probe:
             log.info("Upgrade of {sid} aborted: {description}", sid=self.sid, description=description)
             self._end_probe(close=True)
         elif transport is self.transport:
-            self._close(reason, description, notify=True)
+            self._close(reason, description, notify=True, linger=linger)
 
     # -- internals -------------------------------------------------------
 
@@ -401,7 +407,7 @@ class Session:
         for packet in packets:
             publish(PacketCreated(self.sid, packet))
 
-    def _close(self, reason: CloseReason, description: str, notify: bool) -> None:
+    def _close(self, reason: CloseReason, description: str, notify: bool, linger: bool = True) -> None:
         if self.closed:
             return
         self.state = SessionState.CLOSED
@@ -411,6 +417,8 @@ class Session:
         self._end_probe(close=True)
         self._buffer = [Packet(PacketType.CLOSE)] if notify else []
         self.flush()
+        if not linger:
+            self._buffer = []
         if self._buffer:
             # A polling client picks the CLOSE packet up on its next GET.
             self._manager._linger(self)

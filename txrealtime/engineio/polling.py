@@ -202,7 +202,8 @@ class PollingTransport:
         try:
             packets = iter_payload(body.decode("utf-8"))
         except UnicodeDecodeError as e:
-            session.protocol_error(self, CloseReason.PARSE_ERROR, str(e))
+            # Not a payload: the session ends at once, as in Node's engine.io (no CLOSE waits for a next poll).
+            session.protocol_error(self, CloseReason.PARSE_ERROR, str(e), linger=False)
             return error_response(request, SessionError(SessionError.BAD_REQUEST, str(e)))
         answer = self._dispatch(request, session, packets)
         if answer is not None:
@@ -218,17 +219,26 @@ class PollingTransport:
         try:
             for packet in islice(packets, self.SLICE):
                 count += 1
+                if packet.type is PacketType.CLOSE:
+                    self._client_closed(session)
+                    break
                 session.receive(packet, self)
                 if session.closed:
                     break
         except DecodeError as e:
-            session.protocol_error(self, CloseReason.PARSE_ERROR, str(e))
+            session.protocol_error(self, CloseReason.PARSE_ERROR, str(e), linger=False)
             return error_response(request, SessionError(SessionError.BAD_REQUEST, str(e)))
         if count < self.SLICE or session.closed:
             self._add_headers(request)
             request.setHeader(b"content-type", b"text/html")
             return b"ok"
         return None
+
+    def _client_closed(self, session: Session) -> None:
+        """The client sent CLOSE: as Node's engine.io, a parked poll is answered with a NOOP and the session ends."""
+        if self._get is not None:
+            self.send([Packet(PacketType.NOOP)])
+        session.transport_closed(self, CloseReason.TRANSPORT_CLOSE, "client sent close")
 
     def _next_slice(self) -> None:
         # Detached while the slice runs, so that a close it causes does not answer the POST early.

@@ -38,6 +38,8 @@ class EngineIOWebSocketProtocol(WebSocketServerProtocol):
         self._handshake: Handshake | None = None
         self._sid: str | None = None
         self._paused = False
+        self._unwanted = False
+        """Names a session that upgraded already or is upgrading: accepted, then closed at once."""
         self._lost = False
 
     # -- Transport protocol ----------------------------------------------
@@ -137,6 +139,12 @@ class EngineIOWebSocketProtocol(WebSocketServerProtocol):
             )
 
         if sid is not None:
+            session = manager.get(sid)
+            if session is not None and (session.upgrading or session.transport.name == self.name):
+                # As Node's engine.io: a second WebSocket for an upgraded (or upgrading)
+                # session is accepted and closed at once; the first one carries on.
+                self._unwanted = True
+                return _with_headers(session.response_headers(describe))
             try:
                 self.session = manager.probe(sid, self)
             except SessionError as e:
@@ -171,6 +179,9 @@ class EngineIOWebSocketProtocol(WebSocketServerProtocol):
         cancel_timers(self)
 
     def onOpen(self) -> None:
+        if self._unwanted:
+            self.sendClose()  # an empty close frame, as Node's ws sends
+            return
         self._watch_buffer()
         if self.session is None and self._handshake is not None and not self._lost:
             self.session = self.factory.manager.open_session(self, self._handshake, self._sid)
