@@ -4,8 +4,15 @@ per-packet events. Where Node's engine.io has the same hook, the test runs again
 from __future__ import annotations
 
 import json
+import re
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -30,6 +37,7 @@ from tests.engineio.targets import (
     ws_upgrade,
 )
 from tests.peers import until, websocket_handshake
+from tests.servers import free_port
 from txrealtime.engineio import (
     Drained,
     EngineIOOptions,
@@ -43,6 +51,8 @@ from txrealtime.engineio import (
 )
 from txrealtime.engineio.options import CookieOptions
 from txrealtime.engineio.packets import Packet, PacketType
+
+DOCS = Path(__file__).parent.parent.parent / "docs" / "engineio.md"
 
 
 @pytest.fixture(params=["txrealtime", "node"])
@@ -383,3 +393,43 @@ async def test_packet_events_of_the_heartbeat_and_the_close(engine: Callable[...
         ("received", "CLOSE ''"),
     ]
     await ws_close(ws)
+
+
+# -- the docs' example -----------------------------------------------------------------------
+
+
+def test_docs_example_runs() -> None:
+    """docs/engineio.md's example of events and hooks runs as printed."""
+    section = DOCS.read_text().split("## Events and hooks", 1)[1]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)  # type: ignore[union-attr]
+    port = free_port()
+    assert "reactor.listenTCP(8080, site)" in code
+    code = code.replace("reactor.listenTCP(8080, site)", f"reactor.listenTCP({port}, site, interface='127.0.0.1')")
+    process = subprocess.Popen([sys.executable, "-u", "-c", code], stdout=subprocess.PIPE, text=True)
+    base = f"http://127.0.0.1:{port}/engine.io/?EIO=4&transport=polling"
+    try:
+        for _ in range(300):
+            try:
+                handshake = urllib.request.urlopen(base, timeout=10)
+                break
+            except urllib.error.URLError:
+                time.sleep(0.1)  # the example is still starting
+        else:
+            raise AssertionError("the example never answered")
+        sid = json.loads(handshake.read()[1:])["sid"]
+        assert sid == "user-1"
+        assert handshake.headers.get_all("Set-Cookie") == ["visited=1; Path=/", "theme=dark; Path=/"]
+        assert handshake.headers["X-Served-By"] == "node-a"
+        posted = urllib.request.urlopen(urllib.request.Request(f"{base}&sid={sid}", data=b"4hello"), timeout=10)
+        assert posted.read() == b"ok" and posted.headers["X-Served-By"] == "node-a"
+        assert urllib.request.urlopen(f"{base}&sid={sid}", timeout=10).read() == b"4hello"
+        try:
+            urllib.request.urlopen(f"{base}&sid=nope", timeout=10)
+        except urllib.error.HTTPError as e:
+            assert e.code == 400
+        assert process.stdout is not None
+        lines = [process.stdout.readline() for _ in range(2)]
+        assert lines == ["packet MESSAGE from user-1\n", "refused 1 Session ID unknown {'sid': 'nope'} 127.0.0.1\n"]
+    finally:
+        process.terminate()
+        process.wait(30)
