@@ -11,6 +11,8 @@ from typing import Any, cast
 
 from twisted.application import service, strports
 from twisted.internet import defer
+from twisted.internet.endpoints import serverFromString
+from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IProtocolFactory, _ISupportsExitSignalCapturing
 from twisted.logger import Logger
 from twisted.python import usage
@@ -26,7 +28,16 @@ from .socketio.bundle import SocketIOResource
 from .socketio.recovery import StateRecovery
 from .web import BoundedSite, mount
 
-__all__ = ["Options", "RealtimeService", "load_app", "makeService", "mount", "raise_open_files_limit"]
+__all__ = [
+    "CannotListen",
+    "Options",
+    "RealtimeService",
+    "check_endpoint",
+    "load_app",
+    "makeService",
+    "mount",
+    "raise_open_files_limit",
+]
 
 log = Logger(observer=gate)
 
@@ -82,7 +93,8 @@ class Options(usage.Options):
         self["origin"] = []
 
     def opt_listen(self, endpoint: str) -> None:
-        """Endpoint string to listen on, e.g. tcp:8080 or ssl:8443:privateKey=key.pem (repeatable)."""
+        """Endpoint string to listen on, e.g. tcp:8080:interface=127.0.0.1 or ssl:8443:privateKey=key.pem
+        (repeatable) [default: tcp:8080, on every interface]."""
         self["listen"].append(endpoint)
 
     opt_l = opt_listen
@@ -98,6 +110,8 @@ class Options(usage.Options):
     def postOptions(self) -> None:
         if not self["listen"]:
             self["listen"] = ["tcp:8080"]
+        for description in self["listen"]:
+            check_endpoint(description)
         if self["static"] is not None and not os.path.isdir(self["static"]):
             raise usage.UsageError(f"--static: no such folder: {self['static']}")
         if self["path"] is None:
@@ -139,6 +153,21 @@ class Options(usage.Options):
                 raise usage.UsageError(f"--redis: {e}") from None
         if self["app"] is not None:
             self["app-hook"] = load_app(self["app"])
+
+
+def check_endpoint(description: str) -> None:
+    """Parse a ``--listen`` endpoint string as ``twistd`` will; a :class:`~twisted.python.usage.UsageError` if bad.
+
+    Nothing listens yet, but ``ssl:`` endpoints read their certificate and key.
+    """
+    from twisted.internet import reactor
+
+    try:
+        serverFromString(reactor, description)
+    except Exception as e:
+        raise usage.UsageError(
+            f"--listen {description}: {e or type(e).__name__} (e.g. tcp:8080 or ssl:8443:privateKey=key.pem)"
+        ) from None
 
 
 def load_app(spec: str) -> Callable[[Any], object]:
@@ -187,8 +216,12 @@ class RealtimeService(service.MultiService):
     """Listens on every endpoint and closes every session when stopped.
 
     Starting it raises the open files limit (:func:`raise_open_files_limit`).
-    A stop after which every session drained within ``grace`` is clean: a
-    ``twistd`` stopped by SIGTERM or SIGINT then exits with status 0.
+    An endpoint that cannot listen (port in use, no permission) is logged in
+    one line naming it, then the process exits with status 1 (``SystemExit``;
+    with ``daemon``, a :class:`CannotListen` error that ``twistd``'s parent
+    process prints). A stop after which every session drained within
+    ``grace`` is clean: a ``twistd`` stopped by SIGTERM or SIGINT then exits
+    with status 0.
     """
 
     def __init__(
@@ -200,6 +233,7 @@ class RealtimeService(service.MultiService):
         redis: Any = None,
         resource: EngineIOResource | None = None,
         grace: float = 5.0,
+        daemon: bool = False,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         self.manager = manager
@@ -210,15 +244,38 @@ class RealtimeService(service.MultiService):
         self.site = site
         self.resource = resource
         self.grace = grace
+        self.daemon = daemon
+        self._endpoints: dict[Any, str] = {}
         for description in endpoints:
-            strports.service(description, cast(IProtocolFactory, site)).setServiceParent(self)
+            listening = strports.service(description, cast(IProtocolFactory, site))
+            listening.setServiceParent(self)
+            self._endpoints[listening] = description
+
+    def privilegedStartService(self) -> None:
+        service.Service.privilegedStartService(self)
+        for child in self:
+            self._listening(child, child.privilegedStartService)
 
     def startService(self) -> None:
         # Here rather than in makeService: after twistd has daemonized and dropped privileges
         # (an unprivileged process may still raise its soft limit to the hard one), and building
         # a service, as tests do, changes nothing about the process.
         raise_open_files_limit()
-        super().startService()  # type: ignore[no-untyped-call]
+        service.Service.startService(self)
+        for child in self:
+            self._listening(child, child.startService)
+
+    def _listening(self, child: Any, start: Callable[[], object]) -> None:
+        try:
+            start()
+        except (CannotListenError, OSError) as e:
+            error = e.socketError if isinstance(e, CannotListenError) else e
+            reason = getattr(error, "strerror", None) or str(error)
+            where = f"{self._endpoints.get(child, child)}: {reason}"
+            log.error("Cannot listen on {where}", where=where)
+            if self.daemon:
+                raise CannotListen(where) from None  # twistd's parent prints its first 100 bytes
+            raise SystemExit(1) from None
 
     def stopService(self) -> Any:
         """Send every client its close, wait up to ``grace`` for them to get it, then stop listening.
@@ -282,6 +339,16 @@ def _static_folder(path: str) -> Resource:
     return File(path)
 
 
+class CannotListen(Exception):
+    """An endpoint could not listen; the message names it and says why, in one line."""
+
+
+def _daemonized(options: Options) -> bool:
+    """Whether ``twistd`` runs these options as a daemon (without ``-n``)."""
+    parent = getattr(options, "parent", None)
+    return isinstance(parent, dict) and "nodaemon" in parent and not parent["nodaemon"]
+
+
 def makeService(options: Options) -> RealtimeService:
     """Build the service tree ``twistd txrealtime`` runs."""
     set_log_level(options["log-level"])
@@ -323,5 +390,6 @@ def makeService(options: Options) -> RealtimeService:
         max_connections_per_ip=options["max-connections-per-ip"],
     )
     return RealtimeService(
-        manager, site, options["listen"], server, link, resource=resource, grace=options["shutdown-grace"]
+        manager, site, options["listen"], server, link, resource=resource, grace=options["shutdown-grace"],
+        daemon=_daemonized(options),
     )

@@ -1,0 +1,78 @@
+"""`twistd txrealtime` mistakes end in one clear line, never a traceback; --help says what it should."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).parent.parent
+TWISTD = str(Path(sys.executable).parent / "twistd")
+EXAMPLE = "(e.g. tcp:8080 or ssl:8443:privateKey=key.pem)"
+
+
+def twistd(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [TWISTD, "-n", "--pidfile=", "txrealtime", *args], capture_output=True, text=True, timeout=60, cwd=ROOT
+    )
+
+
+def lines_with(text: str, output: str) -> list[str]:
+    return [line for line in output.splitlines() if text in line]
+
+
+@pytest.mark.parametrize(
+    "endpoint, error",
+    [
+        ("foo:bar", "Unknown endpoint type: 'foo'"),
+        ("tcp:notaport", "invalid literal for int() with base 10: 'notaport'"),
+        ("ssl:8443:privateKey=no-such-key.pem", "No such file or directory"),
+    ],
+)
+def test_bad_endpoint_is_a_usage_error(endpoint: str, error: str) -> None:
+    done = twistd("--listen", "tcp:0", "--listen", endpoint)
+    output = done.stdout + done.stderr
+    assert done.returncode == 1
+    assert "Traceback" not in output
+    [line] = lines_with(f"--listen {endpoint}:", output)
+    assert line == output.rstrip().splitlines()[-1]  # twistd prints the usage, then the error
+    assert error in line and line.endswith(EXAMPLE), line
+
+
+@pytest.fixture
+def busy_port() -> Iterator[int]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        yield s.getsockname()[1]
+
+
+def test_busy_port_is_one_line_naming_the_endpoint(busy_port: int) -> None:
+    endpoint = f"tcp:{busy_port}:interface=127.0.0.1"
+    done = twistd("--listen", endpoint)
+    output = done.stdout + done.stderr
+    assert done.returncode == 1
+    assert "Traceback" not in output and "CannotListenError" not in output
+    [line] = lines_with("Cannot listen", output)
+    assert line.endswith(f"[txrealtime.service#error] Cannot listen on {endpoint}: Address already in use"), line
+
+
+def test_busy_port_among_several_names_that_one(busy_port: int) -> None:
+    endpoint = f"tcp:{busy_port}:interface=127.0.0.1"
+    done = twistd("--listen", "tcp:0:interface=127.0.0.1", "--listen", endpoint)
+    assert done.returncode == 1
+    assert "Traceback" not in done.stdout + done.stderr
+    [line] = lines_with("Cannot listen", done.stdout)
+    assert line.endswith(f"Cannot listen on {endpoint}: Address already in use"), line
+
+
+def test_help_documents_the_default_endpoint() -> None:
+    done = twistd("--help")
+    assert done.returncode == 0
+    words = " ".join(done.stdout.split())
+    assert "--listen= Endpoint string to listen on" in words
+    assert "(repeatable) [default: tcp:8080, on every interface]" in words
