@@ -1,11 +1,18 @@
+import re
+from pathlib import Path
+
 from setuptools import find_packages, setup
 
-with open("README.md", encoding="utf-8") as f:
-    long_description = f.read()
+HERE = Path(__file__).parent
+long_description = (HERE / "README.md").read_text(encoding="utf-8")
+# One source for the version: txrealtime/__init__.py (read, not imported: building needs no dependency).
+version = re.search(r'^__version__ = "([^"]+)"$', (HERE / "txrealtime" / "__init__.py").read_text("utf-8"), re.M)
+if version is None:
+    raise RuntimeError("txrealtime/__init__.py has no __version__ = \"...\" line")
 
 setup(
     name="txrealtime",
-    version="0.1.0",
+    version=version.group(1),
     description="Socket.IO v4 (Engine.IO v4) server and client for Twisted",
     long_description=long_description,
     long_description_content_type="text/markdown",

@@ -1,4 +1,4 @@
-"""`twistd txrealtime` mistakes end in one clear line, never a traceback; --help says what it should."""
+"""`twistd txrealtime` mistakes end in one clear line, never a traceback; --help and --version say what they should."""
 
 from __future__ import annotations
 
@@ -9,6 +9,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+import twisted
+import txrealtime
 
 ROOT = Path(__file__).parent.parent
 TWISTD = str(Path(sys.executable).parent / "twistd")
@@ -76,3 +79,18 @@ def test_help_documents_the_default_endpoint() -> None:
     words = " ".join(done.stdout.split())
     assert "--listen= Endpoint string to listen on" in words
     assert "(repeatable) [default: tcp:8080, on every interface]" in words
+
+
+def test_version_is_txrealtimes() -> None:
+    done = twistd("--version")
+    assert (done.returncode, done.stderr) == (0, "")
+    assert done.stdout == f"txrealtime {txrealtime.__version__} (Twisted {twisted.__version__})\n"
+
+
+def test_setup_py_reads_the_version_from_the_package() -> None:
+    done = subprocess.run(
+        [sys.executable, "setup.py", "--version"], capture_output=True, text=True, timeout=60, cwd=ROOT
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == txrealtime.__version__
+    assert 'version="' not in (ROOT / "setup.py").read_text()

@@ -20,6 +20,7 @@ from twisted.web import pages
 from twisted.web.resource import IResource, Resource
 from twisted.web.server import Site
 
+from . import __version__
 from ._logging import LEVELS, gate, set_log_level
 from .engineio import EngineIOOptions, EngineIOResource, SessionManager
 from .engineio.options import CookieOptions
@@ -106,6 +107,13 @@ class Options(usage.Options):
     def opt_cors_origin(self, origin: str) -> None:
         """Origin allowed to make cross-origin requests, or * for any (repeatable)."""
         self["cors-origin"].append(origin)
+
+    def opt_version(self) -> None:
+        """Display txrealtime's version (and Twisted's) and exit."""
+        from twisted import copyright
+
+        print(f"txrealtime {__version__} (Twisted {copyright.version})")
+        sys.exit(0)
 
     def postOptions(self) -> None:
         if not self["listen"]:
