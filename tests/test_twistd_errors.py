@@ -94,3 +94,10 @@ def test_setup_py_reads_the_version_from_the_package() -> None:
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == txrealtime.__version__
     assert 'version="' not in (ROOT / "setup.py").read_text()
+
+
+def test_app_hook_given_the_wrong_object_is_one_line() -> None:
+    done = twistd("--listen", "tcp:0", "--engineio", "--app", "examples.chat.app:setup")
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr == "txrealtime: --app examples.chat.app:setup: it takes a Server, not a SessionManager: " \
+        "drop --engineio\n"

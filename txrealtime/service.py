@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
+import inspect
 import os
 import sys
+import typing
 import warnings
 from collections.abc import Callable
 from typing import Any, cast
@@ -38,6 +41,7 @@ __all__ = [
     "makeService",
     "mount",
     "raise_open_files_limit",
+    "run_app_hook",
 ]
 
 log = Logger(observer=gate)
@@ -115,6 +119,26 @@ class Options(usage.Options):
         print(f"txrealtime {__version__} (Twisted {copyright.version})")
         sys.exit(0)
 
+    def configure(self, **changes: Any) -> EngineIOOptions:
+        """Change Engine.IO options that have no flag, e.g. ``allow_request``; return the options now in force.
+
+        For an ``--app`` hook that takes a second parameter (these options)::
+
+            def setup(server, options):
+                options.configure(allow_request=check_token)
+
+        The changes apply to the options the command line built
+        (:func:`dataclasses.replace`) and are checked as
+        :class:`~txrealtime.engineio.EngineIOOptions` checks its fields: an
+        unknown name or a bad value is a :class:`~twisted.python.usage.UsageError`,
+        which ``twistd`` reports in one line.
+        """
+        try:
+            self["engineio-options"] = dataclasses.replace(self["engineio-options"], **changes)
+        except (TypeError, ValueError) as e:
+            raise usage.UsageError(f"configure({', '.join(changes)}): {e}") from None
+        return cast(EngineIOOptions, self["engineio-options"])
+
     def postOptions(self) -> None:
         if not self["listen"]:
             self["listen"] = ["tcp:8080"]
@@ -178,7 +202,7 @@ def check_endpoint(description: str) -> None:
         ) from None
 
 
-def load_app(spec: str) -> Callable[[Any], object]:
+def load_app(spec: str) -> Callable[..., object]:
     """Import ``module:function`` (the working directory is importable)."""
     module_name, sep, attr = spec.partition(":")
     if not sep or not module_name or not attr:
@@ -351,6 +375,43 @@ class CannotListen(Exception):
     """An endpoint could not listen; the message names it and says why, in one line."""
 
 
+def run_app_hook(hook: Callable[..., object], target: Server | SessionManager, options: Options) -> None:
+    """Call an ``--app`` hook with ``target``, and ``options`` too if it takes a second parameter.
+
+    A hook whose first parameter is annotated :class:`~txrealtime.socketio.Server`
+    or :class:`~txrealtime.engineio.SessionManager` must get that: else a
+    :class:`~twisted.python.usage.UsageError` says which flag to add or drop.
+    """
+    expected = _first_parameter_type(hook)
+    if expected is not None and not isinstance(target, expected):
+        fix = "add --engineio" if isinstance(target, Server) else "drop --engineio"
+        raise usage.UsageError(f"it takes a {expected.__name__}, not a {type(target).__name__}: {fix}")
+    if _takes_two(hook):
+        hook(target, options)
+    else:
+        hook(target)
+
+
+def _first_parameter_type(hook: Callable[..., object]) -> type | None:
+    try:
+        first = next(iter(inspect.signature(hook).parameters))
+        hint = typing.get_type_hints(hook).get(first)
+    except Exception:  # no signature, no parameter, or annotations that do not resolve: nothing to check
+        return None
+    if isinstance(hint, type) and issubclass(hint, (Server, SessionManager)):
+        return hint
+    return None
+
+
+def _takes_two(hook: Callable[..., object]) -> bool:
+    try:
+        parameters = inspect.signature(hook).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    positional = [p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return len(positional) >= 2 or any(p.kind is p.VAR_POSITIONAL for p in parameters)
+
+
 def _daemonized(options: Options) -> bool:
     """Whether ``twistd`` runs these options as a daemon (without ``-n``)."""
     parent = getattr(options, "parent", None)
@@ -358,7 +419,15 @@ def _daemonized(options: Options) -> bool:
 
 
 def makeService(options: Options) -> RealtimeService:
-    """Build the service tree ``twistd txrealtime`` runs."""
+    """Build the service tree ``twistd txrealtime`` runs.
+
+    The ``--app`` hook is called with the :class:`~txrealtime.socketio.Server`
+    (the :class:`~txrealtime.engineio.SessionManager` with ``--engineio``) and,
+    if it takes a second parameter, with ``options``, whose
+    :meth:`Options.configure` changes Engine.IO options that have no flag.
+    A hook that raises :class:`~twisted.python.usage.UsageError` ends the
+    process with that one line (``SystemExit``).
+    """
     set_log_level(options["log-level"])
     manager = SessionManager(options["engineio-options"])
     link = None
@@ -382,13 +451,18 @@ def makeService(options: Options) -> RealtimeService:
             serve_client=not options["no-serve-client"],
             **kwargs,
         )
+    hook = options.get("app-hook")
+    if hook is not None:
+        try:
+            run_app_hook(hook, manager if server is None else server, options)
+        except usage.UsageError as e:
+            raise SystemExit(f"txrealtime: --app {options['app']}: {e}") from None
+        # Before anything reads them (the WebSocket factory keeps max_payload): options.configure() changes.
+        manager.options = options["engineio-options"]
     root = _static_folder(options["static"]) if options["static"] else _EmptyRoot()
     resource = EngineIOResource(manager)
     endpoint = resource if server is None else SocketIOResource(resource, server.serve_client)
     mount(root, options["path"], endpoint)
-    hook = options.get("app-hook")
-    if hook is not None:
-        hook(manager if server is None else server)
     site = BoundedSite(
         cast(IResource, root),
         max_body=manager.options.max_payload,
