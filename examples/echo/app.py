@@ -1,4 +1,14 @@
-"""An Engine.IO echo server: ``twistd -n txrealtime --app examples.echo.app:setup``."""
+"""An Engine.IO echo server and its page (examples/echo/public/index.html).
+
+Run it from the checkout, then open http://localhost:8080/::
+
+    twistd -n txrealtime --engineio --app examples.echo.app:setup --static examples/echo/public
+
+(``python -m txrealtime`` takes the same options.) ``--engineio`` serves bare
+Engine.IO at ``/engine.io/``, where the page's engine.io-client connects, and
+gives this hook the :class:`~txrealtime.engineio.SessionManager`; without it,
+twistd stops with one line saying to add it.
+"""
 
 from txrealtime.engineio import MessageReceived, SessionEvent, SessionManager
 

@@ -1,0 +1,65 @@
+"""The Engine.IO echo example, served by twistd with the command its docstring documents, in headless Chromium."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import pytest_twisted
+
+import examples.echo.app
+from tests.servers import Twistd, node_peer
+
+ROOT = Path(__file__).parent.parent.parent
+ARTIFACTS = ROOT / "test-artifacts"
+
+
+def documented_options() -> list[str]:
+    """The options after ``txrealtime`` in the ``twistd -n txrealtime ...`` line of examples/echo/app.py's docstring."""
+    doc = examples.echo.app.__doc__ or ""
+    [line] = [line.strip() for line in doc.splitlines() if line.strip().startswith("twistd -n txrealtime ")]
+    words = shlex.split(line)
+    return words[words.index("txrealtime") + 1 :]
+
+
+@pytest_twisted.ensureDeferred
+async def test_echo_page_echoes() -> None:
+    chromium = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+    if not shutil.which(chromium):
+        pytest.fail(f"Chromium is required at {chromium} (Debian package chromium; run-tests installs it)")
+    ARTIFACTS.mkdir(exist_ok=True)
+    server = Twistd(*documented_options(), "--shutdown-grace", "1")
+    try:
+        report = await node_peer("echo_browser.js", server.url, str(ARTIFACTS), timeout=240)
+    finally:
+        server.stop()
+    if report.get("error") is not None:
+        (ARTIFACTS / "echo-failure.txt").write_text(json.dumps(report, indent=1) + "\n" + "".join(server.log))
+    assert report.get("error") is None, (report["error"], report.get("state"))
+    assert report["errors"] == []
+    assert (report["scriptStatus"], report["eioType"]) == (200, "function")
+    assert report["log"] == ["echo: hello <b>echo</b>"]
+    assert report["bold"] == 0  # shown as text, never markup
+    assert report["inputAfter"] == ""
+    assert report["status"] == "connected over websocket"
+    assert (ARTIFACTS / "echo.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_echo_without_engineio_fails_in_one_line() -> None:
+    """Forgetting --engineio names the fix in one line, not an AttributeError from the hook."""
+    options = [o for o in documented_options() if o != "--engineio"]
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "twistd"), "-n", "--pidfile=", "txrealtime", "--listen", "tcp:0", *options],
+        capture_output=True, text=True, timeout=60, cwd=ROOT,
+    )
+    assert done.returncode == 1
+    assert done.stdout == ""
+    assert done.stderr == (
+        "txrealtime: --app examples.echo.app:setup: it takes a SessionManager, not a Server: add --engineio\n"
+    )
