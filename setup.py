@@ -18,6 +18,11 @@ setup(
     long_description_content_type="text/markdown",
     license="MIT",
     python_requires=">=3.11",
+    # twistd finds `twistd txrealtime` by listing twisted/plugins/ folders under sys.path entries, not
+    # by importing. With the root mapped to "." (a src-like layout to setuptools), `pip install -e .`
+    # puts the checkout on sys.path, as editable_mode=compat does, where by default it installs an
+    # import hook that twistd's listing never sees. Regular wheels are unchanged.
+    package_dir={"": "."},
     packages=find_packages(include=["txrealtime", "txrealtime.*"]) + ["twisted.plugins"],
     package_data={
         "txrealtime": ["py.typed", "socketio/client_dist/*"],
