@@ -1,12 +1,17 @@
-"""A contributor's first command, ``pip install -e .``, gives a working ``twistd txrealtime``."""
+"""A contributor's first command, ``pip install -e .``, gives a working ``twistd txrealtime``; ``python -m txrealtime``
+runs the same service for those who do not know twistd."""
 
 from __future__ import annotations
 
 import json
+import os
+import re
 import shutil
+import signal
 import subprocess
 import sys
 import sysconfig
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -72,3 +77,76 @@ def test_plain_editable_install_finds_the_twistd_plugin(tmp_path: Path) -> None:
     assert "txrealtime" in names
     assert Path(plugin).resolve() == (checkout / "twisted" / "plugins" / "txrealtime_plugin.py").resolve()
     assert Path(package).resolve() == (checkout / "txrealtime" / "__init__.py").resolve()
+
+
+# -- python -m txrealtime ---------------------------------------------------------------------------
+
+
+def main(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "txrealtime", *args], capture_output=True, text=True, timeout=60, cwd=cwd
+    )
+
+
+def options_part(help_text: str) -> str:
+    return help_text[help_text.index("Options:") :]
+
+
+def test_main_help_is_twistd_txrealtimes() -> None:
+    done = main("--help")
+    assert (done.returncode, done.stderr) == (0, "")
+    assert done.stdout.startswith("Usage: python -m txrealtime [options]\n")
+    twistd = subprocess.run([TWISTD, "txrealtime", "--help"], capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert options_part(done.stdout) == options_part(twistd.stdout)  # the same options, the same words
+
+
+def test_main_version_and_usage_errors() -> None:
+    import txrealtime
+
+    assert main("--version").stdout.startswith(f"txrealtime {txrealtime.__version__} (Twisted ")
+    done = main("--listen", "foo:bar")
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr == (
+        "python -m txrealtime: --listen foo:bar: Unknown endpoint type: 'foo' (e.g. tcp:8080 or "
+        "ssl:8443:privateKey=key.pem)\n"
+    )
+
+
+def test_main_runs_the_service_in_the_foreground(tmp_path: Path) -> None:
+    """The echo example through ``python -m txrealtime``: it serves, echoes, and stops cleanly on SIGTERM."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}  # examples.echo, from a scratch working directory
+    process = subprocess.Popen(
+        [sys.executable, "-m", "txrealtime", "--listen", "tcp:0:interface=127.0.0.1", "--engineio",
+         "--app", "examples.echo.app:setup", "--shutdown-grace", "1"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path, env=env,
+    )
+    log: list[str] = []
+    try:
+        assert process.stdout is not None
+        for line in process.stdout:
+            log.append(line)
+            match = re.search(r"Site starting on (\d+)", line)
+            if match:
+                break
+        else:
+            raise AssertionError("it did not start:\n" + "".join(log))
+        base = f"http://127.0.0.1:{match.group(1)}/engine.io/?EIO=4&transport=polling"
+        with urllib.request.urlopen(base, timeout=30) as response:
+            opened = response.read().decode()
+        assert opened.startswith("0{"), opened
+        sid = json.loads(opened[1:])["sid"]
+        post = urllib.request.Request(f"{base}&sid={sid}", data=b"4hello", method="POST")
+        with urllib.request.urlopen(post, timeout=30) as response:
+            assert response.read() == b"ok"
+        with urllib.request.urlopen(f"{base}&sid={sid}", timeout=30) as response:
+            assert response.read() == b"4hello"
+        close = urllib.request.Request(f"{base}&sid={sid}", data=b"1", method="POST")
+        with urllib.request.urlopen(close, timeout=30) as response:  # leave: the stop is then clean
+            assert response.read() == b"ok"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        out, _ = process.communicate(timeout=60)
+        log.append(out)
+    assert process.returncode == 0, "".join(log)
+    assert "Traceback" not in "".join(log)
+    assert list(tmp_path.iterdir()) == []  # no twistd.pid, no twistd.log

@@ -1,0 +1,63 @@
+"""``python -m txrealtime [options]``: the server ``twistd -n txrealtime [options]`` runs, for those new to twistd.
+
+Same options (``python -m txrealtime --help``), same service, run by twistd's
+own runner in the foreground: it logs to stdout, writes no pid file, and stops
+cleanly on Ctrl-C or SIGTERM. It needs no plugin lookup, so it works whether or
+not ``twistd`` can see ``twisted/plugins/txrealtime_plugin.py``.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from twisted.application.service import IServiceMaker
+from twisted.plugin import IPlugin
+from twisted.python import usage
+from twisted.python.runtime import platformType
+from twisted.scripts.twistd import ServerOptions, runApp  # type: ignore[attr-defined]
+from zope.interface import implementer  # type: ignore[import-untyped]
+
+from . import service
+
+__all__ = ["main"]
+
+PROGRAM = "python -m txrealtime"
+
+
+class _Options(service.Options):
+    def getSynopsis(self) -> str:
+        return f"Usage: {PROGRAM} [options]"
+
+
+@implementer(IPlugin, IServiceMaker)
+class _ServiceMaker:
+    tapname = "txrealtime"
+    description = "Socket.IO / Engine.IO realtime server with optional static files"
+    options = _Options
+
+    def makeService(self, options: service.Options) -> service.RealtimeService:
+        return service.makeService(options)
+
+
+class _ServerOptions(ServerOptions):
+    """twistd's options with txrealtime as the only command, without looking for plugins."""
+
+    def _getPlugins(self, interface: Any, package: Any = None) -> list[Any]:
+        return [_ServiceMaker()]
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run ``twistd -n --pidfile= txrealtime`` with ``argv`` (default: the command line) as txrealtime's options."""
+    args = sys.argv[1:] if argv is None else argv
+    foreground = [] if platformType == "win32" else ["--nodaemon", "--pidfile="]
+    config = _ServerOptions()  # type: ignore[no-untyped-call]
+    try:
+        config.parseOptions([*foreground, "txrealtime", *args])  # type: ignore[no-untyped-call]
+    except usage.UsageError as e:
+        sys.exit(f"{PROGRAM}: {e}")
+    runApp(config)
+
+
+if __name__ == "__main__":
+    main()
