@@ -7,11 +7,14 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
+from twisted.logger import ILogObserver, formatEvent, globalLogPublisher
 
 import twisted
 import txrealtime
+from txrealtime.service import Options, makeService
 
 ROOT = Path(__file__).parent.parent
 TWISTD = str(Path(sys.executable).parent / "twistd")
@@ -71,6 +74,28 @@ def test_busy_port_among_several_names_that_one(busy_port: int) -> None:
     assert "Traceback" not in done.stdout + done.stderr
     [line] = lines_with("Cannot listen", done.stdout)
     assert line.endswith(f"Cannot listen on {endpoint}: Address already in use"), line
+
+
+def test_service_started_without_twistd_exits_the_same_way(busy_port: int) -> None:
+    """startService alone (no privilegedStartService first, as outside twistd) also names the endpoint."""
+    options = Options()
+    options.parseOptions(["--listen", f"tcp:{busy_port}:interface=127.0.0.1"])  # type: ignore[no-untyped-call]
+    service = makeService(options)
+    logged: list[str] = []
+
+    def observe(event: dict[str, Any]) -> None:
+        logged.append(formatEvent(event))
+
+    observer = cast(ILogObserver, observe)
+    globalLogPublisher.addObserver(observer)
+    try:
+        with pytest.raises(SystemExit) as exit:
+            service.startService()
+    finally:
+        globalLogPublisher.removeObserver(observer)
+        service.manager.shutdown()
+    assert exit.value.code == 1
+    assert f"Cannot listen on tcp:{busy_port}:interface=127.0.0.1: Address already in use" in logged
 
 
 def test_help_documents_the_default_endpoint() -> None:

@@ -298,12 +298,17 @@ class RealtimeService(service.MultiService):
             self._listening(child, child.startService)
 
     def _listening(self, child: Any, start: Callable[[], object]) -> None:
+        """Start ``child``; if it is one of the endpoints and cannot listen, say so in one line and exit."""
+        endpoint = self._endpoints.get(child)
+        if endpoint is None:  # a service someone else added
+            start()
+            return
         try:
             start()
         except (CannotListenError, OSError) as e:
             error = e.socketError if isinstance(e, CannotListenError) else e
             reason = getattr(error, "strerror", None) or str(error)
-            where = f"{self._endpoints.get(child, child)}: {reason}"
+            where = f"{endpoint}: {reason}"
             log.error("Cannot listen on {where}", where=where)
             if self.daemon:
                 raise CannotListen(where) from None  # twistd's parent prints its first 100 bytes
