@@ -40,24 +40,26 @@ def test_plain_editable_install_finds_the_twistd_plugin(tmp_path: Path) -> None:
     if (site / "twisted" / "plugins" / "txrealtime_plugin.py").exists():
         pytest.skip("this venv has a regular install's plugin module, which a new venv borrowing it would find")
     checkout = copy_checkout(tmp_path / "checkout")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # the new venv's sys.path only
     venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120, env=env)
     python = str(venv / "bin" / "python")
     new_site = subprocess.run(
         [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-        capture_output=True, text=True, check=True, timeout=60,
+        capture_output=True, text=True, check=True, timeout=60, env=env,
     ).stdout.strip()
     # This venv's packages (pip, Twisted, ...) after the new venv's own: a path line, so its .pth files
     # (this checkout's own editable install among them) are not run.
     (Path(new_site) / "zz_borrowed_site_packages.pth").write_text(f"{site}\n")
     pip = subprocess.run(
         [python, "-m", "pip", "install", "--no-deps", "--disable-pip-version-check", "-e", str(checkout)],
-        capture_output=True, text=True, timeout=600,
+        capture_output=True, text=True, timeout=600, env=env,
     )
     assert pip.returncode == 0, pip.stdout + pip.stderr
 
     done = subprocess.run(
-        [python, "-c", RUN_TWISTD, "txrealtime", "--help"], capture_output=True, text=True, timeout=120, cwd=tmp_path
+        [python, "-c", RUN_TWISTD, "txrealtime", "--help"],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env,
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "Unknown command" not in done.stdout + done.stderr
@@ -70,7 +72,7 @@ def test_plain_editable_install_finds_the_twistd_plugin(tmp_path: Path) -> None:
          "from twisted.application.service import IServiceMaker;"
          "names = [p.tapname for p in getPlugins(IServiceMaker)];"
          "print(json.dumps([names, sys.modules['twisted.plugins.txrealtime_plugin'].__file__, txrealtime.__file__]))"],
-        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+        capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env,
     )
     assert where.returncode == 0, where.stderr
     names, plugin, package = json.loads(where.stdout.strip().splitlines()[-1])
