@@ -122,16 +122,16 @@ class Options(usage.Options):
     def configure(self, **changes: Any) -> EngineIOOptions:
         """Change Engine.IO options that have no flag, e.g. ``allow_request``; return the options now in force.
 
-        For an ``--app`` hook that takes a second parameter (these options)::
+        For an ``--app`` hook that takes a second parameter, these options::
 
             def setup(server, options):
                 options.configure(allow_request=check_token)
 
-        The changes apply to the options the command line built
-        (:func:`dataclasses.replace`) and are checked as
-        :class:`~txrealtime.engineio.EngineIOOptions` checks its fields: an
-        unknown name or a bad value is a :class:`~twisted.python.usage.UsageError`,
-        which ``twistd`` reports in one line.
+        ``dataclasses.replace`` applies the changes to the options the command
+        line built, and :class:`txrealtime.engineio.EngineIOOptions` checks
+        them: an unknown name or a bad value raises
+        ``twisted.python.usage.UsageError``, which ``twistd`` reports in one
+        line. They are in force once the hook returns, before anything listens.
         """
         try:
             self["engineio-options"] = dataclasses.replace(self["engineio-options"], **changes)
@@ -188,7 +188,7 @@ class Options(usage.Options):
 
 
 def check_endpoint(description: str) -> None:
-    """Parse a ``--listen`` endpoint string as ``twistd`` will; a :class:`~twisted.python.usage.UsageError` if bad.
+    """Parse a ``--listen`` endpoint string as ``twistd`` will; ``twisted.python.usage.UsageError`` if bad.
 
     Nothing listens yet, but ``ssl:`` endpoints read their certificate and key.
     """
@@ -383,9 +383,9 @@ class CannotListen(Exception):
 def run_app_hook(hook: Callable[..., object], target: Server | SessionManager, options: Options) -> None:
     """Call an ``--app`` hook with ``target``, and ``options`` too if it takes a second parameter.
 
-    A hook whose first parameter is annotated :class:`~txrealtime.socketio.Server`
-    or :class:`~txrealtime.engineio.SessionManager` must get that: else a
-    :class:`~twisted.python.usage.UsageError` says which flag to add or drop.
+    A hook whose first parameter is annotated :class:`txrealtime.socketio.Server`
+    or :class:`txrealtime.engineio.SessionManager` must get that: else a
+    ``twisted.python.usage.UsageError`` says which flag to add or drop.
     """
     expected = _first_parameter_type(hook)
     if expected is not None and not isinstance(target, expected):
@@ -426,12 +426,12 @@ def _daemonized(options: Options) -> bool:
 def makeService(options: Options) -> RealtimeService:
     """Build the service tree ``twistd txrealtime`` runs.
 
-    The ``--app`` hook is called with the :class:`~txrealtime.socketio.Server`
-    (the :class:`~txrealtime.engineio.SessionManager` with ``--engineio``) and,
+    The ``--app`` hook is called with the :class:`txrealtime.socketio.Server`
+    (the :class:`txrealtime.engineio.SessionManager` with ``--engineio``) and,
     if it takes a second parameter, with ``options``, whose
     :meth:`Options.configure` changes Engine.IO options that have no flag.
-    A hook that raises :class:`~twisted.python.usage.UsageError` ends the
-    process with that one line (``SystemExit``).
+    A hook that raises ``twisted.python.usage.UsageError`` ends the process
+    with that one line (``SystemExit``).
     """
     set_log_level(options["log-level"])
     manager = SessionManager(options["engineio-options"])
