@@ -18,6 +18,7 @@ from twisted.python import usage
 from twisted.web.resource import Resource
 
 from tests.servers import INTEROP, RedisServer, Twistd
+from tests.tls import self_signed
 from txrealtime import set_log_level
 from txrealtime.client import Manager
 from txrealtime.service import Options, makeService, mount, raise_open_files_limit
@@ -43,12 +44,14 @@ def test_defaults() -> None:
     assert (options["header-timeout"], options["max-connections-per-ip"]) == (10.0, None)
 
 
-def test_options() -> None:
+def test_options(tmp_path: Path) -> None:
+    key, cert = self_signed(tmp_path)
+    tls = f"ssl:2:privateKey={key}:certKey={cert}"
     options = parse(
         "--listen",
         "tcp:1",
         "-l",
-        "ssl:2:privateKey=k.pem",
+        tls,
         "--ping-interval",
         "5",
         "--max-payload",
@@ -59,7 +62,7 @@ def test_options() -> None:
         "https://b.example",
         "--no-upgrades",
     )
-    assert options["listen"] == ["tcp:1", "ssl:2:privateKey=k.pem"]
+    assert options["listen"] == ["tcp:1", tls]
     eio = options["engineio-options"]
     assert (eio.ping_interval, eio.max_payload, eio.allow_upgrades) == (5.0, 10, False)
     assert list(eio.cors_allowed_origins) == ["https://a.example", "https://b.example"]
