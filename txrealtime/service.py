@@ -19,7 +19,6 @@ from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IProtocolFactory, _ISupportsExitSignalCapturing
 from twisted.logger import Logger
 from twisted.python import usage
-from twisted.web import pages
 from twisted.web.resource import IResource, Resource
 from twisted.web.server import Site
 
@@ -30,7 +29,7 @@ from .engineio.options import CookieOptions
 from .socketio import Server
 from .socketio.bundle import SocketIOResource
 from .socketio.recovery import StateRecovery
-from .web import BoundedSite, mount
+from .web import BoundedSite, EmptyResource, mount
 
 __all__ = [
     "CannotListen",
@@ -350,19 +349,6 @@ class RealtimeService(service.MultiService):
         return super().stopService()  # type: ignore[no-untyped-call]
 
 
-class _EmptyRoot(Resource):
-    """The root without ``--static``: unknown paths get ``twisted.web.pages.notFound``.
-
-    (A plain ``Resource`` builds the deprecated ``NoResource`` for them.)
-    """
-
-    def __init__(self) -> None:
-        super().__init__()  # type: ignore[no-untyped-call]
-
-    def getChild(self, path: bytes, request: Any) -> Any:
-        return pages.notFound()
-
-
 def _static_folder(path: str) -> Resource:
     """``twisted.web.static.File(path)``, imported only when ``--static`` is given.
 
@@ -464,7 +450,7 @@ def makeService(options: Options) -> RealtimeService:
             raise SystemExit(f"txrealtime: --app {options['app']}: {e}") from None
         # Before anything reads them (the WebSocket factory keeps max_payload): options.configure() changes.
         manager.options = options["engineio-options"]
-    root = _static_folder(options["static"]) if options["static"] else _EmptyRoot()
+    root = _static_folder(options["static"]) if options["static"] else EmptyResource()
     resource = EngineIOResource(manager)
     endpoint = resource if server is None else SocketIOResource(resource, server.serve_client)
     mount(root, options["path"], endpoint)

@@ -20,7 +20,6 @@ from typing import Any, cast
 from twisted.internet.defer import Deferred, DeferredList, succeed
 from twisted.internet.task import deferLater
 from twisted.logger import Logger
-from twisted.web import pages
 from twisted.web.resource import IResource, Resource
 from twisted.web.server import Site
 
@@ -30,25 +29,11 @@ from .client import ClientSocket, EngineListener, Manager
 from .engineio import EngineIOOptions, Handshake, Session, SessionManager
 from .engineio.packets import Packet, PacketType
 from .socketio import Server
-from .web import BoundedSite, mount
+from .web import BoundedSite, EmptyResource, mount
 
 __all__ = ["MemoryEngine", "RealtimeTestMixin", "TestServer", "connect_in_memory", "start_server"]
 
 log = Logger(observer=gate)
-
-
-class _Root(Resource):
-    """An empty root that answers unknown paths with ``twisted.web.pages.notFound``.
-
-    A plain ``Resource`` builds the deprecated ``NoResource`` for them, and
-    each 404 then adds a ``DeprecationWarning`` to the test run's output.
-    """
-
-    def __init__(self) -> None:
-        super().__init__()  # type: ignore[no-untyped-call]
-
-    def getChild(self, path: bytes, request: Any) -> Any:
-        return pages.notFound()
 
 
 @dataclass
@@ -114,7 +99,7 @@ def start_server(
     server = Server(SessionManager(options, reactor=reactor), **server_options)
     if setup is not None:
         setup(server)
-    root = root if root is not None else _Root()
+    root = root if root is not None else EmptyResource()
     mount(root, path, server.resource())
     site = BoundedSite(cast(IResource, root), max_body=server.manager.options.max_payload, managers=[server.manager])
     listening = reactor.listenTCP(port, site, interface="127.0.0.1")

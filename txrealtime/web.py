@@ -27,7 +27,7 @@ from twisted.internet.protocol import Protocol, connectionDone
 from twisted.logger import Logger
 from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
 from twisted.python.failure import Failure
-from twisted.web import http
+from twisted.web import http, pages
 from twisted.web.resource import IResource, Resource
 from twisted.web.server import Request, Site
 
@@ -36,7 +36,7 @@ from ._reactor import cancel
 from .engineio import CloseReason, SessionManager
 from .engineio.polling import TOO_LARGE_BODY
 
-__all__ = ["BoundedChannel", "BoundedRequest", "BoundedSite", "mount"]
+__all__ = ["BoundedChannel", "BoundedRequest", "BoundedSite", "EmptyResource", "mount"]
 
 log = Logger(observer=gate)
 noisy = Throttle(log)
@@ -245,6 +245,20 @@ class BoundedSite(Site):
                 session.close(CloseReason.TRANSPORT_ERROR, f"request body over {self.max_body} bytes")
 
 
+class EmptyResource(Resource):
+    """A resource with children only: unknown paths get ``twisted.web.pages.notFound``.
+
+    A plain ``Resource`` builds the deprecated ``NoResource`` for them, and
+    each 404 then adds a ``DeprecationWarning`` to the program's output.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+
+    def getChild(self, path: bytes, request: Any) -> Any:
+        return pages.notFound()
+
+
 def mount(root: Resource, path: str, resource: Resource) -> None:
     """Put ``resource`` at ``path`` (e.g. ``/socket.io/``) under ``root``, creating parents."""
     segments = [s.encode() for s in path.strip("/").split("/") if s]
@@ -254,7 +268,7 @@ def mount(root: Resource, path: str, resource: Resource) -> None:
     for segment in segments[:-1]:
         child = parent.children.get(segment)
         if not isinstance(child, Resource):
-            child = Resource()
+            child = EmptyResource()
             parent.putChild(segment, cast(IResource, child))
         parent = child
     parent.putChild(segments[-1], cast(IResource, resource))
