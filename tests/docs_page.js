@@ -1,0 +1,36 @@
+// Opens a page in headless Chromium and reports the arguments of its first console.log call.
+// Usage: node docs_page.js URL; prints one JSON line. Chromium: $CHROMIUM or /usr/bin/chromium.
+const { chromium } = require("playwright-core");
+
+const [url] = process.argv.slice(2);
+const report = { errors: [] };
+
+async function main() {
+  const browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+      "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+  });
+  try {
+    const page = await (await browser.newContext()).newPage();
+    const failed = new Promise((resolve, reject) => page.on("pageerror", (e) => {
+      report.errors.push(String(e));
+      reject(e);
+    }));
+    failed.catch(() => {});  // reported above, and through the race below if it comes first
+    const message = page.waitForEvent("console", { predicate: (m) => m.type() === "log", timeout: 60000 });
+    await page.goto(url);
+    const args = (await Promise.race([message, failed])).args();
+    const values = await Promise.all(args.map((arg) => arg.jsonValue()));
+    report.console = values.length === 1 ? values[0] : values;
+  } finally {
+    await browser.close();
+  }
+}
+
+main()
+  .catch((err) => { report.error = String(err && err.stack ? err.stack : err); })
+  .finally(() => {
+    console.log(JSON.stringify(report));
+    process.exit(0);
+  });
