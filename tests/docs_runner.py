@@ -180,12 +180,8 @@ def directive(lines: list[str], fence: int, block: Block) -> None:
         block.options.setdefault(key, []).append(value)
 
 
-PENDING = {
-    # docs/engineio.md is being edited by someone else: until its block carries this directive itself.
-    ("docs/engineio.md", 0): "server ports=8080 probe=engineio "
-    '"mypy-known=of \\"IReactorTCP\\" has incompatible type" '
-    '"mypy-known=\\"run\\" with type \\"Callable[[], None]\\" does not accept self argument"',
-}
+PENDING: dict[tuple[str, int], str] = {}
+"""Directives for blocks whose file cannot carry them yet (none now)."""
 
 
 def all_blocks() -> list[Block]:

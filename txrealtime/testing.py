@@ -118,11 +118,9 @@ class RealtimeTestMixin:
                 self.assertEqual(await alice.emit_with_ack("join", "alice"), {"ok": True, "users": 1})
     """
 
-    addCleanup: Callable[..., object]
-
     def start_server(self, setup: Callable[[Server], object] | None = None, **kwargs: Any) -> Deferred[TestServer]:
         def started(server: TestServer) -> TestServer:
-            self.addCleanup(server.stop)
+            cast(Any, self).addCleanup(server.stop)  # TestCase's, beside which the mixin sits
             return server
 
         return start_server(setup, **kwargs).addCallback(started)

@@ -43,10 +43,20 @@ log = Logger(observer=gate)
 
 
 class ManagerLink(Protocol):
-    """What a socket needs from its manager (``socket.io``)."""
+    """What a socket needs from its manager (``socket.io``), and what an application uses of it."""
 
     @property
     def reactor(self) -> Clock: ...
+
+    @property
+    def transport(self) -> str | None:
+        """The current transport's name (``polling`` or ``websocket``)."""
+
+    def subscribe(self, callback: Callable[[ClientEvent], object]) -> Callable[[], None]:
+        """Call ``callback`` with every client event; returns a function that unsubscribes."""
+
+    def close(self) -> Deferred[None]:
+        """Leave every namespace and close the connection; fires once it is gone."""
 
     @property
     def writable(self) -> bool:

@@ -15,11 +15,12 @@ from .events import (
     SessionUpgraded,
 )
 from .manager import Session, SessionError, SessionManager, Transport
-from .options import EngineIOOptions
+from .options import CookieOptions, EngineIOOptions
 from .resource import EngineIOResource
 
 __all__ = [
     "CloseReason",
+    "CookieOptions",
     "Drained",
     "EngineIOOptions",
     "EngineIOResource",
