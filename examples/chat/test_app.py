@@ -20,8 +20,7 @@ if TYPE_CHECKING:
     from txrealtime.pytest_plugin import Realtime
 
 
-# The mixin declares addCleanup as an attribute, which mypy finds incompatible with trial's method.
-class ChatOverLoopback(RealtimeTestMixin, TestCase):  # type: ignore[misc]
+class ChatOverLoopback(RealtimeTestMixin, TestCase):
     """Real clients over loopback TCP: the server and clients are cleaned up after each test."""
 
     # A trial TestCase runs the reactor itself: run it with trial. Under pytest, pytest-twisted
