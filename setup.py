@@ -55,6 +55,7 @@ setup(
             "requests",
             "websocket-client",
             "mypy>=1.10",
+            "pydoctor>=24.11",
             "ruff>=0.5",
         ],
     },

@@ -57,7 +57,7 @@ class Realtime:
 @pytest.fixture
 def realtime() -> Iterator[Realtime]:
     """A :class:`Realtime` helper whose servers and clients stop after the test."""
-    import pytest_twisted  # type: ignore[import-untyped]
+    import pytest_twisted
 
     helper = Realtime()
     yield helper

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import pytest_twisted
-from twisted.logger import LogLevel, formatEvent, globalLogPublisher
+from twisted.logger import ILogObserver, LogLevel, formatEvent, globalLogPublisher
 
 from tests.peers import until
 from tests.servers import RedisServer
@@ -34,11 +34,12 @@ async def test_stop_says_goodbye_without_errors(redis_server: RedisServer) -> No
         await until(lambda: leaving.uid in staying.nodes(), "the nodes to hear each other", limit=WAIT)
         for n in range(20):  # publishes in flight when the link stops are answered too
             leaving.publish("some-channel", b"message %d" % n)
-        globalLogPublisher.addObserver(observe)
+        observer = cast(ILogObserver, observe)
+        globalLogPublisher.addObserver(observer)
         try:
             await leaving.stop()
         finally:
-            globalLogPublisher.removeObserver(observe)
+            globalLogPublisher.removeObserver(observer)
         assert problems == []
         assert leaving.undelivered == 0
         await until(lambda: leaving.uid not in staying.nodes(), "the goodbye to arrive", limit=WAIT)

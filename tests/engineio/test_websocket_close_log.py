@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import pytest_twisted
 import websocket
 from twisted.internet import reactor, threads
 from twisted.internet.defer import Deferred
-from twisted.logger import formatEvent, globalLogPublisher
-from twisted.web.resource import Resource
+from twisted.logger import ILogObserver, formatEvent, globalLogPublisher
+from twisted.web.resource import IResource, Resource
 from twisted.web.server import Site
 
 from txrealtime.engineio import CloseReason, EngineIOOptions, EngineIOResource, SessionClosed, SessionManager
@@ -21,8 +21,8 @@ class Endpoint:
     def __init__(self) -> None:
         self.manager = SessionManager(EngineIOOptions(max_payload=100))
         root = Resource()
-        root.putChild(b"engine.io", EngineIOResource(self.manager))
-        self.port = reactor.listenTCP(0, Site(root), interface="127.0.0.1")  # type: ignore[attr-defined]
+        root.putChild(b"engine.io", cast(IResource, EngineIOResource(self.manager)))
+        self.port: Any = cast(Any, reactor).listenTCP(0, Site(root), interface="127.0.0.1")
         self.url = f"ws://127.0.0.1:{self.port.getHost().port}/engine.io/?EIO=4&transport=websocket"
         self.closed: Deferred[SessionClosed] = Deferred()
         self.manager.subscribe(self.on_event)
@@ -41,9 +41,10 @@ class Endpoint:
 @pytest.fixture
 def endpoint() -> Iterator[Endpoint]:
     server = Endpoint()
-    globalLogPublisher.addObserver(server.observe)
+    observer = cast(ILogObserver, server.observe)
+    globalLogPublisher.addObserver(observer)
     yield server
-    globalLogPublisher.removeObserver(server.observe)
+    globalLogPublisher.removeObserver(observer)
     server.manager.shutdown()
     pytest_twisted.blockon(server.port.stopListening())
 
