@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import select
 import shutil
 import signal
 import socket
@@ -191,8 +192,15 @@ def connections(run: Running, clients: int, procs: int) -> dict[str, Any]:
     before = run.rss_kib()
     gens = [loadgen("idle", run.url, n) for n in split(clients, procs)]
     reports = []
+    deadline = time.monotonic() + 300  # bounded: a server that never accepts them all is reported, not waited for
     for g in gens:
         assert g.stdout is not None
+        ready, _, _ = select.select([g.stdout], [], [], max(0.0, deadline - time.monotonic()))
+        if not ready:
+            for stuck in gens:
+                stuck.kill()
+            raise TimeoutError(f"not every idle connection was up within 300 s ({sum(r['connected'] for r in reports)} "
+                               "reported)")
         reports.append(json.loads(g.stdout.readline()))
     time.sleep(1.0)  # let the server settle before reading its memory
     after = run.rss_kib()
