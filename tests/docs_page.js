@@ -1,16 +1,12 @@
 // Opens a page in headless Chromium and reports the arguments of its first console.log call.
 // Usage: node docs_page.js URL; prints one JSON line. Chromium: $CHROMIUM or /usr/bin/chromium.
-const { chromium } = require("playwright-core");
+const { launch } = require("./interop/browser");
 
 const [url] = process.argv.slice(2);
 const report = { errors: [] };
 
 async function main() {
-  const browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-      "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-  });
+  const browser = await launch();
   try {
     const page = await (await browser.newContext()).newPage();
     const failed = new Promise((resolve, reject) => page.on("pageerror", (e) => {

@@ -55,6 +55,13 @@ def python_peer(script: str, *args: str) -> Deferred[Any]:
     return run_peer([sys.executable, str(INTEROP / script), *args])
 
 
+def require_chromium() -> None:
+    """Fail (not skip) when Debian's Chromium, which the page tests drive, is missing."""
+    chromium = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+    if not shutil.which(chromium):
+        pytest.fail(f"Chromium is required at {chromium} (Debian package chromium; run-tests installs it)")
+
+
 def free_port() -> int:
     """A loopback port nothing listens on right now."""
     with socket.socket() as s:

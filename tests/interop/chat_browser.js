@@ -1,7 +1,7 @@
 // Opens the chat example twice in headless Chromium: one page sends, the other must show it.
 // Usage: node chat_browser.js URL ARTIFACT_DIR; prints one JSON line. Chromium: $CHROMIUM or /usr/bin/chromium.
 const path = require("path");
-const { chromium } = require("playwright-core");
+const { launch } = require("./browser");
 
 const [url, artifacts] = process.argv.slice(2);
 const report = {};
@@ -33,13 +33,7 @@ async function describe(pages) {
 }
 
 async function main() {
-  const browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-    args: [
-      "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-      "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    ],
-  });
+  const browser = await launch();
   const pages = {};
   try {
     const alice = (pages.alice = await (await browser.newContext()).newPage());

@@ -5,7 +5,7 @@
 // and what Alice says reaches Bob. Prints one JSON line with what the pages showed.
 const path = require("path");
 const readline = require("readline");
-const { chromium } = require("playwright-core");
+const { launch } = require("./browser");
 
 const [url, artifacts] = process.argv.slice(2);
 const report = {};
@@ -32,11 +32,7 @@ async function say(page, text) {
 }
 
 async function main() {
-  const browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-      "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-  });
+  const browser = await launch();
   try {
     const alice = await (await browser.newContext()).newPage();
     report.errors = [];

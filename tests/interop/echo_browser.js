@@ -1,17 +1,13 @@
 // Opens the echo example (examples/echo) in headless Chromium, sends a message and waits for its echo.
 // Usage: node echo_browser.js URL ARTIFACT_DIR; prints one JSON line. Chromium: $CHROMIUM or /usr/bin/chromium.
 const path = require("path");
-const { chromium } = require("playwright-core");
+const { launch } = require("./browser");
 
 const [url, artifacts] = process.argv.slice(2);
 const report = {};
 
 async function main() {
-  const browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-      "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-  });
+  const browser = await launch();
   let page;
   try {
     page = await (await browser.newContext()).newPage();

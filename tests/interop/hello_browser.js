@@ -1,17 +1,13 @@
 // Opens the tutorial page (examples/hello) in headless Chromium and waits for the server's news.
 // Usage: node hello_browser.js URL ARTIFACT_DIR; prints one JSON line. Chromium: $CHROMIUM or /usr/bin/chromium.
 const path = require("path");
-const { chromium } = require("playwright-core");
+const { launch } = require("./browser");
 
 const [url, artifacts] = process.argv.slice(2);
 const report = {};
 
 async function main() {
-  const browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-      "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-  });
+  const browser = await launch();
   try {
     const page = await (await browser.newContext()).newPage();
     report.errors = [];

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from pathlib import Path
 
-import pytest
 import pytest_twisted
 
-from tests.servers import Twistd, node_peer
+from tests.servers import Twistd, node_peer, require_chromium
 
 ROOT = Path(__file__).parent.parent.parent
 ARTIFACTS = ROOT / "test-artifacts"
@@ -18,9 +15,7 @@ ARTIFACTS = ROOT / "test-artifacts"
 
 @pytest_twisted.ensureDeferred
 async def test_chat_in_two_browser_pages() -> None:
-    chromium = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-    if not shutil.which(chromium):
-        pytest.fail(f"Chromium is required at {chromium} (Debian package chromium; run-tests installs it)")
+    require_chromium()
     ARTIFACTS.mkdir(exist_ok=True)
     server = Twistd("--static", "examples/chat/public", "--app", "examples.chat.app:setup", "--shutdown-grace", "1")
     try:
@@ -46,9 +41,7 @@ async def test_chat_in_two_browser_pages() -> None:
 
 @pytest_twisted.ensureDeferred
 async def test_tutorial_page_loads_the_served_client() -> None:
-    chromium = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-    if not shutil.which(chromium):
-        pytest.fail(f"Chromium is required at {chromium} (Debian package chromium; run-tests installs it)")
+    require_chromium()
     ARTIFACTS.mkdir(exist_ok=True)
     server = Twistd("--static", "examples/hello/public", "--app", "examples.hello.app:setup", "--shutdown-grace", "1")
     try:

@@ -4,21 +4,16 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
-
-from tests.servers import INTEROP, NODE_MODULES, Twistd, free_port, node
+from tests.servers import INTEROP, NODE_MODULES, Twistd, free_port, node, require_chromium
 
 ARTIFACTS = Path(__file__).parent.parent.parent / "test-artifacts"
 
 
 def test_chat_page_rejoins_after_a_restart() -> None:
-    chromium = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-    if not shutil.which(chromium):
-        pytest.fail(f"Chromium is required at {chromium} (Debian package chromium; run-tests installs it)")
+    require_chromium()
     ARTIFACTS.mkdir(exist_ok=True)
     listen = f"tcp:{free_port()}:interface=127.0.0.1"
     args = ("--static", "examples/chat/public", "--app", "examples.chat.app:setup", "--shutdown-grace", "1")

@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
 import shlex
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 import pytest_twisted
 
 import examples.echo.app
-from tests.servers import Twistd, node_peer
+from tests.servers import Twistd, node_peer, require_chromium
 
 ROOT = Path(__file__).parent.parent.parent
 ARTIFACTS = ROOT / "test-artifacts"
@@ -30,9 +27,7 @@ def documented_options() -> list[str]:
 
 @pytest_twisted.ensureDeferred
 async def test_echo_page_echoes() -> None:
-    chromium = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-    if not shutil.which(chromium):
-        pytest.fail(f"Chromium is required at {chromium} (Debian package chromium; run-tests installs it)")
+    require_chromium()
     ARTIFACTS.mkdir(exist_ok=True)
     server = Twistd(*documented_options(), "--shutdown-grace", "1")
     try:
