@@ -55,6 +55,27 @@ def python_peer(script: str, *args: str) -> Deferred[Any]:
     return run_peer([sys.executable, str(INTEROP / script), *args])
 
 
+ARTIFACTS = Path(__file__).parent.parent / "test-artifacts"
+"""Screenshots and failure reports of the page tests."""
+
+
+async def page_report(script: str, *twistd_options: str) -> dict[str, Any]:
+    """Serve with ``twistd -n txrealtime OPTIONS``, run the headless-Chromium ``script`` against it, and
+    return its report; when the page reports an error, the report and the server's log are kept in
+    ``test-artifacts/<script>-failure.txt``."""
+    require_chromium()
+    ARTIFACTS.mkdir(exist_ok=True)
+    server = Twistd(*twistd_options, "--shutdown-grace", "1")
+    try:
+        report: dict[str, Any] = await node_peer(script, server.url, str(ARTIFACTS), timeout=240)
+    finally:
+        server.stop()
+    if report.get("error") is not None:
+        failure = ARTIFACTS / f"{Path(script).stem}-failure.txt"
+        failure.write_text(json.dumps(report, indent=1) + "\n" + "".join(server.log))
+    return report
+
+
 def require_chromium() -> None:
     """Fail (not skip) when Debian's Chromium, which the page tests drive, is missing."""
     chromium = os.environ.get("CHROMIUM", "/usr/bin/chromium")

@@ -2,28 +2,16 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import pytest_twisted
 
-from tests.servers import Twistd, node_peer, require_chromium
-
-ROOT = Path(__file__).parent.parent.parent
-ARTIFACTS = ROOT / "test-artifacts"
+from tests.servers import ARTIFACTS, page_report
 
 
 @pytest_twisted.ensureDeferred
 async def test_chat_in_two_browser_pages() -> None:
-    require_chromium()
-    ARTIFACTS.mkdir(exist_ok=True)
-    server = Twistd("--static", "examples/chat/public", "--app", "examples.chat.app:setup", "--shutdown-grace", "1")
-    try:
-        report = await node_peer("chat_browser.js", server.url, str(ARTIFACTS), timeout=240)
-    finally:
-        server.stop()
-    if report.get("error") is not None:
-        (ARTIFACTS / "chat-failure.txt").write_text(json.dumps(report, indent=1) + "\n" + "".join(server.log))
+    report = await page_report(
+        "chat_browser.js", "--static", "examples/chat/public", "--app", "examples.chat.app:setup"
+    )
     assert report.get("error") is None, (report["error"], report.get("state"))
     assert report["errors"] == []
     assert report["bobSees"] == "alicehello from alice <b>not bold</b>"
@@ -41,13 +29,9 @@ async def test_chat_in_two_browser_pages() -> None:
 
 @pytest_twisted.ensureDeferred
 async def test_tutorial_page_loads_the_served_client() -> None:
-    require_chromium()
-    ARTIFACTS.mkdir(exist_ok=True)
-    server = Twistd("--static", "examples/hello/public", "--app", "examples.hello.app:setup", "--shutdown-grace", "1")
-    try:
-        report = await node_peer("hello_browser.js", server.url, str(ARTIFACTS), timeout=240)
-    finally:
-        server.stop()
+    report = await page_report(
+        "hello_browser.js", "--static", "examples/hello/public", "--app", "examples.hello.app:setup"
+    )
     assert report.get("error") is None, report["error"]
     assert report["errors"] == []
     assert (report["scriptStatus"], report["scriptType"]) == (200, "application/javascript; charset=utf-8")

@@ -5,11 +5,8 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-from pathlib import Path
 
-from tests.servers import INTEROP, NODE_MODULES, Twistd, free_port, node, require_chromium
-
-ARTIFACTS = Path(__file__).parent.parent.parent / "test-artifacts"
+from tests.servers import ARTIFACTS, INTEROP, NODE_MODULES, Twistd, free_port, node, require_chromium
 
 
 def test_chat_page_rejoins_after_a_restart() -> None:

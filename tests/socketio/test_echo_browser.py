@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import shlex
 import subprocess
 import sys
@@ -11,10 +10,9 @@ from pathlib import Path
 import pytest_twisted
 
 import examples.echo.app
-from tests.servers import Twistd, node_peer, require_chromium
+from tests.servers import ARTIFACTS, page_report
 
 ROOT = Path(__file__).parent.parent.parent
-ARTIFACTS = ROOT / "test-artifacts"
 
 
 def documented_options() -> list[str]:
@@ -27,15 +25,7 @@ def documented_options() -> list[str]:
 
 @pytest_twisted.ensureDeferred
 async def test_echo_page_echoes() -> None:
-    require_chromium()
-    ARTIFACTS.mkdir(exist_ok=True)
-    server = Twistd(*documented_options(), "--shutdown-grace", "1")
-    try:
-        report = await node_peer("echo_browser.js", server.url, str(ARTIFACTS), timeout=240)
-    finally:
-        server.stop()
-    if report.get("error") is not None:
-        (ARTIFACTS / "echo-failure.txt").write_text(json.dumps(report, indent=1) + "\n" + "".join(server.log))
+    report = await page_report("echo_browser.js", *documented_options())
     assert report.get("error") is None, (report["error"], report.get("state"))
     assert report["errors"] == []
     assert (report["scriptStatus"], report["eioType"]) == (200, "function")
