@@ -25,6 +25,7 @@ from ..socketio.emitter import (
     NO_ACK,
     CatchAll,
     EventEmitter,
+    Flagged,
     Handler,
     ack_args,
     ack_callback,
@@ -83,22 +84,8 @@ class _Queued:
     pending: bool = False
 
 
-class ClientEmitter:
+class ClientEmitter(Flagged["ClientSocket"]):
     """``socket.volatile`` / ``socket.timeout(s)``: emit with flags, as in Node's client."""
-
-    def __init__(self, socket: ClientSocket, volatile: bool = False, timeout: float | None = None) -> None:
-        self._socket = socket
-        self._volatile = volatile
-        self._timeout = timeout
-
-    @property
-    def volatile(self) -> ClientEmitter:
-        """Drop the emit instead of buffering it while the connection cannot take it."""
-        return ClientEmitter(self._socket, True, self._timeout)
-
-    def timeout(self, seconds: float) -> ClientEmitter:
-        """Fail the acknowledgement with :class:`AckTimeout` after ``seconds``."""
-        return ClientEmitter(self._socket, self._volatile, seconds)
 
     def emit(self, event: str, *args: Any, ack: Callable[..., object] | None = None) -> bool:
         """Emit ``event``; with a timeout (here or the socket's ``ack_timeout``), ``ack(err, *answer)``."""

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
-from typing import Any, TypeVar, overload
+from typing import Any, Generic, Self, TypeVar, overload
 
 from twisted.internet.defer import Deferred, ensureDeferred, fail, succeed
 
-__all__ = ["NO_ACK", "CatchAll", "EventEmitter", "Handler", "RESERVED_EVENTS", "ack_args", "ack_value",
+__all__ = ["NO_ACK", "CatchAll", "EventEmitter", "Flagged", "Handler", "RESERVED_EVENTS", "ack_args", "ack_value",
            "ack_callback", "call_handler", "call_in_turn", "check_event", "takes_ack"]
 
 Handler = Callable[..., Any]
@@ -51,6 +51,31 @@ def call_in_turn(middlewares: list[Handler], *args: Any) -> Deferred[None]:
     for middleware in list(middlewares):
         d.addCallback(run, middleware)
     return d.addCallback(lambda _: None)
+
+
+S = TypeVar("S")
+
+
+class Flagged(Generic[S]):
+    """``socket.volatile`` / ``socket.timeout(s)``: a socket and the flags of the next emit, server or client side."""
+
+    def __init__(self, socket: S, volatile: bool = False, timeout: float | None = None) -> None:
+        self._socket = socket
+        self._volatile = volatile
+        self._timeout = timeout
+
+    @property
+    def volatile(self) -> Self:
+        """Skip the emit instead of queueing it while the connection cannot take it."""
+        return type(self)(self._socket, True, self._timeout)
+
+    def timeout(self, seconds: float) -> Self:
+        """Fail the acknowledgement with ``AckTimeout`` after ``seconds``."""
+        return type(self)(self._socket, self._volatile, seconds)
+
+    def compress(self, compress: bool) -> Self:
+        """Accepted for Node parity."""
+        return self
 
 
 class EventEmitter:

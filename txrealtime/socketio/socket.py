@@ -28,6 +28,7 @@ from .emitter import (
     NO_ACK,
     CatchAll,
     EventEmitter,
+    Flagged,
     Handler,
     ack_args,
     ack_callback,
@@ -102,23 +103,8 @@ class SocketHandshake:
     """Whether the request carried an ``Origin`` header."""
 
 
-class SocketEmitter:
+class SocketEmitter(Flagged["Socket"]):
     """``socket.volatile`` / ``socket.timeout(s)``: emit to one socket with flags."""
-
-    def __init__(self, socket: Socket, volatile: bool = False, timeout: float | None = None) -> None:
-        self._socket = socket
-        self._volatile = volatile
-        self._timeout = timeout
-
-    @property
-    def volatile(self) -> SocketEmitter:
-        return SocketEmitter(self._socket, True, self._timeout)
-
-    def timeout(self, seconds: float) -> SocketEmitter:
-        return SocketEmitter(self._socket, self._volatile, seconds)
-
-    def compress(self, compress: bool) -> SocketEmitter:
-        return self
 
     def emit(self, event: str, *args: Any, ack: Callable[..., object] | None = None) -> bool:
         """Emit ``event`` to the client.
