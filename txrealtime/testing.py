@@ -54,8 +54,9 @@ class TestServer:
         return f"http://127.0.0.1:{self.port.getHost().port}"
 
     def client(self, namespace: str = "/", *, auth: Any = None, **options: Any) -> Deferred[ClientSocket]:
-        """Connect a txrealtime client (closed by :meth:`stop`); fire with its socket."""
+        """Connect a txrealtime client (closed by :meth:`stop`), with the server's parser; fire with its socket."""
         options.setdefault("path", self.path)
+        options.setdefault("parser", self.server.parser)
         options.setdefault("reconnection", False)
         manager = Manager(self.url, **options)
         self.managers.append(manager)
@@ -254,6 +255,7 @@ def connect_in_memory(
     pump = _Pump()
     options.setdefault("reconnection", False)
     options.setdefault("reactor", server.reactor)
+    options.setdefault("parser", server.parser)
     manager = Manager(
         "memory://", engine_factory=lambda listener: MemoryEngine(server.manager, listener, pump), **options
     )

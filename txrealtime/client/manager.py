@@ -20,7 +20,8 @@ from twisted.python.failure import Failure
 from .._logging import gate
 from .._observers import Observers
 from .._reactor import Clock, DelayedCall, cancel, default_reactor
-from ..socketio.packets import DecodeError, Decoder
+from ..socketio.packets import DecodeError, Packet
+from ..socketio.parser import Decoder, DecoderLimits, Encoder, Parser, resolve
 from .engineio import EngineIOClient, EngineListener
 from .events import ClientEvent, NotConnected, ReconnectAttempt, Reconnected, ReconnectFailed, Upgraded
 from .socket import ClientSocket
@@ -74,6 +75,7 @@ class Manager:
         randomization_factor: float = 0.5,
         timeout: float = 20.0,
         max_attachments: int = 100,
+        parser: str | Parser = "json",
         tls: TLSOptions | None = None,
         reactor: Clock | None = None,
         engine_factory: EngineFactory | None = None,
@@ -89,6 +91,10 @@ class Manager:
         self.randomization_factor = randomization_factor
         self.timeout = timeout
         self.max_attachments = max_attachments
+        self.parser: Parser = resolve(parser)
+        """Node's client ``parser`` option: ``"json"`` (the default), ``"msgpack"``, or a
+        :class:`txrealtime.socketio.parser.Parser`; the server must use the same."""
+        self.encoder: Encoder = self.parser.encoder()
         self._rng = rng or random.Random()
         if engine_factory is None:
 
@@ -113,7 +119,7 @@ class Manager:
         self._attempts = 0
         self._reconnect_timer: DelayedCall | None = None
         self._open_timer: DelayedCall | None = None
-        self._decoder = Decoder(max_attachments)
+        self._decoder: Decoder = self.parser.decoder(DecoderLimits(max_attachments))
         self._subscribers: Observers[ClientEvent] = Observers("Socket.IO client")
 
     # -- public -------------------------------------------------------------------
@@ -166,7 +172,7 @@ class Manager:
         if self.state != "closed":
             return
         self.state = "opening"
-        self._decoder = Decoder(self.max_attachments)
+        self._decoder = self.parser.decoder(DecoderLimits(self.max_attachments))
         engine = self._engine_factory(self)
         self.engine = engine
         self._open_timer = self.reactor.callLater(self.timeout, self._open_timed_out, engine)
@@ -282,6 +288,9 @@ class Manager:
     def _detach(self, socket: ClientSocket) -> None:
         if not any(s.active for s in self.nsps.values()):
             self._shutdown()
+
+    def _packet(self, packet: Packet) -> None:
+        self._write(self.encoder.encode(packet))
 
     def _write(self, messages: list[str | bytes]) -> None:
         if self.engine is not None and self.state == "open":

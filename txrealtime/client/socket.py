@@ -35,7 +35,7 @@ from ..socketio.emitter import (
     takes_ack,
 )
 from ..socketio.errors import AckTimeout
-from ..socketio.packets import Packet, PacketType, encode
+from ..socketio.packets import Packet, PacketType
 from .events import ClientEvent, Connected, ConnectError, Disconnected, NotConnected
 
 __all__ = ["ClientEmitter", "ClientSocket", "ManagerLink"]
@@ -63,7 +63,8 @@ class ManagerLink(Protocol):
     def writable(self) -> bool:
         """Whether the connection can take a packet right now (for volatile emits)."""
 
-    def _write(self, messages: list[str | bytes]) -> None: ...
+    def _packet(self, packet: Packet) -> None:
+        """Encode ``packet`` with the connection's parser and send it."""
 
     def _attach(self, socket: ClientSocket) -> None: ...
 
@@ -314,7 +315,7 @@ class ClientSocket(EventEmitter, CatchAll):
             self._run(listener, [packet.event, *packet.args], "outgoing catch-all listener")
 
     def _packet(self, packet: Packet) -> None:
-        self.io._write(encode(packet))
+        self.io._packet(packet)
 
     # -- from the manager -----------------------------------------------------------
 

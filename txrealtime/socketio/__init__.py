@@ -6,6 +6,7 @@ from .emitter import NO_ACK
 from .errors import AckTimeout, ConnectionRefused, Disconnected, DisconnectReason
 from .namespace import Namespace, ParentNamespace
 from .operator import BroadcastOperator
+from .parser import Parser
 from .recovery import StateRecovery
 from .server import Server
 from .socket import Socket, SocketHandshake
@@ -23,6 +24,7 @@ __all__ = [
     "DisconnectReason",
     "Namespace",
     "ParentNamespace",
+    "Parser",
     "Server",
     "Socket",
     "SocketHandshake",

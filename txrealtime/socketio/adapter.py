@@ -14,7 +14,8 @@ from typing import Any, Protocol
 from twisted.internet.defer import Deferred, succeed
 
 from .._reactor import Clock, now
-from .packets import Packet, PacketType, encode
+from .packets import Packet, PacketType
+from .parser import Encoder
 from .recovery import RecoveryLog, StateRecovery
 
 __all__ = ["Adapter", "AdapterNamespace", "AdapterSocket", "BroadcastFlags", "BroadcastOptions", "FetchedSocket"]
@@ -61,6 +62,9 @@ class _Server(Protocol):
     @property
     def connection_state_recovery(self) -> StateRecovery | None: ...
 
+    @property
+    def encoder(self) -> Encoder: ...
+
 
 class AdapterNamespace(Protocol):
     """What an adapter needs from the namespace it serves."""
@@ -106,6 +110,8 @@ class Adapter:
         self.sids: dict[str, set[str]] = {}
         self.listeners: dict[str, list[Callable[..., object]]] = {}
         server = namespace.server
+        self.encoder = server.encoder
+        """The server's: packets are encoded here once per broadcast, in its parser's format."""
         recovery = server.connection_state_recovery
         self.recovery = RecoveryLog(recovery, lambda: now(server.reactor)) if recovery is not None else None
         """Kept packets and sessions, with connection state recovery on."""
@@ -171,10 +177,10 @@ class Adapter:
         recovery = self.recovery
         if recovery is not None and packet.type is PacketType.EVENT and packet.id is None and not opts.flags.volatile:
             packet = Packet(packet.type, packet.namespace, recovery.record(packet.data, opts.rooms, opts.except_))
-            messages = encode(packet)
+            messages = self.encoder.encode(packet)
             recovery.charge(sum(len(m) for m in messages))
         else:
-            messages = encode(packet)
+            messages = self.encoder.encode(packet)
         for socket in self._matching(opts):
             socket.deliver(packet, messages, opts.flags.volatile)
         return True
@@ -191,7 +197,7 @@ class Adapter:
         for socket in self._matching(opts):
             ack_id = socket.register_ack(ack)
             with_id = Packet(packet.type, packet.namespace, packet.data, ack_id)
-            socket.deliver(with_id, encode(with_id), opts.flags.volatile)
+            socket.deliver(with_id, self.encoder.encode(with_id), opts.flags.volatile)
             count += 1
         client_count(count)
 

@@ -19,7 +19,8 @@ from .._reactor import Clock, DelayedCall, cancel
 from ..engineio import CloseReason, Session, SessionManager
 from .errors import DisconnectReason
 from .namespace import Namespace
-from .packets import DecodeError, Decoder, Packet, PacketType, encode
+from .packets import DecodeError, Packet, PacketType
+from .parser import DecoderLimits, Encoder, Parser
 from .socket import Socket
 
 __all__ = ["Client", "ConnectionServer"]
@@ -38,6 +39,12 @@ class ConnectionServer(Protocol):
     @property
     def manager(self) -> SessionManager: ...
 
+    @property
+    def parser(self) -> Parser: ...
+
+    @property
+    def encoder(self) -> Encoder: ...
+
     connect_timeout: float
     max_attachments: int
     attachment_timeout: float
@@ -53,7 +60,10 @@ class Client:
         self.server = server
         self.session = session
         self.id = session.sid
-        self.decoder = Decoder(server.max_attachments, max_bytes=server.manager.options.max_payload)
+        self.encoder = server.encoder
+        self.decoder = server.parser.decoder(
+            DecoderLimits(server.max_attachments, max_bytes=server.manager.options.max_payload)
+        )
         self.sockets: dict[str, Socket] = {}
         self._connecting: set[str] = set()
         self.closed = False
@@ -150,7 +160,7 @@ class Client:
     def _refused(self, name: str, error: dict[str, Any]) -> None:
         noisy.info("Client {id} refused in {namespace}: {message}", id=self.id, namespace=name_for_log(name),
                    message=error["message"])
-        self.write(encode(Packet(PacketType.CONNECT_ERROR, name, error)))
+        self.write(self.encoder.encode(Packet(PacketType.CONNECT_ERROR, name, error)))
 
     def _added(self, socket: Socket) -> None:
         self.sockets[socket.nsp.name] = socket

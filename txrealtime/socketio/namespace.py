@@ -23,6 +23,7 @@ from .emitter import EventEmitter, Handler, call_handler, call_in_turn, check_ev
 from .errors import ConnectionRefused
 from .operator import Broadcasting, BroadcastOperator
 from .packets import Packet
+from .parser import Encoder
 from .recovery import KeptSession, StateRecovery
 from .socket import Socket, SocketConnection
 
@@ -63,6 +64,10 @@ class NamespaceServer(Broadcasting, Protocol):
 
     @property
     def connection_state_recovery(self) -> StateRecovery | None: ...
+
+    @property
+    def encoder(self) -> Encoder:
+        """Encodes the packets of every namespace (the server's parser)."""
 
     def _add_child(self, child: Namespace) -> None:
         """A dynamic namespace created ``child``."""

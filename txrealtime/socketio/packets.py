@@ -35,8 +35,10 @@ __all__ = [
     "Packet",
     "PacketType",
     "deconstruct",
+    "depth_over",
     "encode",
     "reconstruct",
+    "validate",
 ]
 
 MAX_ACK_ID = 2**53 - 1
@@ -174,7 +176,7 @@ def _finite_float(text: str) -> float:
 _json = json.JSONDecoder(parse_float=_finite_float, parse_constant=_reject_constant)
 
 
-def _depth_over(data: Any, limit: int) -> bool:
+def depth_over(data: Any, limit: int) -> bool:
     """Whether arrays and objects in ``data`` nest deeper than ``limit``."""
     stack = [(data, 1)]
     while stack:
@@ -193,7 +195,7 @@ def loads(text: str, max_depth: int = MAX_DEPTH) -> Any:
     except (ValueError, RecursionError):
         raise DecodeError("invalid JSON payload") from None
     # Brackets (those in strings too) bound the depth: count them before walking.
-    if type(data) in (list, dict) and text.count("[") + text.count("{") > max_depth and _depth_over(data, max_depth):
+    if type(data) in (list, dict) and text.count("[") + text.count("{") > max_depth and depth_over(data, max_depth):
         raise DecodeError(f"data nested deeper than {max_depth}")
     return data
 
@@ -244,7 +246,8 @@ def encode(packet: Packet) -> list[str | bytes]:
     return ["".join(parts), *attachments]
 
 
-def _validate(packet: Packet) -> None:
+def validate(packet: Packet) -> None:
+    """Raise :class:`DecodeError` unless ``packet``'s data and ack id suit its type (shared by every parser)."""
     ptype, data = packet.type, packet.data
     if ptype is PacketType.CONNECT:
         ok = data is None or isinstance(data, dict)
@@ -302,7 +305,7 @@ def decode_header(text: str, max_attachments: int, max_depth: int = MAX_DEPTH) -
     if i < len(text):
         data = loads(text[i:], max_depth)
     packet = Packet(ptype, namespace, data, ack_id)
-    _validate(packet)
+    validate(packet)
     return packet, count
 
 

@@ -33,6 +33,7 @@ from .connection import Client
 from .emitter import EventEmitter, Handler, call_handler
 from .namespace import AdapterFactory, H, Namespace, NamespacePredicate, OnConnection, ParentNamespace
 from .operator import Broadcasting, BroadcastOperator
+from .parser import Encoder, Parser, resolve
 from .recovery import StateRecovery
 from .socket import Socket, SocketHandshake
 
@@ -65,9 +66,14 @@ class Server(EventEmitter, Broadcasting):
         connection_state_recovery: StateRecovery | None = None,
         serve_client: bool = True,
         adapter: AdapterFactory = Adapter,
+        parser: str | Parser = "json",
         reactor: Clock | None = None,
     ) -> None:
         super().__init__()
+        self.parser: Parser = resolve(parser)
+        """Node's ``parser`` option: ``"json"`` (the default), ``"msgpack"``, or a :class:`Parser`."""
+        self.encoder: Encoder = self.parser.encoder()
+        """Encodes every packet this server sends (a broadcast once for all its clients)."""
         if manager is None:
             manager = SessionManager(options, reactor=reactor)
         self.manager = manager

@@ -39,7 +39,8 @@ from .emitter import (
 )
 from .errors import Disconnected, DisconnectReason
 from .operator import Broadcasting, BroadcastOperator, Selecting
-from .packets import Packet, PacketType, encode
+from .packets import Packet, PacketType
+from .parser import Encoder
 from .recovery import RECOVERABLE_REASONS, KeptSession
 
 __all__ = ["Socket", "SocketConnection", "SocketEmitter", "SocketHandshake", "SocketNamespace", "SocketServer"]
@@ -76,6 +77,10 @@ class SocketConnection(Protocol):
 
     @property
     def session(self) -> Session: ...
+
+    @property
+    def encoder(self) -> Encoder:
+        """The server's encoder."""
 
     def write(self, messages: list[str | bytes], volatile: bool = False) -> None: ...
 
@@ -285,7 +290,7 @@ class Socket(EventEmitter, CatchAll, Selecting):
             # Through the adapter, so the packet gets its offset and is kept for a recovery.
             self.nsp.adapter.broadcast(packet, BroadcastOptions(rooms=frozenset({self.id})))
         else:
-            self.deliver(packet, encode(packet), volatile)
+            self.deliver(packet, self.client.encoder.encode(packet), volatile)
         return True
 
     def deliver(self, packet: Packet, messages: list[str | bytes], volatile: bool) -> None:
@@ -296,7 +301,7 @@ class Socket(EventEmitter, CatchAll, Selecting):
         self.client.write(messages, volatile)
 
     def _packet(self, packet: Packet) -> None:
-        self.client.write(encode(packet))
+        self.client.write(self.client.encoder.encode(packet))
 
     def _connected(self, missed: Iterable[list[Any]] = ()) -> None:
         self.connected = True
