@@ -24,7 +24,8 @@ const server = {
       -1, -32, -33, -128, -129, -32768, -32769, -(2 ** 31), -(2 ** 31) - 1, -(2 ** 53 - 1)],
     nsp: "/",
   },
-  floats: { type: 2, data: ["f", 1.5, -0.25, 1e300, 5e-324], nsp: "/" },
+  // Not 1e300: notepack.io 2 writes integral numbers beyond 2**53 as garbage uint64, txrealtime as float64.
+  floats: { type: 2, data: ["f", 1.5, -0.25, 5e-324], nsp: "/" },
   constants: { type: 2, data: ["c", null, true, false], nsp: "/" },
   strings: { type: 2, data: ["s", "", long(31), long(32), long(255), long(256), long(65536), "é€😀"], nsp: "/" },
   binaries: { type: 2, data: ["b", bytes(0), bytes(255), bytes(256), bytes(65536)], nsp: "/" },

@@ -174,13 +174,16 @@ def decode(message: bytes, max_depth: int = MAX_DEPTH) -> Packet:
     return packet
 
 
+_NO_LIMITS = DecoderLimits()
+
+
 class MsgpackDecoder:
     """One connection's decoder: each binary message is a whole packet; a text message is an error."""
 
     pending = False
     """Never: a packet is always one message."""
 
-    def __init__(self, limits: DecoderLimits = DecoderLimits()) -> None:
+    def __init__(self, limits: DecoderLimits = _NO_LIMITS) -> None:
         self.max_bytes = limits.max_bytes
         self.max_depth = limits.max_depth
 

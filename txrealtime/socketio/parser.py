@@ -19,7 +19,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from .packets import MAX_DEPTH, Decoder as JSONDecoder, Packet, encode
+from .packets import MAX_DEPTH, Packet, encode
+from .packets import Decoder as JSONDecoder
 
 __all__ = ["JSON", "Decoder", "DecoderLimits", "Encoder", "JSONParser", "Parser", "resolve"]
 
