@@ -100,13 +100,28 @@ def test_socketio_limits_recovery_and_log_level_reach_the_server() -> None:
     assert server.cleanup_empty_child_namespaces is False and server.connection_state_recovery is None
 
 
+def test_parser_option_reaches_the_server() -> None:
+    from txrealtime.socketio.msgpack import MSGPACK
+    from txrealtime.socketio.parser import JSON
+
+    server = makeService(parse("--listen", "tcp:0", "--parser", "msgpack")).server
+    assert server is not None and server.parser is MSGPACK
+    server = makeService(parse("--listen", "tcp:0")).server
+    assert server is not None and server.parser is JSON
+    with pytest.raises(usage.UsageError, match="unknown parser 'cbor'"):
+        parse("--parser", "cbor")
+    with pytest.raises(usage.UsageError, match="drop --engineio"):
+        parse("--engineio", "--parser", "msgpack")
+
+
 def test_help_lists_the_new_options() -> None:
     twistd = str(Path(sys.executable).parent / "twistd")
     done = subprocess.run(
         [twistd, "txrealtime", "--help"], capture_output=True, text=True, timeout=60, cwd=Path(__file__).parent.parent
     )
     for option in ("--header-timeout=", "--max-connections-per-ip=", "--attachment-timeout=", "--state-recovery=",
-                   "--max-namespaces-per-client=", "--cleanup-empty-child-namespaces", "--log-level="):
+                   "--max-namespaces-per-client=", "--cleanup-empty-child-namespaces", "--log-level=",
+                   "--parser="):
         assert option in done.stdout, done.stdout + done.stderr
 
 

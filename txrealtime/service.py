@@ -28,6 +28,7 @@ from .engineio import EngineIOOptions, EngineIOResource, SessionManager
 from .engineio.options import CookieOptions
 from .socketio import Server
 from .socketio.bundle import SocketIOResource
+from .socketio.parser import resolve as resolve_parser
 from .socketio.recovery import StateRecovery
 from .web import BoundedSite, EmptyResource, mount
 
@@ -59,6 +60,8 @@ class Options(usage.Options):
         ["app", "a", None, "Application hook module:function, called with the Socket.IO Server."],
         ["path", "p", None, "URL path of the endpoint [default: /socket.io/, or /engine.io/ with --engineio]."],
         ["connect-timeout", None, 45.0, "Seconds a Socket.IO client has to join a namespace.", float],
+        ["parser", None, "json", "Socket.IO packet format: json, or msgpack (socket.io-msgpack-parser's); "
+         "clients must use the same."],
         ["redis", None, None, "Share broadcasts and rooms with other nodes through Redis, e.g. redis://127.0.0.1:6379/0."],
         ["redis-key", None, "socket.io", "Channel prefix in Redis (the key option of @socket.io/redis-adapter)."],
         ["ping-interval", None, 25.0, "Seconds between heartbeats.", float],
@@ -182,6 +185,13 @@ class Options(usage.Options):
                 RedisURL.parse(self["redis"])
             except ValueError as e:
                 raise usage.UsageError(f"--redis: {e}") from None
+        if self["parser"] != "json":
+            if self["engineio"]:
+                raise usage.UsageError("--parser needs Socket.IO (drop --engineio)")
+            try:
+                resolve_parser(self["parser"])
+            except (ValueError, ImportError) as e:
+                raise usage.UsageError(f"--parser: {e}") from None
         if self["app"] is not None:
             self["app-hook"] = load_app(self["app"])
 
@@ -440,6 +450,7 @@ def makeService(options: Options) -> RealtimeService:
             cleanup_empty_child_namespaces=bool(options["cleanup-empty-child-namespaces"]),
             connection_state_recovery=StateRecovery(max_disconnection_duration=recovery) if recovery else None,
             serve_client=not options["no-serve-client"],
+            parser=options["parser"],
             **kwargs,
         )
     hook = options.get("app-hook")
