@@ -154,9 +154,11 @@ class SocketIOServer:
 class NodeServer:
     """Node's socket.io 4.x running tests/interop/sio_server.js; can be killed and restarted on its port."""
 
-    def __init__(self, port: int = 0, recovery_ms: int | None = None) -> None:
+    def __init__(self, port: int = 0, recovery_ms: int | None = None, parser: str = "json") -> None:
         env = dict(os.environ, NODE_PATH=str(NODE_MODULES))
         extra = [str(recovery_ms)] if recovery_ms is not None else []
+        if parser != "json":
+            extra += ["--parser", parser]
         self.process = subprocess.Popen(
             [node(), str(INTEROP / "sio_server.js"), str(port), *extra], stdout=subprocess.PIPE, text=True, env=env
         )

@@ -1,14 +1,21 @@
 // Drives the official socket.io-client against tests/socketio/app.py.
-// Usage: node sio_client.js URL SCENARIO polling|websocket|upgrade
-// Prints one JSON line with what the client saw, then exits.
-const { io, Manager } = require("socket.io-client");
+// Usage: node sio_client.js URL SCENARIO polling|websocket|upgrade [json|msgpack]
+// Prints one JSON line with what the client saw, then exits. With msgpack, the client uses socket.io-msgpack-parser.
+const { io, Manager: BaseManager } = require("socket.io-client");
 
-const [url, scenario, mode] = process.argv.slice(2);
+const [url, scenario, mode, parserName = "json"] = process.argv.slice(2);
 const transports = { polling: ["polling"], websocket: ["websocket"], upgrade: ["polling", "websocket"] }[mode];
+const parser = parserName === "msgpack" ? { parser: require("socket.io-msgpack-parser") } : {};
+class Manager extends BaseManager {
+  constructor(uri, opts) {
+    super(uri, { ...opts, ...parser });
+  }
+}
 const report = {};
 
-// JSON-friendly view of what arrived: Buffers become {binary: [...]}.
+// JSON-friendly view of what arrived: Buffers become {binary: [...]}, Dates {date: ISO string}.
 function plain(value) {
+  if (value instanceof Date) return { date: value.toISOString() };
   if (Buffer.isBuffer(value) || value instanceof ArrayBuffer) return { binary: Array.from(Buffer.from(value)) };
   if (Array.isArray(value)) return value.map(plain);
   if (value && typeof value === "object") return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, plain(v)]));
@@ -48,7 +55,7 @@ function upgraded(socket) {
 }
 
 function client(nsp = "/", opts = {}) {
-  return io(url + nsp, { transports, forceNew: true, reconnection: false, ...opts });
+  return io(url + nsp, { transports, forceNew: true, reconnection: false, ...parser, ...opts });
 }
 
 const scenarios = {
@@ -118,6 +125,18 @@ const scenarios = {
     await ack(c, "ack");
     report.seen = seen;
     for (const s of [a, b, c]) s.disconnect();
+  },
+
+  // Values only the msgpack parser carries as they are: Dates, undefined, binary deep inside.
+  async types() {
+    const s = client();
+    await connected(s);
+    const echoed = next(s, "echo");
+    s.emit("echo", new Date(Date.UTC(2020, 0, 2, 3, 4, 5, 678)), undefined, 2 ** 53 - 1, -(2 ** 40), 0.1, "é€😀",
+      { deep: { bin: Buffer.from([1, 2]) } }, [null, true, false]);
+    report.echo = await echoed;
+    report.ack = await ack(s, "ack", new Date(-1));
+    s.disconnect();
   },
 
   async serverDisconnect() {

@@ -1,13 +1,22 @@
 // A Node socket.io 4.x server with the same handlers as tests/socketio/app.py.
-// Usage: node sio_server.js [PORT] [RECOVERY_MS]; prints {"port": N} once listening, then serves until killed.
-// With RECOVERY_MS, connection state recovery is on with that window.
+// Usage: node sio_server.js [--parser msgpack] [PORT] [RECOVERY_MS]; prints {"port": N} once listening, then serves
+// until killed. With RECOVERY_MS, connection state recovery is on with that window; with --parser msgpack, packets
+// are socket.io-msgpack-parser's.
 const http = require("http");
 const { Server } = require("socket.io");
 
-const port = Number(process.argv[2] || 0);
-const recovery = process.argv[3] ? { maxDisconnectionDuration: Number(process.argv[3]), skipMiddlewares: true } : undefined;
+const args = process.argv.slice(2);
+const parserAt = args.indexOf("--parser");
+const parser = parserAt >= 0 ? args.splice(parserAt, 2)[1] : "json";
+const port = Number(args[0] || 0);
+const recovery = args[1] ? { maxDisconnectionDuration: Number(args[1]), skipMiddlewares: true } : undefined;
 const httpServer = http.createServer();
-const io = new Server(httpServer, { pingInterval: 1000, pingTimeout: 2000, connectionStateRecovery: recovery });
+const io = new Server(httpServer, {
+  pingInterval: 1000,
+  pingTimeout: 2000,
+  connectionStateRecovery: recovery,
+  ...(parser === "msgpack" ? { parser: require("socket.io-msgpack-parser") } : {}),
+});
 
 function common(socket) {
   socket.on("echo", (...args) => socket.emit("echo", ...args));
