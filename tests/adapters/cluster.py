@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -11,7 +14,7 @@ from twisted.internet.defer import DeferredList
 from twisted.internet.task import deferLater
 
 from tests.peers import until
-from tests.servers import RedisServer
+from tests.servers import INTEROP, NODE_MODULES, RedisServer, node
 from txrealtime.adapters.redis import RedisAdapter, RedisLink, redis_adapter
 from txrealtime.client import ClientSocket
 from txrealtime.pytest_plugin import Realtime
@@ -52,12 +55,12 @@ class Node:
         return self.test_server.server
 
 
-async def start_nodes(realtime: Realtime, redis: RedisServer, names: list[str]) -> list[Node]:
+async def start_nodes(realtime: Realtime, redis: RedisServer, names: list[str], parser: str = "json") -> list[Node]:
     """Start one node per name; fire once every link is up and every node has heard of the others."""
     nodes = []
     for name in names:
         link = RedisLink(redis.url, heartbeat_interval=0.2, heartbeat_timeout=1.0, reconnect_max_delay=0.2)
-        running = await realtime.start_server(app(name), adapter=redis_adapter(link))
+        running = await realtime.start_server(app(name), adapter=redis_adapter(link), parser=parser)
         nodes.append(Node(name, link, running))
     await until(lambda: all(n.link.connected for n in nodes), "every link to connect", limit=WAIT)
     await until(
@@ -66,6 +69,19 @@ async def start_nodes(realtime: Realtime, redis: RedisServer, names: list[str]) 
         limit=WAIT,
     )
     return nodes
+
+
+def start_node_server(redis_url: str, parser: str = "json") -> tuple[subprocess.Popen[str], str]:
+    """tests/interop/redis_node_server.js (Node's socket.io on @socket.io/redis-adapter): the process and its URL."""
+    env = dict(os.environ, NODE_PATH=str(NODE_MODULES))
+    process = subprocess.Popen(
+        [node(), str(INTEROP / "redis_node_server.js"), redis_url, parser], stdout=subprocess.PIPE, text=True, env=env
+    )
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    if not line:
+        raise AssertionError("the Node socket.io server with the Redis adapter did not start")
+    return process, f"http://127.0.0.1:{json.loads(line)['port']}"
 
 
 async def stop_links(nodes: list[Node]) -> None:

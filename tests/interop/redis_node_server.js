@@ -1,5 +1,6 @@
 // A Node socket.io 4.x server using @socket.io/redis-adapter, for the mixed-cluster tests.
-// Usage: node redis_node_server.js REDIS_URL; prints {"port": N} once listening and subscribed.
+// Usage: node redis_node_server.js REDIS_URL [json|msgpack]; prints {"port": N} once listening and subscribed.
+// With msgpack, its clients speak socket.io-msgpack-parser.
 const http = require("http");
 const { Server } = require("socket.io");
 const { createClient } = require("redis");
@@ -11,7 +12,8 @@ async function main() {
   const subClient = pubClient.duplicate();
   await Promise.all([pubClient.connect(), subClient.connect()]);
   const httpServer = http.createServer();
-  const io = new Server(httpServer, { adapter: createAdapter(pubClient, subClient) });
+  const parser = process.argv[3] === "msgpack" ? { parser: require("socket.io-msgpack-parser") } : {};
+  const io = new Server(httpServer, { adapter: createAdapter(pubClient, subClient), ...parser });
 
   io.on("connection", (socket) => {
     socket.on("join", (room, callback) => {
