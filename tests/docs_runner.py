@@ -46,9 +46,9 @@ twisted.trial`` run; ``python3 -m venv`` is not run (the suite already runs in o
 benchmarks): ``check=executable`` checks the program is an executable file, and ``help=COMMAND``
 runs COMMAND, whose output must name every ``--option`` the block mentions (comments included).
 
-``html`` blocks (``app=module:setup``) are served as a page by ``twistd txrealtime --static``,
-opened in headless Chromium, whose first ``console.log`` call must log what ``console=`` (JSON)
-says. ``nginx`` blocks are checked by :func:`check_nginx`.
+``html`` blocks (``app=module:setup``, more twistd options in ``twistd=``) are served as a page by
+``twistd txrealtime --static``, opened in headless Chromium, whose first ``console.log`` call must
+log what ``console=`` (JSON) says. ``nginx`` blocks are checked by :func:`check_nginx`.
 """
 
 from __future__ import annotations
@@ -79,7 +79,7 @@ TIMEOUT = 120.0
 OPTIONS: dict[str, set[str]] = {
     "python": {"ports", "live", "redis", "server", "probe", "test", "save", "template", "prints", "mypy-known", "why"},
     "sh": {"cwd", "ports", "redis", "given", "probe", "not-run", "check", "help", "why"},
-    "html": {"app", "console", "why"},
+    "html": {"app", "console", "twistd", "why"},
     "nginx": {"why"},
 }
 
@@ -770,7 +770,8 @@ def run_html(block: Block, directory: Path) -> None:
     public = directory / "public"
     public.mkdir()
     (public / "index.html").write_text(block.code)
-    server = Twistd("--static", str(public), "--app", block.option("app") or "", "--shutdown-grace", "1")
+    server = Twistd("--static", str(public), "--app", block.option("app") or "", "--shutdown-grace", "1",
+                    *shlex.split(block.option("twistd") or ""))
     try:
         done = subprocess.run(
             [node(), str(Path(__file__).parent / "docs_page.js"), server.url],

@@ -1,5 +1,9 @@
 """Random and mutated Engine.IO / Socket.IO packets against a live server over both transports.
 
+Both parsers are fuzzed: JSON text packets, and the msgpack parser's binary
+maps (the same server with ``parser="msgpack"``, a python-socketio client
+with its msgpack serializer as the healthy peer).
+
 Hypothesis drives blocking peers (websocket-client, requests) in a thread
 while the server runs in the reactor. After every example a healthy
 python-socketio client beside the fuzzed sessions must still get its
@@ -9,8 +13,11 @@ session that sent it. Nothing the server logs may be an unexpected failure.
 
 from __future__ import annotations
 
+import base64
+from collections.abc import Callable
 from typing import Any, cast
 
+import msgpack
 import pytest_twisted
 import requests
 import socketio
@@ -25,8 +32,10 @@ from txrealtime.engineio import EngineIOOptions
 from txrealtime.engineio.packets import DecodeError as EIODecodeError
 from txrealtime.engineio.packets import PacketType, decode_payload, decode_ws_frame
 from txrealtime.pytest_plugin import Realtime
+from txrealtime.socketio.msgpack import MsgpackDecoder
 from txrealtime.socketio.packets import DecodeError as SIODecodeError
 from txrealtime.socketio.packets import Decoder
+from txrealtime.socketio.parser import Decoder as AnyDecoder
 
 TEMPLATES = [
     "40",
@@ -74,11 +83,52 @@ def mutate(template: str, edits: list[tuple[int, str, str]]) -> str:
 mutated = st.builds(mutate, st.sampled_from(TEMPLATES), st.lists(mutation, max_size=3))
 text_frame = st.one_of(st.text(max_size=40), mutated)
 frame = st.one_of(text_frame, st.binary(max_size=40))
+json_bodies = st.one_of(st.binary(max_size=60), st.lists(text_frame, min_size=1, max_size=3).map("\x1e".join))
+
+_date, _undefined = msgpack.ExtType(0, b"\x00\x00\x01\x6f\x5e\x66\xe8\x00"), msgpack.ExtType(0, b"\x00")
+MSGPACK_TEMPLATES = [
+    msgpack.packb(body, unicode_errors="surrogatepass") for body in [
+        {"type": 0, "nsp": "/"},
+        {"type": 0, "data": {"token": "s3cret"}, "nsp": "/admin"},
+        {"type": 2, "data": ["ack", 1, "two", b"\x03"], "id": 1, "nsp": "/"},
+        {"type": 2, "data": ["ack", {"a": [1, 2, None]}, _date, _undefined], "options": {"compress": True}, "nsp": "/"},
+        {"type": 3, "id": 1, "data": [1], "nsp": "/"},
+        {"type": 1, "nsp": "/"},
+        {"type": 4, "data": {"message": "x"}, "nsp": "/"},
+        {"type": 2, "data": ["ack", "\ud800"], "nsp": "/"},
+        {"type": 2, "data": ["ack", [[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]], "nsp": "/"},
+    ]
+] + [b"\x83\xa4type\x02\xa3nsp\xa1/\xa4data\x92\xa3ack" + b"\x91" * 150 + b"\xc0"]
 
 
-def undecodable(frames: list[str | bytes]) -> bool:
+def mutate_bytes(template: bytes, edits: list[tuple[int, str, int]]) -> bytes:
+    message = template
+    for position, op, byte in edits:
+        i = position % (len(message) + 1)
+        if op == "insert":
+            message = message[:i] + bytes([byte]) + message[i:]
+        elif op == "delete":
+            message = message[:i] + message[i + 1 :]
+        else:
+            message = message[:i] + bytes([byte]) + message[i + 1 :]
+    return message
+
+
+msgpack_message = st.one_of(
+    st.builds(mutate_bytes, st.sampled_from(MSGPACK_TEMPLATES),
+              st.lists(st.tuples(st.integers(0, 80), st.sampled_from(["insert", "delete", "replace"]),
+                                 st.integers(0, 255)), max_size=3)),
+    st.binary(max_size=40),
+)
+msgpack_frame = st.one_of(msgpack_message, msgpack_message, text_frame)
+msgpack_bodies = st.lists(
+    st.one_of(msgpack_message.map(lambda b: "b" + base64.b64encode(b).decode()), text_frame), min_size=1, max_size=3
+).map("\x1e".join)
+
+
+def undecodable(frames: list[str | bytes], new_decoder: Callable[[], AnyDecoder] = Decoder) -> bool:
     """Whether our own codecs reject this sequence (then the server must close the session)."""
-    decoder = Decoder()
+    decoder = new_decoder()
     for f in frames:
         try:
             if isinstance(f, bytes):
@@ -100,8 +150,15 @@ def undecodable(frames: list[str | bytes]) -> bool:
     return False
 
 
-def run_fuzz(url: str) -> int:
-    healthy = socketio.Client(reconnection=False)
+def run_fuzz(
+    url: str,
+    frames_strategy: st.SearchStrategy[str | bytes] = frame,
+    bodies_strategy: st.SearchStrategy[str | bytes] = json_bodies,
+    new_decoder: Callable[[], AnyDecoder] = Decoder,
+    serializer: str = "default",
+    examples_each: tuple[int, int, int] = (150, 20, 100),
+) -> int:
+    healthy = socketio.Client(reconnection=False, serializer=serializer)
     healthy.connect(url, transports=["websocket"], wait_timeout=10)
     ws_url = url.replace("http", "ws", 1) + "/socket.io/?EIO=4&transport=websocket"
     poll_url = url + "/socket.io/?EIO=4&transport=polling"
@@ -110,8 +167,8 @@ def run_fuzz(url: str) -> int:
     def still_healthy() -> None:
         assert healthy.call("ack", examples[0], timeout=10) == ("got", examples[0])
 
-    @settings(max_examples=150, deadline=None, database=None, suppress_health_check=list(HealthCheck))
-    @given(st.lists(frame, min_size=1, max_size=3))
+    @settings(max_examples=examples_each[0], deadline=None, database=None, suppress_health_check=list(HealthCheck))
+    @given(st.lists(frames_strategy, min_size=1, max_size=3))
     def websocket_frames(frames: list[str | bytes]) -> None:
         examples[0] += 1
         ws = websocket.create_connection(ws_url, timeout=10)
@@ -126,7 +183,7 @@ def run_fuzz(url: str) -> int:
                         ws.send(f.encode("utf-8", "surrogatepass"), opcode=websocket.ABNF.OPCODE_TEXT)
                 except (websocket.WebSocketConnectionClosedException, BrokenPipeError, ConnectionResetError):
                     break
-            if undecodable(frames):
+            if undecodable(frames, new_decoder):
                 # The server must close this session: read until the connection ends.
                 while True:
                     try:
@@ -138,7 +195,7 @@ def run_fuzz(url: str) -> int:
             ws.close(timeout=1)
         still_healthy()
 
-    @settings(max_examples=20, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+    @settings(max_examples=max(examples_each[1], 1), deadline=None, database=None, suppress_health_check=list(HealthCheck))
     @given(st.integers(1, 3000), st.integers(0, 125))
     def pings_without_reading(count: int, size: int) -> None:
         # Pings whose pongs the client never reads: the server must not buffer them without bound.
@@ -154,8 +211,8 @@ def run_fuzz(url: str) -> int:
             ws.close(timeout=1)
         still_healthy()
 
-    @settings(max_examples=100, deadline=None, database=None, suppress_health_check=list(HealthCheck))
-    @given(st.one_of(st.binary(max_size=60), st.lists(text_frame, min_size=1, max_size=3).map("\x1e".join)))
+    @settings(max_examples=examples_each[2], deadline=None, database=None, suppress_health_check=list(HealthCheck))
+    @given(bodies_strategy)
     def polling_bodies(body: bytes | str) -> None:
         examples[0] += 1
         opened = requests.get(poll_url, timeout=10)
@@ -167,7 +224,7 @@ def run_fuzz(url: str) -> int:
             text = raw.decode("utf-8")
             frames: list[str | bytes] = [p.data if p.type is PacketType.MESSAGE and isinstance(p.data, bytes)
                                          else str(p.type.value) + str(p.data) for p in decode_payload(text)]
-            bad = undecodable(frames)
+            bad = undecodable(frames, new_decoder)
         except (UnicodeDecodeError, EIODecodeError):
             bad = True
         if bad:
@@ -178,7 +235,8 @@ def run_fuzz(url: str) -> int:
 
     try:
         websocket_frames()
-        pings_without_reading()
+        if examples_each[1]:
+            pings_without_reading()
         polling_bodies()
         still_healthy()
     finally:
@@ -201,4 +259,25 @@ async def test_fuzzed_packets_close_only_their_sessions(realtime: Realtime) -> N
     finally:
         globalLogPublisher.removeObserver(cast(ILogObserver, watch))
     assert examples >= 270
+    assert [e["log_failure"].getTraceback() for e in failures] == []
+
+
+@pytest_twisted.ensureDeferred
+async def test_fuzzed_msgpack_packets_close_only_their_sessions(realtime: Realtime) -> None:
+    failures: list[dict[str, Any]] = []
+
+    def watch(event: dict[str, Any]) -> None:
+        if "log_failure" in event and "handler of" not in str(event.get("log_format", "")):
+            failures.append(event)
+
+    globalLogPublisher.addObserver(cast(ILogObserver, watch))
+    try:
+        running = await realtime.start_server(install, options=EngineIOOptions(ping_interval=60, ping_timeout=60),
+                                              parser="msgpack")
+        examples = await threads.deferToThread(
+            run_fuzz, running.url, msgpack_frame, msgpack_bodies, MsgpackDecoder, "msgpack", (120, 0, 80)
+        )
+    finally:
+        globalLogPublisher.removeObserver(cast(ILogObserver, watch))
+    assert examples >= 200
     assert [e["log_failure"].getTraceback() for e in failures] == []
