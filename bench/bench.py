@@ -63,6 +63,12 @@ SERVERS: dict[str, Any] = {
     "pysio-aiohttp": lambda port: [PYTHON, "-m", "bench.apps.pysio_aiohttp", str(port)],
 }
 
+MSGPACK_ARGS: dict[str, list[str]] = {"txrealtime": ["--parser", "msgpack"], "node": ["msgpack"]}
+"""How each server is told to use the msgpack parser (python-socketio's through ``BENCH_SERIALIZER``)."""
+
+NODE_PATH = os.pathsep.join(str(p) for p in (BENCH / "node_modules", ROOT / "tests" / "interop" / "node_modules"))
+"""The bench's own packages, then the test peers' (socket.io-msgpack-parser)."""
+
 
 @dataclass
 class Running:
@@ -87,12 +93,16 @@ TX_ROOT = ROOT
 
 
 @contextmanager
-def server(name: str) -> Iterator[Running]:
+def server(name: str, parser: str = "json") -> Iterator[Running]:
     port = free_port()
     root = TX_ROOT if name == "txrealtime" else ROOT
-    env = dict(os.environ, NODE_PATH=str(BENCH / "node_modules"), PYTHONPATH=str(root))
+    env = dict(os.environ, NODE_PATH=NODE_PATH, PYTHONPATH=str(root))
+    args = SERVERS[name](port)
+    if parser == "msgpack":
+        args += MSGPACK_ARGS.get(name, [])
+        env["BENCH_SERIALIZER"] = "msgpack"
     process = subprocess.Popen(
-        pinned(SERVER_CPU, SERVERS[name](port)), cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        pinned(SERVER_CPU, args), cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
     try:
         for _ in range(600):
@@ -116,7 +126,7 @@ def server(name: str) -> Iterator[Running]:
 
 
 def loadgen(*args: Any) -> subprocess.Popen[str]:
-    env = dict(os.environ, NODE_PATH=str(BENCH / "node_modules"))
+    env = dict(os.environ, NODE_PATH=NODE_PATH)
     return subprocess.Popen(
         pinned(LOAD_CPU, [NODE, "--max-old-space-size=4096", LOADGEN, *map(str, args)]),
         stdout=subprocess.PIPE, stdin=subprocess.PIPE, text=True, env=env,
@@ -155,8 +165,8 @@ def _fmt(value: Any) -> str:
     return f"{value:,}" if isinstance(value, int) else str(value)
 
 
-def echo(run: Running, clients: int, seconds: float, procs: int) -> dict[str, Any]:
-    gens = [loadgen("echo", run.url, n, seconds) for n in split(clients, procs)]
+def echo(run: Running, clients: int, seconds: float, procs: int, mode: str = "echo") -> dict[str, Any]:
+    gens = [loadgen(mode, run.url, n, seconds) for n in split(clients, procs)]
     parts = [last_json(g) for g in gens]
     rate = sum(p["rate"] for p in parts)
     p50 = statistics.mean(p["p50"] for p in parts if p["p50"] is not None)
@@ -259,6 +269,7 @@ def main() -> None:
     scenarios = [
         ("echo 100", lambda r: echo(r, 100, 2 if q else 5, args.procs)),
         ("echo 1000", lambda r: echo(r, 1000 if not q else 300, 2 if q else 5, args.procs)),
+        (ECHO_MSGPACK, lambda r: echo(r, 100, 2 if q else 5, args.procs, "echo-msgpack")),
         ("broadcast 1000", lambda r: broadcast(r, 1000, 5 if q else 20, args.procs)),
         ("broadcast 10000", lambda r: broadcast(r, 2000 if q else 10000, 3 if q else 10, args.procs)),
         ("connections 10000", lambda r: connections(r, 2000 if q else 10000, args.procs)),
@@ -283,7 +294,7 @@ def main() -> None:
                 results.add(title, name, {"not run": NOT_RUN[title][name]})
                 continue
             try:
-                with server(name) as running:
+                with server(name, "msgpack" if title == ECHO_MSGPACK else "json") as running:
                     results.add(title, name, run_scenario(running))
             except Exception as e:  # a peer that cannot run a scenario is reported, not fatal
                 results.add(title, name, {"error": str(e).splitlines()[-1][:120] if str(e) else type(e).__name__})
@@ -291,6 +302,8 @@ def main() -> None:
 
 
 FLOOD = "canary under polling flood"
+ECHO_MSGPACK = "echo msgpack"
+"""``echo 100`` with every server and client on the msgpack parser."""
 
 NOT_RUN = {
     FLOOD: dict.fromkeys(
@@ -307,6 +320,7 @@ LOWER_NOTES = {
 PRIMARY = {
     "echo 100": ("msgs_per_s", True),
     "echo 1000": ("msgs_per_s", True),
+    ECHO_MSGPACK: ("msgs_per_s", True),
     "broadcast 1000": ("deliveries_per_s", True),
     "broadcast 10000": ("deliveries_per_s", True),
     "connections 10000": ("kib_per_conn", False),

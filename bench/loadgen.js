@@ -3,6 +3,7 @@
 // less CPU than the servers it measures. Prints one JSON line with its figures.
 //
 //   node loadgen.js echo      URL CLIENTS SECONDS          N clients: emit "echo" with ack, wait, repeat
+//   node loadgen.js echo-msgpack URL CLIENTS SECONDS       the same with socket.io-msgpack-parser's packets
 //   node loadgen.js listen    URL CLIENTS MESSAGES         N clients in the room: wait for MESSAGES broadcasts
 //   node loadgen.js emit      URL MESSAGES                 one client asks the server to broadcast MESSAGES times
 //   node loadgen.js idle      URL CLIENTS                  open N clients, report, hold them until stdin closes
@@ -65,6 +66,48 @@ function wsClient(onEvent) {
   });
 }
 
+// The same over socket.io-msgpack-parser (as Node's client encodes and decodes with it): call() only.
+function msgpackClient() {
+  const { Encoder, Decoder } = require("socket.io-msgpack-parser");
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(wsUrl, { perMessageDeflate: false });
+    const encoder = new Encoder();
+    const decoder = new Decoder();
+    const acks = new Map();
+    let nextId = 0;
+    const send = (packet) => ws.send(encoder.encode(packet)[0]);
+    const client = {
+      ws,
+      call(name, arg) {
+        const id = nextId++;
+        return new Promise((res) => {
+          acks.set(id, res);
+          send({ type: 2, data: [name, arg], id, nsp: "/" });
+        });
+      },
+      close() {
+        ws.close();
+      },
+    };
+    decoder.on("decoded", (packet) => {
+      if (packet.type === 0) return resolve(client);
+      if (packet.type !== 3) return;
+      const res = acks.get(packet.id);
+      if (res) {
+        acks.delete(packet.id);
+        res(packet.data);
+      }
+    });
+    ws.on("message", (data, isBinary) => {
+      if (isBinary) return decoder.add(data);
+      const text = data.toString();
+      if (text[0] === "2") return ws.send("3"); // Engine.IO ping
+      if (text[0] === "0") return send({ type: 0, nsp: "/" }); // Engine.IO open: join the default namespace
+    });
+    ws.on("error", reject);
+  });
+}
+
 async function inBatches(count, size, make) {
   const out = [];
   for (let i = 0; i < count; i += size) {
@@ -80,9 +123,9 @@ function percentile(sorted, p) {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 }
 
-async function echo(clients, seconds) {
+async function echo(clients, seconds, connect = () => wsClient()) {
   const started = now();
-  const sockets = await inBatches(clients, 200, () => wsClient());
+  const sockets = await inBatches(clients, 200, connect);
   const connectMs = now() - started;
   const latencies = [];
   let stop = false;
@@ -347,6 +390,7 @@ async function flood(flooders, seconds, bytes) {
 
 const runs = {
   echo: () => echo(Number(a), Number(b)),
+  "echo-msgpack": () => echo(Number(a), Number(b), msgpackClient),
   listen: () => listen(Number(a), Number(b)),
   emit: () => emit(Number(a)),
   idle: () => idle(Number(a)),

@@ -22,7 +22,8 @@ from txrealtime.engineio import (
 )
 from txrealtime.engineio.packets import Packet as EIOPacket
 from txrealtime.engineio.packets import PacketType as EIOType
-from txrealtime.socketio.packets import Decoder, Packet, PacketType, encode
+from txrealtime.socketio.packets import Packet, PacketType
+from txrealtime.socketio.parser import JSON, DecoderLimits, Parser
 
 HANDSHAKE = Handshake(headers={}, query={}, address="127.0.0.1", secure=False, url="/")
 
@@ -50,10 +51,11 @@ class FakeTransport:
 class Peer:
     """One in-memory Engine.IO session speaking raw Socket.IO packets."""
 
-    def __init__(self, manager: SessionManager, name: str = "websocket") -> None:
+    def __init__(self, manager: SessionManager, name: str = "websocket", parser: Parser = JSON) -> None:
         self.transport = FakeTransport(name)
         self.session = manager.open_session(self.transport, HANDSHAKE)
-        self.decoder = Decoder()
+        self.encoder = parser.encoder()
+        self.decoder = parser.decoder(DecoderLimits())
         self._seen = 1  # the Engine.IO OPEN packet
 
     def send(self, *messages: str | bytes) -> None:
@@ -61,7 +63,7 @@ class Peer:
             self.session.receive(EIOPacket(EIOType.MESSAGE, message), self.transport)
 
     def send_packet(self, packet: Packet) -> None:
-        self.send(*encode(packet))
+        self.send(*self.encoder.encode(packet))
 
     def packets(self) -> list[Packet]:
         """Socket.IO packets received since the last call."""

@@ -1,9 +1,11 @@
-// The benchmark handlers on Node's socket.io 4.x: node node_server.js PORT
+// The benchmark handlers on Node's socket.io 4.x: node node_server.js PORT [msgpack]
+// (msgpack: socket.io-msgpack-parser, found through NODE_PATH in tests/interop/node_modules).
 const http = require("http");
 const { Server } = require("socket.io");
 
 const httpServer = http.createServer();
-const io = new Server(httpServer, { serveClient: false });
+const parser = process.argv[3] === "msgpack" ? { parser: require("socket.io-msgpack-parser") } : {};
+const io = new Server(httpServer, { serveClient: false, ...parser });
 io.on("connection", (socket) => {
   socket.join("room");
   socket.on("echo", (data, callback) => callback(data));

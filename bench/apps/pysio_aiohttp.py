@@ -1,5 +1,6 @@
 """The benchmark handlers on python-socketio with aiohttp: python -m bench.apps.pysio_aiohttp PORT."""
 
+import os
 import sys
 
 import socketio
@@ -7,7 +8,8 @@ from aiohttp import web
 
 from bench.apps.pysio_handlers import install
 
-sio = install(socketio.AsyncServer(async_mode="aiohttp", logger=False, engineio_logger=False))
+sio = install(socketio.AsyncServer(async_mode="aiohttp", logger=False, engineio_logger=False,
+                                   serializer=os.environ.get("BENCH_SERIALIZER", "default")))
 
 if __name__ == "__main__":
     app = web.Application()
