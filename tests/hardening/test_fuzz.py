@@ -195,7 +195,8 @@ def run_fuzz(
             ws.close(timeout=1)
         still_healthy()
 
-    @settings(max_examples=max(examples_each[1], 1), deadline=None, database=None, suppress_health_check=list(HealthCheck))
+    @settings(max_examples=max(examples_each[1], 1), deadline=None, database=None,
+              suppress_health_check=list(HealthCheck))
     @given(st.integers(1, 3000), st.integers(0, 125))
     def pings_without_reading(count: int, size: int) -> None:
         # Pings whose pongs the client never reads: the server must not buffer them without bound.

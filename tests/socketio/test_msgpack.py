@@ -130,6 +130,8 @@ def test_undefined_reads_as_none_and_other_extensions_as_pairs() -> None:
     body = msgpack.packb({"type": 2, "nsp": "/", "data": ["e", msgpack.ExtType(0, b"\x00"), msgpack.ExtType(5, b"xy"),
                                                          {"k": msgpack.ExtType(0, b"\x00")}]})
     assert decode(body).data == ["e", None, [5, b"xy"], {"k": None}]
+    # Whatever its format (here ext 8 rather than fixext 1), a 1-byte ext type 0 is undefined.
+    assert decode(b"\x83\xa4type\x02\xa3nsp\xa1/\xa4data\x92\xa1e\xc7\x01\x00\x00").data == ["e", None]
     timestamp = msgpack.packb({"type": 2, "nsp": "/", "data": ["t", datetime.datetime(2021, 5, 6, tzinfo=UTC)]},
                               datetime=True)
     assert decode(timestamp).data == ["t", datetime.datetime(2021, 5, 6, tzinfo=UTC)]

@@ -125,6 +125,9 @@ _NOT_NESTING = bytes(b for b in range(256) if not (0x80 <= b <= 0x9F or 0xDC <= 
                                                     or 0xD4 <= b <= 0xD8))
 
 
+_TYPES = tuple(PacketType)[: PacketType.CONNECT_ERROR + 1]
+
+
 def _integer(value: Any) -> int | None:
     """``value`` as an integer if it is one (JavaScript's ``Number.isInteger``), else ``None``."""
     if type(value) is int:
@@ -136,9 +139,17 @@ def _integer(value: Any) -> int | None:
 
 def decode(message: bytes, max_depth: int = MAX_DEPTH) -> Packet:
     """The packet one binary message holds; :class:`DecodeError` if it is not a valid one."""
+    undefined: list[bool] = []
+
+    def ext(code: int, data: bytes) -> Any:
+        value = _ext(code, data)
+        if value is _UNDEFINED:
+            undefined.append(True)
+        return value
+
     try:
         body = msgpack.unpackb(
-            message, raw=False, ext_hook=_ext, timestamp=3, unicode_errors="replace", strict_map_key=True
+            message, raw=False, ext_hook=ext, timestamp=3, unicode_errors="replace", strict_map_key=True
         )
     except (ValueError, TypeError, OverflowError, RecursionError, msgpack.UnpackException):
         raise DecodeError("invalid MessagePack payload") from None
@@ -151,8 +162,8 @@ def decode(message: bytes, max_depth: int = MAX_DEPTH) -> Packet:
     if type(nsp) is not str:
         raise DecodeError("invalid namespace")
     data = body.get("data", _UNDEFINED)
-    if type(data) in (list, dict) and len(message.translate(None, _NOT_NESTING)) > max_depth \
-            and depth_over(data, max_depth):
+    if type(data) in (list, dict) and len(message) > max_depth \
+            and len(message.translate(None, _NOT_NESTING)) > max_depth and depth_over(data, max_depth):
         raise DecodeError(f"data nested deeper than {max_depth}")
     if data is None:
         # nil is not undefined: JavaScript's checks refuse it where only an object or nothing will do.
@@ -160,7 +171,7 @@ def decode(message: bytes, max_depth: int = MAX_DEPTH) -> Packet:
             raise DecodeError("invalid payload")
     elif data is _UNDEFINED:
         data = None
-    elif b"\xd4\x00" in message:  # an undefined somewhere inside (or bytes that look like one)
+    elif undefined:  # an undefined somewhere inside
         data = _defined(data)
     ack_id = body.get("id", _UNDEFINED)
     if ack_id is _UNDEFINED:
@@ -169,7 +180,7 @@ def decode(message: bytes, max_depth: int = MAX_DEPTH) -> Packet:
         ack_id = _integer(ack_id)
         if ack_id is None or not 0 <= ack_id <= MAX_ACK_ID:
             raise DecodeError("invalid packet id")
-    packet = Packet(PacketType(ptype), nsp, data, ack_id)
+    packet = Packet(_TYPES[ptype], nsp, data, ack_id)
     validate(packet)
     return packet
 
