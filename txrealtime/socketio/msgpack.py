@@ -22,7 +22,11 @@ in the order Node's socket.io writes them (``{id, type, data, nsp}`` for an
 ACK, ``{type, data, id?, nsp}`` otherwise), so the bytes are Node's for the
 same packet, except that txrealtime leaves out what Node writes as
 ``undefined`` (ext type 0, 1 byte: a CONNECT's ``pid`` with recovery off,
-a refusal's missing ``data``), which JavaScript reads the same.
+a refusal's missing ``data``), which JavaScript reads the same, and that
+Node orders the keys of its "Invalid namespace" refusal ``{type, nsp,
+data}`` and of broadcasts asking for acks ``{type, data, nsp, id}``.
+Numbers that JavaScript holds as integers beyond 2**53 (``1e300``), which
+``notepack.io`` 2 writes as a wrong uint64, are float64 here.
 
 Reading follows ``notepack.io`` 2 and the parser's checks: ext type 0 is
 ``undefined`` (read as ``None``; an absent field at the packet's top level)
