@@ -68,8 +68,8 @@ class Exchange:
 class MemoryHTTP:
     """Sends requests to ``root`` through a real ``Site`` with no sockets."""
 
-    def __init__(self, root: IResource, host: str = "127.0.0.1") -> None:
-        self.site = Site(root, timeout=None)
+    def __init__(self, root: IResource, host: str = "127.0.0.1", site: Site | None = None) -> None:
+        self.site = site if site is not None else Site(root, timeout=None)
         self.host = host
 
     def request(self, method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None) -> Exchange:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from itertools import islice
 from typing import cast
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl
 
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -39,10 +39,18 @@ TOO_LARGE_BODY = b'{"code":3,"message":"Payload too large"}'
 
 def query_of(request: Request) -> dict[str, str]:
     """The request's query parameters, first value of each (body never parsed)."""
-    query = urlsplit(request.uri.decode("latin-1")).query
+    query = request.uri.partition(b"?")[2].partition(b"#")[0]
     params: dict[str, str] = {}
-    for key, value in parse_qsl(query, keep_blank_values=True):
-        params.setdefault(key, value)
+    for field in query.split(b"&"):
+        if not field:
+            continue
+        if b"%" in field or b"+" in field:
+            # Escapes: as urllib decodes them (UTF-8, with replacement characters).
+            for name, text in parse_qsl(field.decode("latin-1"), keep_blank_values=True):
+                params.setdefault(name, text)
+            continue
+        key, _, value = field.partition(b"=")
+        params.setdefault(key.decode("latin-1"), value.decode("latin-1"))
     return params
 
 
