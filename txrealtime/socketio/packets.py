@@ -19,7 +19,6 @@ back escaped, as ``JSON.stringify`` does. Every failure is a
 
 from __future__ import annotations
 
-import datetime
 import json
 import math
 import re
@@ -27,6 +26,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any
+
+from .._dates import json_default
 
 __all__ = [
     "Decoder",
@@ -205,18 +206,8 @@ def _escape_surrogate(match: re.Match[str]) -> str:
     return f"\\u{ord(match.group()):04x}"
 
 
-def _json_default(value: Any) -> Any:
-    # As JavaScript's Date.prototype.toJSON: the UTC instant, to the millisecond.
-    if isinstance(value, datetime.datetime):
-        utc = value.astimezone(datetime.UTC)  # a naive value is local time
-        return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
-    if isinstance(value, datetime.date):
-        return value.isoformat()
-    raise TypeError(f"{type(value).__name__} values cannot be sent (not JSON-serializable)")
-
-
 def _dumps(data: Any) -> str:
-    text = json.dumps(data, separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=_json_default)
+    text = json.dumps(data, separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=json_default)
     if not text.isascii():
         # A lone surrogate cannot be written as UTF-8: escape it, as JSON.stringify does.
         text = _SURROGATE.sub(_escape_surrogate, text)
