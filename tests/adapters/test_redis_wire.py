@@ -335,7 +335,7 @@ def test_the_wire_modules_import_no_twisted_nor_txredisapi() -> None:
             if isinstance(node, ast.Import):
                 assert {alias.name for alias in node.names} <= allowed
             elif isinstance(node, ast.ImportFrom) and node.level:
-                assert (node.level, node.module) in {(1, "wire"), (3, "_dates")}
+                assert (node.level, node.module) in {(1, "wire"), (3, "_js")}
             elif isinstance(node, ast.ImportFrom):
                 assert node.module in allowed
 

@@ -21,13 +21,12 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any
 
-from .._dates import json_default
+from .._js import stringify
 
 __all__ = [
     "Decoder",
@@ -199,21 +198,6 @@ def loads(text: str, max_depth: int = MAX_DEPTH) -> Any:
     return data
 
 
-_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-def _escape_surrogate(match: re.Match[str]) -> str:
-    return f"\\u{ord(match.group()):04x}"
-
-
-def _dumps(data: Any) -> str:
-    text = json.dumps(data, separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=json_default)
-    if not text.isascii():
-        # A lone surrogate cannot be written as UTF-8: escape it, as JSON.stringify does.
-        text = _SURROGATE.sub(_escape_surrogate, text)
-    return text
-
-
 def encode(packet: Packet) -> list[str | bytes]:
     """Encode a packet as Engine.IO messages: the text header, then any binary attachments."""
     ptype = packet.type
@@ -231,7 +215,7 @@ def encode(packet: Packet) -> list[str | bytes]:
     if packet.id is not None:
         parts.append(str(packet.id))
     if data is not None:
-        parts.append(_dumps(data))
+        parts.append(stringify(data))
     return ["".join(parts), *attachments]
 
 

@@ -75,7 +75,7 @@ from typing import Any, ClassVar, Literal, Protocol, cast
 
 import msgpack
 
-from ..._dates import json_default, msgpack_default
+from ..._js import msgpack_default, stringify
 
 __all__ = [
     "Broadcast",
@@ -190,7 +190,7 @@ class Channels:
 def pack(value: Any) -> bytes:
     """MessagePack as notepack.io writes it: str for text (lone surrogates kept), bin for bytes, timestamps
     for ``datetime`` values (a JavaScript ``Date`` on a Node node; naive ones are local time), ``date``
-    values as ``YYYY-MM-DD`` (see :mod:`txrealtime._dates`)."""
+    values as ``YYYY-MM-DD`` (see :mod:`txrealtime._js`)."""
     return cast(
         bytes,
         msgpack.packb(
@@ -216,9 +216,9 @@ def unpack(message: bytes) -> Any:
 
 
 def dump_json(body: Any) -> bytes:
-    """Compact JSON, ASCII only (lone surrogates escaped), dates as ``Date.toJSON`` writes them;
-    ``TypeError`` for binary values."""
-    return json.dumps(body, separators=(",", ":"), default=json_default).encode()
+    """UTF-8 JSON as ``JSON.stringify`` writes it (lone surrogates escaped, dates as ``Date.toJSON`` writes
+    them; see :mod:`txrealtime._js`); ``TypeError`` for binary values, ``ValueError`` for ``NaN``."""
+    return stringify(body).encode()
 
 
 def load_json(message: bytes) -> Any:
