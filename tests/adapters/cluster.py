@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -11,7 +14,7 @@ from twisted.internet.defer import DeferredList
 from twisted.internet.task import deferLater
 
 from tests.peers import until
-from tests.servers import RedisServer
+from tests.servers import INTEROP, NODE_MODULES, RedisServer, node
 from txrealtime.adapters.redis import RedisAdapter, RedisLink, redis_adapter
 from txrealtime.client import ClientSocket
 from txrealtime.pytest_plugin import Realtime
@@ -94,3 +97,17 @@ async def wait_for_servers(server: Server, count: int) -> None:
             return
         await deferLater(reactor, 0.02, lambda: None)
     raise AssertionError(f"fewer than {count} servers subscribed")
+
+
+def start_node_server(redis_url: str) -> tuple[subprocess.Popen[str], str]:
+    """Start tests/interop/redis_node_server.js (Node socket.io with @socket.io/redis-adapter): the process and
+    its URL."""
+    env = dict(os.environ, NODE_PATH=str(NODE_MODULES))
+    process = subprocess.Popen(
+        [node(), str(INTEROP / "redis_node_server.js"), redis_url], stdout=subprocess.PIPE, text=True, env=env
+    )
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    if not line:
+        raise AssertionError("the Node socket.io server with the Redis adapter did not start")
+    return process, f"http://127.0.0.1:{json.loads(line)['port']}"

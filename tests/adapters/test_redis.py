@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-
 import pytest
 import pytest_twisted
 
-from tests.adapters.cluster import WAIT, inbox, start_nodes, stop_links, sync, wait_for_servers
+from tests.adapters.cluster import WAIT, inbox, start_node_server, start_nodes, stop_links, sync, wait_for_servers
 from tests.peers import until
-from tests.servers import INTEROP, NODE_MODULES, RedisServer, node, node_peer
+from tests.servers import RedisServer, node_peer
 from txrealtime.adapters.redis import RedisUp, RemoteSocket
 from txrealtime.pytest_plugin import Realtime
 
@@ -90,18 +86,6 @@ async def test_three_nodes_broadcast_rooms_fetch_and_requests(realtime: Realtime
         assert c.link.uid not in b.link.nodes()
     finally:
         await stop_links(nodes)
-
-
-def start_node_server(redis_url: str) -> tuple[subprocess.Popen[str], str]:
-    env = dict(os.environ, NODE_PATH=str(NODE_MODULES))
-    process = subprocess.Popen(
-        [node(), str(INTEROP / "redis_node_server.js"), redis_url], stdout=subprocess.PIPE, text=True, env=env
-    )
-    assert process.stdout is not None
-    line = process.stdout.readline()
-    if not line:
-        raise AssertionError("the Node socket.io server with the Redis adapter did not start")
-    return process, f"http://127.0.0.1:{json.loads(line)['port']}"
 
 
 @pytest_twisted.ensureDeferred

@@ -13,11 +13,15 @@ async function main() {
   const httpServer = http.createServer();
   const io = new Server(httpServer, { adapter: createAdapter(pubClient, subClient) });
 
-  io.on("connection", (socket) => {
+  const join = (socket) => {
     socket.on("join", (room, callback) => {
       socket.join(room);
       callback([...socket.rooms].filter((r) => r !== socket.id).sort());
     });
+  };
+  io.of("/chat").on("connection", join);
+  io.on("connection", (socket) => {
+    join(socket);
     socket.on("broadcast", (...args) => {
       const callback = args.pop();
       io.emit("from node", ...args);
@@ -28,6 +32,8 @@ async function main() {
       callback("got", ...args);
     });
   });
+  // A server-side emit (from the emitter, say) is passed on to this server's own clients.
+  io.on("note", (...args) => io.local.emit("note", ...args));
   io.on("hello from python", (value, callback) => {
     if (typeof callback === "function") callback({ node: "says hi", value });
   });
