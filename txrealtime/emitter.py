@@ -1,7 +1,9 @@
 """Emitting to Socket.IO clients from processes that are not Socket.IO servers, as ``@socket.io/redis-emitter``.
 
 A write-only peer of the Redis adapter: it publishes, through Redis, the
-messages Node's ``@socket.io/redis-emitter`` 5 publishes, byte for byte, so
+messages Node's ``@socket.io/redis-emitter`` 5 publishes, byte for byte (but
+for the order of the ``volatile`` and ``compress`` flags, which Node writes in
+the order they were set and this emitter in that order always), so
 every node sharing that Redis (txrealtime nodes with
 :mod:`txrealtime.adapters.redis`, Node ``socket.io`` servers with
 ``@socket.io/redis-adapter``) acts on them for its own clients::
@@ -45,6 +47,7 @@ clients). An emit reaches only the sockets connected when the servers receive it
 from __future__ import annotations
 
 import copy
+import inspect
 from collections.abc import Callable, Iterable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, Protocol, Self, TypeVar
@@ -314,7 +317,15 @@ class Emitter(BaseEmitter[int]):
         """The client published through."""
 
         def publish(channel: str, message: bytes) -> int:
-            return int(client.publish(channel, message))
+            received = client.publish(channel, message)
+            if inspect.isawaitable(received):
+                if inspect.iscoroutine(received):
+                    received.close()
+                raise TypeError(
+                    "Emitter publishes synchronously: give it a redis.Redis client, not an asyncio one "
+                    "(in Twisted code, use TwistedEmitter)"
+                )
+            return int(received)
 
         super().__init__(publish, key=key)
 

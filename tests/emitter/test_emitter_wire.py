@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.python.failure import Failure
 
-from tests.servers import node_peer
+from tests.servers import RedisServer, node_peer
 from txrealtime.adapters.redis import RedisUnavailable, wire
 from txrealtime.adapters.redis import requests as rq
 from txrealtime.adapters.redis.requests import DisconnectRequest, JoinRequest, LeaveRequest, ServerSideEmitRequest
@@ -244,15 +244,33 @@ def test_a_url_needs_redis_py(monkeypatch: pytest.MonkeyPatch) -> None:
         Emitter("redis://127.0.0.1:1")
 
 
-def test_an_emitter_made_from_a_url_closes_its_client() -> None:
-    with Emitter("redis://127.0.0.1:1/0", key="k") as emitter:
-        client = emitter.redis
-        assert emitter.key == "k"
+def test_an_emitter_made_from_a_url_closes_its_client(redis_server: RedisServer) -> None:
     import redis
 
-    assert isinstance(client, redis.Redis)
-    shared = Recorder()
-    Emitter(shared).close()  # a client given to it is not the emitter's to close (and has no close())
+    watcher = redis.Redis.from_url(redis_server.url)
+    try:
+        assert len(watcher.client_list()) == 1
+        with Emitter(redis_server.url, key="k") as emitter:
+            assert isinstance(emitter.redis, redis.Redis) and emitter.key == "k"
+            assert emitter.emit("nobody listens") == 0
+            assert len(watcher.client_list()) == 2
+        assert len(watcher.client_list()) == 1
+        given = redis.Redis.from_url(redis_server.url)
+        with Emitter(given) as emitter:
+            assert emitter.emit("nobody listens") == 0
+        assert len(watcher.client_list()) == 2  # a client given to it is not the emitter's to close
+        given.close()
+    finally:
+        watcher.close()
+
+
+def test_an_asyncio_client_is_refused() -> None:
+    class AsyncioRedis:
+        async def publish(self, channel: str, message: bytes) -> int:
+            return 1
+
+    with pytest.raises(TypeError, match="asyncio"):
+        Emitter(AsyncioRedis()).emit("ev")
 
 
 def test_importing_the_emitter_installs_no_reactor() -> None:
