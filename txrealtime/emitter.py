@@ -2,8 +2,9 @@
 
 A write-only peer of the Redis adapter: it publishes, through Redis, the
 messages Node's ``@socket.io/redis-emitter`` 5 publishes, byte for byte (but
-for the order of the ``volatile`` and ``compress`` flags, which Node writes in
-the order they were set and this emitter in that order always), so
+for the order of the ``volatile`` and ``compress`` flags when both are set:
+Node writes them in the order they were set, this emitter always volatile
+first), so
 every node sharing that Redis (txrealtime nodes with
 :mod:`txrealtime.adapters.redis`, Node ``socket.io`` servers with
 ``@socket.io/redis-adapter``) acts on them for its own clients::
