@@ -15,11 +15,15 @@ async function main() {
   const parser = process.argv[3] === "msgpack" ? { parser: require("socket.io-msgpack-parser") } : {};
   const io = new Server(httpServer, { adapter: createAdapter(pubClient, subClient), ...parser });
 
-  io.on("connection", (socket) => {
+  const join = (socket) => {
     socket.on("join", (room, callback) => {
       socket.join(room);
       callback([...socket.rooms].filter((r) => r !== socket.id).sort());
     });
+  };
+  io.of("/chat").on("connection", join);
+  io.on("connection", (socket) => {
+    join(socket);
     socket.on("broadcast", (...args) => {
       const callback = args.pop();
       io.emit("from node", ...args);
@@ -30,6 +34,8 @@ async function main() {
       callback("got", ...args);
     });
   });
+  // A server-side emit (from the emitter, say) is passed on to this server's own clients.
+  io.on("note", (...args) => io.local.emit("note", ...args));
   io.on("hello from python", (value, callback) => {
     if (typeof callback === "function") callback({ node: "says hi", value });
   });

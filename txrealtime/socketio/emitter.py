@@ -8,25 +8,13 @@ from typing import Any, Generic, Self, TypeVar, overload
 
 from twisted.internet.defer import Deferred, ensureDeferred, fail, succeed
 
+from .._events import RESERVED_EVENTS, check_event
+
 __all__ = ["NO_ACK", "CatchAll", "EventEmitter", "Flagged", "Handler", "RESERVED_EVENTS", "ack_args", "ack_value",
            "ack_callback", "call_handler", "call_in_turn", "check_event", "takes_ack"]
 
 Handler = Callable[..., Any]
 H = TypeVar("H", bound=Handler)
-
-
-RESERVED_EVENTS = frozenset(
-    {"connect", "connect_error", "disconnect", "disconnecting", "newListener", "removeListener"}
-)
-"""Event names applications may not emit (Node's list)."""
-
-
-def check_event(event: str) -> None:
-    """Raise unless ``event`` is a string an application may emit."""
-    if not isinstance(event, str):
-        raise TypeError(f"event names are strings, not {type(event).__name__}")
-    if event in RESERVED_EVENTS:
-        raise ValueError(f'"{event}" is a reserved event name')
 
 
 def call_handler(handler: Handler, *args: Any) -> Deferred[Any]:

@@ -19,14 +19,14 @@ back escaped, as ``JSON.stringify`` does. Every failure is a
 
 from __future__ import annotations
 
-import datetime
 import json
 import math
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any
+
+from .._js import stringify
 
 __all__ = [
     "Decoder",
@@ -200,31 +200,6 @@ def loads(text: str, max_depth: int = MAX_DEPTH) -> Any:
     return data
 
 
-_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-def _escape_surrogate(match: re.Match[str]) -> str:
-    return f"\\u{ord(match.group()):04x}"
-
-
-def _json_default(value: Any) -> Any:
-    # As JavaScript's Date.prototype.toJSON: the UTC instant, to the millisecond.
-    if isinstance(value, datetime.datetime):
-        utc = value.astimezone(datetime.UTC)  # a naive value is local time
-        return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
-    if isinstance(value, datetime.date):
-        return value.isoformat()
-    raise TypeError(f"{type(value).__name__} values cannot be sent (not JSON-serializable)")
-
-
-def _dumps(data: Any) -> str:
-    text = json.dumps(data, separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=_json_default)
-    if not text.isascii():
-        # A lone surrogate cannot be written as UTF-8: escape it, as JSON.stringify does.
-        text = _SURROGATE.sub(_escape_surrogate, text)
-    return text
-
-
 def encode(packet: Packet) -> list[str | bytes]:
     """Encode a packet as Engine.IO messages: the text header, then any binary attachments."""
     ptype = packet.type
@@ -242,7 +217,7 @@ def encode(packet: Packet) -> list[str | bytes]:
     if packet.id is not None:
         parts.append(str(packet.id))
     if data is not None:
-        parts.append(_dumps(data))
+        parts.append(stringify(data))
     return ["".join(parts), *attachments]
 
 

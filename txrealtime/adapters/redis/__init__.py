@@ -5,15 +5,25 @@ One :class:`RedisLink` per process holds the connections to Redis
 (:mod:`txrealtime.adapters.redis.adapter`) speaking the Node adapter's channels and messages
 (:mod:`txrealtime.adapters.redis.wire` for channels, encodings and broadcasts,
 :mod:`txrealtime.adapters.redis.requests` for requests between nodes; both free of I/O), so
-txrealtime nodes, Node ``socket.io`` nodes and ``@socket.io/redis-emitter`` senders sharing one
-Redis reach each other's clients::
+txrealtime nodes, Node ``socket.io`` nodes and ``@socket.io/redis-emitter`` senders (or
+:mod:`txrealtime.emitter`) sharing one Redis reach each other's clients::
 
     link = RedisLink("redis://127.0.0.1:6379")
     server = Server(adapter=redis_adapter(link))
+
+The names below are imported on first use: ``txredisapi`` installs Twisted's
+default reactor when imported, and the pure modules (which the synchronous
+emitter uses in processes without a reactor) must not pull it in.
 """
 
-from .adapter import RedisAdapter, RemoteSocket, redis_adapter
-from .link import RedisDown, RedisLink, RedisUnavailable, RedisUp, RedisURL
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .adapter import RedisAdapter, RemoteSocket, redis_adapter
+    from .link import RedisDown, RedisLink, RedisUnavailable, RedisUp, RedisURL
 
 __all__ = [
     "RedisAdapter",
@@ -25,3 +35,23 @@ __all__ = [
     "RemoteSocket",
     "redis_adapter",
 ]
+
+_MODULES = {
+    "RedisAdapter": "adapter",
+    "RemoteSocket": "adapter",
+    "redis_adapter": "adapter",
+    "RedisDown": "link",
+    "RedisLink": "link",
+    "RedisURL": "link",
+    "RedisUnavailable": "link",
+    "RedisUp": "link",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _MODULES.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value

@@ -308,16 +308,46 @@ class RedisLink:
         self._send(channel, message)
         return True
 
+    def send(self, channel: str, message: bytes) -> Deferred[int]:
+        """Publish, for callers that wait for Redis: fires with how many subscribers received ``message``
+        (Redis's answer to ``PUBLISH``), or fails with :class:`RedisUnavailable` if the link is not connected,
+        or with Redis's error; either failure is counted in :attr:`undelivered`."""
+        if not self.connected:
+            self.undelivered += 1
+            return fail(RedisUnavailable(f"Redis is unreachable: message for {channel} not sent"))
+
+        def failed(failure: Failure) -> Failure:
+            self.undelivered += 1
+            return failure
+
+        return cast(Deferred[int], self._pub.publish(channel, message).addCallbacks(int, failed))
+
     def _send(self, channel: str, message: bytes) -> Deferred[None]:
-        """Publish; the result fires (with ``None``) once Redis answered or the publish failed."""
+        """Publish; the result fires (with ``None``) once Redis answered or the publish failed (logged)."""
 
         def failed(failure: Failure) -> None:
-            self.undelivered += 1
             log.error(
                 "Redis publish to {channel} failed: {error}", channel=channel, error=failure.getErrorMessage()
             )
 
-        return cast(Deferred[None], self._pub.publish(channel, message).addCallbacks(lambda _: None, failed))
+        return self.send(channel, message).addCallbacks(lambda _: None, failed)
+
+    def when_connected(self) -> Deferred[None]:
+        """Fire once the link is :attr:`connected` (at once if it is): for a process that publishes only,
+        such as a :class:`txrealtime.emitter.TwistedEmitter`, to wait for Redis after :meth:`start`.
+        Cancelling the result stops waiting."""
+        if self.connected:
+            return succeed(None)
+        unsubscribe: Callable[[], None] = lambda: None  # noqa: E731 (replaced below)
+        ready: Deferred[None] = Deferred(lambda _: unsubscribe())
+
+        def up(event: RedisUp | RedisDown) -> None:
+            if isinstance(event, RedisUp) and not ready.called:
+                unsubscribe()
+                ready.callback(None)
+
+        unsubscribe = self.subscribe_events(up)
+        return ready
 
     def numsub(self, channel: str) -> Deferred[int]:
         """How many connections subscribe to ``channel`` (``PUBSUB NUMSUB``)."""

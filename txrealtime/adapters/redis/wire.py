@@ -19,12 +19,13 @@ older versions wrote for ``undefined`` reads as ``None``), or JSON (a UTF-8
 object). On the request and response channels a message starting with ``{``
 is JSON, anything else MessagePack. Keys are written in the Node adapter's
 order, so the output is byte for byte what it writes for the same values
-(the emitter puts ``flags`` before ``except``). Broadcasts and heartbeats are
+(the emitter puts ``flags`` before ``except``: :attr:`Broadcast.flags_first`). Broadcasts and heartbeats are
 here; requests and responses, as typed dataclasses, are in :mod:`txrealtime.adapters.redis.requests`::
 
     broadcast   MessagePack [uid, packet, opts]
       packet    {type: 2, data: [event, *args], nsp, id?}
       opts      {rooms: [room], except: [room], flags?: {volatile?, compress?, timeout? (ms)}}
+                the emitter: {rooms, flags, except}, flags always there (``{}`` if none)
 
     requests (JSON unless noted; ``uid`` is left out by the emitter)
       0 SOCKETS            {uid, requestId, type, rooms}
@@ -58,7 +59,9 @@ message, objects) and ``OverflowError`` for integers beyond 64 bits.
 Nothing here imports Twisted, txredisapi or :mod:`txrealtime.socketio`:
 packets and options have wire-level types (:class:`WirePacket`,
 :class:`WireOptions`: rooms in order, timeouts in milliseconds) that the
-adapter maps to its own, and that a write-only emitter can build directly.
+adapter maps to its own, and that the write-only :mod:`txrealtime.emitter` builds directly. Importing
+this module (or :mod:`txrealtime.adapters.redis.requests`) installs no reactor: the package
+imports its Twisted modules only when their names are used.
 """
 
 from __future__ import annotations
@@ -66,11 +69,13 @@ from __future__ import annotations
 import json
 import math
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any, ClassVar, Literal, Protocol, cast
 
 import msgpack
+
+from ..._js import msgpack_default, stringify
 
 __all__ = [
     "Broadcast",
@@ -184,8 +189,14 @@ class Channels:
 
 def pack(value: Any) -> bytes:
     """MessagePack as notepack.io writes it: str for text (lone surrogates kept), bin for bytes, timestamps
-    for aware ``datetime`` values (a JavaScript ``Date`` on a Node node)."""
-    return cast(bytes, msgpack.packb(value, use_bin_type=True, unicode_errors="surrogatepass", datetime=True))
+    for ``datetime`` values (a JavaScript ``Date`` on a Node node; naive ones are local time), ``date``
+    values as ``YYYY-MM-DD`` (see :mod:`txrealtime._js`)."""
+    return cast(
+        bytes,
+        msgpack.packb(
+            value, use_bin_type=True, unicode_errors="surrogatepass", datetime=True, default=msgpack_default
+        ),
+    )
 
 
 def _undefined(code: int, data: bytes) -> None:
@@ -205,8 +216,9 @@ def unpack(message: bytes) -> Any:
 
 
 def dump_json(body: Any) -> bytes:
-    """Compact JSON, ASCII only (lone surrogates escaped); ``TypeError`` for binary values."""
-    return json.dumps(body, separators=(",", ":")).encode()
+    """UTF-8 JSON as ``JSON.stringify`` writes it (lone surrogates escaped, dates as ``Date.toJSON`` writes
+    them; see :mod:`txrealtime._js`); ``TypeError`` for binary values, ``ValueError`` for ``NaN``."""
+    return stringify(body).encode()
 
 
 def load_json(message: bytes) -> Any:
@@ -356,9 +368,12 @@ class WireOptions:
     """``None`` leaves ``flags`` out, as requests other than broadcasts do."""
 
 
-def options_body(opts: WireOptions) -> dict[str, Any]:
-    """``{rooms, except, flags?}``; flags at their default are left out of ``flags``."""
-    body: dict[str, Any] = {"rooms": list(opts.rooms), "except": list(opts.except_)}
+def options_body(opts: WireOptions, *, flags_first: bool = False) -> dict[str, Any]:
+    """``{rooms, except, flags?}`` (``{rooms, flags, except}`` if ``flags_first``, as the emitter writes it);
+    flags at their default are left out of ``flags``."""
+    body: dict[str, Any] = {"rooms": list(opts.rooms)}
+    if not flags_first:
+        body["except"] = list(opts.except_)
     if opts.flags is not None:
         flags: dict[str, Any] = {}
         if opts.flags.volatile:
@@ -368,6 +383,8 @@ def options_body(opts: WireOptions) -> dict[str, Any]:
         if opts.flags.timeout is not None:
             flags["timeout"] = opts.flags.timeout
         body["flags"] = flags
+    if flags_first:
+        body["except"] = list(opts.except_)
     return body
 
 
@@ -408,9 +425,12 @@ class Broadcast:
     uid: str
     packet: WirePacket
     opts: WireOptions
+    flags_first: bool = field(default=False, compare=False)
+    """Write ``flags`` before ``except`` in ``opts``, as ``@socket.io/redis-emitter`` does (the adapter writes
+    them after); only the order of the bytes differs, so it is not compared and decoding leaves it false."""
 
     def body(self) -> list[Any]:
-        return [self.uid, packet_body(self.packet), options_body(self.opts)]
+        return [self.uid, packet_body(self.packet), options_body(self.opts, flags_first=self.flags_first)]
 
 
 def decode_broadcast(message: bytes) -> Broadcast:
