@@ -61,6 +61,8 @@ class _Server(Protocol):
     @property
     def connection_state_recovery(self) -> StateRecovery | None: ...
 
+    def _broadcast_ack_timed_out(self) -> None: ...
+
 
 class AdapterNamespace(Protocol):
     """What an adapter needs from the namespace it serves."""
