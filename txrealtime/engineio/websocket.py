@@ -196,6 +196,7 @@ class EngineIOWebSocketProtocol(WebSocketServerProtocol):
         control frames, fragments, oversize or malformed frames, partial
         frames and anything after them go through Autobahn's own parser.
         """
+        self.factory.stats.websocket_bytes_received += len(data)
         if (
             self.state != self.STATE_OPEN
             or self.data
