@@ -93,9 +93,9 @@ def test_metrics_options_in_help_and_checked() -> None:
     assert "--metrics-listen=" in done.stdout
     options = Options()
     with pytest.raises(usage.UsageError, match="--listen nope"):
-        options.parseOptions(["--metrics-listen", "nope"])
+        options.parseOptions(["--metrics-listen", "nope"])  # type: ignore[no-untyped-call]
     options = Options()
-    options.parseOptions(["--metrics-listen", "tcp:0"])
+    options.parseOptions(["--metrics-listen", "tcp:0"])  # type: ignore[no-untyped-call]
     assert options["metrics"]
 
 

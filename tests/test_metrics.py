@@ -13,7 +13,7 @@ from twisted.web.resource import Resource
 from tests.fakes import HANDSHAKE, FakeTransport
 from tests.peers import http, until
 from tests.servers import node_peer
-from txrealtime.engineio import CloseReason, EngineIOOptions, SessionManager
+from txrealtime.engineio import EngineIOOptions, SessionManager
 from txrealtime.metrics import MetricsResource, RealtimeCollector, metrics_registry, mount_metrics
 from txrealtime.pytest_plugin import Realtime
 from txrealtime.socketio import AckTimeout, Server, Socket
@@ -78,7 +78,7 @@ def server_packets(report: dict[str, Any], upgrades: list[str]) -> list[str]:
                "maxPayload": 1_000_000}
     return [
         "0" + json.dumps(opening, separators=(",", ":")),
-        '40{"sid":"%s"}' % report["id"],
+        '40{"sid":"' + report["id"] + '"}',
         '430["one"]',
         '431["two"]',
         '432["three"]',
@@ -160,7 +160,8 @@ async def test_upgrade_and_refusals_counted(realtime: Realtime) -> None:
 @pytest_twisted.ensureDeferred
 async def test_openmetrics_when_asked(realtime: Realtime) -> None:
     running = await start(realtime)
-    response = await http.get(running.url + "/metrics", headers={"accept": "application/openmetrics-text"})
+    accept: dict[bytes | str, bytes | str] = {"accept": "application/openmetrics-text"}
+    response = await http.get(running.url + "/metrics", headers=accept)
     text = await response.text()
     assert response.headers.getRawHeaders("content-type")[0].startswith("application/openmetrics-text")
     assert text.endswith("# EOF\n")
@@ -178,7 +179,8 @@ def collect(manager: SessionManager) -> Samples:
 
 def test_close_reasons_and_buffer_high_water_on_a_clock() -> None:
     clock = Clock()
-    manager = SessionManager(EngineIOOptions(max_payload=10, max_buffer=10, ping_interval=5, ping_timeout=2), reactor=clock)
+    options = EngineIOOptions(max_payload=10, max_buffer=10, ping_interval=5, ping_timeout=2)
+    manager = SessionManager(options, reactor=clock)
     stalled = manager.open_session(FakeTransport("polling", writable=False), HANDSHAKE)
     assert stalled.send("12345") and stalled.send("1234")
     assert not stalled.send("12")  # 9 + 2 > 10 and the client does not read: cut
