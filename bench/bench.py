@@ -24,7 +24,9 @@ import socket
 import statistics
 import subprocess
 import sys
+import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -55,6 +57,7 @@ SERVERS: dict[str, Any] = {
         "--listen", f"tcp:{port}:interface=127.0.0.1:backlog=1024", "--app", "bench.apps.tx_app:setup",
         "--no-access-log", "--max-buffer", "50000000",
     ],
+    "txrealtime-metrics": lambda port: [*SERVERS["txrealtime"](port), "--metrics"],
     "node": lambda port: [NODE, str(BENCH / "apps" / "node_server.js"), str(port)],
     "pysio-uvicorn": lambda port: [
         str(Path(PYTHON).parent / "uvicorn"), "bench.apps.pysio_asgi:app", "--host", "127.0.0.1", "--port", str(port),
@@ -95,7 +98,7 @@ TX_ROOT = ROOT
 @contextmanager
 def server(name: str, parser: str = "json") -> Iterator[Running]:
     port = free_port()
-    root = TX_ROOT if name == "txrealtime" else ROOT
+    root = TX_ROOT if name.startswith("txrealtime") else ROOT
     env = dict(os.environ, NODE_PATH=NODE_PATH, PYTHONPATH=str(root))
     args = SERVERS[name](port)
     if parser == "msgpack":
@@ -115,7 +118,12 @@ def server(name: str, parser: str = "json") -> Iterator[Running]:
                 time.sleep(0.05)
         else:
             raise RuntimeError(f"{name} did not start")
-        yield Running(name, port, process)
+        scraping = Scraper(port) if name == "txrealtime-metrics" else None
+        try:
+            yield Running(name, port, process)
+        finally:
+            if scraping is not None:
+                scraping.stop()
     finally:
         process.send_signal(signal.SIGTERM)
         try:
@@ -123,6 +131,31 @@ def server(name: str, parser: str = "json") -> Iterator[Running]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+class Scraper:
+    """Scrapes ``/metrics`` every second while a server runs with ``--metrics``, as Prometheus would
+    (whose default interval is 15 s or more); stops with the server."""
+
+    def __init__(self, port: int) -> None:
+        self.url = f"http://127.0.0.1:{port}/metrics"
+        self.scrapes = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(1.0):
+            try:
+                with urllib.request.urlopen(self.url, timeout=5) as response:
+                    response.read()
+                self.scrapes += 1
+            except OSError:
+                pass
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(10)
 
 
 def loadgen(*args: Any) -> subprocess.Popen[str]:

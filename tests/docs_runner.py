@@ -561,10 +561,32 @@ def probe_engineio(url: str, process: Background | None) -> None:
         client.disconnect()
 
 
+def probe_metrics(url: str, process: Background | None, metrics_url: str | None = None) -> None:
+    """A Socket.IO server with metrics: a client connects, then ``/metrics`` counts its session and
+    ``/healthz`` says ok (both under ``metrics_url`` when they have a port of their own)."""
+    import requests
+    from prometheus_client.parser import text_string_to_metric_families
+
+    probe_socketio(url, process)
+    base = metrics_url or url
+    scrape = requests.get(base + "/metrics", timeout=10)
+    assert scrape.status_code == 200, scrape.text
+    opened = sum(
+        sample.value
+        for family in text_string_to_metric_families(scrape.text)
+        for sample in family.samples
+        if sample.name == "txrealtime_engineio_sessions_opened_total"
+    )
+    assert opened >= 1, scrape.text
+    health = requests.get(base + "/healthz", timeout=10)
+    assert health.status_code == 200 and health.json()["status"] == "ok", health.text
+
+
 PROBES: dict[str, Callable[[str, Background | None], None]] = {
     "socketio": probe_socketio,
     "readme": probe_readme,
     "engineio": probe_engineio,
+    "metrics": probe_metrics,
 }
 
 
@@ -645,6 +667,11 @@ def run_sh(block: Block, directory: Path) -> None:
                 raise AssertionError(f"{block.id}: no way to run {shlex.join(words)!r}: add a doc-test directive")
         for node in nodes:
             probe_socketio(node.url, None)
+            listen = option_value(node.args, "--metrics-listen")
+            if listen is not None:
+                probe_metrics(node.url, None, f"http://127.0.0.1:{listen.split(':')[1]}")
+            elif "--metrics" in node.args:
+                probe_metrics(node.url, None)
             static = option_value(node.args, "--static")
             if static is not None:
                 import requests

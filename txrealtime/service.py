@@ -84,6 +84,8 @@ class Options(usage.Options):
          float],
         ["max-connections-per-ip", None, None, "Close new TCP connections beyond this many per address "
          "[default: no limit].", int],
+        ["metrics-listen", None, None, "Serve /metrics and /healthz on this endpoint of their own instead, e.g. "
+         "tcp:9100:interface=127.0.0.1 (implies --metrics)."],
     ]
     optFlags = [
         ["no-upgrades", None, "Do not offer the upgrade from polling to WebSocket."],
@@ -91,6 +93,8 @@ class Options(usage.Options):
         ["no-access-log", None, "Do not log each HTTP request."],
         ["cleanup-empty-child-namespaces", None, "Remove a dynamic namespace's child once its last socket left."],
         ["no-serve-client", None, "Do not serve the browser client at {path}socket.io.js (served by default)."],
+        ["metrics", None, "Serve Prometheus metrics at /metrics and a health check at /healthz "
+         "(needs txrealtime[metrics])."],
     ]
 
     def __init__(self) -> None:
@@ -192,6 +196,14 @@ class Options(usage.Options):
                 resolve_parser(self["parser"])
             except (ValueError, ImportError) as e:
                 raise usage.UsageError(f"--parser: {e}") from None
+        if self["metrics-listen"] is not None:
+            self["metrics"] = True
+            check_endpoint(self["metrics-listen"])
+        if self["metrics"]:
+            try:
+                import prometheus_client  # noqa: F401
+            except ImportError as e:
+                raise usage.UsageError(f"--metrics needs txrealtime[metrics] installed ({e})") from None
         if self["app"] is not None:
             self["app-hook"] = load_app(self["app"])
 
@@ -288,9 +300,16 @@ class RealtimeService(service.MultiService):
         self.daemon = daemon
         self._endpoints: dict[Any, str] = {}
         for description in endpoints:
-            listening = strports.service(description, cast(IProtocolFactory, site))
-            listening.setServiceParent(self)
-            self._endpoints[listening] = description
+            self.listen(description, site)
+
+    def listen(self, description: str, factory: Any) -> None:
+        """Also listen on endpoint ``description`` with ``factory`` (before the service starts).
+
+        It stops with the others, once clients drained.
+        """
+        listening = strports.service(description, cast(IProtocolFactory, factory))
+        listening.setServiceParent(self)
+        self._endpoints[listening] = description
 
     def privilegedStartService(self) -> None:
         service.Service.privilegedStartService(self)
@@ -465,6 +484,12 @@ def makeService(options: Options) -> RealtimeService:
     resource = EngineIOResource(manager)
     endpoint = resource if server is None else SocketIOResource(resource, server.serve_client)
     mount(root, options["path"], endpoint)
+    metrics_root = None
+    if options["metrics"]:
+        from .metrics import mount_metrics
+
+        metrics_root = root if options["metrics-listen"] is None else EmptyResource()
+        mount_metrics(metrics_root, manager if server is None else server, link=link)
     site = BoundedSite(
         cast(IResource, root),
         max_body=manager.options.max_payload,
@@ -473,7 +498,14 @@ def makeService(options: Options) -> RealtimeService:
         header_timeout=options["header-timeout"],
         max_connections_per_ip=options["max-connections-per-ip"],
     )
-    return RealtimeService(
+    realtime = RealtimeService(
         manager, site, options["listen"], server, link, resource=resource, grace=options["shutdown-grace"],
         daemon=_daemonized(options),
     )
+    if options["metrics-listen"] is not None and metrics_root is not None:
+        realtime.listen(
+            options["metrics-listen"],
+            BoundedSite(cast(IResource, metrics_root), access_log=not options["no-access-log"],
+                        header_timeout=options["header-timeout"]),
+        )
+    return realtime

@@ -31,6 +31,7 @@ from .events import (
 from .options import EngineIOOptions
 from .packets import Packet, PacketType
 from .session import Session, SessionState, Transport
+from .stats import EngineStats, count
 
 __all__ = ["Clock", "DelayedCall", "Session", "SessionError", "SessionManager", "SessionState", "Transport"]
 
@@ -65,6 +66,8 @@ class SessionManager:
         self._per_address: dict[str, int] = {}
         self.accepting = True
         """``False`` once :meth:`shutdown` ran: new sessions are refused."""
+        self.stats = EngineStats()
+        """Running totals (packets, bytes, sessions opened and closed, refusals), read by :mod:`txrealtime.metrics`."""
 
     # -- observing -------------------------------------------------------
 
@@ -94,6 +97,7 @@ class SessionManager:
 
     def refused(self, error: SessionError, request: Handshake, method: str) -> None:
         """Tell subscribers that ``request`` was answered with ``error`` (Node's engine ``connection_error``)."""
+        count(self.stats.refused, error.code)
         self._emit(
             RequestRefused(
                 error.code, SessionError.MESSAGES[error.code], dict(error.details), request, method, error.status
@@ -256,6 +260,7 @@ class SessionManager:
         session = Session(self, sid, transport, handshake)
         self._sessions[sid] = session
         self._per_address[handshake.address] = self._per_address.get(handshake.address, 0) + 1
+        count(self.stats.opened, transport.name)
         opts = self.options
         open_data = json.dumps(
             {

@@ -23,6 +23,7 @@ from .._reactor import Clock, DelayedCall, cancel, default_reactor
 from .events import CloseReason, Handshake
 from .manager import Session, SessionError, SessionManager
 from .packets import DecodeError, Packet, PacketType, encode_payload, iter_payload, utf8
+from .stats import EngineStats
 
 __all__ = ["TOO_LARGE_BODY", "PollingTransport", "error_response", "handshake_from_request", "query_of"]
 
@@ -90,9 +91,11 @@ class PollingTransport:
     of work for tiny Socket.IO events, a few microseconds of reactor turn between slices
     (measured in bench/README.md)."""
 
-    def __init__(self, max_payload: int, clock: Clock | None = None) -> None:
+    def __init__(self, max_payload: int, clock: Clock | None = None, stats: EngineStats | None = None) -> None:
         self.session: Session | None = None
         self._max_payload = max_payload
+        self._stats = stats if stats is not None else EngineStats()
+        """Where the bytes of bodies read and written are counted (the manager's)."""
         self._clock: Clock = default_reactor(clock)
         self._get: Request | None = None
         self._initial: Request | None = None
@@ -112,7 +115,7 @@ class PollingTransport:
         def admitted(sid: str) -> None:
             if lost:
                 return  # the client left while allow_request or generate_id decided
-            transport = cls(manager.options.max_payload, manager.reactor)
+            transport = cls(manager.options.max_payload, manager.reactor, manager.stats)
             transport._initial = request
             transport.session = manager.open_session(transport, handshake, sid)
             result = transport.on_get(request)
@@ -152,6 +155,7 @@ class PollingTransport:
         body = utf8(encode_payload(packets))  # before the request is taken: a failure leaves it parked
         request, self._get = self._get, None
         self._add_headers(request)
+        self._stats.polling_bytes_sent += len(body)
         _write(request, 200, _PAYLOAD_TYPE, body)
 
     def _add_headers(self, request: Request) -> None:
@@ -202,6 +206,7 @@ class PollingTransport:
             session.protocol_error(self, CloseReason.TRANSPORT_ERROR, "data request overlap")
             return error_response(request, SessionError(SessionError.BAD_REQUEST, "data request overlap"))
         body = request.content.read(self._max_payload + 1) if request.content is not None else b""
+        self._stats.polling_bytes_received += len(body)
         if len(body) > self._max_payload:
             session.protocol_error(self, CloseReason.TRANSPORT_ERROR, "payload too large")
             request.setResponseCode(413)

@@ -30,6 +30,7 @@ from .events import (
 )
 from .options import EngineIOOptions
 from .packets import Packet, PacketType
+from .stats import EngineStats, count
 
 __all__ = ["Session", "SessionHost", "SessionState", "Transport"]
 
@@ -65,6 +66,7 @@ class SessionHost(Protocol):
     def reactor(self) -> Clock: ...
 
     _tracing: bool
+    stats: EngineStats
     _packet_subscribers: Observers[PacketEvent]
 
     def _now(self) -> float: ...
@@ -184,6 +186,10 @@ class Session:
                 self._buffer[:0] = packets
                 self._buffered += buffered
                 raise
+            stats = self._manager.stats
+            stats.packets_sent += len(packets)
+            if buffered > stats.buffer_high_water:
+                stats.buffer_high_water = buffered
             if self.closed:
                 self._manager._forget(self)
             elif self._manager._tracing:
@@ -193,6 +199,7 @@ class Session:
         """Handle a packet a transport decoded."""
         if self.closed:
             return
+        self._manager.stats.packets_received += 1
         if via is self._probe:
             self._receive_probe(packet, via)
         elif via is self.transport:
@@ -228,6 +235,8 @@ class Session:
     def _overflow(self) -> None:
         """The client stopped reading: drop what waits and cut the connection."""
         limit = self._manager.options.max_buffer
+        stats = self._manager.stats
+        stats.buffer_high_water = max(stats.buffer_high_water, self._buffered)
         self._buffer = []
         self._buffered = 0
         abort = getattr(self.transport, "abort", None)
@@ -310,6 +319,7 @@ class Session:
         old.close()
         # NOOPs queued for the old transport have no use on the new one.
         self._buffer = [p for p in self._buffer if p.type is not PacketType.NOOP]
+        count(self._manager.stats.upgraded, (old.name, probe.name))
         self._manager._emit(SessionUpgraded(self.sid, old.name, probe.name))
         self.flush()
 
@@ -364,6 +374,7 @@ class Session:
         if self.closed:
             return
         self.state = SessionState.CLOSED
+        count(self._manager.stats.closed, (self.transport.name, reason))
         self._manager._released(self)
         for timer in ("_ping_timer", "_pong_timer", "_upgrade_timer", "_release_timer"):
             self._cancel(timer)

@@ -105,19 +105,22 @@ class EngineIOWebSocketProtocol(WebSocketServerProtocol):
         """
         factory = self.factory
         frames = []
+        size = 0
         for packet in packets:
             data = packet.data
             if data is factory._last_data and packet.type is PacketType.MESSAGE:
-                frames.append(factory._last_frame)
-                continue
-            payload, binary = encode_ws_frame(packet)
-            frame = ws_frame(payload, binary)
-            if packet.type is PacketType.MESSAGE:
-                factory._last_data, factory._last_frame = data, frame
+                frame = factory._last_frame
+            else:
+                payload, binary = encode_ws_frame(packet)
+                frame = ws_frame(payload, binary)
+                if packet.type is PacketType.MESSAGE:
+                    factory._last_data, factory._last_frame = data, frame
             frames.append(frame)
+            size += len(frame)
         transport = cast(Any, self.transport)
         if transport is not None and self.state == self.STATE_OPEN:
             transport.writeSequence(frames)
+            factory.stats.websocket_bytes_sent += size
 
     def close(self) -> None:
         if self.state == self.STATE_OPEN:
@@ -193,6 +196,7 @@ class EngineIOWebSocketProtocol(WebSocketServerProtocol):
         control frames, fragments, oversize or malformed frames, partial
         frames and anything after them go through Autobahn's own parser.
         """
+        self.factory.stats.websocket_bytes_received += len(data)
         if (
             self.state != self.STATE_OPEN
             or self.data
@@ -285,6 +289,8 @@ class EngineIOWebSocketFactory(WebSocketServerFactory):
     def __init__(self, manager: SessionManager, **kwargs: Any) -> None:
         super().__init__(**kwargs)  # type: ignore[no-untyped-call]
         self.manager = manager
+        self.stats = manager.stats
+        """The manager's :class:`txrealtime.engineio.stats.EngineStats`, where bytes read and written are counted."""
         self.connections: set[EngineIOWebSocketProtocol] = set()
         self._last_data: object = None
         self._last_frame = b""

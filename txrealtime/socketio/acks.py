@@ -94,9 +94,11 @@ class Ack:
 class AckTable(Pending[int, Ack]):
     """A socket's acknowledgements: ids 0, 1, 2… as Node numbers them, answers, timeouts, failing all."""
 
-    def __init__(self, clock: Clock) -> None:
+    def __init__(self, clock: Clock, timed_out: Callable[[], object] | None = None) -> None:
         super().__init__(clock)
         self._ids: Iterator[int] = count()
+        self._timed_out = timed_out
+        """Called (with no argument) each time an acknowledgement times out: the server counts them."""
 
     def next_id(self) -> int:
         """The next ack id."""
@@ -109,7 +111,7 @@ class AckTable(Pending[int, Ack]):
         timeout: float | None = None,
     ) -> int:
         """Wait for the answer to a new ack id; ``failed(AckTimeout())`` after ``timeout`` seconds."""
-        return self.add(self.next_id(), Ack(answered, failed), timeout, _time_out)
+        return self.add(self.next_id(), Ack(answered, failed), timeout, self._time_out)
 
     def deferred(self, timeout: float | None = None) -> tuple[int, Deferred[Any]]:
         """A new ack id and a Deferred for its answer.
@@ -136,6 +138,12 @@ class AckTable(Pending[int, Ack]):
         ack_id = self.register(answered, failed, timeout)
         return ack_id, result
 
+    def _time_out(self, ack: Ack) -> None:
+        if self._timed_out is not None:
+            self._timed_out()
+        if ack.failed is not None:
+            ack.failed(AckTimeout())
+
     def fail_all(self, error: Exception) -> None:
         """Fail every pending acknowledgement with ``error`` (the socket went away)."""
         for ack in self.take_all():
@@ -143,9 +151,6 @@ class AckTable(Pending[int, Ack]):
                 ack.failed(error)
 
 
-def _time_out(ack: Ack) -> None:
-    if ack.failed is not None:
-        ack.failed(AckTimeout())
 
 
 class BroadcastAcks:
@@ -153,8 +158,9 @@ class BroadcastAcks:
     every counted client answered, or at the timeout (then failing with :class:`AckTimeout` and the
     answers received)."""
 
-    def __init__(self, clock: Clock, timeout: float) -> None:
+    def __init__(self, clock: Clock, timeout: float, timed_out: Callable[[], object] | None = None) -> None:
         self.result: Deferred[list[Any]] = Deferred()
+        self._on_timeout = timed_out
         """Fires with every client's answer."""
         self.responses: list[Any] = []
         self._servers_expected = -1
@@ -190,4 +196,6 @@ class BroadcastAcks:
     def _timed_out(self) -> None:
         self._timer = None
         if not self.result.called:
+            if self._on_timeout is not None:
+                self._on_timeout()
             self.result.errback(AckTimeout(list(self.responses)))

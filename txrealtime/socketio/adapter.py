@@ -64,6 +64,7 @@ class _Server(Protocol):
 
     @property
     def encoder(self) -> Encoder: ...
+    def _broadcast_ack_timed_out(self) -> None: ...
 
 
 class AdapterNamespace(Protocol):

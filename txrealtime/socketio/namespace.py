@@ -75,6 +75,12 @@ class NamespaceServer(Broadcasting, Protocol):
     def _remove_child(self, child: Namespace) -> None:
         """``child`` was removed, being empty."""
 
+    def _ack_timed_out(self) -> None:
+        """An acknowledgement from one socket timed out (counted for metrics)."""
+
+    def _broadcast_ack_timed_out(self) -> None:
+        """A broadcast's acknowledgements timed out (counted for metrics)."""
+
 
 class NamespaceClient(SocketConnection, Protocol):
     """What a namespace needs from a connection joining it."""

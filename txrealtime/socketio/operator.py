@@ -108,7 +108,8 @@ class BroadcastOperator:
         timeout = self._opts.flags.timeout
         if timeout is None:
             raise ValueError("acknowledgements from a broadcast need a timeout: use .timeout(seconds)")
-        acks = BroadcastAcks(self.adapter.namespace.server.reactor, timeout)
+        server = self.adapter.namespace.server
+        acks = BroadcastAcks(server.reactor, timeout, server._broadcast_ack_timed_out)
         self.adapter.broadcast_with_ack(packet, self._opts, acks.client_count, acks.answer)
         self.adapter.server_count().addCallback(acks.expect_servers)
         return acks.result

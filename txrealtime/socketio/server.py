@@ -91,6 +91,10 @@ class Server(EventEmitter, Broadcasting):
         """Node's ``connectionStateRecovery``: off (``None``) by default, as in Node."""
         """Remove a dynamic namespace's child once its last socket left (Node's option of that name)."""
         self.adapter_factory = adapter
+        self.ack_timeouts = 0
+        """Acknowledgements a client did not send within the emit's timeout (``socket.timeout(s).emit``)."""
+        self.broadcast_ack_timeouts = 0
+        """Broadcasts with acknowledgements whose timeout passed before every client answered."""
         self.clients: dict[str, Client] = {}
         self._nsps: dict[str, Namespace] = {}
         self._parents: list[ParentNamespace] = []
@@ -198,6 +202,12 @@ class Server(EventEmitter, Broadcasting):
         self.manager.shutdown()
         for namespace in list(self._nsps.values()):
             namespace.adapter.close()
+
+    def _ack_timed_out(self) -> None:
+        self.ack_timeouts += 1
+
+    def _broadcast_ack_timed_out(self) -> None:
+        self.broadcast_ack_timeouts += 1
 
     # -- the Engine.IO layer ---------------------------------------------------------
 

@@ -51,10 +51,12 @@ noisy = Throttle(log)
 
 
 class SocketServer(Broadcasting, Protocol):
-    """What a socket needs from its server (``socket.server``): its clock, and broadcasting."""
+    """What a socket needs from its server (``socket.server``): its clock, broadcasting, counting ack timeouts."""
 
     @property
     def reactor(self) -> Clock: ...
+
+    def _ack_timed_out(self) -> None: ...
 
 
 class SocketNamespace(Broadcasting, Protocol):
@@ -191,7 +193,7 @@ class Socket(EventEmitter, CatchAll, Selecting):
         self.data: dict[str, Any] = previous.data if previous is not None else {}
         """Free for the application; ``fetch_sockets`` returns it too."""
         self.connected = False
-        self._acks = AckTable(self.server.reactor)
+        self._acks = AckTable(self.server.reactor, self.server._ack_timed_out)
         CatchAll.__init__(self)
         self._packet_middleware: list[Handler] = []
         self._unknown_acks = 0

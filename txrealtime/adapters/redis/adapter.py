@@ -282,8 +282,8 @@ class RedisAdapter(Adapter):
 
         return self.link.numsub(self.request_channel).addCallback(publish)
 
-    @staticmethod
-    def _timed_out(request: _Request) -> None:
+    def _timed_out(self, request: _Request) -> None:
+        self.link.requests_timed_out += 1
         if not request.result.called:
             got, expected = request.replies, request.expected
             request.result.errback(TimeoutError(f"only {got} of {expected} other servers answered in time"))

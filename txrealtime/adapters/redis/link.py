@@ -143,6 +143,11 @@ class RedisLink:
         self.uid = new_id()
         self.undelivered = 0
         """Messages not published because Redis was unreachable (each was delivered locally only)."""
+        self.requests_timed_out = 0
+        """Requests to the other nodes (``fetch_sockets``, ``server_side_emit`` with acks, ...) that some
+        node did not answer within ``requests_timeout``."""
+        self.losses = 0
+        """Times the link went down after being up."""
         self._channels: dict[str, list[Callable[[str, bytes], object]]] = {}
         self._patterns: dict[str, list[Callable[[str, bytes], object]]] = {}
         self._pub: Any = None
@@ -253,6 +258,7 @@ class RedisLink:
         else:
             return
         if was_up:
+            self.losses += 1
             log.error(
                 "Redis link {uid} lost ({reason}): broadcasts reach this node only until it reconnects",
                 uid=self.uid,
