@@ -53,8 +53,7 @@ except ImportError as e:  # pragma: no cover - the msgpack extra is part of the 
         "the msgpack parser needs the msgpack package: pip install 'txrealtime[msgpack]'"
     ) from e
 
-from .packets import MAX_ACK_ID, MAX_DEPTH, DecodeError, Packet, PacketType, depth_over, validate
-from .parser import DecoderLimits
+from .packets import MAX_ACK_ID, MAX_DEPTH, DecodeError, DecoderLimits, Packet, PacketType, depth_over, validate
 
 __all__ = ["MSGPACK", "MsgpackDecoder", "MsgpackParser", "decode", "encode"]
 

@@ -30,6 +30,7 @@ from .._js import stringify
 
 __all__ = [
     "Decoder",
+    "DecoderLimits",
     "DecodeError",
     "MAX_DEPTH",
     "Packet",
@@ -282,6 +283,18 @@ def decode_header(text: str, max_attachments: int, max_depth: int = MAX_DEPTH) -
     packet = Packet(ptype, namespace, data, ack_id)
     validate(packet)
     return packet, count
+
+
+@dataclass(frozen=True, slots=True)
+class DecoderLimits:
+    """The limits a decoder enforces on what a peer sends."""
+
+    max_attachments: int = 100
+    """Binary attachments one packet may announce (formats with attachments only)."""
+    max_bytes: int | None = None
+    """Bytes one packet may take, attachments included (``None``: the transport's limit alone)."""
+    max_depth: int = MAX_DEPTH
+    """How deep arrays and maps may nest in a packet's data."""
 
 
 class Decoder:

@@ -16,11 +16,10 @@ This module is shared by the server and the client: it imports neither.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Protocol
 
-from .packets import MAX_DEPTH, Packet, encode
 from .packets import Decoder as JSONDecoder
+from .packets import DecoderLimits, Packet, encode
 
 __all__ = ["JSON", "Decoder", "DecoderLimits", "Encoder", "JSONParser", "Parser", "resolve"]
 
@@ -48,18 +47,6 @@ class Decoder(Protocol):
 
     def reset(self) -> None:
         """Drop any partial packet (the connection closed)."""
-
-
-@dataclass(frozen=True, slots=True)
-class DecoderLimits:
-    """The limits a decoder enforces on what a peer sends."""
-
-    max_attachments: int = 100
-    """Binary attachments one packet may announce (formats with attachments only)."""
-    max_bytes: int | None = None
-    """Bytes one packet may take, attachments included (``None``: the transport's limit alone)."""
-    max_depth: int = MAX_DEPTH
-    """How deep arrays and maps may nest in a packet's data."""
 
 
 class Parser(Protocol):
