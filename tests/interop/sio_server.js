@@ -1,13 +1,19 @@
 // A Node socket.io 4.x server with the same handlers as tests/socketio/app.py.
 // Usage: node sio_server.js [PORT] [RECOVERY_MS]; prints {"port": N} once listening, then serves until killed.
-// With RECOVERY_MS, connection state recovery is on with that window.
+// With RECOVERY_MS, connection state recovery is on with that window; with ALLOW_EIO3=1 in the
+// environment, socket.io-client 2.x clients are served too (allowEIO3).
 const http = require("http");
 const { Server } = require("socket.io");
 
 const port = Number(process.argv[2] || 0);
 const recovery = process.argv[3] ? { maxDisconnectionDuration: Number(process.argv[3]), skipMiddlewares: true } : undefined;
 const httpServer = http.createServer();
-const io = new Server(httpServer, { pingInterval: 1000, pingTimeout: 2000, connectionStateRecovery: recovery });
+const io = new Server(httpServer, {
+  pingInterval: 1000,
+  pingTimeout: 2000,
+  connectionStateRecovery: recovery,
+  allowEIO3: process.env.ALLOW_EIO3 === "1",
+});
 
 function common(socket) {
   socket.on("echo", (...args) => socket.emit("echo", ...args));

@@ -1,0 +1,109 @@
+"""socket.io-client 2.x (Engine.IO v3, Socket.IO v4) against txrealtime with ``allow_eio3``, and
+against Node's socket.io with ``allowEIO3``: both servers must give the client the same answers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import pytest_twisted
+
+from tests.servers import NodeServer, SocketIOServer, node_peer
+from txrealtime.engineio import EngineIOOptions
+
+MODES = ["polling", "websocket", "upgrade", "polling-b64", "websocket-b64"]
+
+
+@pytest.fixture
+def eio3_server() -> Iterator[SocketIOServer]:
+    from tests.socketio.app import install
+    from txrealtime.testing import start_server
+
+    records: list[Any] = []
+    options = EngineIOOptions(ping_interval=1, ping_timeout=2, allow_eio3=True)
+    running = pytest_twisted.blockon(start_server(lambda s: records.append(install(s)), options=options))
+    yield SocketIOServer(running.server, running.url, records[0], running)
+    pytest_twisted.blockon(running.stop())
+
+
+@pytest.fixture(scope="module")
+def node_eio3() -> Iterator[NodeServer]:
+    server = NodeServer(allow_eio3=True)
+    yield server
+    server.kill()
+
+
+async def run(url: str, scenario: str, mode: str) -> dict[str, Any]:
+    report: dict[str, Any] = await node_peer("sio_v2_client.js", url, scenario, mode)
+    assert report.get("error") is None, report["error"]
+    return report
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest_twisted.ensureDeferred
+async def test_emit_ack_binary_heartbeat(eio3_server: SocketIOServer, mode: str) -> None:
+    report = await run(eio3_server.url, "basic", mode)
+    assert report["sameAsEngine"] is True
+    assert report["echo"] == ["hello ☃ 𝄞", {"binary": [1, 2, 3]}, {"nested": [{"binary": [4]}], "n": 1.5}]
+    assert report["ack"] == ["got", 1, "two", {"binary": [5]}]
+    assert report["answer"] == [[42, {"binary": [9]}]]
+    assert eio3_server.record.answers == [(42, b"\x09")]
+    assert report["afterUpgrade"] == ["got", "still here", {"binary": [7]}]
+    assert report["transport"] == ("polling" if mode.startswith("polling") else "websocket")
+    assert report["pongs"] is True and report["afterPings"] == ["got", "alive"]
+    assert report["disconnect"] == ["io server disconnect"]
+    assert eio3_server.record.connected == [("/", report["id"])]
+    assert eio3_server.record.disconnects == [("/", "server namespace disconnect")]
+
+
+@pytest.mark.parametrize("mode", ["polling", "websocket"])
+@pytest_twisted.ensureDeferred
+async def test_namespaces_and_middleware_as_node(
+    eio3_server: SocketIOServer, node_eio3: NodeServer, mode: str
+) -> None:
+    ours = await run(eio3_server.url, "namespaces", mode)
+    node = await run(node_eio3.url, "namespaces", mode)
+    for report in (ours, node):
+        assert report["customIdShape"] is True
+        assert report["custom"] == ["got", "custom"]
+        assert report["admin"] == ["got", "admin"]
+        assert report["dyn"] == ["got", "dyn"]
+        # A v2 client sees a middleware's err.data (else its message); a missing namespace as an object.
+        assert report["rejected"] == {"code": 401}
+        assert report["invalid"] == {"message": "Invalid namespace"}
+    # The namespace's query string is the socket's handshake.auth, as in Node.
+    assert {"token": "s3cret"} in eio3_server.record.auth and {"token": "wrong"} in eio3_server.record.auth
+    names = [name for name, _ in eio3_server.record.connected]
+    # Every v2 connection joins "/" implicitly, then the namespace it asked for.
+    assert sorted(set(names)) == ["/", "/admin", "/custom", "/dyn-42"]
+
+
+@pytest.mark.parametrize("mode", ["polling", "websocket"])
+@pytest_twisted.ensureDeferred
+async def test_rooms_and_broadcast(eio3_server: SocketIOServer, mode: str) -> None:
+    report = await run(eio3_server.url, "rooms", mode)
+    assert report["aRooms"] == [["r1"]] and report["bRooms"] == [["r1"]]
+    seen = report["seen"]
+    assert seen["a"] == [["room message", "r1", "hi room"]]
+    assert seen["b"] == [["room message", "r1", "hi room"], ["broadcast", {"binary": [1, 2]}]]
+    assert seen["c"] == [["broadcast", {"binary": [1, 2]}]]
+
+
+@pytest.mark.parametrize("mode", ["polling", "websocket", "polling-b64", "websocket-b64"])
+@pytest_twisted.ensureDeferred
+async def test_one_broadcast_reaches_v2_and_v4_clients(eio3_server: SocketIOServer, mode: str) -> None:
+    report = await run(eio3_server.url, "mixed", mode)
+    expected = ["mixed", {"text": "hi", "bytes": {"binary": [1, 2, 3]}}]
+    assert report["old"] == expected and report["current"] == expected
+    assert report["oldBroadcast"] == report["currentBroadcast"] == ["text only"]
+
+
+@pytest_twisted.ensureDeferred
+async def test_node_gives_the_same_answers(node_eio3: NodeServer) -> None:
+    """The scenarios above, against Node with allowEIO3: the reference the assertions come from."""
+    basic = await run(node_eio3.url, "basic", "upgrade")
+    assert basic["echo"] == ["hello ☃ 𝄞", {"binary": [1, 2, 3]}, {"nested": [{"binary": [4]}], "n": 1.5}]
+    assert basic["sameAsEngine"] is True and basic["disconnect"] == ["io server disconnect"]
+    mixed = await run(node_eio3.url, "mixed", "polling-b64")
+    assert mixed["old"] == mixed["current"] == ["mixed", {"text": "hi", "bytes": {"binary": [1, 2, 3]}}]
