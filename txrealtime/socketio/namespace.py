@@ -181,8 +181,8 @@ class Namespace(EventEmitter, Broadcasting):
             else:
                 log.failure("Middleware of {namespace} failed", failure, namespace=self.name)
                 message, data = "Internal server error", None
-            if client.session.protocol == 3:
-                client._refused(self.name, data if data not in (None, False, 0, "") else message)  # ``err.data || err.message``
+            if client.session.protocol == 3:  # Socket.IO v4: Node sends ``err.data || err.message``
+                client._refused(self.name, data if data not in (None, False, 0, "") else message)
             else:
                 client._refused(self.name, {"message": message} if data is None else {"message": message, "data": data})
 
