@@ -107,3 +107,90 @@ async def test_node_gives_the_same_answers(node_eio3: NodeServer) -> None:
     assert basic["sameAsEngine"] is True and basic["disconnect"] == ["io server disconnect"]
     mixed = await run(node_eio3.url, "mixed", "polling-b64")
     assert mixed["old"] == mixed["current"] == ["mixed", {"text": "hi", "bytes": {"binary": [1, 2, 3]}}]
+
+
+def raw_conversation(url: str, b64: bool) -> dict[str, Any]:
+    """A v3 polling conversation in raw bytes: handshake, a ping, a binary echo; what the server answered."""
+    import json
+
+    import requests
+
+    base = url + "/socket.io/?EIO=3&transport=polling" + ("&b64=1" if b64 else "")
+    opened = requests.get(base, timeout=10)
+    length, _, rest = opened.text.partition(":")
+    handshake = json.loads(rest[1 : int(length)])
+    poll = f"{base}&sid={handshake['sid']}"
+    seen = opened.content[len(length) + 1 + int(length) :]
+    for _ in range(5):  # Node sends the implicit CONNECT with the next poll; txrealtime with the OPEN
+        if b"40" in seen:
+            break
+        seen += requests.get(poll, timeout=10).content
+    header = '51-["echo",{"_placeholder":true,"num":0}]'
+    if b64:
+        body = f"1:2{len(header) + 1}:4{header}10:b4AQIDBA==".encode()
+        headers = {"Content-Type": "text/plain;charset=UTF-8"}
+    else:
+        encoded = ("4" + header).encode()
+        body = (b"\x00\x01\xff2\x00" + bytes(map(int, str(len(encoded)))) + b"\xff" + encoded
+                + b"\x01\x05\xff\x04\x01\x02\x03\x04")
+        headers = {"Content-Type": "application/octet-stream"}
+    posted = requests.post(poll, data=body, headers=headers, timeout=10)
+    answer = b""
+    for _ in range(5):
+        got = requests.get(poll, timeout=10)
+        answer += got.content
+        if b"\x04\x01\x02\x03\x04" in answer or b"AQIDBA==" in answer or got.status_code != 200:
+            break
+    return {"keys": sorted(handshake), "connect": seen, "posted": posted.text, "answer": answer,
+            "type": got.headers["content-type"]}
+
+
+@pytest.mark.parametrize("b64", [False, True])
+@pytest_twisted.ensureDeferred
+async def test_raw_polling_bytes_as_node(eio3_server: SocketIOServer, node_eio3: NodeServer, b64: bool) -> None:
+    from twisted.internet import threads
+
+    ours = await threads.deferToThread(raw_conversation, eio3_server.url, b64)
+    node = await threads.deferToThread(raw_conversation, node_eio3.url, b64)
+    assert ours == node
+    assert ours["connect"] == b"2:40"
+    if b64:
+        assert ours["answer"] == b'1:342:451-["echo",{"_placeholder":true,"num":0}]10:b4AQIDBA=='
+    else:
+        assert ours["answer"] == (b'\x00\x01\xff3\x00\x04\x02\xff451-["echo",{"_placeholder":true,"num":0}]'
+                                  b"\x01\x05\xff\x04\x01\x02\x03\x04")
+
+
+def raw_jsonp(url: str) -> list[tuple[int, str, bytes]]:
+    """A JSONP polling conversation (``j=4``): every answer, the sid replaced by ``SID``."""
+    import json
+
+    import requests
+
+    base = url + "/socket.io/?EIO=3&transport=polling&j=4&b64=1"
+    opened = requests.get(base, timeout=10)
+    prefix = b'___eio[4]('
+    assert opened.content.startswith(prefix), opened.content
+    payload = json.loads(opened.content[len(prefix) : -2])
+    sid = json.loads(payload[payload.index(":") + 2 :].split("40", 1)[0].rstrip("0123456789:"))["sid"]
+    poll = f"{base}&sid={sid}"
+    answers = [opened]
+    if b"40" not in opened.content:
+        answers.append(requests.get(poll, timeout=10))  # Node's implicit CONNECT
+    # An event with a newline (the client escapes it as \\n) and a backslash-n (escaped as \\\\n).
+    event = '42["echo","a\\nb","c\\\\nd"]'
+    form = {"d": f"{len(event)}:{event}".replace("\\n", "\\\\n").replace("\n", "\\n")}
+    answers.append(requests.post(poll, data=form, timeout=10))
+    answers.append(requests.get(poll, timeout=10))
+    return [(r.status_code, r.headers["content-type"], r.content.replace(sid.encode(), b"SID")) for r in answers]
+
+
+@pytest_twisted.ensureDeferred
+async def test_jsonp_as_node(eio3_server: SocketIOServer, node_eio3: NodeServer) -> None:
+    from twisted.internet import threads
+
+    ours = await threads.deferToThread(raw_jsonp, eio3_server.url)
+    node = await threads.deferToThread(raw_jsonp, node_eio3.url)
+    # txrealtime answers the handshake with the OPEN and the implicit CONNECT together; Node in two polls.
+    assert ours[1:] == node[2:]
+    assert ours[-1] == (200, "text/plain; charset=UTF-8", b'___eio[4]("25:42[\\"echo\\",\\"a\\\\nb\\",\\"c\\\\\\\\nd\\"]");')
