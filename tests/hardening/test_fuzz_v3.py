@@ -25,7 +25,8 @@ from txrealtime.engineio.packets import DecodeError
 from txrealtime.engineio.packets_v3 import decode_ws_frame, iter_binary_payload, iter_payload
 from txrealtime.pytest_plugin import Realtime
 
-ITEMS = ["2", "2probe", "3", "6", "1", "40", '42["ack",1]', "41", "b4AQI=", "5", '451-["ack",{"_placeholder":true,"num":0}]']
+ITEMS = ["2", "2probe", "3", "6", "1", "40", '42["ack",1]', "41", "b4AQI=", "5",
+         '451-["ack",{"_placeholder":true,"num":0}]']
 
 
 def payload(items: list[str], lengths: list[int]) -> str:

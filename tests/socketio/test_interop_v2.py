@@ -193,4 +193,5 @@ async def test_jsonp_as_node(eio3_server: SocketIOServer, node_eio3: NodeServer)
     node = await threads.deferToThread(raw_jsonp, node_eio3.url)
     # txrealtime answers the handshake with the OPEN and the implicit CONNECT together; Node in two polls.
     assert ours[1:] == node[2:]
-    assert ours[-1] == (200, "text/plain; charset=UTF-8", b'___eio[4]("25:42[\\"echo\\",\\"a\\\\nb\\",\\"c\\\\\\\\nd\\"]");')
+    assert ours[-1] == (200, "text/plain; charset=UTF-8",
+                        b'___eio[4]("25:42[\\"echo\\",\\"a\\\\nb\\",\\"c\\\\\\\\nd\\"]");')
