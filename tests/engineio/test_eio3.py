@@ -61,6 +61,11 @@ class RefusedTests(PollingTestCase):
         self.assertIsNotNone(self.manager.get(sid))
 
 
+    def test_no_jsonp_without_the_option(self) -> None:
+        response = self.http.request("GET", "/engine.io/?EIO=4&transport=polling&j=0").result()
+        self.assertTrue(response.body.startswith(b"0{"), response.body)
+
+
 class HandshakeTests(Eio3TestCase):
     def test_open_packet(self) -> None:
         response = self.http.request("GET", V3).result()

@@ -55,7 +55,12 @@ class ProtocolV4Tests(SynchronousTestCase):
         peer.send("0/chat?token=abc,")
         peer.packets()
         got: list[Any] = []
-        self.sockets[-1].on("hello", lambda *args: got.append(args) or "hi back")
+
+        def hello(*args: Any) -> str:
+            got.append(args)
+            return "hi back"
+
+        self.sockets[-1].on("hello", hello)
         peer.send('2/chat,7["hello",1]')
         self.assertEqual(got, [(1,)])
         self.assertEqual(peer.packets(), [Packet(T.ACK, "/chat", ["hi back"], 7)])

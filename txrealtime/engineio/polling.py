@@ -6,8 +6,8 @@ connections between slices; the POST is answered once its whole body was
 handled. One POST per session at a time, as in Node's engine.io.
 
 Bodies are framed for the session's protocol revision (v3 with its binary
-payloads, see :mod:`txrealtime.engineio.packets_v3`); a handshake carrying
-``j=N`` makes the session a JSONP one, for either revision, as in Node.
+payloads, see :mod:`txrealtime.engineio.packets_v3`). With ``allow_eio3``, a
+handshake carrying ``j=N`` makes the session a JSONP one, for either revision, as in Node.
 """
 
 from __future__ import annotations
@@ -120,8 +120,10 @@ class PollingTransport:
             if lost:
                 return  # the client left while allow_request or generate_id decided
             query = handshake.query
+            # JSONP only with allow_eio3: its requests carry no Origin header (see docs/security.md).
+            jsonp = query.get("j") if manager.options.allow_eio3 else None
             transport = cls(manager.options.max_payload, manager.reactor, handshake.protocol,
-                            not query.get("b64"), query.get("j"))
+                            not query.get("b64"), jsonp)
             transport._initial = request
             transport.session = manager.open_session(transport, handshake, sid, transport.protocol)
             result = transport.on_get(request)
@@ -176,7 +178,7 @@ class PollingTransport:
         return utf8(payload), _PAYLOAD_TYPE
 
     def _decode(self, request: Request, body: bytes) -> Iterator[Packet]:
-        """The packets of a POST body, decoded lazily; raise :class:`UnicodeDecodeError` if it is not text."""
+        """The packets of a POST body, decoded lazily; raise ``UnicodeDecodeError`` if it is not text."""
         if self.protocol == 3 and self.jsonp is None and request.getHeader(b"content-type") == _BINARY_TYPE:
             return packets_v3.iter_binary_payload(body)
         text = body.decode("utf-8")
