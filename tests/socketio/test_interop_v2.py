@@ -195,3 +195,17 @@ async def test_jsonp_as_node(eio3_server: SocketIOServer, node_eio3: NodeServer)
     assert ours[1:] == node[2:]
     assert ours[-1] == (200, "text/plain; charset=UTF-8",
                         b'___eio[4]("25:42[\\"echo\\",\\"a\\\\nb\\",\\"c\\\\\\\\nd\\"]");')
+
+
+@pytest_twisted.ensureDeferred
+async def test_jsonp_in_a_browser() -> None:
+    """socket.io-client 2.x in Chromium with forceJSONP: scripts for answers, hidden-form POSTs."""
+    from tests.servers import page_report
+
+    report = await page_report("jsonp_v2_browser.js", "--allow-eio3", "--app", "tests.socketio.app:install")
+    assert report.get("error") is None, report["error"]
+    assert report["errors"] == []
+    assert report["jsonpRequests"] is True and report["transport"] == "polling"
+    assert report["id"] == report["engineId"]
+    assert report["answer"] == ["got", "line\nbreak", "back\\nslash", "é 𝄞 <U+2028>"]
+    assert report["binary"] == [1, 2, 3]
