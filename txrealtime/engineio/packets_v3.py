@@ -121,6 +121,20 @@ def _joined(units: str) -> str:
     return units.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "surrogatepass")
 
 
+def _take(text: str, start: int, length: int) -> str | None:
+    """The item of ``length`` UTF-16 units at code point ``start``; ``None`` if it ends inside a surrogate pair."""
+    count = length
+    item = text[start : start + count]
+    units = _js_length(item)
+    if units < length:
+        raise DecodeError("payload shorter than its length")
+    while units > length:  # each character beyond the BMP counts twice: drop the excess
+        count -= units - length
+        item = text[start : start + count]
+        units = _js_length(item)
+    return item if units == length else None
+
+
 def iter_payload(payload: str) -> Iterator[Packet]:
     """Decode a text payload packet by packet; raise :class:`DecodeError` at the first invalid one.
 
@@ -128,9 +142,9 @@ def iter_payload(payload: str) -> Iterator[Packet]:
     """
     if not payload:
         raise DecodeError("empty payload")
-    astral = not payload.isascii() and _js_length(payload) != len(payload)
-    text = _units(payload) if astral else payload
-    pos, size = 0, len(text)
+    text, pos, size = payload, 0, len(payload)
+    units = False  # whether ``text`` holds UTF-16 code units (once an item split a pair), not code points
+    plain = payload.isascii()
     while pos < size:
         colon = text.find(":", pos, pos + _MAX_DIGITS + 1)
         digits = text[pos:colon] if colon >= 0 else ""
@@ -138,12 +152,20 @@ def iter_payload(payload: str) -> Iterator[Packet]:
             raise DecodeError("invalid length in payload")
         length = int(digits)
         start = colon + 1
-        if start + length > size:
-            raise DecodeError("payload shorter than its length")
-        if length:
+        item = None if plain or units else _take(text, start, length)
+        if item is None:
+            if not plain and not units:
+                # Rare: a length that ends inside a surrogate pair. JavaScript slices the pair; so do we.
+                text, start, units = _units(text[start:]), 0, True
+                size = len(text)
+            if start + length > size:
+                raise DecodeError("payload shorter than its length")
             item = text[start : start + length]
-            yield _decode_text(_joined(item) if astral else item)
-        pos = start + length
+            pos = start + length
+        else:
+            pos = start + len(item)
+        if length:
+            yield _decode_text(_joined(item) if units else item)
 
 
 def iter_binary_payload(payload: bytes) -> Iterator[Packet]:
