@@ -4,7 +4,7 @@
     python fuzz/atheris_packets.py -atheris_runs=1000000      # or -max_total_time=600
 
 Every input is decoded as an Engine.IO WebSocket frame (text and binary), as
-an Engine.IO polling payload, and fed as a sequence of messages to the
+an Engine.IO polling payload (v4, and v3 text and binary), and fed as a sequence of messages to the
 Socket.IO decoder. The only exception allowed out is the codecs' own
 ``DecodeError``; anything else is a crash atheris reports with its input.
 Whatever decodes is re-encoded and must decode to the same packet.
@@ -18,6 +18,7 @@ import atheris
 
 with atheris.instrument_imports():
     from txrealtime.engineio import packets as eio
+    from txrealtime.engineio import packets_v3 as eio3
     from txrealtime.socketio import packets as sio
 
 
@@ -41,6 +42,25 @@ def test_one_input(data: bytes) -> None:
         pass
     else:
         assert eio.decode_payload(eio.encode_payload(payload)) == payload
+
+    for decode in (lambda: list(eio3.iter_payload(text)), lambda: list(eio3.iter_binary_payload(raw))):
+        try:
+            packets = decode()
+        except eio.DecodeError:
+            continue
+        # A length may split a surrogate pair (as in JavaScript); lone surrogates cannot go as UTF-8.
+        lone = any(isinstance(p.data, str) and eio.utf8(p.data).decode() != p.data for p in packets)
+        for as_binary in (False, True) if not lone else (False,):
+            encoded = eio3.encode_payload(packets, as_binary)
+            decoded = list(eio3.iter_binary_payload(encoded) if isinstance(encoded, bytes) else
+                           eio3.iter_payload(encoded))
+            assert decoded == packets, (packets, decoded)
+    try:
+        packet = eio3.decode_ws_frame(raw, binary)
+    except eio.DecodeError:
+        pass
+    else:
+        assert eio3.decode_ws_frame(*eio3.encode_ws_frame(packet, binary)) == packet
 
     decoder = sio.Decoder(max_attachments=8)
     for chunk in text.split("\x1e"):

@@ -51,9 +51,11 @@ class FakeTransport:
 class Peer:
     """One in-memory Engine.IO session speaking raw Socket.IO packets."""
 
-    def __init__(self, manager: SessionManager, name: str = "websocket", parser: Parser = JSON) -> None:
+    def __init__(
+        self, manager: SessionManager, name: str = "websocket", parser: Parser = JSON, protocol: int = 4
+    ) -> None:
         self.transport = FakeTransport(name)
-        self.session = manager.open_session(self.transport, HANDSHAKE)
+        self.session = manager.open_session(self.transport, HANDSHAKE, protocol=protocol)
         self.encoder = parser.encoder()
         self.decoder = parser.decoder(DecoderLimits())
         self._seen = 1  # the Engine.IO OPEN packet

@@ -154,8 +154,10 @@ class SocketIOServer:
 class NodeServer:
     """Node's socket.io 4.x running tests/interop/sio_server.js; can be killed and restarted on its port."""
 
-    def __init__(self, port: int = 0, recovery_ms: int | None = None, parser: str = "json") -> None:
-        env = dict(os.environ, NODE_PATH=str(NODE_MODULES))
+    def __init__(
+        self, port: int = 0, recovery_ms: int | None = None, parser: str = "json", allow_eio3: bool = False
+    ) -> None:
+        env = dict(os.environ, NODE_PATH=str(NODE_MODULES), ALLOW_EIO3="1" if allow_eio3 else "0")
         extra = [str(recovery_ms)] if recovery_ms is not None else []
         if parser != "json":
             extra += ["--parser", parser]

@@ -69,6 +69,16 @@ def test_options(tmp_path: Path) -> None:
     assert parse("--cors-origin", "*")["engineio-options"].cors_allowed_origins == "*"
 
 
+def test_allow_eio3_option() -> None:
+    assert parse("--allow-eio3")["engineio-options"].allow_eio3 is True
+    assert parse()["engineio-options"].allow_eio3 is False
+    twistd = str(Path(sys.executable).parent / "twistd")
+    done = subprocess.run(
+        [twistd, "txrealtime", "--help"], capture_output=True, text=True, timeout=60, cwd=Path(__file__).parent.parent
+    )
+    assert "--allow-eio3" in done.stdout and "allowEIO3" in done.stdout, done.stdout + done.stderr
+
+
 def test_header_timeout_and_connections_per_address_reach_the_site() -> None:
     site = makeService(parse("--listen", "tcp:0", "--header-timeout", "2.5", "--max-connections-per-ip", "50")).site
     assert isinstance(site, BoundedSite)

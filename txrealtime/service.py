@@ -89,6 +89,7 @@ class Options(usage.Options):
     ]
     optFlags = [
         ["no-upgrades", None, "Do not offer the upgrade from polling to WebSocket."],
+        ["allow-eio3", None, "Also serve Engine.IO v3 clients (socket.io-client 2.x), as Node's allowEIO3."],
         ["engineio", None, "Serve bare Engine.IO: the app hook gets the SessionManager, not a Socket.IO Server."],
         ["no-access-log", None, "Do not log each HTTP request."],
         ["cleanup-empty-child-namespaces", None, "Remove a dynamic namespace's child once its last socket left."],
@@ -171,6 +172,7 @@ class Options(usage.Options):
             ping_timeout=self["ping-timeout"],
             max_payload=self["max-payload"],
             allow_upgrades=not self["no-upgrades"],
+            allow_eio3=bool(self["allow-eio3"]),
             max_buffer=max(self["max-buffer"], self["max-payload"]),
             max_packets_per_second=self["max-packets-per-second"],
             max_sessions_per_ip=self["max-sessions-per-ip"],

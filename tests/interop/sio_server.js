@@ -1,7 +1,8 @@
 // A Node socket.io 4.x server with the same handlers as tests/socketio/app.py.
 // Usage: node sio_server.js [--parser msgpack] [PORT] [RECOVERY_MS]; prints {"port": N} once listening, then serves
 // until killed. With RECOVERY_MS, connection state recovery is on with that window; with --parser msgpack, packets
-// are socket.io-msgpack-parser's.
+// are socket.io-msgpack-parser's; with ALLOW_EIO3=1 in the environment,
+// socket.io-client 2.x clients are served too (allowEIO3).
 const http = require("http");
 const { Server } = require("socket.io");
 
@@ -16,6 +17,7 @@ const io = new Server(httpServer, {
   pingTimeout: 2000,
   connectionStateRecovery: recovery,
   ...(parser === "msgpack" ? { parser: require("socket.io-msgpack-parser") } : {}),
+  allowEIO3: process.env.ALLOW_EIO3 === "1",
 });
 
 function common(socket) {

@@ -22,6 +22,7 @@ __all__ = [
     "SessionEvent",
     "SessionOpened",
     "SessionUpgraded",
+    "requested_protocol",
 ]
 
 
@@ -42,6 +43,11 @@ class CloseReason(StrEnum):
     """The server is stopping."""
 
 
+def requested_protocol(query: Mapping[str, str]) -> int:
+    """The Engine.IO protocol revision a request's query asks for: 4 with ``EIO=4``, else 3 (as Node decides)."""
+    return 4 if query.get("EIO") == "4" else 3
+
+
 @dataclass(frozen=True, slots=True)
 class Handshake:
     """What a client's request said about it: the first one of a session, or one that was refused."""
@@ -58,6 +64,12 @@ class Handshake:
     """The request path and query."""
     issued: float = field(default=0.0)
     """When the session opened, in seconds since the epoch."""
+
+    @property
+    def protocol(self) -> int:
+        """The Engine.IO protocol revision asked for: 4 with ``EIO=4``, else 3 (as Node's engine.io decides)."""
+        return requested_protocol(self.query)
+
 
     @classmethod
     def of_request(
@@ -138,7 +150,7 @@ class PacketReceived:
 
 @dataclass(frozen=True, slots=True)
 class PacketCreated:
-    """An OPEN, MESSAGE or PING packet was queued for the client (Node's socket ``packetCreate``)."""
+    """An OPEN, MESSAGE, PING (v4) or PONG (v3) packet was queued for the client (Node's socket ``packetCreate``)."""
 
     sid: str
     packet: Packet = field(repr=False)

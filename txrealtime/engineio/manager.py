@@ -253,11 +253,13 @@ class SessionManager:
 
         return maybeDeferred(hook, handshake).addCallback(decided).addErrback(failed)
 
-    def open_session(self, transport: Transport, handshake: Handshake, sid: str | None = None) -> Session:
-        """Create a session on ``transport`` and queue its OPEN packet."""
+    def open_session(
+        self, transport: Transport, handshake: Handshake, sid: str | None = None, protocol: int = 4
+    ) -> Session:
+        """Create a session speaking Engine.IO ``protocol`` (3 or 4) on ``transport`` and queue its OPEN packet."""
         if sid is None or sid in self._sessions or sid in self._lingering:
             sid = self.new_sid()
-        session = Session(self, sid, transport, handshake)
+        session = Session(self, sid, transport, handshake, protocol)
         self._sessions[sid] = session
         self._per_address[handshake.address] = self._per_address.get(handshake.address, 0) + 1
         count(self.stats.opened, transport.name)
@@ -275,7 +277,7 @@ class SessionManager:
         session._buffer.append(Packet(PacketType.OPEN, open_data))
         if self._tracing:
             session._created(session._buffer[-1:])
-        session._schedule_ping()
+        session._start_heartbeat()
         self._emit(SessionOpened(sid, transport.name, handshake))
         session.flush()
         return session

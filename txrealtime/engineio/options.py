@@ -91,6 +91,9 @@ class EngineIOOptions:
     headers: HeadersHook | None = None
     """Headers to add to every response of a session: each poll's and POST's, and
     the 101 of its WebSocket handshakes, the first included (Node's ``headers``)."""
+    allow_eio3: bool = False
+    """Also serve Engine.IO protocol v3 clients (``socket.io-client`` 2.x, Socket.IO protocol v4),
+    as Node's ``allowEIO3``; without it their handshake is refused (400, ``Unsupported protocol version``)."""
     generate_id: IdHook | None = None
     """Makes the sid of each new session, on both transports (Node's ``generateId``);
     a failure, or an id that is empty, in use or not printable ASCII, refuses the

@@ -4,6 +4,10 @@ A POST body is decoded lazily and handed to the session in slices of
 :attr:`PollingTransport.SLICE` packets, the reactor running other
 connections between slices; the POST is answered once its whole body was
 handled. One POST per session at a time, as in Node's engine.io.
+
+Bodies are framed for the session's protocol revision (v3 with its binary
+payloads, see :mod:`txrealtime.engineio.packets_v3`). With ``allow_eio3``, a
+handshake carrying ``j=N`` makes the session a JSONP one, for either revision, as in Node.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from twisted.web.server import NOT_DONE_YET
 
 from .._logging import Throttle, gate
 from .._reactor import Clock, DelayedCall, cancel, default_reactor
+from . import packets_v3
 from .events import CloseReason, Handshake
 from .manager import Session, SessionError, SessionManager
 from .packets import DecodeError, Packet, PacketType, encode_payload, iter_payload, utf8
@@ -28,6 +33,7 @@ from .stats import EngineStats
 __all__ = ["TOO_LARGE_BODY", "PollingTransport", "error_response", "handshake_from_request", "query_of"]
 
 _PAYLOAD_TYPE = b"text/plain; charset=UTF-8"
+_BINARY_TYPE = b"application/octet-stream"
 
 log = Logger(observer=gate)
 noisy = Throttle(log)
@@ -91,8 +97,17 @@ class PollingTransport:
     of work for tiny Socket.IO events, a few microseconds of reactor turn between slices
     (measured in bench/README.md)."""
 
-    def __init__(self, max_payload: int, clock: Clock | None = None, stats: EngineStats | None = None) -> None:
+    def __init__(
+        self, max_payload: int, clock: Clock | None = None, stats: EngineStats | None = None, protocol: int = 4,
+        binary: bool = True, jsonp: str | None = None,
+    ) -> None:
         self.session: Session | None = None
+        self.protocol = protocol
+        """The Engine.IO protocol revision its bodies are framed for."""
+        self.binary = binary
+        """v3: whether binary messages go as a binary payload (the client did not ask for ``b64``)."""
+        self.jsonp = jsonp
+        """The JSONP callback slot (the handshake's ``j``), or ``None`` for plain XHR polling."""
         self._max_payload = max_payload
         self._stats = stats if stats is not None else EngineStats()
         """Where the bytes of bodies read and written are counted (the manager's)."""
@@ -115,9 +130,13 @@ class PollingTransport:
         def admitted(sid: str) -> None:
             if lost:
                 return  # the client left while allow_request or generate_id decided
-            transport = cls(manager.options.max_payload, manager.reactor, manager.stats)
+            query = handshake.query
+            # JSONP only with allow_eio3: its requests carry no Origin header (see docs/security.md).
+            jsonp = query.get("j") if manager.options.allow_eio3 else None
+            transport = cls(manager.options.max_payload, manager.reactor, manager.stats, protocol=handshake.protocol,
+                            binary=not query.get("b64"), jsonp=jsonp)
             transport._initial = request
-            transport.session = manager.open_session(transport, handshake, sid)
+            transport.session = manager.open_session(transport, handshake, sid, transport.protocol)
             result = transport.on_get(request)
             if outcome == ["pending"] and result is not NOT_DONE_YET:
                 request.write(cast(bytes, result))
@@ -152,11 +171,35 @@ class PollingTransport:
 
     def send(self, packets: list[Packet]) -> None:
         assert self._get is not None, "send() while not writable"
-        body = utf8(encode_payload(packets))  # before the request is taken: a failure leaves it parked
+        body, content_type = self._encode(packets)  # before the request is taken: a failure leaves it parked
         request, self._get = self._get, None
         self._add_headers(request)
         self._stats.polling_bytes_sent += len(body)
-        _write(request, 200, _PAYLOAD_TYPE, body)
+        _write(request, 200, content_type, body)
+
+    def _encode(self, packets: list[Packet]) -> tuple[bytes, bytes]:
+        """The body of a poll's answer and its content type."""
+        if self.protocol == 3:
+            payload = packets_v3.encode_payload(packets, self.binary and self.jsonp is None)
+            if isinstance(payload, bytes):
+                return payload, _BINARY_TYPE
+        else:
+            payload = encode_payload(packets)
+        if self.jsonp is not None:
+            payload = packets_v3.jsonp_script(self.jsonp, payload)
+        return utf8(payload), _PAYLOAD_TYPE
+
+    def _decode(self, request: Request, body: bytes) -> Iterator[Packet]:
+        """The packets of a POST body, decoded lazily; raise ``UnicodeDecodeError`` if it is not text."""
+        if self.protocol == 3 and self.jsonp is None and request.getHeader(b"content-type") == _BINARY_TYPE:
+            return packets_v3.iter_binary_payload(body)
+        text = body.decode("utf-8")
+        if self.jsonp is not None:
+            data = packets_v3.jsonp_data(text)
+            if data is None:
+                return iter(())  # no ``d`` field: ignored, as Node does
+            text = data
+        return packets_v3.iter_payload(text) if self.protocol == 3 else iter_payload(text)
 
     def _add_headers(self, request: Request) -> None:
         """Add the headers of the cookie option and the application's hooks to a response."""
@@ -213,7 +256,7 @@ class PollingTransport:
             request.setHeader(b"content-type", b"application/json")
             return TOO_LARGE_BODY
         try:
-            packets = iter_payload(body.decode("utf-8"))
+            packets = self._decode(request, body)
         except UnicodeDecodeError as e:
             # Not a payload: the session ends at once, as in Node's engine.io (no CLOSE waits for a next poll).
             session.protocol_error(self, CloseReason.PARSE_ERROR, str(e), linger=False)

@@ -12,8 +12,8 @@ from twisted.web.http import Request
 from twisted.web.resource import Resource
 
 from .._logging import gate
-from .manager import SessionError, SessionManager
-from .packets import PROTOCOL_VERSION
+from .events import requested_protocol
+from .manager import Session, SessionError, SessionManager
 from .polling import PollingTransport, error_response, handshake_from_request, query_of
 from .websocket import EngineIOWebSocketFactory
 
@@ -25,6 +25,16 @@ log = Logger(observer=gate)
 def _given(**values: str | None) -> dict[str, str]:
     """The values that are not ``None``: a refusal's context names only what the request said."""
     return {key: value for key, value in values.items() if value is not None}
+
+
+def _check_protocol(session: Session | None, sid: str, protocol: int) -> Session:
+    """The session a request names, if it exists and speaks the request's protocol revision (as Node checks)."""
+    if session is None:
+        raise SessionError(SessionError.UNKNOWN_SID, details={"sid": sid})
+    if session.protocol != protocol:
+        mismatch = {"name": "PROTOCOL_MISMATCH", "protocol": str(protocol), "previousProtocol": str(session.protocol)}
+        raise SessionError(SessionError.BAD_REQUEST, "protocol revision differs from the session's", mismatch)
+    return session
 
 
 class EngineIOResource(Resource):
@@ -82,25 +92,25 @@ class EngineIOResource(Resource):
         if transport not in self.manager.options.transports:
             # Checked first, as Node's engine.io does.
             raise SessionError(SessionError.UNKNOWN_TRANSPORT, details=_given(transport=transport))
-        if query.get("EIO") != str(PROTOCOL_VERSION):
-            raise SessionError(SessionError.UNSUPPORTED_PROTOCOL_VERSION, details=_given(protocol=query.get("EIO")))
+        protocol = requested_protocol(query)
         sid = query.get("sid")
+        if protocol == 3 and sid is None and not self.manager.options.allow_eio3:
+            raise SessionError(SessionError.UNSUPPORTED_PROTOCOL_VERSION, details=_given(protocol=query.get("EIO")))
         origin = request.getHeader(b"origin")
         self.manager.check_origin(origin.decode("latin-1") if origin is not None else None)
         if transport == "websocket":
             if method != b"GET" or (request.getHeader(b"upgrade") or b"").lower() != b"websocket":
                 name = "TRANSPORT_MISMATCH" if sid is not None else "TRANSPORT_HANDSHAKE_ERROR"
                 raise SessionError(SessionError.BAD_REQUEST, "expected a WebSocket upgrade", {"name": name})
-            if sid is not None and self.manager.get(sid) is None:
-                raise SessionError(SessionError.UNKNOWN_SID, details={"sid": sid})
+            if sid is not None:
+                _check_protocol(self.manager.get(sid), sid, protocol)
             return self._websocket.render(request)
         if sid is None:
             if method != b"GET":
                 raise SessionError(SessionError.BAD_HANDSHAKE_METHOD, details={"method": method.decode("latin-1")})
             return PollingTransport.open(self.manager, request)
-        session = self.manager.for_poll(sid) if method == b"GET" else self.manager.get(sid)
-        if session is None:
-            raise SessionError(SessionError.UNKNOWN_SID, details={"sid": sid})
+        session = _check_protocol(self.manager.for_poll(sid) if method == b"GET" else self.manager.get(sid), sid,
+                                  protocol)
         polling = session.transport
         if not isinstance(polling, PollingTransport):
             mismatch = {"name": "TRANSPORT_MISMATCH", "transport": "polling", "previousTransport": polling.name}

@@ -1,5 +1,11 @@
 """One Engine.IO session: its queue, heartbeats, upgrade and closing, seen from its transports.
 
+The protocol revision is the session's, chosen by its handshake
+(:attr:`Session.protocol`): in v4 the server pings and the client must
+answer within ``ping_timeout``; in v3 the client pings, the server answers
+with a PONG and closes the session when no ping came for ``ping_interval +
+ping_timeout``. Transports frame packets for the session's revision.
+
 A :class:`Session` knows its transport only through the :class:`Transport`
 Protocol and its manager only through :class:`SessionHost`, so it can be
 driven by fakes and a ``task.Clock``.
@@ -98,11 +104,14 @@ class Session:
         sid: str,
         transport: Transport,
         handshake: Handshake,
+        protocol: int = 4,
     ) -> None:
         self.sid = sid
         self.handshake = handshake
         self.transport = transport
         self.state = SessionState.OPEN
+        self.protocol = protocol
+        """The Engine.IO protocol revision (3 or 4) its client speaks."""
         self._manager = manager
         self._buffer: list[Packet] = []
         self._buffered = 0
@@ -271,14 +280,20 @@ class Session:
         ptype = packet.type
         if ptype is PacketType.MESSAGE:
             self._manager._emit(MessageReceived(self.sid, packet.data))
-        elif ptype is PacketType.PONG:
+        elif ptype is PacketType.PONG and self.protocol != 3:
             self._cancel("_pong_timer")
             self._schedule_ping()
+        elif ptype is PacketType.PING and self.protocol == 3:
+            self._expect_ping()
+            self._buffer.append(Packet(PacketType.PONG))
+            if self._manager._tracing:
+                self._created(self._buffer[-1:])
+            self.flush()
         elif ptype is PacketType.CLOSE:
             self._close(CloseReason.TRANSPORT_CLOSE, "client sent close", notify=False)
         elif ptype is PacketType.NOOP:
             pass
-        elif ptype is PacketType.PING:
+        elif ptype in (PacketType.PING, PacketType.PONG):
             self._close(CloseReason.TRANSPORT_ERROR, "invalid heartbeat direction", notify=True)
         else:
             self._close(CloseReason.PARSE_ERROR, f"unexpected {ptype.name} packet", notify=True)
@@ -341,6 +356,20 @@ class Session:
         log.info("Upgrade of {sid} timed out", sid=self.sid)
         self._end_probe(close=True)
 
+    def _start_heartbeat(self) -> None:
+        """Arm the heartbeat of a session just opened: the first ping (v4), or the wait for one (v3)."""
+        if self.protocol == 3:
+            self._expect_ping()
+        else:
+            self._schedule_ping()
+
+    def _expect_ping(self) -> None:
+        """v3: close the session unless the client pings within ``ping_interval + ping_timeout`` (as Node)."""
+        self._cancel("_pong_timer")
+        opts = self._manager.options
+        self._pong_timer = self._manager.reactor.callLater(opts.ping_interval + opts.ping_timeout,
+                                                           self._ping_timed_out)
+
     def _schedule_ping(self) -> None:
         self._cancel("_ping_timer")
         self._ping_timer = self._manager.reactor.callLater(self._manager.options.ping_interval, self._ping)
@@ -356,7 +385,7 @@ class Session:
 
     def _ping_timed_out(self) -> None:
         self._pong_timer = None
-        self._close(CloseReason.PING_TIMEOUT, "no pong", notify=False)
+        self._close(CloseReason.PING_TIMEOUT, "no ping" if self.protocol == 3 else "no pong", notify=False)
 
     def _cancel(self, name: str) -> None:
         call: DelayedCall | None = getattr(self, name)

@@ -1,4 +1,9 @@
-"""WebSocket transport on Autobahn: one frame per packet, binary messages as binary frames."""
+"""WebSocket transport on Autobahn: one frame per packet, binary messages as binary frames.
+
+Frames follow the protocol revision of the request (``EIO=4``, or v3 with
+its type byte before binary data, or base64 text if the client asked
+``b64``: see :mod:`txrealtime.engineio.packets_v3`).
+"""
 
 from __future__ import annotations
 
@@ -12,7 +17,8 @@ from twisted.python.failure import Failure
 
 from .._autobahn import DirectTimer, cancel_timers, unmask, ws_frame
 from .._logging import Throttle, gate
-from .events import CloseReason, Handshake
+from . import packets_v3
+from .events import CloseReason, Handshake, requested_protocol
 from .manager import Session, SessionError, SessionManager
 from .packets import DecodeError, Packet, PacketType, decode_ws_frame, encode_ws_frame
 
@@ -41,6 +47,10 @@ class EngineIOWebSocketProtocol(WebSocketServerProtocol):
         self._unwanted = False
         """Names a session that upgraded already or is upgrading: accepted, then closed at once."""
         self._lost = False
+        self.protocol = 4
+        """The Engine.IO protocol revision of the request, so of its frames."""
+        self._framing = 0
+        """How binary messages are framed: 0 as in v4, 1 as in v3, 2 as v3 base64 text (``b64``)."""
 
     # -- Transport protocol ----------------------------------------------
 
@@ -108,13 +118,18 @@ class EngineIOWebSocketProtocol(WebSocketServerProtocol):
         size = 0
         for packet in packets:
             data = packet.data
-            if data is factory._last_data and packet.type is PacketType.MESSAGE:
+            # Text frames are the same in v3 and v4; binary ones are framed per revision.
+            framing = self._framing if isinstance(data, bytes) else 0
+            if data is factory._last_data and framing == factory._last_framing and packet.type is PacketType.MESSAGE:
                 frame = factory._last_frame
             else:
-                payload, binary = encode_ws_frame(packet)
+                if framing:
+                    payload, binary = packets_v3.encode_ws_frame(packet, framing == 1)
+                else:
+                    payload, binary = encode_ws_frame(packet)
                 frame = ws_frame(payload, binary)
                 if packet.type is PacketType.MESSAGE:
-                    factory._last_data, factory._last_frame = data, frame
+                    factory._last_data, factory._last_framing, factory._last_frame = data, framing, frame
             frames.append(frame)
             size += len(frame)
         transport = cast(Any, self.transport)
@@ -135,6 +150,8 @@ class EngineIOWebSocketProtocol(WebSocketServerProtocol):
         params = {k: v[0] for k, v in request.params.items() if v}
         sid = params.get("sid")
         peer = cast(Any, self.transport).getPeer() if self.transport is not None else None
+        self.protocol = requested_protocol(params)
+        self._framing = 0 if self.protocol == 4 else 2 if params.get("b64") else 1
 
         def describe() -> Handshake:
             return Handshake.of_request(
@@ -187,7 +204,7 @@ class EngineIOWebSocketProtocol(WebSocketServerProtocol):
             return
         self._watch_buffer()
         if self.session is None and self._handshake is not None and not self._lost:
-            self.session = self.factory.manager.open_session(self, self._handshake, self._sid)
+            self.session = self.factory.manager.open_session(self, self._handshake, self._sid, self.protocol)
 
     def dataReceived(self, data: bytes) -> None:
         """Take complete, unfragmented, masked text/binary frames directly; Autobahn does the rest.
@@ -238,7 +255,10 @@ class EngineIOWebSocketProtocol(WebSocketServerProtocol):
         if session is None:
             return
         try:
-            packet = decode_ws_frame(payload, isBinary)
+            if self.protocol == 3:
+                packet = packets_v3.decode_ws_frame(payload, isBinary)
+            else:
+                packet = decode_ws_frame(payload, isBinary)
         except DecodeError as e:
             session.protocol_error(self, CloseReason.PARSE_ERROR, str(e))
             return
@@ -293,6 +313,7 @@ class EngineIOWebSocketFactory(WebSocketServerFactory):
         """The manager's :class:`txrealtime.engineio.stats.EngineStats`, where bytes read and written are counted."""
         self.connections: set[EngineIOWebSocketProtocol] = set()
         self._last_data: object = None
+        self._last_framing = 0
         self._last_frame = b""
         """Open WebSocket connections (drained on shutdown)."""
         self._batched_timer = DirectTimer(manager.reactor)

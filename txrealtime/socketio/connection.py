@@ -4,11 +4,18 @@ A :class:`Client` decodes the session's messages into Socket.IO packets,
 routes them to one :class:`txrealtime.socketio.socket.Socket` per namespace
 it joined, and enforces the per-connection limits (attachments, namespaces,
 time to join). The server is seen through :class:`ConnectionServer`.
+
+A client on an Engine.IO v3 session speaks Socket.IO protocol v4
+(``socket.io-client`` 2.x), as Node's ``allowEIO3`` serves it: it joins the
+main namespace without asking, when its session opens; its CONNECT packets
+carry no payload but a query string in the namespace
+(``0/chat?token=abc,``), which becomes the socket's ``handshake.auth``.
 """
 
 from __future__ import annotations
 
 from typing import Any, Protocol
+from urllib.parse import parse_qs
 
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
@@ -71,6 +78,8 @@ class Client:
             server.connect_timeout, self._connect_timed_out
         )
         self._attachment_timer: DelayedCall | None = None
+        if session.protocol == 3:
+            self._connect("/", {})  # Socket.IO v4: every client is in the main namespace
 
     def __repr__(self) -> str:
         return f"<Client {self.id} {sorted(self.sockets)}>"
@@ -113,13 +122,15 @@ class Client:
         self._protocol_error(f"binary packet not completed within {self.server.attachment_timeout:g} s")
 
     def _dispatch(self, packet: Packet) -> None:
-        name = packet.namespace
+        name, auth = packet.namespace, packet.data
+        if self.session.protocol == 3:
+            name, auth = _namespace_query(name)
         socket = self.sockets.get(name)
         if packet.type is PacketType.CONNECT:
             if socket is not None or name in self._connecting:
                 self._protocol_error(f"already connected to {name}")
             else:
-                self._connect(name, packet.data)
+                self._connect(name, auth)
         elif packet.type is PacketType.CONNECT_ERROR:
             self._protocol_error("clients do not send CONNECT_ERROR")
         elif socket is not None:
@@ -157,9 +168,12 @@ class Client:
         d.addCallback(found).addErrback(failed)
         d.addBoth(lambda _: self._connecting.discard(name))
 
-    def _refused(self, name: str, error: dict[str, Any]) -> None:
+    def _refused(self, name: str, error: Any) -> None:
+        """Answer a CONNECT with CONNECT_ERROR carrying ``error``: ``{"message": ..., "data"?: ...}``, or
+        what a middleware refused a Socket.IO v4 client with."""
+        message = error.get("message") if isinstance(error, dict) else error
         noisy.info("Client {id} refused in {namespace}: {message}", id=self.id, namespace=name_for_log(name),
-                   message=error["message"])
+                   message=name_for_log(str(message)))
         self.write(self.encoder.encode(Packet(PacketType.CONNECT_ERROR, name, error)))
 
     def _added(self, socket: Socket) -> None:
@@ -184,3 +198,13 @@ class Client:
         why = DisconnectReason(reason.value)
         for socket in list(self.sockets.values()):
             socket._on_close(why)
+
+
+def _namespace_query(namespace: str) -> tuple[str, dict[str, str | list[str]]]:
+    """Split a Socket.IO v4 namespace into its name and query (Node's ``url.parse(nsp, true)``).
+
+    ``"/chat?a=1&b=2&b=3"`` gives ``("/chat", {"a": "1", "b": ["2", "3"]})``, as ``querystring.parse`` does.
+    """
+    path, _, rest = namespace.partition("?")
+    query = parse_qs(rest.partition("#")[0], keep_blank_values=True, errors="replace")
+    return path.partition("#")[0], {k: v[0] if len(v) == 1 else v for k, v in query.items()}

@@ -90,7 +90,7 @@ class NamespaceClient(SocketConnection, Protocol):
 
     def _added(self, socket: Socket) -> None: ...
 
-    def _refused(self, name: str, error: dict[str, Any]) -> None: ...
+    def _refused(self, name: str, error: Any) -> None: ...
 
 
 class Namespace(EventEmitter, Broadcasting):
@@ -188,13 +188,14 @@ class Namespace(EventEmitter, Broadcasting):
 
         def refused(failure: Failure) -> None:
             if isinstance(failure.value, ConnectionRefused):
-                error: dict[str, Any] = {"message": failure.value.message}
-                if failure.value.data is not None:
-                    error["data"] = failure.value.data
+                message, data = failure.value.message, failure.value.data
             else:
                 log.failure("Middleware of {namespace} failed", failure, namespace=self.name)
-                error = {"message": "Internal server error"}
-            client._refused(self.name, error)
+                message, data = "Internal server error", None
+            if client.session.protocol == 3:  # Socket.IO v4: Node sends ``err.data || err.message``
+                client._refused(self.name, data if data not in (None, False, 0, "") else message)
+            else:
+                client._refused(self.name, {"message": message} if data is None else {"message": message, "data": data})
 
         def settled(result: object) -> object:
             self._joining -= 1

@@ -169,7 +169,14 @@ class Socket(EventEmitter, CatchAll, Selecting):
         self.nsp = namespace
         self.server = namespace.server
         self.client = client
-        self.id = previous.sid if previous is not None else secrets.token_urlsafe(15)
+        if previous is not None:
+            self.id = previous.sid
+        elif client.session.protocol == 3:
+            # Socket.IO v4 clients know their id without being told: the Engine.IO sid, after "/nsp#".
+            sid = client.session.sid
+            self.id = sid if namespace.name == "/" else f"{namespace.name}#{sid}"
+        else:
+            self.id = secrets.token_urlsafe(15)
         self.recovered = previous is not None
         """Whether this socket is one that came back within the recovery window, with its id, rooms and data."""
         recovery = namespace.adapter.recovery
@@ -308,7 +315,10 @@ class Socket(EventEmitter, CatchAll, Selecting):
     def _connected(self, missed: Iterable[list[Any]] = ()) -> None:
         self.connected = True
         self.nsp.adapter.add_all(self.id, [self.id, *self._previous_rooms])
-        answer = {"sid": self.id} if self.pid is None else {"sid": self.id, "pid": self.pid}
+        if self.client.session.protocol == 3:
+            answer = None  # Socket.IO v4: a bare CONNECT
+        else:
+            answer = {"sid": self.id} if self.pid is None else {"sid": self.id, "pid": self.pid}
         self._packet(Packet(PacketType.CONNECT, self.nsp.name, answer))
         for data in missed:  # what a recovered socket missed, in order, before anything new
             self._packet(Packet(PacketType.EVENT, self.nsp.name, data))
