@@ -81,6 +81,14 @@ class Options(usage.Options):
          float],
         ["max-connections-per-ip", None, None, "Close new TCP connections beyond this many per address "
          "[default: no limit].", int],
+        ["admin", None, None, "Serve the official admin UI's protocol (@socket.io/admin-ui) to USER:PASSWORD; "
+         "give the password as a bcrypt hash ($2b$...) so that it does not show in the process list."],
+        ["admin-mode", None, "development", "Admin UI mode: development (sockets, rooms, events) or production "
+         "(server stats only)."],
+        ["admin-namespace", None, "/admin", "Namespace of the admin UI's protocol."],
+        ["admin-server-id", None, None, "How the admin UI names this node [default: hostname#pid]."],
+        ["admin-ui-static", None, None, "Folder of the admin UI's files (ui/dist of the @socket.io/admin-ui npm "
+         "package) to serve at /admin-ui/."],
     ]
     optFlags = [
         ["no-upgrades", None, "Do not offer the upgrade from polling to WebSocket."],
@@ -88,6 +96,8 @@ class Options(usage.Options):
         ["no-access-log", None, "Do not log each HTTP request."],
         ["cleanup-empty-child-namespaces", None, "Remove a dynamic namespace's child once its last socket left."],
         ["no-serve-client", None, "Do not serve the browser client at {path}socket.io.js (served by default)."],
+        ["admin-no-auth", None, "Serve the admin UI's protocol WITHOUT authentication: for local use only."],
+        ["admin-read-only", None, "Refuse the admin UI's commands (emit, join, leave, disconnect)."],
     ]
 
     def __init__(self) -> None:
@@ -182,6 +192,9 @@ class Options(usage.Options):
                 RedisURL.parse(self["redis"])
             except ValueError as e:
                 raise usage.UsageError(f"--redis: {e}") from None
+        from .admin.service import check_options
+
+        check_options(self)
         if self["app"] is not None:
             self["app-hook"] = load_app(self["app"])
 
@@ -450,7 +463,14 @@ def makeService(options: Options) -> RealtimeService:
             raise SystemExit(f"txrealtime: --app {options['app']}: {e}") from None
         # Before anything reads them (the WebSocket factory keeps max_payload): options.configure() changes.
         manager.options = options["engineio-options"]
+    admin = None
+    if server is not None:
+        from .admin.service import UI_PATH, start
+
+        admin = start(options, server)
     root = _static_folder(options["static"]) if options["static"] else EmptyResource()
+    if options["admin-ui-static"]:
+        mount(root, UI_PATH, _static_folder(options["admin-ui-static"]))
     resource = EngineIOResource(manager)
     endpoint = resource if server is None else SocketIOResource(resource, server.serve_client)
     mount(root, options["path"], endpoint)
@@ -462,7 +482,10 @@ def makeService(options: Options) -> RealtimeService:
         header_timeout=options["header-timeout"],
         max_connections_per_ip=options["max-connections-per-ip"],
     )
-    return RealtimeService(
+    realtime = RealtimeService(
         manager, site, options["listen"], server, link, resource=resource, grace=options["shutdown-grace"],
         daemon=_daemonized(options),
     )
+    if admin is not None:
+        admin.setServiceParent(realtime)  # type: ignore[no-untyped-call]
+    return realtime
