@@ -1,12 +1,13 @@
 // The official admin UI (@socket.io/admin-ui's ui/dist, served by txrealtime at /admin-ui/) in headless
 // Chromium, logging in to the server that serves it and watching socket.io-client sockets of this process.
-// Usage: node admin_browser.js URL ARTIFACT_DIR PASSWORD full|readonly; prints one JSON line.
+// Usage: node admin_browser.js URL ARTIFACT_DIR PASSWORD full|readonly [UI_URL]; prints one JSON line.
+// UI_URL (default: URL) serves the UI's files: another origin tries cross-origin use, as the hosted UI does.
 // Chromium: $CHROMIUM or /usr/bin/chromium. Nothing but loopback is fetched (the UI's web fonts are refused).
 const path = require("path");
 const { io } = require("socket.io-client");
 const { launch } = require("./browser");
 
-const [url, artifacts, password, mode] = process.argv.slice(2);
+const [url, artifacts, password, mode, uiUrl = url] = process.argv.slice(2);
 const report = { errors: [] };
 const TIMEOUT = { timeout: 30000 };
 
@@ -46,7 +47,7 @@ async function main() {
     const page = await (await browser.newContext()).newPage();
     page.on("pageerror", (e) => report.errors.push(String(e)));
     await page.route((u) => u.hostname !== "127.0.0.1", (route) => route.abort());
-    await page.goto(url + "/admin-ui/");
+    await page.goto(uiUrl + "/admin-ui/");
 
     await login(page, password + "x");
     await page.getByText("invalid credentials").waitFor(TIMEOUT);
@@ -54,23 +55,23 @@ async function main() {
     await login(page, password);
     await until(async () => (await status(page)).trim() === "connected", "the UI to connect");
 
-    await page.goto(url + "/admin-ui/#/sockets");
+    await page.goto(uiUrl + "/admin-ui/#/sockets");
     await page.getByText(id).waitFor(TIMEOUT);
     report.socketListed = true;
     const row = page.locator("tr", { hasText: id });
     report.rowButtons = await row.locator("button").count();
 
-    await page.goto(url + "/admin-ui/#/rooms");
+    await page.goto(uiUrl + "/admin-ui/#/rooms");
     await page.getByText("lobby").waitFor(TIMEOUT);
     report.roomListed = true;
 
-    await page.goto(url + "/admin-ui/#/servers");
+    await page.goto(uiUrl + "/admin-ui/#/servers");
     const servers = page.locator("main tr", { hasText: /#\d+/ });
     await servers.first().waitFor(TIMEOUT);
     report.servers = (await servers.allInnerTexts()).map((row) => row.split("\t")[0]);
 
     // Through the socket's page: join a room from the UI.
-    await page.goto(url + `/admin-ui/#/n/%2F/sockets/${id}`);
+    await page.goto(uiUrl + `/admin-ui/#/n/%2F/sockets/${id}`);
     await page.getByText("Socket details").waitFor(TIMEOUT);
     const joinField = page.getByLabel("Join a room");
     await joinField.fill("from-ui");
@@ -81,7 +82,7 @@ async function main() {
       report.joinedFromUi = await client.emitWithAck("rooms");
 
       // Disconnect it from the sockets list.
-      await page.goto(url + "/admin-ui/#/sockets");
+      await page.goto(uiUrl + "/admin-ui/#/sockets");
       await page.locator("tr", { hasText: id }).locator("button").click();
       report.disconnectReason = await gone;
     }
