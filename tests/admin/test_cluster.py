@@ -33,15 +33,16 @@ async def test_two_nodes_show_up_as_two_servers(realtime: Realtime, redis_server
         # A socket of node b: announced to the admin of node a, with its rooms.
         client = await realtime.connect(b.test_server)
         sid = client.id
-        await until(lambda: any(e[1]["id"] == client.id for e in named(seen, "socket_connected")),
+        assert sid is not None
+        await until(lambda: any(e[1]["id"] == sid for e in named(seen, "socket_connected")),
                     "socket_connected from node b", limit=WAIT)
-        [[_, serialized, _]] = [e for e in named(seen, "socket_connected") if e[1]["id"] == client.id]
+        [[_, serialized, _]] = [e for e in named(seen, "socket_connected") if e[1]["id"] == sid]
         # Announced before the application's connection handler ran (it sets data["node"]), as in Node.
         assert serialized["transport"] == "polling" and serialized["data"] == {}
-        await until(lambda: {"id": client.id, "nsp": "/", "transport": "websocket"} in [
+        await until(lambda: {"id": sid, "nsp": "/", "transport": "websocket"} in [
             e[1] for e in named(seen, "socket_updated")], "socket_updated from node b", limit=WAIT)
         assert await client.emit_with_ack("join", "lobby", timeout=10) == ["lobby"]
-        await until(lambda: ["room_joined", "/", "lobby", client.id] in [e[:4] for e in seen],
+        await until(lambda: ["room_joined", "/", "lobby", sid] in [e[:4] for e in seen],
                     "room_joined from node b", limit=WAIT)
 
         # A new UI on node a lists node b's socket too (fetched through Redis).
@@ -49,15 +50,15 @@ async def test_two_nodes_show_up_as_two_servers(realtime: Realtime, redis_server
         late_seen = inbox(late)
         await until(lambda: bool(named(late_seen, "all_sockets")), "all_sockets", limit=WAIT)
         [[_, sockets]] = named(late_seen, "all_sockets")
-        [remote] = [s for s in sockets if s["id"] == client.id]
-        assert remote["rooms"] == sorted([client.id, "lobby"])
+        [remote] = [s for s in sockets if s["id"] == sid]
+        assert remote["rooms"] == sorted([sid, "lobby"])
         assert remote["transport"] == "websocket" and len(remote["clientId"]) == 12
         assert remote["data"] == {"node": "b"} and "auth" not in remote["handshake"]
 
         # A command given on node a reaches the socket on node b.
         reasons: list[Any] = []
         client.on("disconnect", reasons.append)
-        admin.emit("_disconnect", "/", False, client.id)
+        admin.emit("_disconnect", "/", False, sid)
         await until(lambda: bool(reasons), "the socket on node b to be disconnected", limit=WAIT)
         assert str(reasons[0]) == "io server disconnect"
         await until(lambda: any(e[2] == sid for e in named(seen, "socket_disconnected")),

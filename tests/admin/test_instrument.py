@@ -62,7 +62,7 @@ class InstrumentTests(SynchronousTestCase):
     def test_login_then_session_config_and_all_sockets_on_the_wire(self) -> None:
         self.instrument()
         peer = self.admin()
-        messages = [m.data for m in peer.transport.sent[1:]]
+        messages = [str(m.data) for m in peer.transport.sent[1:]]
         sid = self.server.of("/admin").sockets.popitem()[1].id
         self.assertEqual(messages[0], f'2/admin,["room_joined","/admin","{sid}","{sid}","2027-01-15T08:00:00.000Z"]')
         self.assertEqual(messages[1], f'0/admin,{{"sid":"{sid}"}}')
@@ -312,12 +312,15 @@ class WireTests(SynchronousTestCase):
         self.assertEqual(parse_command("join", ["/", "r", "sid"]), Join("/", "r", "sid"))
         self.assertEqual(parse_command("leave", ["/", "r"]), Leave("/", "r", None))
         self.assertEqual(parse_command("_disconnect", ["/", True]), Disconnect("/", True, None))
-        for event, args in [("emit", ["/", None, "connect"]), ("emit", ["nsp", None, "x"]), ("emit", ["/", 3, "x"]),
-                            ("join", ["/"]), ("join", ["/", 1]), ("join", ["/", "r", "s", "extra"]),
-                            ("_disconnect", ["/", 1]), ("other", ["/"]), ("emit", [])]:
+        bad: list[tuple[str, list[Any]]] = [
+            ("emit", ["/", None, "connect"]), ("emit", ["nsp", None, "x"]), ("emit", ["/", 3, "x"]), ("join", ["/"]),
+            ("join", ["/", 1]), ("join", ["/", "r", "s", "extra"]), ("_disconnect", ["/", 1]), ("other", ["/"]),
+            ("emit", []),
+        ]
+        for event, args in bad:
             self.assertIsNone(parse_command(event, args), (event, args))
 
-    json_values = st.recursive(
+    json_values: st.SearchStrategy[Any] = st.recursive(
         st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
         lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner, max_size=3),
         max_leaves=10,
