@@ -112,6 +112,10 @@ class Instrumentation:
         self.admin = io.of(namespace)
         self.started = now(self.reactor)
         self.events = EventBuffer()
+        self._second = 0
+        self._traffic_in = [0, 0]
+        """Packets and bytes received in the second ``_second`` (not yet in :attr:`events`)."""
+        self._traffic_out = [0, 0]
         self.polling = {s.sid for s in io.manager if s.transport.name == "polling"}
         """The sids of sessions still on HTTP long-polling."""
         self.login: Login | None = None
@@ -215,6 +219,7 @@ class Instrumentation:
     def _emit_stats(self) -> None:
         try:
             io = self.io
+            self._flush_traffic()
             self.admin.emit("server_stats", {
                 "serverId": self.server_id,
                 "hostname": HOSTNAME,
@@ -244,17 +249,32 @@ class Instrumentation:
             self.events.push(now(self.reactor), "rawDisconnection", event.reason.value)
 
     def _on_packet(self, event: PacketEvent) -> None:
-        if isinstance(event, PacketReceived):
-            kind = "In"
-        elif isinstance(event, PacketCreated):
-            kind = "Out"
+        # Once per packet each way: counted in plain integers for the current second, flushed into the
+        # event buffer when the second changes or stats go out.
+        kind = type(event)
+        if kind is PacketReceived:
+            counts = self._traffic_in
+        elif kind is PacketCreated:
+            counts = self._traffic_out
         else:
             return
-        data = event.packet.data
-        if data:
-            at = now(self.reactor)
-            self.events.push(at, "packets" + kind)
-            self.events.push(at, "bytes" + kind, None, _byte_length(data))
+        data = event.packet.data  # type: ignore[union-attr]
+        if not data:
+            return
+        second = int(now(self.reactor))
+        if second != self._second:
+            self._flush_traffic()
+            self._second = second
+        counts[0] += 1
+        counts[1] += _byte_length(data)
+
+    def _flush_traffic(self) -> None:
+        at = self._second
+        for direction, counts in (("In", self._traffic_in), ("Out", self._traffic_out)):
+            if counts[0]:
+                self.events.push(at, "packets" + direction, None, counts[0])
+                self.events.push(at, "bytes" + direction, None, counts[1])
+                counts[0] = counts[1] = 0
 
     def _upgraded(self, sid: str, transport: str) -> None:
         client = self.io.clients.get(sid)
