@@ -3,7 +3,9 @@ sessions, commands; and the pure pieces (wire builders, command reader, credenti
 
 from __future__ import annotations
 
+import gc
 import json
+import re
 from typing import Any
 
 import bcrypt
@@ -194,6 +196,21 @@ class InstrumentTests(SynchronousTestCase):
         names = [e[0] for e in events(admin)]
         self.assertIn("socket_connected", names)
         self.assertIn("room_joined", names)
+
+    def test_removed_dynamic_namespaces_are_forgotten(self) -> None:
+        self.manager = SessionManager(reactor=self.clock)
+        self.server = Server(self.manager, cleanup_empty_child_namespaces=True)
+        self.server.of(re.compile(r"/room-\d+"))
+        instrumentation = self.instrument()
+        watched = len(instrumentation._watched)
+        for n in range(3):
+            peer = Peer(self.manager)
+            peer.send_packet(Packet(T.CONNECT, f"/room-{n}"))
+            self.assertIn(f"/room-{n}", self.server.namespaces)
+            peer.send_packet(Packet(T.DISCONNECT, f"/room-{n}"))
+            self.assertNotIn(f"/room-{n}", self.server.namespaces)
+        gc.collect()
+        self.assertEqual(len(instrumentation._watched), watched)
 
     def test_close_stops_everything(self) -> None:
         instrumentation = self.instrument()

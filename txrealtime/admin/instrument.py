@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import socket as _socket
+import weakref
 from collections.abc import Callable, Mapping
 from functools import partial
 from typing import Any, Literal
@@ -64,6 +65,8 @@ Auth = BasicAuth | tuple[str, str] | Mapping[str, str] | Literal[False]
 or ``False`` for no authentication at all."""
 
 HOSTNAME = _socket.gethostname()
+
+RoomListener = Callable[[str, str], None]
 
 
 def _basic_auth(auth: Any) -> BasicAuth | None:
@@ -133,6 +136,11 @@ class Instrumentation:
         self._on(self.admin, "connection", self._admin_connected)
         self._undo.append(io.manager.subscribe(self._on_session_event))
         self._undo.append(io.manager.subscribe_packets(self._on_packet))
+        self._watched: weakref.WeakKeyDictionary[Namespace, tuple[RoomListener, RoomListener]] = (
+            weakref.WeakKeyDictionary()
+        )
+        """The namespaces watched in development mode (a dynamic one removed when empty drops out)."""
+        self._undo.append(self._unwatch)
         if self.development:
             for nsp in list(io.namespaces.values()):
                 self._watch(nsp)
@@ -142,8 +150,8 @@ class Instrumentation:
         self._stats.clock = self.reactor  # type: ignore[assignment]
         self._stats.start(stats_interval, now=True)
 
-    def _on(self, nsp: Namespace, event: str, handler: Callable[..., object], first: bool = False) -> None:
-        (nsp.prepend if first else nsp.on)(event, handler)
+    def _on(self, nsp: Namespace, event: str, handler: Callable[..., object]) -> None:
+        nsp.on(event, handler)
         self._undo.append(lambda: nsp.off(event, handler))
 
     def close(self) -> None:
@@ -168,7 +176,8 @@ class Instrumentation:
             socket.on(command, partial(self._command, socket, command))
         socket.emit("config", {"supportedFeatures": self.features})
         if self.development:
-            self.all_sockets().addCallback(lambda sockets: socket.emit("all_sockets", sockets))
+            d = self.all_sockets().addCallback(lambda sockets: socket.emit("all_sockets", sockets))
+            d.addErrback(lambda f: log.failure("Admin UI: all_sockets failed", f))
 
     def _command(self, admin: Socket, event: str, *args: Any) -> Any:
         address = admin.handshake.address
@@ -287,14 +296,18 @@ class Instrumentation:
     # -- every namespace (development mode) ---------------------------------------------------------------------------
 
     def _watch(self, nsp: Namespace) -> None:
-        self._on(nsp, "connection", self._socket_connected, first=True)
-        name = nsp.name
-        joined, left = partial(self._room_joined, name), partial(self._room_left, name)
-        adapter = nsp.adapter
-        adapter.on("join-room", joined)
-        adapter.on("leave-room", left)
-        self._undo.append(partial(adapter.off, "join-room", joined))
-        self._undo.append(partial(adapter.off, "leave-room", left))
+        nsp.prepend("connection", self._socket_connected)
+        joined, left = partial(self._room_joined, nsp.name), partial(self._room_left, nsp.name)
+        nsp.adapter.on("join-room", joined)
+        nsp.adapter.on("leave-room", left)
+        self._watched[nsp] = (joined, left)
+
+    def _unwatch(self) -> None:
+        for nsp, (joined, left) in list(self._watched.items()):
+            nsp.off("connection", self._socket_connected)
+            nsp.adapter.off("join-room", joined)
+            nsp.adapter.off("leave-room", left)
+        self._watched.clear()
 
     def _socket_connected(self, socket: Socket) -> None:
         nsp, sid, admin = socket.nsp.name, socket.id, self.admin
