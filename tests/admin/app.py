@@ -8,8 +8,9 @@ from txrealtime.socketio import Server, Socket
 
 
 def setup(server: Server) -> None:
-    """``echo`` (answered with an ``echoed`` event), ``join``/``leave`` a room, ``rooms`` (acked with the
-    socket's rooms), and ``probe`` on ``/admin``: acked, so an admin script knows its earlier commands ran."""
+    """``echo`` (answered with an ``echoed`` event), ``join``/``leave`` a room, ``set`` a key of
+    ``socket.data``, ``rooms`` (acked with the socket's rooms), and ``probe`` on ``/admin``: acked, so an
+    admin script knows its earlier commands ran."""
 
     @server.on("connection")
     def connected(socket: Socket) -> None:
@@ -26,6 +27,10 @@ def setup(server: Server) -> None:
         def leave(room: str) -> list[str]:
             socket.leave(room)
             return sorted(socket.rooms)
+
+        @socket.on("set")
+        def set_data(key: str, value: Any) -> None:
+            socket.data[key] = value
 
         @socket.on("rooms")
         def rooms() -> list[str]:

@@ -3,9 +3,12 @@ sessions, commands; and the pure pieces (wire builders, command reader, credenti
 
 from __future__ import annotations
 
+import copy
 import gc
 import json
+import pickle
 import re
+import weakref
 from typing import Any
 
 import bcrypt
@@ -196,6 +199,31 @@ class InstrumentTests(SynchronousTestCase):
         names = [e[0] for e in events(admin)]
         self.assertIn("socket_connected", names)
         self.assertIn("room_joined", names)
+
+    def test_data_changes_are_sent_and_the_socket_freed_without_gc(self) -> None:
+        self.instrument()
+        admin = self.admin()
+        client = Peer(self.manager)
+        client.send_packet(Packet(T.CONNECT, "/"))
+        [socket] = self.sockets
+        events(admin)
+        socket.data["name"] = "bob"
+        socket.data.update(age=3)
+        del socket.data["age"]
+        updates = [e[1]["data"] for e in events(admin, "socket_updated")]
+        self.assertEqual(updates, [{"name": "bob"}, {"name": "bob", "age": 3}, {"name": "bob"}])
+        self.assertEqual(type(pickle.loads(pickle.dumps(socket.data))), dict)
+        self.assertEqual(copy.deepcopy(socket.data), {"name": "bob", "_admin": socket.data["_admin"]})
+        gone = weakref.ref(socket)
+        self.sockets.clear()
+        del socket
+        gc.disable()
+        try:
+            client.session.close()
+            self.clock.advance(0)
+            self.assertIsNone(gone())
+        finally:
+            gc.enable()
 
     def test_removed_dynamic_namespaces_are_forgotten(self) -> None:
         self.manager = SessionManager(reactor=self.clock)

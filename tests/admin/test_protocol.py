@@ -75,6 +75,7 @@ async def test_socket_room_and_event_notifications(realtime: Realtime) -> None:
     assert serialized["rooms"] == [sid] and serialized["data"] == {}
     assert serialized["handshake"]["query"]["EIO"] == "4"
     assert report["updated"] == [{"id": sid, "nsp": "/", "transport": "websocket"}]
+    assert report["dataUpdated"] == [{"id": sid, "nsp": "/", "data": {"name": "bob"}}]
     assert report["received"][:3] == ["/", sid, ["echo", "hi", 1]]
     assert report["sent"][:3] == ["/", sid, ["echoed", "hi", 1]]
     assert report["joinAck"] == sorted([sid, "room1"])

@@ -97,10 +97,13 @@ const scenarios = {
       "socket_connected")).slice(1);
     report.updated = (await waitFor(watcher, named("socket_updated", (a) => a[1].id === client.id),
       "socket_updated")).slice(1);
+    client.emit("set", "name", "bob");
+    report.dataUpdated = (await waitFor(watcher, named("socket_updated", (a) => a[1].id === client.id
+      && a[1].data), "socket_updated with data")).slice(1);
     client.emit("echo", "hi", 1);
-    report.received = (await waitFor(watcher, named("event_received", (a) => a[2] === client.id),
+    report.received = (await waitFor(watcher, named("event_received", (a) => a[2] === client.id && a[3][0] === "echo"),
       "event_received")).slice(1);
-    report.sent = (await waitFor(watcher, named("event_sent", (a) => a[2] === client.id), "event_sent")).slice(1);
+    report.sent = (await waitFor(watcher, named("event_sent", (a) => a[2] === client.id && a[3][0] === "echoed"), "event_sent")).slice(1);
     report.joinAck = await client.emitWithAck("join", "room1");
     report.joined = (await waitFor(watcher, named("room_joined", (a) => a[2] === "room1"), "room_joined")).slice(1);
     await client.emitWithAck("leave", "room1");

@@ -51,6 +51,7 @@ from .wire import (
     Leave,
     iso_date,
     parse_command,
+    serialize_data,
     serialize_socket,
     supported_features,
 )
@@ -86,6 +87,53 @@ def _byte_length(data: str | bytes) -> int:
     if isinstance(data, bytes):
         return len(data)
     return len(data) if data.isascii() else len(data.encode("utf-8", "replace"))
+
+
+class WatchedData(dict[str, Any]):
+    """``socket.data`` in development mode: a change at its top level sends ``socket_updated`` with the data,
+    as Node's Proxy does. Copies (``copy``, ``pickle``) are plain dicts."""
+
+    __slots__ = ("_changed",)
+
+    def __init__(self, data: Mapping[str, Any], changed: Callable[[WatchedData], object]) -> None:
+        super().__init__(data)
+        self._changed = changed
+
+    def __reduce__(self) -> Any:
+        return dict, (dict(self),)
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        super().__setitem__(key, value)
+        self._changed(self)
+
+    def __delitem__(self, key: str) -> None:
+        super().__delitem__(key)
+        self._changed(self)
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        super().update(*args, **kwargs)
+        self._changed(self)
+
+    def setdefault(self, key: str, default: Any = None) -> Any:
+        if key in self:
+            return self[key]
+        super().setdefault(key, default)
+        self._changed(self)
+        return default
+
+    def pop(self, key: str, *default: Any) -> Any:
+        value = super().pop(key, *default)
+        self._changed(self)
+        return value
+
+    def popitem(self) -> tuple[str, Any]:
+        item = super().popitem()
+        self._changed(self)
+        return item
+
+    def clear(self) -> None:
+        super().clear()
+        self._changed(self)
 
 
 class Instrumentation:
@@ -313,7 +361,11 @@ class Instrumentation:
         nsp, sid, admin = socket.nsp.name, socket.id, self.admin
         session = socket.conn
         if isinstance(socket.data, dict):
-            socket.data[ADMIN_KEY] = {"clientId": session.sid[:12], "transport": session.transport.name}
+            data = {**socket.data, ADMIN_KEY: {"clientId": session.sid[:12], "transport": session.transport.name}}
+            # The callback holds no reference to the socket: no cycle through its data.
+            socket.data = WatchedData(data, lambda changed: admin.emit(
+                "socket_updated", {"id": sid, "nsp": nsp, "data": serialize_data(changed)}
+            ))
         admin.emit("socket_connected", self._serialize(socket, nsp), self._now())
         if socket.nsp is not admin:
             socket.on_any(lambda *args: admin.emit("event_received", nsp, sid, list(args), self._now()))
