@@ -9,13 +9,14 @@ import json
 import pickle
 import re
 import weakref
-from typing import Any
+from typing import Any, cast
 
 import bcrypt
 from hypothesis import given
 from hypothesis import strategies as st
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
+from twisted.logger import ILogObserver, LogLevel, formatEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
 from tests.fakes import Peer
@@ -250,6 +251,24 @@ class InstrumentTests(SynchronousTestCase):
         self.assertEqual(events(admin), [])
         self.assertEqual(self.server.sockets.adapter.listeners, {"join-room": [], "leave-room": []})
         self.assertEqual(self.server.sockets.listeners("connection"), [self.sockets.append])
+
+    def test_no_auth_warns_and_passwords_are_never_logged(self) -> None:
+        events: list[dict[str, Any]] = []
+        observer = cast(ILogObserver, events.append)
+        globalLogPublisher.addObserver(observer)
+        try:
+            self.instrument(auth=False)
+            self.admin({"username": "x", "password": "hunter2"})
+            self.server = Server(SessionManager(reactor=self.clock))
+            self.instrument(auth=("admin", "pw"))
+            self.admin({"username": "admin", "password": "wrong-hunter2"})
+        finally:
+            globalLogPublisher.removeObserver(observer)
+        lines = [formatEvent(e) for e in events]
+        [warning] = [e for e in events if e.get("log_level") is LogLevel.warn]
+        self.assertIn("ADMIN UI WITHOUT AUTHENTICATION", formatEvent(warning))
+        self.assertTrue([line for line in lines if "login refused for 127.0.0.1" in line])
+        self.assertFalse([line for line in lines if "hunter2" in line or "pw" in line.split()])
 
     def test_auth_is_required(self) -> None:
         self.assertRaises(TypeError, instrument, self.server, auth=None)
