@@ -259,7 +259,8 @@ class InstrumentTests(SynchronousTestCase):
         try:
             self.instrument(auth=False)
             self.admin({"username": "x", "password": "hunter2"})
-            self.server = Server(SessionManager(reactor=self.clock))
+            self.manager = SessionManager(reactor=self.clock)
+            self.server = Server(self.manager)
             self.instrument(auth=("admin", "pw"))
             self.admin({"username": "admin", "password": "wrong-hunter2"})
         finally:
