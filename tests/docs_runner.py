@@ -604,6 +604,25 @@ def probe_chat_across_nodes(urls: list[str]) -> None:
         bob.disconnect()
 
 
+def probe_admin(url: str, cwd: Path, ui: str | None) -> None:
+    """docs/operations.md's servers: the admin UI's ``config`` for admin/secret on ``/admin``, and the UI's
+    files at ``/admin-ui/`` when ``--admin-ui-static`` serves them."""
+    import requests
+    import socketio
+
+    configs: queue.Queue[Any] = queue.Queue()
+    client = socketio.Client(reconnection=False)
+    client.on("config", configs.put, namespace="/admin")
+    client.connect(url, namespaces=["/admin"], auth={"username": "admin", "password": "secret"}, wait_timeout=10)
+    try:
+        assert "AGGREGATED_EVENTS" in configs.get(timeout=10)["supportedFeatures"]
+    finally:
+        client.disconnect()
+    if ui is not None:
+        page = requests.get(url + "/admin-ui/", timeout=10)
+        assert page.status_code == 200 and page.content == (cwd / ui / "index.html").read_bytes()
+
+
 # -- shell commands -----------------------------------------------------------------------------
 
 
@@ -680,6 +699,9 @@ def run_sh(block: Block, directory: Path) -> None:
                 assert page.status_code == 200 and page.content == (cwd / static / "index.html").read_bytes()
         if block.option("probe") == "chat-across-nodes":
             probe_chat_across_nodes([node.url for node in nodes])
+        elif block.option("probe") == "admin":
+            for node in nodes:
+                probe_admin(node.url, cwd, option_value(node.args, "--admin-ui-static"))
         else:
             assert block.option("probe") is None, f"unknown probe {block.option('probe')}"
 

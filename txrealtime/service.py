@@ -86,6 +86,14 @@ class Options(usage.Options):
          "[default: no limit].", int],
         ["metrics-listen", None, None, "Serve /metrics and /healthz on this endpoint of their own instead, e.g. "
          "tcp:9100:interface=127.0.0.1 (implies --metrics)."],
+        ["admin", None, None, "Serve the official admin UI's protocol (@socket.io/admin-ui) to USER:PASSWORD; "
+         "give the password as a bcrypt hash ($2b$...) so that it does not show in the process list."],
+        ["admin-mode", None, "development", "Admin UI mode: development (sockets, rooms, events) or production "
+         "(server stats only)."],
+        ["admin-namespace", None, "/admin", "Namespace of the admin UI's protocol."],
+        ["admin-server-id", None, None, "How the admin UI names this node [default: hostname#pid]."],
+        ["admin-ui-static", None, None, "Folder of the admin UI's files (ui/dist of the @socket.io/admin-ui npm "
+         "package) to serve at /admin-ui/."],
     ]
     optFlags = [
         ["no-upgrades", None, "Do not offer the upgrade from polling to WebSocket."],
@@ -96,6 +104,8 @@ class Options(usage.Options):
         ["no-serve-client", None, "Do not serve the browser client at {path}socket.io.js (served by default)."],
         ["metrics", None, "Serve Prometheus metrics at /metrics and a health check at /healthz "
          "(needs txrealtime[metrics])."],
+        ["admin-no-auth", None, "Serve the admin UI's protocol WITHOUT authentication: for local use only."],
+        ["admin-read-only", None, "Refuse the admin UI's commands (emit, join, leave, disconnect)."],
     ]
 
     def __init__(self) -> None:
@@ -206,6 +216,9 @@ class Options(usage.Options):
                 import prometheus_client  # noqa: F401
             except ImportError as e:
                 raise usage.UsageError(f"--metrics needs txrealtime[metrics] installed ({e})") from None
+        from .admin.service import check_options
+
+        check_options(self)
         if self["app"] is not None:
             self["app-hook"] = load_app(self["app"])
 
@@ -482,7 +495,14 @@ def makeService(options: Options) -> RealtimeService:
             raise SystemExit(f"txrealtime: --app {options['app']}: {e}") from None
         # Before anything reads them (the WebSocket factory keeps max_payload): options.configure() changes.
         manager.options = options["engineio-options"]
+    admin = None
+    if server is not None:
+        from .admin.service import UI_PATH, start
+
+        admin = start(options, server)
     root = _static_folder(options["static"]) if options["static"] else EmptyResource()
+    if options["admin-ui-static"]:
+        mount(root, UI_PATH, _static_folder(options["admin-ui-static"]))
     resource = EngineIOResource(manager)
     endpoint = resource if server is None else SocketIOResource(resource, server.serve_client)
     mount(root, options["path"], endpoint)
@@ -510,4 +530,6 @@ def makeService(options: Options) -> RealtimeService:
             BoundedSite(cast(IResource, metrics_root), access_log=not options["no-access-log"],
                         header_timeout=options["header-timeout"]),
         )
+    if admin is not None:
+        admin.setServiceParent(realtime)  # type: ignore[no-untyped-call]
     return realtime

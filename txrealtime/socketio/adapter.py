@@ -123,6 +123,12 @@ class Adapter:
         """Listen to ``create-room``/``delete-room`` (room) and ``join-room``/``leave-room`` (room, sid)."""
         self.listeners.setdefault(event, []).append(listener)
 
+    def off(self, event: str, listener: Callable[..., object]) -> None:
+        """Stop calling ``listener`` for ``event``."""
+        listeners = self.listeners.get(event)
+        if listeners is not None and listener in listeners:
+            listeners.remove(listener)
+
     def _fire(self, event: str, *args: object) -> None:
         for listener in self.listeners.get(event, ()):
             listener(*args)

@@ -87,6 +87,11 @@ class EventEmitter:
         self._handlers.setdefault(event, []).append(handler)
         return handler
 
+    def prepend(self, event: str, handler: H) -> H:
+        """Like :meth:`on`, but call ``handler`` before those already registered (Node's ``prependListener``)."""
+        self._handlers.setdefault(event, []).insert(0, handler)
+        return handler
+
     def once(self, event: str, handler: H) -> H:
         """Like :meth:`on`, for the next ``event`` only."""
         self._once.setdefault(event, []).append(handler)
