@@ -1,6 +1,7 @@
 // Opens a page in headless Chromium and reports the arguments of its first console.log call.
 // Usage: node docs_page.js URL; prints one JSON line. Chromium: $CHROMIUM or /usr/bin/chromium.
 const { launch } = require("./interop/browser");
+const { printReport } = require("./interop/report");
 
 const [url] = process.argv.slice(2);
 const report = { errors: [] };
@@ -24,9 +25,4 @@ async function main() {
   }
 }
 
-main()
-  .catch((err) => { report.error = String(err && err.stack ? err.stack : err); })
-  .finally(() => {
-    console.log(JSON.stringify(report));
-    process.exit(0);
-  });
+printReport(main, report);

@@ -6,6 +6,7 @@
 const path = require("path");
 const { io } = require("socket.io-client");
 const { launch } = require("./browser");
+const { printReport } = require("./report");
 
 const [url, artifacts, password, mode, uiUrl = url] = process.argv.slice(2);
 const report = { errors: [] };
@@ -102,9 +103,4 @@ async function main() {
   }
 }
 
-main()
-  .catch((err) => { report.error = String(err && err.stack ? err.stack : err); })
-  .finally(() => {
-    console.log(JSON.stringify(report));
-    process.exit(0);
-  });
+printReport(main, report);

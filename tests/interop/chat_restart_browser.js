@@ -6,6 +6,7 @@
 const path = require("path");
 const readline = require("readline");
 const { launch } = require("./browser");
+const { printReport } = require("./report");
 
 const [url, artifacts] = process.argv.slice(2);
 const report = {};
@@ -58,9 +59,4 @@ async function main() {
   }
 }
 
-main()
-  .catch((err) => { report.error = String(err && err.stack ? err.stack : err); })
-  .finally(() => {
-    console.log(JSON.stringify(report));
-    process.exit(0);
-  });
+printReport(main, report);

@@ -2,6 +2,7 @@
 // Usage: node echo_browser.js URL ARTIFACT_DIR; prints one JSON line. Chromium: $CHROMIUM or /usr/bin/chromium.
 const path = require("path");
 const { launch } = require("./browser");
+const { printReport } = require("./report");
 
 const [url, artifacts] = process.argv.slice(2);
 const report = {};
@@ -47,9 +48,4 @@ async function main() {
   }
 }
 
-main()
-  .catch((err) => { report.error = String(err && err.stack ? err.stack : err); })
-  .finally(() => {
-    console.log(JSON.stringify(report));
-    process.exit(0);
-  });
+printReport(main, report);

@@ -3,6 +3,7 @@
 // Usage: node msgpack_browser.js URL ARTIFACT_DIR; URL serves a page loading the bundle. Prints one JSON line.
 const path = require("path");
 const { launch } = require("./browser");
+const { printReport } = require("./report");
 
 const [url, artifacts] = process.argv.slice(2);
 const report = { errors: [] };
@@ -57,9 +58,4 @@ async function main() {
   }
 }
 
-main()
-  .catch((err) => { report.error = String(err && err.stack ? err.stack : err); })
-  .finally(() => {
-    console.log(JSON.stringify(report));
-    process.exit(0);
-  });
+printReport(main, report);

@@ -4,6 +4,7 @@
 // more to the room; after AWAY_MS the client connects again, then the witness sends one more.
 // Prints one JSON line with what the client saw, then exits.
 const { io } = require("socket.io-client");
+const { printReport } = require("./report");
 
 const [url, mode, awayMs] = process.argv.slice(2);
 const transports = { polling: ["polling"], websocket: ["websocket"], upgrade: ["polling", "websocket"] }[mode];
@@ -55,9 +56,4 @@ async function main() {
   witness.disconnect();
 }
 
-main()
-  .catch((err) => { report.error = String(err && err.stack ? err.stack : err); })
-  .finally(() => {
-    console.log(JSON.stringify(report));
-    process.exit(0);
-  });
+printReport(main, report);
