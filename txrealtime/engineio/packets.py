@@ -66,6 +66,8 @@ class Packet:
 
     type: PacketType
     data: str | bytes = ""
+    compress: bool = True
+    """Whether a transport may compress it (Node's ``options.compress``); not part of the wire."""
 
     def __post_init__(self) -> None:
         if isinstance(self.data, bytes) and self.type is not PacketType.MESSAGE:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any, cast
 
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
@@ -10,7 +11,7 @@ from twisted.internet.interfaces import ISSLTransport
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from .._autobahn import DirectTimer, cancel_timers, unmask, ws_frame
+from .._autobahn import DirectTimer, accept_deflate, cancel_timers, deflate, require_bounded_inflate, unmask, ws_frame
 from .._logging import Throttle, gate
 from .events import CloseReason, Handshake
 from .manager import Session, SessionError, SessionManager
@@ -101,23 +102,70 @@ class EngineIOWebSocketProtocol(WebSocketServerProtocol):
 
         Frames are built here rather than through ``sendMessage``: a broadcast
         hands every session the same message object, and the factory reuses
-        the frame it built for the previous session.
+        the frame it built for the previous session. With permessage-deflate
+        negotiated, :meth:`_deflated` builds them instead.
         """
-        factory = self.factory
-        frames = []
-        for packet in packets:
-            data = packet.data
-            if data is factory._last_data and packet.type is PacketType.MESSAGE:
-                frames.append(factory._last_frame)
-                continue
-            payload, binary = encode_ws_frame(packet)
-            frame = ws_frame(payload, binary)
-            if packet.type is PacketType.MESSAGE:
-                factory._last_data, factory._last_frame = data, frame
-            frames.append(frame)
+        extension = self._perMessageCompress
+        if extension is not None:
+            frames = self._deflated(packets, extension)
+        else:
+            factory = self.factory
+            frames = []
+            for packet in packets:
+                data = packet.data
+                if data is factory._last_data and packet.type is PacketType.MESSAGE:
+                    frames.append(factory._last_frame)
+                    continue
+                payload, binary = encode_ws_frame(packet)
+                frame = ws_frame(payload, binary)
+                if packet.type is PacketType.MESSAGE:
+                    factory._last_data, factory._last_frame = data, frame
+                frames.append(frame)
         transport = cast(Any, self.transport)
         if transport is not None and self.state == self.STATE_OPEN:
             transport.writeSequence(frames)
+
+    def _deflated(self, packets: list[Packet], extension: Any) -> list[bytes]:
+        """Frames for a connection that negotiated permessage-deflate.
+
+        A packet sent with ``compress`` and encoding to at least the threshold
+        is compressed, the rest go plain. Without context takeover the server
+        compresses every message on its own, so the compressed frame of a
+        broadcast message is the same for every connection with the same
+        window and memory level: the factory keeps the last one, as it keeps
+        the last plain frame.
+        """
+        factory = self.factory
+        threshold = factory.deflate_threshold
+        shared = extension.server_no_context_takeover
+        params = (extension.server_max_window_bits, extension.mem_level)
+        frames = []
+        for packet in packets:
+            data = packet.data
+            message = packet.type is PacketType.MESSAGE
+            if message and data is factory._last_data:
+                frame = factory._last_frame
+                if not packet.compress or _payload_size(frame) < threshold:
+                    frames.append(frame)
+                    continue
+            if (
+                shared and message and packet.compress
+                and data is factory._last_deflated_data and params == factory._last_deflated_params
+            ):
+                frames.append(factory._last_deflated_frame)
+                continue
+            payload, binary = encode_ws_frame(packet)
+            if not packet.compress or len(payload) < threshold:
+                frame = ws_frame(payload, binary)
+                if message:
+                    factory._last_data, factory._last_frame = data, frame
+            else:
+                frame = ws_frame(deflate(extension, payload), binary, compressed=True)
+                if shared and message:
+                    factory._last_deflated_data, factory._last_deflated_params = data, params
+                    factory._last_deflated_frame = frame
+            frames.append(frame)
+        return frames
 
     def close(self) -> None:
         if self.state == self.STATE_OPEN:
@@ -267,6 +315,12 @@ class EngineIOWebSocketProtocol(WebSocketServerProtocol):
         self.session.transport_closed(self, why, f"websocket closed ({code}: {reason or ''})")
 
 
+def _payload_size(frame: bytes) -> int:
+    """The payload length of an unmasked frame built by ``ws_frame``."""
+    size = frame[1] & 0x7F
+    return size if size < 126 else len(frame) - (4 if size == 126 else 10)
+
+
 def _with_headers(headers: list[tuple[str, str]]) -> Any:
     """What ``onConnect`` returns to accept with no subprotocol and these extra headers."""
     if not headers:
@@ -286,10 +340,28 @@ class EngineIOWebSocketFactory(WebSocketServerFactory):
         super().__init__(**kwargs)  # type: ignore[no-untyped-call]
         self.manager = manager
         self.connections: set[EngineIOWebSocketProtocol] = set()
+        """Open WebSocket connections (drained on shutdown)."""
         self._last_data: object = None
         self._last_frame = b""
-        """Open WebSocket connections (drained on shutdown)."""
+        self._last_deflated_data: object = None
+        self._last_deflated_params: tuple[int, int] | None = None
+        self._last_deflated_frame = b""
         self._batched_timer = DirectTimer(manager.reactor)
+        settings = manager.options.websocket_compression
+        self.deflate_threshold = settings.threshold if settings is not None else 0
+        """Smallest message compressed on connections that negotiated permessage-deflate."""
+        if settings is not None:
+            require_bounded_inflate()
+            self.setProtocolOptions(  # type: ignore[no-untyped-call]
+                perMessageCompressionAccept=partial(
+                    accept_deflate,
+                    server_no_context_takeover=settings.server_no_context_takeover,
+                    client_no_context_takeover=settings.client_no_context_takeover,
+                    server_max_window_bits=settings.server_max_window_bits,
+                    client_max_window_bits=settings.client_max_window_bits,
+                    mem_level=settings.mem_level,
+                )
+            )
         self.setProtocolOptions(  # type: ignore[no-untyped-call]
             maxMessagePayloadSize=manager.options.max_payload,
             maxFramePayloadSize=manager.options.max_payload,
