@@ -69,6 +69,8 @@ class Running:
     name: str
     port: int
     process: subprocess.Popen[bytes]
+    deflate: bool = False
+    """permessage-deflate on, in the server and the load generator's clients."""
 
     @property
     def url(self) -> str:
@@ -87,12 +89,13 @@ TX_ROOT = ROOT
 
 
 @contextmanager
-def server(name: str) -> Iterator[Running]:
+def server(name: str, deflate: bool = False) -> Iterator[Running]:
     port = free_port()
     root = TX_ROOT if name == "txrealtime" else ROOT
-    env = dict(os.environ, NODE_PATH=str(BENCH / "node_modules"), PYTHONPATH=str(root))
+    env = dict(os.environ, NODE_PATH=str(BENCH / "node_modules"), PYTHONPATH=str(root), BENCH_DEFLATE=str(int(deflate)))
+    args = SERVERS[name](port) + (["--per-message-deflate"] if deflate and name == "txrealtime" else [])
     process = subprocess.Popen(
-        pinned(SERVER_CPU, SERVERS[name](port)), cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        pinned(SERVER_CPU, args), cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
     try:
         for _ in range(600):
@@ -105,7 +108,7 @@ def server(name: str) -> Iterator[Running]:
                 time.sleep(0.05)
         else:
             raise RuntimeError(f"{name} did not start")
-        yield Running(name, port, process)
+        yield Running(name, port, process, deflate)
     finally:
         process.send_signal(signal.SIGTERM)
         try:
@@ -115,8 +118,8 @@ def server(name: str) -> Iterator[Running]:
             process.wait()
 
 
-def loadgen(*args: Any) -> subprocess.Popen[str]:
-    env = dict(os.environ, NODE_PATH=str(BENCH / "node_modules"))
+def loadgen(*args: Any, deflate: bool = False) -> subprocess.Popen[str]:
+    env = dict(os.environ, NODE_PATH=str(BENCH / "node_modules"), BENCH_DEFLATE=str(int(deflate)))
     return subprocess.Popen(
         pinned(LOAD_CPU, [NODE, "--max-old-space-size=4096", LOADGEN, *map(str, args)]),
         stdout=subprocess.PIPE, stdin=subprocess.PIPE, text=True, env=env,
@@ -165,12 +168,12 @@ def echo(run: Running, clients: int, seconds: float, procs: int) -> dict[str, An
 
 
 def broadcast(run: Running, clients: int, messages: int, procs: int) -> dict[str, Any]:
-    gens = [loadgen("listen", run.url, n, messages) for n in split(clients, procs)]
+    gens = [loadgen("listen", run.url, n, messages, deflate=run.deflate) for n in split(clients, procs)]
     for g in gens:
         assert g.stdout is not None
         ready = json.loads(g.stdout.readline())
         assert ready.get("ready"), ready
-    sent = last_json(loadgen("emit", run.url, messages), timeout=600)["sent"]
+    sent = last_json(loadgen("emit", run.url, messages, deflate=run.deflate), timeout=600)["sent"]
     parts = [last_json(g, timeout=600) for g in gens]
     sent_at = dict(sent)
     delivered = sum(p["deliveries"] for p in parts)
@@ -261,6 +264,7 @@ def main() -> None:
         ("echo 1000", lambda r: echo(r, 1000 if not q else 300, 2 if q else 5, args.procs)),
         ("broadcast 1000", lambda r: broadcast(r, 1000, 5 if q else 20, args.procs)),
         ("broadcast 10000", lambda r: broadcast(r, 2000 if q else 10000, 3 if q else 10, args.procs)),
+        (DEFLATE, lambda r: broadcast(r, 1000, 5 if q else 20, args.procs)),
         ("connections 10000", lambda r: connections(r, 2000 if q else 10000, args.procs)),
         ("polling 500", lambda r: polling(r, 100 if q else 500, 2 if q else 5, args.procs)),
         (FLOOD, lambda r: flood(r, 2, 5 if q else 10, 990_000)),
@@ -283,7 +287,7 @@ def main() -> None:
                 results.add(title, name, {"not run": NOT_RUN[title][name]})
                 continue
             try:
-                with server(name) as running:
+                with server(name, deflate=title == DEFLATE) as running:
                     results.add(title, name, run_scenario(running))
             except Exception as e:  # a peer that cannot run a scenario is reported, not fatal
                 results.add(title, name, {"error": str(e).splitlines()[-1][:120] if str(e) else type(e).__name__})
@@ -291,6 +295,8 @@ def main() -> None:
 
 
 FLOOD = "canary under polling flood"
+DEFLATE = "broadcast 1000 deflate"
+"""Broadcast to 1,000 clients with permessage-deflate on both sides (threshold 1024) and a ~2.5 KB payload."""
 
 NOT_RUN = {
     FLOOD: dict.fromkeys(
@@ -309,6 +315,7 @@ PRIMARY = {
     "echo 1000": ("msgs_per_s", True),
     "broadcast 1000": ("deliveries_per_s", True),
     "broadcast 10000": ("deliveries_per_s", True),
+    DEFLATE: ("deliveries_per_s", True),
     "connections 10000": ("kib_per_conn", False),
     "polling 500": ("msgs_per_s", True),
     FLOOD: ("canary_p99_ms", False),
