@@ -15,7 +15,7 @@ from autobahn.websocket.compress import (
 
 from ._reactor import Clock, DelayedCall, cancel
 
-__all__ = ["DirectTimer", "accept_deflate", "cancel_timers", "deflate", "require_bounded_inflate", "unmask", "ws_frame"]
+__all__ = ["DirectTimer", "accept_deflate", "cancel_timers", "require_bounded_inflate", "unmask", "ws_frame"]
 
 
 def unmask(payload: bytes, mask: bytes) -> bytes:
@@ -127,10 +127,3 @@ def accept_deflate(
             mem_level=mem_level,
         )
     return None
-
-
-def deflate(extension: Any, payload: bytes) -> bytes:
-    """Compress one message with a connection's permessage-deflate extension (its context, if it keeps one)."""
-    extension.start_compress_message()
-    body: bytes = extension.compress_message_data(payload) + extension.end_compress_message()
-    return body

@@ -9,11 +9,12 @@ import zlib
 from collections.abc import Callable
 from typing import Any
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
 from tests.fakes import BASE, PollingTestCase
 from tests.memhttp import MemoryWebSocket, Response, ws_frame
-from txrealtime._autobahn import deflate
 from txrealtime.engineio import (
     CloseReason,
     EngineIOOptions,
@@ -21,7 +22,8 @@ from txrealtime.engineio import (
     MessageReceived,
     PerMessageDeflate,
 )
-from txrealtime.engineio import websocket as websocket_module
+from txrealtime.engineio import deflate as deflate_module
+from txrealtime.engineio.deflate import Deflater
 
 WS = "/engine.io/?EIO=4&transport=websocket"
 OFFER = {"Sec-WebSocket-Extensions": "permessage-deflate; client_max_window_bits"}
@@ -35,14 +37,15 @@ VARIED = json.dumps([[i, i * 7919 % 1000, f"user-{i}"] for i in range(150)])
 
 
 def count_deflates(case: SynchronousTestCase) -> list[bytes]:
-    """Record each message the WebSocket transport compresses (the real compression still runs)."""
+    """Record each message zlib compresses for the WebSocket transport (the real compression still runs)."""
     calls: list[bytes] = []
+    real = deflate_module._compress
 
-    def counting(extension: Any, payload: bytes) -> bytes:
+    def counting(compressor: Any, payload: bytes) -> bytes:
         calls.append(payload)
-        return deflate(extension, payload)
+        return real(compressor, payload)
 
-    case.patch(websocket_module, "deflate", counting)
+    case.patch(deflate_module, "_compress", counting)
     return calls
 
 
@@ -117,16 +120,42 @@ class PerMessageDeflateTests(DeflateTestCase):
         with self.assertRaises(zlib.error):
             inflate(second)  # so it cannot be inflated on its own
 
-    def test_each_connection_compresses_with_its_own_context(self) -> None:
+    def test_connections_with_one_history_share_each_compression(self) -> None:
+        calls = count_deflates(self)
+        peers = [self.connect() for _ in range(3)]
+        inflaters = [zlib.decompressobj(-15) for _ in peers]
+        for n in range(3):
+            message = VARIED + str(n)  # one object for every session, as a Socket.IO broadcast
+            for _, sid in peers:
+                self.manager.send(sid, message)
+            self.assertEqual(len(calls), n + 1)
+            frames = [ws.frames(first_byte=True) for ws, _ in peers]
+            self.assertEqual(frames[0], frames[1])
+            self.assertEqual(frames[0], frames[2])
+            for inflater, [(first, payload)] in zip(inflaters, frames, strict=True):
+                self.assertEqual((first, inflate(payload, inflater)), (DEFLATED_TEXT, b"4" + message.encode()))
+
+    def test_histories_part_and_each_stays_right(self) -> None:
         calls = count_deflates(self)
         (a, sid_a), (b, sid_b) = self.connect(), self.connect()
-        message = "m" * 3000
-        self.manager.send(sid_a, message)
-        self.manager.send(sid_b, message)
-        self.assertEqual(len(calls), 2)
-        for ws in (a, b):
-            [(first, payload)] = ws.frames(first_byte=True)
-            self.assertEqual((first, inflate(payload)), (DEFLATED_TEXT, b"4" + message.encode()))
+        inflate_a, inflate_b = zlib.decompressobj(-15), zlib.decompressobj(-15)
+        self.manager.send(sid_a, VARIED + "private")  # a's history is its own from now on
+        shared = VARIED + "shared"
+        self.manager.send(sid_a, shared)
+        self.manager.send(sid_b, shared)
+        self.assertEqual(len(calls), 3)
+        [(_, private), (_, a_shared)] = a.frames(first_byte=True)
+        [(_, b_shared)] = b.frames(first_byte=True)
+        self.assertEqual(inflate(private, inflate_a), b"4" + VARIED.encode() + b"private")
+        self.assertEqual(inflate(a_shared, inflate_a), b"4" + shared.encode())
+        self.assertEqual(inflate(b_shared, inflate_b), b"4" + shared.encode())
+        # A newcomer starts from the empty history: the first message b compressed is reused for it.
+        c, sid_c = self.connect()
+        first = VARIED + "private"
+        self.manager.send(sid_b, first)
+        self.manager.send(sid_c, first)
+        self.assertEqual(inflate(c.frames(first_byte=True)[0][1]), b"4" + first.encode())
+        self.assertEqual(inflate(b.frames(first_byte=True)[0][1], inflate_b), b"4" + first.encode())
 
     def test_not_offered_not_compressed(self) -> None:
         ws, sid = self.connect(headers=None)
@@ -349,3 +378,28 @@ class ThresholdTests(PollingTestCase):
         response = self.http.request("GET", f"{BASE}&sid={sid}", headers={"Accept-Encoding": "deflate"}).result()
         self.assertEqual(response.headers["content-encoding"], "deflate")
         self.assertEqual(zlib.decompress(response.body), b"4123456789")
+
+
+class DeflaterTests(SynchronousTestCase):
+    """Connections sharing compression histories, driven in any order: every connection's messages
+    always inflate, in order, with that connection's own inflater (as its client's)."""
+
+    @settings(max_examples=200, deadline=None, database=None)
+    @given(
+        st.lists(st.tuples(st.integers(0, 3), st.integers(0, 4), st.booleans()), min_size=1, max_size=40),
+        st.booleans(),
+    )
+    def test_any_interleaving(self, steps: list[tuple[int, int, bool]], fresh: bool) -> None:
+        deflater = Deflater()
+        messages = [(VARIED + str(i)).encode() for i in range(5)]
+        states = [deflater.start(15, 8, fresh) for _ in range(4)]
+        inflaters = [zlib.decompressobj(-15) for _ in range(4)]
+        for who, which, reconnect in steps:
+            if reconnect:  # the connection goes; a new one takes its place, with a new client
+                Deflater.leave(states[who])
+                states[who], inflaters[who] = deflater.start(15, 8, fresh), zlib.decompressobj(-15)
+            body, states[who] = deflater.compress(states[who], messages[which], messages[which])
+            self.assertEqual(inflate(body, inflaters[who]), messages[which])
+            self.assertTrue(states[who].alive)
+            if fresh:
+                self.assertEqual(inflate(body), messages[which])  # stands alone

@@ -11,8 +11,9 @@ from twisted.internet.interfaces import ISSLTransport
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from .._autobahn import DirectTimer, accept_deflate, cancel_timers, deflate, require_bounded_inflate, unmask, ws_frame
+from .._autobahn import DirectTimer, accept_deflate, cancel_timers, require_bounded_inflate, unmask, ws_frame
 from .._logging import Throttle, gate
+from .deflate import Deflater, DeflateState
 from .events import CloseReason, Handshake
 from .manager import Session, SessionError, SessionManager
 from .packets import DecodeError, Packet, PacketType, decode_ws_frame, encode_ws_frame
@@ -42,6 +43,8 @@ class EngineIOWebSocketProtocol(WebSocketServerProtocol):
         self._unwanted = False
         """Names a session that upgraded already or is upgrading: accepted, then closed at once."""
         self._lost = False
+        self._deflate_state: DeflateState | None = None
+        """Where this connection's compression history is, once it compressed a message."""
 
     # -- Transport protocol ----------------------------------------------
 
@@ -129,16 +132,13 @@ class EngineIOWebSocketProtocol(WebSocketServerProtocol):
         """Frames for a connection that negotiated permessage-deflate.
 
         A packet sent with ``compress`` and encoding to at least the threshold
-        is compressed, the rest go plain. Without context takeover the server
-        compresses every message on its own, so the compressed frame of a
-        broadcast message is the same for every connection with the same
-        window and memory level: the factory keeps the last one, as it keeps
-        the last plain frame.
+        is compressed, the rest go plain. The factory's :class:`Deflater`
+        compresses a broadcast message once for all the connections that share
+        a compression history (see :mod:`txrealtime.engineio.deflate`).
         """
         factory = self.factory
         threshold = factory.deflate_threshold
-        shared = extension.server_no_context_takeover
-        params = (extension.server_max_window_bits, extension.mem_level)
+        state = self._deflate_state
         frames = []
         for packet in packets:
             data = packet.data
@@ -148,23 +148,20 @@ class EngineIOWebSocketProtocol(WebSocketServerProtocol):
                 if not packet.compress or _payload_size(frame) < threshold:
                     frames.append(frame)
                     continue
-            if (
-                shared and message and packet.compress
-                and data is factory._last_deflated_data and params == factory._last_deflated_params
-            ):
-                frames.append(factory._last_deflated_frame)
-                continue
             payload, binary = encode_ws_frame(packet)
             if not packet.compress or len(payload) < threshold:
                 frame = ws_frame(payload, binary)
                 if message:
                     factory._last_data, factory._last_frame = data, frame
             else:
-                frame = ws_frame(deflate(extension, payload), binary, compressed=True)
-                if shared and message:
-                    factory._last_deflated_data, factory._last_deflated_params = data, params
-                    factory._last_deflated_frame = frame
+                if state is None:
+                    state = factory.deflater.start(
+                        extension.server_max_window_bits, extension.mem_level, extension.server_no_context_takeover
+                    )
+                body, state = factory.deflater.compress(state, data if message else packet, payload)
+                frame = ws_frame(body, binary, compressed=True)
             frames.append(frame)
+        self._deflate_state = state
         return frames
 
     def close(self) -> None:
@@ -223,6 +220,9 @@ class EngineIOWebSocketProtocol(WebSocketServerProtocol):
     def connectionLost(self, reason: Failure) -> None:  # type: ignore[override]
         self._lost = True
         self.factory.connections.discard(self)
+        if self._deflate_state is not None:
+            Deflater.leave(self._deflate_state)
+            self._deflate_state = None
         super().connectionLost(reason)
         cancel_timers(self)
 
@@ -343,9 +343,8 @@ class EngineIOWebSocketFactory(WebSocketServerFactory):
         """Open WebSocket connections (drained on shutdown)."""
         self._last_data: object = None
         self._last_frame = b""
-        self._last_deflated_data: object = None
-        self._last_deflated_params: tuple[int, int] | None = None
-        self._last_deflated_frame = b""
+        self.deflater = Deflater()
+        """Compression shared by connections with the same history (permessage-deflate)."""
         self._batched_timer = DirectTimer(manager.reactor)
         settings = manager.options.websocket_compression
         self.deflate_threshold = settings.threshold if settings is not None else 0
