@@ -15,7 +15,15 @@ from autobahn.websocket.compress import (
 
 from ._reactor import Clock, DelayedCall, cancel
 
-__all__ = ["DirectTimer", "accept_deflate", "cancel_timers", "require_bounded_inflate", "unmask", "ws_frame"]
+__all__ = [
+    "DirectTimer",
+    "accept_deflate",
+    "cancel_timers",
+    "release_inflater",
+    "require_bounded_inflate",
+    "unmask",
+    "ws_frame",
+]
 
 
 def unmask(payload: bytes, mask: bytes) -> bytes:
@@ -127,3 +135,10 @@ def accept_deflate(
             mem_level=mem_level,
         )
     return None
+
+
+def release_inflater(extension: Any) -> None:
+    """After a message, drop the server's inflater when the client compresses without context
+    takeover: Autobahn makes a new one for each message anyway, but keeps the last (~44 KiB)."""
+    if extension is not None and extension.client_no_context_takeover:
+        extension._decompressor = None

@@ -217,6 +217,38 @@ class SharedContextFreeFrameTests(DeflateTestCase):
         self.assertEqual((first, inflate(payload)), (DEFLATED_TEXT, b"4" + message.encode()))
 
 
+class NegotiatedParametersTests(DeflateTestCase):
+    options = EngineIOOptions(
+        max_payload=100_000,
+        per_message_deflate=PerMessageDeflate(client_no_context_takeover=True, server_max_window_bits=10, mem_level=4),
+    )
+
+    def test_announced_and_kept(self) -> None:
+        ws, sid = self.connect()
+        self.assertEqual(
+            ws.headers["sec-websocket-extensions"],
+            "permessage-deflate; client_no_context_takeover; server_max_window_bits=10",
+        )
+        self.manager.send(sid, VARIED)
+        [(first, payload)] = ws.frames(first_byte=True)
+        self.assertEqual((first, inflate(payload, zlib.decompressobj(-10))), (DEFLATED_TEXT, b"4" + VARIED.encode()))
+        # The client compresses each message on its own; the server keeps no inflater between them.
+        for text in ("4" + VARIED, "4" + VARIED + "!"):
+            ws.send_raw(ws_frame(deflated(text.encode()), opcode=0x41))
+            self.assertIsNone(ws.protocol._perMessageCompress._decompressor)  # type: ignore[attr-defined]
+        self.assertEqual(self.received(), [VARIED, VARIED + "!"])
+
+    def test_a_client_asking_for_a_smaller_window_gets_it(self) -> None:
+        ws, sid = self.connect({"Sec-WebSocket-Extensions": "permessage-deflate; server_max_window_bits=9"})
+        self.assertEqual(
+            ws.headers["sec-websocket-extensions"],
+            "permessage-deflate; server_max_window_bits=9; client_no_context_takeover",
+        )
+        self.manager.send(sid, VARIED)
+        [(_, payload)] = ws.frames(first_byte=True)
+        self.assertEqual(inflate(payload, zlib.decompressobj(-9)), b"4" + VARIED.encode())
+
+
 class DecompressionBombTests(DeflateTestCase):
     options = EngineIOOptions(max_payload=100_000, per_message_deflate=True)
 

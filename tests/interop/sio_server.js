@@ -11,6 +11,7 @@ const io = new Server(httpServer, { pingInterval: 1000, pingTimeout: 2000, conne
 
 function common(socket) {
   socket.on("echo", (...args) => socket.emit("echo", ...args));
+  socket.on("echo uncompressed", (...args) => socket.compress(false).emit("echo", ...args));
   socket.on("ack", (...args) => {
     const callback = args.pop();
     callback("got", ...args);

@@ -5,12 +5,15 @@ from __future__ import annotations
 import gzip
 import json
 
+import pytest
 import pytest_twisted
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 from tests.fakes import Peer
 from tests.peers import PollingPeer, raw_request
+from tests.servers import node_peer
+from tests.socketio.app import install
 from txrealtime.engineio import EngineIOOptions, SessionManager
 from txrealtime.engineio.packets import Packet as EIOPacket
 from txrealtime.engineio.packets import PacketType as EIOType
@@ -122,3 +125,35 @@ async def test_compress_flag_decides_over_http(realtime: Realtime) -> None:
         _, headers, body = await raw_request("GET", f"{peer.base}&sid={peer.sid}", {"Accept-Encoding": "gzip"})
         assert headers.getRawHeaders(b"content-encoding", [None])[0] == encoding, event
         assert (gzip.decompress(body) if encoding else body) == expected
+
+
+@pytest.mark.parametrize("mode", ["websocket", "upgrade"])
+@pytest_twisted.ensureDeferred
+async def test_node_client_with_per_message_deflate(realtime: Realtime, mode: str) -> None:
+    """Node's socket.io-client (permessage-deflate on by default) against ``--per-message-deflate``:
+    messages from 1024 bytes on are compressed both ways, unless sent with ``compress(false)``."""
+    running = await realtime.start_server(install, options=EngineIOOptions(per_message_deflate=True))
+    report = await node_peer("compress_client.js", running.url, mode)
+    assert "error" not in report, report["error"]
+    assert (report["transport"], report["extensions"]) == ("websocket", "permessage-deflate")
+    steps = {name: (value["ok"], value["inflated"], value["deflated"]) for name, value in report.items()
+             if isinstance(value, dict)}
+    assert steps == {
+        "bigText": (True, 1, 1),
+        "smallText": (True, 0, 0),
+        "bigBinary": (True, 1, 1),  # the attachment; its placeholder packet is small
+        "serverCompressFalse": (True, 0, 1),
+        "clientCompressFalse": (True, 1, 0),
+        "broadcast": (True, 1, 1),
+    }
+
+
+@pytest_twisted.ensureDeferred
+async def test_node_client_without_per_message_deflate(realtime: Realtime) -> None:
+    """Off by default, as in Node: the client's offer is declined and nothing is compressed."""
+    running = await realtime.start_server(install)
+    report = await node_peer("compress_client.js", running.url, "websocket")
+    assert "error" not in report, report["error"]
+    assert report["extensions"] == ""
+    assert all(value["ok"] and value["inflated"] == value["deflated"] == 0
+               for value in report.values() if isinstance(value, dict))

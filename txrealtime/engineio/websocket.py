@@ -11,7 +11,15 @@ from twisted.internet.interfaces import ISSLTransport
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from .._autobahn import DirectTimer, accept_deflate, cancel_timers, require_bounded_inflate, unmask, ws_frame
+from .._autobahn import (
+    DirectTimer,
+    accept_deflate,
+    cancel_timers,
+    release_inflater,
+    require_bounded_inflate,
+    unmask,
+    ws_frame,
+)
 from .._logging import Throttle, gate
 from .deflate import Deflater, DeflateState
 from .events import CloseReason, Handshake
@@ -276,6 +284,11 @@ class EngineIOWebSocketProtocol(WebSocketServerProtocol):
                 break
         if pos < size and self.state in (self.STATE_OPEN, self.STATE_CLOSING):
             super().dataReceived(data[pos:])
+
+    def onMessageEnd(self) -> None:
+        # Only messages that went through Autobahn's parser (every compressed one) end here.
+        super().onMessageEnd()
+        release_inflater(self._perMessageCompress)
 
     def onMessage(self, payload: bytes, isBinary: bool) -> None:
         session = self.session
