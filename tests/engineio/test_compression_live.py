@@ -9,7 +9,7 @@ import os
 import socket
 import tracemalloc
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from urllib.parse import urlsplit
 
 import pytest
@@ -59,7 +59,8 @@ async def test_polling_answer_compressed_as_node(target: Target, accept: str | N
     assert got.getRawHeaders(b"content-encoding", [None])[0] == (encoding.encode() if encoding else None)
     assert got.getRawHeaders(b"content-type") == [b"text/plain; charset=UTF-8"]
     assert got.getRawHeaders(b"vary") is None
-    inflate = {"gzip": gzip.decompress, "deflate": zlib.decompress, None: bytes}[encoding]
+    decoders: dict[str | None, Callable[[bytes], bytes]] = {"gzip": gzip.decompress, "deflate": zlib.decompress}
+    inflate = decoders.get(encoding, bytes)
     assert inflate(body) == BIG.encode()
 
 
