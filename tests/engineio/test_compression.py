@@ -24,6 +24,7 @@ from txrealtime.engineio import (
 )
 from txrealtime.engineio import deflate as deflate_module
 from txrealtime.engineio.deflate import Deflater
+from txrealtime.engineio.polling import accepted_encoding
 
 WS = "/engine.io/?EIO=4&transport=websocket"
 OFFER = {"Sec-WebSocket-Extensions": "permessage-deflate; client_max_window_bits"}
@@ -435,3 +436,41 @@ class DeflaterTests(SynchronousTestCase):
             self.assertTrue(states[who].alive)
             if fresh:
                 self.assertEqual(inflate(body), messages[which])  # stands alone
+
+
+valid_message = st.text(max_size=300).map(lambda text: (True, "4" + text))
+garbage = st.binary(max_size=200).map(lambda data: (False, data))
+
+
+class FuzzTests(DeflateTestCase):
+    """Any compressed frames a client makes up: the server never fails, valid ones arrive, others end only
+    their own session, and a bystander sharing the compression state is not disturbed."""
+
+    @settings(max_examples=150, deadline=None, database=None)
+    @given(st.lists(st.one_of(valid_message, garbage), min_size=1, max_size=4), st.integers(1, 64))
+    def test_compressed_frames(self, bodies: list[tuple[bool, Any]], cut: int) -> None:
+        self.events.clear()
+        bystander, bystander_sid = self.connect()
+        ws, sid = self.connect()
+        stream = b"".join(
+            ws_frame(deflated(body.encode()) if valid else body, opcode=0x41)
+            for valid, body in bodies
+        )
+        for i in range(0, len(stream), cut):
+            if ws.exchange.transport.disconnecting:
+                break
+            ws.send_raw(stream[i : i + cut])
+        texts = [body[1:] for valid, body in bodies if valid]
+        if all(valid for valid, _ in bodies):
+            self.assertEqual(self.received(), texts)
+            self.assertIsNone(self.closed(sid))
+        ws.lose()
+        self.manager.send(bystander_sid, VARIED)
+        [(first, payload)] = bystander.frames(first_byte=True)
+        self.assertEqual((first, inflate(payload)), (DEFLATED_TEXT, b"4" + VARIED.encode()))
+        bystander.lose()
+
+    @settings(max_examples=300, deadline=None, database=None)
+    @given(st.binary(max_size=120))
+    def test_any_accept_encoding(self, header: bytes) -> None:
+        self.assertIn(accepted_encoding(header), (None, b"gzip", b"deflate"))
