@@ -21,6 +21,7 @@ from tests.servers import INTEROP, RedisServer, Twistd
 from tests.tls import self_signed
 from txrealtime import set_log_level
 from txrealtime.client import Manager
+from txrealtime.engineio import HttpCompression, PerMessageDeflate
 from txrealtime.service import Options, makeService, mount, raise_open_files_limit
 from txrealtime.socketio import Server
 from txrealtime.socketio.recovery import StateRecovery
@@ -100,13 +101,22 @@ def test_socketio_limits_recovery_and_log_level_reach_the_server() -> None:
     assert server.cleanup_empty_child_namespaces is False and server.connection_state_recovery is None
 
 
+def test_compression_options() -> None:
+    """Node's defaults: permessage-deflate off, HTTP compression on; each flag turns one around."""
+    default = parse()["engineio-options"]
+    assert (default.websocket_compression, default.polling_compression) == (None, HttpCompression())
+    changed = parse("--per-message-deflate", "--no-http-compression")["engineio-options"]
+    assert (changed.websocket_compression, changed.polling_compression) == (PerMessageDeflate(), None)
+
+
 def test_help_lists_the_new_options() -> None:
     twistd = str(Path(sys.executable).parent / "twistd")
     done = subprocess.run(
         [twistd, "txrealtime", "--help"], capture_output=True, text=True, timeout=60, cwd=Path(__file__).parent.parent
     )
     for option in ("--header-timeout=", "--max-connections-per-ip=", "--attachment-timeout=", "--state-recovery=",
-                   "--max-namespaces-per-client=", "--cleanup-empty-child-namespaces", "--log-level="):
+                   "--max-namespaces-per-client=", "--cleanup-empty-child-namespaces", "--log-level=",
+                   "--per-message-deflate", "--no-http-compression"):
         assert option in done.stdout, done.stdout + done.stderr
 
 
