@@ -29,7 +29,7 @@ from .events import (
     SessionUpgraded,
 )
 from .options import EngineIOOptions
-from .packets import Packet, PacketType
+from .packets import Packet, PacketType, UncompressedPacket
 
 __all__ = ["Session", "SessionHost", "SessionState", "Transport"]
 
@@ -143,10 +143,8 @@ class Session:
         if self._buffered + size > self._manager.options.max_buffer and not self.transport.writable:
             self._overflow()
             return False
-        if compress:
-            packets = [Packet(PacketType.MESSAGE, m) for m in messages]
-        else:
-            packets = [Packet(PacketType.MESSAGE, m, False) for m in messages]
+        make = Packet if compress else UncompressedPacket
+        packets = [make(PacketType.MESSAGE, m) for m in messages]
         self._buffer.extend(packets)
         self._buffered += size
         if self._manager._tracing:
