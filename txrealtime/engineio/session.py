@@ -49,7 +49,7 @@ class Transport(Protocol):
         """Whether :meth:`send` may be called now."""
 
     def send(self, packets: list[Packet]) -> None:
-        """Write packets to the client."""
+        """Write packets to the client (a transport that compresses leaves :class:`UncompressedPacket` plain)."""
 
     def close(self) -> None:
         """Close the connection; must not call back into the session."""
