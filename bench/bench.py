@@ -78,6 +78,8 @@ class Running:
     name: str
     port: int
     process: subprocess.Popen[bytes]
+    deflate: bool = False
+    """permessage-deflate on, in the server and the load generator's clients."""
 
     @property
     def url(self) -> str:
@@ -96,11 +98,11 @@ TX_ROOT = ROOT
 
 
 @contextmanager
-def server(name: str, parser: str = "json") -> Iterator[Running]:
+def server(name: str, parser: str = "json", deflate: bool = False) -> Iterator[Running]:
     port = free_port()
     root = TX_ROOT if name.startswith("txrealtime") else ROOT
-    env = dict(os.environ, NODE_PATH=NODE_PATH, PYTHONPATH=str(root))
-    args = SERVERS[name](port)
+    env = dict(os.environ, NODE_PATH=NODE_PATH, PYTHONPATH=str(root), BENCH_DEFLATE=str(int(deflate)))
+    args = SERVERS[name](port) + (["--per-message-deflate"] if deflate and name.startswith("txrealtime") else [])
     if parser == "msgpack":
         args += MSGPACK_ARGS.get(name, [])
         env["BENCH_SERIALIZER"] = "msgpack"
@@ -120,7 +122,7 @@ def server(name: str, parser: str = "json") -> Iterator[Running]:
             raise RuntimeError(f"{name} did not start")
         scraping = Scraper(port) if name == "txrealtime-metrics" else None
         try:
-            yield Running(name, port, process)
+            yield Running(name, port, process, deflate)
         finally:
             if scraping is not None:
                 scraping.stop()
@@ -158,8 +160,8 @@ class Scraper:
         self._thread.join(10)
 
 
-def loadgen(*args: Any) -> subprocess.Popen[str]:
-    env = dict(os.environ, NODE_PATH=NODE_PATH)
+def loadgen(*args: Any, deflate: bool = False) -> subprocess.Popen[str]:
+    env = dict(os.environ, NODE_PATH=NODE_PATH, BENCH_DEFLATE=str(int(deflate)))
     return subprocess.Popen(
         pinned(LOAD_CPU, [NODE, "--max-old-space-size=4096", LOADGEN, *map(str, args)]),
         stdout=subprocess.PIPE, stdin=subprocess.PIPE, text=True, env=env,
@@ -208,12 +210,12 @@ def echo(run: Running, clients: int, seconds: float, procs: int, mode: str = "ec
 
 
 def broadcast(run: Running, clients: int, messages: int, procs: int) -> dict[str, Any]:
-    gens = [loadgen("listen", run.url, n, messages) for n in split(clients, procs)]
+    gens = [loadgen("listen", run.url, n, messages, deflate=run.deflate) for n in split(clients, procs)]
     for g in gens:
         assert g.stdout is not None
         ready = json.loads(g.stdout.readline())
         assert ready.get("ready"), ready
-    sent = last_json(loadgen("emit", run.url, messages), timeout=600)["sent"]
+    sent = last_json(loadgen("emit", run.url, messages, deflate=run.deflate), timeout=600)["sent"]
     parts = [last_json(g, timeout=600) for g in gens]
     sent_at = dict(sent)
     delivered = sum(p["deliveries"] for p in parts)
@@ -305,6 +307,7 @@ def main() -> None:
         (ECHO_MSGPACK, lambda r: echo(r, 100, 2 if q else 5, args.procs, "echo-msgpack")),
         ("broadcast 1000", lambda r: broadcast(r, 1000, 5 if q else 20, args.procs)),
         ("broadcast 10000", lambda r: broadcast(r, 2000 if q else 10000, 3 if q else 10, args.procs)),
+        (DEFLATE, lambda r: broadcast(r, 1000, 5 if q else 20, args.procs)),
         ("connections 10000", lambda r: connections(r, 2000 if q else 10000, args.procs)),
         ("polling 500", lambda r: polling(r, 100 if q else 500, 2 if q else 5, args.procs)),
         (FLOOD, lambda r: flood(r, 2, 5 if q else 10, 990_000)),
@@ -327,7 +330,7 @@ def main() -> None:
                 results.add(title, name, {"not run": NOT_RUN[title][name]})
                 continue
             try:
-                with server(name, "msgpack" if title == ECHO_MSGPACK else "json") as running:
+                with server(name, "msgpack" if title == ECHO_MSGPACK else "json", deflate=title == DEFLATE) as running:
                     results.add(title, name, run_scenario(running))
             except Exception as e:  # a peer that cannot run a scenario is reported, not fatal
                 results.add(title, name, {"error": str(e).splitlines()[-1][:120] if str(e) else type(e).__name__})
@@ -337,6 +340,8 @@ def main() -> None:
 FLOOD = "canary under polling flood"
 ECHO_MSGPACK = "echo msgpack"
 """``echo 100`` with every server and client on the msgpack parser."""
+DEFLATE = "broadcast 1000 deflate"
+"""Broadcast to 1,000 clients with permessage-deflate on both sides (threshold 1024) and a ~2.5 KB payload."""
 
 NOT_RUN = {
     FLOOD: dict.fromkeys(
@@ -356,6 +361,7 @@ PRIMARY = {
     ECHO_MSGPACK: ("msgs_per_s", True),
     "broadcast 1000": ("deliveries_per_s", True),
     "broadcast 10000": ("deliveries_per_s", True),
+    DEFLATE: ("deliveries_per_s", True),
     "connections 10000": ("kib_per_conn", False),
     "polling 500": ("msgs_per_s", True),
     FLOOD: ("canary_p99_ms", False),

@@ -11,6 +11,8 @@
 //   node loadgen.js flood     URL FLOODERS SECONDS BYTES   a WebSocket canary's ack round trips, alone for 2 s,
 //                                                          then while FLOODERS polling clients POST BYTES-byte
 //                                                          bodies of tiny events, one POST after the other
+// With BENCH_DEFLATE=1 the WebSocket clients offer permessage-deflate (threshold 1024, as Node's client)
+// and broadcasts carry a ~2.5 KB JSON pad, big enough to be compressed.
 "use strict";
 const http = require("http");
 const WebSocket = require("ws");
@@ -19,11 +21,15 @@ const [mode, base, a, b, c] = process.argv.slice(2);
 const host = new URL(base);
 const wsUrl = `ws://${host.host}/socket.io/?EIO=4&transport=websocket`;
 const now = () => Number(process.hrtime.bigint()) / 1e6; // ms
+const DEFLATE = process.env.BENCH_DEFLATE === "1";
+const PAD = DEFLATE
+  ? Array.from({ length: 40 }, (_, i) => ({ id: i, name: `user-${i}`, score: (i * 7919) % 1000, online: i % 3 === 0 }))
+  : "y".repeat(64);
 
 // One Socket.IO client over a WebSocket: calls onEvent(name, args) and resolves acks.
 function wsClient(onEvent) {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(wsUrl, { perMessageDeflate: false });
+    const ws = new WebSocket(wsUrl, { perMessageDeflate: DEFLATE ? { threshold: 1024 } : false });
     const acks = new Map();
     let nextId = 0;
     const client = {
@@ -190,7 +196,7 @@ async function emit(messages) {
   const sent = [];
   for (let n = 0; n < messages; n++) {
     sent.push([n, now()]);
-    await s.call("broadcast", { n, pad: "y".repeat(64) });
+    await s.call("broadcast", { n, pad: PAD });
   }
   s.close();
   return { sent };

@@ -99,11 +99,12 @@ def ws_frame(payload: bytes, opcode: int = 1) -> bytes:
     return header + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
 
 
-def ws_parse(data: bytes) -> list[tuple[int, bytes]]:
-    """Split unmasked server-to-client frames into ``(opcode, payload)``."""
+def ws_parse(data: bytes, first_byte: bool = False) -> list[tuple[int, bytes]]:
+    """Split unmasked server-to-client frames into ``(opcode, payload)`` (the whole first byte,
+    FIN and RSV bits included, with ``first_byte``)."""
     frames = []
     while data:
-        opcode, length = data[0] & 0x0F, data[1] & 0x7F
+        opcode, length = data[0] & (0xFF if first_byte else 0x0F), data[1] & 0x7F
         offset = 2
         if length == 126:
             length, offset = int.from_bytes(data[2:4], "big"), 4
@@ -117,7 +118,7 @@ def ws_parse(data: bytes) -> list[tuple[int, bytes]]:
 class MemoryWebSocket:
     """A WebSocket client speaking raw frames to a resource through :class:`MemoryHTTP`."""
 
-    def __init__(self, http: MemoryHTTP, path: str) -> None:
+    def __init__(self, http: MemoryHTTP, path: str, headers: dict[str, str] | None = None) -> None:
         self.exchange = http.request(
             "GET",
             path,
@@ -127,11 +128,17 @@ class MemoryWebSocket:
                 "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
                 "Sec-WebSocket-Version": "13",
                 "Content-Length": "0",
+                **(headers or {}),
             },
         )
         raw = self.exchange.transport.value()
         head, _, rest = raw.partition(b"\r\n\r\n")
         self.status = int(head.split(b" ")[1]) if head else 0
+        self.headers = {
+            name.strip().lower(): value.strip()
+            for name, _, value in (line.decode("latin-1").partition(":") for line in head.split(b"\r\n")[1:])
+        }
+        """The handshake answer's headers, names in lower case."""
         self.exchange.transport.clear()
         self._pending = rest
 
@@ -148,12 +155,12 @@ class MemoryWebSocket:
     def send_raw(self, data: bytes) -> None:
         self.protocol.dataReceived(data)
 
-    def frames(self) -> list[tuple[int, bytes]]:
-        """Frames received since the last call."""
+    def frames(self, first_byte: bool = False) -> list[tuple[int, bytes]]:
+        """Frames received since the last call (see :func:`ws_parse`)."""
         data = self._pending + self.exchange.transport.value()
         self._pending = b""
         self.exchange.transport.clear()
-        return ws_parse(data)
+        return ws_parse(data, first_byte)
 
     def lose(self) -> None:
         self.protocol.connectionLost(Failure(ConnectionDone()))

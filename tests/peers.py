@@ -13,13 +13,28 @@ import treq
 from twisted.internet import reactor, threads
 from twisted.internet.defer import Deferred
 from twisted.internet.task import deferLater
-from twisted.web.client import Agent, HTTPConnectionPool
-from twisted.web.iweb import IAgent
+from twisted.web.client import Agent, FileBodyProducer, HTTPConnectionPool
+from twisted.web.http_headers import Headers
+from twisted.web.iweb import IAgent, IBodyProducer
 
 from txrealtime.testing import TestServer
 
 # Connections are not kept alive, so no test leaves one open behind it.
 http = treq.client.HTTPClient(cast(IAgent, Agent(reactor, pool=HTTPConnectionPool(reactor, persistent=False))))
+
+
+async def raw_request(
+    method: str, url: str, headers: dict[str, str] | None = None, body: bytes | None = None
+) -> tuple[int, Headers, bytes]:
+    """One request through a bare Agent: status, headers and body exactly as sent (treq would
+    inflate a gzip answer and drop its ``Content-Encoding``)."""
+    from io import BytesIO
+
+    agent = Agent(reactor, pool=HTTPConnectionPool(reactor, persistent=False))
+    producer = cast(IBodyProducer, FileBodyProducer(BytesIO(body))) if body is not None else None
+    raw_headers = Headers({k: [v] for k, v in (headers or {}).items()})
+    response = await agent.request(method.encode(), url.encode(), raw_headers, producer)
+    return response.code, response.headers, await treq.content(response)
 
 
 async def until(condition: Callable[[], bool], what: str, limit: float = 10.0) -> None:

@@ -21,6 +21,7 @@ from tests.servers import INTEROP, RedisServer, Twistd
 from tests.tls import self_signed
 from txrealtime import set_log_level
 from txrealtime.client import Manager
+from txrealtime.engineio import HttpCompression, PerMessageDeflate
 from txrealtime.service import Options, makeService, mount, raise_open_files_limit
 from txrealtime.socketio import Server
 from txrealtime.socketio.recovery import StateRecovery
@@ -124,6 +125,14 @@ def test_parser_option_reaches_the_server() -> None:
         parse("--engineio", "--parser", "msgpack")
 
 
+def test_compression_options() -> None:
+    """Node's defaults: permessage-deflate off, HTTP compression on; each flag turns one around."""
+    default = parse()["engineio-options"]
+    assert (default.websocket_compression, default.polling_compression) == (None, HttpCompression())
+    changed = parse("--per-message-deflate", "--no-http-compression")["engineio-options"]
+    assert (changed.websocket_compression, changed.polling_compression) == (PerMessageDeflate(), None)
+
+
 def test_help_lists_the_new_options() -> None:
     twistd = str(Path(sys.executable).parent / "twistd")
     done = subprocess.run(
@@ -131,7 +140,7 @@ def test_help_lists_the_new_options() -> None:
     )
     for option in ("--header-timeout=", "--max-connections-per-ip=", "--attachment-timeout=", "--state-recovery=",
                    "--max-namespaces-per-client=", "--cleanup-empty-child-namespaces", "--log-level=",
-                   "--parser="):
+                   "--parser=", "--per-message-deflate", "--no-http-compression"):
         assert option in done.stdout, done.stdout + done.stderr
 
 

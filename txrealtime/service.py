@@ -98,6 +98,8 @@ class Options(usage.Options):
     optFlags = [
         ["no-upgrades", None, "Do not offer the upgrade from polling to WebSocket."],
         ["allow-eio3", None, "Also serve Engine.IO v3 clients (socket.io-client 2.x), as Node's allowEIO3."],
+        ["per-message-deflate", None, "Compress WebSocket messages of 1024 bytes or more (permessage-deflate)."],
+        ["no-http-compression", None, "Do not gzip/deflate polling responses of 1024 bytes or more."],
         ["engineio", None, "Serve bare Engine.IO: the app hook gets the SessionManager, not a Socket.IO Server."],
         ["no-access-log", None, "Do not log each HTTP request."],
         ["cleanup-empty-child-namespaces", None, "Remove a dynamic namespace's child once its last socket left."],
@@ -189,6 +191,8 @@ class Options(usage.Options):
             allowed_origins=self["origin"] or None,
             cookie=CookieOptions(name=self["cookie"]) if self["cookie"] else None,
             cors_allowed_origins="*" if "*" in origins else (origins or None),
+            per_message_deflate=bool(self["per-message-deflate"]),
+            http_compression=not self["no-http-compression"],
         )
         if self["redis"] is not None:
             if self["engineio"]:

@@ -1,11 +1,13 @@
 // The benchmark handlers on Node's socket.io 4.x: node node_server.js PORT [msgpack]
 // (msgpack: socket.io-msgpack-parser, found through NODE_PATH in tests/interop/node_modules).
+// With BENCH_DEFLATE=1, permessage-deflate is on with Node's threshold (1024 bytes).
 const http = require("http");
 const { Server } = require("socket.io");
 
 const httpServer = http.createServer();
 const parser = process.argv[3] === "msgpack" ? { parser: require("socket.io-msgpack-parser") } : {};
-const io = new Server(httpServer, { serveClient: false, ...parser });
+const perMessageDeflate = process.env.BENCH_DEFLATE === "1" ? { threshold: 1024 } : false;
+const io = new Server(httpServer, { serveClient: false, perMessageDeflate, ...parser });
 io.on("connection", (socket) => {
   socket.join("room");
   socket.on("echo", (data, callback) => callback(data));

@@ -656,3 +656,16 @@ def test_the_emitter_orders_broadcast_options_differently() -> None:
     [message] = [m for step, _, m in messages if step == "emitter_broadcast"]
     assert list(msgpack.unpackb(message)[2]) == ["rooms", "flags", "except"]
     assert wire.encode(wire.decode_broadcast(message)) != message
+
+
+def test_compress_flag_crosses_nodes_as_node_writes_it() -> None:
+    """Left out unless false (as Node's adapter writes ``flags``); read back as the operator's flag."""
+    from txrealtime.adapters.redis.adapter import _options, _wire_options
+    from txrealtime.socketio.adapter import BroadcastFlags, BroadcastOptions
+
+    plain = BroadcastOptions(flags=BroadcastFlags(compress=False))
+    assert _wire_options(plain).flags == WireFlags(compress=False)
+    assert _wire_options(BroadcastOptions()).flags == WireFlags()
+    for flags, compress in [(WireFlags(compress=False), False), (WireFlags(compress=True), True), (WireFlags(), True)]:
+        assert _options(WireOptions(flags=flags)).flags.compress is compress
+    assert _options(WireOptions()).flags.compress is True

@@ -22,6 +22,7 @@ const io = new Server(httpServer, {
 
 function common(socket) {
   socket.on("echo", (...args) => socket.emit("echo", ...args));
+  socket.on("echo uncompressed", (...args) => socket.compress(false).emit("echo", ...args));
   socket.on("ack", (...args) => {
     const callback = args.pop();
     callback("got", ...args);

@@ -32,6 +32,10 @@ def install(server: Server) -> Record:
         def echo(*args: Any) -> None:
             socket.emit("echo", *args)
 
+        @socket.on("echo uncompressed")
+        def echo_uncompressed(*args: Any) -> None:
+            socket.compress(False).emit("echo", *args)
+
         @socket.on("ack")
         def ack(*args: Any) -> tuple[Any, ...]:
             return ("got", *args)

@@ -15,7 +15,7 @@ from .events import (
     SessionUpgraded,
 )
 from .manager import Session, SessionError, SessionManager, Transport
-from .options import CookieOptions, EngineIOOptions
+from .options import CookieOptions, EngineIOOptions, HttpCompression, PerMessageDeflate
 from .resource import EngineIOResource
 
 __all__ = [
@@ -25,10 +25,12 @@ __all__ = [
     "EngineIOOptions",
     "EngineIOResource",
     "Handshake",
+    "HttpCompression",
     "MessageReceived",
     "PacketCreated",
     "PacketEvent",
     "PacketReceived",
+    "PerMessageDeflate",
     "RequestRefused",
     "Session",
     "SessionClosed",

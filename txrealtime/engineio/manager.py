@@ -195,10 +195,10 @@ class SessionManager:
             session = self._lingering[sid][0]
         return session
 
-    def send(self, sid: str, data: str | bytes) -> bool:
+    def send(self, sid: str, data: str | bytes, compress: bool = True) -> bool:
         """Send a message to one session; ``False`` if there is no such open session."""
         session = self._sessions.get(sid)
-        return session.send(data) if session is not None else False
+        return session.send(data, compress) if session is not None else False
 
     def close(self, sid: str, reason: CloseReason = CloseReason.FORCED_CLOSE) -> None:
         """Close one session, if it is open."""

@@ -9,7 +9,15 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 if TYPE_CHECKING:
     from .events import Handshake
 
-__all__ = ["CookieOptions", "EngineIOOptions", "HeadersHook", "IdHook", "TRANSPORTS"]
+__all__ = [
+    "CookieOptions",
+    "EngineIOOptions",
+    "HeadersHook",
+    "HttpCompression",
+    "IdHook",
+    "PerMessageDeflate",
+    "TRANSPORTS",
+]
 
 HeadersHook: TypeAlias = "Callable[[Handshake, str], Mapping[str, str | Sequence[str]] | None]"
 """Called with the request answered and the session's sid; returns headers to add (a sequence
@@ -42,6 +50,57 @@ class CookieOptions:
         if self.same_site:
             parts.append(f"SameSite={self.same_site}")
         return "; ".join(parts)
+
+
+@dataclass(frozen=True)
+class PerMessageDeflate:
+    """permessage-deflate (RFC 7692) on WebSocket connections, with the parameters of Node's ``ws``.
+
+    Only messages of at least ``threshold`` bytes, from packets sent with
+    ``compress`` true (the default), are compressed; smaller ones go plain.
+    """
+
+    threshold: int = 1024
+    """Smallest message, in bytes, that is compressed (Node's ``threshold``)."""
+    server_no_context_takeover: bool = False
+    """Compress each message on its own, and tell the client so. Costs some ratio, saves the
+    compressor kept per connection (see docs/engineio.md), and lets a broadcast compress its
+    frame once for every such connection instead of once per client."""
+    client_no_context_takeover: bool = False
+    """Ask clients to compress each message on their own, so that the server keeps no
+    decompressor window per connection between messages."""
+    server_max_window_bits: int | None = None
+    """LZ77 window of the server's compressor, 9 to 15 (``None``: 15, or less if the client asks)."""
+    client_max_window_bits: int | None = None
+    """Ask clients that allow it to compress with a window of at most this many bits (9 to 15)."""
+    mem_level: int | None = None
+    """zlib ``memLevel`` of the server's compressor, 1 to 9 (``None``: zlib's 8)."""
+
+    def __post_init__(self) -> None:
+        if self.threshold < 0:
+            raise ValueError("per_message_deflate threshold must be >= 0")
+        for name in ("server_max_window_bits", "client_max_window_bits"):
+            bits = getattr(self, name)
+            if bits is not None and not 9 <= bits <= 15:
+                raise ValueError(f"per_message_deflate {name} must be from 9 to 15")
+        if self.mem_level is not None and not 1 <= self.mem_level <= 9:
+            raise ValueError("per_message_deflate mem_level must be from 1 to 9")
+
+
+@dataclass(frozen=True)
+class HttpCompression:
+    """gzip or deflate on polling responses, as the client's ``Accept-Encoding`` allows (Node's ``httpCompression``)."""
+
+    threshold: int = 1024
+    """Smallest response body, in bytes, that is compressed."""
+    level: int = -1
+    """zlib compression level, 0 to 9 (-1: zlib's default, 6, as Node's)."""
+
+    def __post_init__(self) -> None:
+        if self.threshold < 0:
+            raise ValueError("http_compression threshold must be >= 0")
+        if not -1 <= self.level <= 9:
+            raise ValueError("http_compression level must be from -1 to 9")
 
 
 @dataclass(frozen=True)
@@ -98,6 +157,12 @@ class EngineIOOptions:
     """Makes the sid of each new session, on both transports (Node's ``generateId``);
     a failure, or an id that is empty, in use or not printable ASCII, refuses the
     handshake with 400 (``Bad request``). Default: 20 random URL-safe characters."""
+    per_message_deflate: PerMessageDeflate | bool = False
+    """permessage-deflate on WebSocket connections: off by default, as in Node; ``True`` for
+    :class:`PerMessageDeflate`'s defaults (threshold 1024 bytes), or a :class:`PerMessageDeflate`."""
+    http_compression: HttpCompression | bool = True
+    """gzip/deflate of polling responses: on by default, as in Node (threshold 1024 bytes);
+    ``False`` to turn it off, or an :class:`HttpCompression`."""
 
     def __post_init__(self) -> None:
         if isinstance(self.allowed_origins, (str, bytes)):
@@ -118,6 +183,22 @@ class EngineIOOptions:
             raise ValueError("max_packets_per_second must be > 0")
         if self.max_sessions_per_ip is not None and self.max_sessions_per_ip <= 0:
             raise ValueError("max_sessions_per_ip must be > 0")
+        if not isinstance(self.per_message_deflate, (bool, PerMessageDeflate)):
+            raise TypeError("per_message_deflate must be a bool or a PerMessageDeflate")
+        if not isinstance(self.http_compression, (bool, HttpCompression)):
+            raise TypeError("http_compression must be a bool or an HttpCompression")
+
+    @property
+    def websocket_compression(self) -> PerMessageDeflate | None:
+        """The permessage-deflate settings in force, ``None`` when it is off."""
+        value = self.per_message_deflate
+        return (PerMessageDeflate() if value else None) if isinstance(value, bool) else value
+
+    @property
+    def polling_compression(self) -> HttpCompression | None:
+        """The HTTP compression settings in force, ``None`` when it is off."""
+        value = self.http_compression
+        return (HttpCompression() if value else None) if isinstance(value, bool) else value
 
     def upgrades_from(self, transport: str) -> list[str]:
         """The upgrades offered to a session that opened on ``transport``."""

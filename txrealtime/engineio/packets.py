@@ -25,6 +25,7 @@ import binascii
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import ClassVar
 
 __all__ = [
     "PROTOCOL_VERSION",
@@ -32,6 +33,7 @@ __all__ = [
     "DecodeError",
     "Packet",
     "PacketType",
+    "UncompressedPacket",
     "decode_payload",
     "decode_ws_frame",
     "encode_payload",
@@ -66,6 +68,9 @@ class Packet:
 
     type: PacketType
     data: str | bytes = ""
+    compress: ClassVar[bool] = True
+    """Whether a transport may compress it (Node's ``options.compress``); not part of the wire.
+    ``False`` for an :class:`UncompressedPacket` (a class, not a field: packets cost no more to make)."""
 
     def __post_init__(self) -> None:
         if isinstance(self.data, bytes) and self.type is not PacketType.MESSAGE:
@@ -75,6 +80,13 @@ class Packet:
     def binary(self) -> bool:
         """Whether this is a binary message."""
         return isinstance(self.data, bytes)
+
+
+@dataclass(frozen=True, slots=True)
+class UncompressedPacket(Packet):
+    """A packet sent with ``compress`` false (Node's ``compress(false)``): never compressed, whatever its size."""
+
+    compress: ClassVar[bool] = False
 
 
 _TYPES = {str(t.value): t for t in PacketType}

@@ -12,6 +12,7 @@ handshake carrying ``j=N`` makes the session a JSONP one, for either revision, a
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Iterator
 from itertools import islice
 from typing import cast
@@ -27,10 +28,18 @@ from .._reactor import Clock, DelayedCall, cancel, default_reactor
 from . import packets_v3
 from .events import CloseReason, Handshake
 from .manager import Session, SessionError, SessionManager
+from .options import HttpCompression
 from .packets import DecodeError, Packet, PacketType, encode_payload, iter_payload, utf8
 from .stats import EngineStats
 
-__all__ = ["TOO_LARGE_BODY", "PollingTransport", "error_response", "handshake_from_request", "query_of"]
+__all__ = [
+    "TOO_LARGE_BODY",
+    "PollingTransport",
+    "accepted_encoding",
+    "error_response",
+    "handshake_from_request",
+    "query_of",
+]
 
 _PAYLOAD_TYPE = b"text/plain; charset=UTF-8"
 _BINARY_TYPE = b"application/octet-stream"
@@ -79,6 +88,51 @@ def error_response(request: Request, error: SessionError, status: int = 400) -> 
     return error.body()
 
 
+_ENCODINGS = (b"gzip", b"deflate")
+
+
+def accepted_encoding(header: bytes | None) -> bytes | None:
+    """``gzip``, ``deflate`` or ``None``: what Node's ``accepts(req).encodings(["gzip", "deflate"])`` picks.
+
+    Highest ``q`` first, then an encoding named over one matched by ``*``,
+    then the order of the header, then gzip before deflate; ``q=0`` refuses.
+    No header at all means no encoding.
+    """
+    if not header:
+        return None
+    best: dict[bytes, tuple[int, float, int]] = {}  # per encoding, its best (specificity, q, order) as negotiator's
+    for order, item in enumerate(header.split(b",")):
+        name, *params = (part.strip() for part in item.split(b";"))
+        q = 1.0
+        for param in params:
+            key, _, value = param.partition(b"=")
+            if key.strip().lower() == b"q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        name = name.lower()
+        for encoding in _ENCODINGS:
+            if name in (encoding, b"*"):
+                spec = (1 if name == encoding else 0, q, order)
+                if spec > best.get(encoding, (-1, 0.0, -1)):
+                    best[encoding] = spec
+    ranked = sorted(
+        ((-q, -specificity, order, index), encoding)
+        for index, encoding in enumerate(_ENCODINGS)
+        if encoding in best
+        for specificity, q, order in [best[encoding]]
+        if q > 0
+    )
+    return ranked[0][1] if ranked else None
+
+
+def _compressed(body: bytes, encoding: bytes, level: int) -> bytes:
+    """``body`` in a gzip (header as Node's: no name, mtime 0) or a zlib ("deflate") container."""
+    compressor = zlib.compressobj(level, zlib.DEFLATED, 31 if encoding == b"gzip" else 15)
+    return compressor.compress(body) + compressor.flush()
+
+
 def _write(request: Request, status: int, content_type: bytes, body: bytes) -> None:
     request.setResponseCode(status)
     request.setHeader(b"content-type", content_type)
@@ -99,7 +153,7 @@ class PollingTransport:
 
     def __init__(
         self, max_payload: int, clock: Clock | None = None, stats: EngineStats | None = None, protocol: int = 4,
-        binary: bool = True, jsonp: str | None = None,
+        binary: bool = True, jsonp: str | None = None, compression: HttpCompression | None = None,
     ) -> None:
         self.session: Session | None = None
         self.protocol = protocol
@@ -111,6 +165,7 @@ class PollingTransport:
         self._max_payload = max_payload
         self._stats = stats if stats is not None else EngineStats()
         """Where the bytes of bodies read and written are counted (the manager's)."""
+        self._compression = compression
         self._clock: Clock = default_reactor(clock)
         self._get: Request | None = None
         self._initial: Request | None = None
@@ -134,7 +189,7 @@ class PollingTransport:
             # JSONP only with allow_eio3: its requests carry no Origin header (see docs/security.md).
             jsonp = query.get("j") if manager.options.allow_eio3 else None
             transport = cls(manager.options.max_payload, manager.reactor, manager.stats, protocol=handshake.protocol,
-                            binary=not query.get("b64"), jsonp=jsonp)
+                            binary=not query.get("b64"), jsonp=jsonp, compression=manager.options.polling_compression)
             transport._initial = request
             transport.session = manager.open_session(transport, handshake, sid, transport.protocol)
             result = transport.on_get(request)
@@ -174,6 +229,14 @@ class PollingTransport:
         body, content_type = self._encode(packets)  # before the request is taken: a failure leaves it parked
         request, self._get = self._get, None
         self._add_headers(request)
+        compression = self._compression
+        # As Node's polling transport: compressed if any packet may be, the body reaches the
+        # threshold and the client accepts gzip or deflate.
+        if compression is not None and len(body) >= compression.threshold and any(p.compress for p in packets):
+            encoding = accepted_encoding(request.getHeader(b"accept-encoding"))
+            if encoding is not None:
+                body = _compressed(body, encoding, compression.level)
+                request.setHeader(b"content-encoding", encoding)
         self._stats.polling_bytes_sent += len(body)
         _write(request, 200, content_type, body)
 

@@ -35,7 +35,7 @@ from .events import (
     SessionUpgraded,
 )
 from .options import EngineIOOptions
-from .packets import Packet, PacketType
+from .packets import Packet, PacketType, UncompressedPacket
 from .stats import EngineStats, count
 
 __all__ = ["Session", "SessionHost", "SessionState", "Transport"]
@@ -56,7 +56,7 @@ class Transport(Protocol):
         """Whether :meth:`send` may be called now."""
 
     def send(self, packets: list[Packet]) -> None:
-        """Write packets to the client."""
+        """Write packets to the client (a transport that compresses leaves :class:`UncompressedPacket` plain)."""
 
     def close(self) -> None:
         """Close the connection; must not call back into the session."""
@@ -136,15 +136,17 @@ class Session:
 
     # -- for applications ------------------------------------------------
 
-    def send(self, data: str | bytes) -> bool:
+    def send(self, data: str | bytes, compress: bool = True) -> bool:
         """Queue a message for the client; ``False`` if the session is closed."""
-        return self.send_many([data])
+        return self.send_many([data], compress)
 
-    def send_many(self, messages: list[str | bytes]) -> bool:
+    def send_many(self, messages: list[str | bytes], compress: bool = True) -> bool:
         """Queue several messages at once, so polling delivers them together.
 
-        ``False`` if the session is closed, or was just closed because the
-        client does not read and its queue went over ``max_buffer``.
+        With ``compress`` false the transports send them uncompressed whatever
+        their size (Node's ``compress(false)``). ``False`` if the session is
+        closed, or was just closed because the client does not read and its
+        queue went over ``max_buffer``.
         """
         if self.closed:
             return False
@@ -152,7 +154,8 @@ class Session:
         if self._buffered + size > self._manager.options.max_buffer and not self.transport.writable:
             self._overflow()
             return False
-        packets = [Packet(PacketType.MESSAGE, m) for m in messages]
+        make = Packet if compress else UncompressedPacket
+        packets = [make(PacketType.MESSAGE, m) for m in messages]
         self._buffer.extend(packets)
         self._buffered += size
         if self._manager._tracing:

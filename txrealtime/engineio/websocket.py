@@ -7,6 +7,7 @@ its type byte before binary data, or base64 text if the client asked
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any, cast
 
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
@@ -15,9 +16,18 @@ from twisted.internet.interfaces import ISSLTransport
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from .._autobahn import DirectTimer, cancel_timers, unmask, ws_frame
+from .._autobahn import (
+    DirectTimer,
+    accept_deflate,
+    cancel_timers,
+    release_inflater,
+    require_bounded_inflate,
+    unmask,
+    ws_frame,
+)
 from .._logging import Throttle, gate
 from . import packets_v3
+from .deflate import Deflater, DeflateState
 from .events import CloseReason, Handshake, requested_protocol
 from .manager import Session, SessionError, SessionManager
 from .packets import DecodeError, Packet, PacketType, decode_ws_frame, encode_ws_frame
@@ -51,6 +61,8 @@ class EngineIOWebSocketProtocol(WebSocketServerProtocol):
         """The Engine.IO protocol revision of the request, so of its frames."""
         self._framing = 0
         """How binary messages are framed: 0 as in v4, 1 as in v3, 2 as v3 base64 text (``b64``)."""
+        self._deflate_state: DeflateState | None = None
+        """Where this connection's compression history is, once it compressed a message."""
 
     # -- Transport protocol ----------------------------------------------
 
@@ -111,31 +123,77 @@ class EngineIOWebSocketProtocol(WebSocketServerProtocol):
 
         Frames are built here rather than through ``sendMessage``: a broadcast
         hands every session the same message object, and the factory reuses
-        the frame it built for the previous session.
+        the frame it built for the previous session. With permessage-deflate
+        negotiated, :meth:`_deflated` builds them instead.
         """
         factory = self.factory
-        frames = []
-        size = 0
-        for packet in packets:
-            data = packet.data
-            # Text frames are the same in v3 and v4; binary ones are framed per revision.
-            framing = self._framing if isinstance(data, bytes) else 0
-            if data is factory._last_data and framing == factory._last_framing and packet.type is PacketType.MESSAGE:
-                frame = factory._last_frame
-            else:
-                if framing:
-                    payload, binary = packets_v3.encode_ws_frame(packet, framing == 1)
-                else:
-                    payload, binary = encode_ws_frame(packet)
-                frame = ws_frame(payload, binary)
-                if packet.type is PacketType.MESSAGE:
+        extension = self._perMessageCompress
+        if extension is not None:
+            frames = self._deflated(packets, extension)
+        else:
+            frames = []
+            for packet in packets:
+                data = packet.data
+                # Text frames are the same in v3 and v4; binary ones are framed per revision.
+                framing = self._framing if isinstance(data, bytes) else 0
+                message = packet.type is PacketType.MESSAGE
+                if message and data is factory._last_data and framing == factory._last_framing:
+                    frames.append(factory._last_frame)
+                    continue
+                frame = ws_frame(*self._payload(packet, framing))
+                if message:
                     factory._last_data, factory._last_framing, factory._last_frame = data, framing, frame
-            frames.append(frame)
-            size += len(frame)
+                frames.append(frame)
         transport = cast(Any, self.transport)
         if transport is not None and self.state == self.STATE_OPEN:
             transport.writeSequence(frames)
-            factory.stats.websocket_bytes_sent += size
+            factory.stats.websocket_bytes_sent += sum(map(len, frames))
+
+    def _payload(self, packet: Packet, framing: int) -> tuple[bytes, bool]:
+        """The frame payload of ``packet`` and whether it is binary, framed for this connection's revision."""
+        if framing:
+            return packets_v3.encode_ws_frame(packet, framing == 1)
+        return encode_ws_frame(packet)
+
+    def _deflated(self, packets: list[Packet], extension: Any) -> list[bytes]:
+        """Frames for a connection that negotiated permessage-deflate.
+
+        A packet sent with ``compress`` and encoding to at least the threshold
+        is compressed, the rest go plain. The factory's :class:`Deflater`
+        compresses a broadcast message once for all the connections that share
+        a compression history (see :mod:`txrealtime.engineio.deflate`).
+        """
+        factory = self.factory
+        threshold = factory.deflate_threshold
+        state = self._deflate_state
+        frames = []
+        for packet in packets:
+            data = packet.data
+            message = packet.type is PacketType.MESSAGE
+            framing = self._framing if isinstance(data, bytes) else 0
+            if message and data is factory._last_data and framing == factory._last_framing:
+                frame = factory._last_frame
+                if not packet.compress or _payload_size(frame) < threshold:
+                    frames.append(frame)
+                    continue
+            payload, binary = self._payload(packet, framing)
+            if not packet.compress or len(payload) < threshold:
+                frame = ws_frame(payload, binary)
+                if message:
+                    factory._last_data, factory._last_framing, factory._last_frame = data, framing, frame
+            else:
+                if state is None:
+                    state = factory.deflater.start(
+                        extension.server_max_window_bits, extension.mem_level, extension.server_no_context_takeover
+                    )
+                # One message object is one payload only within one framing: a message framed
+                # for v3 (binary) is compressed on its own, never taken from a v4 history.
+                key = data if message and not framing else packet
+                body, state = factory.deflater.compress(state, key, payload)
+                frame = ws_frame(body, binary, compressed=True)
+            frames.append(frame)
+        self._deflate_state = state
+        return frames
 
     def close(self) -> None:
         if self.state == self.STATE_OPEN:
@@ -195,6 +253,9 @@ class EngineIOWebSocketProtocol(WebSocketServerProtocol):
     def connectionLost(self, reason: Failure) -> None:  # type: ignore[override]
         self._lost = True
         self.factory.connections.discard(self)
+        if self._deflate_state is not None:
+            Deflater.leave(self._deflate_state)
+            self._deflate_state = None
         super().connectionLost(reason)
         cancel_timers(self)
 
@@ -250,6 +311,11 @@ class EngineIOWebSocketProtocol(WebSocketServerProtocol):
         if pos < size and self.state in (self.STATE_OPEN, self.STATE_CLOSING):
             super().dataReceived(data[pos:])
 
+    def onMessageEnd(self) -> None:
+        # Only messages that went through Autobahn's parser (every compressed one) end here.
+        super().onMessageEnd()
+        release_inflater(self._perMessageCompress)
+
     def onMessage(self, payload: bytes, isBinary: bool) -> None:
         session = self.session
         if session is None:
@@ -291,6 +357,12 @@ class EngineIOWebSocketProtocol(WebSocketServerProtocol):
         self.session.transport_closed(self, why, f"websocket closed ({code}: {reason or ''})")
 
 
+def _payload_size(frame: bytes) -> int:
+    """The payload length of an unmasked frame built by ``ws_frame``."""
+    size = frame[1] & 0x7F
+    return size if size < 126 else len(frame) - (4 if size == 126 else 10)
+
+
 def _with_headers(headers: list[tuple[str, str]]) -> Any:
     """What ``onConnect`` returns to accept with no subprotocol and these extra headers."""
     if not headers:
@@ -312,11 +384,28 @@ class EngineIOWebSocketFactory(WebSocketServerFactory):
         self.stats = manager.stats
         """The manager's :class:`txrealtime.engineio.stats.EngineStats`, where bytes read and written are counted."""
         self.connections: set[EngineIOWebSocketProtocol] = set()
+        """Open WebSocket connections (drained on shutdown)."""
         self._last_data: object = None
         self._last_framing = 0
         self._last_frame = b""
-        """Open WebSocket connections (drained on shutdown)."""
+        self.deflater = Deflater()
+        """Compression shared by connections with the same history (permessage-deflate)."""
         self._batched_timer = DirectTimer(manager.reactor)
+        settings = manager.options.websocket_compression
+        self.deflate_threshold = settings.threshold if settings is not None else 0
+        """Smallest message compressed on connections that negotiated permessage-deflate."""
+        if settings is not None:
+            require_bounded_inflate()
+            self.setProtocolOptions(  # type: ignore[no-untyped-call]
+                perMessageCompressionAccept=partial(
+                    accept_deflate,
+                    server_no_context_takeover=settings.server_no_context_takeover,
+                    client_no_context_takeover=settings.client_no_context_takeover,
+                    server_max_window_bits=settings.server_max_window_bits,
+                    client_max_window_bits=settings.client_max_window_bits,
+                    mem_level=settings.mem_level,
+                )
+            )
         self.setProtocolOptions(  # type: ignore[no-untyped-call]
             maxMessagePayloadSize=manager.options.max_payload,
             maxFramePayloadSize=manager.options.max_payload,

@@ -48,8 +48,9 @@ class FetchedSocket(Protocol):
 class AdapterSocket(FetchedSocket, Protocol):
     """What an adapter needs from a socket of its namespace."""
 
-    def deliver(self, packet: Packet, messages: list[str | bytes], volatile: bool) -> None:
-        """Write ``packet``, already encoded as ``messages`` (shared by a whole broadcast)."""
+    def deliver(self, packet: Packet, messages: list[str | bytes], volatile: bool, compress: bool = True) -> None:
+        """Write ``packet``, already encoded as ``messages`` (shared by a whole broadcast);
+        uncompressed whatever its size unless ``compress``."""
 
     def register_ack(self, answered: Callable[[list[Any]], object]) -> int:
         """A new ack id whose answer goes to ``answered``."""
@@ -91,6 +92,8 @@ class BroadcastFlags:
     """Only this process's clients (cluster adapters skip publishing)."""
     timeout: float | None = None
     """Seconds to wait for acknowledgements."""
+    compress: bool = True
+    """Let the transports compress the packet (``False``: always sent plain)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,7 +192,7 @@ class Adapter:
         else:
             messages = self.encoder.encode(packet)
         for socket in self._matching(opts):
-            socket.deliver(packet, messages, opts.flags.volatile)
+            socket.deliver(packet, messages, opts.flags.volatile, opts.flags.compress)
         return True
 
     def broadcast_with_ack(
@@ -204,7 +207,7 @@ class Adapter:
         for socket in self._matching(opts):
             ack_id = socket.register_ack(ack)
             with_id = Packet(packet.type, packet.namespace, packet.data, ack_id)
-            socket.deliver(with_id, self.encoder.encode(with_id), opts.flags.volatile)
+            socket.deliver(with_id, self.encoder.encode(with_id), opts.flags.volatile, opts.flags.compress)
             count += 1
         client_count(count)
 

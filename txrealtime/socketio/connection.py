@@ -86,12 +86,12 @@ class Client:
 
     # -- writing -----------------------------------------------------------
 
-    def write(self, messages: list[str | bytes], volatile: bool = False) -> None:
+    def write(self, messages: list[str | bytes], volatile: bool = False, compress: bool = True) -> None:
         if self.closed:
             return
         if volatile and not self.session.transport.writable:
             return
-        self.session.send_many(messages)
+        self.session.send_many(messages, compress)
 
     def disconnect(self) -> None:
         """Disconnect every socket and close the connection."""

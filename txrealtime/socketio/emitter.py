@@ -45,25 +45,28 @@ S = TypeVar("S")
 
 
 class Flagged(Generic[S]):
-    """``socket.volatile`` / ``socket.timeout(s)``: a socket and the flags of the next emit, server or client side."""
+    """``socket.volatile`` / ``socket.timeout(s)`` / ``socket.compress(c)``: a socket and the flags of
+    the next emit, server or client side."""
 
-    def __init__(self, socket: S, volatile: bool = False, timeout: float | None = None) -> None:
+    def __init__(self, socket: S, volatile: bool = False, timeout: float | None = None, compress: bool = True) -> None:
         self._socket = socket
         self._volatile = volatile
         self._timeout = timeout
+        self._compress = compress
 
     @property
     def volatile(self) -> Self:
         """Skip the emit instead of queueing it while the connection cannot take it."""
-        return type(self)(self._socket, True, self._timeout)
+        return type(self)(self._socket, True, self._timeout, self._compress)
 
     def timeout(self, seconds: float) -> Self:
         """Fail the acknowledgement with ``AckTimeout`` after ``seconds``."""
-        return type(self)(self._socket, self._volatile, seconds)
+        return type(self)(self._socket, self._volatile, seconds, self._compress)
 
     def compress(self, compress: bool) -> Self:
-        """Accepted for Node parity."""
-        return self
+        """With ``False``, the packet is sent uncompressed whatever its size (on the server; the
+        Twisted client does not compress)."""
+        return type(self)(self._socket, self._volatile, self._timeout, compress)
 
 
 class EventEmitter:

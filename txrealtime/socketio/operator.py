@@ -69,8 +69,8 @@ class BroadcastOperator:
         return self._with(flags=replace(self._opts.flags, timeout=seconds))
 
     def compress(self, compress: bool) -> BroadcastOperator:
-        """Accepted for Node parity; WebSocket compression is negotiated per connection."""
-        return self
+        """With ``False``, the packet goes uncompressed to every client whatever its size."""
+        return self._with(flags=replace(self._opts.flags, compress=compress))
 
     # -- emitting ------------------------------------------------------------
 
@@ -172,7 +172,7 @@ class Broadcasting(Selecting, Protocol):
         return self._operator().timeout(seconds)
 
     def compress(self, compress: bool) -> BroadcastOperator:
-        """Accepted for Node parity."""
+        """With ``False``, the packet goes uncompressed whatever its size."""
         return self._operator().compress(compress)
 
     def emit(self, event: str, *args: Any, ack: Callable[..., object] | None = None) -> bool:

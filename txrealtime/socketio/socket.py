@@ -23,7 +23,7 @@ from .._logging import Throttle, gate, name_for_log
 from .._reactor import Clock
 from ..engineio import Session
 from .acks import AckTable
-from .adapter import Adapter, BroadcastOptions
+from .adapter import Adapter, BroadcastFlags, BroadcastOptions
 from .emitter import (
     NO_ACK,
     CatchAll,
@@ -84,7 +84,7 @@ class SocketConnection(Protocol):
     def encoder(self) -> Encoder:
         """The server's encoder."""
 
-    def write(self, messages: list[str | bytes], volatile: bool = False) -> None: ...
+    def write(self, messages: list[str | bytes], volatile: bool = False, compress: bool = True) -> None: ...
 
     def disconnect(self) -> None: ...
 
@@ -122,11 +122,11 @@ class SocketEmitter(Flagged["Socket"]):
         check_event(event)
         socket = self._socket
         if ack is None or not socket.connected:
-            return socket._send_event(event, args, self._volatile)
+            return socket._send_event(event, args, self._volatile, None, self._compress)
         if self._timeout is None:
             callback = ack
             ack_id = socket.register_ack(lambda answer: callback(*answer))
-            return socket._send_event(event, args, self._volatile, ack_id)
+            return socket._send_event(event, args, self._volatile, ack_id, self._compress)
 
         def both(result: Any) -> None:
             if isinstance(result, Failure):
@@ -155,7 +155,7 @@ class SocketEmitter(Flagged["Socket"]):
         if not socket.connected:
             return fail(Disconnected("not connected"))
         ack_id, result = socket._acks.deferred(self._timeout)
-        socket._send_event(event, args, self._volatile, ack_id)
+        socket._send_event(event, args, self._volatile, ack_id, self._compress)
         return result
 
 
@@ -248,7 +248,8 @@ class Socket(EventEmitter, CatchAll, Selecting):
         return SocketEmitter(self, timeout=seconds)
 
     def compress(self, compress: bool) -> SocketEmitter:
-        return SocketEmitter(self)
+        """With ``False``, the next emit goes uncompressed whatever its size."""
+        return SocketEmitter(self, compress=compress)
 
     # -- broadcasting from this socket (everyone but itself) --------------------
 
@@ -291,23 +292,26 @@ class Socket(EventEmitter, CatchAll, Selecting):
         """A new ack id whose answer goes to ``answered`` (a broadcast's collector, say)."""
         return self._acks.register(answered)
 
-    def _send_event(self, event: str, args: tuple[Any, ...], volatile: bool, ack_id: int | None = None) -> bool:
+    def _send_event(
+        self, event: str, args: tuple[Any, ...], volatile: bool, ack_id: int | None = None, compress: bool = True
+    ) -> bool:
         if not self.connected:
             return False
         packet = Packet(PacketType.EVENT, self.nsp.name, [event, *args], ack_id)
         if ack_id is None and not volatile and self.nsp.adapter.recovery is not None:
             # Through the adapter, so the packet gets its offset and is kept for a recovery.
-            self.nsp.adapter.broadcast(packet, BroadcastOptions(rooms=frozenset({self.id})))
+            flags = BroadcastFlags(compress=compress)
+            self.nsp.adapter.broadcast(packet, BroadcastOptions(rooms=frozenset({self.id}), flags=flags))
         else:
-            self.deliver(packet, self.client.encoder.encode(packet), volatile)
+            self.deliver(packet, self.client.encoder.encode(packet), volatile, compress)
         return True
 
-    def deliver(self, packet: Packet, messages: list[str | bytes], volatile: bool) -> None:
+    def deliver(self, packet: Packet, messages: list[str | bytes], volatile: bool, compress: bool = True) -> None:
         """Write an encoded packet (shared by a whole broadcast) to this client."""
         if self._any_outgoing and packet.type is PacketType.EVENT:
             for listener in list(self._any_outgoing):
                 self._run(listener, [packet.event, *packet.args], "outgoing catch-all listener")
-        self.client.write(messages, volatile)
+        self.client.write(messages, volatile, compress)
 
     def _packet(self, packet: Packet) -> None:
         self.client.write(self.client.encoder.encode(packet))

@@ -74,13 +74,21 @@ def _wire_options(opts: BroadcastOptions, with_flags: bool = True) -> WireOption
     flags = None
     if with_flags:
         timeout = opts.flags.timeout
-        flags = WireFlags(volatile=opts.flags.volatile, timeout=None if timeout is None else int(timeout * 1000))
+        flags = WireFlags(
+            volatile=opts.flags.volatile,
+            compress=None if opts.flags.compress else False,  # Node's adapter leaves it out unless set
+            timeout=None if timeout is None else int(timeout * 1000),
+        )
     return WireOptions(rooms=tuple(sorted(opts.rooms)), except_=tuple(sorted(opts.except_)), flags=flags)
 
 
 def _options(opts: WireOptions) -> BroadcastOptions:
-    volatile = opts.flags.volatile if opts.flags is not None else False
-    return BroadcastOptions(frozenset(opts.rooms), frozenset(opts.except_), BroadcastFlags(volatile=volatile))
+    flags = opts.flags
+    volatile = flags.volatile if flags is not None else False
+    compress = flags is None or flags.compress is not False
+    return BroadcastOptions(
+        frozenset(opts.rooms), frozenset(opts.except_), BroadcastFlags(volatile=volatile, compress=compress)
+    )
 
 
 @dataclass
