@@ -41,6 +41,7 @@ __all__ = [
     "mount",
     "raise_open_files_limit",
     "run_app_hook",
+    "start_listening",
 ]
 
 log = Logger(observer=gate)
@@ -81,6 +82,9 @@ class Options(usage.Options):
          float],
         ["max-connections-per-ip", None, None, "Close new TCP connections beyond this many per address "
          "[default: no limit].", int],
+        ["workers", None, "1", "Worker processes serving the endpoints, or auto for one per CPU: the first process "
+         "routes each connection to the worker owning its session and relays broadcasts between them."],
+        ["worker-channel", None, None, "(internal) FD:INDEX: run as worker INDEX of a --workers master."],
     ]
     optFlags = [
         ["no-upgrades", None, "Do not offer the upgrade from polling to WebSocket."],
@@ -95,6 +99,11 @@ class Options(usage.Options):
         self["listen"] = []
         self["cors-origin"] = []
         self["origin"] = []
+
+    def parseOptions(self, options: Any = None) -> None:
+        """Parse ``options`` (default: the command line), keeping them for the worker processes of ``--workers``."""
+        self.raw_args = list(sys.argv[1:] if options is None else options)
+        super().parseOptions(options)  # type: ignore[no-untyped-call]
 
     def opt_listen(self, endpoint: str) -> None:
         """Endpoint string to listen on, e.g. tcp:8080:interface=127.0.0.1 or ssl:8443:privateKey=key.pem
@@ -158,6 +167,7 @@ class Options(usage.Options):
         for name in ("attachment-timeout", "max-namespaces-per-client", "state-recovery"):
             if self[name] is not None and self[name] <= 0:
                 raise usage.UsageError(f"--{name} must be > 0")
+        self._check_workers()
         origins = self["cors-origin"]
         self["engineio-options"] = EngineIOOptions(
             ping_interval=self["ping-interval"],
@@ -184,6 +194,42 @@ class Options(usage.Options):
                 raise usage.UsageError(f"--redis: {e}") from None
         if self["app"] is not None:
             self["app-hook"] = load_app(self["app"])
+
+
+    def _check_workers(self) -> None:
+        workers = self["workers"]
+        count = (os.cpu_count() or 1) if workers == "auto" else int(workers) if workers.isdigit() else 0
+        if count < 1:
+            raise usage.UsageError(f"--workers must be a number >= 1 or auto, not {workers!r}")
+        self["workers"] = count
+        if self["worker-channel"] is not None:
+            from .cluster.worker import parse_channel
+
+            try:
+                parse_channel(self["worker-channel"])
+            except ValueError as e:
+                raise usage.UsageError(f"--worker-channel: {e}") from None
+            self["workers"] = 1
+        elif count > 1:
+            for description in self["listen"]:
+                if description.split(":", 1)[0] not in ("tcp", "tcp6", "unix"):
+                    raise usage.UsageError(
+                        f"--workers {count} needs plain tcp: or unix: endpoints, not {description}: the first "
+                        "process reads each request line to route it, so terminate TLS in front of it "
+                        "(or use --workers 1)")
+
+    def worker_args(self) -> list[str]:
+        """The command line of this process without ``--workers``, for its worker processes."""
+        args: list[str] = []
+        skip = False
+        for arg in self.raw_args:
+            if skip:
+                skip = False
+            elif arg == "--workers":
+                skip = True
+            elif not arg.startswith("--workers="):
+                args.append(arg)
+        return args
 
 
 def check_endpoint(description: str) -> None:
@@ -298,20 +344,7 @@ class RealtimeService(service.MultiService):
 
     def _listening(self, child: Any, start: Callable[[], object]) -> None:
         """Start ``child``; if it is one of the endpoints and cannot listen, say so in one line and exit."""
-        endpoint = self._endpoints.get(child)
-        if endpoint is None:  # a service someone else added
-            start()
-            return
-        try:
-            start()
-        except (CannotListenError, OSError) as e:
-            error = e.socketError if isinstance(e, CannotListenError) else e
-            reason = getattr(error, "strerror", None) or str(error)
-            where = f"{endpoint}: {reason}"
-            log.error("Cannot listen on {where}", where=where)
-            if self.daemon:
-                raise CannotListen(where) from None  # twistd's parent prints its first 100 bytes
-            raise SystemExit(1) from None
+        start_listening(start, self._endpoints.get(child), self.daemon)
 
     def stopService(self) -> Any:
         """Send every client its close, wait up to ``grace`` for them to get it, then stop listening.
@@ -347,6 +380,24 @@ class RealtimeService(service.MultiService):
 
     def _stop_listening(self, _: object) -> Any:
         return super().stopService()  # type: ignore[no-untyped-call]
+
+
+def start_listening(start: Callable[[], object], endpoint: str | None, daemon: bool) -> None:
+    """Call ``start``; if ``endpoint`` (``None``: not an endpoint) cannot listen, say so in one line and exit
+    (``SystemExit``, or :class:`CannotListen` for a daemon's parent to print)."""
+    if endpoint is None:  # a service someone else added
+        start()
+        return
+    try:
+        start()
+    except (CannotListenError, OSError) as e:
+        error = e.socketError if isinstance(e, CannotListenError) else e
+        reason = getattr(error, "strerror", None) or str(error)
+        where = f"{endpoint}: {reason}"
+        log.error("Cannot listen on {where}", where=where)
+        if daemon:
+            raise CannotListen(where) from None  # twistd's parent prints its first 100 bytes
+        raise SystemExit(1) from None
 
 
 def _static_folder(path: str) -> Resource:
@@ -409,7 +460,7 @@ def _daemonized(options: Options) -> bool:
     return isinstance(parent, dict) and "nodaemon" in parent and not parent["nodaemon"]
 
 
-def makeService(options: Options) -> RealtimeService:
+def makeService(options: Options) -> service.MultiService:
     """Build the service tree ``twistd txrealtime`` runs.
 
     The ``--app`` hook is called with the :class:`txrealtime.socketio.Server`
@@ -420,9 +471,23 @@ def makeService(options: Options) -> RealtimeService:
     with that one line (``SystemExit``).
     """
     set_log_level(options["log-level"])
+    if options["workers"] > 1:
+        from .cluster.master import MasterService
+
+        daemon = _daemonized(options)
+        return MasterService(
+            options["workers"], options["listen"], options.worker_args(), header_timeout=options["header-timeout"],
+            grace=options["shutdown-grace"], daemon=daemon,
+            listening=lambda _, start, endpoint: start_listening(start, endpoint, daemon),
+        )
     manager = SessionManager(options["engineio-options"])
     link = None
     server = None
+    cluster = None
+    if options["worker-channel"] is not None:
+        from .cluster.link import ClusterLink
+
+        cluster = ClusterLink(key=options["redis-key"])
     if not options["engineio"]:
         kwargs: dict[str, Any] = {}
         if options["redis"] is not None:
@@ -430,6 +495,10 @@ def makeService(options: Options) -> RealtimeService:
 
             link = RedisLink(options["redis"], key=options["redis-key"])
             kwargs["adapter"] = redis_adapter(link)
+        elif cluster is not None:
+            from .adapters.redis import redis_adapter
+
+            kwargs["adapter"] = redis_adapter(cluster)
         recovery = options["state-recovery"]
         server = Server(
             manager,
@@ -462,7 +531,15 @@ def makeService(options: Options) -> RealtimeService:
         header_timeout=options["header-timeout"],
         max_connections_per_ip=options["max-connections-per-ip"],
     )
-    return RealtimeService(
-        manager, site, options["listen"], server, link, resource=resource, grace=options["shutdown-grace"],
-        daemon=_daemonized(options),
-    )
+    if cluster is None:
+        return RealtimeService(
+            manager, site, options["listen"], server, link, resource=resource, grace=options["shutdown-grace"],
+            daemon=_daemonized(options),
+        )
+    from .cluster.worker import WorkerService, parse_channel, prefix_sids
+
+    fd, index = parse_channel(options["worker-channel"])
+    prefix_sids(manager, index)
+    realtime = RealtimeService(manager, site, [], server, link, resource=resource, grace=options["shutdown-grace"])
+    WorkerService(fd, index, site, manager, cluster).setServiceParent(realtime)  # type: ignore[no-untyped-call]
+    return realtime
