@@ -523,6 +523,10 @@ def makeService(options: Options) -> service.MultiService:
     resource = EngineIOResource(manager)
     endpoint = resource if server is None else SocketIOResource(resource, server.serve_client)
     mount(root, options["path"], endpoint)
+    if cluster is not None:
+        from .cluster.worker import StickyRoot, parse_channel
+
+        root = StickyRoot(root, parse_channel(options["worker-channel"])[1])
     site = BoundedSite(
         cast(IResource, root),
         max_body=manager.options.max_payload,

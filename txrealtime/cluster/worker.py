@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import socket
+import weakref
 from collections import deque
 from typing import Any
 
@@ -27,16 +28,17 @@ from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 from twisted.protocols.basic import Int32StringReceiver
 from twisted.python.failure import Failure
+from twisted.web.resource import Resource
 from zope.interface import implementer  # type: ignore[import-untyped]
 
 from .._logging import gate
 from ..engineio import SessionClosed, SessionEvent, SessionManager, SessionOpened
 from ..engineio.events import Handshake
 from .link import ClusterLink
-from .routing import worker_sid
+from .routing import worker_of, worker_sid
 from .wire import MAX_FRAME, Adopted, Connection, Frame, Hello, Load, Message, NumSubReply, WireError, decode, encode
 
-__all__ = ["WorkerChannel", "WorkerService", "parse_channel", "prefix_sids"]
+__all__ = ["StickyRoot", "WorkerChannel", "WorkerService", "parse_channel", "prefix_sids"]
 
 log = Logger(observer=gate)
 
@@ -61,6 +63,57 @@ def prefix_sids(manager: SessionManager, index: int) -> None:
         return made.addCallback(lambda sid: worker_sid(index, sid) if isinstance(sid, str) else sid)
 
     manager.options = dataclasses.replace(manager.options, generate_id=generate)
+
+
+class StickyRoot(Resource):
+    """The worker's root resource: sends a request for another worker's session back through the master.
+
+    The master routes a connection by its first request; an HTTP client that
+    keeps the connection alive may later send on it a request of a session
+    another worker owns (a browser shares its connections between tabs).
+    That request is answered ``307 Temporary Redirect`` to the same URL with
+    ``Connection: close``: the client repeats it, body included, on a new
+    connection, which the master routes to the owner. The first request of a
+    connection was routed by the master already: if its session's worker is
+    gone it is answered as usual (``Session ID unknown``), never redirected.
+    """
+
+    def __init__(self, root: Resource, index: int) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+        self.root = root
+        self.index = index
+        self._seen: weakref.WeakKeyDictionary[Any, bool] = weakref.WeakKeyDictionary()
+
+    def getChildWithDefault(self, path: bytes, request: Any) -> Any:
+        if self._elsewhere(request):
+            return _Elsewhere()
+        return self.root.getChildWithDefault(path, request)
+
+    def render(self, request: Any) -> Any:
+        return self.root.render(request)
+
+    def _elsewhere(self, request: Any) -> bool:
+        first = request.channel not in self._seen
+        self._seen[request.channel] = True
+        if first:
+            return False
+        sids = request.args.get(b"sid")
+        if not sids:
+            return False
+        owner = worker_of(sids[0].decode("utf-8", "replace"))
+        return owner is not None and owner != self.index
+
+
+class _Elsewhere(Resource):
+    isLeaf = True
+
+    def render(self, request: Any) -> bytes:
+        request.setResponseCode(307)
+        request.setHeader(b"location", request.uri)
+        request.setHeader(b"connection", b"close")
+        request.setHeader(b"content-length", b"0")
+        request.notifyFinish().addBoth(lambda _: request.channel.loseConnection())
+        return b""
 
 
 @implementer(IFileDescriptorReceiver)
