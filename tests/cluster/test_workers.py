@@ -100,7 +100,7 @@ async def test_a_killed_worker_is_restarted_and_its_clients_reconnect(cluster: C
     assert {c["pid"] for c in before["clients"]} == {victim, survivor}
     assert after["lost"] == sum(c["pid"] == victim for c in before["clients"]) > 0
     assert restarted not in (victim, survivor)
-    assert "Worker 0 (pid %d) exited (signal 9): restarting it" % victim in "".join(cluster.log)
+    assert f"Worker 0 (pid {victim}) exited (signal 9): restarting it" in "".join(cluster.log)
     # Every client is connected again, to a live worker; the survivor's clients never left it.
     pids = [c["pid"] for c in after["clients"]]
     assert set(pids) <= {restarted, survivor}
