@@ -120,10 +120,11 @@ class ClusterLink:
     def numsub(self, channel: str) -> Deferred[int]:
         """How many workers subscribe to ``channel``."""
         request_id = next(self._ids)
-        if not self._send(NumSub(request_id, channel)):
-            return fail(ClusterUnavailable("the master is unreachable"))
         d: Deferred[int] = Deferred()
         self._numsub.add(request_id, d, self.requests_timeout, self._timed_out)
+        if not self._send(NumSub(request_id, channel)):
+            self._numsub.take(request_id)
+            return fail(ClusterUnavailable("the master is unreachable"))
         return d
 
     @staticmethod

@@ -107,6 +107,9 @@ class StickyRoot(Resource):
 class _Elsewhere(Resource):
     isLeaf = True
 
+    def __init__(self) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+
     def render(self, request: Any) -> bytes:
         request.setResponseCode(307)
         request.setHeader(b"location", request.uri)
