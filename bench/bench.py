@@ -361,8 +361,8 @@ def write_report(
             theirs = figures.get(key)
             ours = by_server.get(COUNTERPART.get(name, "txrealtime"), {}).get(key)
             ratio = ""
-            comparable = isinstance(ours, int | float) and isinstance(theirs, int | float) and theirs
-            if not name.startswith("txrealtime") and comparable:
+            if (not name.startswith("txrealtime") and isinstance(ours, int | float)
+                    and isinstance(theirs, int | float) and theirs):
                 value = ours / theirs if higher_better else theirs / ours
                 note = "(higher is better)" if higher_better else LOWER_NOTES.get(scenario, "(>1: txrealtime lower)")
                 ratio = f"{value:.2f}× {note}"
