@@ -229,8 +229,10 @@ class MasterService(service.MultiService):
         how = f"status {status}" if signal is None else f"signal {signal}"
         exited, worker.exited = worker.exited, None
         pid, worker.pid = worker.pid, None
-        if worker.channel is not None:
-            worker.channel.transport.loseConnection()
+        channel = worker.channel
+        if channel is not None:  # forget it now, before a new process takes the slot
+            worker.channel_lost(channel)
+            channel.transport.loseConnection()
         if self.stopping:
             log.info("Worker {index} (pid {pid}) exited ({how})", index=worker.index, pid=pid, how=how)
         else:
