@@ -347,6 +347,13 @@ def write_report(
         origin
         + (" (quick run: smaller loads)" if quick else "")
         + f"; {os.cpu_count()} CPUs, servers pinned to CPU {SERVER_CPU}, load generators to CPU {LOAD_CPU}.",
+        *([
+            "",
+            f"{', '.join(n for n in names if n in CLUSTERED)} run two worker processes each on CPUs "
+            f"{CLUSTERED[next(n for n in names if n in CLUSTERED)]}: the load generators and these servers share "
+            f"those {os.cpu_count()} cores. Each is compared with its counterpart "
+            f"({', '.join(f'{k} with {v}' for k, v in COUNTERPART.items())}).",
+        ] if any(n in CLUSTERED for n in names) else []),
         "",
         "| scenario | server | figures | txrealtime ÷ server |",
         "| --- | --- | --- | --- |",
