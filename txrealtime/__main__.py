@@ -37,7 +37,7 @@ class _ServiceMaker:
     options = _Options
 
     def makeService(self, options: service.Options) -> MultiService:
-        return service.makeService(options)
+        return service.make_service(options)
 
 
 class _ServerOptions(ServerOptions):

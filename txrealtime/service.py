@@ -38,6 +38,7 @@ __all__ = [
     "check_endpoint",
     "load_app",
     "makeService",
+    "make_service",
     "mount",
     "raise_open_files_limit",
     "run_app_hook",
@@ -99,11 +100,6 @@ class Options(usage.Options):
         self["listen"] = []
         self["cors-origin"] = []
         self["origin"] = []
-
-    def parseOptions(self, options: Any = None) -> None:
-        """Parse ``options`` (default: the command line), keeping them for the worker processes of ``--workers``."""
-        self.raw_args = list(sys.argv[1:] if options is None else options)
-        super().parseOptions(options)  # type: ignore[no-untyped-call]
 
     def opt_listen(self, endpoint: str) -> None:
         """Endpoint string to listen on, e.g. tcp:8080:interface=127.0.0.1 or ssl:8443:privateKey=key.pem
@@ -219,16 +215,16 @@ class Options(usage.Options):
                         "(or use --workers 1)")
 
     def worker_args(self) -> list[str]:
-        """The command line of this process without ``--workers``, for its worker processes."""
+        """The options in force as a command line, ``--workers`` left out: what each worker process runs."""
         args: list[str] = []
-        skip = False
-        for arg in self.raw_args:
-            if skip:
-                skip = False
-            elif arg == "--workers":
-                skip = True
-            elif not arg.startswith("--workers="):
-                args.append(arg)
+        parameters = cast(list[list[Any]], self.optParameters)
+        for name in (str(row[0]) for row in parameters):
+            if name not in ("workers", "worker-channel") and self[name] is not None:
+                args.append(f"--{name}={self[name]}")
+        flags = cast(list[list[Any]], self.optFlags)
+        args += [f"--{row[0]}" for row in flags if self[str(row[0])]]
+        for name in ("listen", "origin", "cors-origin"):
+            args += [f"--{name}={value}" for value in self[name]]
         return args
 
 
@@ -460,7 +456,23 @@ def _daemonized(options: Options) -> bool:
     return isinstance(parent, dict) and "nodaemon" in parent and not parent["nodaemon"]
 
 
-def makeService(options: Options) -> service.MultiService:
+def make_service(options: Options) -> service.MultiService:
+    """What ``twistd txrealtime`` and ``python -m txrealtime`` run: with ``--workers`` above 1 the master
+    (:class:`txrealtime.cluster.master.MasterService`), else :func:`makeService`'s one serving process."""
+    if options["workers"] <= 1:
+        return makeService(options)
+    from .cluster.master import MasterService
+
+    set_log_level(options["log-level"])
+    daemon = _daemonized(options)
+    return MasterService(
+        options["workers"], options["listen"], options.worker_args(), header_timeout=options["header-timeout"],
+        grace=options["shutdown-grace"], daemon=daemon,
+        listening=lambda _, start, endpoint: start_listening(start, endpoint, daemon),
+    )
+
+
+def makeService(options: Options) -> RealtimeService:
     """Build the service tree ``twistd txrealtime`` runs.
 
     The ``--app`` hook is called with the :class:`txrealtime.socketio.Server`
@@ -470,16 +482,9 @@ def makeService(options: Options) -> service.MultiService:
     A hook that raises ``twisted.python.usage.UsageError`` ends the process
     with that one line (``SystemExit``).
     """
-    set_log_level(options["log-level"])
     if options["workers"] > 1:
-        from .cluster.master import MasterService
-
-        daemon = _daemonized(options)
-        return MasterService(
-            options["workers"], options["listen"], options.worker_args(), header_timeout=options["header-timeout"],
-            grace=options["shutdown-grace"], daemon=daemon,
-            listening=lambda _, start, endpoint: start_listening(start, endpoint, daemon),
-        )
+        raise ValueError(f"--workers {options['workers']} runs several processes: build it with make_service()")
+    set_log_level(options["log-level"])
     manager = SessionManager(options["engineio-options"])
     link = None
     server = None

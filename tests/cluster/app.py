@@ -19,7 +19,7 @@ def setup(server: Server) -> None:
     def connected(socket: Socket) -> None:
         socket.join("everyone")
         socket.data["pid"] = pid
-        socket.on("whoami", lambda: {"pid": pid, "id": socket.id})
+        socket.on("whoami", lambda: {"pid": pid, "id": socket.id, "address": socket.handshake.address})
 
         def shout(text: str) -> str:
             server.to("everyone").emit("news", text, pid)

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import signal
+import socket
+import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -42,6 +46,7 @@ async def test_node_clients_of_every_transport_across_two_workers(cluster: Clust
     landed(cluster, clients)
     assert [c["again"] for c in clients] == [c["pid"] for c in clients]  # every later request reached its owner
     assert [c["transport"] for c in clients] == ["polling"] * 2 + ["websocket"] * 4
+    assert {c["address"] for c in clients} == {"127.0.0.1"}  # the worker sees the client, not the master
     # One broadcast from a client of one worker reached every client of both.
     assert report["sent"] == "sent"
     assert report["heard"] == [{"text": "hello all", "pid": clients[0]["pid"]}] * 6
@@ -163,3 +168,67 @@ async def test_a_kept_alive_connection_reaching_the_wrong_worker_is_redirected(c
     # The worker that does not own the session sends the client back through the master, body and all.
     assert hops == [(307, f"/socket.io/?EIO=4&transport=polling&sid={theirs}", "close")]
     assert answer == "ok"
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def wait_gone(pids: list[int]) -> list[int]:
+    """The pids still running once every one of ``pids`` exited or a minute passed (a safety net)."""
+    for _ in range(600):
+        if not any(alive(pid) for pid in pids):
+            break
+        time.sleep(0.1)
+    return [pid for pid in pids if alive(pid)]
+
+
+@pytest_twisted.ensureDeferred
+async def test_workers_shut_down_when_their_master_is_killed(cluster: Cluster) -> None:
+    cluster.process.kill()
+    # Their channel closed: each drains and exits (their log went through the master, now gone).
+    assert await threads.deferToThread(wait_gone, list(cluster.pids.values())) == []
+
+
+class UnixHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, path: str) -> None:
+        super().__init__("localhost")
+        self.path = path
+
+    def connect(self) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.connect(self.path)
+
+
+def over_unix(path: str) -> list[tuple[str, str]]:
+    """Two handshakes on two connections, then a message sent on a third connection per session."""
+    sids = []
+    for _ in range(2):
+        connection = UnixHTTPConnection(path)
+        connection.request("GET", "/socket.io/?EIO=4&transport=polling")
+        sids.append(json.loads(connection.getresponse().read()[1:])["sid"])
+        connection.close()
+    answers = []
+    for sid in sids:
+        connection = UnixHTTPConnection(path)
+        connection.request("POST", f"/socket.io/?EIO=4&transport=polling&sid={sid}", body=b"40")
+        answers.append((sid, connection.getresponse().read().decode()))
+        connection.close()
+    return answers
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_unix_endpoint_is_shared_out_too(tmp_path: Path) -> None:
+    path = str(tmp_path / "realtime.sock")
+    cluster = Cluster("--listen", f"unix:{path}")
+    try:
+        cluster.wait_for(r"Site starting on .*realtime.sock")
+        answers = await threads.deferToThread(over_unix, path)
+    finally:
+        cluster.stop()
+    assert sorted(sid.split(".")[0] for sid, _ in answers) == ["0", "1"]
+    assert [answer for _, answer in answers] == ["ok", "ok"]

@@ -16,19 +16,19 @@ from tests.cluster.workers import Cluster
 from tests.servers import RedisServer, node_peer
 from tests.tls import self_signed
 from txrealtime.cluster.master import MasterService
-from txrealtime.service import Options, makeService
+from txrealtime.service import Options, make_service, makeService
 
 
 def parsed(*args: str) -> Options:
     options = Options()
-    options.parseOptions(list(args))
+    options.parseOptions(list(args))  # type: ignore[no-untyped-call]
     return options
 
 
 def test_workers_default_to_one_process() -> None:
     options = parsed()
     assert options["workers"] == 1
-    assert not isinstance(makeService(options), MasterService)
+    assert not isinstance(make_service(options), MasterService)
 
 
 def test_auto_means_one_worker_per_cpu() -> None:
@@ -42,12 +42,22 @@ def test_bad_worker_counts_are_refused(value: str) -> None:
 
 
 def test_workers_get_the_command_line_without_workers() -> None:
-    options = parsed("--workers", "2", "-l", "tcp:0", "--workers=3", "--ping-interval", "5")
+    options = parsed("--workers", "2", "-l", "tcp:0", "--workers=3", "--ping-interval", "5", "--no-upgrades",
+                     "--cors-origin", "https://a.example", "--cors-origin", "https://b.example")
     assert options["workers"] == 3
-    assert options.worker_args() == ["-l", "tcp:0", "--ping-interval", "5"]
-    service = makeService(options)
+    args = options.worker_args()
+    assert "--workers" not in " ".join(args)
+    assert {"--listen=tcp:0", "--ping-interval=5.0", "--no-upgrades", "--path=/socket.io/",
+            "--cors-origin=https://a.example", "--cors-origin=https://b.example"} <= set(args)
+    again = parsed(*args)  # the worker parses it into the same options
+    for name in ("listen", "ping-interval", "no-upgrades", "cors-origin", "path", "max-payload", "shutdown-grace"):
+        assert again[name] == options[name], name
+    assert again["workers"] == 1
+    service = make_service(options)
     assert isinstance(service, MasterService)
     assert len(service.workers) == 3
+    with pytest.raises(ValueError, match="build it with make_service"):
+        makeService(options)
 
 
 def test_tls_endpoints_are_refused_with_several_workers(tmp_path: Path) -> None:

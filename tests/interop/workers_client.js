@@ -28,7 +28,7 @@ async function main() {
       const socket = await connect(mode);
       if (mode === "upgrade") await upgraded(socket);
       const me = await socket.emitWithAck("whoami");
-      clients.push({ mode, socket, pid: me.pid, id: me.id, sid: socket.io.engine.id });
+      clients.push({ mode, socket, pid: me.pid, id: me.id, sid: socket.io.engine.id, address: me.address });
     }
   }
   // One more round trip per client after the upgrades: every session still answers.
@@ -39,7 +39,7 @@ async function main() {
   const census = await clients[clients.length - 1].socket.emitWithAck("census");
   const answers = await clients[0].socket.emitWithAck("ask workers");
   const report = {
-    clients: clients.map((c) => ({ mode: c.mode, pid: c.pid, again: c.again, id: c.id, sid: c.sid,
+    clients: clients.map((c) => ({ mode: c.mode, pid: c.pid, again: c.again, id: c.id, sid: c.sid, address: c.address,
                                    transport: c.socket.io.engine.transport.name })),
     sent, heard, census, answers,
   };
