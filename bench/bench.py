@@ -7,6 +7,13 @@ server as it finishes. Usage (bench/run does the installing)::
 
     python bench/bench.py [--servers txrealtime,node,...] [--quick] [--only SCENARIO,...]
 
+Opt-in: ``--servers txrealtime-w2,node-cluster2`` runs ``--workers 2`` against
+Node in cluster mode (``@socket.io/sticky`` + ``@socket.io/cluster-adapter``,
+two workers); both spread over CPUs 0 and 1, which they share with the load
+generators on CPU 1, e.g.
+``bench/run --servers txrealtime,txrealtime-w2,node,node-cluster2 --only "echo 1000,broadcast 1000"
+--out bench/results-workers.md``.
+
 ``--only`` runs some scenarios and merges their rows into the last results;
 ``--txrealtime-root DIR`` serves txrealtime from another checkout (e.g. a
 ``git worktree`` of an older commit), for before/after figures.
@@ -64,12 +71,21 @@ SERVERS: dict[str, Any] = {
         "--log-level", "warning", "--no-access-log", "--backlog", "1024",
     ],
     "pysio-aiohttp": lambda port: [PYTHON, "-m", "bench.apps.pysio_aiohttp", str(port)],
+    # Opt-in (--servers txrealtime-w2,node-cluster2): two worker processes each, on both CPUs.
+    "txrealtime-w2": lambda port: [*SERVERS["txrealtime"](port), "--workers", "2"],
+    "node-cluster2": lambda port: [NODE, str(BENCH / "apps" / "node_cluster_server.js"), str(port), "2"],
 }
+CLUSTERED = {"txrealtime-w2": "0,1", "node-cluster2": "0,1"}
+"""Servers of several processes, and the CPUs they run on (the load generators stay on CPU 1)."""
+COUNTERPART = {"node-cluster2": "txrealtime-w2"}
+"""The txrealtime row a peer's row is compared with (else plain ``txrealtime``)."""
+INTEROP_MODULES = ROOT / "tests" / "interop" / "node_modules"
+"""Where @socket.io/sticky and @socket.io/cluster-adapter are (for node-cluster2)."""
 
 MSGPACK_ARGS: dict[str, list[str]] = {"txrealtime": ["--parser", "msgpack"], "node": ["msgpack"]}
 """How each server is told to use the msgpack parser (python-socketio's through ``BENCH_SERIALIZER``)."""
 
-NODE_PATH = os.pathsep.join(str(p) for p in (BENCH / "node_modules", ROOT / "tests" / "interop" / "node_modules"))
+NODE_PATH = os.pathsep.join(str(p) for p in (BENCH / "node_modules", INTEROP_MODULES))
 """The bench's own packages, then the test peers' (socket.io-msgpack-parser)."""
 
 
@@ -107,7 +123,8 @@ def server(name: str, parser: str = "json", deflate: bool = False) -> Iterator[R
         args += MSGPACK_ARGS.get(name, [])
         env["BENCH_SERIALIZER"] = "msgpack"
     process = subprocess.Popen(
-        pinned(SERVER_CPU, args), cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        pinned(CLUSTERED.get(name, SERVER_CPU), args), cwd=root, env=env, stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     try:
         for _ in range(600):
@@ -382,6 +399,13 @@ def write_report(
         origin
         + (" (quick run: smaller loads)" if quick else "")
         + f"; {os.cpu_count()} CPUs, servers pinned to CPU {SERVER_CPU}, load generators to CPU {LOAD_CPU}.",
+        *([
+            "",
+            f"{', '.join(n for n in names if n in CLUSTERED)} run two worker processes each on CPUs "
+            f"{CLUSTERED[next(n for n in names if n in CLUSTERED)]}: the load generators and these servers share "
+            f"those {os.cpu_count()} cores. Each is compared with its counterpart "
+            f"({', '.join(f'{k} with {v}' for k, v in COUNTERPART.items())}).",
+        ] if any(n in CLUSTERED for n in names) else []),
         "",
         "| scenario | server | figures | txrealtime ÷ server |",
         "| --- | --- | --- | --- |",
@@ -389,14 +413,15 @@ def write_report(
     servers = names + [name for name in SERVERS if name not in names]  # rows kept from an earlier run too
     for scenario, by_server in results.rows.items():
         key, higher_better = PRIMARY[scenario]
-        ours = by_server.get("txrealtime", {}).get(key)
         for name in servers:
             if name not in by_server:
                 continue
             figures = by_server[name]
             theirs = figures.get(key)
+            ours = by_server.get(COUNTERPART.get(name, "txrealtime"), {}).get(key)
             ratio = ""
-            if name != "txrealtime" and isinstance(ours, int | float) and isinstance(theirs, int | float) and theirs:
+            if (not name.startswith("txrealtime") and isinstance(ours, int | float)
+                    and isinstance(theirs, int | float) and theirs):
                 value = ours / theirs if higher_better else theirs / ours
                 note = "(higher is better)" if higher_better else LOWER_NOTES.get(scenario, "(>1: txrealtime lower)")
                 ratio = f"{value:.2f}× {note}"
@@ -405,7 +430,7 @@ def write_report(
     lines += ["", "## Targets", ""] + targets(results) + [""]
     out.write_text("\n".join(lines))
     (out.with_suffix(".json")).write_text(json.dumps(results.rows, indent=1, default=str))
-    plot(results, names, out.with_name("latency.png"))
+    plot(results, names, out.with_name("latency.png" if out.name == "results.md" else f"{out.stem}-latency.png"))
     print(f"wrote {out}")
 
 

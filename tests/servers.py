@@ -136,9 +136,11 @@ class Twistd:
     def stop(self) -> int:
         """SIGTERM, then the exit code; the rest of the log lands in ``self.log``."""
         self.process.terminate()
-        out, _ = self.process.communicate(timeout=30)
-        self.log.append(out)
-        return self.process.returncode
+        assert self.process.stdout is not None
+        # read(), not communicate(): the lines after "starting on" may sit in stdout's buffer already,
+        # where communicate(timeout=...), reading the pipe itself, would never see them.
+        self.log.append(self.process.stdout.read())
+        return self.process.wait(30)
 
 
 @dataclass

@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from twisted.application.service import IServiceMaker
+from twisted.application.service import IServiceMaker, MultiService
 from twisted.plugin import IPlugin
 from twisted.python import usage
 from twisted.python.runtime import platformType
@@ -36,8 +36,8 @@ class _ServiceMaker:
     description = "Socket.IO / Engine.IO realtime server with optional static files"
     options = _Options
 
-    def makeService(self, options: service.Options) -> service.RealtimeService:
-        return service.makeService(options)
+    def makeService(self, options: service.Options) -> MultiService:
+        return service.make_service(options)
 
 
 class _ServerOptions(ServerOptions):

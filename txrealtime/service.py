@@ -39,9 +39,11 @@ __all__ = [
     "check_endpoint",
     "load_app",
     "makeService",
+    "make_service",
     "mount",
     "raise_open_files_limit",
     "run_app_hook",
+    "start_listening",
 ]
 
 log = Logger(observer=gate)
@@ -94,6 +96,9 @@ class Options(usage.Options):
         ["admin-server-id", None, None, "How the admin UI names this node [default: hostname#pid]."],
         ["admin-ui-static", None, None, "Folder of the admin UI's files (ui/dist of the @socket.io/admin-ui npm "
          "package) to serve at /admin-ui/."],
+        ["workers", None, "1", "Worker processes serving the endpoints, or auto for one per CPU: the first process "
+         "routes each connection to the worker owning its session and relays broadcasts between them."],
+        ["worker-channel", None, None, "(internal) FD:INDEX: run as worker INDEX of a --workers master."],
     ]
     optFlags = [
         ["no-upgrades", None, "Do not offer the upgrade from polling to WebSocket."],
@@ -178,6 +183,7 @@ class Options(usage.Options):
         for name in ("attachment-timeout", "max-namespaces-per-client", "state-recovery"):
             if self[name] is not None and self[name] <= 0:
                 raise usage.UsageError(f"--{name} must be > 0")
+        self._check_workers()
         origins = self["cors-origin"]
         self["engineio-options"] = EngineIOOptions(
             ping_interval=self["ping-interval"],
@@ -225,6 +231,46 @@ class Options(usage.Options):
         check_options(self)
         if self["app"] is not None:
             self["app-hook"] = load_app(self["app"])
+
+
+    def _check_workers(self) -> None:
+        workers = self["workers"]
+        count = (os.cpu_count() or 1) if workers == "auto" else int(workers) if workers.isdigit() else 0
+        if count < 1:
+            raise usage.UsageError(f"--workers must be a number >= 1 or auto, not {workers!r}")
+        self["workers"] = count
+        if self["worker-channel"] is not None:
+            from .cluster.worker import parse_channel
+
+            try:
+                parse_channel(self["worker-channel"])
+            except ValueError as e:
+                raise usage.UsageError(f"--worker-channel: {e}") from None
+            self["workers"] = 1
+        elif count > 1:
+            if self["metrics"] or self["metrics-listen"] is not None:
+                raise usage.UsageError(
+                    f"--workers {count} and --metrics do not go together yet: each worker keeps its own counters, "
+                    "so a scrape would see one worker only (run --workers 1 nodes to scrape them)")
+            for description in self["listen"]:
+                if description.split(":", 1)[0] not in ("tcp", "tcp6", "unix"):
+                    raise usage.UsageError(
+                        f"--workers {count} needs plain tcp: or unix: endpoints, not {description}: the first "
+                        "process reads each request line to route it, so terminate TLS in front of it "
+                        "(or use --workers 1)")
+
+    def worker_args(self) -> list[str]:
+        """The options in force as a command line, ``--workers`` left out: what each worker process runs."""
+        args: list[str] = []
+        parameters = cast(list[list[Any]], self.optParameters)
+        for name in (str(row[0]) for row in parameters):
+            if name not in ("workers", "worker-channel") and self[name] is not None:
+                args.append(f"--{name}={self[name]}")
+        flags = cast(list[list[Any]], self.optFlags)
+        args += [f"--{row[0]}" for row in flags if self[str(row[0])]]
+        for name in ("listen", "origin", "cors-origin"):
+            args += [f"--{name}={value}" for value in self[name]]
+        return args
 
 
 def check_endpoint(description: str) -> None:
@@ -346,20 +392,7 @@ class RealtimeService(service.MultiService):
 
     def _listening(self, child: Any, start: Callable[[], object]) -> None:
         """Start ``child``; if it is one of the endpoints and cannot listen, say so in one line and exit."""
-        endpoint = self._endpoints.get(child)
-        if endpoint is None:  # a service someone else added
-            start()
-            return
-        try:
-            start()
-        except (CannotListenError, OSError) as e:
-            error = e.socketError if isinstance(e, CannotListenError) else e
-            reason = getattr(error, "strerror", None) or str(error)
-            where = f"{endpoint}: {reason}"
-            log.error("Cannot listen on {where}", where=where)
-            if self.daemon:
-                raise CannotListen(where) from None  # twistd's parent prints its first 100 bytes
-            raise SystemExit(1) from None
+        start_listening(start, self._endpoints.get(child), self.daemon)
 
     def stopService(self) -> Any:
         """Send every client its close, wait up to ``grace`` for them to get it, then stop listening.
@@ -395,6 +428,24 @@ class RealtimeService(service.MultiService):
 
     def _stop_listening(self, _: object) -> Any:
         return super().stopService()  # type: ignore[no-untyped-call]
+
+
+def start_listening(start: Callable[[], object], endpoint: str | None, daemon: bool) -> None:
+    """Call ``start``; if ``endpoint`` (``None``: not an endpoint) cannot listen, say so in one line and exit
+    (``SystemExit``, or :class:`CannotListen` for a daemon's parent to print)."""
+    if endpoint is None:  # a service someone else added
+        start()
+        return
+    try:
+        start()
+    except (CannotListenError, OSError) as e:
+        error = e.socketError if isinstance(e, CannotListenError) else e
+        reason = getattr(error, "strerror", None) or str(error)
+        where = f"{endpoint}: {reason}"
+        log.error("Cannot listen on {where}", where=where)
+        if daemon:
+            raise CannotListen(where) from None  # twistd's parent prints its first 100 bytes
+        raise SystemExit(1) from None
 
 
 def _static_folder(path: str) -> Resource:
@@ -457,6 +508,22 @@ def _daemonized(options: Options) -> bool:
     return isinstance(parent, dict) and "nodaemon" in parent and not parent["nodaemon"]
 
 
+def make_service(options: Options) -> service.MultiService:
+    """What ``twistd txrealtime`` and ``python -m txrealtime`` run: with ``--workers`` above 1 the master
+    (:class:`txrealtime.cluster.master.MasterService`), else :func:`makeService`'s one serving process."""
+    if options["workers"] <= 1:
+        return makeService(options)
+    from .cluster.master import MasterService
+
+    set_log_level(options["log-level"])
+    daemon = _daemonized(options)
+    return MasterService(
+        options["workers"], options["listen"], options.worker_args(), header_timeout=options["header-timeout"],
+        grace=options["shutdown-grace"], daemon=daemon,
+        listening=lambda _, start, endpoint: start_listening(start, endpoint, daemon),
+    )
+
+
 def makeService(options: Options) -> RealtimeService:
     """Build the service tree ``twistd txrealtime`` runs.
 
@@ -467,10 +534,17 @@ def makeService(options: Options) -> RealtimeService:
     A hook that raises ``twisted.python.usage.UsageError`` ends the process
     with that one line (``SystemExit``).
     """
+    if options["workers"] > 1:
+        raise ValueError(f"--workers {options['workers']} runs several processes: build it with make_service()")
     set_log_level(options["log-level"])
     manager = SessionManager(options["engineio-options"])
     link = None
     server = None
+    cluster = None
+    if options["worker-channel"] is not None:
+        from .cluster.link import ClusterLink
+
+        cluster = ClusterLink(key=options["redis-key"])
     if not options["engineio"]:
         kwargs: dict[str, Any] = {}
         if options["redis"] is not None:
@@ -478,6 +552,10 @@ def makeService(options: Options) -> RealtimeService:
 
             link = RedisLink(options["redis"], key=options["redis-key"])
             kwargs["adapter"] = redis_adapter(link)
+        elif cluster is not None:
+            from .adapters.redis import redis_adapter
+
+            kwargs["adapter"] = redis_adapter(cluster)
         recovery = options["state-recovery"]
         server = Server(
             manager,
@@ -516,6 +594,10 @@ def makeService(options: Options) -> RealtimeService:
 
         metrics_root = root if options["metrics-listen"] is None else EmptyResource()
         mount_metrics(metrics_root, manager if server is None else server, link=link)
+    if cluster is not None:
+        from .cluster.worker import StickyRoot, parse_channel
+
+        root = StickyRoot(root, parse_channel(options["worker-channel"])[1])
     site = BoundedSite(
         cast(IResource, root),
         max_body=manager.options.max_payload,
@@ -524,10 +606,18 @@ def makeService(options: Options) -> RealtimeService:
         header_timeout=options["header-timeout"],
         max_connections_per_ip=options["max-connections-per-ip"],
     )
-    realtime = RealtimeService(
-        manager, site, options["listen"], server, link, resource=resource, grace=options["shutdown-grace"],
-        daemon=_daemonized(options),
-    )
+    if cluster is None:
+        realtime = RealtimeService(
+            manager, site, options["listen"], server, link, resource=resource, grace=options["shutdown-grace"],
+            daemon=_daemonized(options),
+        )
+    else:
+        from .cluster.worker import WorkerService, parse_channel, prefix_sids
+
+        fd, index = parse_channel(options["worker-channel"])
+        prefix_sids(manager, index)
+        realtime = RealtimeService(manager, site, [], server, link, resource=resource, grace=options["shutdown-grace"])
+        WorkerService(fd, index, site, manager, cluster).setServiceParent(realtime)  # type: ignore[no-untyped-call]
     if options["metrics-listen"] is not None and metrics_root is not None:
         realtime.listen(
             options["metrics-listen"],

@@ -4,7 +4,7 @@ from twisted.application.service import ServiceMaker
 
 txrealtime = ServiceMaker(
     "txrealtime",
-    "txrealtime.service",
+    "txrealtime._twistd",
     "Socket.IO / Engine.IO realtime server with optional static files",
     "txrealtime",
 )

@@ -1,4 +1,5 @@
-"""Rooms of one namespace shared through Redis, as Node's ``@socket.io/redis-adapter`` (v8) shares them.
+"""Rooms of one namespace shared through Redis (or any pub/sub link), as Node's ``@socket.io/redis-adapter``
+(v8) shares them.
 
 Each namespace gets a :class:`RedisAdapter` on the process's
 :class:`txrealtime.adapters.redis.RedisLink`. It decides what to publish for
@@ -22,7 +23,7 @@ from ..._logging import gate
 from ...socketio.acks import Pending
 from ...socketio.adapter import Adapter, BroadcastFlags, BroadcastOptions
 from ...socketio.packets import Packet, PacketType
-from .link import RedisLink
+from ..pubsub import PubSubLink
 from .requests import (
     AllRoomsRequest,
     AllRoomsResponse,
@@ -150,7 +151,7 @@ class _AckRequest:
 class RedisAdapter(Adapter):
     """Rooms of one namespace, with broadcasts and requests shared through Redis."""
 
-    def __init__(self, namespace: Any, link: RedisLink) -> None:
+    def __init__(self, namespace: Any, link: PubSubLink) -> None:
         super().__init__(namespace)
         self.link = link
         self.uid = new_id()
@@ -494,8 +495,12 @@ class RedisAdapter(Adapter):
         return RemoteSocket(self, details.id, details.handshake, set(details.rooms), data)
 
 
-def redis_adapter(link: RedisLink) -> Callable[[Any], RedisAdapter]:
+def redis_adapter(link: PubSubLink) -> Callable[[Any], RedisAdapter]:
     """An adapter factory for :class:`txrealtime.socketio.Server`: ``Server(adapter=redis_adapter(link))``.
+
+    ``link`` is a :class:`txrealtime.adapters.redis.RedisLink`, or any other
+    :class:`txrealtime.adapters.pubsub.PubSubLink` (the workers of one host share
+    a :class:`txrealtime.cluster.link.ClusterLink`).
 
     Starts the link if it is not started yet.
     """
