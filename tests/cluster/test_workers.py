@@ -232,3 +232,18 @@ async def test_a_unix_endpoint_is_shared_out_too(tmp_path: Path) -> None:
         cluster.stop()
     assert sorted(sid.split(".")[0] for sid, _ in answers) == ["0", "1"]
     assert [answer for _, answer in answers] == ["ok", "ok"]
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_admin_ui_sees_every_worker_as_a_server() -> None:
+    cluster = Cluster("--admin-no-auth")
+    try:
+        report = await node_peer("workers_admin.js", cluster.url, "4")
+    finally:
+        cluster.stop()
+    assert report.get("error") is None, report["error"]
+    # One server per worker (hostname#pid), each counting its own clients; every client seen by the UI.
+    assert {name.rsplit("#", 1)[1] for name in report["servers"]} == {str(pid) for pid in cluster.pids.values()}
+    assert sum(report["servers"].values()) >= 4
+    assert set(report["clients"]) <= set(report["seen"])
+
