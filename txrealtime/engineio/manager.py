@@ -222,18 +222,23 @@ class SessionManager:
         if allowed is not None and origin is not None and origin not in allowed:
             raise SessionError(SessionError.FORBIDDEN, f"origin {origin!r} not allowed")
 
+    def check_admission(self, handshake: Handshake) -> None:
+        """Raise :class:`SessionError` (forbidden) if a new session may not open: shutting down, origin,
+        sessions per address (what :meth:`admit` decides before ``allow_request``)."""
+        if not self.accepting:
+            raise SessionError(SessionError.FORBIDDEN, "server shutting down")
+        self.check_origin(handshake.headers.get("origin"))
+        limit = self.options.max_sessions_per_ip
+        if limit is not None and self._per_address.get(handshake.address, 0) >= limit:
+            raise SessionError(SessionError.FORBIDDEN, f"more than {limit} sessions from {handshake.address}")
+
     def admit(self, handshake: Handshake) -> Deferred[None]:
         """Decide whether a new session may open: origin, sessions per address, ``allow_request``.
 
         Fails with :class:`SessionError` (forbidden) when it may not.
         """
         try:
-            if not self.accepting:
-                raise SessionError(SessionError.FORBIDDEN, "server shutting down")
-            self.check_origin(handshake.headers.get("origin"))
-            limit = self.options.max_sessions_per_ip
-            if limit is not None and self._per_address.get(handshake.address, 0) >= limit:
-                raise SessionError(SessionError.FORBIDDEN, f"more than {limit} sessions from {handshake.address}")
+            self.check_admission(handshake)
         except SessionError:
             return fail()
         hook = self.options.allow_request

@@ -248,6 +248,14 @@ class EngineIOWebSocketProtocol(WebSocketServerProtocol):
             manager.refused(error, handshake, "GET")
             raise ConnectionDeny(error.status, SessionError.MESSAGES[error.code])
 
+        options = manager.options
+        if options.allow_request is None and options.generate_id is None:
+            # No hook to wait for: decide now, without a chain of Deferreds.
+            try:
+                manager.check_admission(handshake)
+            except SessionError:
+                refused(Failure())
+            return admitted(manager.new_sid())
         return manager.admit(handshake).addCallback(lambda _: manager.generate_sid(handshake)).addCallbacks(
             admitted, refused
         )
