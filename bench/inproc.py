@@ -203,7 +203,8 @@ def main() -> None:
         stats.sort_stats("cumtime").print_stats(40)
     else:
         run(2000)
-        print(f"{args.scenario}: {run(args.messages) * 1e6:.1f} µs per {'client' if args.scenario == 'connect' else 'echo'}")
+        unit = "client" if args.scenario == "connect" else "echo"
+        print(f"{args.scenario}: {run(args.messages) * 1e6:.1f} µs per {unit}")
 
 
 if __name__ == "__main__":

@@ -50,7 +50,7 @@ class EngineIOWebSocketProtocol(WebSocketServerProtocol):
 
     name = "websocket"
     factory: EngineIOWebSocketFactory
-    CONFIG_ATTRS: tuple[str, ...] = ()
+    CONFIG_ATTRS: list[str] = []
     """Empty, so that Autobahn's ``_connectionMade`` copies nothing: :meth:`connectionMade` copies the
     factory's options itself, without the ``pformat`` of all of them Autobahn logs at debug level."""
 

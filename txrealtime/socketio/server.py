@@ -215,9 +215,10 @@ class Server(EventEmitter, Broadcasting):
         if isinstance(event, SessionOpened):
             session = self.manager.get(event.sid)
             if session is not None:
-                client = self.clients[event.sid] = Client(self, session)
-                session.receiver = client.on_message
+                opened = self.clients[event.sid] = Client(self, session)
+                session.receiver = opened.on_message
         elif isinstance(event, SessionClosed):
             client = self.clients.pop(event.sid, None)
             if client is not None:
+                client.session.receiver = None  # no cycle left: the memory returns without a GC pass
                 client.on_close(event.reason)
