@@ -1,4 +1,4 @@
-"""In-process cost of one long-polling echo (POST + GET) or one WebSocket echo, for profiling levers.
+"""In-process cost of one long-polling echo, one WebSocket echo or one WebSocket connection, for profiling levers.
 
 Drives the same site ``twistd txrealtime --no-access-log`` serves, through
 in-memory transports (no sockets, no reactor running), so that the figure is
@@ -8,7 +8,14 @@ generator. Use it for before/after comparisons of hot-path changes, e.g. with
 machine's other load) or ``--profile``::
 
     python -m bench.inproc polling --messages 20000
-    python -m bench.inproc polling --profile
+    python -m bench.inproc websocket --profile
+    python -m bench.inproc connect --messages 2000
+
+Scenarios: ``polling`` (one POST carrying an event with an ack, one GET
+collecting the ack), ``websocket`` (one frame carrying an event with an
+ack, one frame back, on open connections), ``connect`` (one client: the
+WebSocket handshake, Engine.IO OPEN, Socket.IO CONNECT and its answer, then
+the client closes the connection).
 """
 
 from __future__ import annotations
@@ -21,8 +28,10 @@ import time
 from typing import Any, cast
 
 from twisted.internet.address import IPv4Address
+from twisted.internet.error import ConnectionDone
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
+from twisted.python.failure import Failure
 from twisted.web.resource import IResource
 
 from txrealtime.engineio import EngineIOOptions, SessionManager
@@ -30,6 +39,11 @@ from txrealtime.socketio import Server, Socket
 from txrealtime.web import BoundedSite, EmptyResource, mount
 
 PATH = "/socket.io/?EIO=4&transport=polling"
+WS_PATH = "/socket.io/?EIO=4&transport=websocket"
+UPGRADE = (
+    f"GET {WS_PATH} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+).encode()
 
 
 def build(clock: Clock) -> BoundedSite:
@@ -94,13 +108,91 @@ def polling(messages: int, clients: int = 10) -> float:
     return (time.perf_counter() - start) / (messages // clients * clients)
 
 
+def client_frame(payload: bytes) -> bytes:
+    """A masked client text frame (RFC 6455), as a browser sends it."""
+    mask = b"\x01\x02\x03\x04"
+    size = len(payload)
+    head = bytes((0x81, 0x80 | size)) if size < 126 else bytes((0x81, 0xFE)) + size.to_bytes(2, "big")
+    key = (mask * (size // 4 + 1))[:size]
+    return head + mask + (int.from_bytes(payload, "little") ^ int.from_bytes(key, "little")).to_bytes(size, "little")
+
+
+class WSTransport(StringTransport):
+    """A ``StringTransport`` with the ``protocol`` attribute a WebSocket upgrade replaces (as a TCP transport's)."""
+
+    protocol: Any
+
+
+class WSConn:
+    """One client: an HTTP connection upgraded to WebSocket, its Engine.IO OPEN packet read."""
+
+    def __init__(self, site: BoundedSite, port: int) -> None:
+        addr = IPv4Address("TCP", "127.0.0.1", port)
+        channel: Any = site.buildProtocol(addr)
+        self.transport = WSTransport(peerAddress=addr, hostAddress=IPv4Address("TCP", "127.0.0.1", 80))
+        self.transport.protocol = channel
+        channel.makeConnection(self.transport)
+        channel.dataReceived(UPGRADE)
+        head, _, rest = self.take().partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 101"), head
+        assert rest.startswith(b"\x81") and b"sid" in rest, rest  # the Engine.IO OPEN packet
+        self.protocol: Any = self.transport.protocol
+
+    def send(self, frame: bytes) -> None:
+        self.protocol.dataReceived(frame)
+
+    def take(self) -> bytes:
+        data = self.transport.value()
+        self.transport.clear()
+        return data
+
+    def lose(self) -> None:
+        self.protocol.connectionLost(Failure(ConnectionDone()))
+
+
+def websocket(messages: int, clients: int = 10) -> float:
+    """``messages`` echoes with an ack over ``clients`` open WebSocket connections."""
+    site = build(Clock())
+    conns = []
+    for i in range(clients):
+        conn = WSConn(site, 40000 + i)
+        conn.send(client_frame(b"40"))
+        assert conn.take()[2:].startswith(b'40{"sid"'), "no CONNECT answer"
+        conns.append(conn)
+    body = json.dumps(["echo", {"pad": "z" * 32}], separators=(",", ":"))
+    frames = [client_frame(f"42{n}{body}".encode()) for n in range(messages // clients)]
+    start = time.perf_counter()
+    for n in range(messages // clients):
+        frame, ack = frames[n], b"43%d[" % n
+        for conn in conns:
+            conn.send(frame)
+            answer = conn.take()
+            assert answer[2:].startswith(ack), answer
+    return (time.perf_counter() - start) / (messages // clients * clients)
+
+
+def connect(messages: int, clients: int = 0) -> float:
+    """``messages`` clients one after the other: handshake, OPEN, CONNECT and its answer, then the client leaves."""
+    site = build(Clock())
+    manager = site.managers[0]
+    connect_frame = client_frame(b"40")
+    start = time.perf_counter()
+    for i in range(messages):
+        conn = WSConn(site, 10000 + i % 50000)
+        conn.send(connect_frame)
+        assert conn.take()[2:].startswith(b'40{"sid"'), "no CONNECT answer"
+        conn.lose()
+    assert not manager.sessions, "sessions left open"
+    return (time.perf_counter() - start) / messages
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("scenario", choices=["polling"])
+    parser.add_argument("scenario", choices=["polling", "websocket", "connect"])
     parser.add_argument("--messages", type=int, default=20000)
     parser.add_argument("--profile", action="store_true")
     args = parser.parse_args()
-    run = {"polling": polling}[args.scenario]
+    run = {"polling": polling, "websocket": websocket, "connect": connect}[args.scenario]
     if args.profile:
         profile = cProfile.Profile()
         profile.enable()
@@ -111,7 +203,8 @@ def main() -> None:
         stats.sort_stats("cumtime").print_stats(40)
     else:
         run(2000)
-        print(f"{args.scenario}: {run(args.messages) * 1e6:.1f} µs per echo")
+        unit = "client" if args.scenario == "connect" else "echo"
+        print(f"{args.scenario}: {run(args.messages) * 1e6:.1f} µs per {unit}")
 
 
 if __name__ == "__main__":

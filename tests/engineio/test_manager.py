@@ -80,6 +80,43 @@ class MessageTests(ManagerTestCase):
         session.receive(Packet(PacketType.MESSAGE, b"\x00"), transport)
         self.assertEqual(self.events[1:], [MessageReceived(sid, "hi"), MessageReceived(sid, b"\x00")])
 
+    def test_receiver_gets_messages_first_and_events_only_when_wanted(self) -> None:
+        transport, sid = self.open()
+        session = self.session(sid)
+        order: list[object] = []
+        session.receiver = lambda data: order.append(("receiver", data))
+        self.manager.subscribe(lambda event: order.append(event), messages=False)
+        session.receive(Packet(PacketType.MESSAGE, "hi"), transport)
+        self.assertEqual(order, [("receiver", "hi"), MessageReceived(sid, "hi")])  # setUp's subscriber wants them
+        self.assertEqual(self.events[1:], [MessageReceived(sid, "hi")])
+
+    def test_no_message_event_when_no_subscriber_wants_one(self) -> None:
+        manager = SessionManager(self.options, reactor=self.clock)
+        seen: list[SessionEvent] = []
+        manager.subscribe(seen.append, messages=False)
+        undo = manager.subscribe(lambda event: None)
+        undo()
+        undo()  # a second call changes nothing
+        transport = FakeTransport()
+        session = manager.open_session(transport, HANDSHAKE)
+        received: list[str | bytes] = []
+        session.receiver = received.append
+        session.receive(Packet(PacketType.MESSAGE, "hi"), transport)
+        self.assertEqual(received, ["hi"])
+        self.assertEqual(seen, [SessionOpened(session.sid, transport.name, HANDSHAKE)])
+
+    def test_failing_receiver_is_logged(self) -> None:
+        transport, sid = self.open()
+        session = self.session(sid)
+
+        def boom(data: str | bytes) -> None:
+            raise RuntimeError("boom")
+
+        session.receiver = boom
+        session.receive(Packet(PacketType.MESSAGE, "hi"), transport)
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+        self.assertEqual(self.events[-1], MessageReceived(sid, "hi"))
+
     def test_send_buffers_until_writable(self) -> None:
         transport, sid = self.open()
         transport.writable = False

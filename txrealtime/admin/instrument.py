@@ -182,7 +182,7 @@ class Instrumentation:
             self.login = Login(auth, store or MemorySessionStore(self.reactor), self.reactor)
             self.admin.use(self.login)
         self._on(self.admin, "connection", self._admin_connected)
-        self._undo.append(io.manager.subscribe(self._on_session_event))
+        self._undo.append(io.manager.subscribe(self._on_session_event, messages=False))
         self._undo.append(io.manager.subscribe_packets(self._on_packet))
         self._watched: weakref.WeakKeyDictionary[Namespace, tuple[RoomListener, RoomListener]] = (
             weakref.WeakKeyDictionary()

@@ -61,6 +61,8 @@ class SessionManager:
         self._lingering: dict[str, tuple[Session, DelayedCall]] = {}
         self._subscribers: Observers[SessionEvent] = Observers("Session manager")
         self._packet_subscribers: Observers[PacketEvent] = Observers("Session manager (packets)")
+        self._message_subscribers = 0
+        """How many subscribers want :class:`MessageReceived` events (built only when some do)."""
         self._tracing = False
         """Whether anyone subscribed with :meth:`subscribe_packets` (a plain flag: read once per packet)."""
         self._per_address: dict[str, int] = {}
@@ -71,9 +73,27 @@ class SessionManager:
 
     # -- observing -------------------------------------------------------
 
-    def subscribe(self, callback: Subscriber) -> Callable[[], None]:
-        """Call ``callback`` with every event; returns a function that unsubscribes."""
-        return self._subscribers.subscribe(callback)
+    def subscribe(self, callback: Subscriber, messages: bool = True) -> Callable[[], None]:
+        """Call ``callback`` with every event; returns a function that unsubscribes.
+
+        With ``messages`` false the subscriber does not need :class:`MessageReceived` (it takes
+        messages from :attr:`Session.receiver`, as the Socket.IO server does): while every
+        subscriber says so, no such event is built. It may still see some when others asked for them.
+        """
+        unsubscribe = self._subscribers.subscribe(callback)
+        if not messages:
+            return unsubscribe
+        self._message_subscribers += 1
+        done = False
+
+        def undo() -> None:
+            nonlocal done
+            unsubscribe()
+            if not done:
+                done = True
+                self._message_subscribers -= 1
+
+        return undo
 
     def subscribe_packets(self, callback: PacketSubscriber) -> Callable[[], None]:
         """Call ``callback`` with every :class:`PacketReceived`, :class:`PacketCreated` and :class:`Drained`
@@ -222,18 +242,23 @@ class SessionManager:
         if allowed is not None and origin is not None and origin not in allowed:
             raise SessionError(SessionError.FORBIDDEN, f"origin {origin!r} not allowed")
 
+    def check_admission(self, handshake: Handshake) -> None:
+        """Raise :class:`SessionError` (forbidden) if a new session may not open: shutting down, origin,
+        sessions per address (what :meth:`admit` decides before ``allow_request``)."""
+        if not self.accepting:
+            raise SessionError(SessionError.FORBIDDEN, "server shutting down")
+        self.check_origin(handshake.headers.get("origin"))
+        limit = self.options.max_sessions_per_ip
+        if limit is not None and self._per_address.get(handshake.address, 0) >= limit:
+            raise SessionError(SessionError.FORBIDDEN, f"more than {limit} sessions from {handshake.address}")
+
     def admit(self, handshake: Handshake) -> Deferred[None]:
         """Decide whether a new session may open: origin, sessions per address, ``allow_request``.
 
         Fails with :class:`SessionError` (forbidden) when it may not.
         """
         try:
-            if not self.accepting:
-                raise SessionError(SessionError.FORBIDDEN, "server shutting down")
-            self.check_origin(handshake.headers.get("origin"))
-            limit = self.options.max_sessions_per_ip
-            if limit is not None and self._per_address.get(handshake.address, 0) >= limit:
-                raise SessionError(SessionError.FORBIDDEN, f"more than {limit} sessions from {handshake.address}")
+            self.check_admission(handshake)
         except SessionError:
             return fail()
         hook = self.options.allow_request

@@ -72,6 +72,7 @@ class SessionHost(Protocol):
     def reactor(self) -> Clock: ...
 
     _tracing: bool
+    _message_subscribers: int
     stats: EngineStats
     _packet_subscribers: Observers[PacketEvent]
 
@@ -122,6 +123,9 @@ class Session:
         self._pong_timer: DelayedCall | None = None
         self._upgrade_timer: DelayedCall | None = None
         self._release_timer: DelayedCall | None = None
+        self.receiver: Callable[[str | bytes], object] | None = None
+        """Called with each message from the client, directly (the Socket.IO connection's decoder), before
+        any :class:`MessageReceived` event; what it raises is logged."""
 
     def __repr__(self) -> str:
         return f"<Session {self.sid} {self.transport.name} {self.state.value}>"
@@ -282,7 +286,14 @@ class Session:
     def _receive(self, packet: Packet) -> None:
         ptype = packet.type
         if ptype is PacketType.MESSAGE:
-            self._manager._emit(MessageReceived(self.sid, packet.data))
+            receiver = self.receiver
+            if receiver is not None:
+                try:
+                    receiver(packet.data)
+                except Exception:
+                    log.failure("Session {sid}: message receiver failed", sid=self.sid)
+            if self._manager._message_subscribers:
+                self._manager._emit(MessageReceived(self.sid, packet.data))
         elif ptype is PacketType.PONG and self.protocol != 3:
             self._cancel("_pong_timer")
             self._schedule_ping()

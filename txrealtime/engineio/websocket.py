@@ -38,6 +38,9 @@ log = Logger(observer=gate)
 noisy = Throttle(log)
 """For lines a flood of bad clients could make us repeat."""
 
+_CONFIG_ATTRS: tuple[str, ...] = tuple(WebSocketServerProtocol.CONFIG_ATTRS)
+"""The options each connection copies from its factory (Autobahn's list)."""
+
 # Close codes that mean the peer broke the protocol rather than just leaving.
 _ERROR_CODES = {1002, 1003, 1007, 1009}
 
@@ -47,6 +50,9 @@ class EngineIOWebSocketProtocol(WebSocketServerProtocol):
 
     name = "websocket"
     factory: EngineIOWebSocketFactory
+    CONFIG_ATTRS: list[str] = []
+    """Empty, so that Autobahn's ``_connectionMade`` copies nothing: :meth:`connectionMade` copies the
+    factory's options itself, without the ``pformat`` of all of them Autobahn logs at debug level."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -242,11 +248,24 @@ class EngineIOWebSocketProtocol(WebSocketServerProtocol):
             manager.refused(error, handshake, "GET")
             raise ConnectionDeny(error.status, SessionError.MESSAGES[error.code])
 
+        options = manager.options
+        if options.allow_request is None and options.generate_id is None:
+            # No hook to wait for: decide now, without a chain of Deferreds.
+            try:
+                manager.check_admission(handshake)
+            except SessionError:
+                refused(Failure())
+            return admitted(manager.new_sid())
         return manager.admit(handshake).addCallback(lambda _: manager.generate_sid(handshake)).addCallbacks(
             admitted, refused
         )
 
     def connectionMade(self) -> None:
+        # What Autobahn's _connectionMade does with CONFIG_ATTRS: options set on the instance win.
+        factory = self.factory
+        for name in _CONFIG_ATTRS:
+            if not hasattr(self, name):
+                setattr(self, name, getattr(factory, name))
         super().connectionMade()
         self.factory.connections.add(self)
 

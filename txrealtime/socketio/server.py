@@ -21,7 +21,6 @@ from .._reactor import Clock
 from ..engineio import (
     EngineIOOptions,
     EngineIOResource,
-    MessageReceived,
     SessionClosed,
     SessionEvent,
     SessionManager,
@@ -100,7 +99,7 @@ class Server(EventEmitter, Broadcasting):
         self._parents: list[ParentNamespace] = []
         self.sockets = self.of("/")
         """The default namespace."""
-        self._unsubscribe = manager.subscribe(self._on_session_event)
+        self._unsubscribe = manager.subscribe(self._on_session_event, messages=False)
 
     def resource(self) -> SocketIOResource:
         """The ``twisted.web`` resource serving this server; mount it at ``/socket.io/``."""
@@ -212,15 +211,14 @@ class Server(EventEmitter, Broadcasting):
     # -- the Engine.IO layer ---------------------------------------------------------
 
     def _on_session_event(self, event: SessionEvent) -> None:
-        if isinstance(event, MessageReceived):
-            client = self.clients.get(event.sid)
-            if client is not None:
-                client.on_message(event.data)
-        elif isinstance(event, SessionOpened):
+        # Messages come straight from the session (Session.receiver), without MessageReceived events.
+        if isinstance(event, SessionOpened):
             session = self.manager.get(event.sid)
             if session is not None:
-                self.clients[event.sid] = Client(self, session)
+                opened = self.clients[event.sid] = Client(self, session)
+                session.receiver = opened.on_message
         elif isinstance(event, SessionClosed):
             client = self.clients.pop(event.sid, None)
             if client is not None:
+                client.session.receiver = None  # no cycle left: the memory returns without a GC pass
                 client.on_close(event.reason)
