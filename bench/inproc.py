@@ -9,6 +9,7 @@ machine's other load) or ``--profile``::
 
     python -m bench.inproc polling --messages 20000
     python -m bench.inproc polling --profile
+    python -m bench.inproc websocket
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import cProfile
 import json
 import pstats
 import time
+from collections.abc import Callable
 from typing import Any, cast
 
 from twisted.internet.address import IPv4Address
@@ -52,8 +54,10 @@ class Conn:
     def __init__(self, site: BoundedSite, port: int) -> None:
         addr = IPv4Address("TCP", "127.0.0.1", port)
         self.channel: Any = site.buildProtocol(addr)
-        self.transport = StringTransport(peerAddress=addr, hostAddress=IPv4Address("TCP", "127.0.0.1", 80))
-        self.channel.makeConnection(self.transport)
+        transport: Any = StringTransport(peerAddress=addr, hostAddress=IPv4Address("TCP", "127.0.0.1", 80))
+        transport.protocol = self.channel  # as on a TCP transport; a WebSocket upgrade replaces it
+        self.transport = transport
+        self.channel.makeConnection(transport)
 
     def send(self, method: str, path: str, body: bytes = b"") -> None:
         head = f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: keep-alive\r\n"
@@ -94,13 +98,51 @@ def polling(messages: int, clients: int = 10) -> float:
     return (time.perf_counter() - start) / (messages // clients * clients)
 
 
+def _masked(text: str) -> bytes:
+    """A masked client text frame (RFC 6455), as a browser sends it."""
+    payload, mask = text.encode(), b"\x01\x02\x03\x04"
+    size = len(payload)
+    header = bytes((0x81, 0x80 | size)) if size < 126 else bytes((0x81, 0x80 | 126)) + size.to_bytes(2, "big")
+    key = (mask * (size // 4 + 1))[:size]
+    return header + mask + (int.from_bytes(payload, "little") ^ int.from_bytes(key, "little")).to_bytes(size, "little")
+
+
+def websocket(messages: int, clients: int = 10) -> float:
+    """One WebSocket echo with an ack (``42<n>["echo",{...}]`` in, ``43<n>[...]`` out), ``clients`` sockets in turn."""
+    clock = Clock()
+    site = build(clock)
+    conns = []
+    for i in range(clients):
+        conn = Conn(site, 40000 + i)
+        key = "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+        conn.channel.dataReceived(
+            f"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\n{key}\r\n".encode()
+        )
+        assert b" 101 " in conn.take()
+        protocol = conn.transport.protocol
+        protocol.dataReceived(_masked("40"))
+        assert b"40{" in conn.take()
+        conns.append((protocol, conn))
+    body = json.dumps(["echo", {"pad": "z" * 32}], separators=(",", ":"))
+    frames = [_masked(f"42{n}{body}") for n in range(messages // clients)]
+    start = time.perf_counter()
+    for n, frame in enumerate(frames):
+        for protocol, conn in conns:
+            protocol.dataReceived(frame)
+            answer = conn.take()
+            assert b"43%d[" % n in answer, answer
+    return (time.perf_counter() - start) / (messages // clients * clients)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("scenario", choices=["polling"])
+    parser.add_argument("scenario", choices=["polling", "websocket"])
     parser.add_argument("--messages", type=int, default=20000)
     parser.add_argument("--profile", action="store_true")
     args = parser.parse_args()
-    run = {"polling": polling}[args.scenario]
+    scenarios: dict[str, Callable[[int], float]] = {"polling": polling, "websocket": websocket}
+    run = scenarios[args.scenario]
     if args.profile:
         profile = cProfile.Profile()
         profile.enable()
