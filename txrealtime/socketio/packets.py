@@ -200,7 +200,7 @@ def loads(text: str, max_depth: int = MAX_DEPTH) -> Any:
     return data
 
 
-_SURROGATE = re.compile("[\ud800-\udfff]")
+_SURROGATE = re.compile(r"[\ud800-\udfff]")  # escapes, not surrogates: mypyc cannot hold those
 
 
 def _escape_surrogate(match: re.Match[str]) -> str:
