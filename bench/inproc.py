@@ -66,8 +66,10 @@ class Conn:
     def __init__(self, site: BoundedSite, port: int) -> None:
         addr = IPv4Address("TCP", "127.0.0.1", port)
         self.channel: Any = site.buildProtocol(addr)
-        self.transport = StringTransport(peerAddress=addr, hostAddress=IPv4Address("TCP", "127.0.0.1", 80))
-        self.channel.makeConnection(self.transport)
+        transport: Any = StringTransport(peerAddress=addr, hostAddress=IPv4Address("TCP", "127.0.0.1", 80))
+        transport.protocol = self.channel  # as on a TCP transport; a WebSocket upgrade replaces it
+        self.transport = transport
+        self.channel.makeConnection(transport)
 
     def send(self, method: str, path: str, body: bytes = b"") -> None:
         head = f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: keep-alive\r\n"
