@@ -25,7 +25,6 @@ import binascii
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import ClassVar
 
 __all__ = [
     "PROTOCOL_VERSION",
@@ -68,10 +67,6 @@ class Packet:
 
     type: PacketType
     data: str | bytes = ""
-    compress: ClassVar[bool] = True
-    """Whether a transport may compress it (Node's ``options.compress``); not part of the wire.
-    ``False`` for an :class:`UncompressedPacket` (a class, not a field: packets cost no more to make)."""
-
     def __post_init__(self) -> None:
         if isinstance(self.data, bytes) and self.type is not PacketType.MESSAGE:
             raise ValueError("only MESSAGE packets may carry binary data")
@@ -81,12 +76,24 @@ class Packet:
         """Whether this is a binary message."""
         return isinstance(self.data, bytes)
 
+    @property
+    def compress(self) -> bool:
+        """Whether a transport may compress it (Node's ``options.compress``); not part of the wire.
+
+        ``False`` for an :class:`UncompressedPacket` (a class, not a field: packets cost no more
+        to make; a property, not a class variable, so that the compiled build can override it).
+        """
+        return True
+
 
 @dataclass(frozen=True, slots=True)
 class UncompressedPacket(Packet):
     """A packet sent with ``compress`` false (Node's ``compress(false)``): never compressed, whatever its size."""
 
-    compress: ClassVar[bool] = False
+    @property
+    def compress(self) -> bool:
+        """Never: this packet goes out as it is."""
+        return False
 
 
 _TYPES = {str(t.value): t for t in PacketType}
