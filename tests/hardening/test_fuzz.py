@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Callable
-from typing import Any, cast
+from typing import Any
 
 import msgpack
 import pytest_twisted
@@ -25,7 +25,6 @@ import websocket
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from twisted.internet import threads
-from twisted.logger import ILogObserver, globalLogPublisher
 
 from tests.socketio.app import install
 from txrealtime.engineio import EngineIOOptions
@@ -246,39 +245,23 @@ def run_fuzz(
 
 
 @pytest_twisted.ensureDeferred
-async def test_fuzzed_packets_close_only_their_sessions(realtime: Realtime) -> None:
-    failures: list[dict[str, Any]] = []
-
-    def watch(event: dict[str, Any]) -> None:
-        if "log_failure" in event and "handler of" not in str(event.get("log_format", "")):
-            failures.append(event)
-
-    globalLogPublisher.addObserver(cast(ILogObserver, watch))
-    try:
-        running = await realtime.start_server(install, options=EngineIOOptions(ping_interval=60, ping_timeout=60))
-        examples = await threads.deferToThread(run_fuzz, running.url)
-    finally:
-        globalLogPublisher.removeObserver(cast(ILogObserver, watch))
+async def test_fuzzed_packets_close_only_their_sessions(
+    realtime: Realtime, logged_failures: list[dict[str, Any]]
+) -> None:
+    running = await realtime.start_server(install, options=EngineIOOptions(ping_interval=60, ping_timeout=60))
+    examples = await threads.deferToThread(run_fuzz, running.url)
     assert examples >= 270
-    assert [e["log_failure"].getTraceback() for e in failures] == []
+    assert [e["log_failure"].getTraceback() for e in logged_failures] == []
 
 
 @pytest_twisted.ensureDeferred
-async def test_fuzzed_msgpack_packets_close_only_their_sessions(realtime: Realtime) -> None:
-    failures: list[dict[str, Any]] = []
-
-    def watch(event: dict[str, Any]) -> None:
-        if "log_failure" in event and "handler of" not in str(event.get("log_format", "")):
-            failures.append(event)
-
-    globalLogPublisher.addObserver(cast(ILogObserver, watch))
-    try:
-        running = await realtime.start_server(install, options=EngineIOOptions(ping_interval=60, ping_timeout=60),
-                                              parser="msgpack")
-        examples = await threads.deferToThread(
-            run_fuzz, running.url, msgpack_frame, msgpack_bodies, MsgpackDecoder, "msgpack", (120, 0, 80)
-        )
-    finally:
-        globalLogPublisher.removeObserver(cast(ILogObserver, watch))
+async def test_fuzzed_msgpack_packets_close_only_their_sessions(
+    realtime: Realtime, logged_failures: list[dict[str, Any]]
+) -> None:
+    running = await realtime.start_server(install, options=EngineIOOptions(ping_interval=60, ping_timeout=60),
+                                          parser="msgpack")
+    examples = await threads.deferToThread(
+        run_fuzz, running.url, msgpack_frame, msgpack_bodies, MsgpackDecoder, "msgpack", (120, 0, 80)
+    )
     assert examples >= 200
-    assert [e["log_failure"].getTraceback() for e in failures] == []
+    assert [e["log_failure"].getTraceback() for e in logged_failures] == []

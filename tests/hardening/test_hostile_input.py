@@ -10,13 +10,12 @@ import base64
 import gc
 import json
 import weakref
-from collections.abc import Iterator
-from typing import Any, cast
+from typing import Any
 
 import pytest
 import pytest_twisted
 from twisted.internet.task import Clock
-from twisted.logger import ILogObserver, LogLevel, globalLogPublisher
+from twisted.logger import LogLevel
 
 from tests.fakes import HANDSHAKE, FakeTransport
 from tests.peers import PollingPeer, until
@@ -44,14 +43,6 @@ def closed(events: list[SessionEvent], sid: str) -> list[tuple[CloseReason, str]
 async def canary_ok(realtime: Realtime, running: TestServer) -> None:
     client = await realtime.connect(running)
     assert await client.emit_with_ack("ack", "still here", timeout=10) == ("got", "still here")
-
-
-@pytest.fixture
-def log_events() -> Iterator[list[dict[str, Any]]]:
-    events: list[dict[str, Any]] = []
-    globalLogPublisher.addObserver(cast(ILogObserver, events.append))
-    yield events
-    globalLogPublisher.removeObserver(cast(ILogObserver, events.append))
 
 
 def ours(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
