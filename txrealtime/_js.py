@@ -30,7 +30,7 @@ def _escape_surrogate(match: re.Match[str]) -> str:
 
 def stringify(data: Any) -> str:
     """``JSON.stringify(data)``; ``TypeError`` for values JSON cannot carry, ``ValueError`` for ``NaN``."""
-    text = json.dumps(data, separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=json_default)
+    text = _ENCODER.encode(data)
     if not text.isascii():
         # A lone surrogate cannot be written as UTF-8: escape it, as JSON.stringify does.
         text = _SURROGATE.sub(_escape_surrogate, text)
@@ -45,6 +45,10 @@ def json_default(value: Any) -> Any:
     if isinstance(value, datetime.date):
         return value.isoformat()
     raise TypeError(f"{type(value).__name__} values cannot be sent (not JSON-serializable)")
+
+
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=json_default)
+"""One encoder for every call: ``json.dumps`` with these options would build a new one each time."""
 
 
 def msgpack_default(value: Any) -> Any:
