@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
@@ -244,14 +245,20 @@ def validate(packet: Packet) -> None:
         raise DecodeError("an ACK packet needs an ack id")
 
 
+_TYPES = {str(int(t)): t for t in PacketType}
+"""The packet types by the digit that starts a message."""
+
+_ACK_DIGITS = re.compile("[0-9]+")
+"""An ack id's digits (ASCII only, as ``"0" <= c <= "9"``)."""
+
+
 def decode_header(text: str, max_attachments: int, max_depth: int = MAX_DEPTH) -> tuple[Packet, int]:
     """Decode a text message into a packet (placeholders still in place) and its attachment count."""
-    if not text or not text[0].isdigit():
-        raise DecodeError("missing packet type")
-    try:
-        ptype = PacketType(int(text[0]))
-    except ValueError:
-        raise DecodeError(f"unknown packet type {text[0]}") from None
+    ptype = _TYPES.get(text[:1])
+    if ptype is None:
+        if not text or not text[0].isdigit():
+            raise DecodeError("missing packet type")
+        raise DecodeError(f"unknown packet type {text[0]}")
     i = 1
     count = 0
     if ptype in _BINARY_TYPES:
@@ -271,8 +278,9 @@ def decode_header(text: str, max_attachments: int, max_depth: int = MAX_DEPTH) -
         else:
             namespace, i = text[i:comma], comma + 1
     start = i
-    while i < len(text) and "0" <= text[i] <= "9":
-        i += 1
+    found = _ACK_DIGITS.match(text, i)
+    if found is not None:
+        i = found.end()
     ack_id: int | None = None
     if i > start:
         if i - start > 16 or (ack_id := int(text[start:i])) > MAX_ACK_ID:
