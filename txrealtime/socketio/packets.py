@@ -202,25 +202,32 @@ def loads(text: str, max_depth: int = MAX_DEPTH) -> Any:
     return data
 
 
+_TYPES = {str(int(t)): t for t in PacketType}
+"""The packet types by the digit that starts a message."""
+
+_DIGITS = {t: str(int(t)) for t in PacketType}
+"""The digit that starts a message of each packet type."""
+
+_ACK_DIGITS = re.compile("[0-9]+")
+"""An ack id's digits (ASCII only, as ``"0" <= c <= "9"``)."""
+
+
 def encode(packet: Packet) -> list[str | bytes]:
     """Encode a packet as Engine.IO messages: the text header, then any binary attachments."""
     ptype = packet.type
-    attachments: list[bytes] = []
     data = packet.data
-    if ptype in (PacketType.EVENT, PacketType.ACK) and has_binary(data):
+    if (ptype is PacketType.EVENT or ptype is PacketType.ACK) and has_binary(data):
         ptype = PacketType.BINARY_EVENT if ptype is PacketType.EVENT else PacketType.BINARY_ACK
+    attachments: list[bytes] = []
     if ptype in _BINARY_TYPES:
         data, attachments = deconstruct(data)
-    parts = [str(int(ptype))]
-    if ptype in _BINARY_TYPES:
-        parts.append(f"{len(attachments)}-")
-    if packet.namespace != "/":
-        parts.append(packet.namespace + ",")
-    if packet.id is not None:
-        parts.append(str(packet.id))
-    if data is not None:
-        parts.append(stringify(data))
-    return ["".join(parts), *attachments]
+        head = f"{int(ptype)}{len(attachments)}-"
+    else:
+        head = _DIGITS[ptype]
+    namespace = "" if packet.namespace == "/" else packet.namespace + ","
+    ack_id = "" if packet.id is None else str(packet.id)
+    body = "" if data is None else stringify(data)
+    return [head + namespace + ack_id + body, *attachments]
 
 
 def validate(packet: Packet) -> None:
@@ -243,13 +250,6 @@ def validate(packet: Packet) -> None:
         raise DecodeError(f"a {ptype.name} packet cannot carry an ack id")
     if packet.id is None and ptype in (PacketType.ACK, PacketType.BINARY_ACK):
         raise DecodeError("an ACK packet needs an ack id")
-
-
-_TYPES = {str(int(t)): t for t in PacketType}
-"""The packet types by the digit that starts a message."""
-
-_ACK_DIGITS = re.compile("[0-9]+")
-"""An ack id's digits (ASCII only, as ``"0" <= c <= "9"``)."""
 
 
 def decode_header(text: str, max_attachments: int, max_depth: int = MAX_DEPTH) -> tuple[Packet, int]:
