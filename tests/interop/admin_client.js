@@ -2,16 +2,10 @@
 // socket.io-client app clients to watch and drive. Needs tests/admin/app.py's handlers on the server.
 // Usage: node admin_client.js URL SCENARIO USER PASSWORD; prints one JSON line, then exits.
 const { io } = require("socket.io-client");
+const { connected } = require("./peer");
 
 const [url, scenario, username, password] = process.argv.slice(2);
 const report = {};
-
-function connected(socket) {
-  return new Promise((resolve, reject) => {
-    socket.once("connect", () => resolve(socket));
-    socket.once("connect_error", (err) => reject(err));
-  });
-}
 
 function refused(socket) {
   return new Promise((resolve, reject) => {

@@ -6,28 +6,15 @@ const { io, Manager: BaseManager } = require("socket.io-client");
 const [url, scenario, mode, parserName = "json"] = process.argv.slice(2);
 const transports = { polling: ["polling"], websocket: ["websocket"], upgrade: ["polling", "websocket"] }[mode];
 const parser = parserName === "msgpack" ? { parser: require("socket.io-msgpack-parser") } : {};
+const { ack, connected, next, plain, upgraded: upgradedIn } = require("./peer");
+const upgraded = (socket) => upgradedIn(socket, mode);
+
 class Manager extends BaseManager {
   constructor(uri, opts) {
     super(uri, { ...opts, ...parser });
   }
 }
 const report = {};
-
-// JSON-friendly view of what arrived: Buffers become {binary: [...]}, Dates {date: ISO string}.
-function plain(value) {
-  if (value instanceof Date) return { date: value.toISOString() };
-  if (Buffer.isBuffer(value) || value instanceof ArrayBuffer) return { binary: Array.from(Buffer.from(value)) };
-  if (Array.isArray(value)) return value.map(plain);
-  if (value && typeof value === "object") return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, plain(v)]));
-  return value;
-}
-
-function connected(socket) {
-  return new Promise((resolve, reject) => {
-    socket.once("connect", () => resolve(socket));
-    socket.once("connect_error", (err) => reject(err));
-  });
-}
 
 function refused(socket) {
   return new Promise((resolve, reject) => {
@@ -37,21 +24,6 @@ function refused(socket) {
       resolve({ message: err.message, data: err.data === undefined ? null : err.data });
     });
   });
-}
-
-function next(socket, event) {
-  return new Promise((resolve) => socket.once(event, (...args) => resolve(plain(args))));
-}
-
-// emitWithAck resolves with the first value only; this keeps every value of the answer.
-function ack(socket, event, ...args) {
-  return new Promise((resolve) => socket.emit(event, ...args, (...answer) => resolve(plain(answer))));
-}
-
-function upgraded(socket) {
-  const engine = socket.io.engine;
-  if (mode !== "upgrade" || engine.transport.name === "websocket") return Promise.resolve();
-  return new Promise((resolve) => engine.once("upgrade", () => resolve()));
 }
 
 function client(nsp = "/", opts = {}) {

@@ -4,8 +4,10 @@
 // Prints one JSON line with what the client saw, then exits.
 const io = require("socket.io-client-v2");
 const ioV4 = require("socket.io-client").io;
+const { ack, next, plain, upgraded: upgradedIn } = require("./peer");
 
 const [url, scenario, mode] = process.argv.slice(2);
+const upgraded = (socket) => upgradedIn(socket, mode);
 const transports = {
   polling: ["polling"],
   "polling-b64": ["polling"],
@@ -15,14 +17,6 @@ const transports = {
 }[mode];
 const forceBase64 = mode.endsWith("-b64");
 const report = {};
-
-// JSON-friendly view of what arrived: Buffers become {binary: [...]}.
-function plain(value) {
-  if (Buffer.isBuffer(value) || value instanceof ArrayBuffer) return { binary: Array.from(Buffer.from(value)) };
-  if (Array.isArray(value)) return value.map(plain);
-  if (value && typeof value === "object") return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, plain(v)]));
-  return value;
-}
 
 function client(nsp = "/", opts = {}) {
   return io(url + nsp, { transports, forceNew: true, reconnection: false, forceBase64, ...opts });
@@ -42,20 +36,6 @@ function refused(socket) {
     socket.once("connect", () => reject(new Error("unexpectedly connected to " + socket.nsp)));
     socket.once("error", (err) => resolve(plain(err)));
   });
-}
-
-function next(socket, event) {
-  return new Promise((resolve) => socket.once(event, (...args) => resolve(plain(args))));
-}
-
-function ack(socket, event, ...args) {
-  return new Promise((resolve) => socket.emit(event, ...args, (...answer) => resolve(plain(answer))));
-}
-
-function upgraded(socket) {
-  const engine = socket.io.engine;
-  if (mode !== "upgrade" || engine.transport.name === "websocket") return Promise.resolve();
-  return new Promise((resolve) => engine.once("upgrade", () => resolve()));
 }
 
 const scenarios = {
