@@ -16,6 +16,7 @@ from twisted.internet.interfaces import ISSLTransport
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from .. import _tcp
 from .._autobahn import (
     DirectTimer,
     accept_deflate,
@@ -152,7 +153,7 @@ class EngineIOWebSocketProtocol(WebSocketServerProtocol):
                 frames.append(frame)
         transport = cast(Any, self.transport)
         if transport is not None and self.state == self.STATE_OPEN:
-            transport.writeSequence(frames)
+            _tcp.write_sequence(transport, frames)
             factory.stats.websocket_bytes_sent += sum(map(len, frames))
 
     def _payload(self, packet: Packet, framing: int) -> tuple[bytes, bool]:
