@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import subprocess
 import sys
@@ -140,7 +141,7 @@ def test_help_lists_the_new_options() -> None:
     )
     for option in ("--header-timeout=", "--max-connections-per-ip=", "--attachment-timeout=", "--state-recovery=",
                    "--max-namespaces-per-client=", "--cleanup-empty-child-namespaces", "--log-level=",
-                   "--parser=", "--per-message-deflate", "--no-http-compression"):
+                   "--parser=", "--per-message-deflate", "--no-http-compression", "--gc-threshold="):
         assert option in done.stdout, done.stdout + done.stderr
 
 
@@ -158,6 +159,30 @@ def test_open_files_limit_is_raised_to_the_hard_limit() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
+def test_gc_threshold_applies_while_the_service_runs() -> None:
+    assert parse()["gc-threshold"] == 50_000
+    before = gc.get_threshold()
+    assert before[0] != 12345
+    realtime = makeService(parse("--listen", "tcp:0:interface=127.0.0.1", "--gc-threshold", "12345"))
+    assert gc.get_threshold() == before  # building the service changes nothing
+    realtime._endpoints.clear()  # not listening: only the threshold is under test
+    for child in list(realtime):
+        child.disownServiceParent()
+    realtime.startService()
+    try:
+        assert gc.get_threshold() == (12345, *before[1:])
+    finally:
+        realtime.stopService()
+    assert gc.get_threshold() == before
+    untouched = makeService(parse("--gc-threshold", "0"))
+    untouched._endpoints.clear()
+    for child in list(untouched):
+        child.disownServiceParent()
+    untouched.startService()
+    assert gc.get_threshold() == before
+    untouched.stopService()
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
@@ -170,6 +195,7 @@ def test_open_files_limit_is_raised_to_the_hard_limit() -> None:
         (["--max-connections-per-ip", "0"], "--max-connections-per-ip must be > 0"),
         (["--log-level", "loud"], "--log-level must be one of"),
         (["--state-recovery", "0"], "--state-recovery must be > 0"),
+        (["--gc-threshold", "-1"], "--gc-threshold must be >= 0"),
     ],
 )
 def test_usage_errors(args: list[str], message: str) -> None:

@@ -59,6 +59,9 @@ class Options(usage.Options):
         ["log-level", None, "info", "Log txrealtime's events at this level and above: debug, info, warn, error."],
         ["cookie", None, None, "Set a cookie with this name holding the session id (for sticky load balancers)."],
         ["shutdown-grace", None, 5.0, "Seconds to let clients receive their close on shutdown.", float],
+        ["gc-threshold", None, 50_000, "Object allocations between passes of Python's garbage collector over its "
+         "youngest objects (Python's default: 700), so that fewer passes reach the many objects of many open "
+         "sessions; 0 keeps Python's setting.", int],
         ["header-timeout", None, 10.0, "Seconds a client has to send a request's headers (else 408 and close).",
          float],
         ["max-connections-per-ip", None, None, "Close new TCP connections beyond this many per address "
@@ -153,6 +156,8 @@ class Options(usage.Options):
             raise usage.UsageError("--path must start with /")
         if self["header-timeout"] <= 0:
             raise usage.UsageError("--header-timeout must be > 0")
+        if self["gc-threshold"] < 0:
+            raise usage.UsageError("--gc-threshold must be >= 0 (0: Python's own)")
         if self["max-connections-per-ip"] is not None and self["max-connections-per-ip"] <= 0:
             raise usage.UsageError("--max-connections-per-ip must be > 0")
         if self["log-level"] not in LEVELS:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import inspect
 import typing
 import warnings
@@ -77,6 +78,10 @@ class RealtimeService(service.MultiService):
     process prints). A stop after which every session drained within
     ``grace`` is clean: a ``twistd`` stopped by SIGTERM or SIGINT then exits
     with status 0.
+
+    With ``gc_threshold``, the garbage collector's youngest generation is
+    collected after that many allocations while the service runs (see
+    ``--gc-threshold``), Python's setting is restored when it stops.
     """
 
     def __init__(
@@ -89,6 +94,7 @@ class RealtimeService(service.MultiService):
         resource: EngineIOResource | None = None,
         grace: float = 5.0,
         daemon: bool = False,
+        gc_threshold: int | None = None,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         self.manager = manager
@@ -100,6 +106,8 @@ class RealtimeService(service.MultiService):
         self.resource = resource
         self.grace = grace
         self.daemon = daemon
+        self.gc_threshold = gc_threshold
+        self._gc_before: tuple[int, int, int] | None = None
         self._endpoints: dict[Any, str] = {}
         for description in endpoints:
             self.listen(description, site)
@@ -123,6 +131,9 @@ class RealtimeService(service.MultiService):
         # (an unprivileged process may still raise its soft limit to the hard one), and building
         # a service, as tests do, changes nothing about the process.
         raise_open_files_limit()
+        if self.gc_threshold and self._gc_before is None:
+            self._gc_before = gc.get_threshold()
+            gc.set_threshold(self.gc_threshold, *self._gc_before[1:])
         service.Service.startService(self)
         for child in self:
             self._listening(child, child.startService)
@@ -164,6 +175,9 @@ class RealtimeService(service.MultiService):
                 cast(Any, reactor)._exitSignal = None
 
     def _stop_listening(self, _: object) -> Any:
+        if self._gc_before is not None:
+            gc.set_threshold(*self._gc_before)
+            self._gc_before = None
         return super().stopService()  # type: ignore[no-untyped-call]
 
 
@@ -346,14 +360,15 @@ def makeService(options: Options) -> RealtimeService:
     if cluster is None:
         realtime = RealtimeService(
             manager, site, options["listen"], server, link, resource=resource, grace=options["shutdown-grace"],
-            daemon=_daemonized(options),
+            daemon=_daemonized(options), gc_threshold=options["gc-threshold"],
         )
     else:
         from .cluster.worker import WorkerService, parse_channel, prefix_sids
 
         fd, index = parse_channel(options["worker-channel"])
         prefix_sids(manager, index)
-        realtime = RealtimeService(manager, site, [], server, link, resource=resource, grace=options["shutdown-grace"])
+        realtime = RealtimeService(manager, site, [], server, link, resource=resource, grace=options["shutdown-grace"],
+                                   gc_threshold=options["gc-threshold"])
         WorkerService(fd, index, site, manager, cluster).setServiceParent(realtime)  # type: ignore[no-untyped-call]
     if options["metrics-listen"] is not None and metrics_root is not None:
         realtime.listen(
