@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import gc
 import json
+import weakref
+from typing import Any, cast
+
+from twisted.web.http import Request
 
 from tests.fakes import BASE, PollingTestCase
 from tests.memhttp import MemoryWebSocket, ws_frame
@@ -31,6 +36,26 @@ class WebSocketTests(PollingTestCase):
         self.manager.send(sid, "out")
         self.manager.send(sid, b"\x02")
         self.assertEqual(ws.frames(), [(TEXT, b"4out"), (BINARY, b"\x02")])
+
+    def test_the_upgrade_request_is_freed_without_the_garbage_collector(self) -> None:
+        requests: list[weakref.ref[Request]] = []
+        factory: Any = self.http.site.requestFactory
+
+        def recorded(*args: Any) -> Request:
+            request = factory(*args)
+            requests.append(weakref.ref(request))
+            return cast(Request, request)
+
+        cast(Any, self.http.site).requestFactory = recorded
+        gc.disable()
+        try:
+            ws, _ = self.connect()
+            # twisted.web's channel no longer holds the request Autobahn took over: no cycle is left.
+            self.assertIsNone(requests[0]())
+        finally:
+            gc.enable()
+        ws.send_text("4still here")
+        self.assertEqual([e.data for e in self.events if isinstance(e, MessageReceived)], ["still here"])
 
     def test_frames_split_and_batched_any_way(self) -> None:
         """Whole frames, several per read, a split frame, a fragmented message and a ping all arrive intact."""
