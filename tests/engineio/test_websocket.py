@@ -57,6 +57,21 @@ class WebSocketTests(PollingTestCase):
         ws.send_text("4still here")
         self.assertEqual([e.data for e in self.events if isinstance(e, MessageReceived)], ["still here"])
 
+    def test_a_closed_connection_is_freed_without_the_garbage_collector(self) -> None:
+        ws, sid = self.connect()
+        protocol = weakref.ref(ws.protocol)
+        session = weakref.ref(self.manager.get(sid))
+        gc.disable()
+        try:
+            ws.lose()
+            transport: Any = ws.exchange.transport
+            transport.protocol = transport.producer = None  # what a TCP transport drops when its connection is lost
+            del ws
+            self.assertIsNone(protocol())
+            self.assertIsNone(session())
+        finally:
+            gc.enable()
+
     def test_frames_split_and_batched_any_way(self) -> None:
         """Whole frames, several per read, a split frame, a fragmented message and a ping all arrive intact."""
         ws, sid = self.connect()

@@ -278,6 +278,12 @@ class EngineIOWebSocketProtocol(WebSocketServerProtocol):
             self._deflate_state = None
         super().connectionLost(reason)
         cancel_timers(self)
+        # Reference cycles nothing else breaks: Autobahn resolves is_closed with this protocol (and
+        # never touches it once closed), and the session names this protocol as its transport.
+        # Broken here, a closed connection is freed by reference counting at once rather than by
+        # a pass of the garbage collector over the older generations.
+        self.is_closed = None
+        self.session = None
 
     def onOpen(self) -> None:
         if self._unwanted:
