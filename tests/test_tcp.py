@@ -178,6 +178,29 @@ async def test_tls_connections_are_written_to_as_usual(pair: Pair) -> None:
 
 
 @pytest_twisted.ensureDeferred
+async def test_aborted_connections_and_pull_producers_are_left_to_twisted(pair: Pair) -> None:
+    await pair.open()
+    server = pair.server
+    producer = Producer()
+    server.registerProducer(producer, False)  # a pull producer is asked for more when Twisted's buffer drains
+    assert _tcp._direct(server) is None
+    server.unregisterProducer()
+    server.registerProducer(producer, True)
+    assert _tcp._direct(server) is server
+    server.unregisterProducer()
+    server.abortConnection()  # closes on the reactor's next turn; nothing may be written meanwhile
+    assert _tcp._direct(server) is None
+
+
+@pytest_twisted.ensureDeferred
+async def test_only_bytes_are_sent_at_once(pair: Pair) -> None:
+    await pair.open()
+    with pytest.raises(TypeError):
+        _tcp.write(pair.server, cast(bytes, bytearray(b"not bytes")))  # refused as Twisted's write refuses it
+    assert pair.server._tempDataLen == 0
+
+
+@pytest_twisted.ensureDeferred
 async def test_forwarding_wrappers_are_seen_through(pair: Pair) -> None:
     await pair.open()
     wrapper = ProtocolWrapper(WrappingFactory(protocol.Factory()), cast(Any, protocol.Protocol()))

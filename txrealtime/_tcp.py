@@ -14,9 +14,9 @@ The shortcut applies to plain (not TLS) TCP connections of Twisted's own
 registered with :func:`forwards_writes`; anything else (TLS, UNIX sockets,
 test transports) is written to as usual. It relies on attributes of
 ``twisted.internet.abstract.FileDescriptor`` and ``tcp.Connection``
-(``dataBuffer``, ``_tempDataLen``, ``_writeDisconnected``, ``TLS``,
-``socket``), which ``tests/test_tcp.py`` checks against the installed
-Twisted.
+(``dataBuffer``, ``_tempDataLen``, ``_writeDisconnected``, ``_aborting``,
+``TLS``, ``socket``), which ``tests/test_tcp.py`` checks against the
+installed Twisted.
 """
 
 from __future__ import annotations
@@ -55,7 +55,10 @@ def _direct(transport: Any) -> Any:
         and transport.connected
         and not transport.TLS
         and not transport.disconnecting
+        and not transport._aborting
         and not transport._writeDisconnected
+        # A pull producer is asked for more only once Twisted's buffer drains (doWrite): leave it to Twisted.
+        and (transport.producer is None or transport.streamingProducer)
     ):
         return transport
     return None
@@ -64,7 +67,7 @@ def _direct(transport: Any) -> Any:
 def write(transport: Any, data: bytes) -> None:
     """``transport.write(data)``, sending at once what the kernel takes when nothing is buffered."""
     connection = _direct(transport)
-    if connection is not None and data:
+    if connection is not None and type(data) is bytes and data:  # other types: Twisted refuses them as usual
         try:
             sent = connection.socket.send(data)
         except (BlockingIOError, InterruptedError):

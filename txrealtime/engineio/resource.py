@@ -104,8 +104,11 @@ class EngineIOResource(Resource):
                 raise SessionError(SessionError.BAD_REQUEST, "expected a WebSocket upgrade", {"name": name})
             if sid is not None:
                 _check_protocol(self.manager.get(sid), sid, protocol)
+            channel: Any = request.channel
+            connection = channel.transport
             answer = self._websocket.render(request)
-            _release_upgraded(request)
+            if connection is not None and channel.transport is None:
+                _release_upgraded(request)
             return answer
         if sid is None:
             if method != b"GET":
@@ -154,6 +157,6 @@ def _release_upgraded(request: Request) -> None:
     a reference cycle, about 2.5 KB per WebSocket connection, that only a pass
     of the garbage collector over the older generations would find.
     """
-    channel: Any = request.channel
-    if channel is not None and channel.transport is None and request in channel.requests:
-        channel.requests.remove(request)
+    requests: list[Request] = cast(Any, request.channel).requests
+    if request in requests:
+        requests.remove(request)
