@@ -158,22 +158,14 @@ class BoundedChannel(http.HTTPChannel):
         head.append(b"\r\n")
 
     def write(self, data: bytes) -> None:
-        head = self._head
-        if head:
-            self._head = None
-            head.append(data)
-            _tcp.write_sequence(self.transport, head)
-        else:
-            _tcp.write(self.transport, data)
+        self.writeSequence((data,))
 
     def writeSequence(self, iovec: Sequence[bytes]) -> None:
-        head = self._head
+        head, self._head = self._head, None
         if head:
-            self._head = None
             head.extend(iovec)
-            _tcp.write_sequence(self.transport, head)
-        else:
-            _tcp.write_sequence(self.transport, list(iovec))
+            iovec = head
+        _tcp.write_sequence(self.transport, iovec)
 
     def getHost(self) -> Any:
         # twisted.web asks for every request (a getsockname each); a connection's local address does not change.
@@ -185,9 +177,9 @@ class BoundedChannel(http.HTTPChannel):
 
     def _release_head(self) -> None:
         """Write the held response head if no body came with it (an empty body, a HEAD request)."""
-        head, self._head = self._head, None
-        if head and self.transport is not None:
-            _tcp.write_sequence(self.transport, head)
+        if self._head and self.transport is not None:
+            self.writeSequence(())
+        self._head = None
 
     def dataReceived(self, data: bytes) -> None:
         if self._awaiting_headers and self._header_clock is None:
