@@ -135,6 +135,7 @@ class BoundedChannel(http.HTTPChannel):
     _awaiting_headers = True
     _head: list[bytes] | None = None
     """While a request writes for the first time: the response head, held to go out with the body."""
+    _host: Any = None
 
     def connectionMade(self) -> None:
         super().connectionMade()  # type: ignore[no-untyped-call]
@@ -169,11 +170,10 @@ class BoundedChannel(http.HTTPChannel):
 
     def getHost(self) -> Any:
         # twisted.web asks for every request (a getsockname each); a connection's local address does not change.
-        host = self.__dict__.get("_host")
-        if host is None:
+        if self._host is None:
             transport: Any = self.transport
-            host = self.__dict__["_host"] = transport.getHost()
-        return host
+            self._host = transport.getHost()
+        return self._host
 
     def _release_head(self) -> None:
         """Write the held response head if no body came with it (an empty body, a HEAD request)."""
