@@ -67,7 +67,24 @@ def _direct(transport: Any) -> Any:
 def write(transport: Any, data: bytes) -> None:
     """``transport.write(data)``, sending at once what the kernel takes when nothing is buffered."""
     connection = _direct(transport)
-    if connection is not None and type(data) is bytes and data:  # other types: Twisted refuses them as usual
+    if connection is None:
+        transport.write(data)
+    else:
+        _send(connection, transport, data)
+
+
+def write_sequence(transport: Any, chunks: Sequence[bytes]) -> None:
+    """``transport.writeSequence(chunks)``, sent at once like :func:`write`."""
+    connection = _direct(transport)
+    if connection is None:
+        transport.writeSequence(chunks)
+    else:
+        _send(connection, transport, chunks[0] if len(chunks) == 1 else b"".join(chunks))
+
+
+def _send(connection: Any, transport: Any, data: bytes) -> None:
+    """Send ``data`` on ``connection`` (which :func:`_direct` found idle); the rest goes to ``transport.write``."""
+    if type(data) is bytes and data:  # other types: Twisted refuses them as usual
         try:
             sent = connection.socket.send(data)
         except (BlockingIOError, InterruptedError):
@@ -78,13 +95,3 @@ def write(transport: Any, data: bytes) -> None:
             return
         data = data[sent:]
     transport.write(data)
-
-
-def write_sequence(transport: Any, chunks: Sequence[bytes]) -> None:
-    """``transport.writeSequence(chunks)``, sent at once like :func:`write`."""
-    if len(chunks) == 1:
-        write(transport, chunks[0])
-    elif _direct(transport) is not None:
-        write(transport, b"".join(chunks))
-    else:
-        transport.writeSequence(chunks)
