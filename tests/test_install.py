@@ -25,7 +25,7 @@ RUN_TWISTD = "import sys; sys.argv[0] = 'twistd'; from twisted.scripts.twistd im
 def copy_checkout(target: Path) -> Path:
     """What packaging reads from the checkout, copied: pip then writes nothing into the shared working tree."""
     target.mkdir()
-    for name in ("setup.py", "setup.cfg", "pyproject.toml", "README.md", "MANIFEST.in"):
+    for name in ("setup.py", "setup.cfg", "pyproject.toml", "README.md", "LICENSE", "MANIFEST.in"):
         if (ROOT / name).exists():
             shutil.copy2(ROOT / name, target / name)
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "dropin.cache")
@@ -56,6 +56,9 @@ def test_plain_editable_install_finds_the_twistd_plugin(tmp_path: Path) -> None:
         capture_output=True, text=True, timeout=600, env=env,
     )
     assert pip.returncode == 0, pip.stdout + pip.stderr
+    # setuptools warns, in about 40 lines, of a folder that is importable but not declared a package.
+    assert "Package would be ignored" not in pip.stdout + pip.stderr, pip.stdout + pip.stderr
+    assert "BuildBackendWarning" not in pip.stdout + pip.stderr, pip.stdout + pip.stderr
 
     done = subprocess.run(
         [python, "-c", RUN_TWISTD, "txrealtime", "--help"],
