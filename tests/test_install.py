@@ -113,7 +113,7 @@ def test_main_version_and_usage_errors() -> None:
     assert (done.returncode, done.stdout) == (1, "")
     assert done.stderr == (
         "python -m txrealtime: --listen foo:bar: Unknown endpoint type: 'foo' (e.g. tcp:8080 or "
-        "ssl:8443:privateKey=key.pem)\n"
+        "ssl:8443:privateKey=key.pem); see python -m txrealtime --help\n"
     )
 
 
