@@ -14,6 +14,7 @@ async def test_chat_in_two_browser_pages() -> None:
     )
     assert report.get("error") is None, (report["error"], report.get("state"))
     assert report["errors"] == []
+    assert report["notFound"] == []  # the page names its icon: no /favicon.ico asked for
     assert report["bobSees"] == "alicehello from alice <b>not bold</b>"
     assert report["bobBold"] == 0  # text, never markup
     assert report["bobStatus"] == "connected (websocket)"
@@ -34,6 +35,7 @@ async def test_tutorial_page_loads_the_served_client() -> None:
     )
     assert report.get("error") is None, report["error"]
     assert report["errors"] == []
+    assert report["notFound"] == []
     assert (report["scriptStatus"], report["scriptType"]) == (200, "application/javascript; charset=utf-8")
     assert report["ioType"] == "function"
     assert report["news"] == {"hello": "world", "online": 1}
