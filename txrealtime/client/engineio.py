@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from typing import Any, Protocol, cast
+from typing import Any, Protocol, TypeVar, cast
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import treq
@@ -40,6 +40,7 @@ from .tls import TLSOptions
 __all__ = ["EngineIOClient", "EngineListener", "EngineError"]
 
 log = Logger(observer=gate)
+_T = TypeVar("_T")
 
 
 class EngineError(ConnectionError):
@@ -188,9 +189,15 @@ class _PollingTransport:
         self._drained: list[Deferred[None]] = []
         self._goodbye: Deferred[None] | None = None
 
-    async def handshake(self) -> list[Packet]:
-        """The first GET: returns the OPEN packet and anything sent with it."""
-        return await self._request_packets()
+    def handshake(self) -> Deferred[list[Packet]]:
+        """The first GET: fires with the OPEN packet and anything sent with it. :meth:`close` cancels it
+        (and drops its connection), as it does any GET in flight."""
+        self._get = ensureDeferred(self._request_packets())
+        return self._get.addBoth(self._handshook)
+
+    def _handshook(self, result: _T) -> _T:
+        self._get = None
+        return result
 
     def start(self) -> None:
         self._poll()
@@ -373,7 +380,7 @@ class EngineIOClient:
             polling = _PollingTransport(self)
             self.transport = polling
             self._created.append(polling)
-            ensureDeferred(polling.handshake()).addCallbacks(self._handshake, self._open_failed)
+            polling.handshake().addCallbacks(self._handshake, self._open_failed)
         else:
             self.transport = _WebSocketTransport(self, None)
             self._created.append(self.transport)

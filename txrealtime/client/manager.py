@@ -181,8 +181,10 @@ class Manager:
     def _open_timed_out(self, engine: Engine) -> None:
         self._open_timer = None
         if self.engine is engine and self.state == "opening":
+            # The timeout is the reason, not the close that follows it (the engine's "forced close"): fail first.
+            error = NotConnected(f"no answer within the connect timeout ({self.timeout:g} s, the timeout option)")
+            self._open_failed(Failure(error), engine)
             engine.close()
-            self._open_failed(Failure(NotConnected("timed out connecting")), engine)
 
     def _open_failed(self, failure: Failure, engine: Engine) -> None:
         if self.engine is not engine or self.state != "opening":
