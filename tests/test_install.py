@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -34,14 +35,13 @@ def copy_checkout(target: Path) -> Path:
     return target
 
 
-def test_plain_editable_install_finds_the_twistd_plugin(tmp_path: Path) -> None:
-    """``pip install -e <checkout>`` in a fresh venv (dependencies borrowed from this one, not downloaded)."""
+def borrowing_venv(venv: Path) -> tuple[str, dict[str, str]]:
+    """A fresh venv whose dependencies are this one's, borrowed rather than downloaded: its python, and the
+    environment to run it in (this checkout is not on its ``sys.path``)."""
     site = Path(sysconfig.get_paths()["purelib"])
     if (site / "twisted" / "plugins" / "txrealtime_plugin.py").exists():
         pytest.skip("this venv has a regular install's plugin module, which a new venv borrowing it would find")
-    checkout = copy_checkout(tmp_path / "checkout")
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # the new venv's sys.path only
-    venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120, env=env)
     python = str(venv / "bin" / "python")
     new_site = subprocess.run(
@@ -51,6 +51,13 @@ def test_plain_editable_install_finds_the_twistd_plugin(tmp_path: Path) -> None:
     # This venv's packages (pip, Twisted, ...) after the new venv's own: a path line, so its .pth files
     # (this checkout's own editable install among them) are not run.
     (Path(new_site) / "zz_borrowed_site_packages.pth").write_text(f"{site}\n")
+    return python, env
+
+
+def test_plain_editable_install_finds_the_twistd_plugin(tmp_path: Path) -> None:
+    """``pip install -e <checkout>`` in a fresh venv (dependencies borrowed from this one, not downloaded)."""
+    python, env = borrowing_venv(tmp_path / "venv")
+    checkout = copy_checkout(tmp_path / "checkout")
     pip = subprocess.run(
         [python, "-m", "pip", "install", "--no-deps", "--disable-pip-version-check", "-e", str(checkout)],
         capture_output=True, text=True, timeout=600, env=env,
@@ -82,6 +89,35 @@ def test_plain_editable_install_finds_the_twistd_plugin(tmp_path: Path) -> None:
     assert "txrealtime" in names
     assert Path(plugin).resolve() == (checkout / "twisted" / "plugins" / "txrealtime_plugin.py").resolve()
     assert Path(package).resolve() == (checkout / "txrealtime" / "__init__.py").resolve()
+
+
+def test_the_chat_tests_run_as_their_docstring_says_after_a_plain_install(tmp_path: Path) -> None:
+    """The README installs with ``pip install .``, which leaves ``examples`` in the checkout: the commands
+    examples/chat/test_app.py gives run there, and pass."""
+    import examples.chat.test_app
+
+    python, env = borrowing_venv(tmp_path / "venv")
+    checkout = copy_checkout(tmp_path / "checkout")
+    shutil.copytree(ROOT / "examples", checkout / "examples", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    pip = subprocess.run(  # pure Python: the same package as a compiled build, sooner
+        [python, "-m", "pip", "install", "--no-deps", "--no-build-isolation", "--disable-pip-version-check",
+         str(checkout)],
+        capture_output=True, text=True, timeout=600, env={**env, "TXREALTIME_MYPYC": "0"}, cwd=tmp_path,
+    )
+    assert pip.returncode == 0, pip.stdout + pip.stderr
+    assert not list(Path(subprocess.run(
+        [python, "-c", "import txrealtime, os; print(os.path.dirname(txrealtime.__file__))"],
+        capture_output=True, text=True, check=True, timeout=60, env=env, cwd=tmp_path,
+    ).stdout.strip()).parent.glob("examples")), "examples was installed"
+    doc = examples.chat.test_app.__doc__ or ""
+    commands = [shlex.split(line) for line in doc.splitlines() if line.strip().startswith("python -m ")]
+    assert [c[:3] for c in commands] == [["python", "-m", "twisted.trial"], ["python", "-m", "pytest"]]
+    for command in commands:
+        done = subprocess.run(
+            [python, *command[1:]], capture_output=True, text=True, timeout=300, env=env, cwd=checkout
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert re.search(r"^PASSED \(successes=[1-9]|\b[1-9]\d* passed\b", done.stdout, re.M), done.stdout
 
 
 # -- python -m txrealtime ---------------------------------------------------------------------------
