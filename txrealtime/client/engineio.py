@@ -350,7 +350,7 @@ class EngineIOClient:
         self.pool = HTTPConnectionPool(cast(Any, reactor), persistent=True)
         self.pool.maxPersistentPerHost = 2
         self.tls_policy = (tls or TLSOptions()).https_policy()
-        """Which servers to trust over https:// and wss://, for both transports."""
+        """Which servers to trust over ``https://`` and ``wss://``, for both transports."""
         self.agent = cast(IAgent, Agent(cast(Any, reactor), contextFactory=self.tls_policy, pool=self.pool))
         self.sid: str | None = None
         self.ping_interval = 25.0
