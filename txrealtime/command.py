@@ -66,11 +66,13 @@ class Options(usage.Options):
     """
 
     synopsis = "[options]"
+    """What ``--help`` shows after the command's name."""
     longdesc = (
         "Serve a Socket.IO endpoint (HTTP long-polling and WebSocket on one path) "
         "and, optionally, a static folder, on one or more endpoints. "
         "Under twistd -n it writes no pid file unless --pidfile names one other than twistd.pid."
     )
+    """What ``--help`` says the command does."""
     optParameters = _named([
         ["static", "s", None, "Folder of static files to serve at /."],
         ["app", "a", None, "Application hook module:function, called with the Socket.IO Server."],
@@ -116,6 +118,7 @@ class Options(usage.Options):
         ["workers", None, "1", "Worker processes serving the endpoints, or auto for one per CPU: the first process "
          "routes each connection to the worker owning its session and relays broadcasts between them."],
     ])
+    """The options that take a value: name, short name, default, description, type."""
     optFlags = [
         ["no-upgrades", None, "Do not offer the upgrade from polling to WebSocket."],
         ["allow-eio3", None, "Also serve Engine.IO v3 clients (socket.io-client 2.x), as Node's allowEIO3."],
@@ -131,6 +134,7 @@ class Options(usage.Options):
         ["admin-no-auth", None, "Serve the admin UI's protocol WITHOUT authentication: for local use only."],
         ["admin-read-only", None, "Refuse the admin UI's commands (emit, join, leave, disconnect)."],
     ]
+    """The options that take none: name, short name, description."""
 
     def __init__(self) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
@@ -323,7 +327,9 @@ class WorkerOptions(CommandLine):
     """
 
     program = "python -m txrealtime._worker"
+    """How a usage error names the command."""
     optParameters = [["worker-channel", None, None, "FD:INDEX: run as worker INDEX of a --workers master."]]
+    """The option the master adds: the channel to it."""
 
     def postOptions(self) -> None:
         from .cluster.worker import parse_channel

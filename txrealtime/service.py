@@ -96,17 +96,35 @@ class RealtimeService(service.MultiService):
         daemon: bool = False,
         gc_threshold: int | None = None,
     ) -> None:
+        """A service listening on ``endpoints`` with ``site``.
+
+        :param manager: The session manager, shut down on stop.
+        :param site: The site every endpoint serves.
+        :param endpoints: The endpoint strings to listen on (``tcp:8080``...).
+        :param server: The Socket.IO server, closed on stop (``None`` for bare Engine.IO).
+        :param redis: The Redis link, stopped last.
+        :param resource: The Engine.IO resource, drained on stop.
+        :param grace: Seconds clients have to receive their close on stop.
+        :param daemon: Whether twistd runs it as a daemon.
+        :param gc_threshold: The garbage collector's youngest-generation threshold while it runs.
+        """
         super().__init__()  # type: ignore[no-untyped-call]
         self.manager = manager
+        """The session manager, shut down on stop."""
         self.server = server
         """The Socket.IO server, unless serving bare Engine.IO."""
         self.redis = redis
         """The :class:`txrealtime.adapters.redis.RedisLink`, with ``--redis``."""
         self.site = site
+        """The site every endpoint serves."""
         self.resource = resource
+        """The Engine.IO resource, drained on stop."""
         self.grace = grace
+        """Seconds clients have to receive their close on stop."""
         self.daemon = daemon
+        """Whether twistd runs it as a daemon."""
         self.gc_threshold = gc_threshold
+        """The garbage collector's youngest-generation threshold while it runs."""
         self._gc_before: tuple[int, int, int] | None = None
         self._endpoints: dict[Any, str] = {}
         for description in endpoints:
