@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import sysconfig
+import tomllib
 import urllib.request
 from pathlib import Path
 
@@ -118,6 +119,15 @@ def test_the_chat_tests_run_as_their_docstring_says_after_a_plain_install(tmp_pa
         )
         assert done.returncode == 0, done.stdout + done.stderr
         assert re.search(r"^PASSED \(successes=[1-9]|\b[1-9]\d* passed\b", done.stdout, re.M), done.stdout
+
+
+def test_the_all_extra_names_every_feature_extra() -> None:
+    """``pip install '.[all]'`` brings what every optional feature needs, in one install (one build)."""
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    [everything] = extras["all"]
+    named = re.fullmatch(r"txrealtime\[([a-z,]+)\]", everything)
+    assert named is not None, everything
+    assert sorted(named.group(1).split(",")) == sorted(set(extras) - {"all", "bench", "test", "docs"})
 
 
 # -- python -m txrealtime ---------------------------------------------------------------------------
