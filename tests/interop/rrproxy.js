@@ -50,23 +50,37 @@ const server = net.createServer((client) => {
       head = head.replace(/\r\nconnection:[^\r]*/gi, "") + "\r\nConnection: close";
     }
     const sid = sidOf(head);
-    const index = pick(sid);
-    counts[index] += 1;
-    upstream = net.connect(ports[index], "127.0.0.1");
-    upstream.write(Buffer.concat([Buffer.from(head + "\r\n\r\n", "latin1"), rest]));
-    let answer = sticky && sid === null ? Buffer.alloc(0) : null;
-    upstream.on("data", (chunk) => {
-      if (answer !== null && answer.length < 4096) {
-        answer = Buffer.concat([answer, chunk]);
-        const found = /"sid":"([^"]+)"/.exec(answer.toString("latin1"));
-        if (found) { owners.set(found[1], index); answer = null; }
-      }
-      client.write(chunk);
-    });
-    upstream.on("end", () => client.end());
-    upstream.on("error", () => client.destroy());
-    upstream.on("close", () => client.destroy());
-    client.on("close", () => upstream.destroy());
+    const request = Buffer.concat([Buffer.from(head + "\r\n\r\n", "latin1"), rest]);
+    client.on("close", () => upstream && upstream.destroy());
+    // A backend that refuses the connection (it is down) is skipped, as a load balancer's health check would.
+    const attempt = (index, left) => {
+      let answered = false;
+      let retrying = false;
+      counts[index] += 1;
+      upstream = net.connect(ports[index], "127.0.0.1");
+      upstream.write(request);
+      let answer = sticky && sid === null ? Buffer.alloc(0) : null;
+      upstream.on("data", (chunk) => {
+        answered = true;
+        if (answer !== null && answer.length < 4096) {
+          answer = Buffer.concat([answer, chunk]);
+          const found = /"sid":"([^"]+)"/.exec(answer.toString("latin1"));
+          if (found) { owners.set(found[1], index); answer = null; }
+        }
+        client.write(chunk);
+      });
+      upstream.on("end", () => client.end());
+      upstream.on("error", (err) => {
+        if (!answered && err.code === "ECONNREFUSED" && left > 0) {
+          retrying = true;
+          attempt((index + 1) % ports.length, left - 1);
+        } else {
+          client.destroy();
+        }
+      });
+      upstream.on("close", () => { if (!retrying) client.destroy(); });
+    };
+    attempt(pick(sid), ports.length - 1);
   });
 });
 

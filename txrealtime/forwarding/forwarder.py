@@ -350,7 +350,11 @@ class Forwarder:
         handshake = Handshake.of_request(pairs, query, Peer(message.address), bool(message.secure), message.uri)
         remote = RemoteTransport(self._send, self.uid, message.origin, message.id, self._forget_remote)
         try:
-            check_protocol(self.manager.get(message.sid), message.sid, requested_protocol(query))
+            try:
+                check_protocol(self.manager.get(message.sid), message.sid, requested_protocol(query))
+            except SessionError as e:
+                self.manager.refused(e, handshake, "GET")
+                raise
             session, headers = probe_upgrade(self.manager, message.sid, remote, lambda: handshake)
         except SessionError as e:
             self._send(message.origin, Response(self.uid, message.id, e.status, b"", e.body()))
