@@ -8,6 +8,9 @@
 //   node loadgen.js emit      URL MESSAGES                 one client asks the server to broadcast MESSAGES times
 //   node loadgen.js idle      URL CLIENTS                  open N clients, report, hold them until stdin closes
 //   node loadgen.js poll-echo URL CLIENTS SECONDS          like echo, over HTTP long-polling only
+//   node loadgen.js upgrade-echo URL CLIENTS SECONDS       like echo, each client connecting as browsers do
+//                                                          (polling handshake, then the upgrade to WebSocket);
+//                                                          also reports each connection's time (p50, p99)
 //   node loadgen.js flood     URL FLOODERS SECONDS BYTES   a WebSocket canary's ack round trips, alone for 2 s,
 //                                                          then while FLOODERS polling clients POST BYTES-byte
 //                                                          bodies of tiny events, one POST after the other
@@ -283,22 +286,98 @@ async function pollEcho(clients, seconds) {
   const clientsList = await inBatches(clients, 100, () => pollClient());
   let count = 0;
   let stop = false;
+  const latencies = [];
   const loops = clientsList.map(async (c) => {
     while (!stop) {
+      const t = now();
       await c.call("echo", { pad: "z".repeat(32) });
-      if (!stop) count++;
+      if (!stop) {
+        latencies.push(now() - t);
+        count++;
+      }
     }
   });
   await new Promise((r) => setTimeout(r, 1000));
   count = 0;
+  latencies.length = 0;
   const t0 = now();
   await new Promise((r) => setTimeout(r, seconds * 1000));
   const elapsed = (now() - t0) / 1000;
   const measured = count;
+  const lat = latencies.slice().sort((x, y) => x - y);
   stop = true;
   await Promise.race([Promise.all(loops), new Promise((r) => setTimeout(r, 5000))]);
   clientsList.forEach((c) => c.close());
-  return { messages: measured, seconds: elapsed, rate: measured / elapsed };
+  return { messages: measured, seconds: elapsed, rate: measured / elapsed, p50: percentile(lat, 50),
+    p99: percentile(lat, 99) };
+}
+
+// A client that connects as browsers do: polling handshake and namespace, then the upgrade to WebSocket
+// (probe, pong, upgrade packet) while a poll is parked; resolves with what wsClient resolves with, once
+// upgraded. Each connection's time goes to connectTimes.
+const connectTimes = [];
+
+function upgradeClient() {
+  const path = "/socket.io/?EIO=4&transport=polling";
+  const started = now();
+  return (async () => {
+    const open = await request("GET", path);
+    const sid = JSON.parse(open.slice(1)).sid;
+    const url = `${path}&sid=${sid}`;
+    await request("POST", url, "40");
+    let upgraded = false;
+    const polls = (async () => {
+      while (!upgraded) {
+        const payload = await request("GET", url).catch(() => "6");
+        if (payload.split("\x1e").some((p) => p === "1")) return;
+      }
+    })();
+    const ws = new WebSocket(`ws://${host.host}/socket.io/?EIO=4&transport=websocket&sid=${encodeURIComponent(sid)}`,
+                             { perMessageDeflate: false });
+    const acks = new Map();
+    let nextId = 0;
+    const client = {
+      ws,
+      call(name, arg) {
+        const id = nextId++;
+        return new Promise((res) => {
+          acks.set(id, res);
+          ws.send(`42${id}${JSON.stringify([name, arg])}`);
+        });
+      },
+      close() {
+        ws.close();
+      },
+    };
+    await new Promise((resolve, reject) => {
+      ws.on("open", () => ws.send("2probe"));
+      ws.on("message", (data) => {
+        const text = data.toString();
+        if (text === "3probe") {
+          upgraded = true;
+          ws.send("5");
+          connectTimes.push(now() - started);
+          resolve();
+        } else if (text === "2") ws.send("3");
+        else if (text.startsWith("43")) {
+          const m = /^43(\d+)/.exec(text);
+          const res = acks.get(Number(m[1]));
+          acks.delete(Number(m[1]));
+          if (res) res(JSON.parse(text.slice(m[0].length)));
+        }
+      });
+      ws.on("error", reject);
+    });
+    await polls;
+    return client;
+  })();
+}
+
+async function upgradeEcho(clients, seconds) {
+  const result = await echo(clients, seconds, upgradeClient);
+  const sorted = connectTimes.slice().sort((x, y) => x - y);
+  return { ...result, connects: sorted.length, connectRate: sorted.length / (result.connectMs / 1000),
+    connectP50: percentile(sorted, 50), connectP99: percentile(sorted, 99) };
 }
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -401,6 +480,7 @@ const runs = {
   emit: () => emit(Number(a)),
   idle: () => idle(Number(a)),
   "poll-echo": () => pollEcho(Number(a), Number(b)),
+  "upgrade-echo": () => upgradeEcho(Number(a), Number(b)),
   flood: () => flood(Number(a), Number(b), Number(c)),
 };
 

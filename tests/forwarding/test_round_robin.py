@@ -76,6 +76,8 @@ def python_clients(url: str, count: int, hold: float) -> list[dict[str, Any]]:
     seen: list[dict[str, Any]] = []
     try:
         while len(clients) < count or (len({s["pid"] for _, s in clients}) < 2 and len(clients) < count + 6):
+            if clients and len({s["pid"] for _, s in clients}) < 2:
+                requests.get(f"{url}/socket.io/?EIO=4&transport=none", timeout=WAIT)  # the next client: the next node
             client = socketio.Client(reconnection=False)
             state: dict[str, Any] = {"heard": [], "disconnects": 0}
             client.on("news", lambda text, pid, state=state: state["heard"].append([text, pid]))

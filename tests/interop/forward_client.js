@@ -22,6 +22,8 @@ function connect(i) {
   return new Promise((resolve, reject) => {
     socket.once("connect", () => resolve(state));
     socket.once("connect_error", (err) => reject(new Error(`connect_error: ${err.message}`)));
+    socket.io.once("close", (reason) => reject(new Error(`closed before connecting: ${reason}`)));
+    setTimeout(() => reject(new Error("not connected within 10 s")), 10000);
   });
 }
 
@@ -40,23 +42,26 @@ async function main() {
   const clients = [];
   // COUNT clients, and more (up to 6) until sessions are on two nodes at least: the broadcast must cross nodes.
   for (let i = 0; i < Number(count) + 6; i++) {
-    if (i >= Number(count) && new Set(clients.map((c) => c.pid)).size > 1) break;
+    const spread = new Set(clients.map((c) => c.pid)).size > 1;
+    if (i >= Number(count) && spread) break;
+    // One more request (answered at once, "Transport unknown"), so that the next client starts on the next node.
+    if (clients.length && !spread) await fetch(`${url}/socket.io/?EIO=4&transport=none`).catch(() => null);
     const c = await connect(i);
     clients.push(c);
-    c.pid = (await c.socket.emitWithAck("whoami")).pid;
+    c.pid = (await c.socket.timeout(10000).emitWithAck("whoami")).pid;
   }
   for (const c of clients) {
     await upgraded(c.socket, c.kind);
-    c.joined = await c.socket.emitWithAck("join", "r");
+    c.joined = await c.socket.timeout(10000).emitWithAck("join", "r");
     c.echoes = [];
-    for (let i = 0; i < 20; i++) c.echoes.push((await c.socket.emitWithAck("echo", i, "x".repeat(i)))[0]);
+    for (let i = 0; i < 20; i++) c.echoes.push((await c.socket.timeout(10000).emitWithAck("echo", i, "x".repeat(i)))[0]);
   }
   const last = clients[clients.length - 1];
-  const sent = await last.socket.emitWithAck("shout", "r", "hello room");
+  const sent = await last.socket.timeout(10000).emitWithAck("shout", "r", "hello room");
   for (let i = 0; i < 100 && clients.some((c) => c.heard.length === 0); i++) await sleep(100);
   console.log(JSON.stringify({ ready: clients.map((c) => c.pid) }));  // all joined and heard: the hold starts
   await sleep(Number(hold));
-  for (const c of clients) c.again = (await c.socket.emitWithAck("whoami")).pid;
+  for (const c of clients) c.again = (await c.socket.timeout(10000).emitWithAck("whoami")).pid;
   const report = {
     sent,
     clients: clients.map((c) => ({
