@@ -9,8 +9,8 @@
 //   node loadgen.js idle      URL CLIENTS                  open N clients, report, hold them until stdin closes
 //   node loadgen.js poll-echo URL CLIENTS SECONDS          like echo, over HTTP long-polling only
 //   node loadgen.js upgrade-echo URL CLIENTS SECONDS       like echo, each client connecting as browsers do
-//                                                          (polling handshake, then the upgrade to WebSocket);
-//                                                          also reports each connection's time (p50, p99)
+//                                                          (polling handshake, then the upgrade to WebSocket),
+//                                                          20 at a time; also reports each connection's time
 //   node loadgen.js flood     URL FLOODERS SECONDS BYTES   a WebSocket canary's ack round trips, alone for 2 s,
 //                                                          then while FLOODERS polling clients POST BYTES-byte
 //                                                          bodies of tiny events, one POST after the other
@@ -29,10 +29,13 @@ const PAD = DEFLATE
   ? Array.from({ length: 40 }, (_, i) => ({ id: i, name: `user-${i}`, score: (i * 7919) % 1000, online: i % 3 === 0 }))
   : "y".repeat(64);
 
-// One Socket.IO client over a WebSocket: calls onEvent(name, args) and resolves acks.
-function wsClient(onEvent) {
+// One Socket.IO client over a WebSocket: calls onEvent(name, args) and resolves acks. With `sid`, the
+// WebSocket upgrades that polling session (probe, then the upgrade packet) instead of opening its own.
+function wsClient(onEvent, sid) {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(wsUrl, { perMessageDeflate: DEFLATE ? { threshold: 1024 } : false });
+    const url = sid === undefined ? wsUrl : `${wsUrl}&sid=${encodeURIComponent(sid)}`;
+    const ws = new WebSocket(url, { perMessageDeflate: DEFLATE ? { threshold: 1024 } : false });
+    if (sid !== undefined) ws.on("open", () => ws.send("2probe"));
     const acks = new Map();
     let nextId = 0;
     const client = {
@@ -53,6 +56,10 @@ function wsClient(onEvent) {
     };
     ws.on("message", (data) => {
       const text = data.toString();
+      if (text === "3probe") {
+        ws.send("5");
+        return resolve(client);
+      }
       if (text[0] === "2") return ws.send("3"); // Engine.IO ping
       if (text[0] === "0") return ws.send("40"); // Engine.IO open: join the default namespace
       if (text[0] !== "4") return;
@@ -132,9 +139,9 @@ function percentile(sorted, p) {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 }
 
-async function echo(clients, seconds, connect = () => wsClient()) {
+async function echo(clients, seconds, connect = () => wsClient(), batch = 200) {
   const started = now();
-  const sockets = await inBatches(clients, 200, connect);
+  const sockets = await inBatches(clients, batch, connect);
   const connectMs = now() - started;
   const latencies = [];
   let stop = false;
@@ -332,49 +339,16 @@ function upgradeClient() {
         if (payload.split("\x1e").some((p) => p === "1")) return;
       }
     })();
-    const ws = new WebSocket(`ws://${host.host}/socket.io/?EIO=4&transport=websocket&sid=${encodeURIComponent(sid)}`,
-                             { perMessageDeflate: false });
-    const acks = new Map();
-    let nextId = 0;
-    const client = {
-      ws,
-      call(name, arg) {
-        const id = nextId++;
-        return new Promise((res) => {
-          acks.set(id, res);
-          ws.send(`42${id}${JSON.stringify([name, arg])}`);
-        });
-      },
-      close() {
-        ws.close();
-      },
-    };
-    await new Promise((resolve, reject) => {
-      ws.on("open", () => ws.send("2probe"));
-      ws.on("message", (data) => {
-        const text = data.toString();
-        if (text === "3probe") {
-          upgraded = true;
-          ws.send("5");
-          connectTimes.push(now() - started);
-          resolve();
-        } else if (text === "2") ws.send("3");
-        else if (text.startsWith("43")) {
-          const m = /^43(\d+)/.exec(text);
-          const res = acks.get(Number(m[1]));
-          acks.delete(Number(m[1]));
-          if (res) res(JSON.parse(text.slice(m[0].length)));
-        }
-      });
-      ws.on("error", reject);
-    });
+    const client = await wsClient(undefined, sid);
+    upgraded = true;
+    connectTimes.push(now() - started);
     await polls;
     return client;
   })();
 }
 
 async function upgradeEcho(clients, seconds) {
-  const result = await echo(clients, seconds, upgradeClient);
+  const result = await echo(clients, seconds, upgradeClient, 20);
   const sorted = connectTimes.slice().sort((x, y) => x - y);
   return { ...result, connects: sorted.length, connectRate: sorted.length / (result.connectMs / 1000),
     connectP50: percentile(sorted, 50), connectP99: percentile(sorted, 99) };

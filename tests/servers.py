@@ -77,6 +77,21 @@ async def page_report(script: str, *twistd_options: str) -> dict[str, Any]:
     return report
 
 
+def check_chat(report: dict[str, Any]) -> None:
+    """What tests/interop/chat_browser.js must report: alice and bob chatted, bob upgraded, bob left."""
+    assert report.get("error") is None, (report["error"], report.get("state"))
+    assert report["errors"] == []
+    assert report["bobSees"] == "alicehello from alice <b>not bold</b>"
+    assert report["bobBold"] == 0  # text, never markup
+    assert report["bobStatus"] == "connected (websocket)"
+    assert report["aliceMessages"] == [
+        "you joined as alice (1 online)",
+        "bob joined (2 online)",
+        "alicehello from alice <b>not bold</b>",
+    ]
+    assert report["aliceAfter"][-1] == "bob left (1 online)"
+
+
 def require_chromium() -> None:
     """Fail (not skip) when Debian's Chromium, which the page tests drive, is missing."""
     chromium = os.environ.get("CHROMIUM", "/usr/bin/chromium")

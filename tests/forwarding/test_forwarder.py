@@ -257,6 +257,22 @@ class ForwardingTests(SynchronousTestCase):
         self.assertEqual(ws.status, 101)
         self.assertEqual(ws.frames(), [(8, b"")])
 
+    def test_an_upgrade_answered_too_late_ends_its_probe_on_the_owner(self) -> None:
+        sid = self.handshake(self.a)
+        late: list[tuple[str, bytes]] = []
+        mine = "socket.io-forward#a#"
+        self.a.link.channels[mine] = [lambda channel, message: late.append((channel, message))]  # slow owner
+        ws = MemoryWebSocket(self.b.http, f"{WS}&sid={sid}")
+        self.clock.advance(1.0)  # the node holding the connection gives up, and says so
+        self.bus.flush()
+        self.assertEqual(_answered(ws).status, 504)
+        for channel, message in late:  # the owner hears the upgrade, then the cancel
+            self.a.forwarder._received(channel, message)
+        self.assertEqual(self.a.forwarder._remotes, {})
+        session = self.a.manager.get(sid)
+        assert session is not None
+        self.assertFalse(session.upgrading)
+
     # -- failures ---------------------------------------------------------------------------------
 
     def test_a_node_that_dies_closes_the_sessions_whose_connection_it_held(self) -> None:

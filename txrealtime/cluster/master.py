@@ -350,7 +350,7 @@ class MasterService(service.MultiService):
             log.error("Unexpected {kind} frame from worker {index}", kind=type(frame).__name__, index=worker.index)
 
     def announce_members(self) -> None:
-        """Tell every connected worker which workers are connected (their links' :meth:`nodes`)."""
+        """Tell every connected worker which workers are connected (what their links' ``nodes()`` list)."""
         up = [w for w in self.workers if w.ready and w.channel is not None]
         members = Members(",".join(str(w.index) for w in up))
         for worker in up:

@@ -308,6 +308,9 @@ class Forwarder:
             replay = self._replays.pop((message.origin, message.id), None)
             if replay is not None:
                 replay.connectionLost()
+            remote = self._remotes.get((message.origin, message.id))
+            if remote is not None:  # an upgrade whose answer came too late: its probe ends
+                remote.lost(CloseReason.TRANSPORT_CLOSE, "upgrade given up by the node holding the connection")
         elif isinstance(message, Upgrade):
             self._serve_upgrade(message)
         elif isinstance(message, Lookup):
