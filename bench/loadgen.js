@@ -79,6 +79,7 @@ function wsClient(onEvent, sid) {
       }
     });
     ws.on("error", reject);
+    ws.on("close", () => reject(new Error("closed before it was ready")));
   });
 }
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from typing import Any, cast
 
@@ -195,8 +196,8 @@ class ForwardingTests(SynchronousTestCase):
 
     # -- WebSocket upgrades --------------------------------------------------------------------
 
-    def upgrade(self, via: Node) -> tuple[str, MemoryWebSocket]:
-        sid = self.handshake(self.a)
+    def upgrade(self, via: Node, owner: Node | None = None) -> tuple[str, MemoryWebSocket]:
+        sid = self.handshake(owner or self.a)
         ws = MemoryWebSocket(via.http, f"{WS}&sid={sid}")
         self.assertEqual(ws.status, 0)  # the owner decides
         self.bus.flush()
@@ -231,6 +232,21 @@ class ForwardingTests(SynchronousTestCase):
         self.bus.flush()
         [closed] = self.a.of(SessionClosed)
         self.assertEqual(closed.reason, CloseReason.TRANSPORT_CLOSE)
+
+    def test_two_nodes_relaying_for_each_other_under_the_same_number(self) -> None:
+        self.b.forwarder._ids = itertools.count(100)
+        self.c.forwarder._ids = itertools.count(100)
+        on_c, via_b = self.upgrade(self.b, owner=self.c)  # b relays its connection no. 100 for c
+        on_b, via_c = self.upgrade(self.c, owner=self.b)  # and c its no. 100 for b
+        self.c.manager.send(on_c, "for the client of c's session")
+        self.b.manager.send(on_b, "for the client of b's session")
+        via_b.send_text("4to c")
+        via_c.send_text("4to b")
+        self.bus.flush()
+        self.assertEqual(via_b.frames(), [(1, b"4for the client of c's session")])
+        self.assertEqual(via_c.frames(), [(1, b"4for the client of b's session")])
+        self.assertEqual([e.data for e in self.c.of(MessageReceived)], ["to c"])
+        self.assertEqual([e.data for e in self.b.of(MessageReceived)], ["to b"])
 
     def test_the_owner_closing_closes_the_relayed_connection(self) -> None:
         sid, ws = self.upgrade(self.c)

@@ -10,8 +10,10 @@ from txrealtime.engineio.packets import Packet, PacketType, UncompressedPacket
 from txrealtime.forwarding.wire import (
     Cancel,
     Closed,
+    Ended,
     Lookup,
     Message,
+    Outgoing,
     Owner,
     Packets,
     Request,
@@ -62,6 +64,8 @@ messages: st.SearchStrategy[Message] = st.one_of(
     st.builds(Closed, texts, ids, texts, texts),
     st.builds(Lookup, texts, ids, texts),
     st.builds(Owner, texts, ids, bits),
+    st.builds(Outgoing, texts, ids, blobs),
+    st.builds(Ended, texts, ids, texts, texts),
 )
 
 

@@ -49,6 +49,7 @@ from ..adapters.pubsub import PubSubLink
 from ..engineio.elsewhere import RelayedSocket
 from ..engineio.errors import SessionError
 from ..engineio.events import CloseReason, Handshake, requested_protocol
+from ..engineio.packets import Packet
 from ..engineio.polling import error_response, handshake_from_request, parse_query
 from ..engineio.resource import EngineIOResource, check_protocol
 from ..engineio.websocket import handshake_answer, probe_upgrade
@@ -58,8 +59,10 @@ from .relay import RemoteTransport, SocketRelay
 from .wire import (
     Cancel,
     Closed,
+    Ended,
     Lookup,
     Message,
+    Outgoing,
     Owner,
     Packets,
     Response,
@@ -297,13 +300,21 @@ class Forwarder:
 
     def _dispatch(self, message: Message) -> None:
         if isinstance(message, Packets):
-            self._packets(message)
+            self._from_client(message)
+        elif isinstance(message, Outgoing):
+            self._to_client(message)
         elif isinstance(message, RequestMessage):
             self._serve(message)
         elif isinstance(message, Response):
             self._answered(message)
         elif isinstance(message, Closed):
-            self._closed(message)
+            remote = self._remotes.get((message.origin, message.id))
+            if remote is not None:
+                remote.lost(_reason_of(message.reason), message.description)
+        elif isinstance(message, Ended):
+            relay = self._relays.get(message.id)
+            if relay is not None and relay.owner == message.origin:
+                relay.end(message.description)
         elif isinstance(message, Cancel):
             replay = self._replays.pop((message.origin, message.id), None)
             if replay is not None:
@@ -404,32 +415,27 @@ class Forwarder:
     def _forget_relay(self, relay: SocketRelay) -> None:
         self._relays.pop(relay.id, None)
 
-    def _packets(self, message: Packets) -> None:
-        try:
-            packets = decode_packets(message.packets)
-        except WireError as e:
-            noisy.info("Forwarding: bad packets from node {node}: {error}", node=message.origin, error=str(e))
-            return
-        relay = self._relays.get(message.id)
-        if relay is not None and relay.owner == message.origin:
-            relay.deliver(packets)
-            return
+    def _from_client(self, message: Packets) -> None:
+        """Packets a relayed client sent, for a session here."""
         remote = self._remotes.get((message.origin, message.id))
-        if remote is not None:
+        packets = self._packets_of(message)
+        if remote is not None and packets is not None:
             remote.receive(packets)
 
-    def _closed(self, message: Closed) -> None:
+    def _to_client(self, message: Outgoing) -> None:
+        """Packets of a session on another node, for the client whose connection is relayed here."""
         relay = self._relays.get(message.id)
-        if relay is not None and relay.owner == message.origin:
-            relay.end(message.description)
-            return
-        remote = self._remotes.get((message.origin, message.id))
-        if remote is not None:
-            try:
-                reason = CloseReason(message.reason)
-            except ValueError:
-                reason = CloseReason.TRANSPORT_ERROR
-            remote.lost(reason, message.description)
+        packets = self._packets_of(message)
+        if relay is not None and relay.owner == message.origin and packets is not None:
+            relay.deliver(packets)
+
+    @staticmethod
+    def _packets_of(message: Packets | Outgoing) -> list[Packet] | None:
+        try:
+            return decode_packets(message.packets)
+        except WireError as e:
+            noisy.info("Forwarding: bad packets from node {node}: {error}", node=message.origin, error=str(e))
+            return None
 
     def _unknown(self, entry: _Outbound, sid: str | None) -> None:
         """Answer a request whose owner was not found, or is gone, as the resource answers an unknown sid."""
@@ -513,6 +519,14 @@ class Forwarder:
             self._replays.pop(key).connectionLost()
         if ended:
             log.info("Forwarding: {why}: {count} requests and connections ended", why=why, count=ended)
+
+
+def _reason_of(text: str) -> CloseReason:
+    """The close reason a message names (``transport error`` if it names none)."""
+    try:
+        return CloseReason(text)
+    except ValueError:
+        return CloseReason.TRANSPORT_ERROR
 
 
 def _reason(body: bytes) -> str:

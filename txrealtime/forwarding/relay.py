@@ -3,11 +3,11 @@
 The node that accepted the connection keeps it and relays (a
 :class:`SocketRelay`): each packet the client sends goes to the owner as a
 :class:`txrealtime.forwarding.wire.Packets` message, each one the owner
-sends is written to the client. On the owner the session sees the
-connection as an ordinary :class:`txrealtime.engineio.session.Transport`, a
-:class:`RemoteTransport`: the probe, the upgrade, heartbeats, binary
-messages and closing work as they do locally. Either end that ends says so
-with a :class:`txrealtime.forwarding.wire.Closed` message.
+sends (:class:`txrealtime.forwarding.wire.Outgoing`) is written to the
+client. On the owner the session sees the connection as an ordinary
+:class:`txrealtime.engineio.session.Transport`, a :class:`RemoteTransport`:
+the probe, the upgrade, heartbeats, binary messages and closing work as
+they do locally. Either end that ends says so (``Closed``, ``Ended``).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from ..engineio.elsewhere import RelayedSocket
 from ..engineio.events import CloseReason
 from ..engineio.packets import Packet
 from ..engineio.session import Session
-from .wire import Closed, Message, Packets, encode_packets
+from .wire import Closed, Ended, Message, Outgoing, Packets, encode_packets
 
 __all__ = ["RemoteTransport", "Send", "SocketRelay"]
 
@@ -45,7 +45,7 @@ class RemoteTransport:
         return self._open
 
     def send(self, packets: list[Packet]) -> None:
-        if self._open and not self._send(self.node, Packets(self._me, self.id, encode_packets(packets))):
+        if self._open and not self._send(self.node, Outgoing(self._me, self.id, encode_packets(packets))):
             self.lost(CloseReason.TRANSPORT_ERROR, f"link to node {self.node} down")
 
     def close(self) -> None:
@@ -53,7 +53,7 @@ class RemoteTransport:
         if self._open:
             self._open = False
             self._forget(self)
-            self._send(self.node, Closed(self._me, self.id, CloseReason.TRANSPORT_CLOSE.value, "closed by the owner"))
+            self._send(self.node, Ended(self._me, self.id, CloseReason.TRANSPORT_CLOSE.value, "closed by the owner"))
 
     def receive(self, packets: list[Packet]) -> None:
         """Packets the client sent."""

@@ -15,10 +15,16 @@ as the node that started it numbered it)::
     2     Response  status headers body                              owner -> receiver (answers 1 and 4)
     3     Cancel    -                                                receiver -> owner (its client left)
     4     Upgrade   sid uri headers address secure                   receiver of a WebSocket upgrade -> owner
-    5     Packets   packets                                          either way, on an upgraded connection
-    6     Closed    reason description                               either way: that connection ended
+    5     Packets   packets                                          receiver -> owner: from the relayed client
+    6     Closed    reason description                               receiver -> owner: the relayed connection ended
     7     Lookup    sid                                              any node -> every node (sid without a tag)
     8     Owner     owned                                            every node -> the one that asked (1: here)
+    9     Outgoing  packets                                          owner -> receiver: for the relayed client
+    10    Ended     reason description                               owner -> receiver: close the relayed connection
+
+A relayed connection is numbered by the receiver (the ``id`` of its
+:class:`Upgrade`); messages about it go one way or the other by kind, since
+each node numbers its own requests.
 
     number   = ASCII decimal digits (no sign, no leading zero)
     headers  = *( name ":" value LF )     ; latin-1; no CR or LF in either, no ":" in a name
@@ -47,8 +53,10 @@ __all__ = [
     "MAX_MESSAGE",
     "Cancel",
     "Closed",
+    "Ended",
     "Lookup",
     "Message",
+    "Outgoing",
     "Owner",
     "Packets",
     "Request",
@@ -154,7 +162,7 @@ class Upgrade:
 
 @dataclass(frozen=True, slots=True)
 class Packets:
-    """Engine.IO packets on relayed connection ``id`` (:func:`encode_packets`)."""
+    """Engine.IO packets from the client of relayed connection ``id`` (:func:`encode_packets`)."""
 
     KIND: ClassVar[int] = 5
     origin: str
@@ -164,7 +172,7 @@ class Packets:
 
 @dataclass(frozen=True, slots=True)
 class Closed:
-    """Relayed connection ``id`` ended (an Engine.IO close reason, and what happened)."""
+    """Relayed connection ``id`` ended on the receiver (an Engine.IO close reason, and what happened)."""
 
     KIND: ClassVar[int] = 6
     origin: str
@@ -193,11 +201,32 @@ class Owner:
     owned: int
 
 
-Message: TypeAlias = Request | Response | Cancel | Upgrade | Packets | Closed | Lookup | Owner
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """Engine.IO packets for the client of relayed connection ``id`` (:func:`encode_packets`)."""
+
+    KIND: ClassVar[int] = 9
+    origin: str
+    id: int
+    packets: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Ended:
+    """The owner closed relayed connection ``id`` (an Engine.IO close reason, and why)."""
+
+    KIND: ClassVar[int] = 10
+    origin: str
+    id: int
+    reason: str
+    description: str
+
+
+Message: TypeAlias = Request | Response | Cancel | Upgrade | Packets | Closed | Lookup | Owner | Outgoing | Ended
 """Every message of the grammar."""
 
 _CODEC: FrameCodec[Message] = FrameCodec(
-    (Request, Response, Cancel, Upgrade, Packets, Closed, Lookup, Owner), WireError, MAX_MESSAGE
+    (Request, Response, Cancel, Upgrade, Packets, Closed, Lookup, Owner, Outgoing, Ended), WireError, MAX_MESSAGE
 )
 
 
