@@ -130,8 +130,8 @@ def write(rows: list[dict[str, Any]], seconds: str) -> None:
         "--redis` nodes (bench/apps/tx_app.py), one redis-server, tests/interop/rrproxy.js as the load "
         "balancer (a fresh connection per request, both ways), bench/loadgen.js as the clients. **Everything "
         f"shares this machine's {os.cpu_count()} cores**: nodes, Redis, proxy and load generator compete, so "
-        "compare the rows with each other, not with other tables. Server CPU: the three nodes' user + system "
-        "time over the run, divided by the messages (or connections) counted.",
+        "compare the rows with each other, not with other tables. Node CPU: the three nodes' user + system "
+        "time over the whole run (connections included), divided by the messages counted.",
         "",
         "| scenario | proxy | messages/s | p50 ms | p99 ms | µs of node CPU per message | connections/s "
         "| connect p50 ms | connect p99 ms |",
