@@ -22,19 +22,17 @@ as the node that started it numbered it)::
     9     Outgoing  packets                                          owner -> receiver: for the relayed client
     10    Ended     reason description                               owner -> receiver: close the relayed connection
 
-A relayed connection is numbered by the receiver (the ``id`` of its
-:class:`Upgrade`); messages about it go one way or the other by kind, since
-each node numbers its own requests.
-
     number   = ASCII decimal digits (no sign, no leading zero)
     headers  = *( name ":" value LF )     ; latin-1; no CR or LF in either, no ":" in a name
     packets  = *( flags:u8 size:u32 data[size] )
     flags    = %x00-03                    ; bit 0: binary, bit 1: sent uncompressed
                                           ; data: the packet as a v4 WebSocket frame payload
 
-``secure`` and ``owned`` are 0 or 1; ``status`` is an HTTP status (101:
-the upgrade is accepted, with ``body`` ``decline`` if the connection is to
-be accepted and closed at once). A body or field that does not follow the
+A relayed connection is numbered by the receiver (the ``id`` of its
+:class:`Upgrade`); messages about it go one way or the other by kind, since
+each node numbers its own requests. ``secure`` and ``owned`` are 0 or 1;
+``status`` is an HTTP status (101: the upgrade is accepted, with ``body``
+``decline`` if the connection is to be accepted and closed at once). A body or field that does not follow the
 grammar raises :class:`WireError`. Sids end with ``~`` and their owner's
 uid when the owner made them (:func:`tag_of`).
 """
