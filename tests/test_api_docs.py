@@ -41,7 +41,7 @@ def foreign(cls: type, name: str) -> bool:
 
 
 def documented(ob: model.Documentable) -> bool:
-    if ob.docstring is not None:
+    if ob.docstring is not None or ob.name.endswith((".setter", ".deleter")):  # a property's: its getter says
         return True
     if isinstance(ob, model.Function) and isinstance(ob.parent, model.Class):
         if ob.name == "__init__":
