@@ -766,10 +766,22 @@ def check_pip_install(args: list[str], cwd: Path) -> None:
             item = run_dry(spec, cwd)["install"][0]["metadata"]
             assert item["name"] == "txrealtime", item["name"]
             assert set(extras) <= set(item.get("provides_extra", [])), (extras, item.get("provides_extra"))
+            requirements = []
             for requirement in item.get("requires_dist", []):
-                needed = re.match(r"([A-Za-z0-9_.-]+)[^;]*(?:;\s*extra\s*==\s*\"(\w+)\")?$", requirement)
+                needed = re.match(
+                    r"([A-Za-z0-9_.-]+)(?:\[([^\]]*)\])?[^;]*(?:;\s*extra\s*==\s*\"(\w+)\")?$", requirement
+                )
                 assert needed is not None, requirement
-                if needed.group(2) is None or needed.group(2) in extras:
+                requirements.append(needed)
+            wanted = set(extras)
+            while True:  # an extra naming txrealtime's own extras (``all``) brings theirs
+                more = {e.strip() for r in requirements if r.group(1) == "txrealtime" and r.group(3) in wanted
+                        for e in (r.group(2) or "").split(",")} - wanted
+                if not more:
+                    break
+                wanted |= more
+            for needed in requirements:
+                if needed.group(3) is None or needed.group(3) in wanted:
                     metadata.version(needed.group(1))  # the suite's venv has what this install brings
         else:
             assert where != "txrealtime", "txrealtime is not on PyPI: install it from a checkout (pip install .)"

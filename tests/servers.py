@@ -62,8 +62,8 @@ ARTIFACTS = Path(__file__).parent.parent / "test-artifacts"
 
 async def page_report(script: str, *twistd_options: str) -> dict[str, Any]:
     """Serve with ``twistd -n txrealtime OPTIONS``, run the headless-Chromium ``script`` against it, and
-    return its report; when the page reports an error, the report and the server's log are kept in
-    ``test-artifacts/<script>-failure.txt``."""
+    return its report, with ``notFound`` (the paths the server answered 404); when the page reports an error,
+    the report and the server's log are kept in ``test-artifacts/<script>-failure.txt``."""
     require_chromium()
     ARTIFACTS.mkdir(exist_ok=True)
     server = Twistd(*twistd_options, "--shutdown-grace", "1")
@@ -71,6 +71,8 @@ async def page_report(script: str, *twistd_options: str) -> dict[str, Any]:
         report: dict[str, Any] = await node_peer(script, server.url, str(ARTIFACTS), timeout=240)
     finally:
         server.stop()
+    # What the server's access log says it could not find (a page's favicon.ico, say).
+    report["notFound"] = re.findall(r'"[A-Z]+ (\S+) HTTP/[\d.]+" 404 ', "".join(server.log))
     if report.get("error") is not None:
         failure = ARTIFACTS / f"{Path(script).stem}-failure.txt"
         failure.write_text(json.dumps(report, indent=1) + "\n" + "".join(server.log))

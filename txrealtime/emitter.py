@@ -113,6 +113,14 @@ class BroadcastOperator(Generic[R]):
         except_rooms: tuple[str, ...] = (),
         flags: WireFlags = _NO_FLAGS,
     ) -> None:
+        """A selection; :meth:`BaseEmitter.to` and the like make them.
+
+        :param publish: The front end's ``publish(channel, message)``.
+        :param channels: The namespace's channel names.
+        :param rooms: Target these rooms (every socket of the namespace if none).
+        :param except_rooms: Skip the sockets in any of these rooms.
+        :param flags: ``volatile`` and ``compress``, as Node's emitter sends them.
+        """
         self._publish = publish
         self._channels = channels
         self._rooms = rooms
@@ -220,6 +228,12 @@ class BaseEmitter(Generic[R]):
     """The uid the servers see on broadcasts and server-side emits (``emitter``)."""
 
     def __init__(self, publish: Callable[[str, bytes], R], *, key: str = "socket.io", nsp: str = "/") -> None:
+        """An emitter publishing with ``publish``.
+
+        :param publish: The front end's ``publish(channel, message)``.
+        :param key: The channels' prefix: the ``key`` of the servers' Redis adapter.
+        :param nsp: The namespace emitted to.
+        """
         if not isinstance(key, str) or not key:
             raise ValueError("the key is a non-empty string (socket.io unless the servers were told otherwise)")
         self._publish = publish
@@ -312,6 +326,11 @@ class Emitter(BaseEmitter[int]):
     """
 
     def __init__(self, redis: Publisher | str = "redis://127.0.0.1:6379", *, key: str = "socket.io") -> None:
+        """An emitter publishing through ``redis``.
+
+        :param redis: The client or URL described above.
+        :param key: The channels' prefix: the ``key`` of the servers' Redis adapter (``socket.io``).
+        """
         self._owned = isinstance(redis, str)
         client = _redis_from_url(redis) if isinstance(redis, str) else redis
         self.redis = client
@@ -356,6 +375,11 @@ class TwistedEmitter(BaseEmitter[Deferred[int]]):
     """
 
     def __init__(self, link: RedisLink, *, key: str | None = None) -> None:
+        """An emitter publishing through ``link``.
+
+        :param link: The Redis link to publish through.
+        :param key: The channels' prefix; the link's ``key`` if not given.
+        """
         self.link = link
         """The link published through."""
         super().__init__(link.send, key=link.key if key is None else key)

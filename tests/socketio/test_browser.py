@@ -13,6 +13,7 @@ async def test_chat_in_two_browser_pages() -> None:
         "chat_browser.js", "--static", "examples/chat/public", "--app", "examples.chat.app:setup"
     )
     check_chat(report)
+    assert report["notFound"] == []  # the page names its icon: no /favicon.ico asked for
     for name in ("chat-alice.png", "chat-bob.png"):
         assert (ARTIFACTS / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -24,6 +25,7 @@ async def test_tutorial_page_loads_the_served_client() -> None:
     )
     assert report.get("error") is None, report["error"]
     assert report["errors"] == []
+    assert report["notFound"] == []
     assert (report["scriptStatus"], report["scriptType"]) == (200, "application/javascript; charset=utf-8")
     assert report["ioType"] == "function"
     assert report["news"] == {"hello": "world", "online": 1}

@@ -1,7 +1,7 @@
 """The master of ``--workers N``: listens, starts and restarts the workers, routes connections, relays pub/sub.
 
 :class:`MasterService` owns every ``--listen`` endpoint. Each worker is a
-child process (``python -m txrealtime ... --worker-channel 3:INDEX``) joined
+child process (``python -m txrealtime._worker ... --worker-channel 3:INDEX``) joined
 to the master by a Unix socket pair (:class:`MasterChannel`). Each accepted
 connection is a :class:`txrealtime.cluster.router.Router` until its first
 request line is in; then :class:`MasterService` picks the worker
@@ -211,7 +211,7 @@ class MasterService(service.MultiService):
         try:
             factory = Factory.forProtocol(lambda: MasterChannel(worker))
             transport = self.reactor.adoptStreamConnection(mine.fileno(), socket.AF_UNIX, factory)
-            args = [sys.executable, "-m", "txrealtime", *self.worker_args,
+            args = [sys.executable, "-m", "txrealtime._worker", *self.worker_args,
                     "--worker-channel", f"{CHANNEL_FD}:{worker.index}"]
             process = self.reactor.spawnProcess(
                 worker, sys.executable, args, env=dict(os.environ), path=os.getcwd(),

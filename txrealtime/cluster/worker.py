@@ -1,6 +1,6 @@
 """A worker's side of ``--workers N``: its channel to the master, the client sockets it adopts, its sids.
 
-The master starts each worker as ``python -m txrealtime ... --worker-channel
+The master starts each worker as ``python -m txrealtime._worker ... --worker-channel
 FD:INDEX`` with one end of a Unix socket pair as file descriptor ``FD``.
 :class:`WorkerService` adopts that end as a :class:`WorkerChannel`, which
 says :class:`txrealtime.cluster.wire.Hello`, then receives client sockets

@@ -55,8 +55,16 @@ class SessionManager:
     """Owns every Engine.IO session of one endpoint and emits :data:`SessionEvent` values."""
 
     def __init__(self, options: EngineIOOptions | None = None, reactor: Clock | None = None) -> None:
+        """A manager with no session yet.
+
+        :param options: Its settings (heartbeats, limits, CORS, origins,
+            compression...); the defaults, Node's, if not given.
+        :param reactor: The clock its timers run on; the global reactor if not given.
+        """
         self.options = options or EngineIOOptions()
+        """The settings in force (a frozen dataclass: replace it whole to change them)."""
         self.reactor: Clock = default_reactor(reactor)
+        """The clock every timer of its sessions runs on."""
         self._sessions: dict[str, Session] = {}
         self._lingering: dict[str, tuple[Session, DelayedCall]] = {}
         self._subscribers: Observers[SessionEvent] = Observers("Session manager")

@@ -48,9 +48,12 @@ class EngineIOResource(Resource):
     isLeaf = True
 
     def __init__(self, manager: SessionManager) -> None:
+        """Serve ``manager``'s sessions."""
         super().__init__()  # type: ignore[no-untyped-call]
         self.manager = manager
+        """The session manager served."""
         self.websocket_factory = EngineIOWebSocketFactory(manager)
+        """Autobahn's factory for the WebSocket connections (its settings follow the manager's options)."""
         self._websocket = WebSocketResource(self.websocket_factory)
 
     @property

@@ -97,26 +97,35 @@ class RemoteSocket:
     """A socket found by ``fetch_sockets`` on another node: its details and the same operations."""
 
     adapter: RedisAdapter
+    """The adapter that found it, through which its operations go."""
     id: str
+    """The socket's id."""
     handshake: dict[str, Any]
+    """Its handshake, as its node sent it (Node's format)."""
     rooms: set[str]
+    """The rooms it is in."""
     data: Any = field(default_factory=dict)
+    """Its ``socket.data``."""
 
     def _only_me(self) -> BroadcastOptions:
         return BroadcastOptions(rooms=frozenset({self.id}))
 
     def emit(self, event: str, *args: Any) -> bool:
+        """Emit to this socket, wherever it is (through Redis)."""
         from ...socketio.operator import BroadcastOperator
 
         return BroadcastOperator(self.adapter, frozenset({self.id})).emit(event, *args)
 
     def join(self, rooms: str | Iterable[str]) -> None:
+        """Make this socket join ``rooms`` on its node."""
         self.adapter.add_sockets(self._only_me(), [rooms] if isinstance(rooms, str) else rooms)
 
     def leave(self, room: str) -> None:
+        """Make this socket leave ``room`` on its node."""
         self.adapter.del_sockets(self._only_me(), [room])
 
     def disconnect(self, close: bool = False) -> None:
+        """Disconnect this socket (and its connection with ``close``) on its node."""
         self.adapter.disconnect_sockets(self._only_me(), close)
 
 
@@ -152,14 +161,26 @@ class RedisAdapter(Adapter):
     """Rooms of one namespace, with broadcasts and requests shared through Redis."""
 
     def __init__(self, namespace: Any, link: PubSubLink) -> None:
+        """The adapter of ``namespace`` (``redis_adapter(link)`` makes them).
+
+        :param namespace: The namespace whose rooms these are.
+        :param link: The connections to Redis (or to a ``--workers`` master) shared by every namespace.
+        """
         super().__init__(namespace)
         self.link = link
+        """The connections to Redis shared by every namespace."""
         self.uid = new_id()
+        """This adapter's id among the cluster's servers."""
         self.channels = Channels(link.key, namespace.name)
+        """The namespace's channel names."""
         self.channel = self.channels.broadcast
+        """The broadcast channel (Node's ``channel``)."""
         self.request_channel = self.channels.request
+        """The channel requests to the other servers go to."""
         self.response_channel = self.channels.response
+        """The channel the other servers answer on."""
         self.specific_response_channel = self.channels.specific_response(self.uid)
+        """The channel answers meant for this server alone come on."""
         self._pattern = self.channels.broadcast_pattern
         self._requests: Pending[str, _Request] = Pending(link.reactor)
         self._ack_requests: Pending[str, _AckRequest] = Pending(link.reactor)

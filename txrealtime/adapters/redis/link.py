@@ -45,6 +45,7 @@ class RedisDown:
     """The link to Redis was lost; the link reconnects by itself."""
 
     reason: str
+    """Why, for the log."""
 
 
 @dataclass(frozen=True)
@@ -52,14 +53,21 @@ class RedisURL:
     """``redis://[user:password@]host[:port][/db]`` (``rediss://`` for TLS)."""
 
     host: str = "127.0.0.1"
+    """The server's host name or address."""
     port: int = 6379
+    """Its port."""
     db: int | None = None
+    """The database number (``SELECT``), if given."""
     username: str | None = None
+    """The user (Redis 6 ACL), if given."""
     password: str | None = None
+    """The password (``AUTH``), if given."""
     tls: bool = False
+    """Whether to connect over TLS (``rediss://``)."""
 
     @classmethod
     def parse(cls, url: str) -> RedisURL:
+        """``redis://[user:password@]host[:port][/db]`` (``rediss://``: TLS); ``ValueError`` if malformed."""
         parts = urlsplit(url)
         if parts.scheme not in ("redis", "rediss"):
             raise ValueError(f"not a redis:// URL: {url!r}")
@@ -132,15 +140,33 @@ class RedisLink:
         reconnect_max_delay: float = 5.0,
         reactor: Any = None,
     ) -> None:
+        """A link to the Redis at ``url``, not connected until :meth:`start`.
+
+        :param url: ``redis://[user:password@]host[:port][/db]``, ``rediss://`` for TLS.
+        :param key: The channels' prefix (the ``key`` option of ``@socket.io/redis-adapter``).
+        :param requests_timeout: Seconds a request to the other servers (``fetch_sockets``...) waits for their answers.
+        :param heartbeat_interval: Seconds between two heartbeats to the other servers.
+        :param heartbeat_timeout: Seconds without a heartbeat after which another server counts as gone.
+        :param reconnect_max_delay: The longest wait between two reconnection attempts.
+        :param reactor: The reactor it connects with; the global one if not given.
+        """
         reactor = default_reactor(reactor)
         self.url = RedisURL.parse(url)
+        """Where Redis is."""
         self.key = key
+        """The channels' prefix."""
         self.requests_timeout = requests_timeout
+        """Seconds a request to the other servers waits for their answers."""
         self.heartbeat_interval = heartbeat_interval
+        """Seconds between two heartbeats to the other servers."""
         self.heartbeat_timeout = heartbeat_timeout
+        """Seconds without a heartbeat after which a server counts as gone."""
         self.reconnect_max_delay = reconnect_max_delay
+        """The longest wait between two reconnection attempts."""
         self.reactor = reactor
+        """The reactor it connects with."""
         self.uid = new_id()
+        """This process's id among the cluster's servers."""
         self.undelivered = 0
         """Messages not published because Redis was unreachable (each was delivered locally only)."""
         self.requests_timed_out = 0
@@ -160,6 +186,7 @@ class RedisLink:
         self._nodes: dict[str, float] = {}
         self._listeners: Observers[RedisUp | RedisDown] = Observers("Redis link")
         self.nodes_channel = nodes_channel(key)
+        """The channel the heartbeats go on."""
 
     # -- lifecycle ---------------------------------------------------------------
 
