@@ -6,21 +6,11 @@
 // Each time a witness sends "missed" to the room while the client is away, and "after" once it is back.
 // Prints one JSON line: whether the client recovered, and the room messages it saw.
 const { io } = require("socket.io-client");
+const { ack, connected } = require("./peer");
 const { printReport } = require("./report");
 
 const [url, mode, scenario] = process.argv.slice(2);
 const report = { scenario };
-
-function connected(socket) {
-  return new Promise((resolve, reject) => {
-    socket.once("connect", () => resolve(socket));
-    socket.once("connect_error", (err) => reject(err));
-  });
-}
-
-function ack(socket, event, ...args) {
-  return new Promise((resolve) => socket.emit(event, ...args, (...answer) => resolve(answer)));
-}
 
 async function until(check) {
   for (let i = 0; i < 1000 && !check(); i++) await new Promise((resolve) => setTimeout(resolve, 10));

@@ -46,6 +46,10 @@ class RecoveryTestCase(SynchronousTestCase):
         self.assertEqual(reply.type, T.CONNECT)
         return peer, reply.data
 
+    def drop(self, peer: Peer) -> None:
+        """The client's connection is lost: its socket is kept for a recovery."""
+        peer.session.close(CloseReason.TRANSPORT_CLOSE)
+
     def offsets(self, packets: list[Packet]) -> list[str]:
         return [p.args[-1] for p in packets if p.type is T.EVENT]
 
@@ -82,9 +86,6 @@ class OffsetTests(RecoveryTestCase):
 
 
 class RecoverTests(RecoveryTestCase):
-    def drop(self, peer: Peer) -> None:
-        peer.session.close(CloseReason.TRANSPORT_CLOSE)
-
     def test_client_back_within_the_window_gets_its_socket_and_what_it_missed(self) -> None:
         peer, reply = self.connect()
         first = self.sockets[0]
@@ -161,9 +162,6 @@ class RecoverTests(RecoveryTestCase):
 class RoomsJoinedLateTests(RecoveryTestCase):
     """Replay only what was sent to a room after the socket joined it (Node replays it all)."""
 
-    def drop(self, peer: Peer) -> None:
-        peer.session.close(CloseReason.TRANSPORT_CLOSE)
-
     def test_a_room_joined_after_the_offset_replays_only_what_followed_the_join(self) -> None:
         peer, reply = self.connect()
         self.server.emit("hello", 0)
@@ -202,9 +200,6 @@ class RoomsJoinedLateTests(RecoveryTestCase):
 
 
 class KeptSessionTests(RecoveryTestCase):
-    def drop(self, peer: Peer) -> None:
-        peer.session.close(CloseReason.TRANSPORT_CLOSE)
-
     def test_a_bad_offset_leaves_the_session_kept(self) -> None:
         peer, reply = self.connect()
         self.server.emit("x", 1)
