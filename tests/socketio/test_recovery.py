@@ -396,3 +396,36 @@ class AsynchronousRestoreTests(SynchronousTestCase):
         self.assertTrue(back.closed)
         self.assertEqual(back.packets(), [])
         self.assertEqual(server.sockets.adapter.recovery and server.sockets.adapter.recovery.sessions, 1)
+
+
+class ExpiryTests(RecoveryTestCase):
+    def expiry_timers(self) -> list[object]:
+        log = self.server.sockets.adapter.recovery
+        return [call for call in self.clock.getDelayedCalls() if getattr(call.func, "__self__", None) is log]
+
+    def test_one_timer_releases_packets_and_sessions_after_the_window(self) -> None:
+        peer, reply = self.connect()
+        self.server.emit("x", 1)
+        self.clock.advance(30)
+        self.drop(peer)
+        self.server.emit("y", 2)
+        log = self.server.sockets.adapter.recovery
+        assert log is not None
+        self.assertEqual(len(self.expiry_timers()), 1)
+        self.clock.advance(30.9)  # "x" is 60.9 s old: within a second after the window
+        self.assertEqual((len(log), log.sessions), (2, 1))
+        self.clock.advance(0.2)
+        self.assertEqual((len(log), log.sessions), (1, 1))
+        self.clock.advance(30)
+        self.assertEqual((len(log), log.sessions, log.bytes), (0, 0, 0))
+        self.assertEqual(self.expiry_timers(), [])  # nothing left to expire, nothing scheduled
+
+    def test_closing_the_server_releases_everything(self) -> None:
+        peer, _ = self.connect()
+        self.server.emit("x", 1)
+        self.drop(peer)
+        log = self.server.sockets.adapter.recovery
+        assert log is not None
+        self.server.close()
+        self.assertEqual((len(log), log.sessions), (0, 0))
+        self.assertEqual(self.expiry_timers(), [])
