@@ -290,7 +290,9 @@ class Adapter:
     def release(self, sid: str) -> list[Encoded] | None:
         """Stop holding for ``sid``; what was held, in order, or ``None`` if it outgrew ``max_log_bytes``."""
         held = self._held.pop(sid, None)
-        return None if held is None or held.overflowed else held.packets
+        if held is None:
+            return []
+        return None if held.overflowed else held.packets
 
     def _hold(self, messages: Encoded, opts: BroadcastOptions) -> None:
         limit = self.recovery.options.max_log_bytes if self.recovery is not None else 0

@@ -25,7 +25,7 @@ from .errors import ConnectionRefused
 from .operator import Broadcasting, BroadcastOperator
 from .packets import Packet
 from .parser import Encoder
-from .recovery import KeptSession, RestoredSession, StateRecovery
+from .recovery import RestoredSession, StateRecovery
 from .socket import Socket, SocketConnection
 
 __all__ = ["AdapterFactory", "Namespace", "NamespacePredicate", "NamespaceServer", "ParentNamespace"]
@@ -242,8 +242,7 @@ class Namespace(EventEmitter, Broadcasting):
     def _give_back(self, socket: Socket) -> None:
         """A recovered socket that does not connect after all (refused, or its client gone): its session is kept
         again, for another try with the same offset."""
-        if socket.pid is not None:
-            self.adapter.persist_session(KeptSession(socket.id, socket.pid, frozenset(socket.rooms), socket.data))
+        socket._persist()
         self.adapter.delete_all(socket.id)
 
     def _remove(self, socket: Socket) -> None:

@@ -427,14 +427,20 @@ class Socket(EventEmitter, CatchAll, Selecting):
         for handler in self._take(event):
             self._run(handler, list(args), f"handler of {event!r}").addErrback(lambda _: None)
 
+    def _persist(self) -> None:
+        """With recovery on, hand this socket's id, rooms and data to the adapter, for its client to come back
+        to (before it leaves its rooms)."""
+        if self.pid is not None:
+            self.nsp.adapter.persist_session(KeptSession(self.id, self.pid, frozenset(self.rooms), self.data))
+
     def _on_close(self, reason: DisconnectReason) -> None:
         if not self.connected:
             return
         self._emit_reserved("disconnecting", reason)
         self.connected = False
         self._acks.fail_all(Disconnected(reason.value))
-        if self.pid is not None and reason.value in RECOVERABLE_REASONS:
-            self.nsp.adapter.persist_session(KeptSession(self.id, self.pid, frozenset(self.rooms), self.data))
+        if reason.value in RECOVERABLE_REASONS:
+            self._persist()
         self.nsp.adapter.delete_all(self.id)
         self.nsp._remove(self)
         self.client._remove(self)
