@@ -48,7 +48,8 @@ runs COMMAND, whose output must name every ``--option`` the block mentions (comm
 
 ``html`` blocks (``app=module:setup``, more twistd options in ``twistd=``) are served as a page by
 ``twistd txrealtime --static``, opened in headless Chromium, whose first ``console.log`` call must
-log what ``console=`` (JSON) says. ``nginx`` blocks are checked by :func:`check_nginx`.
+log what ``console=`` (JSON) says. ``nginx`` blocks are checked by :func:`check_nginx` (``balance=any``:
+a load balancer without affinity), ``yaml`` blocks (Kubernetes manifests) by :func:`check_kubernetes`.
 """
 
 from __future__ import annotations
@@ -80,7 +81,8 @@ OPTIONS: dict[str, set[str]] = {
     "python": {"ports", "live", "redis", "server", "probe", "test", "save", "template", "prints", "mypy-known", "why"},
     "sh": {"cwd", "ports", "redis", "given", "probe", "not-run", "check", "help", "why"},
     "html": {"app", "console", "twistd", "why"},
-    "nginx": {"why"},
+    "nginx": {"balance", "why"},
+    "yaml": {"why"},
 }
 
 
@@ -878,7 +880,8 @@ def check_nginx(block: Block) -> None:
     """The proxy configuration holds what txrealtime needs: parsed, not run (no nginx in the suite).
 
     It parses as nginx configuration; its upstream servers are the ports the document's
-    ``twistd --listen`` commands use, balanced by client address (``ip_hash``); the location
+    ``twistd --listen`` commands use, balanced by client address (``ip_hash``), or with no
+    affinity at all with ``balance=any``; the location
     passes to that upstream with the WebSocket upgrade (HTTP/1.1, ``Upgrade`` and ``Connection``
     headers); and it waits longer than a heartbeat round (Engine.IO's ``ping_interval +
     ping_timeout``) before cutting a quiet connection.
@@ -887,7 +890,11 @@ def check_nginx(block: Block) -> None:
 
     config = Statement("main", [], parse_nginx(block.code))
     (upstream,) = config.find("upstream")
-    assert [d.args for d in upstream.find("ip_hash")] == [[]], "not sticky"
+    affinity = [d.name for d in upstream.children or [] if d.name in ("ip_hash", "hash", "sticky")]
+    if block.options.get("balance") == ["any"]:
+        assert affinity == [], f"balance=any, yet the upstream has {affinity}"
+    else:
+        assert [d.args for d in upstream.find("ip_hash")] == [[]], "not sticky"
     listening = sorted(re.findall(r"--listen tcp:(\d+)", block.doc.read_text()))
     assert sorted(d.args[0].rsplit(":", 1)[1] for d in upstream.find("server")) == listening
     (server,) = config.find("server")
@@ -899,3 +906,37 @@ def check_nginx(block: Block) -> None:
     (timeout,) = location.find("proxy_read_timeout")
     options = EngineIOOptions()
     assert float(timeout.args[0].removesuffix("s")) > options.ping_interval + options.ping_timeout, timeout
+
+
+def check_kubernetes(block: Block) -> None:
+    """A Kubernetes manifest: parsed, not applied (no cluster in the suite).
+
+    Every document has ``apiVersion``, ``kind`` and ``metadata.name``; a Service selects pods,
+    exposes ports, and keeps no session affinity (``sessionAffinity`` absent or ``None``): with
+    forwarding, any node serves any session. A ``livenessProbe``/``readinessProbe`` HTTP path is
+    one txrealtime serves (``/healthz``).
+    """
+    import yaml
+
+    documents = [d for d in yaml.safe_load_all(block.code) if d is not None]
+    assert documents, "no manifest"
+    for doc in documents:
+        assert {"apiVersion", "kind", "metadata"} <= doc.keys() and doc["metadata"].get("name"), doc
+        if doc["kind"] == "Service":
+            spec = doc["spec"]
+            assert spec.get("selector") and spec.get("ports"), spec
+            assert spec.get("sessionAffinity", "None") == "None", "the Service is sticky"
+        for probe in _find(doc, ("livenessProbe", "readinessProbe")):
+            assert probe["httpGet"]["path"] == "/healthz", probe
+
+
+def _find(value: Any, keys: tuple[str, ...]) -> Iterator[Any]:
+    """Every value under one of ``keys``, at any depth."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key in keys:
+                yield item
+            yield from _find(item, keys)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _find(item, keys)

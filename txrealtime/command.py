@@ -43,6 +43,8 @@ class Options(usage.Options):
          "clients must use the same."],
         ["redis", None, None, "Share broadcasts and rooms with other nodes through Redis, e.g. redis://127.0.0.1:6379/0."],
         ["redis-key", None, "socket.io", "Channel prefix in Redis (the key option of @socket.io/redis-adapter)."],
+        ["forward-timeout", None, 1.0, "Seconds to wait for the other nodes to say which one holds a session, or "
+         "to answer an upgrade forwarded to it (Node's responseTimeout).", float],
         ["ping-interval", None, 25.0, "Seconds between heartbeats.", float],
         ["ping-timeout", None, 20.0, "Seconds to wait for a heartbeat reply.", float],
         ["max-payload", None, 1_000_000, "Largest message or POST body, in bytes.", int],
@@ -82,6 +84,8 @@ class Options(usage.Options):
     ]
     optFlags = [
         ["no-upgrades", None, "Do not offer the upgrade from polling to WebSocket."],
+        ["no-forwarding", None, "Do not serve requests for sessions held by other nodes (sharing --redis or "
+         "--workers) by forwarding them there: for deployments that keep sticky sessions."],
         ["allow-eio3", None, "Also serve Engine.IO v3 clients (socket.io-client 2.x), as Node's allowEIO3."],
         ["per-message-deflate", None, "Compress WebSocket messages of 1024 bytes or more (permessage-deflate)."],
         ["no-http-compression", None, "Do not gzip/deflate polling responses of 1024 bytes or more."],
@@ -156,6 +160,8 @@ class Options(usage.Options):
             raise usage.UsageError("--path must start with /")
         if self["header-timeout"] <= 0:
             raise usage.UsageError("--header-timeout must be > 0")
+        if self["forward-timeout"] <= 0:
+            raise usage.UsageError("--forward-timeout must be > 0")
         if self["gc-threshold"] < 0:
             raise usage.UsageError("--gc-threshold must be >= 0 (0: Python's own)")
         if self["max-connections-per-ip"] is not None and self["max-connections-per-ip"] <= 0:

@@ -21,6 +21,7 @@ from twisted.web.server import Site
 from ._logging import gate, set_log_level
 from .command import Options, check_endpoint, load_app
 from .engineio import EngineIOResource, SessionManager
+from .forwarding import Forwarder
 from .socketio import Server
 from .socketio.bundle import SocketIOResource
 from .socketio.recovery import StateRecovery
@@ -95,9 +96,12 @@ class RealtimeService(service.MultiService):
         grace: float = 5.0,
         daemon: bool = False,
         gc_threshold: int | None = None,
+        forwarder: Forwarder | None = None,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         self.manager = manager
+        self.forwarder = forwarder
+        """The :class:`txrealtime.forwarding.Forwarder` serving other nodes' sessions, stopped before the link."""
         self.server = server
         """The Socket.IO server, unless serving bare Engine.IO."""
         self.redis = redis
@@ -159,6 +163,9 @@ class RealtimeService(service.MultiService):
             d.addCallback(lambda _: resource.drain(self.grace))
             d.addCallback(self._drained)
         d.addBoth(self._stop_listening)
+        forwarder = self.forwarder
+        if forwarder is not None:
+            d.addBoth(lambda _: forwarder.stop())
         if self.redis is not None:
             link = self.redis
             d.addBoth(lambda _: link.stop())
@@ -294,8 +301,9 @@ def makeService(options: Options) -> RealtimeService:
     cluster = None
     if options["worker-channel"] is not None:
         from .cluster.link import ClusterLink
+        from .cluster.worker import parse_channel
 
-        cluster = ClusterLink(key=options["redis-key"])
+        cluster = ClusterLink(key=options["redis-key"], index=parse_channel(options["worker-channel"])[1])
     if not options["engineio"]:
         kwargs: dict[str, Any] = {}
         if options["redis"] is not None:
@@ -337,6 +345,11 @@ def makeService(options: Options) -> RealtimeService:
     if options["admin-ui-static"]:
         mount(root, UI_PATH, _static_folder(options["admin-ui-static"]))
     resource = EngineIOResource(manager)
+    forwarder = None
+    shared = link if link is not None else cluster
+    if shared is not None and not options["no-forwarding"]:
+        forwarder = Forwarder(resource, shared, timeout=options["forward-timeout"])
+        forwarder.start()  # before prefix_sids: sids made here carry this node's tag, inside the worker's prefix
     endpoint = resource if server is None else SocketIOResource(resource, server.serve_client)
     mount(root, options["path"], endpoint)
     metrics_root = None
@@ -360,7 +373,7 @@ def makeService(options: Options) -> RealtimeService:
     if cluster is None:
         realtime = RealtimeService(
             manager, site, options["listen"], server, link, resource=resource, grace=options["shutdown-grace"],
-            daemon=_daemonized(options), gc_threshold=options["gc-threshold"],
+            daemon=_daemonized(options), gc_threshold=options["gc-threshold"], forwarder=forwarder,
         )
     else:
         from .cluster.worker import WorkerService, parse_channel, prefix_sids
@@ -368,7 +381,7 @@ def makeService(options: Options) -> RealtimeService:
         fd, index = parse_channel(options["worker-channel"])
         prefix_sids(manager, index)
         realtime = RealtimeService(manager, site, [], server, link, resource=resource, grace=options["shutdown-grace"],
-                                   gc_threshold=options["gc-threshold"])
+                                   gc_threshold=options["gc-threshold"], forwarder=forwarder)
         WorkerService(fd, index, site, manager, cluster).setServiceParent(realtime)  # type: ignore[no-untyped-call]
     if options["metrics-listen"] is not None and metrics_root is not None:
         realtime.listen(

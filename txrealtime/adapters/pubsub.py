@@ -25,6 +25,8 @@ class PubSubLink(Protocol):
 
     key: str
     """The channel prefix (Node's ``key`` option)."""
+    uid: str
+    """This process's name among those sharing the link (what :meth:`nodes` lists)."""
     reactor: Any
     requests_timeout: float
     """Seconds to wait for the answers of the other servers to a request."""
@@ -33,6 +35,13 @@ class PubSubLink(Protocol):
 
     def start(self) -> None:
         """Connect (idempotent)."""
+
+    @property
+    def connected(self) -> bool:
+        """Whether publications reach the other processes now."""
+
+    def nodes(self) -> list[str]:
+        """Uids of the processes known to be alive on the link (this one included)."""
 
     def subscribe(self, channel: str, handler: Handler) -> None:
         """Call ``handler`` for each message published on ``channel``."""

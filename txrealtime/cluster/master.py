@@ -45,6 +45,7 @@ from .wire import (
     Frame,
     Hello,
     Load,
+    Members,
     Message,
     NumSub,
     NumSubReply,
@@ -143,6 +144,7 @@ class WorkerProcess(ProcessProtocol):
             for transport in self.pending.values():
                 transport.loseConnection()
             self.pending.clear()
+            self.master.announce_members()
 
 
 class MasterService(service.MultiService):
@@ -342,9 +344,17 @@ class MasterService(service.MultiService):
         elif isinstance(frame, Hello):
             worker.ready = True
             log.info("Worker {index} ready (pid {pid})", index=worker.index, pid=frame.pid)
+            self.announce_members()
             self._flush_waiting()
         else:
             log.error("Unexpected {kind} frame from worker {index}", kind=type(frame).__name__, index=worker.index)
+
+    def announce_members(self) -> None:
+        """Tell every connected worker which workers are connected (what their links' ``nodes()`` list)."""
+        up = [w for w in self.workers if w.ready and w.channel is not None]
+        members = Members(",".join(str(w.index) for w in up))
+        for worker in up:
+            cast(MasterChannel, worker.channel).send(members)
 
     def worker_log(self, worker: WorkerProcess, line: str) -> None:
         """Log a line a worker wrote, prefixed by its index (without the worker's own timestamp)."""

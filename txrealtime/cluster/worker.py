@@ -36,7 +36,20 @@ from ..engineio import SessionClosed, SessionEvent, SessionManager, SessionOpene
 from ..engineio.events import Handshake
 from .link import ClusterLink
 from .routing import worker_of, worker_sid
-from .wire import MAX_FRAME, Adopted, Connection, Frame, Hello, Load, Message, NumSubReply, WireError, decode, encode
+from .wire import (
+    MAX_FRAME,
+    Adopted,
+    Connection,
+    Frame,
+    Hello,
+    Load,
+    Members,
+    Message,
+    NumSubReply,
+    WireError,
+    decode,
+    encode,
+)
 
 __all__ = ["StickyRoot", "WorkerChannel", "WorkerService", "parse_channel", "prefix_sids"]
 
@@ -162,7 +175,7 @@ class WorkerChannel(Int32StringReceiver):
                 return
             self.worker.adopt(self._fds.popleft(), frame.data)
             self.send(Adopted(frame.id))
-        elif isinstance(frame, (Message, NumSubReply)):
+        elif isinstance(frame, (Message, NumSubReply, Members)):
             self.worker.link.deliver(frame)
         else:
             log.error("Unexpected {kind} frame from the master", kind=type(frame).__name__)

@@ -70,6 +70,10 @@ class SessionManager:
         """``False`` once :meth:`shutdown` ran: new sessions are refused."""
         self.stats = EngineStats()
         """Running totals (packets, bytes, sessions opened and closed, refusals), read by :mod:`txrealtime.metrics`."""
+        self.sid_tag = ""
+        """Appended to every sid this manager makes itself (not those of a ``generate_id`` hook): ``~`` and the
+        name of this node, so that another node finds the session's owner from the sid alone (set by
+        :mod:`txrealtime.forwarding`)."""
 
     # -- observing -------------------------------------------------------
 
@@ -231,9 +235,9 @@ class SessionManager:
 
     def new_sid(self) -> str:
         """An unguessable session id not in use."""
-        sid = secrets.token_urlsafe(15)
+        sid = secrets.token_urlsafe(15) + self.sid_tag
         while sid in self._sessions or sid in self._lingering:
-            sid = secrets.token_urlsafe(15)
+            sid = secrets.token_urlsafe(15) + self.sid_tag
         return sid
 
     def check_origin(self, origin: str | None) -> None:
