@@ -15,7 +15,9 @@ Scenarios: ``polling`` (one POST carrying an event with an ack, one GET
 collecting the ack), ``websocket`` (one frame carrying an event with an
 ack, one frame back, on open connections), ``connect`` (one client: the
 WebSocket handshake, Engine.IO OPEN, Socket.IO CONNECT and its answer, then
-the client closes the connection).
+the client closes the connection), ``broadcast`` (one ~2.5 KB broadcast to a
+room of 10 WebSocket clients) and ``broadcast_recovery`` (the same with
+connection state recovery on: each broadcast gets an offset and is kept).
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from twisted.python.failure import Failure
 from twisted.web.resource import IResource
 
 from txrealtime.engineio import EngineIOOptions, SessionManager
-from txrealtime.socketio import Server, Socket
+from txrealtime.socketio import Server, Socket, StateRecovery
 from txrealtime.web import BoundedSite, EmptyResource, mount
 
 PATH = "/socket.io/?EIO=4&transport=polling"
@@ -47,7 +49,13 @@ UPGRADE = (
 
 
 def build(clock: Clock) -> BoundedSite:
-    server = Server(SessionManager(EngineIOOptions(ping_interval=1e6, ping_timeout=1e6), reactor=clock))
+    return serve(clock)[0]
+
+
+def serve(clock: Clock, **server_options: Any) -> tuple[BoundedSite, Server]:
+    """The site and its Socket.IO server (``server_options`` go to :class:`Server`)."""
+    server = Server(SessionManager(EngineIOOptions(ping_interval=1e6, ping_timeout=1e6), reactor=clock),
+                    **server_options)
 
     @server.on("connection")
     def on_connection(socket: Socket) -> None:
@@ -57,7 +65,7 @@ def build(clock: Clock) -> BoundedSite:
     root = EmptyResource()
     mount(root, "/socket.io/", server.resource())
     site = BoundedSite(cast(IResource, root), max_body=1_000_000, managers=[server.manager], access_log=False)
-    return site
+    return site, server
 
 
 class Conn:
@@ -152,15 +160,20 @@ class WSConn:
         self.protocol.connectionLost(Failure(ConnectionDone()))
 
 
-def websocket(messages: int, clients: int = 10) -> float:
-    """``messages`` echoes with an ack over ``clients`` open WebSocket connections."""
-    site = build(Clock())
+def connected(site: BoundedSite, clients: int) -> list[WSConn]:
+    """``clients`` WebSocket clients, each in the main namespace (and in "room")."""
     conns = []
     for i in range(clients):
         conn = WSConn(site, 40000 + i)
         conn.send(client_frame(b"40"))
         assert conn.take()[2:].startswith(b'40{"sid"'), "no CONNECT answer"
         conns.append(conn)
+    return conns
+
+
+def websocket(messages: int, clients: int = 10) -> float:
+    """``messages`` echoes with an ack over ``clients`` open WebSocket connections."""
+    conns = connected(build(Clock()), clients)
     body = json.dumps(["echo", {"pad": "z" * 32}], separators=(",", ":"))
     frames = [client_frame(f"42{n}{body}".encode()) for n in range(messages // clients)]
     start = time.perf_counter()
@@ -188,13 +201,33 @@ def connect(messages: int, clients: int = 0) -> float:
     return (time.perf_counter() - start) / messages
 
 
+def broadcast(messages: int, clients: int = 10, **server_options: Any) -> float:
+    """``messages`` broadcasts of ~2.5 KB (as bench/cpu.sh's) to a room of ``clients`` WebSocket clients."""
+    site, server = serve(Clock(), **server_options)
+    conns = connected(site, clients)
+    room = server.to("room")
+    pad = "z" * 2500
+    start = time.perf_counter()
+    for n in range(messages):
+        room.emit("b", {"n": n, "pad": pad})
+        for conn in conns:
+            assert conn.take(), "nothing delivered"
+    return (time.perf_counter() - start) / messages
+
+
+def broadcast_recovery(messages: int, clients: int = 10) -> float:
+    """:func:`broadcast` with connection state recovery on."""
+    return broadcast(messages, clients, connection_state_recovery=StateRecovery())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("scenario", choices=["polling", "websocket", "connect"])
+    parser.add_argument("scenario", choices=["polling", "websocket", "connect", "broadcast", "broadcast_recovery"])
     parser.add_argument("--messages", type=int, default=20000)
     parser.add_argument("--profile", action="store_true")
     args = parser.parse_args()
-    run = {"polling": polling, "websocket": websocket, "connect": connect}[args.scenario]
+    run = {"polling": polling, "websocket": websocket, "connect": connect, "broadcast": broadcast,
+           "broadcast_recovery": broadcast_recovery}[args.scenario]
     if args.profile:
         profile = cProfile.Profile()
         profile.enable()
@@ -205,7 +238,8 @@ def main() -> None:
         stats.sort_stats("cumtime").print_stats(40)
     else:
         run(2000)
-        unit = "client" if args.scenario == "connect" else "echo"
+        unit = {"connect": "client", "broadcast": "broadcast", "broadcast_recovery": "broadcast"}.get(
+            args.scenario, "echo")
         print(f"{args.scenario}: {run(args.messages) * 1e6:.1f} µs per {unit}")
 
 

@@ -55,12 +55,17 @@ class Node:
         return self.test_server.server
 
 
-async def start_nodes(realtime: Realtime, redis: RedisServer, names: list[str], parser: str = "json") -> list[Node]:
-    """Start one node per name; fire once every link is up and every node has heard of the others."""
+async def start_nodes(
+    realtime: Realtime, redis: RedisServer, names: list[str], parser: str = "json", **server_options: Any
+) -> list[Node]:
+    """Start one node per name; fire once every link is up and every node has heard of the others.
+
+    ``server_options`` go to each node's :class:`Server`.
+    """
     nodes = []
     for name in names:
         link = RedisLink(redis.url, heartbeat_interval=0.2, heartbeat_timeout=1.0, reconnect_max_delay=0.2)
-        running = await realtime.start_server(app(name), adapter=redis_adapter(link), parser=parser)
+        running = await realtime.start_server(app(name), adapter=redis_adapter(link), parser=parser, **server_options)
         nodes.append(Node(name, link, running))
     await until(lambda: all(n.link.connected for n in nodes), "every link to connect", limit=WAIT)
     await until(

@@ -33,10 +33,12 @@ from txrealtime.adapters.redis.wire import (
     WireFlags,
     WireOptions,
     WirePacket,
+    decode_broadcast,
     encode,
 )
+from txrealtime.engineio import CloseReason
 from txrealtime.pytest_plugin import Realtime
-from txrealtime.socketio import BroadcastFlags, BroadcastOptions, Server
+from txrealtime.socketio import BroadcastFlags, BroadcastOptions, Server, StateRecovery
 from txrealtime.socketio.packets import Packet, PacketType
 
 
@@ -167,3 +169,33 @@ async def test_older_requests_and_a_python_emitter(realtime: Realtime, redis_ser
     finally:
         await stop_links(nodes)
         await other.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_recovery_stays_local_and_replays_what_other_nodes_sent(
+    realtime: Realtime, redis_server: RedisServer
+) -> None:
+    """With the Redis adapter, a client that comes back to its node recovers, other nodes' broadcasts included
+    (each node logs what it delivers); the packets published carry no offset (Node's adapter sends none)."""
+    a, b = await start_nodes(realtime, redis_server, ["a", "b"], connection_state_recovery=StateRecovery())
+    watcher, published = await peer(redis_server, Channels(a.link.key, "/").room("r"))
+    try:
+        client = await realtime.connect(a.test_server, reconnection=True, reconnection_delay=0.2,
+                                        randomization_factor=0)
+        seen: list[list[Any]] = []
+        client.on("news", lambda *args: seen.append(list(args)))
+        assert await client.emit_with_ack("join", "r", timeout=WAIT) == ["r"]
+        b.server.to("r").emit("news", "from b")
+        await until(lambda: seen == [["from b"]], "the broadcast from node b", limit=WAIT)
+        first = client.id
+        for session in list(a.server.manager):
+            session.close(CloseReason.TRANSPORT_CLOSE)
+        b.server.to("r").emit("news", "missed")
+        await until(lambda: client.connected and len(seen) == 2, "the recovery", limit=WAIT)
+        assert client.recovered and client.id == first
+        assert seen == [["from b"], ["missed"]]
+        # What node b published is Node's packet, without the offset node a added for its own client.
+        assert [decode_broadcast(m).packet.data for m in published] == [["news", "from b"], ["news", "missed"]]
+    finally:
+        await watcher.stop()
+        await stop_links([a, b])

@@ -25,6 +25,7 @@ from txrealtime.client.engineio import EngineListener
 from txrealtime.engineio import CloseReason, EngineIOOptions, SessionManager
 from txrealtime.socketio import ConnectionRefused, Server, Socket
 from txrealtime.socketio.emitter import NO_ACK
+from txrealtime.socketio.recovery import StateRecovery
 from txrealtime.testing import MemoryEngine, connect_in_memory
 
 
@@ -340,3 +341,52 @@ class EmitOptionTests(MemoryTestCase):
         buffered = client.emit_with_ack("ack", "later")
         self.clock.advance(1)  # reconnected: what was buffered is sent and answered
         self.assertEqual(self.successResultOf(buffered), ("got", "later"))
+
+
+class RecoveryTests(SynchronousTestCase):
+    """Against a server with connection state recovery: handlers never see the offset, which still serves to
+    recover."""
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        manager = SessionManager(EngineIOOptions(ping_interval=10, ping_timeout=5), reactor=self.clock)
+        self.server = Server(manager, connection_state_recovery=StateRecovery())
+        self.sockets: list[Socket] = []
+        self.server.on("connection", self.sockets.append)
+        self.flaky = Flaky(self.server)
+        self.manager = Manager("memory://", engine_factory=self.flaky, reactor=self.clock, randomization_factor=0)
+
+    def test_handlers_get_the_arguments_sent_and_the_offset_serves_to_recover(self) -> None:
+        client = self.successResultOf(self.manager.socket("/").connect())
+        got: list[Any] = []
+        everything: list[Any] = []
+
+        @client.on("tick")
+        def on_tick(value: Any) -> None:  # one parameter: an extra argument would make it fail
+            got.append(value)
+
+        client.on("question", lambda text: text.upper())
+        client.on_any(lambda *args: everything.append(args))
+        self.server.emit("tick", 1)
+        self.sockets[0].emit("tick", "direct")
+        self.server.volatile.emit("tick", "volatile")
+        self.assertEqual(self.successResultOf(self.sockets[0].timeout(5).emit_with_ack("question", "with ack")),
+                         "WITH ACK")
+        self.assertEqual(got, [1, "direct", "volatile"])
+        self.assertEqual(everything, [("tick", 1), ("tick", "direct"), ("tick", "volatile"), ("question", "with ack")])
+        first = client.id
+        self.server.manager.close(self.flaky.sid(), CloseReason.TRANSPORT_CLOSE)
+        self.server.emit("tick", 2)
+        self.clock.advance(1)  # reconnected, with the offset of "volatile"
+        self.assertTrue(client.connected and client.recovered)
+        self.assertEqual(client.id, first)
+        self.assertEqual(got, [1, "direct", "volatile", 2])
+
+    def test_without_recovery_a_trailing_string_is_an_argument(self) -> None:
+        server = Server(SessionManager(reactor=self.clock))
+        client = self.successResultOf(connect_in_memory(server))
+        got: list[Any] = []
+        client.on("pair", lambda *args: got.append(args))
+        server.emit("pair", 1, "two")
+        self.assertEqual(got, [(1, "two")])
+        self.assertFalse(client.recovered)

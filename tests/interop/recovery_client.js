@@ -4,22 +4,12 @@
 // more to the room; after AWAY_MS the client connects again, then the witness sends one more.
 // Prints one JSON line with what the client saw, then exits.
 const { io } = require("socket.io-client");
+const { ack, connected } = require("./peer");
 const { printReport } = require("./report");
 
 const [url, mode, awayMs] = process.argv.slice(2);
 const transports = { polling: ["polling"], websocket: ["websocket"], upgrade: ["polling", "websocket"] }[mode];
 const report = {};
-
-function connected(socket) {
-  return new Promise((resolve, reject) => {
-    socket.once("connect", () => resolve(socket));
-    socket.once("connect_error", (err) => reject(err));
-  });
-}
-
-function ack(socket, event, ...args) {
-  return new Promise((resolve) => socket.emit(event, ...args, (...answer) => resolve(answer)));
-}
 
 function sleep(ms) {
   return new Promise((resolve) => setTimeout(resolve, ms));

@@ -39,6 +39,10 @@ function common(socket) {
     socket.nsp.to(room).emit("room message", room, message);
     callback(true);
   });
+  socket.on("volatile to room", (room, message, callback) => {
+    socket.nsp.volatile.to(room).emit("room message", room, message);
+    callback(true);
+  });
   socket.on("broadcast", (message, callback) => {
     socket.broadcast.emit("broadcast", message);
     callback(true);

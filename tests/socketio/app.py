@@ -56,6 +56,11 @@ def install(server: Server) -> Record:
             server.of(socket.nsp.name).to(room).emit("room message", room, message)
             return True
 
+        @socket.on("volatile to room")
+        def volatile_to_room(room: str, message: Any) -> bool:
+            server.of(socket.nsp.name).volatile.to(room).emit("room message", room, message)
+            return True
+
         @socket.on("broadcast")
         def broadcast(message: Any) -> bool:
             socket.broadcast.emit("broadcast", message)

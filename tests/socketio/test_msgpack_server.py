@@ -94,7 +94,13 @@ class MsgpackServerTests(SynchronousTestCase):
         self.assertEqual(len(self.parser.encoded), before + 1)
         sent = [peer.transport.sent[-1].data for peer in peers]
         self.assertTrue(sent[0] is sent[1] is sent[2])
-        self.assertEqual([peer.packets() for peer in peers], [[Packet(T.EVENT, "/", ["news", b"\x00\x01"])]] * 3)
+        # Not kept (volatile), it carries the offset of the last packet kept (none yet: position 0).
+        log = self.server.sockets.adapter.recovery
+        assert log is not None
+        offset = log.latest_offset
+        self.assertTrue(offset.endswith("-0"))
+        expected = [Packet(T.EVENT, "/", ["news", b"\x00\x01", offset])]
+        self.assertEqual([peer.packets() for peer in peers], [expected] * 3)
 
     def test_recovery_replays_missed_packets_with_their_offsets(self) -> None:
         peer = self.peer()

@@ -397,8 +397,9 @@ class ClientSocket(EventEmitter, CatchAll):
 
     def _on_event(self, packet: Packet) -> None:
         event, args = packet.event, packet.args
-        if self._pid is not None and args and isinstance(args[-1], str):
-            self._last_offset = args[-1]  # the server's offset, for a recovery
+        if self._pid is not None and packet.id is None and args and isinstance(args[-1], str):
+            # The server's recovery offset: kept to recover with, kept from handlers (JavaScript's ignore it).
+            self._last_offset = args.pop()
         for listener in list(self._any):
             self._run(listener, [event, *args], "catch-all listener")
         ack_id = packet.id

@@ -2,23 +2,44 @@
 
 The in-memory :class:`Adapter` is the default: it knows the sockets of this
 process only. Cluster adapters subclass it, keep its local bookkeeping and
-add what crosses processes.
+add what crosses processes. They see the namespace, its sockets and its
+server through the Protocols here (:class:`AdapterNamespace`,
+:class:`AdapterSocket`, :class:`AdapterServer`).
+
+Connection state recovery goes through the adapter, as in Node: it chooses
+each broadcast's offset (:meth:`Adapter.broadcast`), keeps the state of
+sockets that left (:meth:`Adapter.persist_session`) and hands it back with
+what the client missed (:meth:`Adapter.restore_session`, a Deferred the
+CONNECT waits for). The in-memory implementation keeps both in a
+:class:`txrealtime.socketio.recovery.RecoveryLog`; docs/socketio.md says
+what another implementation must guarantee.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from twisted.internet.defer import Deferred, succeed
 
-from .._reactor import Clock, now
+from .._reactor import Clock
 from .packets import Packet, PacketType
 from .parser import Encoder
-from .recovery import RecoveryLog, StateRecovery
+from .recovery import Encoded, KeptSession, RecoveryLog, RestoredSession, StateRecovery, with_offset
 
-__all__ = ["Adapter", "AdapterNamespace", "AdapterSocket", "BroadcastFlags", "BroadcastOptions", "FetchedSocket"]
+__all__ = [
+    "Adapter",
+    "AdapterNamespace",
+    "AdapterServer",
+    "AdapterSocket",
+    "BroadcastFlags",
+    "BroadcastOptions",
+    "Encoded",
+    "FetchedSocket",
+    "KeptSession",
+    "RestoredSession",
+]
 
 
 class FetchedSocket(Protocol):
@@ -56,15 +77,20 @@ class AdapterSocket(FetchedSocket, Protocol):
         """A new ack id whose answer goes to ``answered``."""
 
 
-class _Server(Protocol):
+class AdapterServer(Protocol):
+    """What an adapter needs from the server of its namespace."""
+
     @property
     def reactor(self) -> Clock: ...
 
     @property
-    def connection_state_recovery(self) -> StateRecovery | None: ...
+    def connection_state_recovery(self) -> StateRecovery | None:
+        """Recovery settings; ``None`` when recovery is off."""
 
     @property
-    def encoder(self) -> Encoder: ...
+    def encoder(self) -> Encoder:
+        """Encodes packets in the server's parser's format (once per broadcast)."""
+
     def _broadcast_ack_timed_out(self) -> None: ...
 
 
@@ -78,10 +104,19 @@ class AdapterNamespace(Protocol):
     def sockets(self) -> Mapping[str, AdapterSocket]: ...
 
     @property
-    def server(self) -> _Server: ...
+    def server(self) -> AdapterServer: ...
 
     def _on_server_side_emit(self, data: list[Any], ack: Callable[[Any], object] | None = None) -> None:
         """Another server emitted ``[event, *args]`` to this namespace."""
+
+
+@dataclass(slots=True)
+class _Held:
+    """What was broadcast to a joining socket's rooms while it waited for its CONNECT answer."""
+
+    packets: list[Encoded] = field(default_factory=list)
+    size: int = 0
+    overflowed: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +144,8 @@ class BroadcastOptions:
 
 
 class Adapter:
-    """In-memory rooms of one namespace: room -> socket ids and socket id -> rooms."""
+    """In-memory rooms of one namespace: room -> socket ids and socket id -> rooms; with connection state
+    recovery on, the namespace's :class:`RecoveryLog` too."""
 
     def __init__(self, namespace: AdapterNamespace) -> None:
         """The adapter of ``namespace``, empty.
@@ -121,16 +157,17 @@ class Adapter:
         """The namespace whose rooms these are."""
         self.rooms: dict[str, set[str]] = {}
         """Room -> the ids of the sockets in it."""
-        self.sids: dict[str, set[str]] = {}
-        """Socket id -> the rooms it is in."""
+        self.sids: dict[str, dict[str, int]] = {}
+        """Socket id -> its rooms, each with the recovery log's position when it joined (0 without recovery)."""
         self.listeners: dict[str, list[Callable[..., object]]] = {}
         """Event -> the listeners :meth:`on` added."""
         server = namespace.server
         self.encoder = server.encoder
         """The server's: packets are encoded here once per broadcast, in its parser's format."""
         recovery = server.connection_state_recovery
-        self.recovery = RecoveryLog(recovery, lambda: now(server.reactor)) if recovery is not None else None
+        self.recovery = RecoveryLog(recovery, server.reactor) if recovery is not None else None
         """Kept packets and sessions, with connection state recovery on."""
+        self._held: dict[str, _Held] = {}
 
     # -- events (create-room, delete-room, join-room, leave-room) ----------
 
@@ -152,9 +189,10 @@ class Adapter:
 
     def add_all(self, sid: str, rooms: Iterable[str]) -> None:
         """Put socket ``sid`` in ``rooms`` (firing ``create-room`` and ``join-room`` as they happen)."""
-        mine = self.sids.setdefault(sid, set())
+        position = self.recovery.position if self.recovery is not None else 0
+        mine = self.sids.setdefault(sid, {})
         for room in rooms:
-            mine.add(room)
+            mine.setdefault(room, position)
             members = self.rooms.get(room)
             if members is None:
                 members = self.rooms[room] = set()
@@ -167,7 +205,7 @@ class Adapter:
         """Take socket ``sid`` out of ``room`` (firing ``leave-room``, and ``delete-room`` once it is empty)."""
         mine = self.sids.get(sid)
         if mine is not None:
-            mine.discard(room)
+            mine.pop(room, None)
         members = self.rooms.get(room)
         if members is not None and sid in members:
             members.discard(sid)
@@ -181,6 +219,7 @@ class Adapter:
         for room in list(self.sids.get(sid, ())):
             self.delete(sid, room)
         self.sids.pop(sid, None)
+        self._held.pop(sid, None)
 
     def socket_rooms(self, sid: str) -> set[str] | None:
         """The rooms socket ``sid`` is in, or ``None`` if this adapter does not know it."""
@@ -196,20 +235,92 @@ class Adapter:
     def broadcast(self, packet: Packet, opts: BroadcastOptions) -> bool:
         """Send ``packet`` to every matching socket, encoding it once.
 
-        Returns ``False`` when the packet could not be handed to every node
-        it was meant for (a cluster adapter cut off from its broker); local
-        sockets got it either way.
+        With recovery on, an EVENT without ack id gets an offset: the next
+        position of the log, where it is kept, or (volatile, not kept) the
+        position of the last packet kept. Returns ``False`` when the packet
+        could not be handed to every node it was meant for (a cluster adapter
+        cut off from its broker); local sockets got it either way.
         """
-        recovery = self.recovery
-        if recovery is not None and packet.type is PacketType.EVENT and packet.id is None and not opts.flags.volatile:
-            packet = Packet(packet.type, packet.namespace, recovery.record(packet.data, opts.rooms, opts.except_))
-            messages = self.encoder.encode(packet)
-            recovery.charge(sum(len(m) for m in messages))
+        log = self.recovery
+        if log is None or packet.type is not PacketType.EVENT or packet.id is not None:
+            self.deliver(packet, self.encoder.encode(packet), opts)
+        elif opts.flags.volatile:
+            packet = with_offset(packet, log.latest_offset)
+            self.deliver(packet, self.encoder.encode(packet), opts)
         else:
+            packet = with_offset(packet, log.next_offset)
             messages = self.encoder.encode(packet)
-        for socket in self._matching(opts):
-            socket.deliver(packet, messages, opts.flags.volatile, opts.flags.compress)
+            log.append(messages, opts.rooms, opts.except_)
+            self.deliver(packet, messages, opts)
         return True
+
+    def deliver(self, packet: Packet, messages: Encoded, opts: BroadcastOptions) -> None:
+        """Write ``packet``, encoded as ``messages``, to this process's matching sockets: the local half of a
+        broadcast, for adapters that choose offsets themselves (:meth:`broadcast`)."""
+        volatile, compress = opts.flags.volatile, opts.flags.compress
+        for socket in self._matching(opts):
+            socket.deliver(packet, messages, volatile, compress)
+        if self._held and not volatile:
+            self._hold(messages, opts)
+
+    # -- connection state recovery -------------------------------------------
+
+    def persist_session(self, session: KeptSession) -> None:
+        """Keep the state of a socket that left for a reason that may be temporary, until
+        ``max_disconnection_duration`` passed or :meth:`restore_session` handed it out.
+
+        Called before the socket leaves its rooms. The in-memory adapter keeps
+        it in :attr:`recovery`, with the positions at which the socket joined
+        its rooms.
+        """
+        if self.recovery is not None:
+            self.recovery.keep(session, self.sids.get(session.sid, {}))
+
+    def restore_session(self, pid: str, offset: str | None) -> Deferred[RestoredSession | None]:
+        """The session kept under ``pid``, with every kept packet meant for it after ``offset`` (``None``: the
+        client got none since its socket joined); ``None`` if it cannot be restored exactly.
+
+        An implementation hands a session out at most once, and its
+        Deferred fires with every packet up to the last one this process
+        delivered before it fired: the namespace then joins the socket to its
+        rooms at once, so the packets that follow reach it live (held until
+        its CONNECT is answered) and none is lost or doubled. A session asked
+        for with an unusable offset stays kept. Failing is as ``None``.
+        """
+        if self.recovery is None:
+            return succeed(None)
+        restored = self.recovery.restore(pid, offset)
+        if restored is None:
+            return succeed(None)
+        session, joined = restored
+        # The socket joins its rooms again right away (Namespace._add): at the positions it first joined them.
+        self.sids[session.session.sid] = joined
+        return succeed(session)
+
+    def hold(self, sid: str) -> None:
+        """Keep what is broadcast to ``sid``'s rooms until :meth:`release`: its socket is joining (a recovered
+        one waiting for middleware), and must get those packets after the CONNECT answer and what it missed."""
+        self._held[sid] = _Held()
+
+    def release(self, sid: str) -> list[Encoded] | None:
+        """Stop holding for ``sid``; what was held, in order, or ``None`` if it outgrew ``max_log_bytes``."""
+        held = self._held.pop(sid, None)
+        if held is None:
+            return []
+        return None if held.overflowed else held.packets
+
+    def _hold(self, messages: Encoded, opts: BroadcastOptions) -> None:
+        limit = self.recovery.options.max_log_bytes if self.recovery is not None else 0
+        for sid, held in self._held.items():
+            mine = self.sids.get(sid)
+            if held.overflowed or not mine or not opts.except_.isdisjoint(mine):
+                continue
+            if opts.rooms and opts.rooms.isdisjoint(mine):
+                continue
+            held.packets.append(messages)
+            held.size += sum(map(len, messages))
+            if held.size > limit:
+                held.overflowed, held.packets = True, []
 
     def broadcast_with_ack(
         self,
@@ -264,7 +375,10 @@ class Adapter:
             socket.disconnect(close)
 
     def close(self) -> None:
-        """Release resources (cluster adapters unsubscribe here)."""
+        """Release resources (cluster adapters unsubscribe here): kept packets and sessions go."""
+        if self.recovery is not None:
+            self.recovery.close()
+        self._held.clear()
 
     def _matching(self, opts: BroadcastOptions) -> Iterator[AdapterSocket]:
         excluded: set[str] = set()

@@ -12,24 +12,27 @@ import re
 from collections.abc import Callable, Iterable
 from typing import Any, Literal, Protocol, TypeVar, cast, overload
 
-from twisted.internet.defer import Deferred, gatherResults, succeed
+from twisted.internet.defer import Deferred, gatherResults, maybeDeferred, succeed
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from .._logging import gate, name_for_log
+from .._logging import Throttle, gate, name_for_log
 from .._reactor import Clock
+from ..engineio import CloseReason
 from .adapter import Adapter, AdapterNamespace, BroadcastOptions, FetchedSocket
 from .emitter import EventEmitter, Handler, call_handler, call_in_turn, check_event
 from .errors import ConnectionRefused
 from .operator import Broadcasting, BroadcastOperator
 from .packets import Packet
 from .parser import Encoder
-from .recovery import KeptSession, StateRecovery
+from .recovery import RestoredSession, StateRecovery
 from .socket import Socket, SocketConnection
 
 __all__ = ["AdapterFactory", "Namespace", "NamespacePredicate", "NamespaceServer", "ParentNamespace"]
 
 log = Logger(observer=gate)
+noisy = Throttle(log)
+"""For lines every client could make us repeat."""
 
 AdapterFactory = Callable[[AdapterNamespace], Adapter]
 """Builds the adapter of a namespace: :class:`Adapter` itself, or a cluster adapter's factory."""
@@ -180,19 +183,54 @@ class Namespace(EventEmitter, Broadcasting):
     # -- connecting ----------------------------------------------------------------
 
     def _add(self, client: NamespaceClient, auth: Any) -> Deferred[Socket | None]:
-        previous, missed = self._recover(auth)
-        socket = Socket(self, client, auth, previous)
+        """Admit ``client`` with its CONNECT's ``auth``: a kept session back if it asks for one (waiting for the
+        adapter), then middleware, then the CONNECT answer; ``None`` if refused or gone meanwhile."""
         self._joining += 1
-        skip = previous is not None and self.server.connection_state_recovery is not None \
-            and self.server.connection_state_recovery.skip_middlewares
+
+        def settled(result: object) -> object:
+            self._joining -= 1
+            self._cleanup_if_empty()
+            return result
+
+        d = self._restore(auth).addCallback(self._admit, client, auth)
+        d.addBoth(settled)
+        return d
+
+    def _restore(self, auth: Any) -> Deferred[RestoredSession | None]:
+        """The kept session a CONNECT's ``{pid, offset}`` names, and what it missed (none without recovery)."""
+        if self.server.connection_state_recovery is None or not isinstance(auth, dict):
+            return succeed(None)
+        pid, offset = auth.get("pid"), auth.get("offset")
+        if not isinstance(pid, str) or not (offset is None or isinstance(offset, str)):
+            return succeed(None)
+
+        def failed(failure: Failure) -> None:
+            noisy.info("Restoring a session in {namespace} failed: {error}", namespace=name_for_log(self.name),
+                       error=failure.getErrorMessage())
+
+        return maybeDeferred(self.adapter.restore_session, pid, offset).addErrback(failed)
+
+    def _admit(self, restored: RestoredSession | None, client: NamespaceClient, auth: Any) -> Deferred[Socket | None]:
+        socket = Socket(self, client, auth, restored.session if restored is not None else None)
+        recovery = self.server.connection_state_recovery
+        if restored is not None:
+            # Back in its rooms at once, so that what is sent from now on reaches it, held until it is connected.
+            self.adapter.add_all(socket.id, restored.session.rooms)
+            self.adapter.hold(socket.id)
+        skip = restored is not None and recovery is not None and recovery.skip_middlewares
         d: Deferred[Any] = call_in_turn([] if skip else self._middleware, socket)
 
         def accepted(_: object) -> Socket | None:
-            if client.closed:
+            held = self.adapter.release(socket.id) if restored is not None else []
+            if client.closed or held is None:
+                self._give_back(socket)
+                if held is None:
+                    client.session.close(CloseReason.TRANSPORT_ERROR,
+                                         "more broadcast than max_log_bytes while the socket was recovered")
                 return None
             self.sockets[socket.id] = socket
             client._added(socket)
-            socket._connected(missed)
+            socket._connected([*restored.missed, *held] if restored is not None else ())
             log.debug("Socket {sid} joined {namespace}{how}", sid=socket.id, namespace=self.name,
                       how=" (recovered)" if socket.recovered else "")
             for event in ("connect", "connection"):
@@ -201,6 +239,8 @@ class Namespace(EventEmitter, Broadcasting):
             return socket
 
         def refused(failure: Failure) -> None:
+            if restored is not None:
+                self._give_back(socket)
             if isinstance(failure.value, ConnectionRefused):
                 message, data = failure.value.message, failure.value.data
             else:
@@ -211,25 +251,13 @@ class Namespace(EventEmitter, Broadcasting):
             else:
                 client._refused(self.name, {"message": message} if data is None else {"message": message, "data": data})
 
-        def settled(result: object) -> object:
-            self._joining -= 1
-            self._cleanup_if_empty()
-            return result
+        return d.addCallbacks(accepted, refused)
 
-        d.addCallbacks(accepted, refused)
-        d.addBoth(settled)
-        return d
-
-    def _recover(self, auth: Any) -> tuple[KeptSession | None, list[list[Any]]]:
-        """The kept session a CONNECT's ``{pid, offset}`` names, and what it missed (none without recovery)."""
-        recovery = self.adapter.recovery
-        if recovery is None or not isinstance(auth, dict):
-            return None, []
-        pid, offset = auth.get("pid"), auth.get("offset")
-        if not isinstance(pid, str) or not isinstance(offset, str):
-            return None, []
-        restored = recovery.restore(pid, offset)
-        return restored if restored is not None else (None, [])
+    def _give_back(self, socket: Socket) -> None:
+        """A recovered socket that does not connect after all (refused, or its client gone): its session is kept
+        again, for another try with the same offset."""
+        socket._persist()
+        self.adapter.delete_all(socket.id)
 
     def _remove(self, socket: Socket) -> None:
         self.sockets.pop(socket.id, None)

@@ -41,7 +41,7 @@ from .errors import Disconnected, DisconnectReason
 from .operator import Broadcasting, BroadcastOperator, Selecting
 from .packets import Packet, PacketType
 from .parser import Encoder
-from .recovery import RECOVERABLE_REASONS, KeptSession
+from .recovery import RECOVERABLE_REASONS, Encoded, KeptSession, StateRecovery
 
 __all__ = ["Socket", "SocketConnection", "SocketEmitter", "SocketHandshake", "SocketNamespace", "SocketServer"]
 
@@ -51,10 +51,14 @@ noisy = Throttle(log)
 
 
 class SocketServer(Broadcasting, Protocol):
-    """What a socket needs from its server (``socket.server``): its clock, broadcasting, counting ack timeouts."""
+    """What a socket needs from its server (``socket.server``): its clock, broadcasting, counting ack timeouts,
+    whether recovery is on."""
 
     @property
     def reactor(self) -> Clock: ...
+
+    @property
+    def connection_state_recovery(self) -> StateRecovery | None: ...
 
     def _ack_timed_out(self) -> None: ...
 
@@ -199,12 +203,11 @@ class Socket(EventEmitter, CatchAll, Selecting):
             self.id = secrets.token_urlsafe(15)
         self.recovered = previous is not None
         """Whether this socket is one that came back within the recovery window, with its id, rooms and data."""
-        recovery = namespace.adapter.recovery
+        recovering = self.server.connection_state_recovery is not None
         self.pid: str | None = (
-            previous.pid if previous is not None else secrets.token_urlsafe(15) if recovery is not None else None
+            previous.pid if previous is not None else secrets.token_urlsafe(15) if recovering else None
         )
         """The private id a client recovers its socket with (connection state recovery only)."""
-        self._previous_rooms = previous.rooms if previous is not None else frozenset()
         engine = client.session.handshake
         self.handshake = SocketHandshake(
             headers=engine.headers,
@@ -325,9 +328,9 @@ class Socket(EventEmitter, CatchAll, Selecting):
         if not self.connected:
             return False
         packet = Packet(PacketType.EVENT, self.nsp.name, [event, *args], ack_id)
-        if ack_id is None and not volatile and self.nsp.adapter.recovery is not None:
-            # Through the adapter, so the packet gets its offset and is kept for a recovery.
-            flags = BroadcastFlags(compress=compress)
+        if ack_id is None and self.server.connection_state_recovery is not None:
+            # Through the adapter, so the packet gets its offset (and, unless volatile, is kept for a recovery).
+            flags = BroadcastFlags(volatile=volatile, compress=compress)
             self.nsp.adapter.broadcast(packet, BroadcastOptions(rooms=frozenset({self.id}), flags=flags))
         else:
             self.deliver(packet, self.client.encoder.encode(packet), volatile, compress)
@@ -343,16 +346,19 @@ class Socket(EventEmitter, CatchAll, Selecting):
     def _packet(self, packet: Packet) -> None:
         self.client.write(self.client.encoder.encode(packet))
 
-    def _connected(self, missed: Iterable[list[Any]] = ()) -> None:
+    def _connected(self, missed: Iterable[Encoded] = ()) -> None:
+        """Answer the CONNECT; a recovered socket (already back in its rooms) then gets what it missed, in order,
+        before anything new, in the same write."""
         self.connected = True
-        self.nsp.adapter.add_all(self.id, [self.id, *self._previous_rooms])
+        self.nsp.adapter.add_all(self.id, [self.id])
         if self.client.session.protocol == 3:
             answer = None  # Socket.IO v4: a bare CONNECT
         else:
             answer = {"sid": self.id} if self.pid is None else {"sid": self.id, "pid": self.pid}
-        self._packet(Packet(PacketType.CONNECT, self.nsp.name, answer))
-        for data in missed:  # what a recovered socket missed, in order, before anything new
-            self._packet(Packet(PacketType.EVENT, self.nsp.name, data))
+        messages = list(self.client.encoder.encode(Packet(PacketType.CONNECT, self.nsp.name, answer)))
+        for encoded in missed:
+            messages.extend(encoded)
+        self.client.write(messages)
 
     def _on_packet(self, packet: Packet) -> None:
         ptype = packet.type
@@ -448,15 +454,20 @@ class Socket(EventEmitter, CatchAll, Selecting):
         for handler in self._take(event):
             self._run(handler, list(args), f"handler of {event!r}").addErrback(lambda _: None)
 
+    def _persist(self) -> None:
+        """With recovery on, hand this socket's id, rooms and data to the adapter, for its client to come back
+        to (before it leaves its rooms)."""
+        if self.pid is not None:
+            self.nsp.adapter.persist_session(KeptSession(self.id, self.pid, frozenset(self.rooms), self.data))
+
     def _on_close(self, reason: DisconnectReason) -> None:
         if not self.connected:
             return
         self._emit_reserved("disconnecting", reason)
         self.connected = False
         self._acks.fail_all(Disconnected(reason.value))
-        recovery = self.nsp.adapter.recovery
-        if recovery is not None and self.pid is not None and reason.value in RECOVERABLE_REASONS:
-            recovery.keep(self.id, self.pid, self.rooms, self.data)
+        if reason.value in RECOVERABLE_REASONS:
+            self._persist()
         self.nsp.adapter.delete_all(self.id)
         self.nsp._remove(self)
         self.client._remove(self)

@@ -232,8 +232,8 @@ class RedisAdapter(Adapter):
 
     def _on_broadcast(self, channel: str, message: bytes) -> None:
         room = self.channels.room_of(channel)
-        if room and room not in self.rooms:
-            return
+        if room and room not in self.rooms and self.recovery is None:
+            return  # nobody here; with recovery on, a socket that left may come back for it: it is logged
         try:
             broadcast = decode_broadcast(message)
         except WireError as e:
