@@ -1,0 +1,39 @@
+"""txrealtime's Redis client for Twisted: RESP2 and RESP3, pub/sub and sharded pub/sub, Redis Cluster.
+
+Layers, each usable on its own:
+
+- :mod:`txrealtime.redis.resp`: the protocol's bytes (no I/O); hiredis's parser when installed, a pure one
+  otherwise;
+- :mod:`txrealtime.redis.url`: ``redis://`` / ``rediss://`` URLs (:class:`RedisURL`);
+- :mod:`txrealtime.redis.connection`: one connection, commands pipelined with a ``Deferred`` per reply,
+  pushes, the login handshake, a health check (:class:`RedisProtocol`);
+- :mod:`txrealtime.redis.client`: one server, reconnecting with backoff and subscribing again
+  (:class:`RedisClient`; :meth:`RedisClient.dedicated` for blocking commands).
+
+::
+
+    client = RedisClient("redis://127.0.0.1:6379/0")
+    client.start()
+    await client.when_connected()
+    await client.execute("SET", "key", b"value")
+
+Nothing here installs a reactor on import.
+"""
+
+from __future__ import annotations
+
+from .client import ClientDown, ClientUp, RedisClient
+from .connection import RedisProtocol, RedisUnavailable
+from .resp import ProtocolError, ReplyError
+from .url import RedisURL
+
+__all__ = [
+    "ClientDown",
+    "ClientUp",
+    "ProtocolError",
+    "RedisClient",
+    "RedisProtocol",
+    "RedisURL",
+    "RedisUnavailable",
+    "ReplyError",
+]
