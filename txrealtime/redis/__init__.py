@@ -8,7 +8,9 @@ Layers, each usable on its own:
 - :mod:`txrealtime.redis.connection`: one connection, commands pipelined with a ``Deferred`` per reply,
   pushes, the login handshake, a health check (:class:`RedisProtocol`);
 - :mod:`txrealtime.redis.client`: one server, reconnecting with backoff and subscribing again
-  (:class:`RedisClient`; :meth:`RedisClient.dedicated` for blocking commands).
+  (:class:`RedisClient`; :meth:`RedisClient.dedicated` for blocking commands);
+- :mod:`txrealtime.redis.slots` and :mod:`txrealtime.redis.cluster`: Redis Cluster's slots, ``MOVED``/``ASK``,
+  shard channels that follow their slot (:class:`ClusterClient`).
 
 ::
 
@@ -23,6 +25,7 @@ Nothing here installs a reactor on import.
 from __future__ import annotations
 
 from .client import ClientDown, ClientUp, RedisClient
+from .cluster import ClusterClient, ClusterDown, ClusterUp
 from .connection import RedisProtocol, RedisUnavailable
 from .resp import ProtocolError, ReplyError
 from .url import RedisURL
@@ -30,6 +33,9 @@ from .url import RedisURL
 __all__ = [
     "ClientDown",
     "ClientUp",
+    "ClusterClient",
+    "ClusterDown",
+    "ClusterUp",
     "ProtocolError",
     "RedisClient",
     "RedisProtocol",
