@@ -341,7 +341,7 @@ def test_errors_do_not_quote_the_message() -> None:
     assert "SECRET" not in str(caught.value)
 
 
-def test_the_wire_modules_import_no_twisted_nor_txredisapi() -> None:
+def test_the_wire_modules_import_no_twisted_nor_the_redis_client() -> None:
     allowed = {"__future__", "json", "math", "secrets", "collections.abc", "dataclasses", "enum", "typing", "msgpack"}
     for module in (wire, rq):
         assert module.__file__ is not None

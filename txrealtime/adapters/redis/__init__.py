@@ -11,9 +11,10 @@ txrealtime nodes, Node ``socket.io`` nodes and ``@socket.io/redis-emitter`` send
     link = RedisLink("redis://127.0.0.1:6379")
     server = Server(adapter=redis_adapter(link))
 
-The names below are imported on first use: ``txredisapi`` installs Twisted's
-default reactor when imported, and the pure modules (which the synchronous
-emitter uses in processes without a reactor) must not pull it in.
+The names below are imported on first use: the link brings in Twisted's
+networking and txrealtime's Redis client (:mod:`txrealtime.redis`), and the pure
+modules (which the synchronous emitter uses in processes without a reactor)
+must not pull them in.
 """
 
 from __future__ import annotations

@@ -1,38 +1,41 @@
 """The link to Redis: two connections (publish and subscribe) that reconnect by themselves, and heartbeats.
 
-One :class:`RedisLink` per process holds two Redis connections through
-``txredisapi`` and reconnects by itself, subscribing again to every channel
-and pattern; listeners hear :class:`RedisUp` / :class:`RedisDown` as it comes
-and goes. txrealtime nodes also exchange heartbeats on ``{key}-nodes#`` so
-each knows which of its peers are alive (:meth:`RedisLink.nodes`).
+One :class:`RedisLink` per process holds two :class:`txrealtime.redis.RedisClient` connections to one Redis
+(txrealtime's own client: RESP3, hiredis's parser) and reconnects by itself, subscribing again to every
+channel and pattern; listeners hear :class:`RedisUp` / :class:`RedisDown` as it comes and goes.
+txrealtime nodes also exchange heartbeats on ``{key}-nodes#`` so each knows which of its peers are alive
+(:meth:`RedisLink.nodes`).
+
+What it could not carry is never silent: every message not handed to Redis is counted in
+:attr:`RedisLink.undelivered` and an outage is logged once when it starts and once, with that count, when
+it ends (:class:`txrealtime.adapters.losses.Outage`); the spans during which this node could not receive are
+counted in :attr:`RedisLink.deafness`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, cast
-from urllib.parse import unquote, urlsplit
+from typing import Any
 
-import txredisapi
-from twisted.internet.defer import Deferred, DeferredList, fail, gatherResults, succeed
-from twisted.internet.endpoints import HostnameEndpoint, wrapClientTLS
-from twisted.internet.ssl import optionsForClientTLS
+from twisted.internet.defer import Deferred, DeferredList, fail, succeed
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from ..._logging import gate
+from ..._logging import Throttle, gate, name_for_log
 from ..._observers import Observers
 from ..._reactor import cancel, default_reactor, now
+from ...redis.client import ClientDown, ClientUp, RedisClient
+from ...redis.connection import RedisUnavailable
+from ...redis.url import RedisURL
+from ..losses import Deafness, Outage
+from ..pubsub import Handler, Subscriptions
 from .wire import NodeMessage, WireError, decode_node_message, encode, new_id, nodes_channel
 
 __all__ = ["RedisDown", "RedisLink", "RedisUnavailable", "RedisURL", "RedisUp"]
 
 log = Logger(observer=gate)
-
-
-class RedisUnavailable(ConnectionError):
-    """Redis cannot be reached right now; only this node was acted upon."""
+_throttled = Throttle(log)
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,74 +48,6 @@ class RedisDown:
     """The link to Redis was lost; the link reconnects by itself."""
 
     reason: str
-
-
-@dataclass(frozen=True)
-class RedisURL:
-    """``redis://[user:password@]host[:port][/db]`` (``rediss://`` for TLS)."""
-
-    host: str = "127.0.0.1"
-    port: int = 6379
-    db: int | None = None
-    username: str | None = None
-    password: str | None = None
-    tls: bool = False
-
-    @classmethod
-    def parse(cls, url: str) -> RedisURL:
-        parts = urlsplit(url)
-        if parts.scheme not in ("redis", "rediss"):
-            raise ValueError(f"not a redis:// URL: {url!r}")
-        db = parts.path.strip("/")
-        if db and not db.isdigit():
-            raise ValueError(f"the database in {url!r} must be a number")
-        return cls(
-            host=parts.hostname or "127.0.0.1",
-            port=parts.port or 6379,
-            db=int(db) if db else None,
-            username=unquote(parts.username) if parts.username else None,
-            password=unquote(parts.password) if parts.password else None,
-            tls=parts.scheme == "rediss",
-        )
-
-
-class _Subscriber(txredisapi.SubscriberProtocol):  # type: ignore[misc]
-    link: RedisLink
-
-    def messageReceived(self, pattern: bytes | None, channel: bytes, message: bytes) -> None:
-        self.link._message(pattern, channel, message)
-
-    def connectionLost(self, reason: Failure) -> None:
-        super().connectionLost(reason)
-        self.link._lost(self, reason.getErrorMessage())
-
-
-class _Publisher(txredisapi.RedisProtocol):  # type: ignore[misc]
-    link: RedisLink
-
-    def connectionLost(self, reason: Failure) -> None:
-        super().connectionLost(reason)
-        self.link._lost(self, reason.getErrorMessage())
-
-
-class _Factory(txredisapi.RedisFactory):  # type: ignore[misc]
-    """A one-connection txredisapi factory that tells the link when its connection is ready."""
-
-    def __init__(self, link: RedisLink, protocol: type, url: RedisURL) -> None:
-        super().__init__(
-            None, url.db, 1, isLazy=True, charset=None, password=url.password, convertNumbers=False,
-            username=url.username,
-        )
-        self.protocol = protocol
-        self.link = link
-        self.maxDelay = link.reconnect_max_delay
-        self.initialDelay = min(1.0, link.reconnect_max_delay)
-
-    def buildProtocol(self, addr: object) -> Any:
-        protocol = super().buildProtocol(addr)
-        protocol.link = self.link
-        protocol.whenConnected().addCallback(self.link._ready)
-        return protocol
 
 
 class RedisLink:
@@ -130,6 +65,7 @@ class RedisLink:
         heartbeat_interval: float = 5.0,
         heartbeat_timeout: float = 15.0,
         reconnect_max_delay: float = 5.0,
+        health_check_interval: float = 5.0,
         reactor: Any = None,
     ) -> None:
         reactor = default_reactor(reactor)
@@ -141,25 +77,39 @@ class RedisLink:
         self.reconnect_max_delay = reconnect_max_delay
         self.reactor = reactor
         self.uid = new_id()
-        self.undelivered = 0
-        """Messages not published because Redis was unreachable (each was delivered locally only)."""
         self.requests_timed_out = 0
         """Requests to the other nodes (``fetch_sockets``, ``server_side_emit`` with acks, ...) that some
         node did not answer within ``requests_timeout``."""
         self.losses = 0
         """Times the link went down after being up."""
-        self._channels: dict[str, list[Callable[[str, bytes], object]]] = {}
-        self._patterns: dict[str, list[Callable[[str, bytes], object]]] = {}
-        self._pub: Any = None
-        self._sub: Any = None
-        self._factories: list[_Factory] = []
-        self._subscribed = False
+        self.outage = Outage(f"Redis link {self.uid}", log, self._now)
+        """Messages not sent to the other nodes, and the log lines of each outage."""
+        self.deafness = Deafness(self._now)
+        """Spans during which this node's subscriptions were down: what others published then never arrived."""
+        self.missed = 0
+        """Broadcasts from other txrealtime nodes that never arrived here, as their sequence numbers tell."""
+        self.nodes_channel = nodes_channel(key)
+        self._subscriptions = Subscriptions(self._subscribe, self._unsubscribe)
         self._started = False
         self._stopped = False
+        self._up = False
         self._heartbeat: Any = None
         self._nodes: dict[str, float] = {}
         self._listeners: Observers[RedisUp | RedisDown] = Observers("Redis link")
-        self.nodes_channel = nodes_channel(key)
+        settings: dict[str, Any] = {
+            "reactor": reactor, "reconnect_max_delay": reconnect_max_delay,
+            "health_check_interval": health_check_interval,
+        }
+        self._pub = RedisClient(self.url, name=f"txrealtime:{self.uid}:pub", **settings)
+        self._sub = RedisClient(self.url, name=f"txrealtime:{self.uid}:sub", on_message=self._message, **settings)
+        for client in (self._pub, self._sub):
+            client.subscribe_events(self._client_event)
+
+    @property
+    def undelivered(self) -> int:
+        """Messages not published because Redis was unreachable or did not confirm them (each was delivered
+        locally only)."""
+        return self.outage.undelivered
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -170,10 +120,8 @@ class RedisLink:
         self._started = True
         self._stopped = False
         self.subscribe(self.nodes_channel, self._on_node_message)
-        for protocol in (_Publisher, _Subscriber):
-            factory = _Factory(self, protocol, self.url)
-            self._factories.append(factory)
-            factory.startConnecting(self._endpoint())
+        self._pub.start()
+        self._sub.start()
         self._beat()
 
     def stop(self) -> Deferred[Any]:
@@ -192,124 +140,73 @@ class RedisLink:
         self._started = False
         self._stopped = True
         self._heartbeat = cancel(self._heartbeat)
-        factories, self._factories = self._factories, []
+        self._set_up(False, "stopped")
+        self.outage.close()
 
         def close(_: object) -> Deferred[Any]:
-            return DeferredList([f.disconnect() for f in factories], consumeErrors=True)
+            return DeferredList([self._pub.stop(), self._sub.stop()], consumeErrors=True)
 
         return _answered_within(answered, self.requests_timeout, self.reactor).addCallback(close)
-
-    def _endpoint(self) -> Any:
-        endpoint = HostnameEndpoint(self.reactor, self.url.host, self.url.port, timeout=10)
-        if self.url.tls:
-            return wrapClientTLS(optionsForClientTLS(self.url.host), cast(Any, endpoint))
-        return endpoint
 
     @property
     def connected(self) -> bool:
         """Whether the link is started (not stopped), both connections are up and subscriptions are in place."""
-        return self._started and self._pub is not None and self._sub is not None and self._subscribed
+        return self._started and self._pub.connected and self._sub.connected
 
     def subscribe_events(self, listener: Callable[[RedisUp | RedisDown], object]) -> Callable[[], None]:
         """Call ``listener`` with :class:`RedisUp` / :class:`RedisDown` as the link comes and goes; returns a
         function that unsubscribes it."""
         return self._listeners.subscribe(listener)
 
-    def _fire(self, event: RedisUp | RedisDown) -> None:
-        self._listeners.publish(event)
+    def _client_event(self, event: ClientUp | ClientDown) -> None:
+        if isinstance(event, ClientDown) and not self._sub.connected:
+            self.deafness.deaf()
+        if isinstance(event, ClientUp) and self._sub.connected:
+            self.deafness.hearing()
+        self._set_up(self.connected, event.reason if isinstance(event, ClientDown) else "")
 
-    def _ready(self, protocol: Any) -> None:
-        if isinstance(protocol, _Subscriber):
-            self._sub = protocol
-            self._subscribed = False
-            subscribing = []
-            if self._channels:
-                subscribing.append(protocol.subscribe(list(self._channels)))
-            if self._patterns:
-                subscribing.append(protocol.psubscribe(list(self._patterns)))
-            gatherResults(subscribing, consumeErrors=True).addCallbacks(
-                lambda _: self._subscriptions_ready(protocol),
-                lambda f: log.failure("Redis subscription failed", f),
-            )
-        else:
-            self._pub = protocol
-            self._check_up()
-
-    def _subscriptions_ready(self, protocol: Any) -> None:
-        if self._sub is protocol:
-            self._subscribed = True
-            self._check_up()
-
-    def _check_up(self) -> None:
-        if self.connected:
-            log.info(
-                "Redis link {uid} connected to {host}:{port}", uid=self.uid, host=self.url.host, port=self.url.port
-            )
-            self._fire(RedisUp())
-            self._send_heartbeat()
-
-    def _lost(self, protocol: Any, reason: str) -> None:
-        was_up = self.connected  # false once stopped: closing is not a loss
-        if protocol is self._sub:
-            self._sub = None
-            self._subscribed = False
-        elif protocol is self._pub:
-            self._pub = None
-        else:
+    def _set_up(self, up: bool, reason: str) -> None:
+        if up == self._up:
             return
-        if was_up:
+        self._up = up
+        if up:
+            log.info("Redis link {uid} connected to {address}", uid=self.uid, address=self.url.address)
+            self.outage.back()
+            self._listeners.publish(RedisUp())
+            self._send_heartbeat()
+        elif not self._stopped:  # closing is not a loss
             self.losses += 1
-            log.error(
-                "Redis link {uid} lost ({reason}): broadcasts reach this node only until it reconnects",
-                uid=self.uid,
-                reason=reason,
-            )
-            self._fire(RedisDown(reason))
+            self.outage.lost(reason)
+            self._listeners.publish(RedisDown(reason))
 
     # -- pub/sub -------------------------------------------------------------------
 
-    def subscribe(self, channel: str, handler: Callable[[str, bytes], object]) -> None:
+    def subscribe(self, channel: str, handler: Handler) -> None:
         """Call ``handler(channel, message)`` for each message on ``channel``, across reconnections."""
-        first = channel not in self._channels
-        self._channels.setdefault(channel, []).append(handler)
-        if first and self._sub is not None:
-            self._sub.subscribe(channel)
+        self._subscriptions.add("subscribe", channel, handler)
 
-    def psubscribe(self, pattern: str, handler: Callable[[str, bytes], object]) -> None:
+    def psubscribe(self, pattern: str, handler: Handler) -> None:
         """Call ``handler(channel, message)`` for each message on a channel matching the glob ``pattern``."""
-        first = pattern not in self._patterns
-        self._patterns.setdefault(pattern, []).append(handler)
-        if first and self._sub is not None:
-            self._sub.psubscribe(pattern)
+        self._subscriptions.add("psubscribe", pattern, handler)
 
-    def unsubscribe(self, channel: str, handler: Callable[[str, bytes], object]) -> None:
+    def unsubscribe(self, channel: str, handler: Handler) -> None:
         """Stop calling ``handler`` for ``channel`` (Redis is told once no handler is left)."""
-        handlers = self._channels.get(channel, [])
-        if handler in handlers:
-            handlers.remove(handler)
-        if not handlers and channel in self._channels:
-            del self._channels[channel]
-            if self._sub is not None:
-                self._sub.unsubscribe(channel)
+        self._subscriptions.remove("subscribe", channel, handler)
 
-    def punsubscribe(self, pattern: str, handler: Callable[[str, bytes], object]) -> None:
+    def punsubscribe(self, pattern: str, handler: Handler) -> None:
         """Stop calling ``handler`` for ``pattern`` (Redis is told once no handler is left)."""
-        handlers = self._patterns.get(pattern, [])
-        if handler in handlers:
-            handlers.remove(handler)
-        if not handlers and pattern in self._patterns:
-            del self._patterns[pattern]
-            if self._sub is not None:
-                self._sub.punsubscribe(pattern)
+        self._subscriptions.remove("psubscribe", pattern, handler)
+
+    def _subscribe(self, kind: str, name: str) -> None:
+        self._sub.subscribe(kind, [name]).addErrback(lambda _: None)  # held: subscribed on every connection
+
+    def _unsubscribe(self, kind: str, name: str) -> None:
+        self._sub.unsubscribe(kind, [name]).addErrback(lambda _: None)
 
     def publish(self, channel: str, message: bytes) -> bool:
         """Publish if Redis is reachable; ``False`` (and counted in :attr:`undelivered`) if not."""
         if not self.connected:
-            self.undelivered += 1
-            if self._stopped:
-                log.info("Redis link stopped: message for {channel} not sent to other nodes", channel=channel)
-            else:
-                log.warn("Redis unavailable: message for {channel} not sent to other nodes", channel=channel)
+            self.outage.dropped(why="stopped" if self._stopped else "unreachable")
             return False
         self._send(channel, message)
         return True
@@ -319,24 +216,20 @@ class RedisLink:
         (Redis's answer to ``PUBLISH``), or fails with :class:`RedisUnavailable` if the link is not connected,
         or with Redis's error; either failure is counted in :attr:`undelivered`."""
         if not self.connected:
-            self.undelivered += 1
-            return fail(RedisUnavailable(f"Redis is unreachable: message for {channel} not sent"))
+            self.outage.dropped(why="stopped" if self._stopped else "unreachable")
+            return fail(RedisUnavailable(f"Redis is unreachable: message for {name_for_log(channel)} not sent"))
+        return self._pub.execute("PUBLISH", channel, message).addCallbacks(int, self._unconfirmed)
 
-        def failed(failure: Failure) -> Failure:
-            self.undelivered += 1
-            return failure
-
-        return cast(Deferred[int], self._pub.publish(channel, message).addCallbacks(int, failed))
+    def _unconfirmed(self, failure: Failure) -> Failure:
+        """A publish Redis did not confirm: lost with the connection (counted in the outage), or refused."""
+        self.outage.dropped(why="not confirming")
+        if not failure.check(RedisUnavailable):
+            _throttled.warn("Redis refused a publish: {error}", error=failure.getErrorMessage())
+        return failure
 
     def _send(self, channel: str, message: bytes) -> Deferred[None]:
-        """Publish; the result fires (with ``None``) once Redis answered or the publish failed (logged)."""
-
-        def failed(failure: Failure) -> None:
-            log.error(
-                "Redis publish to {channel} failed: {error}", channel=channel, error=failure.getErrorMessage()
-            )
-
-        return self.send(channel, message).addCallbacks(lambda _: None, failed)
+        """Publish; the result fires (with ``None``) once Redis answered or the publish failed (counted)."""
+        return self.send(channel, message).addCallbacks(lambda _: None, lambda _: None)
 
     def when_connected(self) -> Deferred[None]:
         """Fire once the link is :attr:`connected` (at once if it is): for a process that publishes only,
@@ -359,20 +252,10 @@ class RedisLink:
         """How many connections subscribe to ``channel`` (``PUBSUB NUMSUB``)."""
         if not self.connected:
             return fail(RedisUnavailable("Redis is unreachable"))
-        d = self._pub.execute_command("PUBSUB", "NUMSUB", channel)
-        return cast(Deferred[int], d.addCallback(lambda reply: int(reply[1])))
+        return self._pub.execute("PUBSUB", "NUMSUB", channel).addCallback(_numsub)
 
-    def _message(self, pattern: bytes | None, channel: bytes, message: bytes) -> None:
-        name = channel.decode("utf-8", "replace")
-        if pattern is not None:
-            handlers = self._patterns.get(pattern.decode("utf-8", "replace"), [])
-        else:
-            handlers = self._channels.get(name, [])
-        for handler in list(handlers):
-            try:
-                handler(name, message)
-            except Exception:
-                log.failure("Handling a Redis message on {channel} failed", channel=name)
+    def _message(self, channel: bytes, message: bytes, pattern: bytes | None) -> None:
+        self._subscriptions.deliver(channel, message, pattern)
 
     # -- heartbeats --------------------------------------------------------------------
 
@@ -413,6 +296,12 @@ class RedisLink:
                 log.info("Redis link: node {uid} joined", uid=uid)
                 self._send_heartbeat()  # let the newcomer know about us without waiting
             self._nodes[uid] = self._now()
+
+
+def _numsub(reply: Any) -> int:
+    """The count in ``PUBSUB NUMSUB``'s answer: ``[channel, count]`` (RESP2) or ``{channel: count}`` (RESP3)."""
+    values = list(reply.values()) if isinstance(reply, dict) else reply[1::2]
+    return int(values[0]) if values else 0
 
 
 def _answered_within(answered: Deferred[None], timeout: float, reactor: Any) -> Deferred[None]:

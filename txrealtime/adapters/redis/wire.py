@@ -56,7 +56,7 @@ dropped); every decoding failure is a :class:`WireError`. Encoding raises
 ``TypeError`` for values the encoding cannot carry (binary in a JSON
 message, objects) and ``OverflowError`` for integers beyond 64 bits.
 
-Nothing here imports Twisted, txredisapi or :mod:`txrealtime.socketio`:
+Nothing here imports Twisted, :mod:`txrealtime.redis` or :mod:`txrealtime.socketio`:
 packets and options have wire-level types (:class:`WirePacket`,
 :class:`WireOptions`: rooms in order, timeouts in milliseconds) that the
 adapter maps to its own, and that the write-only :mod:`txrealtime.emitter` builds directly. Importing
