@@ -453,9 +453,19 @@ def test_options_and_packet_round_trip(opts: WireOptions, packet: WirePacket) ->
     assert wire.packet_from_body(wire.unpack(wire.pack(wire.packet_body(packet)))) == packet
 
 
-@given(st.builds(NodeMessage, uid=ids, kind=st.sampled_from(["heartbeat", "leave"])))
+node_uids = st.text(min_size=1, max_size=wire.MAX_UID).filter(str.isprintable)
+
+
+@given(st.builds(NodeMessage, uid=node_uids, kind=st.sampled_from(["heartbeat", "leave"])))
 def test_node_message_round_trip(message: NodeMessage) -> None:
     assert wire.decode_node_message(wire.encode(message)) == message
+
+
+@pytest.mark.parametrize("uid", ["", "x" * (wire.MAX_UID + 1), "a\nb", "a\x1b[31m"])
+def test_node_uids_are_short_and_printable(uid: str) -> None:
+    """A heartbeat's uid lands in log lines: a megabyte or terminal escapes are refused."""
+    with pytest.raises(WireError):
+        wire.decode_node_message(wire.encode(NodeMessage(uid=uid)))
 
 
 # -- fuzzing: only WireError ---------------------------------------------------------------------------
@@ -660,7 +670,8 @@ def test_the_emitter_orders_broadcast_options_differently() -> None:
 
 def test_compress_flag_crosses_nodes_as_node_writes_it() -> None:
     """Left out unless false (as Node's adapter writes ``flags``); read back as the operator's flag."""
-    from txrealtime.adapters.redis.adapter import _options, _wire_options
+    from txrealtime.adapters.broker import options as _options
+    from txrealtime.adapters.broker import wire_options as _wire_options
     from txrealtime.socketio.adapter import BroadcastFlags, BroadcastOptions
 
     plain = BroadcastOptions(flags=BroadcastFlags(compress=False))

@@ -35,6 +35,13 @@ class PubSubLink(Protocol):
     """Seconds to wait for the answers of the other servers to a request."""
     requests_timed_out: int
     """Requests whose answers did not all come within ``requests_timeout`` (counted by the adapter)."""
+    refused: int
+    """Broadcasts and requests the adapter refused: their payload cannot be carried to the other nodes."""
+    malformed: int
+    """Messages the adapter ignored because they are not well-formed (counted by the adapter)."""
+    missed: int
+    """Broadcasts from other txrealtime nodes that never arrived (counted by the adapter, see
+    :mod:`txrealtime.adapters.sequence`)."""
 
     def start(self) -> None:
         """Connect (idempotent)."""

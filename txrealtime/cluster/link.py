@@ -56,6 +56,12 @@ class ClusterLink:
         """Messages not sent because the master was unreachable, logged once per outage."""
         self.requests_timed_out = 0
         """Requests whose answers did not all come in time (counted by the adapter, read by the metrics)."""
+        self.refused = 0
+        """Broadcasts and requests whose payload cannot be carried to the other workers (counted by the adapter)."""
+        self.malformed = 0
+        """Messages from other workers ignored because they are not well-formed (counted by the adapter)."""
+        self.missed = 0
+        """Broadcasts from other workers that never arrived (counted by the adapter)."""
         self._channel = channel
         self._channels: dict[str, list[Handler]] = {}
         self._patterns: dict[str, list[Handler]] = {}

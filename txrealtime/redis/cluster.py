@@ -3,7 +3,9 @@
 :class:`ClusterClient` discovers the cluster from any one node (``CLUSTER SHARDS``, or ``CLUSTER SLOTS``
 before Redis 7; :mod:`txrealtime.redis.slots` reads them) and keeps a
 :class:`txrealtime.redis.client.RedisClient` per master for commands, another per master for the shard
-channels it serves. A command with a key goes to the master of the key's slot:
+channels it serves, both opened as soon as the master is known. (A single Redis, not in cluster mode, is
+taken as a cluster of one node serving every slot: sharded pub/sub works there too.) A command with a key
+goes to the master of the key's slot:
 
 - ``MOVED slot host:port``: the map is corrected for that slot, the whole map fetched again soon, and the
   command sent there;
@@ -38,7 +40,7 @@ from .._reactor import cancel, default_reactor
 from .client import ClientDown, ClientUp, MessageHandler, RedisClient
 from .connection import RedisUnavailable, connect
 from .resp import ReplyError
-from .slots import Address, SlotMap, key_slot, parse_redirect
+from .slots import SLOTS, Address, SlotMap, key_slot, parse_redirect
 from .url import RedisURL
 
 __all__ = ["ClusterClient", "ClusterDown", "ClusterUp"]
@@ -120,6 +122,12 @@ class ClusterClient:
             return False
         clients = (*self._nodes.values(), *self._subscribers.values())
         return all(c.connected for c in clients)
+
+    def reaches(self, slot: int) -> bool:
+        """Whether the master of ``slot`` is connected (a command for it goes out at once)."""
+        address = self.slots.owner(slot) if self.slots is not None else None
+        client = self._nodes.get(address) if address is not None else None
+        return client is not None and client.connected
 
     def masters(self) -> list[Address]:
         """The masters, as the slot map names them."""
@@ -220,6 +228,9 @@ class ClusterClient:
             self._nodes[address] = self._client(address, subscriber=False)
         for address in set(self._nodes) - masters:
             self._nodes.pop(address).stop()
+        for address in masters - set(self._subscribers):
+            # Ready before any channel needs it: a new shard channel is then one round trip from subscribed.
+            self._subscribers[address] = self._client(address, subscriber=True)
         self._place()
         for address in set(self._subscribers) - masters:
             self._subscribers.pop(address).stop()
@@ -253,6 +264,8 @@ class ClusterClient:
         try:
             return SlotMap.from_shards(await execute("CLUSTER", "SHARDS"), address)
         except ReplyError as e:
+            if "cluster support disabled" in e.message:  # one Redis, not a cluster: it serves every slot
+                return SlotMap([(0, SLOTS - 1, address)])
             if "unknown subcommand" not in e.message.lower():
                 raise
         return SlotMap.from_slots(await execute("CLUSTER", "SLOTS"), address)

@@ -11,6 +11,12 @@ txrealtime nodes, Node ``socket.io`` nodes and ``@socket.io/redis-emitter`` send
     link = RedisLink("redis://127.0.0.1:6379")
     server = Server(adapter=redis_adapter(link))
 
+Redis Cluster users have the sharded adapter, wire-compatible with Node's ``createShardedAdapter``
+(:mod:`txrealtime.adapters.redis.sharded`, on a :class:`ShardedRedisLink` to any node of the cluster)::
+
+    link = ShardedRedisLink("redis://any-node:6379")
+    server = Server(adapter=sharded_adapter(link))
+
 The names below are imported on first use: the link brings in Twisted's
 networking and txrealtime's Redis client (:mod:`txrealtime.redis`), and the pure
 modules (which the synchronous emitter uses in processes without a reactor)
@@ -25,6 +31,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .adapter import RedisAdapter, RemoteSocket, redis_adapter
     from .link import RedisDown, RedisLink, RedisUnavailable, RedisUp, RedisURL
+    from .sharded import ShardedRedisAdapter, sharded_adapter
+    from .sharded_link import ShardedRedisLink
 
 __all__ = [
     "RedisAdapter",
@@ -34,7 +42,10 @@ __all__ = [
     "RedisUnavailable",
     "RedisUp",
     "RemoteSocket",
+    "ShardedRedisAdapter",
+    "ShardedRedisLink",
     "redis_adapter",
+    "sharded_adapter",
 ]
 
 _MODULES = {
@@ -46,6 +57,9 @@ _MODULES = {
     "RedisURL": "link",
     "RedisUnavailable": "link",
     "RedisUp": "link",
+    "ShardedRedisAdapter": "sharded",
+    "sharded_adapter": "sharded",
+    "ShardedRedisLink": "sharded_link",
 }
 
 

@@ -32,10 +32,14 @@ from ..losses import Deafness, Outage
 from ..pubsub import Handler, Subscriptions
 from .wire import NodeMessage, WireError, decode_node_message, encode, new_id, nodes_channel
 
-__all__ = ["RedisDown", "RedisLink", "RedisUnavailable", "RedisURL", "RedisUp"]
+__all__ = ["MAX_NODES", "BaseRedisLink", "RedisDown", "RedisLink", "RedisUnavailable", "RedisURL", "RedisUp",
+           "numsub_count"]
 
 log = Logger(observer=gate)
 _throttled = Throttle(log)
+
+MAX_NODES = 1000
+"""The most txrealtime nodes a link keeps track of; heartbeats from more are ignored (with a throttled warning)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,32 +54,33 @@ class RedisDown:
     reason: str
 
 
-class RedisLink:
-    """A process's connections to one Redis: publish, subscribe, reconnect, heartbeats.
+class BaseRedisLink:
+    """What the classic and the sharded links share: lifecycle and events, publishing with every loss counted,
+    heartbeats between txrealtime nodes. A subclass provides the connections (:meth:`_start_clients`,
+    :meth:`_stop_clients`, :attr:`connected`), the commands (:meth:`_publish_command`, :meth:`numsub`) and
+    the subscriptions (:meth:`_tell`, :meth:`_untell`), and calls :meth:`_state_changed` as they come and go."""
 
-    Share one link between all namespaces (``Server(adapter=redis_adapter(link))``).
-    """
+    channel_kind = "subscribe"
+    """How this link subscribes to a channel (``subscribe``, or ``ssubscribe`` for shard channels)."""
 
     def __init__(
         self,
-        url: str = "redis://127.0.0.1:6379",
+        url: str,
         *,
-        key: str = "socket.io",
-        requests_timeout: float = 5.0,
-        heartbeat_interval: float = 5.0,
-        heartbeat_timeout: float = 15.0,
-        reconnect_max_delay: float = 5.0,
-        health_check_interval: float = 5.0,
-        reactor: Any = None,
+        key: str,
+        requests_timeout: float,
+        heartbeat_interval: float,
+        heartbeat_timeout: float,
+        reconnect_max_delay: float,
+        reactor: Any,
     ) -> None:
-        reactor = default_reactor(reactor)
         self.url = RedisURL.parse(url)
         self.key = key
         self.requests_timeout = requests_timeout
         self.heartbeat_interval = heartbeat_interval
         self.heartbeat_timeout = heartbeat_timeout
         self.reconnect_max_delay = reconnect_max_delay
-        self.reactor = reactor
+        self.reactor = default_reactor(reactor)
         self.uid = new_id()
         self.requests_timed_out = 0
         """Requests to the other nodes (``fetch_sockets``, ``server_side_emit`` with acks, ...) that some
@@ -87,29 +92,53 @@ class RedisLink:
         self.deafness = Deafness(self._now)
         """Spans during which this node's subscriptions were down: what others published then never arrived."""
         self.missed = 0
-        """Broadcasts from other txrealtime nodes that never arrived here, as their sequence numbers tell."""
+        """Broadcasts from other txrealtime nodes that never arrived here, as their sequence numbers tell
+        (:mod:`txrealtime.adapters.sequence`)."""
+        self.refused = 0
+        """Broadcasts and requests refused before anyone got them: their payload cannot be carried to the other
+        nodes (an error was raised to the code that emitted)."""
+        self.malformed = 0
+        """Messages from Redis ignored because they are not well-formed (logged, throttled)."""
         self.nodes_channel = nodes_channel(key)
-        self._subscriptions = Subscriptions(self._subscribe, self._unsubscribe)
+        self._subscriptions = Subscriptions(self._tell, self._untell, self.channel_kind)
         self._started = False
         self._stopped = False
         self._up = False
         self._heartbeat: Any = None
         self._nodes: dict[str, float] = {}
         self._listeners: Observers[RedisUp | RedisDown] = Observers("Redis link")
-        settings: dict[str, Any] = {
-            "reactor": reactor, "reconnect_max_delay": reconnect_max_delay,
-            "health_check_interval": health_check_interval,
-        }
-        self._pub = RedisClient(self.url, name=f"txrealtime:{self.uid}:pub", **settings)
-        self._sub = RedisClient(self.url, name=f"txrealtime:{self.uid}:sub", on_message=self._message, **settings)
-        for client in (self._pub, self._sub):
-            client.subscribe_events(self._client_event)
 
     @property
     def undelivered(self) -> int:
         """Messages not published because Redis was unreachable or did not confirm them (each was delivered
         locally only)."""
         return self.outage.undelivered
+
+    # -- what a subclass provides ---------------------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        """Whether the link is started (not stopped), its connections are up and its subscriptions in place."""
+        raise NotImplementedError
+
+    def _start_clients(self) -> None:
+        raise NotImplementedError
+
+    def _stop_clients(self) -> Deferred[Any]:
+        raise NotImplementedError
+
+    def _publish_command(self, channel: str, message: bytes) -> Deferred[Any]:
+        raise NotImplementedError
+
+    def numsub(self, channel: str) -> Deferred[int]:
+        """How many connections subscribe to ``channel``."""
+        raise NotImplementedError
+
+    def _tell(self, kind: str, name: str) -> None:
+        raise NotImplementedError
+
+    def _untell(self, kind: str, name: str) -> None:
+        raise NotImplementedError
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -120,12 +149,11 @@ class RedisLink:
         self._started = True
         self._stopped = False
         self.subscribe(self.nodes_channel, self._on_node_message)
-        self._pub.start()
-        self._sub.start()
+        self._start_clients()
         self._beat()
 
     def stop(self) -> Deferred[Any]:
-        """Say goodbye to the other nodes and close both connections.
+        """Say goodbye to the other nodes and close the connections.
 
         The connections close once Redis has answered the goodbye (or after
         ``requests_timeout``). Redis answers in order, so every message
@@ -142,28 +170,22 @@ class RedisLink:
         self._heartbeat = cancel(self._heartbeat)
         self._set_up(False, "stopped")
         self.outage.close()
-
-        def close(_: object) -> Deferred[Any]:
-            return DeferredList([self._pub.stop(), self._sub.stop()], consumeErrors=True)
-
-        return _answered_within(answered, self.requests_timeout, self.reactor).addCallback(close)
-
-    @property
-    def connected(self) -> bool:
-        """Whether the link is started (not stopped), both connections are up and subscriptions are in place."""
-        return self._started and self._pub.connected and self._sub.connected
+        return _answered_within(answered, self.requests_timeout, self.reactor).addCallback(
+            lambda _: self._stop_clients()
+        )
 
     def subscribe_events(self, listener: Callable[[RedisUp | RedisDown], object]) -> Callable[[], None]:
         """Call ``listener`` with :class:`RedisUp` / :class:`RedisDown` as the link comes and goes; returns a
         function that unsubscribes it."""
         return self._listeners.subscribe(listener)
 
-    def _client_event(self, event: ClientUp | ClientDown) -> None:
-        if isinstance(event, ClientDown) and not self._sub.connected:
+    def _state_changed(self, reason: str = "", hearing: bool | None = None) -> None:
+        """The connections changed: ``hearing`` says whether the subscriptions are all in place now."""
+        if hearing is False:
             self.deafness.deaf()
-        if isinstance(event, ClientUp) and self._sub.connected:
+        elif hearing:
             self.deafness.hearing()
-        self._set_up(self.connected, event.reason if isinstance(event, ClientDown) else "")
+        self._set_up(self.connected, reason)
 
     def _set_up(self, up: bool, reason: str) -> None:
         if up == self._up:
@@ -178,58 +200,6 @@ class RedisLink:
             self.losses += 1
             self.outage.lost(reason)
             self._listeners.publish(RedisDown(reason))
-
-    # -- pub/sub -------------------------------------------------------------------
-
-    def subscribe(self, channel: str, handler: Handler) -> None:
-        """Call ``handler(channel, message)`` for each message on ``channel``, across reconnections."""
-        self._subscriptions.add("subscribe", channel, handler)
-
-    def psubscribe(self, pattern: str, handler: Handler) -> None:
-        """Call ``handler(channel, message)`` for each message on a channel matching the glob ``pattern``."""
-        self._subscriptions.add("psubscribe", pattern, handler)
-
-    def unsubscribe(self, channel: str, handler: Handler) -> None:
-        """Stop calling ``handler`` for ``channel`` (Redis is told once no handler is left)."""
-        self._subscriptions.remove("subscribe", channel, handler)
-
-    def punsubscribe(self, pattern: str, handler: Handler) -> None:
-        """Stop calling ``handler`` for ``pattern`` (Redis is told once no handler is left)."""
-        self._subscriptions.remove("psubscribe", pattern, handler)
-
-    def _subscribe(self, kind: str, name: str) -> None:
-        self._sub.subscribe(kind, [name]).addErrback(lambda _: None)  # held: subscribed on every connection
-
-    def _unsubscribe(self, kind: str, name: str) -> None:
-        self._sub.unsubscribe(kind, [name]).addErrback(lambda _: None)
-
-    def publish(self, channel: str, message: bytes) -> bool:
-        """Publish if Redis is reachable; ``False`` (and counted in :attr:`undelivered`) if not."""
-        if not self.connected:
-            self.outage.dropped(why="stopped" if self._stopped else "unreachable")
-            return False
-        self._send(channel, message)
-        return True
-
-    def send(self, channel: str, message: bytes) -> Deferred[int]:
-        """Publish, for callers that wait for Redis: fires with how many subscribers received ``message``
-        (Redis's answer to ``PUBLISH``), or fails with :class:`RedisUnavailable` if the link is not connected,
-        or with Redis's error; either failure is counted in :attr:`undelivered`."""
-        if not self.connected:
-            self.outage.dropped(why="stopped" if self._stopped else "unreachable")
-            return fail(RedisUnavailable(f"Redis is unreachable: message for {name_for_log(channel)} not sent"))
-        return self._pub.execute("PUBLISH", channel, message).addCallbacks(int, self._unconfirmed)
-
-    def _unconfirmed(self, failure: Failure) -> Failure:
-        """A publish Redis did not confirm: lost with the connection (counted in the outage), or refused."""
-        self.outage.dropped(why="not confirming")
-        if not failure.check(RedisUnavailable):
-            _throttled.warn("Redis refused a publish: {error}", error=failure.getErrorMessage())
-        return failure
-
-    def _send(self, channel: str, message: bytes) -> Deferred[None]:
-        """Publish; the result fires (with ``None``) once Redis answered or the publish failed (counted)."""
-        return self.send(channel, message).addCallbacks(lambda _: None, lambda _: None)
 
     def when_connected(self) -> Deferred[None]:
         """Fire once the link is :attr:`connected` (at once if it is): for a process that publishes only,
@@ -248,11 +218,47 @@ class RedisLink:
         unsubscribe = self.subscribe_events(up)
         return ready
 
-    def numsub(self, channel: str) -> Deferred[int]:
-        """How many connections subscribe to ``channel`` (``PUBSUB NUMSUB``)."""
-        if not self.connected:
-            return fail(RedisUnavailable("Redis is unreachable"))
-        return self._pub.execute("PUBSUB", "NUMSUB", channel).addCallback(_numsub)
+    # -- pub/sub -------------------------------------------------------------------
+
+    def subscribe(self, channel: str, handler: Handler) -> None:
+        """Call ``handler(channel, message)`` for each message on ``channel``, across reconnections."""
+        self._subscriptions.add(self.channel_kind, channel, handler)
+
+    def unsubscribe(self, channel: str, handler: Handler) -> None:
+        """Stop calling ``handler`` for ``channel`` (Redis is told once no handler is left)."""
+        self._subscriptions.remove(self.channel_kind, channel, handler)
+
+    def _can_publish(self, channel: str) -> bool:
+        """Whether a publication on ``channel`` can go out now."""
+        return self.connected
+
+    def publish(self, channel: str, message: bytes) -> bool:
+        """Publish if Redis is reachable; ``False`` (and counted in :attr:`undelivered`) if not."""
+        if not self._can_publish(channel):
+            self.outage.dropped(why="stopped" if self._stopped else "unreachable")
+            return False
+        self._send(channel, message)
+        return True
+
+    def send(self, channel: str, message: bytes) -> Deferred[int]:
+        """Publish, for callers that wait for Redis: fires with how many subscribers received ``message``
+        (Redis's answer), or fails with :class:`RedisUnavailable` if the link is not connected, or with
+        Redis's error; either failure is counted in :attr:`undelivered`."""
+        if not self._can_publish(channel):
+            self.outage.dropped(why="stopped" if self._stopped else "unreachable")
+            return fail(RedisUnavailable(f"Redis is unreachable: message for {name_for_log(channel)} not sent"))
+        return self._publish_command(channel, message).addCallbacks(int, self._unconfirmed)
+
+    def _unconfirmed(self, failure: Failure) -> Failure:
+        """A publish Redis did not confirm: lost with the connection (counted in the outage), or refused."""
+        self.outage.dropped(why="not confirming")
+        if not failure.check(RedisUnavailable):
+            _throttled.warn("Redis refused a publish: {error}", error=failure.getErrorMessage())
+        return failure
+
+    def _send(self, channel: str, message: bytes) -> Deferred[None]:
+        """Publish; the result fires (with ``None``) once Redis answered or the publish failed (counted)."""
+        return self.send(channel, message).addCallbacks(lambda _: None, lambda _: None)
 
     def _message(self, channel: bytes, message: bytes, pattern: bytes | None) -> None:
         self._subscriptions.deliver(channel, message, pattern)
@@ -284,6 +290,8 @@ class RedisLink:
         try:
             node = decode_node_message(message)
         except WireError:
+            self.malformed += 1
+            _throttled.warn("Ignoring a malformed heartbeat on {channel}", channel=channel)
             return
         uid = node.uid
         if uid == self.uid:
@@ -291,14 +299,88 @@ class RedisLink:
         if node.kind == "leave":
             if self._nodes.pop(uid, None) is not None:
                 log.info("Redis link: node {uid} left", uid=uid)
-        else:
-            if uid not in self._nodes:
-                log.info("Redis link: node {uid} joined", uid=uid)
-                self._send_heartbeat()  # let the newcomer know about us without waiting
+        elif uid in self._nodes:
             self._nodes[uid] = self._now()
+        elif len(self._nodes) >= MAX_NODES:
+            _throttled.warn("Redis link: ignoring node {uid}: {count} nodes known already", uid=uid,
+                            count=len(self._nodes))
+        else:
+            log.info("Redis link: node {uid} joined", uid=uid)
+            self._nodes[uid] = self._now()
+            self._send_heartbeat()  # let the newcomer know about us without waiting
 
 
-def _numsub(reply: Any) -> int:
+class RedisLink(BaseRedisLink):
+    """A process's connections to one Redis: publish, subscribe, reconnect, heartbeats.
+
+    Share one link between all namespaces (``Server(adapter=redis_adapter(link))``).
+    """
+
+    def __init__(
+        self,
+        url: str = "redis://127.0.0.1:6379",
+        *,
+        key: str = "socket.io",
+        requests_timeout: float = 5.0,
+        heartbeat_interval: float = 5.0,
+        heartbeat_timeout: float = 15.0,
+        reconnect_max_delay: float = 5.0,
+        health_check_interval: float = 5.0,
+        reactor: Any = None,
+    ) -> None:
+        super().__init__(
+            url, key=key, requests_timeout=requests_timeout, heartbeat_interval=heartbeat_interval,
+            heartbeat_timeout=heartbeat_timeout, reconnect_max_delay=reconnect_max_delay, reactor=reactor,
+        )
+        settings: dict[str, Any] = {
+            "reactor": self.reactor, "reconnect_max_delay": reconnect_max_delay,
+            "health_check_interval": health_check_interval,
+        }
+        self._pub = RedisClient(self.url, name=f"txrealtime:{self.uid}:pub", **settings)
+        self._sub = RedisClient(self.url, name=f"txrealtime:{self.uid}:sub", on_message=self._message, **settings)
+        for client in (self._pub, self._sub):
+            client.subscribe_events(self._client_event)
+
+    @property
+    def connected(self) -> bool:
+        """Whether the link is started (not stopped), both connections are up and subscriptions are in place."""
+        return self._started and self._pub.connected and self._sub.connected
+
+    def _start_clients(self) -> None:
+        self._pub.start()
+        self._sub.start()
+
+    def _stop_clients(self) -> Deferred[Any]:
+        return DeferredList([self._pub.stop(), self._sub.stop()], consumeErrors=True)
+
+    def _client_event(self, event: ClientUp | ClientDown) -> None:
+        self._state_changed(event.reason if isinstance(event, ClientDown) else "", self._sub.connected)
+
+    def psubscribe(self, pattern: str, handler: Handler) -> None:
+        """Call ``handler(channel, message)`` for each message on a channel matching the glob ``pattern``."""
+        self._subscriptions.add("psubscribe", pattern, handler)
+
+    def punsubscribe(self, pattern: str, handler: Handler) -> None:
+        """Stop calling ``handler`` for ``pattern`` (Redis is told once no handler is left)."""
+        self._subscriptions.remove("psubscribe", pattern, handler)
+
+    def _tell(self, kind: str, name: str) -> None:
+        self._sub.subscribe(kind, [name]).addErrback(lambda _: None)  # held: subscribed on every connection
+
+    def _untell(self, kind: str, name: str) -> None:
+        self._sub.unsubscribe(kind, [name]).addErrback(lambda _: None)
+
+    def _publish_command(self, channel: str, message: bytes) -> Deferred[Any]:
+        return self._pub.execute("PUBLISH", channel, message)
+
+    def numsub(self, channel: str) -> Deferred[int]:
+        """How many connections subscribe to ``channel`` (``PUBSUB NUMSUB``)."""
+        if not self.connected:
+            return fail(RedisUnavailable("Redis is unreachable"))
+        return self._pub.execute("PUBSUB", "NUMSUB", channel).addCallback(numsub_count)
+
+
+def numsub_count(reply: Any) -> int:
     """The count in ``PUBSUB NUMSUB``'s answer: ``[channel, count]`` (RESP2) or ``{channel: count}`` (RESP3)."""
     values = list(reply.values()) if isinstance(reply, dict) else reply[1::2]
     return int(values[0]) if values else 0
