@@ -64,7 +64,8 @@ class Outage:
             self.log.warn("{what} back after {seconds:.1f} s: {dropped} messages for other nodes were not sent "
                           "meanwhile", what=self.what, seconds=seconds, dropped=dropped)
         else:
-            self.log.info("{what} back after {seconds:.1f} s; no message was lost", what=self.what, seconds=seconds)
+            self.log.info("{what} back after {seconds:.1f} s; every message this node sent meanwhile went out",
+                          what=self.what, seconds=seconds)
 
     def close(self) -> None:
         """The link is stopped: the count of an outage still under way is logged now."""

@@ -180,9 +180,10 @@ class BaseRedisLink:
         return self._listeners.subscribe(listener)
 
     def _state_changed(self, reason: str = "", hearing: bool | None = None) -> None:
-        """The connections changed: ``hearing`` says whether the subscriptions are all in place now."""
-        if hearing is False:
-            self.deafness.deaf()
+        """The connections changed: ``hearing`` says whether the subscriptions were lost (``False``) or are all
+        in place again (``True``); ``None`` if they did not change."""
+        if hearing is False and self._up:
+            self.deafness.deaf()  # not before the link was first up: nothing was heard yet to be missed
         elif hearing:
             self.deafness.hearing()
         self._set_up(self.connected, reason)
@@ -338,8 +339,8 @@ class RedisLink(BaseRedisLink):
         }
         self._pub = RedisClient(self.url, name=f"txrealtime:{self.uid}:pub", **settings)
         self._sub = RedisClient(self.url, name=f"txrealtime:{self.uid}:sub", on_message=self._message, **settings)
-        for client in (self._pub, self._sub):
-            client.subscribe_events(self._client_event)
+        self._pub.subscribe_events(lambda event: self._client_event(event, None))
+        self._sub.subscribe_events(lambda event: self._client_event(event, isinstance(event, ClientUp)))
 
     @property
     def connected(self) -> bool:
@@ -353,8 +354,8 @@ class RedisLink(BaseRedisLink):
     def _stop_clients(self) -> Deferred[Any]:
         return DeferredList([self._pub.stop(), self._sub.stop()], consumeErrors=True)
 
-    def _client_event(self, event: ClientUp | ClientDown) -> None:
-        self._state_changed(event.reason if isinstance(event, ClientDown) else "", self._sub.connected)
+    def _client_event(self, event: ClientUp | ClientDown, hearing: bool | None) -> None:
+        self._state_changed(event.reason if isinstance(event, ClientDown) else "", hearing)
 
     def psubscribe(self, pattern: str, handler: Handler) -> None:
         """Call ``handler(channel, message)`` for each message on a channel matching the glob ``pattern``."""

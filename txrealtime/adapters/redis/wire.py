@@ -59,7 +59,7 @@ where Node is (a missing ``nsp`` is ``/``, a missing room list is empty,
 numbers naming rooms become strings, unknown flags are dropped); every
 decoding failure is a :class:`WireError`. Encoding raises ``TypeError`` for
 values the encoding cannot carry (binary in a JSON message, objects) and
-``ValueError`` for nesting MessagePack refuses (over 512 levels) and for
+``ValueError`` for nesting MessagePack refuses (over 1,024 levels) and for
 integers too large even for a float.
 
 Nothing here imports Twisted, :mod:`txrealtime.redis` or :mod:`txrealtime.socketio`:
