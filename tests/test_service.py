@@ -18,11 +18,12 @@ from twisted.logger import LogLevel
 from twisted.python import usage
 from twisted.web.resource import Resource
 
-from tests.servers import INTEROP, RedisServer, Twistd
+from tests.servers import INTEROP, RedisCluster, RedisServer, Twistd
 from tests.tls import self_signed
 from txrealtime import set_log_level
 from txrealtime.client import Manager
 from txrealtime.engineio import HttpCompression, PerMessageDeflate
+from txrealtime.redis import ClusterClient
 from txrealtime.service import Options, makeService, mount, raise_open_files_limit
 from txrealtime.socketio import Server
 from txrealtime.socketio.recovery import StateRecovery
@@ -297,3 +298,53 @@ def test_redis_option_errors() -> None:
         parse("--redis", "http://nope")
     with pytest.raises(usage.UsageError, match="drop --engineio"):
         parse("--redis", "redis://127.0.0.1", "--engineio")
+
+
+def test_adapter_option_errors() -> None:
+    assert parse("--redis", "redis://127.0.0.1")["adapter"] == "redis"  # --redis alone: the classic adapter
+    assert parse("--adapter", "redis-sharded", "--redis", "redis://h:7000")["adapter"] == "redis-sharded"
+    with pytest.raises(usage.UsageError, match="one of redis, redis-sharded"):
+        parse("--adapter", "mongo", "--redis", "redis://127.0.0.1")
+    with pytest.raises(usage.UsageError, match="needs --redis"):
+        parse("--adapter", "redis-sharded")
+    with pytest.raises(usage.UsageError, match="database 0 only"):
+        parse("--adapter", "redis-sharded", "--redis", "redis://h:7000/2")
+    with pytest.raises(usage.UsageError, match="subscription-mode"):
+        parse("--adapter", "redis-sharded", "--redis", "redis://h", "--redis-subscription-mode", "lazy")
+
+
+@pytest_twisted.ensureDeferred
+async def test_two_twistd_nodes_share_the_chat_through_a_redis_cluster(redis_cluster: RedisCluster) -> None:
+    def node(index: int) -> Twistd:
+        return Twistd("--static", "examples/chat/public", "--app", "examples.chat.app:setup",
+                      "--adapter", "redis-sharded", "--redis", redis_cluster.url_of(index))
+
+    first, second = node(0), node(2)  # each discovers the cluster from a node of its own
+    managers = [Manager(first.url, transports=["websocket"]), Manager(second.url, transports=["websocket"])]
+    watcher = ClusterClient(redis_cluster.url)
+    watcher.start()
+    try:
+        await watcher.when_connected()
+        counts: list[int] = []
+        while sum(counts) < 2:  # both nodes subscribed to the namespace's channel: their links are up
+            counts = [c for _, c in await watcher.execute_on_masters("PUBSUB", "SHARDNUMSUB", "socket.io#/#")]
+        alice = await managers[0].socket("/").connect()
+        bob = await managers[1].socket("/").connect()
+        heard: Deferred[dict[str, object]] = Deferred()
+        bob.on("chat message", lambda msg: heard.callback(msg) if not heard.called else None)
+        await alice.emit_with_ack("join", "alice", timeout=10)
+        await bob.emit_with_ack("join", "bob", timeout=10)
+        for _ in range(200):  # the links may still be subscribing right after startup
+            await alice.emit_with_ack("chat message", "across the cluster", timeout=10)
+            if heard.called:
+                break
+            await deferLater(reactor, 0.05, lambda: None)
+        message = await heard
+        assert (message["name"], message["text"]) == ("alice", "across the cluster")
+    finally:
+        await watcher.stop()
+        for manager in managers:
+            await manager.close()
+        codes = [first.stop(), second.stop()]
+    assert codes == [0, 0]
+    assert "Redis link" in "".join(first.log)

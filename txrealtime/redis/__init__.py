@@ -19,16 +19,21 @@ Layers, each usable on its own:
     await client.when_connected()
     await client.execute("SET", "key", b"value")
 
-Nothing here installs a reactor on import.
+Nothing here installs a reactor on import, and the names below are imported on first use: a program that
+only reads a URL (``twistd txrealtime --redis`` checking its options) does not load the rest.
 """
 
 from __future__ import annotations
 
-from .client import ClientDown, ClientUp, RedisClient
-from .cluster import ClusterClient, ClusterDown, ClusterUp
-from .connection import RedisProtocol, RedisUnavailable
-from .resp import ProtocolError, ReplyError
-from .url import RedisURL
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .client import ClientDown, ClientUp, RedisClient
+    from .cluster import ClusterClient, ClusterDown, ClusterUp
+    from .connection import RedisProtocol, RedisUnavailable
+    from .resp import ProtocolError, ReplyError
+    from .url import RedisURL
 
 __all__ = [
     "ClientDown",
@@ -43,3 +48,26 @@ __all__ = [
     "RedisUnavailable",
     "ReplyError",
 ]
+
+_MODULES = {
+    "ClientDown": "client",
+    "ClientUp": "client",
+    "RedisClient": "client",
+    "ClusterClient": "cluster",
+    "ClusterDown": "cluster",
+    "ClusterUp": "cluster",
+    "RedisProtocol": "connection",
+    "RedisUnavailable": "connection",
+    "ProtocolError": "resp",
+    "ReplyError": "resp",
+    "RedisURL": "url",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _MODULES.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
