@@ -45,6 +45,8 @@ async function main() {
       callback(await io.timeout(5000).emitWithAck("question", 1));
     });
   });
+  // A server-side emit (from the emitter, say) is passed on to this server's own clients.
+  io.on("note", (...args) => io.local.emit("note", ...args));
   io.on("hello from python", (value, callback) => {
     if (typeof callback === "function") callback({ node: "says hi", value });
   });
