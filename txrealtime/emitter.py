@@ -446,7 +446,7 @@ class TwistedEmitter(BaseEmitter[Deferred[int]]):
     :class:`txrealtime.adapters.redis.ShardedRedisLink`, for servers on the sharded adapter).
 
     Every call returns a ``Deferred`` firing with how many Redis subscribers received the message, or
-    failing with :class:`txrealtime.adapters.redis.RedisUnavailable` while the link is not connected (see
+    failing with :class:`txrealtime.redis.connection.RedisUnavailable` while the link is not connected (see
     :meth:`txrealtime.adapters.redis.RedisLink.when_connected`), or with Redis's error. In a txrealtime
     server's process, give it the server's link; elsewhere make one and start it
     (:meth:`txrealtime.adapters.redis.RedisLink.start`). The key is the link's unless told otherwise.

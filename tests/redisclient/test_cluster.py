@@ -47,6 +47,17 @@ async def test_slots_routing_and_every_master(redis_cluster: RedisCluster) -> No
             assert await client.execute("GET", f"key{n}", key=f"key{n}") == str(n).encode()
         sizes = await client.execute_on_masters("DBSIZE")
         assert sum(sizes) == 30 and all(sizes)  # spread over the three
+        # A blocking read on the stream's master, on a connection of its own.
+        reader = client.dedicated("stream")
+        reader.start()
+        try:
+            await reader.when_connected()
+            read = reader.execute("XREAD", "BLOCK", 10_000, "STREAMS", "stream", "$", timeout=15)
+            await client.execute("XADD", "stream", "*", "f", "v", key="stream")
+            [[_, fields]] = (await read)[b"stream"]
+            assert fields == [b"f", b"v"]
+        finally:
+            await reader.stop()
     finally:
         await client.stop()
 

@@ -19,6 +19,7 @@ from txrealtime.redis.resp import (
     Reader,
     ReplyError,
     encode_command,
+    encode_command_pure,
     hiredis_reader,
     replies,
 )
@@ -201,13 +202,15 @@ def test_command_bytes() -> None:
         encode_command(["SET", True])
 
 
-@given(st.lists(st.one_of(st.binary(max_size=30), st.text(max_size=30), st.integers()), min_size=1, max_size=6))
-def test_commands_as_hiredis_packs_them(args: list[bytes | str | int]) -> None:
+@given(st.lists(st.one_of(st.binary(max_size=30), st.text(max_size=30), st.integers(), st.floats()), min_size=1,
+                max_size=6))
+def test_commands_as_hiredis_packs_them(args: list[bytes | str | int | float]) -> None:
+    assert encode_command(args) == encode_command_pure(args)
     if any(isinstance(a, str) and any(0xD800 <= ord(c) <= 0xDFFF for c in a) for a in args):
         return  # hiredis refuses lone surrogates; encode_command writes U+FFFD
-    assert encode_command(args) == hiredis.pack_command(tuple(args))  # type: ignore[arg-type]
+    assert encode_command_pure(args) == hiredis.pack_command(tuple(args))  # type: ignore[arg-type]
     assert read_all(PureReader(), encode_command(args)) == [
-        [a if isinstance(a, bytes) else str(a).encode() for a in args]
+        [a if isinstance(a, bytes) else repr(a).encode() if isinstance(a, float) else str(a).encode() for a in args]
     ]
 
 

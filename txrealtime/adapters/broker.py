@@ -159,7 +159,8 @@ class _AckRequest:
 class BrokerAdapter(Adapter):
     """Rooms of one namespace, with broadcasts and requests shared through a broker.
 
-    A subclass publishes (:meth:`_publish_broadcast`, :meth:`_publish_request`, :meth:`_publish_response`),
+    A subclass encodes and publishes (:meth:`_encode_broadcast`, :meth:`_publish_encoded`,
+    :meth:`_publish_request`, :meth:`_publish_response`),
     counts the servers (:meth:`_servers`), and hands what it decodes to :meth:`_received_broadcast`,
     :meth:`_received_request` and :meth:`_received_response`.
     """

@@ -25,7 +25,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from .._logging import gate
-from .._observers import Observers
+from .._observers import Observers, first
 from .._reactor import cancel, default_reactor
 from .connection import RedisProtocol, RedisUnavailable, connect
 from .resp import ReplyError
@@ -146,16 +146,7 @@ class RedisClient:
         """Fire once connected (at once if it is); cancelling the result stops waiting."""
         if self.connected:
             return succeed(None)
-        unsubscribe: Callable[[], None] = lambda: None  # noqa: E731 (replaced below)
-        ready: Deferred[None] = Deferred(lambda _: unsubscribe())
-
-        def up(event: ClientUp | ClientDown) -> None:
-            if isinstance(event, ClientUp) and not ready.called:
-                unsubscribe()
-                ready.callback(None)
-
-        unsubscribe = self.subscribe_events(up)
-        return ready
+        return first(self.subscribe_events, lambda event: isinstance(event, ClientUp))
 
     def dedicated(self, **changes: Any) -> RedisClient:
         """A new client of the same server with the same settings (``changes`` override them), and no

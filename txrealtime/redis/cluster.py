@@ -35,7 +35,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from .._logging import gate
-from .._observers import Observers
+from .._observers import Observers, first
 from .._reactor import cancel, default_reactor
 from .client import ClientDown, ClientUp, MessageHandler, RedisClient
 from .connection import RedisUnavailable, connect
@@ -157,16 +157,7 @@ class ClusterClient:
         """Fire once :attr:`connected` (at once if it is); cancelling the result stops waiting."""
         if self.connected:
             return succeed(None)
-        unsubscribe: Callable[[], None] = lambda: None  # noqa: E731 (replaced below)
-        ready: Deferred[None] = Deferred(lambda _: unsubscribe())
-
-        def up(event: ClusterUp | ClusterDown) -> None:
-            if isinstance(event, ClusterUp) and not ready.called:
-                unsubscribe()
-                ready.callback(None)
-
-        unsubscribe = self.subscribe_events(up)
-        return ready
+        return first(self.subscribe_events, lambda event: isinstance(event, ClusterUp))
 
     def _set_up(self, up: bool, reason: str = "") -> None:
         if up != self._up:
@@ -382,6 +373,18 @@ class ClusterClient:
             await self.refresh()
         except Exception:  # no node answered: the command's own error says more
             pass
+
+    def dedicated(self, key: bytes | str) -> RedisClient:
+        """A new client of the master serving ``key``'s slot now, for blocking commands on that key (``XREAD
+        BLOCK``): it does not follow the slot if it moves (its commands then fail with ``MOVED``; make another).
+        The caller starts and stops it. ``RedisUnavailable`` while the slot map is not known."""
+        address = self._owner(key_slot(key))
+        if address is None:
+            raise RedisUnavailable("the Redis Cluster's slot map is not known yet")
+        return RedisClient(
+            self.url.at(*address), reactor=self.reactor, name=self.name, reconnect_max_delay=self.reconnect_max_delay,
+            connect_timeout=self.connect_timeout, health_check_interval=self.health_check_interval,
+        )
 
     def execute_on_masters(self, *args: bytes | str | int | float) -> Deferred[list[Any]]:
         """Send a command to every master; the replies, in the order of :meth:`masters`."""

@@ -58,6 +58,7 @@ __all__ = [
     "ReplyError",
     "argument",
     "encode_command",
+    "encode_command_pure",
     "has_hiredis",
     "hiredis_reader",
     "new_reader",
@@ -141,7 +142,19 @@ def argument(value: bytes | str | int | float) -> bytes:
 
 
 def encode_command(args: Sequence[bytes | str | int | float]) -> bytes:
-    """One command as RESP: ``encode_command(["PUBLISH", "ch", b"msg"])``."""
+    """One command as RESP: ``encode_command(["PUBLISH", "ch", b"msg"])`` (hiredis's ``pack_command`` when
+    installed, as fast as it gets; the same bytes either way)."""
+    if _pack is not None and args:
+        try:
+            command: bytes = _pack(args if type(args) is tuple else tuple(args))
+            return command
+        except (TypeError, UnicodeEncodeError):  # a bool, or a lone surrogate: this module's rules
+            pass
+    return encode_command_pure(args)
+
+
+def encode_command_pure(args: Sequence[bytes | str | int | float]) -> bytes:
+    """:func:`encode_command` without hiredis."""
     if not args:
         raise ValueError("a command has at least its name")
     parts = [b"*%d\r\n" % len(args)]
@@ -336,6 +349,8 @@ try:
     import hiredis as _hiredis
 except ImportError:  # the pure reader serves
     _hiredis = None
+
+_pack: Any = None if _hiredis is None else _hiredis.pack_command
 
 PUSH_TYPES: tuple[type, ...] = (Push,) if _hiredis is None else (Push, _hiredis.PushNotification)
 """The types a push reply has, whichever reader read it."""

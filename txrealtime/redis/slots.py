@@ -23,6 +23,7 @@ that answered, as Redis documents. Redirections are error replies::
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -59,9 +60,10 @@ def crc16(data: bytes) -> int:
     return crc
 
 
+@functools.lru_cache(maxsize=4096)
 def key_slot(key: bytes | str) -> int:
     """The hash slot of ``key`` (hash tags respected); ``str`` keys are UTF-8 (U+FFFD for lone surrogates, as
-    they are sent)."""
+    they are sent). The last 4,096 keys' slots are kept: a link publishes to a few channels many times."""
     if isinstance(key, str):
         key = argument(key)
     start = key.find(b"{")

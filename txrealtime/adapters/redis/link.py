@@ -23,7 +23,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from ..._logging import Throttle, gate, name_for_log
-from ..._observers import Observers
+from ..._observers import Observers, first
 from ..._reactor import cancel, default_reactor, now
 from ...redis.client import ClientDown, ClientUp, RedisClient
 from ...redis.connection import RedisUnavailable
@@ -208,16 +208,7 @@ class BaseRedisLink:
         Cancelling the result stops waiting."""
         if self.connected:
             return succeed(None)
-        unsubscribe: Callable[[], None] = lambda: None  # noqa: E731 (replaced below)
-        ready: Deferred[None] = Deferred(lambda _: unsubscribe())
-
-        def up(event: RedisUp | RedisDown) -> None:
-            if isinstance(event, RedisUp) and not ready.called:
-                unsubscribe()
-                ready.callback(None)
-
-        unsubscribe = self.subscribe_events(up)
-        return ready
+        return first(self.subscribe_events, lambda event: isinstance(event, RedisUp))
 
     # -- pub/sub -------------------------------------------------------------------
 
@@ -238,7 +229,7 @@ class BaseRedisLink:
         if not self._can_publish(channel):
             self.outage.dropped(why="stopped" if self._stopped else "unreachable")
             return False
-        self._send(channel, message)
+        self._publish_command(channel, message).addErrback(self._unconfirmed_quietly)
         return True
 
     def send(self, channel: str, message: bytes) -> Deferred[int]:
@@ -256,6 +247,9 @@ class BaseRedisLink:
         if not failure.check(RedisUnavailable):
             _throttled.warn("Redis refused a publish: {error}", error=failure.getErrorMessage())
         return failure
+
+    def _unconfirmed_quietly(self, failure: Failure) -> None:
+        self._unconfirmed(failure)
 
     def _send(self, channel: str, message: bytes) -> Deferred[None]:
         """Publish; the result fires (with ``None``) once Redis answered or the publish failed (counted)."""
