@@ -23,6 +23,7 @@ those lines (``prints=`` says the same in a directive). Every python block also 
 - ``ports=8080,...``: each such port number in the program becomes a free port;
 - ``live=module:setup``: ``twistd txrealtime --app module:setup`` runs on the first of ``ports``;
 - ``redis=6379``: a private redis-server runs, on a free port that replaces this one;
+- ``redis-cluster=7000,7001,7002``: a private three-master Redis Cluster runs, on free ports replacing these;
 - ``server``: the program serves forever: started, probed (``probe=``, default: a python-socketio
   client connects), then stopped;
 - ``test=pytest`` / ``test=trial``: the block is a test module, run with ``python -m pytest`` /
@@ -77,8 +78,9 @@ DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 TIMEOUT = 120.0
 
 OPTIONS: dict[str, set[str]] = {
-    "python": {"ports", "live", "redis", "server", "probe", "test", "save", "template", "prints", "mypy-known", "why"},
-    "sh": {"cwd", "ports", "redis", "given", "probe", "not-run", "check", "help", "why"},
+    "python": {"ports", "live", "redis", "redis-cluster", "server", "probe", "test", "save", "template", "prints",
+               "mypy-known", "why"},
+    "sh": {"cwd", "ports", "redis", "redis-cluster", "given", "probe", "not-run", "check", "help", "why"},
     "html": {"app", "console", "twistd", "why"},
     "nginx": {"why"},
 }
@@ -329,8 +331,24 @@ def free_ports(block: Block, key: str = "ports") -> dict[str, int]:
     return {port: free_port() for value in block.options.get(key, []) for port in value.split(",") if port}
 
 
+def start_redis(block: Block, directory: Path, ports: dict[str, int], stack: ExitStack) -> None:
+    """The private Redis (``redis=``) or Redis Cluster (``redis-cluster=``) a block asks for, its ports in
+    ``ports``."""
+    from tests.servers import RedisCluster, RedisServer
+
+    if block.has("redis"):
+        redis = RedisServer(directory)
+        stack.callback(redis.stop)
+        ports[block.option("redis") or ""] = redis.port
+    if block.has("redis-cluster"):
+        cluster = RedisCluster(directory)
+        stack.callback(cluster.stop_all)
+        for written, port in zip((block.option("redis-cluster") or "").split(","), cluster.ports, strict=True):
+            ports[written] = port
+
+
 def run_python(block: Block, directory: Path) -> None:
-    from tests.servers import RedisServer, Twistd
+    from tests.servers import Twistd
 
     prepare(block, directory)
     with ExitStack() as stack:
@@ -340,10 +358,7 @@ def run_python(block: Block, directory: Path) -> None:
             server = Twistd("--app", block.option("live") or "", "--shutdown-grace", "1")
             stack.callback(server.stop)
             ports[first] = int(server.url.rsplit(":", 1)[1])
-        if block.has("redis"):
-            redis = RedisServer(directory)
-            stack.callback(redis.stop)
-            ports[block.option("redis") or ""] = redis.port
+        start_redis(block, directory, ports, stack)
         source = substitute(program(block).text, ports)
         script = directory / save_name(block)
         script.write_text(source)
@@ -656,8 +671,6 @@ class Node:
 
 
 def run_sh(block: Block, directory: Path) -> None:
-    from tests.servers import RedisServer
-
     cwd = ROOT if block.option("cwd") == "checkout" else directory
     prepare(block, directory)
     if block.has("not-run"):
@@ -665,10 +678,7 @@ def run_sh(block: Block, directory: Path) -> None:
         return
     with ExitStack() as stack:
         ports = free_ports(block)
-        if block.has("redis"):
-            redis = RedisServer(directory)
-            stack.callback(redis.stop)
-            ports[block.option("redis") or ""] = redis.port
+        start_redis(block, directory, ports, stack)
         nodes: list[Node] = []
         for words in commands(substitute(block.code, ports)):
             program = Path(words[0]).name
