@@ -898,7 +898,7 @@ def check_nginx(block: Block) -> None:
     config = Statement("main", [], parse_nginx(block.code))
     (upstream,) = config.find("upstream")
     assert [d.args for d in upstream.find("ip_hash")] == [[]], "not sticky"
-    listening = sorted(re.findall(r"--listen tcp:(\d+)", block.doc.read_text()))
+    listening = sorted(set(re.findall(r"--listen tcp:(\d+)", block.doc.read_text())))
     assert sorted(d.args[0].rsplit(":", 1)[1] for d in upstream.find("server")) == listening
     (server,) = config.find("server")
     (location,) = server.find("location")
