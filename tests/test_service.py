@@ -21,9 +21,10 @@ from twisted.web.resource import Resource
 from tests.servers import INTEROP, RedisCluster, RedisServer, Twistd
 from tests.tls import self_signed
 from txrealtime import set_log_level
+from txrealtime.adapters.redis.link import numsub_count
 from txrealtime.client import Manager
 from txrealtime.engineio import HttpCompression, PerMessageDeflate
-from txrealtime.redis import ClusterClient
+from txrealtime.redis import ClusterClient, RedisClient
 from txrealtime.service import Options, makeService, mount, raise_open_files_limit
 from txrealtime.socketio import Server
 from txrealtime.socketio.recovery import StateRecovery
@@ -270,7 +271,13 @@ async def test_two_twistd_nodes_share_the_chat_through_redis(redis_server: Redis
     args = ("--static", "examples/chat/public", "--app", "examples.chat.app:setup", "--redis", redis_server.url)
     first, second = Twistd(*args), Twistd(*args, "--redis-key", "socket.io")
     managers = [Manager(first.url, transports=["websocket"]), Manager(second.url, transports=["websocket"])]
+    watcher = RedisClient(redis_server.url)
+    watcher.start()
     try:
+        await watcher.when_connected()
+        # Joining asks every node (fetch_sockets): wait until both links are up and subscribed.
+        while numsub_count(await watcher.execute("PUBSUB", "NUMSUB", "socket.io-request#/#")) < 2:
+            await deferLater(reactor, 0.05, lambda: None)
         alice = await managers[0].socket("/").connect()
         bob = await managers[1].socket("/").connect()
         heard: Deferred[dict[str, object]] = Deferred()
@@ -286,6 +293,7 @@ async def test_two_twistd_nodes_share_the_chat_through_redis(redis_server: Redis
         message = await heard
         assert (message["name"], message["text"]) == ("alice", "across nodes")
     finally:
+        await watcher.stop()
         for manager in managers:
             await manager.close()
         codes = [first.stop(), second.stop()]
@@ -327,7 +335,9 @@ async def test_two_twistd_nodes_share_the_chat_through_a_redis_cluster(redis_clu
         await watcher.when_connected()
         counts: list[int] = []
         while sum(counts) < 2:  # both nodes subscribed to the namespace's channel: their links are up
-            counts = [c for _, c in await watcher.execute_on_masters("PUBSUB", "SHARDNUMSUB", "socket.io#/#")]
+            replies = await watcher.execute_on_masters("PUBSUB", "SHARDNUMSUB", "socket.io#/#")
+            counts = [numsub_count(reply) for reply in replies]
+            await deferLater(reactor, 0.05, lambda: None)
         alice = await managers[0].socket("/").connect()
         bob = await managers[1].socket("/").connect()
         heard: Deferred[dict[str, object]] = Deferred()
