@@ -119,9 +119,13 @@ class OptionalBuildExt(build_ext):
 
 setup(
     package_dir={"": "."},
-    packages=find_packages(include=["txrealtime", "txrealtime.*"]) + ["twisted.plugins"],
+    # client_dist holds no Python: a data-only package, named so that setuptools ships it without
+    # warning that an importable folder is missing from ``packages``.
+    packages=[*find_packages(include=["txrealtime", "txrealtime.*"]), "txrealtime.socketio.client_dist",
+              "twisted.plugins"],
     package_data={
-        "txrealtime": ["py.typed", "socketio/client_dist/*"],
+        "txrealtime": ["py.typed"],
+        "txrealtime.socketio.client_dist": ["*"],
         "twisted": ["plugins/txrealtime_plugin.py"],
     },
     ext_modules=mypyc_extensions(),

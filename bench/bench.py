@@ -79,14 +79,12 @@ CLUSTERED = {"txrealtime-w2": "0,1", "node-cluster2": "0,1"}
 """Servers of several processes, and the CPUs they run on (the load generators stay on CPU 1)."""
 COUNTERPART = {"node-cluster2": "txrealtime-w2"}
 """The txrealtime row a peer's row is compared with (else plain ``txrealtime``)."""
-INTEROP_MODULES = ROOT / "tests" / "interop" / "node_modules"
-"""Where @socket.io/sticky and @socket.io/cluster-adapter are (for node-cluster2)."""
 
 MSGPACK_ARGS: dict[str, list[str]] = {"txrealtime": ["--parser", "msgpack"], "node": ["msgpack"]}
 """How each server is told to use the msgpack parser (python-socketio's through ``BENCH_SERIALIZER``)."""
 
-NODE_PATH = os.pathsep.join(str(p) for p in (BENCH / "node_modules", INTEROP_MODULES))
-"""The bench's own packages, then the test peers' (socket.io-msgpack-parser)."""
+NODE_PATH = str(BENCH / "node_modules")
+"""The bench's own packages (bench/package.json, which bench/run installs): every scenario's Node peers."""
 
 
 @dataclass

@@ -8,6 +8,9 @@
 //   node loadgen.js emit      URL MESSAGES                 one client asks the server to broadcast MESSAGES times
 //   node loadgen.js idle      URL CLIENTS                  open N clients, report, hold them until stdin closes
 //   node loadgen.js poll-echo URL CLIENTS SECONDS          like echo, over HTTP long-polling only
+//   node loadgen.js upgrade-echo URL CLIENTS SECONDS       like echo, each client connecting as browsers do
+//                                                          (polling handshake, then the upgrade to WebSocket),
+//                                                          20 at a time; also reports each connection's time
 //   node loadgen.js flood     URL FLOODERS SECONDS BYTES   a WebSocket canary's ack round trips, alone for 2 s,
 //                                                          then while FLOODERS polling clients POST BYTES-byte
 //                                                          bodies of tiny events, one POST after the other
@@ -26,10 +29,13 @@ const PAD = DEFLATE
   ? Array.from({ length: 40 }, (_, i) => ({ id: i, name: `user-${i}`, score: (i * 7919) % 1000, online: i % 3 === 0 }))
   : "y".repeat(64);
 
-// One Socket.IO client over a WebSocket: calls onEvent(name, args) and resolves acks.
-function wsClient(onEvent) {
+// One Socket.IO client over a WebSocket: calls onEvent(name, args) and resolves acks. With `sid`, the
+// WebSocket upgrades that polling session (probe, then the upgrade packet) instead of opening its own.
+function wsClient(onEvent, sid) {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(wsUrl, { perMessageDeflate: DEFLATE ? { threshold: 1024 } : false });
+    const url = sid === undefined ? wsUrl : `${wsUrl}&sid=${encodeURIComponent(sid)}`;
+    const ws = new WebSocket(url, { perMessageDeflate: DEFLATE ? { threshold: 1024 } : false });
+    if (sid !== undefined) ws.on("open", () => ws.send("2probe"));
     const acks = new Map();
     let nextId = 0;
     const client = {
@@ -50,6 +56,10 @@ function wsClient(onEvent) {
     };
     ws.on("message", (data) => {
       const text = data.toString();
+      if (text === "3probe") {
+        ws.send("5");
+        return resolve(client);
+      }
       if (text[0] === "2") return ws.send("3"); // Engine.IO ping
       if (text[0] === "0") return ws.send("40"); // Engine.IO open: join the default namespace
       if (text[0] !== "4") return;
@@ -69,6 +79,7 @@ function wsClient(onEvent) {
       }
     });
     ws.on("error", reject);
+    ws.on("close", () => reject(new Error("closed before it was ready")));
   });
 }
 
@@ -129,9 +140,9 @@ function percentile(sorted, p) {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 }
 
-async function echo(clients, seconds, connect = () => wsClient()) {
+async function echo(clients, seconds, connect = () => wsClient(), batch = 200) {
   const started = now();
-  const sockets = await inBatches(clients, 200, connect);
+  const sockets = await inBatches(clients, batch, connect);
   const connectMs = now() - started;
   const latencies = [];
   let stop = false;
@@ -283,22 +294,65 @@ async function pollEcho(clients, seconds) {
   const clientsList = await inBatches(clients, 100, () => pollClient());
   let count = 0;
   let stop = false;
+  const latencies = [];
   const loops = clientsList.map(async (c) => {
     while (!stop) {
+      const t = now();
       await c.call("echo", { pad: "z".repeat(32) });
-      if (!stop) count++;
+      if (!stop) {
+        latencies.push(now() - t);
+        count++;
+      }
     }
   });
   await new Promise((r) => setTimeout(r, 1000));
   count = 0;
+  latencies.length = 0;
   const t0 = now();
   await new Promise((r) => setTimeout(r, seconds * 1000));
   const elapsed = (now() - t0) / 1000;
   const measured = count;
+  const lat = latencies.slice().sort((x, y) => x - y);
   stop = true;
   await Promise.race([Promise.all(loops), new Promise((r) => setTimeout(r, 5000))]);
   clientsList.forEach((c) => c.close());
-  return { messages: measured, seconds: elapsed, rate: measured / elapsed };
+  return { messages: measured, seconds: elapsed, rate: measured / elapsed, p50: percentile(lat, 50),
+    p99: percentile(lat, 99) };
+}
+
+// A client that connects as browsers do: polling handshake and namespace, then the upgrade to WebSocket
+// (probe, pong, upgrade packet) while a poll is parked; resolves with what wsClient resolves with, once
+// upgraded. Each connection's time goes to connectTimes.
+const connectTimes = [];
+
+function upgradeClient() {
+  const path = "/socket.io/?EIO=4&transport=polling";
+  const started = now();
+  return (async () => {
+    const open = await request("GET", path);
+    const sid = JSON.parse(open.slice(1)).sid;
+    const url = `${path}&sid=${sid}`;
+    await request("POST", url, "40");
+    let upgraded = false;
+    const polls = (async () => {
+      while (!upgraded) {
+        const payload = await request("GET", url).catch(() => "6");
+        if (payload.split("\x1e").some((p) => p === "1")) return;
+      }
+    })();
+    const client = await wsClient(undefined, sid);
+    upgraded = true;
+    connectTimes.push(now() - started);
+    await polls;
+    return client;
+  })();
+}
+
+async function upgradeEcho(clients, seconds) {
+  const result = await echo(clients, seconds, upgradeClient, 20);
+  const sorted = connectTimes.slice().sort((x, y) => x - y);
+  return { ...result, connects: sorted.length, connectRate: sorted.length / (result.connectMs / 1000),
+    connectP50: percentile(sorted, 50), connectP99: percentile(sorted, 99) };
 }
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -401,6 +455,7 @@ const runs = {
   emit: () => emit(Number(a)),
   idle: () => idle(Number(a)),
   "poll-echo": () => pollEcho(Number(a), Number(b)),
+  "upgrade-echo": () => upgradeEcho(Number(a), Number(b)),
   flood: () => flood(Number(a), Number(b), Number(c)),
 };
 

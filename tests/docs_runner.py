@@ -49,7 +49,8 @@ runs COMMAND, whose output must name every ``--option`` the block mentions (comm
 
 ``html`` blocks (``app=module:setup``, more twistd options in ``twistd=``) are served as a page by
 ``twistd txrealtime --static``, opened in headless Chromium, whose first ``console.log`` call must
-log what ``console=`` (JSON) says. ``nginx`` blocks are checked by :func:`check_nginx`.
+log what ``console=`` (JSON) says. ``nginx`` blocks are checked by :func:`check_nginx` (``balance=any``:
+a load balancer without affinity), ``yaml`` blocks (Kubernetes manifests) by :func:`check_kubernetes`.
 """
 
 from __future__ import annotations
@@ -82,7 +83,8 @@ OPTIONS: dict[str, set[str]] = {
                "mypy-known", "why"},
     "sh": {"cwd", "ports", "redis", "redis-cluster", "given", "probe", "not-run", "check", "help", "why"},
     "html": {"app", "console", "twistd", "why"},
-    "nginx": {"why"},
+    "nginx": {"balance", "why"},
+    "yaml": {"why"},
 }
 
 
@@ -774,10 +776,22 @@ def check_pip_install(args: list[str], cwd: Path) -> None:
             item = run_dry(spec, cwd)["install"][0]["metadata"]
             assert item["name"] == "txrealtime", item["name"]
             assert set(extras) <= set(item.get("provides_extra", [])), (extras, item.get("provides_extra"))
+            requirements = []
             for requirement in item.get("requires_dist", []):
-                needed = re.match(r"([A-Za-z0-9_.-]+)[^;]*(?:;\s*extra\s*==\s*\"(\w+)\")?$", requirement)
+                needed = re.match(
+                    r"([A-Za-z0-9_.-]+)(?:\[([^\]]*)\])?[^;]*(?:;\s*extra\s*==\s*\"(\w+)\")?$", requirement
+                )
                 assert needed is not None, requirement
-                if needed.group(2) is None or needed.group(2) in extras:
+                requirements.append(needed)
+            wanted = set(extras)
+            while True:  # an extra naming txrealtime's own extras (``all``) brings theirs
+                more = {e.strip() for r in requirements if r.group(1) == "txrealtime" and r.group(3) in wanted
+                        for e in (r.group(2) or "").split(",")} - wanted
+                if not more:
+                    break
+                wanted |= more
+            for needed in requirements:
+                if needed.group(3) is None or needed.group(3) in wanted:
                     metadata.version(needed.group(1))  # the suite's venv has what this install brings
         else:
             assert where != "txrealtime", "txrealtime is not on PyPI: install it from a checkout (pip install .)"
@@ -888,7 +902,8 @@ def check_nginx(block: Block) -> None:
     """The proxy configuration holds what txrealtime needs: parsed, not run (no nginx in the suite).
 
     It parses as nginx configuration; its upstream servers are the ports the document's
-    ``twistd --listen`` commands use, balanced by client address (``ip_hash``); the location
+    ``twistd --listen`` commands use, balanced by client address (``ip_hash``), or with no
+    affinity at all with ``balance=any``; the location
     passes to that upstream with the WebSocket upgrade (HTTP/1.1, ``Upgrade`` and ``Connection``
     headers); and it waits longer than a heartbeat round (Engine.IO's ``ping_interval +
     ping_timeout``) before cutting a quiet connection.
@@ -897,7 +912,11 @@ def check_nginx(block: Block) -> None:
 
     config = Statement("main", [], parse_nginx(block.code))
     (upstream,) = config.find("upstream")
-    assert [d.args for d in upstream.find("ip_hash")] == [[]], "not sticky"
+    affinity = [d.name for d in upstream.children or [] if d.name in ("ip_hash", "hash", "sticky")]
+    if block.options.get("balance") == ["any"]:
+        assert affinity == [], f"balance=any, yet the upstream has {affinity}"
+    else:
+        assert [d.args for d in upstream.find("ip_hash")] == [[]], "not sticky"
     listening = sorted(set(re.findall(r"--listen tcp:(\d+)", block.doc.read_text())))
     assert sorted(d.args[0].rsplit(":", 1)[1] for d in upstream.find("server")) == listening
     (server,) = config.find("server")
@@ -909,3 +928,37 @@ def check_nginx(block: Block) -> None:
     (timeout,) = location.find("proxy_read_timeout")
     options = EngineIOOptions()
     assert float(timeout.args[0].removesuffix("s")) > options.ping_interval + options.ping_timeout, timeout
+
+
+def check_kubernetes(block: Block) -> None:
+    """A Kubernetes manifest: parsed, not applied (no cluster in the suite).
+
+    Every document has ``apiVersion``, ``kind`` and ``metadata.name``; a Service selects pods,
+    exposes ports, and keeps no session affinity (``sessionAffinity`` absent or ``None``): with
+    forwarding, any node serves any session. A ``livenessProbe``/``readinessProbe`` HTTP path is
+    one txrealtime serves (``/healthz``).
+    """
+    import yaml
+
+    documents = [d for d in yaml.safe_load_all(block.code) if d is not None]
+    assert documents, "no manifest"
+    for doc in documents:
+        assert {"apiVersion", "kind", "metadata"} <= doc.keys() and doc["metadata"].get("name"), doc
+        if doc["kind"] == "Service":
+            spec = doc["spec"]
+            assert spec.get("selector") and spec.get("ports"), spec
+            assert spec.get("sessionAffinity", "None") == "None", "the Service is sticky"
+        for probe in _find(doc, ("livenessProbe", "readinessProbe")):
+            assert probe["httpGet"]["path"] == "/healthz", probe
+
+
+def _find(value: Any, keys: tuple[str, ...]) -> Iterator[Any]:
+    """Every value under one of ``keys``, at any depth."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key in keys:
+                yield item
+            yield from _find(item, keys)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _find(item, keys)

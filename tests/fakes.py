@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any, cast
 
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.resource import IResource, Resource
@@ -124,3 +125,94 @@ class PollingTestCase(SynchronousTestCase):
             if isinstance(event, SessionClosed) and event.sid == sid:
                 return event.reason
         return None
+
+
+class MemoryBus:
+    """Publish/subscribe between in-memory links on one ``task.Clock``: what Redis is to ``RedisLink``.
+
+    A message published is delivered on the next turn of the clock (:meth:`flush` runs them all), in order.
+    """
+
+    def __init__(self, clock: Clock, key: str = "socket.io") -> None:
+        self.clock = clock
+        self.key = key
+        self.links: list[MemoryLink] = []
+        self.published: list[tuple[str, bytes]] = []
+        """Every message published, in order."""
+        self._queue: list[tuple[str, bytes]] = []
+
+    def link(self, uid: str) -> MemoryLink:
+        """A new link on the bus, named ``uid``."""
+        link = MemoryLink(self, uid)
+        self.links.append(link)
+        return link
+
+    def publish(self, channel: str, message: bytes) -> None:
+        self.published.append((channel, message))
+        self._queue.append((channel, message))
+        self.clock.callLater(0, self._deliver)
+
+    def _deliver(self) -> None:
+        if not self._queue:
+            return
+        channel, message = self._queue.pop(0)
+        for link in list(self.links):
+            if link.connected:
+                for handler in list(link.channels.get(channel, [])):
+                    handler(channel, message)
+
+    def flush(self) -> None:
+        """Deliver every message, and those their delivery publishes."""
+        while self._queue:
+            self.clock.advance(0)
+
+
+class MemoryLink:
+    """One process's link on a :class:`MemoryBus` (a ``txrealtime.adapters.pubsub.PubSubLink``, channels only)."""
+
+    requests_timeout = 5.0
+    requests_timed_out = 0
+
+    def __init__(self, bus: MemoryBus, uid: str) -> None:
+        self.bus = bus
+        self.uid = uid
+        self.key = bus.key
+        self.reactor = bus.clock
+        self.channels: dict[str, list[Any]] = {}
+        self.up = True
+        """Whether the link reaches the bus (``False``: an outage; the node stays alive to the others)."""
+
+    def start(self) -> None:
+        pass
+
+    @property
+    def connected(self) -> bool:
+        return self.up and self in self.bus.links
+
+    def nodes(self) -> list[str]:
+        return sorted(link.uid for link in self.bus.links)
+
+    def subscribe(self, channel: str, handler: Any) -> None:
+        self.channels.setdefault(channel, []).append(handler)
+
+    def unsubscribe(self, channel: str, handler: Any) -> None:
+        self.channels.get(channel, []).remove(handler)
+
+    def psubscribe(self, pattern: str, handler: Any) -> None:
+        raise NotImplementedError
+
+    def punsubscribe(self, pattern: str, handler: Any) -> None:
+        raise NotImplementedError
+
+    def publish(self, channel: str, message: bytes) -> bool:
+        if not self.connected:
+            return False
+        self.bus.publish(channel, message)
+        return True
+
+    def numsub(self, channel: str) -> Deferred[int]:
+        return succeed(sum(1 for link in self.bus.links if link.channels.get(channel)))
+
+    def die(self) -> None:
+        """The process is gone: off the bus at once, no goodbye."""
+        self.bus.links.remove(self)

@@ -9,6 +9,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -62,8 +63,8 @@ ARTIFACTS = Path(__file__).parent.parent / "test-artifacts"
 
 async def page_report(script: str, *twistd_options: str) -> dict[str, Any]:
     """Serve with ``twistd -n txrealtime OPTIONS``, run the headless-Chromium ``script`` against it, and
-    return its report; when the page reports an error, the report and the server's log are kept in
-    ``test-artifacts/<script>-failure.txt``."""
+    return its report, with ``notFound`` (the paths the server answered 404); when the page reports an error,
+    the report and the server's log are kept in ``test-artifacts/<script>-failure.txt``."""
     require_chromium()
     ARTIFACTS.mkdir(exist_ok=True)
     server = Twistd(*twistd_options, "--shutdown-grace", "1")
@@ -71,10 +72,27 @@ async def page_report(script: str, *twistd_options: str) -> dict[str, Any]:
         report: dict[str, Any] = await node_peer(script, server.url, str(ARTIFACTS), timeout=240)
     finally:
         server.stop()
+    # What the server's access log says it could not find (a page's favicon.ico, say).
+    report["notFound"] = re.findall(r'"[A-Z]+ (\S+) HTTP/[\d.]+" 404 ', "".join(server.log))
     if report.get("error") is not None:
         failure = ARTIFACTS / f"{Path(script).stem}-failure.txt"
         failure.write_text(json.dumps(report, indent=1) + "\n" + "".join(server.log))
     return report
+
+
+def check_chat(report: dict[str, Any]) -> None:
+    """What tests/interop/chat_browser.js must report: alice and bob chatted, bob upgraded, bob left."""
+    assert report.get("error") is None, (report["error"], report.get("state"))
+    assert report["errors"] == []
+    assert report["bobSees"] == "alicehello from alice <b>not bold</b>"
+    assert report["bobBold"] == 0  # text, never markup
+    assert report["bobStatus"] == "connected (websocket)"
+    assert report["aliceMessages"] == [
+        "you joined as alice (1 online)",
+        "bob joined (2 online)",
+        "alicehello from alice <b>not bold</b>",
+    ]
+    assert report["aliceAfter"][-1] == "bob left (1 online)"
 
 
 def require_chromium() -> None:
@@ -352,3 +370,78 @@ class RedisCluster:
             if self.processes[index] is not None:
                 self.cli(index, "CLUSTER", "SETSLOT", str(slot), "NODE", self.ids[target])
         self.wait_until_ok()
+WAIT = 60.0
+"""Seconds to wait for a process to say something (a safety net: nothing is timed)."""
+
+
+class LoggedTwistd:
+    """``twistd -n txrealtime ARGS`` on a free loopback port, its log collected by a thread.
+
+    Tests wait for a line (:meth:`wait_for`) without blocking the reactor and
+    without the process ever blocking on a full pipe.
+    """
+
+    def __init__(self, *args: str) -> None:
+        self.process = subprocess.Popen(
+            [str(Path(sys.executable).parent / "twistd"), "-n", "--pidfile=", "txrealtime",
+             "--listen", "tcp:0:interface=127.0.0.1", *args],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=Path(__file__).parent.parent,
+        )
+        self.log: list[str] = []
+        self._changed = threading.Condition()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        self.port = int(self.wait_for(r"Site starting on (\d+)").group(1))
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            with self._changed:
+                self.log.append(line)
+                self._changed.notify_all()
+        with self._changed:
+            self.log.append("<EOF>")
+            self._changed.notify_all()
+
+    def wait_for(self, pattern: str, start: int = 0) -> re.Match[str]:
+        """The first match of ``pattern`` in the log from line ``start`` on, waiting for it if need be."""
+        regex = re.compile(pattern)
+        with self._changed:
+            seen = start
+            while True:
+                for line in self.log[seen:]:
+                    match = regex.search(line)
+                    if match:
+                        return match
+                seen = len(self.log)
+                if self.log and self.log[-1] == "<EOF>":
+                    raise AssertionError(f"no {pattern!r} in the log:\n" + "".join(self.log))
+                if not self._changed.wait(WAIT):
+                    raise AssertionError(f"no {pattern!r} in the log yet:\n" + "".join(self.log))
+
+    def count(self, pattern: str, at_least: int = 0) -> int:
+        """How many lines of the log match ``pattern``, once at least ``at_least`` do."""
+        regex = re.compile(pattern)
+        with self._changed:
+            while True:
+                found = sum(1 for line in self.log if regex.search(line))
+                if found >= at_least:
+                    return found
+                if self.log and self.log[-1] == "<EOF>":
+                    raise AssertionError(f"not {at_least} lines like {pattern!r} in the log:\n" + "".join(self.log))
+                if not self._changed.wait(WAIT):
+                    raise AssertionError(f"not {at_least} lines like {pattern!r} yet:\n" + "".join(self.log))
+
+    def stop(self) -> int:
+        """SIGTERM; the exit status once it exited."""
+        if self.process.poll() is None:
+            self.process.terminate()
+        status = self.process.wait(WAIT)
+        self._reader.join(WAIT)
+        return status
+
+    def kill(self) -> None:
+        """SIGKILL: the process ends at once, saying goodbye to nobody."""
+        self.process.kill()
+        self.process.wait(WAIT)

@@ -23,6 +23,9 @@ def test_block(block: Block, tmp_path: Path) -> None:
     if block.lang == "nginx":
         docs_runner.check_nginx(block)
         return
+    if block.lang == "yaml":
+        docs_runner.check_kubernetes(block)
+        return
     assert block.lang in RUNNERS, f"{block.id}: a ```{block.lang} block, which nothing here runs or checks"
     RUNNERS[block.lang](block, tmp_path)
 

@@ -92,7 +92,7 @@ def test_metrics_options_in_help_and_checked() -> None:
     assert "--metrics " in done.stdout and "/healthz" in done.stdout
     assert "--metrics-listen=" in done.stdout
     options = Options()
-    with pytest.raises(usage.UsageError, match="--listen nope"):
+    with pytest.raises(usage.UsageError, match="--metrics-listen nope: Unknown endpoint type"):
         options.parseOptions(["--metrics-listen", "nope"])  # type: ignore[no-untyped-call]
     options = Options()
     options.parseOptions(["--metrics-listen", "tcp:0"])  # type: ignore[no-untyped-call]

@@ -6,11 +6,13 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import subprocess
 import sys
 import sysconfig
+import tomllib
 import urllib.request
 from pathlib import Path
 
@@ -25,7 +27,7 @@ RUN_TWISTD = "import sys; sys.argv[0] = 'twistd'; from twisted.scripts.twistd im
 def copy_checkout(target: Path) -> Path:
     """What packaging reads from the checkout, copied: pip then writes nothing into the shared working tree."""
     target.mkdir()
-    for name in ("setup.py", "setup.cfg", "pyproject.toml", "README.md", "MANIFEST.in"):
+    for name in ("setup.py", "setup.cfg", "pyproject.toml", "README.md", "LICENSE", "MANIFEST.in"):
         if (ROOT / name).exists():
             shutil.copy2(ROOT / name, target / name)
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "dropin.cache")
@@ -34,14 +36,13 @@ def copy_checkout(target: Path) -> Path:
     return target
 
 
-def test_plain_editable_install_finds_the_twistd_plugin(tmp_path: Path) -> None:
-    """``pip install -e <checkout>`` in a fresh venv (dependencies borrowed from this one, not downloaded)."""
+def borrowing_venv(venv: Path) -> tuple[str, dict[str, str]]:
+    """A fresh venv whose dependencies are this one's, borrowed rather than downloaded: its python, and the
+    environment to run it in (this checkout is not on its ``sys.path``)."""
     site = Path(sysconfig.get_paths()["purelib"])
     if (site / "twisted" / "plugins" / "txrealtime_plugin.py").exists():
         pytest.skip("this venv has a regular install's plugin module, which a new venv borrowing it would find")
-    checkout = copy_checkout(tmp_path / "checkout")
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # the new venv's sys.path only
-    venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120, env=env)
     python = str(venv / "bin" / "python")
     new_site = subprocess.run(
@@ -51,11 +52,21 @@ def test_plain_editable_install_finds_the_twistd_plugin(tmp_path: Path) -> None:
     # This venv's packages (pip, Twisted, ...) after the new venv's own: a path line, so its .pth files
     # (this checkout's own editable install among them) are not run.
     (Path(new_site) / "zz_borrowed_site_packages.pth").write_text(f"{site}\n")
+    return python, env
+
+
+def test_plain_editable_install_finds_the_twistd_plugin(tmp_path: Path) -> None:
+    """``pip install -e <checkout>`` in a fresh venv (dependencies borrowed from this one, not downloaded)."""
+    python, env = borrowing_venv(tmp_path / "venv")
+    checkout = copy_checkout(tmp_path / "checkout")
     pip = subprocess.run(
         [python, "-m", "pip", "install", "--no-deps", "--disable-pip-version-check", "-e", str(checkout)],
         capture_output=True, text=True, timeout=600, env=env,
     )
     assert pip.returncode == 0, pip.stdout + pip.stderr
+    # setuptools warns, in about 40 lines, of a folder that is importable but not declared a package.
+    assert "Package would be ignored" not in pip.stdout + pip.stderr, pip.stdout + pip.stderr
+    assert "BuildBackendWarning" not in pip.stdout + pip.stderr, pip.stdout + pip.stderr
 
     done = subprocess.run(
         [python, "-c", RUN_TWISTD, "txrealtime", "--help"],
@@ -79,6 +90,44 @@ def test_plain_editable_install_finds_the_twistd_plugin(tmp_path: Path) -> None:
     assert "txrealtime" in names
     assert Path(plugin).resolve() == (checkout / "twisted" / "plugins" / "txrealtime_plugin.py").resolve()
     assert Path(package).resolve() == (checkout / "txrealtime" / "__init__.py").resolve()
+
+
+def test_the_chat_tests_run_as_their_docstring_says_after_a_plain_install(tmp_path: Path) -> None:
+    """The README installs with ``pip install .``, which leaves ``examples`` in the checkout: the commands
+    examples/chat/test_app.py gives run there, and pass."""
+    import examples.chat.test_app
+
+    python, env = borrowing_venv(tmp_path / "venv")
+    checkout = copy_checkout(tmp_path / "checkout")
+    shutil.copytree(ROOT / "examples", checkout / "examples", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    pip = subprocess.run(  # pure Python: the same package as a compiled build, sooner
+        [python, "-m", "pip", "install", "--no-deps", "--no-build-isolation", "--disable-pip-version-check",
+         str(checkout)],
+        capture_output=True, text=True, timeout=600, env={**env, "TXREALTIME_MYPYC": "0"}, cwd=tmp_path,
+    )
+    assert pip.returncode == 0, pip.stdout + pip.stderr
+    assert not list(Path(subprocess.run(
+        [python, "-c", "import txrealtime, os; print(os.path.dirname(txrealtime.__file__))"],
+        capture_output=True, text=True, check=True, timeout=60, env=env, cwd=tmp_path,
+    ).stdout.strip()).parent.glob("examples")), "examples was installed"
+    doc = examples.chat.test_app.__doc__ or ""
+    commands = [shlex.split(line) for line in doc.splitlines() if line.strip().startswith("python -m ")]
+    assert [c[:3] for c in commands] == [["python", "-m", "twisted.trial"], ["python", "-m", "pytest"]]
+    for command in commands:
+        done = subprocess.run(
+            [python, *command[1:]], capture_output=True, text=True, timeout=300, env=env, cwd=checkout
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert re.search(r"^PASSED \(successes=[1-9]|\b[1-9]\d* passed\b", done.stdout, re.M), done.stdout
+
+
+def test_the_all_extra_names_every_feature_extra() -> None:
+    """``pip install '.[all]'`` brings what every optional feature needs, in one install (one build)."""
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    [everything] = extras["all"]
+    named = re.fullmatch(r"txrealtime\[([a-z,]+)\]", everything)
+    assert named is not None, everything
+    assert sorted(named.group(1).split(",")) == sorted(set(extras) - {"all", "bench", "test", "docs"})
 
 
 # -- python -m txrealtime ---------------------------------------------------------------------------
@@ -110,7 +159,7 @@ def test_main_version_and_usage_errors() -> None:
     assert (done.returncode, done.stdout) == (1, "")
     assert done.stderr == (
         "python -m txrealtime: --listen foo:bar: Unknown endpoint type: 'foo' (e.g. tcp:8080 or "
-        "ssl:8443:privateKey=key.pem)\n"
+        "ssl:8443:privateKey=key.pem); see python -m txrealtime --help\n"
     )
 
 

@@ -198,6 +198,7 @@ def test_gc_threshold_applies_while_the_service_runs() -> None:
         (["--log-level", "loud"], "--log-level must be one of"),
         (["--state-recovery", "0"], "--state-recovery must be > 0"),
         (["--gc-threshold", "-1"], "--gc-threshold must be >= 0"),
+        (["--forward-timeout", "0"], "--forward-timeout must be > 0"),
     ],
 )
 def test_usage_errors(args: list[str], message: str) -> None:
@@ -358,3 +359,18 @@ async def test_two_twistd_nodes_share_the_chat_through_a_redis_cluster(redis_clu
         codes = [first.stop(), second.stop()]
     assert codes == [0, 0]
     assert "Redis link" in "".join(first.log)
+def test_forwarding_is_on_with_redis_unless_turned_off() -> None:
+    alone = makeService(parse())
+    assert alone.forwarder is None and alone.manager.sid_tag == ""
+    linked = makeService(parse("--redis", "redis://127.0.0.1:1", "--forward-timeout", "2.5"))
+    forwarder = linked.forwarder
+    assert forwarder is not None and forwarder.timeout == 2.5
+    assert linked.manager.sid_tag == "~" + forwarder.uid
+    assert linked.resource is not None and linked.resource.elsewhere is forwarder
+    sticky = makeService(parse("--redis", "redis://127.0.0.1:1", "--no-forwarding"))
+    assert sticky.forwarder is None and sticky.resource is not None and sticky.resource.elsewhere is None
+    for service in (linked, sticky):
+        forwarder = service.forwarder
+        if forwarder is not None:
+            forwarder.stop()
+        service.redis.stop()

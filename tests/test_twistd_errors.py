@@ -1,7 +1,9 @@
-"""`twistd txrealtime` mistakes end in one clear line, never a traceback; --help and --version say what they should."""
+"""`twistd txrealtime` mistakes end in one clear line on stderr, never a traceback nor the whole --help; --help and
+--version say what they should."""
 
 from __future__ import annotations
 
+import re
 import socket
 import subprocess
 import sys
@@ -31,22 +33,52 @@ def lines_with(text: str, output: str) -> list[str]:
     return [line for line in output.splitlines() if text in line]
 
 
+def python_m(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "txrealtime", *args], capture_output=True, text=True, timeout=60, cwd=ROOT
+    )
+
+
+def one_line(done: subprocess.CompletedProcess[str]) -> str:
+    """The one line on stderr a usage error ends with (status 1, nothing on stdout)."""
+    assert (done.returncode, done.stdout) == (1, ""), done.stdout + done.stderr
+    [line] = done.stderr.splitlines()
+    return line
+
+
 @pytest.mark.parametrize(
     "endpoint, error",
     [
         ("foo:bar", "Unknown endpoint type: 'foo'"),
-        ("tcp:notaport", "invalid literal for int() with base 10: 'notaport'"),
+        ("tcpp:8080", "Unknown endpoint type: 'tcpp'"),
+        ("tcp:notaport", "'notaport' is not a number"),
         ("ssl:8443:privateKey=no-such-key.pem", "No such file or directory"),
     ],
 )
 def test_bad_endpoint_is_a_usage_error(endpoint: str, error: str) -> None:
-    done = twistd("--listen", "tcp:0", "--listen", endpoint)
-    output = done.stdout + done.stderr
-    assert done.returncode == 1
-    assert "Traceback" not in output
-    [line] = lines_with(f"--listen {endpoint}:", output)
-    assert line == output.rstrip().splitlines()[-1]  # twistd prints the usage, then the error
-    assert error in line and line.endswith(EXAMPLE), line
+    line = one_line(twistd("--listen", "tcp:0", "--listen", endpoint))
+    assert line.startswith(f"twistd txrealtime: --listen {endpoint}: "), line
+    assert error in line and line.endswith(f"{EXAMPLE}; see twistd txrealtime --help"), line
+
+
+@pytest.mark.parametrize(
+    "args, error",
+    [
+        (["--bogus"], "option --bogus not recognized"),
+        (["--listen"], "option --listen requires argument"),
+        (["--ping-interval", "soon"], "--ping-interval takes a number, not 'soon'"),
+        (["--max-payload", "1.5"], "--max-payload takes a whole number, not '1.5'"),
+        (["--path", "socket.io"], "--path must start with /"),
+        (["--log-level", "loud"], "--log-level must be one of"),
+        (["--metrics-listen", "tcp:x"], "--metrics-listen tcp:x: 'x' is not a number"),
+    ],
+)
+@pytest.mark.parametrize("command", ["twistd txrealtime", "python -m txrealtime"])
+def test_usage_error_is_one_line_on_stderr(command: str, args: list[str], error: str) -> None:
+    """Not the 130 lines of --help on stdout that twistd prints for a usage error: the mistake, and where to look."""
+    line = one_line(twistd(*args) if command.startswith("twistd") else python_m(*args))
+    assert line.startswith(f"{command}: {error}"), line
+    assert line.endswith(f"; see {command} --help"), line
 
 
 @pytest.fixture
@@ -104,6 +136,17 @@ def test_help_documents_the_default_endpoint() -> None:
     words = " ".join(done.stdout.split())
     assert "--listen= Endpoint string to listen on" in words
     assert "(repeatable) [default: tcp:8080, on every interface]" in words
+
+
+def test_help_lists_user_options_only_in_plain_words() -> None:
+    """No internal option (the channel a --workers master gives its workers), no unformatted placeholder."""
+    done = twistd("--help")
+    assert done.returncode == 0
+    assert "worker-channel" not in done.stdout and "internal" not in done.stdout
+    assert not re.search(r"\{\w+\}", done.stdout), done.stdout
+    words = " ".join(done.stdout.split())
+    assert "--no-serve-client Do not serve the browser client socket.io.js under --path (by default it is " \
+        "served, at /socket.io/socket.io.js)." in words
 
 
 def test_version_is_txrealtimes() -> None:

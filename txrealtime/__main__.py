@@ -19,13 +19,16 @@ from twisted.scripts.twistd import ServerOptions, runApp  # type: ignore[attr-de
 from zope.interface import implementer  # type: ignore[import-untyped]
 
 from . import service
+from .command import CommandLine, usage_line
 
-__all__ = ["main"]
+__all__ = ["main", "run"]
 
 PROGRAM = "python -m txrealtime"
 
 
-class _Options(service.Options):
+class _Options(CommandLine):
+    program = PROGRAM
+
     def getSynopsis(self) -> str:
         return f"Usage: {PROGRAM} [options]"
 
@@ -34,7 +37,9 @@ class _Options(service.Options):
 class _ServiceMaker:
     tapname = "txrealtime"
     description = "Socket.IO / Engine.IO realtime server with optional static files"
-    options = _Options
+
+    def __init__(self, options: type[CommandLine]) -> None:
+        self.options = options
 
     def makeService(self, options: service.Options) -> MultiService:
         return service.make_service(options)
@@ -43,20 +48,27 @@ class _ServiceMaker:
 class _ServerOptions(ServerOptions):
     """twistd's options with txrealtime as the only command, without looking for plugins."""
 
+    maker: _ServiceMaker
+
     def _getPlugins(self, interface: Any, package: Any = None) -> list[Any]:
-        return [_ServiceMaker()]
+        return [self.maker]
+
+
+def run(options: type[CommandLine], args: list[str]) -> None:
+    """Run ``twistd -n --pidfile= txrealtime`` with ``args`` parsed by ``options``."""
+    foreground = [] if platformType == "win32" else ["--nodaemon", "--pidfile="]
+    config = _ServerOptions()  # type: ignore[no-untyped-call]
+    config.maker = _ServiceMaker(options)
+    try:
+        config.parseOptions([*foreground, "txrealtime", *args])  # type: ignore[no-untyped-call]
+    except usage.UsageError as e:
+        sys.exit(usage_line(options.program, e))
+    runApp(config)
 
 
 def main(argv: list[str] | None = None) -> None:
     """Run ``twistd -n --pidfile= txrealtime`` with ``argv`` (default: the command line) as txrealtime's options."""
-    args = sys.argv[1:] if argv is None else argv
-    foreground = [] if platformType == "win32" else ["--nodaemon", "--pidfile="]
-    config = _ServerOptions()  # type: ignore[no-untyped-call]
-    try:
-        config.parseOptions([*foreground, "txrealtime", *args])  # type: ignore[no-untyped-call]
-    except usage.UsageError as e:
-        sys.exit(f"{PROGRAM}: {e}")
-    runApp(config)
+    run(_Options, sys.argv[1:] if argv is None else argv)
 
 
 if __name__ == "__main__":

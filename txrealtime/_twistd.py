@@ -1,7 +1,8 @@
-"""What ``twistd txrealtime`` loads (see ``twisted/plugins/txrealtime_plugin.py``): :mod:`txrealtime.service`'s
-options, and :func:`txrealtime.service.make_service`, which builds the master of ``--workers`` too."""
+"""What ``twistd txrealtime`` loads (see ``twisted/plugins/txrealtime_plugin.py``): the options as a command line
+parses them (:class:`txrealtime.command.CommandLine`), and :func:`txrealtime.service.make_service`, which builds the
+master of ``--workers`` too."""
 
-from .service import Options
+from .command import CommandLine as Options
 from .service import make_service as makeService
 
 __all__ = ["Options", "makeService"]

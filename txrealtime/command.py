@@ -1,9 +1,11 @@
 """The ``twistd txrealtime`` command line: its options and how they are checked.
 
-:class:`Options` parses and checks every option in ``postOptions`` (so a bad
-one stops twistd with one line), and :func:`check_endpoint` and
-:func:`load_app` are the checks it shares with :mod:`txrealtime.service`,
-which builds the service tree from the options.
+:class:`Options` parses and checks every option in ``postOptions``; run by
+``twistd`` (or ``python -m txrealtime``) as :class:`CommandLine`, a bad one
+ends the process with one line on stderr that names it and points at ``--help``.
+:func:`check_endpoint` and :func:`load_app` are the checks it shares with
+:mod:`txrealtime.service`, which builds the service tree from the options.
+:class:`WorkerOptions` adds what a ``--workers`` master tells each worker process.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import os
+import re
 import sys
 from collections.abc import Callable
 from typing import Any, cast
@@ -27,17 +30,53 @@ from .engineio.options import CookieOptions
 from .redis.url import RedisURL
 from .socketio.parser import resolve as resolve_parser
 
-__all__ = ["Options", "check_endpoint", "load_app"]
+__all__ = ["DEFAULT_LISTEN", "CommandLine", "Options", "WorkerOptions", "check_endpoint", "load_app", "usage_line"]
+
+DEFAULT_LISTEN = "tcp:8080"
+"""The endpoint served when no ``--listen`` is given: port 8080 on every network interface."""
+
+TWISTD_PIDFILE = "twistd.pid"
+"""twistd's default ``--pidfile``, which ``twistd -n txrealtime`` does not write (see :meth:`Options.postOptions`)."""
+
+
+def usage_line(program: str, error: usage.UsageError) -> str:
+    """The one line a command-line mistake ends with: what is wrong, and where the options are described."""
+    return f"{program}: {error}; see {program} --help"
+
+
+def _typed(name: str, kind: Callable[[str], object]) -> Callable[[str], object]:
+    """``kind`` (``int``, ``float``) as an option's type, refusing a bad value with a message naming the option."""
+    what = "a whole number" if kind is int else "a number"
+
+    def coerce(value: str) -> object:
+        try:
+            return kind(value)
+        except ValueError:
+            raise usage.UsageError(f"--{name} takes {what}, not {value!r}") from None
+
+    return coerce
+
+
+def _named(rows: list[list[Any]]) -> list[list[Any]]:
+    """``optParameters`` rows whose type (the fifth item) names its option when a value does not convert."""
+    return [[*row[:4], _typed(row[0], row[4])] if len(row) > 4 else row for row in rows]
+
 
 class Options(usage.Options):
-    """Command-line options of ``twistd txrealtime``."""
+    """Command-line options of ``twistd txrealtime``: a mistake raises ``twisted.python.usage.UsageError``.
+
+    ``twistd`` and ``python -m txrealtime`` parse them with :class:`CommandLine`.
+    """
 
     synopsis = "[options]"
+    """What ``--help`` shows after the command's name."""
     longdesc = (
         "Serve a Socket.IO endpoint (HTTP long-polling and WebSocket on one path) "
-        "and, optionally, a static folder, on one or more endpoints."
+        "and, optionally, a static folder, on one or more endpoints. "
+        "Under twistd -n it writes no pid file unless --pidfile names one other than twistd.pid."
     )
-    optParameters = [
+    """What ``--help`` says the command does."""
+    optParameters = _named([
         ["static", "s", None, "Folder of static files to serve at /."],
         ["app", "a", None, "Application hook module:function, called with the Socket.IO Server."],
         ["path", "p", None, "URL path of the endpoint [default: /socket.io/, or /engine.io/ with --engineio]."],
@@ -52,6 +91,8 @@ class Options(usage.Options):
          "@socket.io/redis-adapter)."],
         ["redis-subscription-mode", None, "dynamic", "With --adapter redis-sharded: which rooms get a channel of their "
          "own, as Node's subscriptionMode: " + ", ".join(SUBSCRIPTION_MODES) + "."],
+        ["forward-timeout", None, 1.0, "Seconds to wait for the other nodes to say which one holds a session, or "
+         "to answer an upgrade forwarded to it (Node's responseTimeout).", float],
         ["ping-interval", None, 25.0, "Seconds between heartbeats.", float],
         ["ping-timeout", None, 20.0, "Seconds to wait for a heartbeat reply.", float],
         ["max-payload", None, 1_000_000, "Largest message or POST body, in bytes.", int],
@@ -87,22 +128,26 @@ class Options(usage.Options):
          "package) to serve at /admin-ui/."],
         ["workers", None, "1", "Worker processes serving the endpoints, or auto for one per CPU: the first process "
          "routes each connection to the worker owning its session and relays broadcasts between them."],
-        ["worker-channel", None, None, "(internal) FD:INDEX: run as worker INDEX of a --workers master."],
-    ]
+    ])
+    """The options that take a value: name, short name, default, description, type."""
     optFlags = [
         ["no-upgrades", None, "Do not offer the upgrade from polling to WebSocket."],
+        ["no-forwarding", None, "Do not serve requests for sessions held by other nodes (sharing --redis or "
+         "--workers) by forwarding them there: for deployments that keep sticky sessions."],
         ["allow-eio3", None, "Also serve Engine.IO v3 clients (socket.io-client 2.x), as Node's allowEIO3."],
         ["per-message-deflate", None, "Compress WebSocket messages of 1024 bytes or more (permessage-deflate)."],
         ["no-http-compression", None, "Do not gzip/deflate polling responses of 1024 bytes or more."],
         ["engineio", None, "Serve bare Engine.IO: the app hook gets the SessionManager, not a Socket.IO Server."],
         ["no-access-log", None, "Do not log each HTTP request."],
         ["cleanup-empty-child-namespaces", None, "Remove a dynamic namespace's child once its last socket left."],
-        ["no-serve-client", None, "Do not serve the browser client at {path}socket.io.js (served by default)."],
+        ["no-serve-client", None, "Do not serve the browser client socket.io.js under --path (by default it is "
+         "served, at /socket.io/socket.io.js)."],
         ["metrics", None, "Serve Prometheus metrics at /metrics and a health check at /healthz "
          "(needs txrealtime[metrics])."],
         ["admin-no-auth", None, "Serve the admin UI's protocol WITHOUT authentication: for local use only."],
         ["admin-read-only", None, "Refuse the admin UI's commands (emit, join, leave, disconnect)."],
     ]
+    """The options that take none: name, short name, description."""
 
     def __init__(self) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
@@ -153,8 +198,20 @@ class Options(usage.Options):
         return cast(EngineIOOptions, self["engineio-options"])
 
     def postOptions(self) -> None:
+        """Check every option and derive the rest (``engineio-options``, ``app-hook``).
+
+        With no ``--listen``, :data:`DEFAULT_LISTEN` (``listen-default`` is
+        then true). Run by ``twistd -n`` with twistd's default ``--pidfile``
+        (``twistd.pid``), set no pid file: that one, in the working directory,
+        would keep a second server there from starting, and a restart while
+        the first one still drains its clients.
+        """
+        self["listen-default"] = not self["listen"]
         if not self["listen"]:
-            self["listen"] = ["tcp:8080"]
+            self["listen"] = [DEFAULT_LISTEN]
+        parent = getattr(self, "parent", None)
+        if isinstance(parent, dict) and parent.get("nodaemon") and parent.get("pidfile") == TWISTD_PIDFILE:
+            parent["pidfile"] = ""
         for description in self["listen"]:
             check_endpoint(description)
         if self["static"] is not None and not os.path.isdir(self["static"]):
@@ -165,6 +222,8 @@ class Options(usage.Options):
             raise usage.UsageError("--path must start with /")
         if self["header-timeout"] <= 0:
             raise usage.UsageError("--header-timeout must be > 0")
+        if self["forward-timeout"] <= 0:
+            raise usage.UsageError("--forward-timeout must be > 0")
         if self["gc-threshold"] < 0:
             raise usage.UsageError("--gc-threshold must be >= 0 (0: Python's own)")
         if self["max-connections-per-ip"] is not None and self["max-connections-per-ip"] <= 0:
@@ -201,7 +260,7 @@ class Options(usage.Options):
                 raise usage.UsageError(f"--parser: {e}") from None
         if self["metrics-listen"] is not None:
             self["metrics"] = True
-            check_endpoint(self["metrics-listen"])
+            check_endpoint(self["metrics-listen"], "--metrics-listen")
         if self["metrics"]:
             try:
                 import prometheus_client  # noqa: F401
@@ -247,15 +306,7 @@ class Options(usage.Options):
         if count < 1:
             raise usage.UsageError(f"--workers must be a number >= 1 or auto, not {workers!r}")
         self["workers"] = count
-        if self["worker-channel"] is not None:
-            from .cluster.worker import parse_channel
-
-            try:
-                parse_channel(self["worker-channel"])
-            except ValueError as e:
-                raise usage.UsageError(f"--worker-channel: {e}") from None
-            self["workers"] = 1
-        elif count > 1:
+        if count > 1:
             if self["metrics"] or self["metrics-listen"] is not None:
                 raise usage.UsageError(
                     f"--workers {count} and --metrics do not go together yet: each worker keeps its own counters, "
@@ -270,9 +321,8 @@ class Options(usage.Options):
     def worker_args(self) -> list[str]:
         """The options in force as a command line, ``--workers`` left out: what each worker process runs."""
         args: list[str] = []
-        parameters = cast(list[list[Any]], self.optParameters)
-        for name in (str(row[0]) for row in parameters):
-            if name not in ("workers", "worker-channel") and self[name] is not None:
+        for name in (str(row[0]) for row in self.optParameters):
+            if name != "workers" and self[name] is not None:
                 args.append(f"--{name}={self[name]}")
         flags = cast(list[list[Any]], self.optFlags)
         args += [f"--{row[0]}" for row in flags if self[str(row[0])]]
@@ -281,18 +331,68 @@ class Options(usage.Options):
         return args
 
 
-def check_endpoint(description: str) -> None:
-    """Parse a ``--listen`` endpoint string as ``twistd`` will; ``twisted.python.usage.UsageError`` if bad.
+class CommandLine(Options):
+    """:class:`Options` as ``twistd txrealtime`` parses them: a mistake ends the process with one line on stderr.
+
+    twistd would print the whole ``--help`` on stdout, then the error: here
+    the process ends (``SystemExit``, status 1) with :func:`usage_line`,
+    which names the option and points at ``--help``.
+    """
+
+    program = "twistd txrealtime"
+    """How the usage error names the command (``python -m txrealtime`` says its own name)."""
+
+    def parseOptions(self, options: list[str] | None = None) -> None:
+        """Parse and check ``options`` (default: the command line); exit with one line if they are wrong."""
+        try:
+            super().parseOptions(options)  # type: ignore[no-untyped-call]
+        except usage.UsageError as e:
+            raise SystemExit(usage_line(self.program, e)) from None
+
+
+class WorkerOptions(CommandLine):
+    """The options of one worker process of ``--workers N``: the master's, and ``--worker-channel FD:INDEX``.
+
+    The master (:class:`txrealtime.cluster.master.MasterService`) starts each
+    worker with them (``python -m txrealtime._worker``); the channel is not an
+    option for users, so ``twistd txrealtime --help`` does not list it.
+    """
+
+    program = "python -m txrealtime._worker"
+    """How a usage error names the command."""
+    optParameters = [["worker-channel", None, None, "FD:INDEX: run as worker INDEX of a --workers master."]]
+    """The option the master adds: the channel to it."""
+
+    def postOptions(self) -> None:
+        from .cluster.worker import parse_channel
+
+        if self["worker-channel"] is None:
+            raise usage.UsageError("--worker-channel FD:INDEX is required")
+        try:
+            parse_channel(self["worker-channel"])
+        except ValueError as e:
+            raise usage.UsageError(f"--worker-channel: {e}") from None
+        super().postOptions()
+
+
+def check_endpoint(description: str, option: str = "--listen") -> None:
+    """Parse an endpoint string as ``twistd`` will; ``twisted.python.usage.UsageError`` if bad.
 
     Nothing listens yet, but ``ssl:`` endpoints read their certificate and key.
+    The error names ``option`` and the endpoint, says what is wrong with it, and gives examples.
     """
     from twisted.internet import reactor
 
     try:
         serverFromString(reactor, description)
     except Exception as e:
+        reason = str(e) or type(e).__name__
+        # A port or another number that is not one: int()'s message, said plainly.
+        number = re.fullmatch(r"invalid literal for int\(\) with base 10: (.*)", reason)
+        if number is not None:
+            reason = f"{number.group(1)} is not a number"
         raise usage.UsageError(
-            f"--listen {description}: {e or type(e).__name__} (e.g. tcp:8080 or ssl:8443:privateKey=key.pem)"
+            f"{option} {description}: {reason} (e.g. tcp:8080 or ssl:8443:privateKey=key.pem)"
         ) from None
 
 

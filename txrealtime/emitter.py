@@ -100,14 +100,18 @@ class ClassicFormat:
     """The messages and channels of ``@socket.io/redis-emitter`` (the classic Redis adapter's)."""
 
     def __init__(self, channels: Channels) -> None:
+        """The format of the namespace whose ``channels`` these are."""
         self.channels = channels
+        """The namespace's channel names."""
 
     @property
     def key(self) -> str:
+        """The channels' prefix."""
         return self.channels.key
 
     @property
     def nsp(self) -> str:
+        """The namespace."""
         return self.channels.nsp
 
     def of(self, nsp: str) -> ClassicFormat:
@@ -132,9 +136,13 @@ class ShardedFormat:
     """
 
     def __init__(self, key: str, nsp: str) -> None:
+        """The format of namespace ``nsp`` under the prefix ``key``."""
         self.key = key
+        """The channels' prefix."""
         self.nsp = nsp
+        """The namespace."""
         self.channel = f"{key}#{nsp}#"
+        """The namespace's channel, where everything goes."""
 
     def of(self, nsp: str) -> ShardedFormat:
         """The same format for namespace ``nsp``."""
@@ -193,6 +201,15 @@ class BroadcastOperator(Generic[R]):
         except_rooms: tuple[str, ...] = (),
         flags: WireFlags = _NO_FLAGS,
     ) -> None:
+        """A selection; :meth:`BaseEmitter.to` and the like make them.
+
+        :param publish: The front end's ``publish(channel, message)``.
+        :param format: How messages look and where they go: :class:`ClassicFormat` (or the namespace's
+            ``Channels``, for it) or :class:`ShardedFormat`.
+        :param rooms: Target these rooms (every socket of the namespace if none).
+        :param except_rooms: Skip the sockets in any of these rooms.
+        :param flags: ``volatile`` and ``compress``, as Node's emitter sends them.
+        """
         self._publish = publish
         self._format: Format = ClassicFormat(format) if isinstance(format, Channels) else format
         self._rooms = rooms
@@ -302,6 +319,13 @@ class BaseEmitter(Generic[R]):
     def __init__(
         self, publish: Callable[[str, bytes], R], *, key: str = "socket.io", nsp: str = "/", sharded: bool = False
     ) -> None:
+        """An emitter publishing with ``publish``.
+
+        :param publish: The front end's ``publish(channel, message)``.
+        :param key: The channels' prefix: the ``key`` of the servers' Redis adapter.
+        :param nsp: The namespace emitted to.
+        :param sharded: Speak to servers on the sharded adapter (:class:`ShardedFormat`).
+        """
         if not isinstance(key, str) or not key:
             raise ValueError("the key is a non-empty string (socket.io unless the servers were told otherwise)")
         self._publish = publish
@@ -407,6 +431,12 @@ class Emitter(BaseEmitter[int]):
     def __init__(
         self, redis: Publisher | str = "redis://127.0.0.1:6379", *, key: str = "socket.io", sharded: bool = False
     ) -> None:
+        """An emitter publishing through ``redis``.
+
+        :param redis: The client or URL described above.
+        :param key: The channels' prefix: the ``key`` of the servers' Redis adapter (``socket.io``).
+        :param sharded: Speak to servers on the sharded adapter, with ``SPUBLISH``.
+        """
         self._owned = isinstance(redis, str)
         client = _redis_from_url(redis, sharded) if isinstance(redis, str) else redis
         self.redis = client
@@ -453,6 +483,11 @@ class TwistedEmitter(BaseEmitter[Deferred[int]]):
     """
 
     def __init__(self, link: BaseRedisLink, *, key: str | None = None) -> None:
+        """An emitter publishing through ``link``.
+
+        :param link: The Redis link to publish through (sharded messages on a ``ShardedRedisLink``).
+        :param key: The channels' prefix; the link's ``key`` if not given.
+        """
         self.link = link
         """The link published through."""
         sharded = getattr(link, "channel_kind", "subscribe") == "ssubscribe"

@@ -67,13 +67,22 @@ class HealthResource(Resource):
     isLeaf = True
 
     def __init__(self, target: Server | SessionManager, *, link: Any = None, require_redis: bool = True) -> None:
+        """A resource reporting ``target``'s health.
+
+        :param target: The server or session manager checked.
+        :param link: The Redis link, whose state is reported.
+        :param require_redis: Whether Redis being down makes the node unhealthy (503).
+        """
         super().__init__()  # type: ignore[no-untyped-call]
         self.target = target
+        """The server or session manager checked."""
         self.link = link if link is not None else redis_link_of(target)
         """The Redis link reported on (found on the server's adapter when not given)."""
         self.require_redis = require_redis
+        """Whether Redis being down makes the node unhealthy."""
 
     def render_GET(self, request: Request) -> bytes:
+        """The health report as JSON: 200 when healthy, 503 when not (see :func:`health`)."""
         code, body = health(self.target, self.link, self.require_redis)
         request.setResponseCode(code)
         request.setHeader(b"content-type", b"application/json")

@@ -59,8 +59,11 @@ class RealtimeCollector:
 
     def __init__(self, target: Server | SessionManager, link: Any = None) -> None:
         self.target = target
+        """The server or session manager measured."""
         self.manager = _manager_of(target)
+        """Its session manager."""
         self.link = link if link is not None else redis_link_of(target)
+        """The Redis link measured, if any."""
 
     def describe(self) -> list[Metric]:
         """The metric families this collector yields (for the registry's duplicate check)."""
@@ -263,14 +266,22 @@ class MetricsResource(Resource):
         self, target: Server | SessionManager | None = None, *, link: Any = None,
         registry: CollectorRegistry | None = None,
     ) -> None:
+        """A resource serving ``registry``, or ``target``'s metrics.
+
+        :param target: The server or session manager measured (when ``registry`` is not given).
+        :param link: The Redis link, whose state is measured too.
+        :param registry: The registry served.
+        """
         super().__init__()  # type: ignore[no-untyped-call]
         if registry is None:
             if target is None:
                 raise TypeError("MetricsResource needs a server (or session manager), or a registry")
             registry = metrics_registry(target, link)
         self.registry = registry
+        """The registry served."""
 
     def render_GET(self, request: Request) -> bytes:
+        """The metrics, in the format the ``Accept`` header asks for (OpenMetrics or Prometheus text)."""
         accept = request.getHeader(b"accept")
         encoder, content_type = choose_encoder(accept.decode("latin-1") if accept else "")
         body = encoder(self.registry)

@@ -29,6 +29,7 @@ class Realtime:
 
     def __init__(self) -> None:
         self.servers: list[TestServer] = []
+        """The servers started, stopped at the end of the test."""
 
     def start_server(self, setup: Callable[[Server], object] | None = None, **kwargs: Any) -> Deferred[TestServer]:
         """See :func:`txrealtime.testing.start_server`."""
@@ -50,6 +51,7 @@ class Realtime:
         return connect_in_memory(server, namespace, **options)
 
     def stop(self) -> Deferred[Any]:
+        """Stop every server this fixture started (it does at the end of the test)."""
         servers, self.servers = self.servers, []
         return DeferredList([s.stop() for s in servers], consumeErrors=True)
 

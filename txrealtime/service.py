@@ -19,8 +19,9 @@ from twisted.web.resource import IResource, Resource
 from twisted.web.server import Site
 
 from ._logging import gate, set_log_level
-from .command import Options, check_endpoint, load_app
+from .command import DEFAULT_LISTEN, Options, check_endpoint, load_app
 from .engineio import EngineIOResource, SessionManager
+from .forwarding import Forwarder
 from .socketio import Server
 from .socketio.bundle import SocketIOResource
 from .socketio.recovery import StateRecovery
@@ -95,19 +96,41 @@ class RealtimeService(service.MultiService):
         grace: float = 5.0,
         daemon: bool = False,
         gc_threshold: int | None = None,
+        forwarder: Forwarder | None = None,
     ) -> None:
+        """A service listening on ``endpoints`` with ``site``.
+
+        :param manager: The session manager, shut down on stop.
+        :param site: The site every endpoint serves.
+        :param endpoints: The endpoint strings to listen on (``tcp:8080``...).
+        :param server: The Socket.IO server, closed on stop (``None`` for bare Engine.IO).
+        :param redis: The Redis link, stopped last.
+        :param resource: The Engine.IO resource, drained on stop.
+        :param grace: Seconds clients have to receive their close on stop.
+        :param daemon: Whether twistd runs it as a daemon.
+        :param gc_threshold: The garbage collector's youngest-generation threshold while it runs.
+        :param forwarder: What serves the requests for other nodes' sessions (``--redis``, ``--workers``).
+        """
         super().__init__()  # type: ignore[no-untyped-call]
         self.manager = manager
+        """The session manager, shut down on stop."""
+        self.forwarder = forwarder
+        """The :class:`txrealtime.forwarding.Forwarder` serving other nodes' sessions, stopped before the link."""
         self.server = server
         """The Socket.IO server, unless serving bare Engine.IO."""
         self.redis = redis
         """The Redis link (:class:`txrealtime.adapters.redis.RedisLink`, or a
         :class:`txrealtime.adapters.redis.ShardedRedisLink`), with ``--redis``."""
         self.site = site
+        """The site every endpoint serves."""
         self.resource = resource
+        """The Engine.IO resource, drained on stop."""
         self.grace = grace
+        """Seconds clients have to receive their close on stop."""
         self.daemon = daemon
+        """Whether twistd runs it as a daemon."""
         self.gc_threshold = gc_threshold
+        """The garbage collector's youngest-generation threshold while it runs."""
         self._gc_before: tuple[int, int, int] | None = None
         self._endpoints: dict[Any, str] = {}
         for description in endpoints:
@@ -160,6 +183,9 @@ class RealtimeService(service.MultiService):
             d.addCallback(lambda _: resource.drain(self.grace))
             d.addCallback(self._drained)
         d.addBoth(self._stop_listening)
+        forwarder = self.forwarder
+        if forwarder is not None:
+            d.addBoth(lambda _: forwarder.stop())
         if self.redis is not None:
             link = self.redis
             d.addBoth(lambda _: link.stop())
@@ -262,7 +288,16 @@ def _daemonized(options: Options) -> bool:
 
 def make_service(options: Options) -> service.MultiService:
     """What ``twistd txrealtime`` and ``python -m txrealtime`` run: with ``--workers`` above 1 the master
-    (:class:`txrealtime.cluster.master.MasterService`), else :func:`makeService`'s one serving process."""
+    (:class:`txrealtime.cluster.master.MasterService`), else :func:`makeService`'s one serving process.
+
+    Without ``--listen``, it logs a warning: the server listens on every
+    network interface, and the line says how to serve this machine only.
+    """
+    if options.get("listen-default"):
+        log.warn(
+            "No --listen given: listening on {endpoint}, on every network interface; to serve this machine only, "
+            "give --listen {endpoint}:interface=127.0.0.1", endpoint=DEFAULT_LISTEN,
+        )
     if options["workers"] <= 1:
         return makeService(options)
     from .cluster.master import MasterService
@@ -293,10 +328,13 @@ def makeService(options: Options) -> RealtimeService:
     link = None
     server = None
     cluster = None
-    if options["worker-channel"] is not None:
+    worker: tuple[int, int] | None = None  # the channel to the master, and this worker's index
+    if options.get("worker-channel") is not None:
         from .cluster.link import ClusterLink
+        from .cluster.worker import parse_channel
 
-        cluster = ClusterLink(key=options["redis-key"])
+        worker = parse_channel(options["worker-channel"])
+        cluster = ClusterLink(key=options["redis-key"], index=worker[1])
     if not options["engineio"]:
         kwargs: dict[str, Any] = {}
         if options["redis"] is not None:
@@ -337,6 +375,11 @@ def makeService(options: Options) -> RealtimeService:
     if options["admin-ui-static"]:
         mount(root, UI_PATH, _static_folder(options["admin-ui-static"]))
     resource = EngineIOResource(manager)
+    forwarder = None
+    shared = link if link is not None else cluster
+    if shared is not None and not options["no-forwarding"]:
+        forwarder = Forwarder(resource, shared, timeout=options["forward-timeout"])
+        forwarder.start()  # before prefix_sids: sids made here carry this node's tag, inside the worker's prefix
     endpoint = resource if server is None else SocketIOResource(resource, server.serve_client)
     mount(root, options["path"], endpoint)
     metrics_root = None
@@ -345,10 +388,10 @@ def makeService(options: Options) -> RealtimeService:
 
         metrics_root = root if options["metrics-listen"] is None else EmptyResource()
         mount_metrics(metrics_root, manager if server is None else server, link=link)
-    if cluster is not None:
-        from .cluster.worker import StickyRoot, parse_channel
+    if worker is not None:
+        from .cluster.worker import StickyRoot
 
-        root = StickyRoot(root, parse_channel(options["worker-channel"])[1])
+        root = StickyRoot(root, worker[1])
     site = BoundedSite(
         cast(IResource, root),
         max_body=manager.options.max_payload,
@@ -357,18 +400,18 @@ def makeService(options: Options) -> RealtimeService:
         header_timeout=options["header-timeout"],
         max_connections_per_ip=options["max-connections-per-ip"],
     )
-    if cluster is None:
+    if cluster is None or worker is None:
         realtime = RealtimeService(
             manager, site, options["listen"], server, link, resource=resource, grace=options["shutdown-grace"],
-            daemon=_daemonized(options), gc_threshold=options["gc-threshold"],
+            daemon=_daemonized(options), gc_threshold=options["gc-threshold"], forwarder=forwarder,
         )
     else:
-        from .cluster.worker import WorkerService, parse_channel, prefix_sids
+        from .cluster.worker import WorkerService, prefix_sids
 
-        fd, index = parse_channel(options["worker-channel"])
+        fd, index = worker
         prefix_sids(manager, index)
         realtime = RealtimeService(manager, site, [], server, link, resource=resource, grace=options["shutdown-grace"],
-                                   gc_threshold=options["gc-threshold"])
+                                   gc_threshold=options["gc-threshold"], forwarder=forwarder)
         WorkerService(fd, index, site, manager, cluster).setServiceParent(realtime)  # type: ignore[no-untyped-call]
     if options["metrics-listen"] is not None and metrics_root is not None:
         realtime.listen(

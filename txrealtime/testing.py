@@ -43,14 +43,19 @@ class TestServer:
     __test__ = False  # not a pytest test class
 
     server: Server
+    """The Socket.IO server."""
     site: Site
+    """The ``twisted.web`` site serving it."""
     port: Any
     """The listening port (``IListeningPort``)."""
     path: str = "/socket.io/"
+    """The endpoint's path."""
     managers: list[Manager] = field(default_factory=list)
+    """The client managers :meth:`client` made, closed by :meth:`stop`."""
 
     @property
     def url(self) -> str:
+        """``http://127.0.0.1:PORT``, where clients connect."""
         return f"http://127.0.0.1:{self.port.getHost().port}"
 
     def client(self, namespace: str = "/", *, auth: Any = None, **options: Any) -> Deferred[ClientSocket]:
@@ -120,6 +125,7 @@ class RealtimeTestMixin:
     """
 
     def start_server(self, setup: Callable[[Server], object] | None = None, **kwargs: Any) -> Deferred[TestServer]:
+        """:func:`start_server`, stopped when the test ends (``addCleanup``)."""
         def started(server: TestServer) -> TestServer:
             cast(Any, self).addCleanup(server.stop)  # TestCase's, beside which the mixin sits
             return server
@@ -180,19 +186,31 @@ class MemoryEngine:
     """A client's Engine.IO connection straight into a server's session manager, no sockets."""
 
     def __init__(self, manager: SessionManager, listener: EngineListener, pump: _Pump | None = None) -> None:
+        """A connection to ``manager``'s sessions; :func:`connect_in_memory` makes them.
+
+        :param manager: The server's session manager.
+        :param listener: What the connection reports to (the client's :class:`txrealtime.client.Manager`).
+        :param pump: How messages cross (one reactor turn each by default, as a network would).
+        """
         self.manager = manager
+        """The server's session manager."""
         self.listener = listener
+        """What the connection reports to."""
         self.session: Session | None = None
+        """The server's session, once open."""
         self.closed = False
+        """Whether the client closed it."""
         self._pump = pump or _Pump()
         self._side = _ServerSide(self)
         self._opened: Deferred[None] = Deferred()
 
     @property
     def transport_name(self) -> str | None:
+        """``memory``."""
         return "memory"
 
     def open(self) -> Deferred[None]:
+        """Open a session in the manager, as a WebSocket client would; fire once it is open."""
         handshake = Handshake(
             headers={},
             query={"EIO": "4", "transport": "websocket"},
@@ -209,15 +227,18 @@ class MemoryEngine:
         return self._opened
 
     def send(self, messages: list[str | bytes]) -> None:
+        """Hand messages to the session (through the pump)."""
         for message in messages:
             self._pump(lambda m=message: self._to_server(Packet(PacketType.MESSAGE, m)))  # type: ignore[misc]
 
     def close(self) -> None:
+        """Close the session, as a client's CLOSE packet does."""
         if not self.closed:
             self._pump(lambda: self._to_server(Packet(PacketType.CLOSE)))
             self.closed = True
 
     def when_closed(self) -> Deferred[None]:
+        """Fired already: there is no socket to release."""
         return succeed(None)
 
     def _to_server(self, packet: Packet) -> None:

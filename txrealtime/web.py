@@ -278,13 +278,25 @@ class BoundedSite(Site):
         max_connections_per_ip: int | None = None,
         **kwargs: Any,
     ) -> None:
+        """A site serving ``resource`` within these bounds.
+
+        :param resource: The root resource.
+        :param max_body: Largest request body, in bytes (413 beyond).
+        :param managers: The session managers whose sessions it serves (for their per-address limits and shutdown).
+        :param access_log: Whether to log each request.
+        :param header_timeout: Seconds a client has to send a request's headers (408 and close beyond);
+            ``None``: no limit.
+        :param max_connections_per_ip: Most open connections from one address; ``None``: no limit.
+        """
         super().__init__(resource, **kwargs)  # type: ignore[no-untyped-call]
         if header_timeout is not None and header_timeout <= 0:
             raise ValueError("header_timeout must be > 0 (or None for no deadline)")
         if max_connections_per_ip is not None and max_connections_per_ip <= 0:
             raise ValueError("max_connections_per_ip must be > 0 (or None for no limit)")
         self.max_body = max_body
+        """Largest request body, in bytes."""
         self.managers = list(managers)
+        """The session managers whose sessions it serves."""
         self.access_log = access_log
         """Whether to log every HTTP request (long-polling makes many)."""
         self.header_timeout = header_timeout

@@ -1,6 +1,6 @@
 // The benchmark handlers on Node's socket.io 4.x in cluster mode, as its docs set it up:
 // @socket.io/sticky routes each connection by sid, @socket.io/cluster-adapter shares rooms over IPC.
-// node node_cluster_server.js PORT WORKERS   (needs tests/interop/node_modules on NODE_PATH for @socket.io/*)
+// node node_cluster_server.js PORT WORKERS   (needs bench/node_modules on NODE_PATH for @socket.io/*)
 const cluster = require("cluster");
 const http = require("http");
 const { Server } = require("socket.io");

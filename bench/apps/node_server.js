@@ -1,5 +1,5 @@
 // The benchmark handlers on Node's socket.io 4.x: node node_server.js PORT [msgpack]
-// (msgpack: socket.io-msgpack-parser, found through NODE_PATH in tests/interop/node_modules).
+// (msgpack: socket.io-msgpack-parser, from bench/node_modules through NODE_PATH).
 // With BENCH_DEFLATE=1, permessage-deflate is on with Node's threshold (1024 bytes).
 const http = require("http");
 const { Server } = require("socket.io");

@@ -1,4 +1,7 @@
-"""The chat example: ``twistd -n txrealtime --static examples/chat/public --app examples.chat.app:setup``.
+r"""The chat example, run from the checkout (the README's first command)::
+
+    twistd -n txrealtime --listen tcp:8080:interface=127.0.0.1 \
+        --static examples/chat/public --app examples.chat.app:setup
 
 Users join with a name; messages go to everyone in the ``chat`` room;
 joins, departures and typing are announced to the others. The number of

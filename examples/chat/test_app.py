@@ -1,6 +1,12 @@
 """How to test a txrealtime application: the chat's handlers under trial and under pytest.
 
-Run with ``trial examples.chat.test_app`` or ``pytest examples/chat``.
+Run it from the checkout, where the ``examples`` package is (``pip install .`` does not install it)::
+
+    python -m twisted.trial examples.chat.test_app
+    python -m pytest examples/chat
+
+``python -m`` puts the working directory on ``sys.path``; a bare ``trial`` finds ``examples`` only where the
+checkout is on ``sys.path`` already, as after ``pip install -e .``.
 """
 
 from __future__ import annotations

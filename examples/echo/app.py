@@ -1,8 +1,9 @@
-"""An Engine.IO echo server and its page (examples/echo/public/index.html).
+r"""An Engine.IO echo server and its page (examples/echo/public/index.html).
 
-Run it from the checkout, then open http://localhost:8080/::
+Run it from the checkout, then open http://127.0.0.1:8080/::
 
-    twistd -n txrealtime --engineio --app examples.echo.app:setup --static examples/echo/public
+    twistd -n txrealtime --listen tcp:8080:interface=127.0.0.1 \
+        --engineio --app examples.echo.app:setup --static examples/echo/public
 
 (``python -m txrealtime`` takes the same options.) ``--engineio`` serves bare
 Engine.IO at ``/engine.io/``, where the page's engine.io-client connects, and

@@ -1,11 +1,12 @@
-"""The classic Socket.IO tutorial, served by twistd: every new connection makes the server emit ``news``.
+r"""The classic Socket.IO tutorial, served by twistd: every new connection makes the server emit ``news``.
 
-Run it with::
+Run it from the checkout with::
 
-    twistd -n txrealtime --listen tcp:8080 --static examples/hello/public --app examples.hello.app:setup
+    twistd -n txrealtime --listen tcp:8080:interface=127.0.0.1 \
+        --static examples/hello/public --app examples.hello.app:setup
 
-and open http://localhost:8080/. The page loads the client from ``/socket.io/socket.io.js``,
-which txrealtime serves, as Node's socket.io does.
+and open http://127.0.0.1:8080/ (``interface=127.0.0.1``: this machine only). The page loads the
+client from ``/socket.io/socket.io.js``, which txrealtime serves, as Node's socket.io does.
 """
 
 from __future__ import annotations

@@ -8,6 +8,8 @@ from typing import Any, cast
 import pytest
 import pytest_twisted
 from twisted.internet import reactor
+from twisted.internet.protocol import Factory, Protocol, connectionDone
+from twisted.python.failure import Failure
 from twisted.web.resource import IResource, Resource
 
 from tests.peers import until
@@ -30,6 +32,34 @@ async def test_connect_to_a_server_that_is_down_fails_at_once() -> None:
         await connect(url)  # reconnection is on by default: connect() still fails
     assert isinstance(caught.value, NotConnected)
     assert f"cannot connect to {url}" in str(caught.value)
+
+
+@pytest.mark.parametrize("transports", MODES)
+@pytest_twisted.ensureDeferred
+async def test_a_server_that_never_answers_fails_naming_the_connect_timeout(transports: list[str]) -> None:
+    """It accepts the TCP connection and says nothing: the error says the connect timeout ran out, not
+    that the client closed the connection (which it then does)."""
+    connections: list[Protocol] = []
+    lost: list[Protocol] = []
+
+    class Silent(Protocol):
+        def connectionMade(self) -> None:
+            connections.append(self)
+
+        def connectionLost(self, reason: Failure = connectionDone) -> None:
+            lost.append(self)
+
+    port = cast(Any, reactor).listenTCP(0, Factory.forProtocol(Silent), interface="127.0.0.1")
+    url = f"http://127.0.0.1:{port.getHost().port}"
+    try:
+        with pytest.raises(NotConnected) as caught:
+            await connect(url, transports=transports, timeout=0.5, reconnection=False)
+        assert connections  # it did get through to the server
+        assert str(caught.value) == f"cannot connect to {url}: no answer within the connect timeout (0.5 s, the " \
+            "timeout option)"
+        await until(lambda: len(lost) == len(connections), "the client to close its connections")
+    finally:
+        await port.stopListening()
 
 
 async def tls_server(tmp_path: Path) -> tuple[str, Path, Server, tuple[Any, Record]]:

@@ -12,6 +12,7 @@ from txrealtime.cluster.hub import Hub
 from txrealtime.cluster.link import ClusterLink, ClusterUnavailable
 from txrealtime.cluster.wire import (
     Frame,
+    Members,
     Message,
     NumSub,
     NumSubReply,
@@ -170,3 +171,15 @@ def test_start_is_idempotent(name: str) -> None:
     link.start()
     getattr(link, name)("x", lambda channel, message: None)
     link.start()
+
+
+def test_the_workers_alive_are_those_the_master_names() -> None:
+    link = ClusterLink(reactor=Clock(), index=2)
+    assert (link.uid, link.connected, link.nodes()) == ("w2", False, ["w2"])
+    link.attach(Recorder())
+    link.deliver(Members("0,1,2"))
+    assert (link.connected, link.nodes()) == (True, ["w0", "w1", "w2"])
+    link.deliver(Members("x"))  # malformed: logged, the list kept
+    assert link.nodes() == ["w0", "w1", "w2"]
+    link.detach()
+    assert (link.connected, link.nodes()) == (False, ["w2"])

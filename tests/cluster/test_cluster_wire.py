@@ -12,6 +12,7 @@ from txrealtime.cluster.wire import (
     Frame,
     Hello,
     Load,
+    Members,
     Message,
     NumSub,
     NumSubReply,
@@ -52,6 +53,7 @@ frames: st.SearchStrategy[Frame] = st.one_of(
     st.builds(NumSub, numbers, texts),
     st.builds(NumSubReply, numbers, numbers),
     st.builds(Load, numbers),
+    st.builds(Members, texts),
 )
 
 
@@ -110,3 +112,11 @@ def test_malformed_frames(body: bytes, error: str) -> None:
 def test_negative_numbers_are_not_encoded() -> None:
     with pytest.raises(ValueError, match="Load.sessions must be >= 0"):
         encode(Load(-1))
+
+
+def test_members_list_the_workers() -> None:
+    assert encode(Members("0,2")) == b"\x0d\x00\x00\x00\x030,2"
+    assert decode(encode(Members("0,2"))).parsed() == [0, 2]  # type: ignore[union-attr]
+    assert Members("").parsed() == []
+    with pytest.raises(WireError, match="not a list of numbers"):
+        Members("1,x").parsed()

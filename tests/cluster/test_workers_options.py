@@ -16,6 +16,7 @@ from tests.cluster.workers import Cluster
 from tests.servers import RedisServer, node_peer
 from tests.tls import self_signed
 from txrealtime.cluster.master import MasterService
+from txrealtime.command import WorkerOptions
 from txrealtime.service import Options, make_service, makeService
 
 
@@ -75,8 +76,17 @@ def test_metrics_are_refused_with_several_workers() -> None:
 
 
 def test_a_malformed_worker_channel_is_refused() -> None:
-    with pytest.raises(usage.UsageError, match="--worker-channel: expected FD:INDEX"):
-        parsed("--worker-channel", "3")
+    for args, error in ((["--worker-channel", "3"], "--worker-channel: expected FD:INDEX"),
+                        ([], "--worker-channel FD:INDEX is required")):
+        with pytest.raises(SystemExit) as exited:
+            WorkerOptions().parseOptions(args)
+        assert str(exited.value.code).startswith(f"python -m txrealtime._worker: {error}")
+
+
+def test_the_worker_channel_is_no_user_option() -> None:
+    """Only the worker processes a master starts take it (``python -m txrealtime._worker``)."""
+    with pytest.raises(usage.UsageError, match="option --worker-channel not recognized"):
+        parsed("--worker-channel", "3:1")
 
 
 def test_help_names_workers() -> None:

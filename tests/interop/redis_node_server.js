@@ -33,6 +33,13 @@ async function main() {
       const callback = args.pop();
       callback("got", ...args);
     });
+    // What tests/forwarding/app.py answers, for the forwarding tests' controls.
+    socket.on("whoami", (callback) => callback({ pid: process.pid, sid: socket.conn.id }));
+    socket.on("echo", (...args) => args.pop()(args));
+    socket.on("shout", (room, text, callback) => {
+      io.to(room).emit("news", text, process.pid);
+      callback("sent");
+    });
   });
   // A server-side emit (from the emitter, say) is passed on to this server's own clients.
   io.on("note", (...args) => io.local.emit("note", ...args));

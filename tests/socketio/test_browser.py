@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest_twisted
 
-from tests.servers import ARTIFACTS, page_report
+from tests.servers import ARTIFACTS, check_chat, page_report
 
 
 @pytest_twisted.ensureDeferred
@@ -12,17 +12,8 @@ async def test_chat_in_two_browser_pages() -> None:
     report = await page_report(
         "chat_browser.js", "--static", "examples/chat/public", "--app", "examples.chat.app:setup"
     )
-    assert report.get("error") is None, (report["error"], report.get("state"))
-    assert report["errors"] == []
-    assert report["bobSees"] == "alicehello from alice <b>not bold</b>"
-    assert report["bobBold"] == 0  # text, never markup
-    assert report["bobStatus"] == "connected (websocket)"
-    assert report["aliceMessages"] == [
-        "you joined as alice (1 online)",
-        "bob joined (2 online)",
-        "alicehello from alice <b>not bold</b>",
-    ]
-    assert report["aliceAfter"][-1] == "bob left (1 online)"
+    check_chat(report)
+    assert report["notFound"] == []  # the page names its icon: no /favicon.ico asked for
     for name in ("chat-alice.png", "chat-bob.png"):
         assert (ARTIFACTS / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -34,6 +25,7 @@ async def test_tutorial_page_loads_the_served_client() -> None:
     )
     assert report.get("error") is None, report["error"]
     assert report["errors"] == []
+    assert report["notFound"] == []
     assert (report["scriptStatus"], report["scriptType"]) == (200, "application/javascript; charset=utf-8")
     assert report["ioType"] == "function"
     assert report["news"] == {"hello": "world", "online": 1}

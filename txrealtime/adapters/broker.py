@@ -75,6 +75,8 @@ class BrokerLink(Protocol):
     """Broadcasts and requests refused because their payload cannot be carried to the other nodes."""
     malformed: int
     """Messages from the broker ignored because they are not well-formed."""
+    missed: int
+    """Broadcasts from other txrealtime nodes that never arrived (see :mod:`txrealtime.adapters.sequence`)."""
 
 
 def wire_options(opts: BroadcastOptions, with_flags: bool = True) -> WireOptions:
@@ -105,26 +107,35 @@ class RemoteSocket:
     """A socket found by ``fetch_sockets`` on another node: its details and the same operations."""
 
     adapter: BrokerAdapter
+    """The adapter that found it, through which its operations go."""
     id: str
+    """The socket's id."""
     handshake: dict[str, Any]
+    """Its handshake, as its node sent it (Node's format)."""
     rooms: set[str]
+    """The rooms it is in."""
     data: Any = field(default_factory=dict)
+    """Its ``socket.data``."""
 
     def _only_me(self) -> BroadcastOptions:
         return BroadcastOptions(rooms=frozenset({self.id}))
 
     def emit(self, event: str, *args: Any) -> bool:
+        """Emit to this socket, wherever it is (through the broker)."""
         from ..socketio.operator import BroadcastOperator
 
         return BroadcastOperator(self.adapter, frozenset({self.id})).emit(event, *args)
 
     def join(self, rooms: str | Iterable[str]) -> None:
+        """Make this socket join ``rooms`` on its node."""
         self.adapter.add_sockets(self._only_me(), [rooms] if isinstance(rooms, str) else rooms)
 
     def leave(self, room: str) -> None:
+        """Make this socket leave ``room`` on its node."""
         self.adapter.del_sockets(self._only_me(), [room])
 
     def disconnect(self, close: bool = False) -> None:
+        """Disconnect this socket (and its connection with ``close``) on its node."""
         self.adapter.disconnect_sockets(self._only_me(), close)
 
 
@@ -166,9 +177,17 @@ class BrokerAdapter(Adapter):
     """
 
     def __init__(self, namespace: Any, link: BrokerLink, uid: str | None = None) -> None:
+        """The adapter of ``namespace`` on ``link``.
+
+        :param namespace: The namespace whose rooms these are.
+        :param link: The connections shared by every namespace.
+        :param uid: This adapter's id among the cluster's servers (a new one if not given).
+        """
         super().__init__(namespace)
         self.link = link
+        """The connections shared by every namespace."""
         self.uid = uid if uid is not None else new_id()
+        """This adapter's id among the cluster's servers."""
         self._requests: Pending[str, _Request] = Pending(link.reactor)
         self._ack_requests: Pending[str, _AckRequest] = Pending(link.reactor)
         self._handlers: dict[type[Request], Callable[[Any], None]] = {

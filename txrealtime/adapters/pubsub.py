@@ -30,21 +30,23 @@ class PubSubLink(Protocol):
 
     key: str
     """The channel prefix (Node's ``key`` option)."""
+    uid: str
+    """This process's name among those sharing the link (what :meth:`nodes` lists)."""
     reactor: Any
     requests_timeout: float
     """Seconds to wait for the answers of the other servers to a request."""
     requests_timed_out: int
     """Requests whose answers did not all come within ``requests_timeout`` (counted by the adapter)."""
-    refused: int
-    """Broadcasts and requests the adapter refused: their payload cannot be carried to the other nodes."""
-    malformed: int
-    """Messages the adapter ignored because they are not well-formed (counted by the adapter)."""
-    missed: int
-    """Broadcasts from other txrealtime nodes that never arrived (counted by the adapter, see
-    :mod:`txrealtime.adapters.sequence`)."""
 
     def start(self) -> None:
         """Connect (idempotent)."""
+
+    @property
+    def connected(self) -> bool:
+        """Whether publications reach the other processes now."""
+
+    def nodes(self) -> list[str]:
+        """Uids of the processes known to be alive on the link (this one included)."""
 
     def subscribe(self, channel: str, handler: Handler) -> None:
         """Call ``handler`` for each message published on ``channel``."""

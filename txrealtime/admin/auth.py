@@ -49,7 +49,9 @@ class BasicAuth:
     """
 
     username: str
+    """The user's name."""
     password: str = field(repr=False)
+    """The bcrypt hash of the password, or the password itself."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.username, str) or not isinstance(self.password, str):
@@ -107,16 +109,25 @@ class MemorySessionStore:
     """Session ids in this process's memory, each valid ``ttl`` seconds; beyond ``max_sessions``, the oldest go."""
 
     def __init__(self, reactor: Clock, ttl: float = 86400.0, max_sessions: int = 1000) -> None:
+        """An empty store.
+
+        :param reactor: The clock the ids expire by.
+        :param ttl: Seconds a session id stays valid.
+        :param max_sessions: Most ids kept.
+        """
         self.reactor = reactor
+        """The clock ids expire by."""
         self.ttl = ttl
         """Seconds a session id stays valid (a day, as Node's ``RedisStore``)."""
         self.max_sessions = max_sessions
+        """Most ids kept."""
         self._expiry: OrderedDict[str, float] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self._expiry)
 
     def exists(self, session_id: str) -> bool:
+        """Whether ``session_id`` was saved less than ``ttl`` seconds ago (an expired one is forgotten)."""
         expiry = self._expiry.get(session_id)
         if expiry is None:
             return False
@@ -126,6 +137,7 @@ class MemorySessionStore:
         return True
 
     def save(self, session_id: str) -> None:
+        """Remember ``session_id`` for ``ttl`` seconds, forgetting the oldest beyond ``max_sessions``."""
         self._expiry[session_id] = now(self.reactor) + self.ttl
         self._expiry.move_to_end(session_id)
         while len(self._expiry) > self.max_sessions:

@@ -150,19 +150,37 @@ class Instrumentation:
         store: SessionStore | None = None,
         stats_interval: float = 2.0,
     ) -> None:
+        """Instrument ``io``; :func:`instrument` calls it, with its checks.
+
+        :param io: The server instrumented.
+        :param auth: Who may join the admin namespace, or ``None`` for anyone.
+        :param mode: ``development`` (sockets, rooms, events) or ``production`` (server stats only).
+        :param read_only: Refuse the UI's commands (emit, join, leave, disconnect).
+        :param namespace: The admin namespace's name.
+        :param server_id: How the UI names this server (``hostname#pid`` if not given).
+        :param store: Where session ids are kept (this process's memory if not given).
+        :param stats_interval: Seconds between two ``server_stats`` messages.
+        """
         if mode not in ("development", "production"):
             raise ValueError(f'mode must be "development" or "production", not {mode!r}')
         self.io = io
+        """The server instrumented."""
         self.reactor = io.reactor
+        """The server's clock."""
         self.development = mode == "development"
+        """Whether in development mode (sockets, rooms and events sent to the UI)."""
         self.read_only = read_only
+        """Whether the UI's commands are refused."""
         self.features = supported_features(read_only, self.development)
         """The ``supportedFeatures`` every UI is sent."""
         self.server_id = server_id or f"{HOSTNAME}#{os.getpid()}"
         """How the UI names this node (default ``hostname#pid``, distinct for each process of a cluster)."""
         self.admin = io.of(namespace)
+        """The admin namespace the UI joins."""
         self.started = now(self.reactor)
+        """When it started (the UI shows the uptime)."""
         self.events = EventBuffer()
+        """The events counted for the UI's charts."""
         self._second = 0
         self._traffic_in = [0, 0]
         """Packets and bytes received in the second ``_second`` (not yet in :attr:`events`)."""
@@ -170,6 +188,7 @@ class Instrumentation:
         self.polling = {s.sid for s in io.manager if s.transport.name == "polling"}
         """The sids of sessions still on HTTP long-polling."""
         self.login: Login | None = None
+        """How UIs log in and keep their session, unless anyone may."""
         self._undo: list[Callable[[], object]] = []
         if auth is None:
             log.warn(

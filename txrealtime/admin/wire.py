@@ -70,14 +70,23 @@ class Feature(StrEnum):
     """What the UI may offer, as the ``config`` event lists it."""
 
     EMIT = "EMIT"
+    """Emit to sockets."""
     JOIN = "JOIN"
+    """Make a socket join a room."""
     LEAVE = "LEAVE"
+    """Make a socket leave a room."""
     DISCONNECT = "DISCONNECT"
+    """Disconnect a socket."""
     MJOIN = "MJOIN"
+    """Make several sockets join a room."""
     MLEAVE = "MLEAVE"
+    """Make several sockets leave a room."""
     MDISCONNECT = "MDISCONNECT"
+    """Disconnect several sockets."""
     AGGREGATED_EVENTS = "AGGREGATED_EVENTS"
+    """Event counts per period (the dashboard's charts)."""
     ALL_EVENTS = "ALL_EVENTS"
+    """Every event, one by one (development mode)."""
 
 
 _COMMAND_FEATURES = (Feature.EMIT, Feature.JOIN, Feature.LEAVE, Feature.DISCONNECT, Feature.MJOIN, Feature.MLEAVE,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from typing import Any, Protocol, cast
+from typing import Any, Protocol, TypeVar, cast
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import treq
@@ -40,6 +40,7 @@ from .tls import TLSOptions
 __all__ = ["EngineIOClient", "EngineListener", "EngineError"]
 
 log = Logger(observer=gate)
+_T = TypeVar("_T")
 
 
 class EngineError(ConnectionError):
@@ -49,13 +50,17 @@ class EngineError(ConnectionError):
 class EngineListener(Protocol):
     """What an Engine.IO connection reports to the layer above it."""
 
-    def engine_open(self) -> None: ...
+    def engine_open(self) -> None:
+        """The connection is open (its OPEN packet arrived)."""
 
-    def engine_message(self, data: str | bytes) -> None: ...
+    def engine_message(self, data: str | bytes) -> None:
+        """A message arrived."""
 
-    def engine_upgrade(self, transport: str) -> None: ...
+    def engine_upgrade(self, transport: str) -> None:
+        """The connection moved to ``transport`` (``websocket``)."""
 
-    def engine_close(self, reason: str, description: str) -> None: ...
+    def engine_close(self, reason: str, description: str) -> None:
+        """The open connection closed, for Engine.IO's ``reason`` (``transport close``, ``ping timeout``...)."""
 
 
 class _Transport(Protocol):
@@ -188,9 +193,15 @@ class _PollingTransport:
         self._drained: list[Deferred[None]] = []
         self._goodbye: Deferred[None] | None = None
 
-    async def handshake(self) -> list[Packet]:
-        """The first GET: returns the OPEN packet and anything sent with it."""
-        return await self._request_packets()
+    def handshake(self) -> Deferred[list[Packet]]:
+        """The first GET: fires with the OPEN packet and anything sent with it. :meth:`close` cancels it
+        (and drops its connection), as it does any GET in flight."""
+        self._get = ensureDeferred(self._request_packets())
+        return self._get.addBoth(self._handshook)
+
+    def _handshook(self, result: _T) -> _T:
+        self._get = None
+        return result
 
     def start(self) -> None:
         self._poll()
@@ -326,6 +337,20 @@ class EngineIOClient:
         tls: TLSOptions | None = None,
         reactor: Clock | None = None,
     ) -> None:
+        """A connection, not open until :meth:`open`.
+
+        :param url: The server, ``http(s)://`` or ``ws(s)://host:port``.
+        :param listener: What the connection reports to (a :class:`Manager`, or your own).
+        :param path: The endpoint's path on the server.
+        :param transports: The transports to use, in order: ``polling`` then an
+            upgrade to ``websocket``, or ``websocket`` alone.
+        :param upgrade: Whether to upgrade from polling to WebSocket when the server offers it.
+        :param query: More query parameters for every request.
+        :param headers: More HTTP headers for every request (and the WebSocket handshake).
+        :param tls: Which servers to trust over ``https://`` and ``wss://``
+            (:class:`txrealtime.client.TLSOptions`; the system's authorities if not given).
+        :param reactor: The reactor it connects with; the global one if not given.
+        """
         reactor = default_reactor(reactor)
         if not transports or any(t not in ("polling", "websocket") for t in transports):
             raise ValueError(f"transports must be polling and/or websocket, not {list(transports)}")
@@ -333,24 +358,40 @@ class EngineIOClient:
         if parts.scheme not in ("http", "https", "ws", "wss"):
             raise ValueError(f"unsupported URL scheme in {url!r}")
         self.base = parts
+        """The server's URL, split."""
         self.listener = listener
+        """What the connection reports to."""
         self.path = "/" + path.strip("/") + "/"
+        """The endpoint's path, between slashes."""
         self.transports = list(transports)
+        """The transports it may use, in order."""
         self.upgrade = upgrade
+        """Whether it upgrades from polling to WebSocket when offered."""
         self.query = dict(query or {})
+        """More query parameters for every request."""
         self.headers = dict(headers or {})
+        """More headers for every request."""
         self.reactor = reactor
+        """The reactor it connects with."""
         self.pool = HTTPConnectionPool(cast(Any, reactor), persistent=True)
+        """The polling transport's persistent HTTP connections (two at most)."""
         self.pool.maxPersistentPerHost = 2
         self.tls_policy = (tls or TLSOptions()).https_policy()
-        """Which servers to trust over https:// and wss://, for both transports."""
+        """Which servers to trust over ``https://`` and ``wss://``, for both transports."""
         self.agent = cast(IAgent, Agent(cast(Any, reactor), contextFactory=self.tls_policy, pool=self.pool))
+        """The HTTP agent polling requests go through."""
         self.sid: str | None = None
+        """The session id the server gave, once open."""
         self.ping_interval = 25.0
+        """The server's heartbeat period, in seconds, from its OPEN packet."""
         self.ping_timeout = 20.0
+        """How long the server waits for an answer to a heartbeat, from its OPEN packet."""
         self.max_payload = 1_000_000
+        """The largest message the server takes, in bytes, from its OPEN packet."""
         self.state = "new"
+        """``new``, ``opening``, ``open``, ``closing`` or ``closed``."""
         self.transport: _Transport | None = None
+        """The transport in use."""
         self._probe: _WebSocketTransport | None = None
         self._buffer: list[Packet] = []
         self._ping_timer: DelayedCall | None = None
@@ -362,6 +403,7 @@ class EngineIOClient:
 
     @property
     def transport_name(self) -> str | None:
+        """The current transport's name (``polling`` or ``websocket``), ``None`` before the first."""
         return self.transport.name if self.transport is not None else None
 
     def open(self) -> Deferred[None]:
@@ -373,7 +415,7 @@ class EngineIOClient:
             polling = _PollingTransport(self)
             self.transport = polling
             self._created.append(polling)
-            ensureDeferred(polling.handshake()).addCallbacks(self._handshake, self._open_failed)
+            polling.handshake().addCallbacks(self._handshake, self._open_failed)
         else:
             self.transport = _WebSocketTransport(self, None)
             self._created.append(self.transport)

@@ -36,13 +36,17 @@ class Engine(Protocol):
     """What the manager needs of an Engine.IO connection (network or in-memory)."""
 
     @property
-    def transport_name(self) -> str | None: ...
+    def transport_name(self) -> str | None:
+        """The current transport's name (``polling``, ``websocket``), ``None`` before one is chosen."""
 
-    def open(self) -> Deferred[None]: ...
+    def open(self) -> Deferred[None]:
+        """Connect; fire once open, fail if it cannot be."""
 
-    def send(self, messages: list[str | bytes]) -> None: ...
+    def send(self, messages: list[str | bytes]) -> None:
+        """Send Engine.IO messages (buffered until open)."""
 
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """Close the connection, telling the server."""
 
     def when_closed(self) -> Deferred[None]:
         """Fires once the connection's resources (sockets) are released."""
@@ -81,20 +85,54 @@ class Manager:
         engine_factory: EngineFactory | None = None,
         rng: random.Random | None = None,
     ) -> None:
+        """A manager, not connected until a socket connects.
+
+        :param url: The server, ``http(s)://host:port``.
+        :param path: The Socket.IO endpoint's path on the server (Node's ``path``).
+        :param transports: ``polling`` then an upgrade to ``websocket`` (the
+            default), or one of them alone (Node's ``transports``).
+        :param upgrade: Whether to upgrade from polling to WebSocket (Node's ``upgrade``).
+        :param query: More query parameters for the Engine.IO requests (Node's ``query``).
+        :param headers: More HTTP headers for them (Node's ``extraHeaders``).
+        :param reconnection: Whether to reconnect after a lost connection (Node's ``reconnection``).
+        :param reconnection_attempts: Most reconnection tries before giving up.
+        :param reconnection_delay: Seconds before the first try, doubled at each.
+        :param reconnection_delay_max: The longest wait between tries.
+        :param randomization_factor: How much each wait is spread (0: not at all).
+        :param timeout: Seconds the connection has to open, else the attempt fails
+            ("no answer within the connect timeout"; Node's ``timeout``).
+        :param max_attachments: Most binary attachments one packet from the server may announce.
+        :param parser: ``"json"``, ``"msgpack"`` or a :class:`txrealtime.socketio.Parser`; the server must use the same.
+        :param tls: Which servers to trust over ``https://`` (:class:`txrealtime.client.TLSOptions`).
+        :param reactor: The reactor it connects with and times on; the global one if not given.
+        :param engine_factory: Makes the Engine.IO connection (tests give an in-memory one,
+            :func:`txrealtime.testing.connect_in_memory`); a network connection if not given.
+        :param rng: The random numbers spreading the waits (tests give a seeded one).
+        """
         reactor = default_reactor(reactor)
         self.url = url
+        """The server's URL."""
         self.reactor: Clock = reactor
+        """The reactor it connects with and times on."""
         self.reconnection = reconnection
+        """Whether it reconnects after a lost connection."""
         self.reconnection_attempts = reconnection_attempts
+        """Most reconnection tries before giving up."""
         self.reconnection_delay = reconnection_delay
+        """Seconds before the first try, doubled at each."""
         self.reconnection_delay_max = reconnection_delay_max
+        """The longest wait between tries."""
         self.randomization_factor = randomization_factor
+        """How much each wait is spread."""
         self.timeout = timeout
+        """Seconds a connection has to open."""
         self.max_attachments = max_attachments
+        """Most binary attachments one packet from the server may announce."""
         self.parser: Parser = resolve(parser)
         """Node's client ``parser`` option: ``"json"`` (the default), ``"msgpack"``, or a
         :class:`txrealtime.socketio.parser.Parser`; the server must use the same."""
         self.encoder: Encoder = self.parser.encoder()
+        """Encodes the packets the sockets send, in the parser's format."""
         self._rng = rng or random.Random()
         if engine_factory is None:
 
@@ -113,9 +151,12 @@ class Manager:
 
         self._engine_factory = engine_factory
         self.engine: Engine | None = None
+        """The Engine.IO connection, while there is one."""
         self._closing: list[Engine] = []
         self.state = "closed"
+        """``closed``, ``opening`` or ``open``."""
         self.nsps: dict[str, ClientSocket] = {}
+        """The sockets, by namespace."""
         self._attempts = 0
         self._reconnect_timer: DelayedCall | None = None
         self._open_timer: DelayedCall | None = None
@@ -181,8 +222,10 @@ class Manager:
     def _open_timed_out(self, engine: Engine) -> None:
         self._open_timer = None
         if self.engine is engine and self.state == "opening":
+            # The timeout is the reason, not the close that follows it (the engine's "forced close"): fail first.
+            error = NotConnected(f"no answer within the connect timeout ({self.timeout:g} s, the timeout option)")
+            self._open_failed(Failure(error), engine)
             engine.close()
-            self._open_failed(Failure(NotConnected("timed out connecting")), engine)
 
     def _open_failed(self, failure: Failure, engine: Engine) -> None:
         if self.engine is not engine or self.state != "opening":
@@ -199,6 +242,7 @@ class Manager:
         self._maybe_reconnect(error)
 
     def engine_open(self) -> None:
+        """The Engine.IO connection opened: the active sockets join their namespaces."""
         self._open_timer = cancel(self._open_timer)
         self.state = "open"
         if self._attempts:
@@ -209,6 +253,7 @@ class Manager:
                 socket._engine_open()
 
     def engine_message(self, data: str | bytes) -> None:
+        """A message from the server: decode it and hand the packet to its namespace's socket."""
         try:
             packet = self._decoder.feed(data)
         except DecodeError as e:
@@ -223,9 +268,11 @@ class Manager:
         socket._on_packet(packet)
 
     def engine_upgrade(self, transport: str) -> None:
+        """The connection moved to ``transport``: publish :class:`Upgraded`."""
         self._publish(Upgraded(transport))
 
     def engine_close(self, reason: str, description: str) -> None:
+        """The connection closed: the sockets disconnect with ``reason``, then reconnect if they should."""
         if self.engine is not None:
             self._retire(self.engine)
         self.state = "closed"

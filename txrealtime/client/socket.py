@@ -135,16 +135,31 @@ class ClientSocket(EventEmitter, CatchAll):
     """One namespace over a :class:`Manager`'s connection (Node's client ``Socket``).
 
     Reserved events: ``connect()``, ``disconnect(reason)``, ``connect_error(error)``.
+    ``manager.socket(namespace)`` makes them.
     """
 
     def __init__(
         self, manager: ManagerLink, namespace: str, auth: Any = None, *, retries: int = 0,
         ack_timeout: float | None = None,
     ) -> None:
+        """A socket, not connected (``manager.socket(namespace)`` makes them).
+
+        :param manager: The manager whose connection it shares.
+        :param namespace: The namespace it joins, starting with ``/``.
+        :param auth: What it sends with its CONNECT (Node's ``auth``): a value, or
+            a callable returning one, called at each (re)connection.
+        :param retries: How many times an emit is sent again when it is not
+            acknowledged (Node's ``retries``).
+        :param ack_timeout: Seconds to wait for an acknowledgement when the emit
+            names no timeout (Node's ``ackTimeout``); ``None``: no limit.
+        """
         super().__init__()
         self.io = manager
+        """The manager (Node's ``socket.io``)."""
         self.nsp = namespace
+        """The namespace's name."""
         self.auth = auth
+        """What the next CONNECT sends (a value, or a callable returning one)."""
         self.retries = retries
         """How many times an emit is sent again when it is not acknowledged (Node's ``retries``)."""
         self.ack_timeout = ack_timeout
@@ -153,7 +168,9 @@ class ClientSocket(EventEmitter, CatchAll):
         self._retrying: set[Deferred[ClientSocket]] = set()
         self._ever_connected = False
         self.id: str | None = None
+        """The socket's id once connected, given by the server."""
         self.connected = False
+        """Whether the socket is in its namespace now."""
         self.active = False
         """Whether the socket wants to be connected (it reconnects with the manager)."""
         self._send_buffer: list[Packet] = []
@@ -170,6 +187,7 @@ class ClientSocket(EventEmitter, CatchAll):
 
     @property
     def disconnected(self) -> bool:
+        """Not :attr:`connected`."""
         return not self.connected
 
     # -- connecting ----------------------------------------------------------------

@@ -24,11 +24,28 @@ from .._reactor import default_reactor, now
 from ..adapters.losses import Outage
 from ..adapters.pubsub import Handler
 from ..socketio.acks import Pending
-from .wire import Frame, Message, NumSub, NumSubReply, PSubscribe, Publish, PUnsubscribe, Subscribe, Unsubscribe
+from .wire import (
+    Frame,
+    Members,
+    Message,
+    NumSub,
+    NumSubReply,
+    PSubscribe,
+    Publish,
+    PUnsubscribe,
+    Subscribe,
+    Unsubscribe,
+    WireError,
+)
 
-__all__ = ["ClusterLink", "ClusterUnavailable", "FrameSender"]
+__all__ = ["ClusterLink", "ClusterUnavailable", "FrameSender", "worker_uid"]
 
 log = Logger(observer=gate)
+
+
+def worker_uid(index: int) -> str:
+    """The link uid of worker ``index`` (``w3``): what :meth:`ClusterLink.nodes` lists."""
+    return f"w{index}"
 
 
 class ClusterUnavailable(ConnectionError):
@@ -47,9 +64,13 @@ class ClusterLink:
 
     def __init__(
         self, channel: FrameSender | None = None, *, key: str = "socket.io", requests_timeout: float = 5.0,
-        reactor: Any = None,
+        reactor: Any = None, index: int = 0,
     ) -> None:
         self.key = key
+        self.index = index
+        """This worker's index among the master's workers."""
+        self.uid = worker_uid(index)
+        """This worker's name among the processes sharing the link: ``w`` and its index."""
         self.requests_timeout = requests_timeout
         self.reactor = default_reactor(reactor)
         self.outage = Outage("Cluster channel", log, lambda: now(self.reactor))
@@ -67,6 +88,7 @@ class ClusterLink:
         self._patterns: dict[str, list[Handler]] = {}
         self._numsub: Pending[int, Deferred[int]] = Pending(self.reactor)
         self._ids = itertools.count(1)
+        self._members: list[int] = []
 
     @property
     def undelivered(self) -> int:
@@ -85,12 +107,22 @@ class ClusterLink:
     def detach(self) -> None:
         """The channel closed: pending counts fail, publications are counted as undelivered."""
         self._channel = None
+        self._members = []
         self.outage.lost("the master is gone")
         for d in self._numsub.take_all():
             d.errback(ClusterUnavailable("the master is gone"))
 
     def start(self) -> None:
         """Nothing to do: the channel is the worker's (idempotent, as :class:`PubSubLink` asks)."""
+
+    @property
+    def connected(self) -> bool:
+        """Whether the channel to the master is open."""
+        return self._channel is not None
+
+    def nodes(self) -> list[str]:
+        """Uids of the workers the master last said are connected (this one included)."""
+        return sorted({self.uid, *(worker_uid(i) for i in self._members)})
 
     def _send(self, frame: Frame) -> bool:
         return self._channel is not None and self._channel.send(frame)
@@ -146,8 +178,14 @@ class ClusterLink:
     def _timed_out(d: Deferred[int]) -> None:
         d.errback(TimeoutError("the master did not count subscribers in time"))
 
-    def deliver(self, frame: Message | NumSubReply) -> None:
-        """Act on a frame from the master: call the handlers of a message, or answer a count."""
+    def deliver(self, frame: Message | NumSubReply | Members) -> None:
+        """Act on a frame from the master: call the handlers of a message, answer a count, or note who is up."""
+        if isinstance(frame, Members):
+            try:
+                self._members = frame.parsed()
+            except WireError as e:
+                log.error("Bad list of workers from the master: {error}", error=str(e))
+            return
         if isinstance(frame, NumSubReply):
             d = self._numsub.take(frame.id)
             if d is not None:

@@ -1,7 +1,7 @@
 """The master of ``--workers N``: listens, starts and restarts the workers, routes connections, relays pub/sub.
 
 :class:`MasterService` owns every ``--listen`` endpoint. Each worker is a
-child process (``python -m txrealtime ... --worker-channel 3:INDEX``) joined
+child process (``python -m txrealtime._worker ... --worker-channel 3:INDEX``) joined
 to the master by a Unix socket pair (:class:`MasterChannel`). Each accepted
 connection is a :class:`txrealtime.cluster.router.Router` until its first
 request line is in; then :class:`MasterService` picks the worker
@@ -45,6 +45,7 @@ from .wire import (
     Frame,
     Hello,
     Load,
+    Members,
     Message,
     NumSub,
     NumSubReply,
@@ -143,6 +144,7 @@ class WorkerProcess(ProcessProtocol):
             for transport in self.pending.values():
                 transport.loseConnection()
             self.pending.clear()
+            self.master.announce_members()
 
 
 class MasterService(service.MultiService):
@@ -209,7 +211,7 @@ class MasterService(service.MultiService):
         try:
             factory = Factory.forProtocol(lambda: MasterChannel(worker))
             transport = self.reactor.adoptStreamConnection(mine.fileno(), socket.AF_UNIX, factory)
-            args = [sys.executable, "-m", "txrealtime", *self.worker_args,
+            args = [sys.executable, "-m", "txrealtime._worker", *self.worker_args,
                     "--worker-channel", f"{CHANNEL_FD}:{worker.index}"]
             process = self.reactor.spawnProcess(
                 worker, sys.executable, args, env=dict(os.environ), path=os.getcwd(),
@@ -342,9 +344,17 @@ class MasterService(service.MultiService):
         elif isinstance(frame, Hello):
             worker.ready = True
             log.info("Worker {index} ready (pid {pid})", index=worker.index, pid=frame.pid)
+            self.announce_members()
             self._flush_waiting()
         else:
             log.error("Unexpected {kind} frame from worker {index}", kind=type(frame).__name__, index=worker.index)
+
+    def announce_members(self) -> None:
+        """Tell every connected worker which workers are connected (what their links' ``nodes()`` list)."""
+        up = [w for w in self.workers if w.ready and w.channel is not None]
+        members = Members(",".join(str(w.index) for w in up))
+        for worker in up:
+            cast(MasterChannel, worker.channel).send(members)
 
     def worker_log(self, worker: WorkerProcess, line: str) -> None:
         """Log a line a worker wrote, prefixed by its index (without the worker's own timestamp)."""

@@ -4,7 +4,7 @@ Grammar (integers in frames are big-endian; ``text`` is UTF-8, ``number`` is
 ASCII decimal digits without sign or leading zeros, ``bytes`` is anything)::
 
     stream   = *( length:u32 body )       ; the length prefix is the transport's (Int32StringReceiver)
-    body     = kind:u8 *field             ; len(body) <= MAX_FRAME
+    body     = kind:u8 *field             ; len(body) <= MAX_FRAME (:mod:`txrealtime._frames`)
     field    = size:u32 octets[size]
 
     kind  frame         fields                          direction
@@ -20,6 +20,7 @@ ASCII decimal digits without sign or leading zeros, ``bytes`` is anything)::
     10    NumSub        id:number channel:text          worker -> master
     11    NumSubReply   id:number count:number          master -> worker
     12    Load          sessions:number                 worker -> master
+    13    Members       indexes:text                    master -> worker ("0,2,3": the workers connected)
 
 A body with an unknown kind, the wrong number of fields, a field overrunning
 the body, text that is not UTF-8 or a malformed number raises
@@ -28,10 +29,10 @@ the body, text that is not UTF-8 or a malformed number raises
 
 from __future__ import annotations
 
-import dataclasses
-import struct
 from dataclasses import dataclass
 from typing import ClassVar, TypeAlias
+
+from .._frames import FrameCodec
 
 __all__ = [
     "MAX_FRAME",
@@ -40,6 +41,7 @@ __all__ = [
     "Frame",
     "Hello",
     "Load",
+    "Members",
     "Message",
     "NumSub",
     "NumSubReply",
@@ -55,9 +57,6 @@ __all__ = [
 
 MAX_FRAME = 256 * 1024 * 1024
 """Largest frame body: a broadcast carries at most one message, and messages are bounded by max_payload."""
-
-_SIZE = struct.Struct(">I")
-
 
 class WireError(ValueError):
     """A frame that does not follow the grammar."""
@@ -166,74 +165,42 @@ class Load:
     sessions: int
 
 
+@dataclass(frozen=True, slots=True)
+class Members:
+    """The indexes of the workers connected to the master (comma-separated, ascending), sent on every change."""
+
+    KIND: ClassVar[int] = 13
+    indexes: str
+
+    def parsed(self) -> list[int]:
+        """The indexes as numbers; :class:`WireError` if the text is not a list of numbers."""
+        if not self.indexes:
+            return []
+        parts = self.indexes.split(",")
+        if not all(p.isdigit() and len(p) <= 6 for p in parts):
+            raise WireError(f"Members: not a list of numbers: {self.indexes[:40]!r}")
+        return [int(p) for p in parts]
+
+
 Frame: TypeAlias = (
     Hello | Connection | Adopted | Subscribe | Unsubscribe | PSubscribe | PUnsubscribe | Publish | Message
-    | NumSub | NumSubReply | Load
+    | NumSub | NumSubReply | Load | Members
 )
 """Every frame of the grammar."""
 
-_KINDS: dict[int, type[Frame]] = {
-    cls.KIND: cls
-    for cls in (Hello, Connection, Adopted, Subscribe, Unsubscribe, PSubscribe, PUnsubscribe, Publish, Message,
-                NumSub, NumSubReply, Load)
-}
-_FIELDS: dict[type[Frame], tuple[tuple[str, str], ...]] = {
-    cls: tuple((f.name, str(f.type)) for f in dataclasses.fields(cls)) for cls in _KINDS.values()
-}
+_CODEC: FrameCodec[Frame] = FrameCodec(
+    (Hello, Connection, Adopted, Subscribe, Unsubscribe, PSubscribe, PUnsubscribe, Publish, Message, NumSub,
+     NumSubReply, Load, Members),
+    WireError,
+    MAX_FRAME,
+)
 
 
 def encode(frame: Frame) -> bytes:
     """The body of ``frame`` (without the transport's length prefix)."""
-    parts = [bytes((frame.KIND,))]
-    for name, kind in _FIELDS[type(frame)]:
-        value = getattr(frame, name)
-        if kind == "int":
-            if value < 0:
-                raise ValueError(f"{type(frame).__name__}.{name} must be >= 0")
-            raw = str(value).encode()
-        elif kind == "str":
-            raw = value.encode("utf-8")
-        else:
-            raw = bytes(value)
-        parts.append(_SIZE.pack(len(raw)))
-        parts.append(raw)
-    return b"".join(parts)
+    return _CODEC.encode(frame)
 
 
 def decode(body: bytes) -> Frame:
     """The frame whose body is ``body``; :class:`WireError` if it does not follow the grammar."""
-    if not body:
-        raise WireError("empty frame")
-    if len(body) > MAX_FRAME:
-        raise WireError(f"frame of {len(body)} bytes is larger than {MAX_FRAME}")
-    cls = _KINDS.get(body[0])
-    if cls is None:
-        raise WireError(f"unknown frame kind {body[0]}")
-    values: list[object] = []
-    offset = 1
-    for name, kind in _FIELDS[cls]:
-        if offset + 4 > len(body):
-            raise WireError(f"{cls.__name__}: missing field {name}")
-        (size,) = _SIZE.unpack_from(body, offset)
-        offset += 4
-        if offset + size > len(body):
-            raise WireError(f"{cls.__name__}.{name}: {size} bytes announced, {len(body) - offset} left")
-        raw = body[offset : offset + size]
-        offset += size
-        values.append(_value(cls, name, kind, raw))
-    if offset != len(body):
-        raise WireError(f"{cls.__name__}: {len(body) - offset} bytes after the last field")
-    return cls(*values)  # type: ignore[arg-type]
-
-
-def _value(cls: type, name: str, kind: str, raw: bytes) -> object:
-    if kind == "int":
-        if not raw or not raw.isdigit() or (len(raw) > 1 and raw[0] == 0x30) or len(raw) > 20:
-            raise WireError(f"{cls.__name__}.{name}: not a number: {raw[:20]!r}")
-        return int(raw)
-    if kind == "str":
-        try:
-            return raw.decode("utf-8")
-        except UnicodeDecodeError as e:
-            raise WireError(f"{cls.__name__}.{name}: not UTF-8 ({e.reason})") from None
-    return raw
+    return _CODEC.decode(body)

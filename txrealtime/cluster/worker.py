@@ -1,6 +1,6 @@
 """A worker's side of ``--workers N``: its channel to the master, the client sockets it adopts, its sids.
 
-The master starts each worker as ``python -m txrealtime ... --worker-channel
+The master starts each worker as ``python -m txrealtime._worker ... --worker-channel
 FD:INDEX`` with one end of a Unix socket pair as file descriptor ``FD``.
 :class:`WorkerService` adopts that end as a :class:`WorkerChannel`, which
 says :class:`txrealtime.cluster.wire.Hello`, then receives client sockets
@@ -36,7 +36,20 @@ from ..engineio import SessionClosed, SessionEvent, SessionManager, SessionOpene
 from ..engineio.events import Handshake
 from .link import ClusterLink
 from .routing import worker_of, worker_sid
-from .wire import MAX_FRAME, Adopted, Connection, Frame, Hello, Load, Message, NumSubReply, WireError, decode, encode
+from .wire import (
+    MAX_FRAME,
+    Adopted,
+    Connection,
+    Frame,
+    Hello,
+    Load,
+    Members,
+    Message,
+    NumSubReply,
+    WireError,
+    decode,
+    encode,
+)
 
 __all__ = ["StickyRoot", "WorkerChannel", "WorkerService", "parse_channel", "prefix_sids"]
 
@@ -162,7 +175,7 @@ class WorkerChannel(Int32StringReceiver):
                 return
             self.worker.adopt(self._fds.popleft(), frame.data)
             self.send(Adopted(frame.id))
-        elif isinstance(frame, (Message, NumSubReply)):
+        elif isinstance(frame, (Message, NumSubReply, Members)):
             self.worker.link.deliver(frame)
         else:
             log.error("Unexpected {kind} frame from the master", kind=type(frame).__name__)

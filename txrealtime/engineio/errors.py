@@ -12,11 +12,17 @@ class SessionError(Exception):
     """A request names a session it may not use; ``code`` is Engine.IO's error code."""
 
     UNKNOWN_TRANSPORT = 0
+    """``transport`` is neither polling nor websocket."""
     UNKNOWN_SID = 1
+    """No such session (or it closed)."""
     BAD_HANDSHAKE_METHOD = 2
+    """A handshake that is not a GET."""
     BAD_REQUEST = 3
+    """A request that breaks the protocol for its session."""
     FORBIDDEN = 4
+    """Refused: origin, ``allow_request``, sessions per address, shutting down."""
     UNSUPPORTED_PROTOCOL_VERSION = 5
+    """An ``EIO`` revision the server does not speak."""
 
     MESSAGES = {
         0: "Transport unknown",
@@ -26,10 +32,19 @@ class SessionError(Exception):
         4: "Forbidden",
         5: "Unsupported protocol version",
     }
+    """Each code's message, as Node's engine.io words it."""
 
     def __init__(self, code: int, context: str = "", details: Mapping[str, str] | None = None) -> None:
+        """The error for ``code``.
+
+        :param code: One of the codes below (``UNKNOWN_SID``...), which picks the message and the HTTP status.
+        :param context: What went wrong, for the log.
+        :param details: Node's ``connection_error`` context (a message of its own
+            for ``FORBIDDEN``, from ``context``, if not given).
+        """
         super().__init__(self.MESSAGES[code] + (f": {context}" if context else ""))
         self.code = code
+        """One of the codes above."""
         self.context = context
         """A description for the log."""
         if details is None:

@@ -88,30 +88,44 @@ class Handshake:
 
 @dataclass(frozen=True, slots=True)
 class SessionOpened:
+    """A client opened a session (its handshake was accepted)."""
     sid: str
+    """The new session's id."""
     transport: str
+    """The transport it opened on (``polling`` or ``websocket``)."""
     handshake: Handshake
+    """The request that opened it."""
 
 
 @dataclass(frozen=True, slots=True)
 class SessionUpgraded:
+    """A session moved from polling to WebSocket."""
     sid: str
+    """The session's id."""
     from_transport: str
+    """The transport it left (``polling``)."""
     to_transport: str
+    """The transport it is on now (``websocket``)."""
 
 
 @dataclass(frozen=True, slots=True)
 class MessageReceived:
+    """A message from a session's client (published only to subscribers that asked for messages)."""
     sid: str
+    """The session's id."""
     data: str | bytes = field(repr=False)
     """The client's message; left out of ``repr`` so that no log line carries a payload."""
 
 
 @dataclass(frozen=True, slots=True)
 class SessionClosed:
+    """A session closed, for ``reason``."""
     sid: str
+    """The session's id."""
     reason: CloseReason
+    """Why, as Engine.IO says it."""
     description: str = ""
+    """More about why, for the log."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,7 +159,9 @@ class PacketReceived:
     """A packet arrived from the client (Node's socket ``packet`` event); see ``SessionManager.subscribe_packets``."""
 
     sid: str
+    """The session's id."""
     packet: Packet = field(repr=False)
+    """The packet, as decoded."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,7 +169,9 @@ class PacketCreated:
     """An OPEN, MESSAGE, PING (v4) or PONG (v3) packet was queued for the client (Node's socket ``packetCreate``)."""
 
     sid: str
+    """The session's id."""
     packet: Packet = field(repr=False)
+    """The packet, as it will be encoded."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +179,7 @@ class Drained:
     """The session's outgoing buffer was written to its transport (Node's socket ``drain``)."""
 
     sid: str
+    """The session's id."""
 
 
 SessionEvent = SessionOpened | SessionUpgraded | MessageReceived | SessionClosed | RequestRefused

@@ -55,8 +55,16 @@ class SessionManager:
     """Owns every Engine.IO session of one endpoint and emits :data:`SessionEvent` values."""
 
     def __init__(self, options: EngineIOOptions | None = None, reactor: Clock | None = None) -> None:
+        """A manager with no session yet.
+
+        :param options: Its settings (heartbeats, limits, CORS, origins,
+            compression...); the defaults, Node's, if not given.
+        :param reactor: The clock its timers run on; the global reactor if not given.
+        """
         self.options = options or EngineIOOptions()
+        """The settings in force (a frozen dataclass: replace it whole to change them)."""
         self.reactor: Clock = default_reactor(reactor)
+        """The clock every timer of its sessions runs on."""
         self._sessions: dict[str, Session] = {}
         self._lingering: dict[str, tuple[Session, DelayedCall]] = {}
         self._subscribers: Observers[SessionEvent] = Observers("Session manager")
@@ -70,6 +78,10 @@ class SessionManager:
         """``False`` once :meth:`shutdown` ran: new sessions are refused."""
         self.stats = EngineStats()
         """Running totals (packets, bytes, sessions opened and closed, refusals), read by :mod:`txrealtime.metrics`."""
+        self.sid_tag = ""
+        """Appended to every sid this manager makes itself (not those of a ``generate_id`` hook): ``~`` and the
+        name of this node, so that another node finds the session's owner from the sid alone (set by
+        :mod:`txrealtime.forwarding`)."""
 
     # -- observing -------------------------------------------------------
 
@@ -231,9 +243,9 @@ class SessionManager:
 
     def new_sid(self) -> str:
         """An unguessable session id not in use."""
-        sid = secrets.token_urlsafe(15)
+        sid = secrets.token_urlsafe(15) + self.sid_tag
         while sid in self._sessions or sid in self._lingering:
-            sid = secrets.token_urlsafe(15)
+            sid = secrets.token_urlsafe(15) + self.sid_tag
         return sid
 
     def check_origin(self, origin: str | None) -> None:

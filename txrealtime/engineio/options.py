@@ -34,11 +34,15 @@ class CookieOptions:
     """The cookie holding the session id, for load balancers that stick by cookie."""
 
     name: str = "io"
+    """The cookie's name (Node's default: ``io``)."""
     path: str = "/"
+    """Its ``Path``."""
     http_only: bool = True
+    """Whether it is ``HttpOnly`` (scripts cannot read it)."""
     same_site: str = "Lax"
     """``Strict``, ``Lax`` or ``None``."""
     secure: bool = False
+    """Whether it is ``Secure`` (sent over HTTPS only)."""
 
     def header(self, sid: str) -> str:
         """The ``Set-Cookie`` header value for ``sid``."""

@@ -38,6 +38,7 @@ __all__ = [
     "accepted_encoding",
     "error_response",
     "handshake_from_request",
+    "parse_query",
     "query_of",
 ]
 
@@ -55,7 +56,12 @@ TOO_LARGE_BODY = b'{"code":3,"message":"Payload too large"}'
 
 def query_of(request: Request) -> dict[str, str]:
     """The request's query parameters, first value of each (body never parsed)."""
-    query = request.uri.partition(b"?")[2].partition(b"#")[0]
+    return parse_query(request.uri)
+
+
+def parse_query(uri: bytes) -> dict[str, str]:
+    """The query parameters of a request URI, first value of each."""
+    query = uri.partition(b"?")[2].partition(b"#")[0]
     params: dict[str, str] = {}
     for field in query.split(b"&"):
         if not field:

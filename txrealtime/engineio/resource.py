@@ -12,12 +12,13 @@ from twisted.web.http import Request
 from twisted.web.resource import Resource
 
 from .._logging import gate
+from .elsewhere import Elsewhere
 from .events import requested_protocol
 from .manager import Session, SessionError, SessionManager
 from .polling import PollingTransport, error_response, handshake_from_request, query_of
 from .websocket import EngineIOWebSocketFactory
 
-__all__ = ["EngineIOResource"]
+__all__ = ["EngineIOResource", "check_protocol"]
 
 log = Logger(observer=gate)
 
@@ -27,7 +28,7 @@ def _given(**values: str | None) -> dict[str, str]:
     return {key: value for key, value in values.items() if value is not None}
 
 
-def _check_protocol(session: Session | None, sid: str, protocol: int) -> Session:
+def check_protocol(session: Session | None, sid: str, protocol: int) -> Session:
     """The session a request names, if it exists and speaks the request's protocol revision (as Node checks)."""
     if session is None:
         raise SessionError(SessionError.UNKNOWN_SID, details={"sid": sid})
@@ -47,10 +48,23 @@ class EngineIOResource(Resource):
     isLeaf = True
 
     def __init__(self, manager: SessionManager) -> None:
+        """Serve ``manager``'s sessions."""
         super().__init__()  # type: ignore[no-untyped-call]
         self.manager = manager
+        """The session manager served."""
         self.websocket_factory = EngineIOWebSocketFactory(manager)
+        """Autobahn's factory for the WebSocket connections (its settings follow the manager's options)."""
         self._websocket = WebSocketResource(self.websocket_factory)
+
+    @property
+    def elsewhere(self) -> Elsewhere | None:
+        """Serves the requests of sessions the manager does not hold (:mod:`txrealtime.forwarding`); ``None``:
+        they are answered "Session ID unknown"."""
+        return self.websocket_factory.elsewhere
+
+    @elsewhere.setter
+    def elsewhere(self, value: Elsewhere | None) -> None:
+        self.websocket_factory.elsewhere = value
 
     def drain(self, grace: float = 5.0) -> Deferred[bool]:
         """After sessions were closed, wait until their CLOSE packets went out and connections ended.
@@ -103,7 +117,9 @@ class EngineIOResource(Resource):
                 name = "TRANSPORT_MISMATCH" if sid is not None else "TRANSPORT_HANDSHAKE_ERROR"
                 raise SessionError(SessionError.BAD_REQUEST, "expected a WebSocket upgrade", {"name": name})
             if sid is not None:
-                _check_protocol(self.manager.get(sid), sid, protocol)
+                session = self.manager.get(sid)
+                if session is not None or self.websocket_factory.elsewhere is None:
+                    check_protocol(session, sid, protocol)
             channel: Any = request.channel
             connection = channel.transport
             answer = self._websocket.render(request)
@@ -114,8 +130,10 @@ class EngineIOResource(Resource):
             if method != b"GET":
                 raise SessionError(SessionError.BAD_HANDSHAKE_METHOD, details={"method": method.decode("latin-1")})
             return PollingTransport.open(self.manager, request)
-        session = _check_protocol(self.manager.for_poll(sid) if method == b"GET" else self.manager.get(sid), sid,
-                                  protocol)
+        found = self.manager.for_poll(sid) if method == b"GET" else self.manager.get(sid)
+        if found is None and self.websocket_factory.elsewhere is not None and method in (b"GET", b"POST"):
+            return self.websocket_factory.elsewhere.poll(request, sid)
+        session = check_protocol(found, sid, protocol)
         polling = session.transport
         if not isinstance(polling, PollingTransport):
             mismatch = {"name": "TRANSPORT_MISMATCH", "transport": "polling", "previousTransport": polling.name}

@@ -50,6 +50,7 @@ class Transport(Protocol):
     """What the manager needs from a transport bound to one session."""
 
     name: str
+    """``polling`` or ``websocket``."""
 
     @property
     def writable(self) -> bool:
@@ -107,10 +108,22 @@ class Session:
         handshake: Handshake,
         protocol: int = 4,
     ) -> None:
+        """A session, open.
+
+        :param manager: The manager that opened it.
+        :param sid: Its session id.
+        :param transport: The transport it opened on (polling or WebSocket).
+        :param handshake: The request that opened it.
+        :param protocol: The Engine.IO protocol revision its client speaks (3 or 4).
+        """
         self.sid = sid
+        """The session id."""
         self.handshake = handshake
+        """The request that opened the session."""
         self.transport = transport
+        """The transport in use (it changes on upgrade)."""
         self.state = SessionState.OPEN
+        """Open, closing or closed."""
         self.protocol = protocol
         """The Engine.IO protocol revision (3 or 4) its client speaks."""
         self._manager = manager
@@ -132,10 +145,12 @@ class Session:
 
     @property
     def closed(self) -> bool:
+        """Whether the session is closed."""
         return self.state is SessionState.CLOSED
 
     @property
     def upgrading(self) -> bool:
+        """Whether a WebSocket is probing to take over from polling."""
         return self._probe is not None
 
     # -- for applications ------------------------------------------------

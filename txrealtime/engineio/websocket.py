@@ -7,6 +7,7 @@ its type byte before binary data, or base64 text if the client asked
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
 from typing import Any, cast
 
@@ -29,11 +30,12 @@ from .._autobahn import (
 from .._logging import Throttle, gate
 from . import packets_v3
 from .deflate import Deflater, DeflateState
+from .elsewhere import Elsewhere, Relay
 from .events import CloseReason, Handshake, requested_protocol
-from .manager import Session, SessionError, SessionManager
+from .manager import Session, SessionError, SessionManager, Transport
 from .packets import DecodeError, Packet, PacketType, decode_ws_frame, encode_ws_frame
 
-__all__ = ["EngineIOWebSocketFactory", "EngineIOWebSocketProtocol"]
+__all__ = ["EngineIOWebSocketFactory", "EngineIOWebSocketProtocol", "handshake_answer", "probe_upgrade"]
 
 log = Logger(observer=gate)
 noisy = Throttle(log)
@@ -70,6 +72,8 @@ class EngineIOWebSocketProtocol(WebSocketServerProtocol):
         """How binary messages are framed: 0 as in v4, 1 as in v3, 2 as v3 base64 text (``b64``)."""
         self._deflate_state: DeflateState | None = None
         """Where this connection's compression history is, once it compressed a message."""
+        self.relay: Relay | None = None
+        """Where packets go when the session is on another node (see :mod:`txrealtime.engineio.elsewhere`)."""
 
     # -- Transport protocol ----------------------------------------------
 
@@ -81,6 +85,10 @@ class EngineIOWebSocketProtocol(WebSocketServerProtocol):
     def abort(self) -> None:
         """Drop the connection at once, discarding what is queued (a client that does not read)."""
         self.dropConnection(abort=True)
+
+    def decline(self) -> None:
+        """Accept the handshake, then close at once with an empty close frame (as Node's ``ws`` does)."""
+        self._unwanted = True
 
     # -- IPushProducer: the TCP transport tells us when its buffer fills up ----
     #
@@ -99,6 +107,8 @@ class EngineIOWebSocketProtocol(WebSocketServerProtocol):
         self._reading(True)
         if self.session is not None:
             self.session.flush()  # may fill the buffer again, and pause us again
+        elif self.relay is not None:
+            self.relay.writable()
 
     def stopProducing(self) -> None:
         self._paused = True
@@ -224,23 +234,21 @@ class EngineIOWebSocketProtocol(WebSocketServerProtocol):
             )
 
         if sid is not None:
-            session = manager.get(sid)
-            if session is not None and (session.upgrading or session.transport.name == self.name):
-                # As Node's engine.io: a second WebSocket for an upgraded (or upgrading)
-                # session is accepted and closed at once; the first one carries on.
-                self._unwanted = True
-                return _with_headers(session.response_headers(describe))
+            elsewhere = self.factory.elsewhere
+            if elsewhere is not None and manager.get(sid) is None:
+                return elsewhere.upgrade(self, sid, describe())
             try:
-                self.session = manager.probe(sid, self)
+                self.session, headers = probe_upgrade(manager, sid, self, describe)
             except SessionError as e:
-                manager.refused(e, describe(), "GET")
                 raise ConnectionDeny(e.status, str(e)) from None
-            return _with_headers(self.session.response_headers(describe))
+            if self.session is None:
+                self._unwanted = True
+            return handshake_answer(headers)
         handshake = self._handshake = describe()
 
         def admitted(sid: str) -> Any:
             self._sid = sid
-            return _with_headers(manager.response_headers(handshake, sid, initial=True))
+            return handshake_answer(manager.response_headers(handshake, sid, initial=True))
 
         def refused(failure: Failure) -> None:
             error = failure.value if isinstance(failure.value, SessionError) else SessionError(SessionError.FORBIDDEN)
@@ -284,6 +292,9 @@ class EngineIOWebSocketProtocol(WebSocketServerProtocol):
         # a pass of the garbage collector over the older generations.
         self.is_closed = None
         self.session = None
+        relay, self.relay = self.relay, None
+        if relay is not None:
+            relay.transport_closed(CloseReason.TRANSPORT_CLOSE, "websocket connection lost")
 
     def onOpen(self) -> None:
         if self._unwanted:
@@ -292,6 +303,8 @@ class EngineIOWebSocketProtocol(WebSocketServerProtocol):
         self._watch_buffer()
         if self.session is None and self._handshake is not None and not self._lost:
             self.session = self.factory.manager.open_session(self, self._handshake, self._sid, self.protocol)
+        elif self.relay is not None:
+            self.relay.opened()
 
     def dataReceived(self, data: bytes) -> None:
         """Take complete, unfragmented, masked text/binary frames directly; Autobahn does the rest.
@@ -306,7 +319,7 @@ class EngineIOWebSocketProtocol(WebSocketServerProtocol):
             or self.data
             or self.current_frame is not None
             or self.inside_message
-            or self.session is None
+            or (self.session is None and self.relay is None)
         ):
             super().dataReceived(data)
             return
@@ -345,6 +358,8 @@ class EngineIOWebSocketProtocol(WebSocketServerProtocol):
     def onMessage(self, payload: bytes, isBinary: bool) -> None:
         session = self.session
         if session is None:
+            if self.relay is not None:
+                self._relay_message(self.relay, payload, isBinary)
             return
         try:
             if self.protocol == 3:
@@ -355,6 +370,17 @@ class EngineIOWebSocketProtocol(WebSocketServerProtocol):
             session.protocol_error(self, CloseReason.PARSE_ERROR, str(e))
             return
         session.receive(packet, self)
+
+    def _relay_message(self, relay: Relay, payload: bytes, binary: bool) -> None:
+        decode = packets_v3.decode_ws_frame if self.protocol == 3 else decode_ws_frame
+        try:
+            packet = decode(payload, binary)
+        except DecodeError as e:
+            self.relay = None
+            relay.transport_closed(CloseReason.PARSE_ERROR, str(e))
+            self.close()
+            return
+        relay.receive(packet)
 
     def onPing(self, payload: bytes) -> None:
         # Control frames cost the server as much as packets: they count against the rate limit.
@@ -368,7 +394,7 @@ class EngineIOWebSocketProtocol(WebSocketServerProtocol):
             session.within_rate()
 
     def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
-        if self.session is None:
+        if self.session is None and self.relay is None:
             return
         # Autobahn reports 1006 for any unclean close; the codes exchanged tell more.
         codes = {self.localCloseCode, self.remoteCloseCode}
@@ -380,7 +406,13 @@ class EngineIOWebSocketProtocol(WebSocketServerProtocol):
             why = CloseReason.TRANSPORT_CLOSE
         if self.closedByMe and self.localCloseCode is not None:  # ours, e.g. 1009, not the peer's reply
             code, reason = self.localCloseCode, (self.localCloseReason or b"").decode("utf-8", "replace")
-        self.session.transport_closed(self, why, f"websocket closed ({code}: {reason or ''})")
+        description = f"websocket closed ({code}: {reason or ''})"
+        if self.session is not None:
+            self.session.transport_closed(self, why, description)
+            return
+        relay, self.relay = self.relay, None
+        if relay is not None:
+            relay.transport_closed(why, description)
 
 
 def _payload_size(frame: bytes) -> int:
@@ -389,8 +421,30 @@ def _payload_size(frame: bytes) -> int:
     return size if size < 126 else len(frame) - (4 if size == 126 else 10)
 
 
-def _with_headers(headers: list[tuple[str, str]]) -> Any:
-    """What ``onConnect`` returns to accept with no subprotocol and these extra headers."""
+def probe_upgrade(
+    manager: SessionManager, sid: str, transport: Transport, describe: Callable[[], Handshake]
+) -> tuple[Session | None, list[tuple[str, str]]]:
+    """Attach ``transport`` (a WebSocket asking to upgrade session ``sid``) to its session as the probe.
+
+    Returns the session and the headers to answer with; no session if the
+    connection is to be accepted and closed at once (as Node's engine.io
+    does with a second WebSocket for an upgraded or upgrading session: the
+    first one carries on). Raises :class:`SessionError`, reported to the
+    manager's subscribers, if the upgrade is refused.
+    """
+    session = manager.get(sid)
+    if session is not None and (session.upgrading or session.transport.name == transport.name):
+        return None, session.response_headers(describe)
+    try:
+        session = manager.probe(sid, transport)
+    except SessionError as e:
+        manager.refused(e, describe(), "GET")
+        raise
+    return session, session.response_headers(describe)
+
+
+def handshake_answer(headers: list[tuple[str, str]]) -> Any:
+    """What Autobahn's ``onConnect`` returns to accept with no subprotocol and these extra headers."""
     if not headers:
         return None
     grouped: dict[str, list[str]] = {}
@@ -407,6 +461,8 @@ class EngineIOWebSocketFactory(WebSocketServerFactory):
     def __init__(self, manager: SessionManager, **kwargs: Any) -> None:
         super().__init__(**kwargs)  # type: ignore[no-untyped-call]
         self.manager = manager
+        self.elsewhere: Elsewhere | None = None
+        """Serves upgrades of sessions this node does not hold (set by :class:`EngineIOResource`'s ``elsewhere``)."""
         self.stats = manager.stats
         """The manager's :class:`txrealtime.engineio.stats.EngineStats`, where bytes read and written are counted."""
         self.connections: set[EngineIOWebSocketProtocol] = set()

@@ -47,6 +47,7 @@ class ClientUp:
     """The client is connected, logged in and subscribed."""
 
     address: str
+    """The server's ``host:port``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +55,9 @@ class ClientDown:
     """The client's connection closed (or could not be made); it reconnects by itself."""
 
     address: str
+    """The server's ``host:port``."""
     reason: str
+    """Why, for the log."""
 
 
 def _chunks(kind: str, names: list[bytes]) -> list[list[bytes]]:
@@ -85,14 +88,34 @@ class RedisClient:
         on_push: Callable[[list[Any]], object] | None = None,
         on_refused: Callable[[str, list[bytes], Exception], object] | None = None,
     ) -> None:
+        """A client of the server at ``url``, not connected until :meth:`start`.
+
+        :param url: ``redis://[user:password@]host[:port][/db]`` (``rediss://`` for TLS), or a :class:`RedisURL`.
+        :param reactor: The reactor it connects with; the global one if not given.
+        :param name: The connection's name on the server (``CLIENT SETNAME``).
+        :param reconnect_max_delay: The longest wait between two reconnection attempts.
+        :param connect_timeout: Seconds a connection attempt may take.
+        :param health_check_interval: Seconds between two health checks of the connection.
+        :param on_message: Called with ``(channel, message, pattern)`` for every message subscribed to.
+        :param on_push: Called with every other push Redis sends unasked.
+        :param on_refused: Called with ``(kind, names, error)`` when Redis refuses a subscription.
+        """
         self.url = url if isinstance(url, RedisURL) else RedisURL.parse(url)
+        """Where the server is."""
         self.reactor = default_reactor(reactor)
+        """The reactor it connects with."""
         self.name = name
+        """The connection's name on the server, if any."""
         self.reconnect_max_delay = reconnect_max_delay
+        """The longest wait between two reconnection attempts."""
         self.connect_timeout = connect_timeout
+        """Seconds a connection attempt may take."""
         self.health_check_interval = health_check_interval
+        """Seconds between two health checks of the connection."""
         self.on_message = on_message
+        """Called with ``(channel, message, pattern)`` for every message subscribed to."""
         self.on_push = on_push
+        """Called with every other push Redis sends unasked."""
         self.on_refused = on_refused
         """Called with the kind, the names and the error when Redis refuses a subscription (they are no longer
         held); unset, a warning is logged."""

@@ -56,6 +56,7 @@ class ClusterUp:
     """Every master is connected and every shard channel subscribed where it lives."""
 
     masters: int
+    """How many masters there are."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +64,7 @@ class ClusterDown:
     """A master, or a shard channel's subscription, was lost; the client recovers by itself."""
 
     reason: str
+    """Why, for the log."""
 
 
 class ClusterClient:
@@ -85,17 +87,39 @@ class ClusterClient:
         max_redirects: int = 16,
         on_message: MessageHandler | None = None,
     ) -> None:
+        """A client of the cluster one of whose nodes is at ``url``, not connected until :meth:`start`.
+
+        :param url: ``redis://[user:password@]host[:port]`` of any node (``rediss://`` for TLS), or a
+            :class:`RedisURL`; database 0 only.
+        :param reactor: The reactor it connects with; the global one if not given.
+        :param name: The connections' name on the servers (``CLIENT SETNAME``).
+        :param reconnect_max_delay: The longest wait between two reconnection attempts.
+        :param connect_timeout: Seconds a connection attempt may take.
+        :param health_check_interval: Seconds between two health checks of each connection.
+        :param refresh_interval: Seconds between two readings of the slot map when nothing prompts one.
+        :param max_redirects: How many times a command may be redirected or retried.
+        :param on_message: Called with ``(channel, message, None)`` for every message of the shard channels held.
+        """
         self.url = url if isinstance(url, RedisURL) else RedisURL.parse(url)
+        """The node the cluster is discovered from (its credentials and TLS serve for every node)."""
         if self.url.db:
             raise ValueError("a Redis Cluster has database 0 only")
         self.reactor = default_reactor(reactor)
+        """The reactor it connects with."""
         self.name = name
+        """The connections' name on the servers, if any."""
         self.reconnect_max_delay = reconnect_max_delay
+        """The longest wait between two reconnection attempts."""
         self.connect_timeout = connect_timeout
+        """Seconds a connection attempt may take."""
         self.health_check_interval = health_check_interval
+        """Seconds between two health checks of each connection."""
         self.refresh_interval = refresh_interval
+        """Seconds between two readings of the slot map when nothing prompts one."""
         self.max_redirects = max_redirects
+        """How many times a command may be redirected or retried."""
         self.on_message = on_message
+        """Called with ``(channel, message, None)`` for every message of the shard channels held."""
         self.slots: SlotMap | None = None
         """The slot map in use (``None`` until the cluster answered)."""
         self.refreshes = 0

@@ -75,8 +75,16 @@ class RedisProtocol(Protocol):
     """One Redis connection. Its owner sets :attr:`on_push` and :attr:`on_lost`, then calls :meth:`handshake`."""
 
     def __init__(self, clock: Clock, health_check_interval: float = 5.0, reader: Reader | None = None) -> None:
+        """A connection not made yet (Twisted calls ``makeConnection``).
+
+        :param clock: The reactor, or a ``Clock``, that times the health check.
+        :param health_check_interval: Seconds between two health checks.
+        :param reader: The RESP reader (hiredis's when installed, if not given).
+        """
         self.clock = clock
+        """What times the health check."""
         self.health_check_interval = health_check_interval
+        """Seconds between two health checks."""
         self.resp = 3
         """The protocol version in use: 3, or 2 after falling back."""
         self.server: dict[Any, Any] = {}
@@ -86,6 +94,7 @@ class RedisProtocol(Protocol):
         self.on_lost: Callable[[RedisProtocol, str], object] | None = None
         """Called once the connection closed, with why."""
         self.closed = False
+        """Whether the connection closed (or is closing): commands fail at once."""
         self._reader = reader if reader is not None else new_reader()
         self._waiting: deque[_Waiting] = deque()
         self._subscriber = False

@@ -16,11 +16,17 @@ class RedisURL:
     """``redis://[user:password@]host[:port][/db]`` (``rediss://`` for TLS)."""
 
     host: str = "127.0.0.1"
+    """The server's host name or address."""
     port: int = 6379
+    """Its port."""
     db: int | None = None
+    """The database number (``SELECT``), if given."""
     username: str | None = None
+    """The user (Redis 6 ACL), if given."""
     password: str | None = field(default=None, repr=False)
+    """The password (``AUTH``), if given; left out of the ``repr``."""
     tls: bool = False
+    """Whether to connect over TLS (``rediss://``)."""
 
     @classmethod
     def parse(cls, url: str) -> RedisURL:

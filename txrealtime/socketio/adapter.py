@@ -86,6 +86,7 @@ class AdapterNamespace(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class BroadcastFlags:
+    """How a broadcast is sent: Node's ``volatile``, ``local``, ``timeout`` and ``compress`` flags."""
     volatile: bool = False
     """Drop the packet for clients whose transport cannot take it right now."""
     local: bool = False
@@ -98,21 +99,32 @@ class BroadcastFlags:
 
 @dataclass(frozen=True, slots=True)
 class BroadcastOptions:
+    """Which sockets a broadcast or an operation reaches, and how (Node's ``BroadcastOptions``)."""
     rooms: frozenset[str] = frozenset()
     """Target these rooms (all sockets of the namespace if empty)."""
     except_: frozenset[str] = frozenset()
     """Skip sockets in any of these rooms."""
     flags: BroadcastFlags = BroadcastFlags()
+    """How it is sent."""
 
 
 class Adapter:
     """In-memory rooms of one namespace: room -> socket ids and socket id -> rooms."""
 
     def __init__(self, namespace: AdapterNamespace) -> None:
+        """The adapter of ``namespace``, empty.
+
+        :param namespace: The namespace whose sockets it keeps (the server calls
+            its ``adapter`` factory with each namespace it creates).
+        """
         self.namespace = namespace
+        """The namespace whose rooms these are."""
         self.rooms: dict[str, set[str]] = {}
+        """Room -> the ids of the sockets in it."""
         self.sids: dict[str, set[str]] = {}
+        """Socket id -> the rooms it is in."""
         self.listeners: dict[str, list[Callable[..., object]]] = {}
+        """Event -> the listeners :meth:`on` added."""
         server = namespace.server
         self.encoder = server.encoder
         """The server's: packets are encoded here once per broadcast, in its parser's format."""
@@ -139,6 +151,7 @@ class Adapter:
     # -- membership --------------------------------------------------------
 
     def add_all(self, sid: str, rooms: Iterable[str]) -> None:
+        """Put socket ``sid`` in ``rooms`` (firing ``create-room`` and ``join-room`` as they happen)."""
         mine = self.sids.setdefault(sid, set())
         for room in rooms:
             mine.add(room)
@@ -151,6 +164,7 @@ class Adapter:
                 self._fire("join-room", room, sid)
 
     def delete(self, sid: str, room: str) -> None:
+        """Take socket ``sid`` out of ``room`` (firing ``leave-room``, and ``delete-room`` once it is empty)."""
         mine = self.sids.get(sid)
         if mine is not None:
             mine.discard(room)
@@ -163,11 +177,13 @@ class Adapter:
                 self._fire("delete-room", room)
 
     def delete_all(self, sid: str) -> None:
+        """Take socket ``sid`` out of every room (it left the namespace)."""
         for room in list(self.sids.get(sid, ())):
             self.delete(sid, room)
         self.sids.pop(sid, None)
 
     def socket_rooms(self, sid: str) -> set[str] | None:
+        """The rooms socket ``sid`` is in, or ``None`` if this adapter does not know it."""
         rooms = self.sids.get(sid)
         return set(rooms) if rooms is not None else None
 
@@ -226,20 +242,24 @@ class Adapter:
     # -- operations on matching sockets ----------------------------------------
 
     def fetch_sockets(self, opts: BroadcastOptions) -> Deferred[list[FetchedSocket]]:
+        """The matching sockets (Node's ``fetchSockets``); a cluster adapter adds the other servers'."""
         return succeed(list(self._matching(opts)))
 
     def add_sockets(self, opts: BroadcastOptions, rooms: Iterable[str]) -> None:
+        """Make the matching sockets join ``rooms`` (Node's ``socketsJoin``)."""
         rooms = list(rooms)
         for socket in list(self._matching(opts)):
             socket.join(rooms)
 
     def del_sockets(self, opts: BroadcastOptions, rooms: Iterable[str]) -> None:
+        """Make the matching sockets leave ``rooms`` (Node's ``socketsLeave``)."""
         rooms = list(rooms)
         for socket in list(self._matching(opts)):
             for room in rooms:
                 socket.leave(room)
 
     def disconnect_sockets(self, opts: BroadcastOptions, close: bool) -> None:
+        """Disconnect the matching sockets, and their connections with ``close`` (Node's ``disconnectSockets``)."""
         for socket in list(self._matching(opts)):
             socket.disconnect(close)
 

@@ -64,16 +64,29 @@ class Client:
     """One Engine.IO session speaking Socket.IO: decodes packets, owns a socket per namespace."""
 
     def __init__(self, server: ConnectionServer, session: Session) -> None:
+        """The connection of ``session``, which must join a namespace in time.
+
+        :param server: The Socket.IO server the session came to.
+        :param session: The Engine.IO session; its client must join a namespace
+            within the server's ``connect_timeout``.
+        """
         self.server = server
+        """The Socket.IO server."""
         self.session = session
+        """The Engine.IO session (Node's ``socket.conn``)."""
         self.id = session.sid
+        """The session's id."""
         self.encoder = server.encoder
+        """The server's packet encoder."""
         self.decoder = server.parser.decoder(
             DecoderLimits(server.max_attachments, max_bytes=server.manager.options.max_payload)
         )
+        """Decodes this connection's packets, attachments included, within the server's limits."""
         self.sockets: dict[str, Socket] = {}
+        """Its sockets, by namespace name."""
         self._connecting: set[str] = set()
         self.closed = False
+        """Whether the session closed."""
         self._connect_timer: DelayedCall | None = server.reactor.callLater(
             server.connect_timeout, self._connect_timed_out
         )
@@ -87,6 +100,7 @@ class Client:
     # -- writing -----------------------------------------------------------
 
     def write(self, messages: list[str | bytes], volatile: bool = False, compress: bool = True) -> None:
+        """Send encoded packets; a ``volatile`` one is dropped if the transport cannot take it now."""
         if self.closed:
             return
         if volatile and not self.session.transport.writable:
@@ -102,6 +116,7 @@ class Client:
     # -- reading -------------------------------------------------------------
 
     def on_message(self, data: str | bytes) -> None:
+        """An Engine.IO message of this session: decode it (a bad one closes the session) and dispatch the packet."""
         try:
             packet = self.decoder.feed(data)
         except DecodeError as e:
@@ -191,6 +206,7 @@ class Client:
             self.session.close(CloseReason.FORCED_CLOSE, "no namespace joined before connect_timeout")
 
     def on_close(self, reason: CloseReason) -> None:
+        """The session closed for ``reason``: every socket disconnects with that reason."""
         self.closed = True
         self._connect_timer = cancel(self._connect_timer)
         self._attachment_timer = cancel(self._attachment_timer)

@@ -114,6 +114,7 @@ class EventEmitter:
                 self._once[event].remove(handler)
 
     def listeners(self, event: str) -> list[Handler]:
+        """The handlers of ``event``, in the order they are called."""
         return list(self._handlers.get(event, ()))
 
     def _take(self, event: str) -> list[Handler]:
@@ -141,13 +142,16 @@ class CatchAll:
         return listener
 
     def prepend_any(self, listener: Handler) -> Handler:
+        """Like :meth:`on_any`, called before the others."""
         self._any.insert(0, listener)
         return listener
 
     def off_any(self, listener: Handler | None = None) -> None:
+        """Stop calling ``listener`` (every catch-all listener if not given)."""
         _remove(self._any, listener)
 
     def listeners_any(self) -> list[Handler]:
+        """The catch-all listeners of incoming events."""
         return list(self._any)
 
     def on_any_outgoing(self, listener: Handler) -> Handler:
@@ -156,13 +160,16 @@ class CatchAll:
         return listener
 
     def prepend_any_outgoing(self, listener: Handler) -> Handler:
+        """Like :meth:`on_any_outgoing`, called before the others."""
         self._any_outgoing.insert(0, listener)
         return listener
 
     def off_any_outgoing(self, listener: Handler | None = None) -> None:
+        """Stop calling ``listener`` (every outgoing catch-all listener if not given)."""
         _remove(self._any_outgoing, listener)
 
     def listeners_any_outgoing(self) -> list[Handler]:
+        """The catch-all listeners of outgoing events."""
         return list(self._any_outgoing)
 
 

@@ -16,9 +16,13 @@ class DisconnectReason(StrEnum):
     CLIENT_NAMESPACE_DISCONNECT = "client namespace disconnect"
     """The client called ``socket.disconnect()``."""
     SERVER_SHUTTING_DOWN = "server shutting down"
+    """The server is stopping (``io.close()``)."""
     PING_TIMEOUT = "ping timeout"
+    """The client did not answer a heartbeat in time."""
     TRANSPORT_CLOSE = "transport close"
+    """The connection closed (the client went away)."""
     TRANSPORT_ERROR = "transport error"
+    """The connection failed."""
     PARSE_ERROR = "parse error"
     """The client sent a packet that breaks the protocol."""
     FORCED_CLOSE = "forced close"
@@ -34,22 +38,39 @@ class ConnectionRefused(Exception):
     """
 
     def __init__(self, message: str = "Connection refused", data: Any = None) -> None:
+        """Refuse with ``message`` (and ``data``) for the client.
+
+        :param message: The error's message, as the client's ``connect_error`` gets it.
+        :param data: More for the client (Node's ``err.data``).
+        """
         super().__init__(message)
         self.message = message
+        """The error's message, for the client."""
         self.data = data
+        """More for the client (Node's ``err.data``)."""
 
 
 class AckTimeout(TimeoutError):
     """Acknowledgements did not arrive in time; ``responses`` holds those that did."""
 
     def __init__(self, responses: list[Any] | None = None) -> None:
+        """The timeout, with ``responses``.
+
+        :param responses: The acknowledgements that arrived in time.
+        """
         super().__init__("operation has timed out")
         self.responses = responses if responses is not None else []
+        """The acknowledgements that arrived in time."""
 
 
 class Disconnected(ConnectionError):
     """The socket disconnected before the client acknowledged."""
 
     def __init__(self, reason: str) -> None:
+        """The error for a socket that left for ``reason``.
+
+        :param reason: Why the socket disconnected (a :class:`DisconnectReason` value).
+        """
         super().__init__(f"socket disconnected: {reason}")
         self.reason = reason
+        """Why the socket disconnected."""

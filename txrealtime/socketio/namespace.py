@@ -94,18 +94,32 @@ class NamespaceClient(SocketConnection, Protocol):
 
 
 class Namespace(EventEmitter, Broadcasting):
-    """A communication channel (``/`` by default) with its own sockets, rooms, handlers and middleware."""
+    """A communication channel (``/`` by default) with its own sockets, rooms, handlers and middleware.
+
+    ``server.of(name)`` makes them.
+    """
 
     def __init__(self, server: NamespaceServer, name: str, adapter: AdapterFactory | None = None) -> None:
+        """The namespace ``name`` of ``server``; ``server.of(name)`` makes them.
+
+        :param server: The server it belongs to.
+        :param name: Its name, starting with ``/``.
+        :param adapter: What makes its adapter (rooms and broadcasts); the
+            server's ``adapter_factory`` if not given.
+        """
         super().__init__()
         self.server = server
+        """The server it belongs to."""
         self.name = name
+        """Its name, such as ``/`` or ``/chat``."""
         self.sockets: dict[str, Socket] = {}
+        """Its connected sockets, by id."""
         self.parent: ParentNamespace | None = None
         """The dynamic namespace that created this one, if any."""
         self._middleware: list[Handler] = []
         self._joining = 0
         self.adapter: Adapter = (adapter or server.adapter_factory)(self)
+        """Its rooms, and how broadcasts reach its sockets."""
 
     def __repr__(self) -> str:
         return f"<Namespace {self.name} ({len(self.sockets)} sockets)>"
@@ -286,17 +300,30 @@ class ParentNamespace(Namespace):
     """
 
     def __init__(self, server: NamespaceServer, matcher: re.Pattern[str] | NamespacePredicate, index: int = 0) -> None:
+        """A dynamic namespace; ``server.of(matcher)`` makes them.
+
+        :param server: The server it belongs to.
+        :param matcher: A regular expression a name must match in full, or a
+            predicate called with the name and the client's ``auth`` (it may return
+            a Deferred or be ``async``).
+        :param index: Its rank among the server's dynamic namespaces, which names
+            it when ``matcher`` is a predicate.
+        """
         self.matcher = matcher
+        """The regular expression or predicate names are matched with."""
         self.children: list[Namespace] = []
+        """The namespaces it created."""
         name = f"/_{index}" if not isinstance(matcher, re.Pattern) else f"/{matcher.pattern}"
         super().__init__(server, name, lambda ns: _ChildrenAdapter(cast(ParentNamespace, ns)))
 
     def matches(self, name: str, auth: Any) -> Deferred[Any]:
+        """Whether namespace ``name`` is one of this parent's, for a client with ``auth`` (a Deferred)."""
         if isinstance(self.matcher, re.Pattern):
             return succeed(self.matcher.fullmatch(name) is not None)
         return call_handler(self.matcher, name, auth)
 
     def create_child(self, name: str) -> Namespace:
+        """The child namespace ``name``, with this parent's middleware and connection handlers."""
         child = Namespace(self.server, name)
         child.parent = self
         child._middleware = list(self._middleware)

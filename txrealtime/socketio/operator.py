@@ -35,7 +35,15 @@ class BroadcastOperator:
         except_rooms: frozenset[str] = frozenset(),
         flags: BroadcastFlags | None = None,
     ) -> None:
+        """A selection; ``server.to(room)`` and the like make them.
+
+        :param adapter: The namespace's adapter, which delivers.
+        :param rooms: Target these rooms (every socket of the namespace if none).
+        :param except_rooms: Skip the sockets in any of these rooms.
+        :param flags: ``volatile``, ``compress``, ``local``, ``timeout``.
+        """
         self.adapter = adapter
+        """The namespace's adapter, which delivers."""
         self._opts = BroadcastOptions(rooms, except_rooms, flags or BroadcastFlags())
 
     def _with(self, **changes: Any) -> BroadcastOperator:

@@ -68,6 +68,42 @@ class Server(EventEmitter, Broadcasting):
         parser: str | Parser = "json",
         reactor: Clock | None = None,
     ) -> None:
+        """Node's ``new Server(options)``, its options as keywords.
+
+        :param manager: The Engine.IO :class:`txrealtime.engineio.SessionManager`
+            whose sessions this server serves; a new one (with ``options`` and
+            ``reactor``) if not given.
+        :param options: The Engine.IO settings of that new manager
+            (:class:`txrealtime.engineio.EngineIOOptions`: heartbeats, payload
+            limit, CORS, origins, compression, ``allow_eio3``...).
+        :param connect_timeout: Seconds a client has to join a namespace once
+            its Engine.IO session opened before it is closed (Node's
+            ``connectTimeout``, 45 s).
+        :param max_attachments: Most binary attachments one packet may announce
+            (more is a ``parse error``).
+        :param attachment_timeout: Seconds a client has to send every attachment
+            of a binary packet it started.
+        :param max_namespaces_per_client: Namespaces one connection may be in
+            (or joining) at once; beyond, its CONNECT is refused.
+        :param cleanup_empty_child_namespaces: Remove a dynamic namespace's
+            child once its last socket left (Node's option of that name).
+        :param connection_state_recovery: Node's ``connectionStateRecovery``: a
+            :class:`txrealtime.socketio.StateRecovery` keeps a disconnected
+            socket's id, rooms, data and missed packets for a while; ``None``
+            (the default, as in Node) keeps nothing.
+        :param serve_client: Whether :meth:`resource` also serves the official
+            browser client at ``socket.io.js`` under its path (Node's
+            ``serveClient``, on by default).
+        :param adapter: What makes each namespace's adapter, called with the
+            namespace (Node's ``adapter``): :class:`txrealtime.socketio.Adapter`,
+            in memory, by default; ``redis_adapter(link)`` shares rooms and
+            broadcasts through Redis.
+        :param parser: Node's ``parser``: ``"json"`` (the default),
+            ``"msgpack"`` (``socket.io-msgpack-parser``'s format), or a
+            :class:`txrealtime.socketio.Parser`. Clients must use the same.
+        :param reactor: The clock (and reactor) of the new manager; the global
+            reactor if not given.
+        """
         super().__init__()
         self.parser: Parser = resolve(parser)
         """Node's ``parser`` option: ``"json"`` (the default), ``"msgpack"``, or a :class:`Parser`."""
@@ -76,25 +112,31 @@ class Server(EventEmitter, Broadcasting):
         if manager is None:
             manager = SessionManager(options, reactor=reactor)
         self.manager = manager
+        """The Engine.IO session manager under this server."""
         self.reactor: Clock = manager.reactor
+        """The manager's clock: every timer of this server runs on it."""
         self.connect_timeout = connect_timeout
+        """Seconds a client has to join a namespace once its session opened (Node's ``connectTimeout``)."""
         self.max_attachments = max_attachments
+        """Most binary attachments one packet may announce."""
         self.attachment_timeout = attachment_timeout
         """Seconds a client has to send every attachment of a binary packet it started."""
         self.max_namespaces_per_client = max_namespaces_per_client
         """Namespaces one connection may be in (or joining) at once; beyond, CONNECT is refused."""
         self.cleanup_empty_child_namespaces = cleanup_empty_child_namespaces
-        self.connection_state_recovery = connection_state_recovery
-        self.serve_client = serve_client
-        """Whether :meth:`resource` also serves the browser client (``{path}socket.io.js``), as Node does."""
-        """Node's ``connectionStateRecovery``: off (``None``) by default, as in Node."""
         """Remove a dynamic namespace's child once its last socket left (Node's option of that name)."""
+        self.connection_state_recovery = connection_state_recovery
+        """Node's ``connectionStateRecovery``: off (``None``) by default, as in Node."""
+        self.serve_client = serve_client
+        """Whether :meth:`resource` also serves the browser client (``socket.io.js`` under its path), as Node does."""
         self.adapter_factory = adapter
+        """Makes each namespace's adapter (the ``adapter`` keyword): called with the namespace when it is created."""
         self.ack_timeouts = 0
         """Acknowledgements a client did not send within the emit's timeout (``socket.timeout(s).emit``)."""
         self.broadcast_ack_timeouts = 0
         """Broadcasts with acknowledgements whose timeout passed before every client answered."""
         self.clients: dict[str, Client] = {}
+        """The connected clients (Engine.IO sessions), by session id."""
         self._nsps: dict[str, Namespace] = {}
         self._parents: list[ParentNamespace] = []
         self.sockets = self.of("/")
@@ -191,9 +233,18 @@ class Server(EventEmitter, Broadcasting):
         return self.sockets._operator()
 
     def server_side_emit(self, event: str, *args: Any) -> bool:
+        """Node's ``io.serverSideEmit``: emit ``event`` to the default namespace of the cluster's other servers.
+
+        Their ``io.on(event)`` handlers get ``args`` (through the adapter: Redis,
+        or the other workers of ``--workers``); this server's do not. Reserved
+        event names raise ``ValueError``; see
+        :meth:`txrealtime.socketio.Namespace.server_side_emit`.
+        """
         return self.sockets.server_side_emit(event, *args)
 
     def server_side_emit_with_ack(self, event: str, *args: Any) -> Deferred[list[Any]]:
+        """Like :meth:`server_side_emit`; fire with one answer from each other server (a list), or fail when
+        they do not all answer within the adapter's requests timeout."""
         return self.sockets.server_side_emit_with_ack(event, *args)
 
     def close(self) -> None:

@@ -96,12 +96,17 @@ class SocketHandshake:
     """What the client told the server when it connected, as ``socket.handshake`` in Node."""
 
     headers: Mapping[str, str]
+    """The request headers, names lower-cased."""
     query: Mapping[str, str]
+    """The query string's parameters."""
     auth: Any
     """The ``auth`` payload of the CONNECT packet (``{}`` when none)."""
     address: str
+    """The client's IP address."""
     secure: bool
+    """Whether the connection is TLS."""
     url: str
+    """The request's path and query."""
     issued: int
     """When the connection opened, in milliseconds since the epoch."""
     time: str
@@ -160,17 +165,32 @@ class SocketEmitter(Flagged["Socket"]):
 
 
 class Socket(EventEmitter, CatchAll, Selecting):
-    """One client's membership of one namespace, as ``socket`` in Node's handlers."""
+    """One client's membership of one namespace, as ``socket`` in Node's handlers.
+
+    The namespace makes it when a client joins; handlers get it.
+    """
 
     def __init__(
         self, namespace: SocketNamespace, client: SocketConnection, auth: Any, previous: KeptSession | None = None
     ) -> None:
+        """A socket of ``client`` in ``namespace``, not yet connected.
+
+        :param namespace: The namespace joined.
+        :param client: The connection (Engine.IO session) of the client.
+        :param auth: What the client sent with its CONNECT (Node's ``socket.handshake.auth``).
+        :param previous: The state of the socket this one recovers (connection
+            state recovery), if any: its id, rooms and data come back.
+        """
         super().__init__()
         self.nsp = namespace
+        """The namespace this socket is in."""
         self.server = namespace.server
+        """The Socket.IO server."""
         self.client = client
+        """The connection it shares with the client's other namespaces (``socket.conn`` is its session)."""
         if previous is not None:
             self.id = previous.sid
+            """The socket's id: the client knows it, rooms are named after it."""
         elif client.session.protocol == 3:
             # Socket.IO v4 clients know their id without being told: the Engine.IO sid, after "/nsp#".
             sid = client.session.sid
@@ -197,9 +217,11 @@ class Socket(EventEmitter, CatchAll, Selecting):
             time=email.utils.formatdate(engine.issued, usegmt=True),
             xdomain="origin" in engine.headers,
         )
+        """What the client told the server when it connected."""
         self.data: dict[str, Any] = previous.data if previous is not None else {}
         """Free for the application; ``fetch_sockets`` returns it too."""
         self.connected = False
+        """Whether the socket is in its namespace (from the CONNECT answer until it disconnects)."""
         self._acks = AckTable(self.server.reactor, self.server._ack_timed_out)
         CatchAll.__init__(self)
         self._packet_middleware: list[Handler] = []
@@ -217,6 +239,7 @@ class Socket(EventEmitter, CatchAll, Selecting):
 
     @property
     def disconnected(self) -> bool:
+        """Not :attr:`connected`."""
         return not self.connected
 
     @property
@@ -242,9 +265,12 @@ class Socket(EventEmitter, CatchAll, Selecting):
 
     @property
     def volatile(self) -> SocketEmitter:
+        """The next emit may be dropped if the client cannot receive it now (Node's ``socket.volatile``)."""
         return SocketEmitter(self, volatile=True)
 
     def timeout(self, seconds: float) -> SocketEmitter:
+        """The next emit's acknowledgement is awaited ``seconds`` at most, then called with an error first
+        (Node's ``socket.timeout``)."""
         return SocketEmitter(self, timeout=seconds)
 
     def compress(self, compress: bool) -> SocketEmitter:
@@ -270,6 +296,7 @@ class Socket(EventEmitter, CatchAll, Selecting):
             self.nsp.adapter.add_all(self.id, [rooms] if isinstance(rooms, str) else list(rooms))
 
     def leave(self, room: str) -> None:
+        """Leave ``room`` (a disconnected socket is in none)."""
         if self.connected:
             self.nsp.adapter.delete(self.id, room)
 

@@ -11,30 +11,46 @@ adapter); here are the classic format's channels and encodings (:mod:`txrealtime
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from twisted.internet.defer import Deferred
 
-from ..broker import BrokerAdapter, RemoteSocket
+from ..broker import BrokerAdapter, BrokerLink, RemoteSocket
 from ..pubsub import PubSubLink
 from ..sequence import Sequences
 from .requests import Request, Response, decode_request, decode_response
 from .wire import Broadcast, Channels, WireError, decode_broadcast, encode
 
-__all__ = ["RedisAdapter", "RemoteSocket", "redis_adapter"]
+__all__ = ["AdapterLink", "RedisAdapter", "RemoteSocket", "redis_adapter"]
+
+
+class AdapterLink(PubSubLink, BrokerLink, Protocol):
+    """What the classic adapter runs over: a pub/sub link (:class:`txrealtime.adapters.redis.RedisLink`, or the
+    workers' :class:`txrealtime.cluster.link.ClusterLink`) that also keeps the adapter's counters."""
 
 
 class RedisAdapter(BrokerAdapter):
     """Rooms of one namespace, with broadcasts and requests shared through Redis."""
 
-    def __init__(self, namespace: Any, link: PubSubLink) -> None:
+    def __init__(self, namespace: Any, link: AdapterLink) -> None:
+        """The adapter of ``namespace`` (``redis_adapter(link)`` makes them).
+
+        :param namespace: The namespace whose rooms these are.
+        :param link: The connections to Redis (or to a ``--workers`` master) shared by every namespace.
+        """
         super().__init__(namespace, link)
-        self.link: PubSubLink = link
+        self.link: AdapterLink = link
+        """The connections to Redis shared by every namespace."""
         self.channels = Channels(link.key, namespace.name)
+        """The namespace's channel names."""
         self.channel = self.channels.broadcast
+        """The broadcast channel (Node's ``channel``)."""
         self.request_channel = self.channels.request
+        """The channel requests to the other servers go to."""
         self.response_channel = self.channels.response
+        """The channel the other servers answer on."""
         self.specific_response_channel = self.channels.specific_response(self.uid)
+        """The channel answers meant for this server alone come on."""
         self._pattern = self.channels.broadcast_pattern
         self._sequences = Sequences(link)
         self._own = self.uid.encode()
@@ -104,12 +120,11 @@ class RedisAdapter(BrokerAdapter):
             self._received_response(response)
 
 
-def redis_adapter(link: PubSubLink) -> Callable[[Any], RedisAdapter]:
+def redis_adapter(link: AdapterLink) -> Callable[[Any], RedisAdapter]:
     """An adapter factory for :class:`txrealtime.socketio.Server`: ``Server(adapter=redis_adapter(link))``.
 
-    ``link`` is a :class:`txrealtime.adapters.redis.RedisLink`, or any other
-    :class:`txrealtime.adapters.pubsub.PubSubLink` (the workers of one host share
-    a :class:`txrealtime.cluster.link.ClusterLink`).
+    ``link`` is a :class:`txrealtime.adapters.redis.RedisLink`, or any other :class:`AdapterLink` (the
+    workers of one host share a :class:`txrealtime.cluster.link.ClusterLink`).
 
     Starts the link if it is not started yet.
     """

@@ -52,6 +52,7 @@ class RedisDown:
     """The link to Redis was lost; the link reconnects by itself."""
 
     reason: str
+    """Why, for the log."""
 
 
 class BaseRedisLink:
@@ -74,14 +75,23 @@ class BaseRedisLink:
         reconnect_max_delay: float,
         reactor: Any,
     ) -> None:
+        """The parts both links share (see :class:`RedisLink` for the parameters)."""
         self.url = RedisURL.parse(url)
+        """Where Redis is."""
         self.key = key
+        """The channels' prefix."""
         self.requests_timeout = requests_timeout
+        """Seconds a request to the other servers waits for their answers."""
         self.heartbeat_interval = heartbeat_interval
+        """Seconds between two heartbeats to the other servers."""
         self.heartbeat_timeout = heartbeat_timeout
+        """Seconds without a heartbeat after which a server counts as gone."""
         self.reconnect_max_delay = reconnect_max_delay
+        """The longest wait between two reconnection attempts."""
         self.reactor = default_reactor(reactor)
+        """The reactor it connects with."""
         self.uid = new_id()
+        """This process's id among the cluster's servers."""
         self.requests_timed_out = 0
         """Requests to the other nodes (``fetch_sockets``, ``server_side_emit`` with acks, ...) that some
         node did not answer within ``requests_timeout``."""
@@ -100,6 +110,7 @@ class BaseRedisLink:
         self.malformed = 0
         """Messages from Redis ignored because they are not well-formed (logged, throttled)."""
         self.nodes_channel = nodes_channel(key)
+        """The channel the heartbeats go on."""
         self._subscriptions = Subscriptions(self._tell, self._untell, self.channel_kind)
         self._started = False
         self._stopped = False
@@ -323,6 +334,18 @@ class RedisLink(BaseRedisLink):
         health_check_interval: float = 5.0,
         reactor: Any = None,
     ) -> None:
+        """A link to the Redis at ``url``, not connected until :meth:`start`.
+
+        :param url: ``redis://[user:password@]host[:port][/db]``, ``rediss://`` for TLS.
+        :param key: The channels' prefix (the ``key`` option of ``@socket.io/redis-adapter``).
+        :param requests_timeout: Seconds a request to the other servers (``fetch_sockets``...) waits for their answers.
+        :param heartbeat_interval: Seconds between two heartbeats to the other servers.
+        :param heartbeat_timeout: Seconds without a heartbeat after which another server counts as gone.
+        :param reconnect_max_delay: The longest wait between two reconnection attempts.
+        :param health_check_interval: Seconds between two health checks of each connection (a reply missing for
+            a whole interval closes it; an idle one pings).
+        :param reactor: The reactor it connects with; the global one if not given.
+        """
         super().__init__(
             url, key=key, requests_timeout=requests_timeout, heartbeat_interval=heartbeat_interval,
             heartbeat_timeout=heartbeat_timeout, reconnect_max_delay=reconnect_max_delay, reactor=reactor,

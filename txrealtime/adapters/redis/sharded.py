@@ -56,9 +56,16 @@ class ShardedRedisAdapter(BrokerAdapter):
     """Rooms of one namespace, with broadcasts and requests shared through Redis sharded pub/sub."""
 
     def __init__(self, namespace: Any, link: ShardedRedisLink) -> None:
+        """The adapter of ``namespace`` (``sharded_adapter(link)`` makes them).
+
+        :param namespace: The namespace whose rooms these are.
+        :param link: The link to the Redis Cluster shared by every namespace.
+        """
         super().__init__(namespace, link, uid=secrets.token_hex(8))
         self.link: ShardedRedisLink = link
+        """The link to the Redis Cluster shared by every namespace."""
         self.mode = link.subscription_mode
+        """Which rooms get a channel of their own (the link's ``subscription_mode``)."""
         self.channel = f"{link.key}#{namespace.name}#"
         """The namespace's channel."""
         self.response_channel = self.answers_to(self.uid)

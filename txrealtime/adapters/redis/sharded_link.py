@@ -33,6 +33,7 @@ class ShardedRedisLink(BaseRedisLink):
     (``Server(adapter=sharded_adapter(link))``)."""
 
     channel_kind = "ssubscribe"
+    """Shard channels: ``SSUBSCRIBE``."""
 
     def __init__(
         self,
@@ -48,6 +49,20 @@ class ShardedRedisLink(BaseRedisLink):
         refresh_interval: float = 30.0,
         reactor: Any = None,
     ) -> None:
+        """A link to the Redis Cluster one of whose nodes is at ``url``, not connected until :meth:`start`.
+
+        :param url: ``redis://[user:password@]host[:port]`` of any node (``rediss://`` for TLS; database 0 only).
+        :param key: The channels' prefix (the ``channelPrefix`` option of ``createShardedAdapter``).
+        :param subscription_mode: Node's ``subscriptionMode``: ``static``, ``dynamic`` or ``dynamic-private``.
+        :param requests_timeout: Seconds a request to the other servers (``fetch_sockets``...) waits for their answers.
+        :param heartbeat_interval: Seconds between two heartbeats to the other servers.
+        :param heartbeat_timeout: Seconds without a heartbeat after which another server counts as gone.
+        :param reconnect_max_delay: The longest wait between two reconnection attempts.
+        :param health_check_interval: Seconds between two health checks of each connection.
+        :param refresh_interval: Seconds between two readings of the cluster's slot map (besides those a move,
+            a refusal or a lost master prompt).
+        :param reactor: The reactor it connects with; the global one if not given.
+        """
         if subscription_mode not in SUBSCRIPTION_MODES:
             raise ValueError(f"subscription_mode is one of {', '.join(SUBSCRIPTION_MODES)}, not {subscription_mode!r}")
         super().__init__(

@@ -1,0 +1,53 @@
+"""Nodes sharing one real redis-server behind the round-robin proxy, for the forwarding tests."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+
+from tests.servers import INTEROP, NODE_MODULES, WAIT, LoggedTwistd, RedisServer, node
+
+APP = ("--app", "tests.forwarding.app:setup")
+
+
+class Proxy:
+    """tests/interop/rrproxy.js in front of ``ports``: round robin, or ``sticky``."""
+
+    def __init__(self, ports: list[int], sticky: bool = False) -> None:
+        env = dict(os.environ, NODE_PATH=str(NODE_MODULES))
+        self.process = subprocess.Popen(
+            [node(), str(INTEROP / "rrproxy.js"), *(["--sticky"] if sticky else []), *map(str, ports)],
+            stdout=subprocess.PIPE, text=True, env=env,
+        )
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        if not line:
+            raise AssertionError("the proxy did not start")
+        self.url = f"http://127.0.0.1:{json.loads(line)['port']}"
+
+    def stop(self) -> None:
+        self.process.kill()
+        self.process.wait(WAIT)
+
+
+class Nodes:
+    """``count`` txrealtime nodes on ``redis`` running tests/forwarding/app.py, each knowing the others,
+    behind a round-robin :class:`Proxy`."""
+
+    def __init__(self, redis: RedisServer, *args: str, count: int = 3, workers: int = 1) -> None:
+        extra = ("--workers", str(workers)) if workers > 1 else ()
+        self.nodes = [
+            LoggedTwistd("--redis", redis.url, *APP, "--no-access-log", "--shutdown-grace", "1", *extra, *args)
+            for _ in range(count)
+        ]
+        links = count * workers
+        for each in self.nodes:  # every link heard the others: forwarding can find them
+            each.count(r"Redis link: node \w+ joined", at_least=workers * (links - 1))
+        self.proxy = Proxy([n.port for n in self.nodes])
+        self.url = self.proxy.url
+
+    def stop(self) -> None:
+        self.proxy.stop()
+        for each in self.nodes:
+            each.stop()
