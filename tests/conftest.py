@@ -12,7 +12,7 @@ from twisted.internet import reactor
 from twisted.web.resource import IResource, Resource
 from twisted.web.server import Site
 
-from tests.servers import EchoServer, NodeServer, RedisServer, SocketIOServer
+from tests.servers import EchoServer, NodeServer, RedisCluster, RedisServer, SocketIOServer
 from txrealtime._logging import reset_throttles
 from txrealtime.engineio import EngineIOOptions, EngineIOResource, MessageReceived, SessionEvent, SessionManager
 
@@ -68,3 +68,11 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
     server = RedisServer(tmp_path)
     yield server
     server.stop()
+
+
+@pytest.fixture
+def redis_cluster(tmp_path: Path) -> Iterator[RedisCluster]:
+    """A private three-master Redis Cluster (see :class:`tests.servers.RedisCluster`)."""
+    cluster = RedisCluster(tmp_path)
+    yield cluster
+    cluster.stop_all()

@@ -23,6 +23,7 @@ those lines (``prints=`` says the same in a directive). Every python block also 
 - ``ports=8080,...``: each such port number in the program becomes a free port;
 - ``live=module:setup``: ``twistd txrealtime --app module:setup`` runs on the first of ``ports``;
 - ``redis=6379``: a private redis-server runs, on a free port that replaces this one;
+- ``redis-cluster=7000,7001,7002``: a private three-master Redis Cluster runs, on free ports replacing these;
 - ``server``: the program serves forever: started, probed (``probe=``, default: a python-socketio
   client connects), then stopped;
 - ``test=pytest`` / ``test=trial``: the block is a test module, run with ``python -m pytest`` /
@@ -78,8 +79,9 @@ DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 TIMEOUT = 120.0
 
 OPTIONS: dict[str, set[str]] = {
-    "python": {"ports", "live", "redis", "server", "probe", "test", "save", "template", "prints", "mypy-known", "why"},
-    "sh": {"cwd", "ports", "redis", "given", "probe", "not-run", "check", "help", "why"},
+    "python": {"ports", "live", "redis", "redis-cluster", "server", "probe", "test", "save", "template", "prints",
+               "mypy-known", "why"},
+    "sh": {"cwd", "ports", "redis", "redis-cluster", "given", "probe", "not-run", "check", "help", "why"},
     "html": {"app", "console", "twistd", "why"},
     "nginx": {"balance", "why"},
     "yaml": {"why"},
@@ -331,8 +333,24 @@ def free_ports(block: Block, key: str = "ports") -> dict[str, int]:
     return {port: free_port() for value in block.options.get(key, []) for port in value.split(",") if port}
 
 
+def start_redis(block: Block, directory: Path, ports: dict[str, int], stack: ExitStack) -> None:
+    """The private Redis (``redis=``) or Redis Cluster (``redis-cluster=``) a block asks for, its ports in
+    ``ports``."""
+    from tests.servers import RedisCluster, RedisServer
+
+    if block.has("redis"):
+        redis = RedisServer(directory)
+        stack.callback(redis.stop)
+        ports[block.option("redis") or ""] = redis.port
+    if block.has("redis-cluster"):
+        cluster = RedisCluster(directory)
+        stack.callback(cluster.stop_all)
+        for written, port in zip((block.option("redis-cluster") or "").split(","), cluster.ports, strict=True):
+            ports[written] = port
+
+
 def run_python(block: Block, directory: Path) -> None:
-    from tests.servers import RedisServer, Twistd
+    from tests.servers import Twistd
 
     prepare(block, directory)
     with ExitStack() as stack:
@@ -342,10 +360,7 @@ def run_python(block: Block, directory: Path) -> None:
             server = Twistd("--app", block.option("live") or "", "--shutdown-grace", "1")
             stack.callback(server.stop)
             ports[first] = int(server.url.rsplit(":", 1)[1])
-        if block.has("redis"):
-            redis = RedisServer(directory)
-            stack.callback(redis.stop)
-            ports[block.option("redis") or ""] = redis.port
+        start_redis(block, directory, ports, stack)
         source = substitute(program(block).text, ports)
         script = directory / save_name(block)
         script.write_text(source)
@@ -658,8 +673,6 @@ class Node:
 
 
 def run_sh(block: Block, directory: Path) -> None:
-    from tests.servers import RedisServer
-
     cwd = ROOT if block.option("cwd") == "checkout" else directory
     prepare(block, directory)
     if block.has("not-run"):
@@ -667,10 +680,7 @@ def run_sh(block: Block, directory: Path) -> None:
         return
     with ExitStack() as stack:
         ports = free_ports(block)
-        if block.has("redis"):
-            redis = RedisServer(directory)
-            stack.callback(redis.stop)
-            ports[block.option("redis") or ""] = redis.port
+        start_redis(block, directory, ports, stack)
         nodes: list[Node] = []
         for words in commands(substitute(block.code, ports)):
             program = Path(words[0]).name
@@ -907,7 +917,7 @@ def check_nginx(block: Block) -> None:
         assert affinity == [], f"balance=any, yet the upstream has {affinity}"
     else:
         assert [d.args for d in upstream.find("ip_hash")] == [[]], "not sticky"
-    listening = sorted(re.findall(r"--listen tcp:(\d+)", block.doc.read_text()))
+    listening = sorted(set(re.findall(r"--listen tcp:(\d+)", block.doc.read_text())))
     assert sorted(d.args[0].rsplit(":", 1)[1] for d in upstream.find("server")) == listening
     (server,) = config.find("server")
     (location,) = server.find("location")

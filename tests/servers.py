@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -199,10 +200,12 @@ class NodeServer:
 class RedisServer:
     """A private redis-server on a free loopback port, stoppable and restartable on that port."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, *args: str) -> None:
         if shutil.which("redis-server") is None:
             pytest.fail("redis-server is required (Debian package redis-server; run-tests installs it)")
         self.directory = directory
+        self.args = args
+        """More redis-server options (``--requirepass``, ``--rename-command`` ...)."""
         self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}"
         self.process: subprocess.Popen[bytes] | None = None
@@ -211,13 +214,13 @@ class RedisServer:
     def start(self) -> None:
         self.process = subprocess.Popen(
             ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(self.directory), "--logfile", str(self.directory / "redis.log")],
+             "--dir", str(self.directory), "--logfile", str(self.directory / "redis.log"), *self.args],
         )
         for _ in range(500):
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
                     s.sendall(b"PING\r\n")
-                    if s.recv(16).startswith(b"+PONG"):
+                    if s.recv(16).startswith((b"+PONG", b"-NOAUTH")):
                         return
             except OSError:
                 time.sleep(0.01)  # redis-server is still starting up
@@ -243,6 +246,130 @@ def closes(events: list[SessionEvent]) -> list[tuple[CloseReason, str]]:
     return [(e.reason, e.description) for e in events if isinstance(e, SessionClosed)]
 
 
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct loopback ports nothing listens on right now."""
+    ports: list[int] = []
+    while len(ports) < count:
+        port = free_port()
+        if port not in ports:
+            ports.append(port)
+    return ports
+
+
+class RedisCluster:
+    """A private Redis Cluster of ``masters`` masters (redis-server 7 in cluster mode, no replicas) on free
+    loopback ports: nodes can be stopped, restarted and have slots moved between them.
+
+    ``cluster-require-full-coverage no``: while one master is down, the others keep serving their slots.
+    """
+
+    def __init__(self, directory: Path, masters: int = 3, node_timeout_ms: int = 3000) -> None:
+        if shutil.which("redis-server") is None or shutil.which("redis-cli") is None:
+            pytest.fail("redis-server and redis-cli are required (Debian package redis-server)")
+        self.directory = directory
+        ports = free_ports(2 * masters)
+        self.ports, self.bus_ports = ports[:masters], ports[masters:]
+        self.node_timeout_ms = node_timeout_ms
+        self.processes: list[subprocess.Popen[bytes] | None] = [None] * masters
+        for index in range(masters):
+            self.start(index)
+        done = subprocess.run(
+            ["redis-cli", "--cluster", "create", *(f"127.0.0.1:{p}" for p in self.ports), "--cluster-replicas", "0",
+             "--cluster-yes"], capture_output=True, text=True, timeout=60,
+        )
+        if done.returncode != 0:
+            raise AssertionError(f"redis-cli --cluster create failed:\n{done.stdout}\n{done.stderr}")
+        self.ids = [self.cli(index, "CLUSTER", "MYID") for index in range(masters)]
+        self.wait_until_ok()
+
+    @property
+    def url(self) -> str:
+        """The URL of the first node (any node lets a client discover the others)."""
+        return self.url_of(0)
+
+    def url_of(self, index: int) -> str:
+        return f"redis://127.0.0.1:{self.ports[index]}"
+
+    def start(self, index: int) -> None:
+        port = self.ports[index]
+        self.processes[index] = subprocess.Popen(
+            ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--cluster-enabled", "yes", "--cluster-config-file", f"nodes-{port}.conf",
+             "--cluster-port", str(self.bus_ports[index]), "--cluster-node-timeout", str(self.node_timeout_ms),
+             "--cluster-require-full-coverage", "no", "--dir", str(self.directory),
+             "--logfile", str(self.directory / f"redis-{port}.log")],
+        )
+        for _ in range(500):
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+                    s.sendall(b"PING\r\n")
+                    if s.recv(16).startswith(b"+PONG"):
+                        return
+            except OSError:
+                time.sleep(0.01)  # redis-server is still starting up
+        raise AssertionError(f"redis-server on {port} did not start")
+
+    def stop(self, index: int) -> None:
+        process = self.processes[index]
+        if process is not None:
+            process.kill()
+            process.wait(30)
+            self.processes[index] = None
+
+    def stop_all(self) -> None:
+        for index in range(len(self.ports)):
+            self.stop(index)
+
+    def cli(self, index: int, *args: str) -> str:
+        """``redis-cli`` against node ``index``: its answer, as text."""
+        done = subprocess.run(["redis-cli", "-p", str(self.ports[index]), *args], capture_output=True, text=True,
+                              timeout=30)
+        if done.returncode != 0 or done.stdout.startswith("ERR"):
+            raise AssertionError(f"redis-cli {args} on node {index}: {done.stdout}{done.stderr}")
+        return done.stdout.strip()
+
+    def wait_until_ok(self, timeout: float = 60) -> None:
+        """Block until every running node reports ``cluster_state:ok`` and agrees on who serves every slot."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            running = [i for i, p in enumerate(self.processes) if p is not None]
+            if all("cluster_state:ok" in self.cli(i, "CLUSTER", "INFO") for i in running):
+                views = {self.cli(i, "CLUSTER", "SLOTS") for i in running}
+                if len(views) == 1:
+                    return
+            time.sleep(0.05)  # gossip is still converging
+        raise AssertionError("the Redis Cluster did not settle")
+
+    def owner(self, slot: int) -> int:
+        """The index of the node serving ``slot`` (as node 0 sees it)."""
+        for line in self.cli(0, "CLUSTER", "NODES").splitlines():
+            fields = line.split()
+            port = int(fields[1].split("@")[0].rsplit(":", 1)[1])
+            for part in fields[8:]:
+                start, _, end = part.partition("-")
+                if start.isdigit() and int(start) <= slot <= int(end or start):
+                    return self.ports.index(port)
+        raise AssertionError(f"no node serves slot {slot}")
+
+    def move_slot(self, slot: int, target: int, between: Callable[[], object] | None = None) -> None:
+        """Migrate ``slot`` (and its keys) to node ``target``, as ``redis-cli --cluster reshard`` does;
+        ``between()`` runs while the slot is half moved (MIGRATING on its owner, IMPORTING on ``target``)."""
+        source = self.owner(slot)
+        if source == target:
+            return
+        self.cli(target, "CLUSTER", "SETSLOT", str(slot), "IMPORTING", self.ids[source])
+        self.cli(source, "CLUSTER", "SETSLOT", str(slot), "MIGRATING", self.ids[target])
+        if between is not None:
+            between()
+        while True:
+            keys = self.cli(source, "CLUSTER", "GETKEYSINSLOT", str(slot), "100").split()
+            if not keys:
+                break
+            self.cli(source, "MIGRATE", "127.0.0.1", str(self.ports[target]), "", "0", "5000", "KEYS", *keys)
+        for index in (target, source, *(i for i in range(len(self.ports)) if i not in (source, target))):
+            if self.processes[index] is not None:
+                self.cli(index, "CLUSTER", "SETSLOT", str(slot), "NODE", self.ids[target])
+        self.wait_until_ok()
 WAIT = 60.0
 """Seconds to wait for a process to say something (a safety net: nothing is timed)."""
 

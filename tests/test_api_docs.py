@@ -21,8 +21,8 @@ from pydoctor.options import Options
 ROOT = Path(__file__).parent.parent
 MODULES = [
     "txrealtime.socketio", "txrealtime.engineio", "txrealtime.client", "txrealtime.testing", "txrealtime.emitter",
-    "txrealtime.admin", "txrealtime.adapters.redis", "txrealtime.metrics", "txrealtime.health", "txrealtime.web",
-    "txrealtime.service", "txrealtime.command", "txrealtime.pytest_plugin",
+    "txrealtime.admin", "txrealtime.adapters.redis", "txrealtime.redis", "txrealtime.metrics", "txrealtime.health",
+    "txrealtime.web", "txrealtime.service", "txrealtime.command", "txrealtime.pytest_plugin",
 ]
 
 

@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 import urllib.request
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -18,11 +19,13 @@ from twisted.logger import LogLevel
 from twisted.python import usage
 from twisted.web.resource import Resource
 
-from tests.servers import INTEROP, RedisServer, Twistd
+from tests.servers import INTEROP, RedisCluster, RedisServer, Twistd
 from tests.tls import self_signed
 from txrealtime import set_log_level
+from txrealtime.adapters.redis.link import numsub_count
 from txrealtime.client import Manager
 from txrealtime.engineio import HttpCompression, PerMessageDeflate
+from txrealtime.redis import ClusterClient, RedisClient
 from txrealtime.service import Options, makeService, mount, raise_open_files_limit
 from txrealtime.socketio import Server
 from txrealtime.socketio.recovery import StateRecovery
@@ -265,26 +268,30 @@ def test_chat_bot_example_against_twistd() -> None:
     assert done.stdout.splitlines() == ["join: {'ok': True, 'users': 1}", "bot: hello from Twisted"]
 
 
-@pytest_twisted.ensureDeferred
-async def test_two_twistd_nodes_share_the_chat_through_redis(redis_server: RedisServer) -> None:
-    args = ("--static", "examples/chat/public", "--app", "examples.chat.app:setup", "--redis", redis_server.url)
-    first, second = Twistd(*args), Twistd(*args, "--redis-key", "socket.io")
+async def chat_across(first: Twistd, second: Twistd, links_up: Callable[[], Awaitable[bool]], text: str) -> None:
+    """alice, on ``first``, says ``text``; bob, on ``second``, hears it; both servers then stop cleanly.
+
+    Joining asks every node (``fetch_sockets``): ``links_up()`` says when both nodes' links are up and
+    subscribed, which is waited for first.
+    """
     managers = [Manager(first.url, transports=["websocket"]), Manager(second.url, transports=["websocket"])]
     try:
+        while not await links_up():
+            await deferLater(reactor, 0.05, lambda: None)
         alice = await managers[0].socket("/").connect()
         bob = await managers[1].socket("/").connect()
         heard: Deferred[dict[str, object]] = Deferred()
         bob.on("chat message", lambda msg: heard.callback(msg) if not heard.called else None)
         await alice.emit_with_ack("join", "alice", timeout=10)
         await bob.emit_with_ack("join", "bob", timeout=10)
-        # The Redis link may still be subscribing right after startup: say it until it is heard.
+        # A node's room subscription may still be on its way right after the join: say it until it is heard.
         for _ in range(200):
-            await alice.emit_with_ack("chat message", "across nodes", timeout=10)
+            await alice.emit_with_ack("chat message", text, timeout=10)
             if heard.called:
                 break
             await deferLater(reactor, 0.05, lambda: None)
         message = await heard
-        assert (message["name"], message["text"]) == ("alice", "across nodes")
+        assert (message["name"], message["text"]) == ("alice", text)
     finally:
         for manager in managers:
             await manager.close()
@@ -293,11 +300,62 @@ async def test_two_twistd_nodes_share_the_chat_through_redis(redis_server: Redis
     assert "Redis link" in "".join(first.log)
 
 
+@pytest_twisted.ensureDeferred
+async def test_two_twistd_nodes_share_the_chat_through_redis(redis_server: RedisServer) -> None:
+    args = ("--static", "examples/chat/public", "--app", "examples.chat.app:setup", "--redis", redis_server.url)
+    first, second = Twistd(*args), Twistd(*args, "--redis-key", "socket.io")
+    watcher = RedisClient(redis_server.url)
+    watcher.start()
+
+    async def links_up() -> bool:
+        await watcher.when_connected()
+        return numsub_count(await watcher.execute("PUBSUB", "NUMSUB", "socket.io-request#/#")) == 2
+
+    try:
+        await chat_across(first, second, links_up, "across nodes")
+    finally:
+        await watcher.stop()
+
+
 def test_redis_option_errors() -> None:
     with pytest.raises(usage.UsageError, match="redis://"):
         parse("--redis", "http://nope")
     with pytest.raises(usage.UsageError, match="drop --engineio"):
         parse("--redis", "redis://127.0.0.1", "--engineio")
+
+
+def test_adapter_option_errors() -> None:
+    assert parse("--redis", "redis://127.0.0.1")["adapter"] == "redis"  # --redis alone: the classic adapter
+    assert parse("--adapter", "redis-sharded", "--redis", "redis://h:7000")["adapter"] == "redis-sharded"
+    with pytest.raises(usage.UsageError, match="one of redis, redis-sharded"):
+        parse("--adapter", "mongo", "--redis", "redis://127.0.0.1")
+    with pytest.raises(usage.UsageError, match="needs --redis"):
+        parse("--adapter", "redis-sharded")
+    with pytest.raises(usage.UsageError, match="database 0 only"):
+        parse("--adapter", "redis-sharded", "--redis", "redis://h:7000/2")
+    with pytest.raises(usage.UsageError, match="subscription-mode"):
+        parse("--adapter", "redis-sharded", "--redis", "redis://h", "--redis-subscription-mode", "lazy")
+
+
+@pytest_twisted.ensureDeferred
+async def test_two_twistd_nodes_share_the_chat_through_a_redis_cluster(redis_cluster: RedisCluster) -> None:
+    def node(index: int) -> Twistd:
+        return Twistd("--static", "examples/chat/public", "--app", "examples.chat.app:setup",
+                      "--adapter", "redis-sharded", "--redis", redis_cluster.url_of(index))
+
+    first, second = node(0), node(2)  # each discovers the cluster from a node of its own
+    watcher = ClusterClient(redis_cluster.url)
+    watcher.start()
+
+    async def links_up() -> bool:  # both nodes subscribed to the namespace's channel
+        await watcher.when_connected()
+        replies = await watcher.execute_on_masters("PUBSUB", "SHARDNUMSUB", "socket.io#/#")
+        return sum(numsub_count(reply) for reply in replies) == 2
+
+    try:
+        await chat_across(first, second, links_up, "across the cluster")
+    finally:
+        await watcher.stop()
 
 
 def test_forwarding_is_on_with_redis_unless_turned_off() -> None:

@@ -80,6 +80,13 @@ class Throttle:
 
     def info(self, format: str, **fields: Any) -> None:
         """Log ``format`` at info level unless this period's burst is spent."""
+        self._emit(self.log.info, format, fields)
+
+    def warn(self, format: str, **fields: Any) -> None:
+        """Log ``format`` at warn level unless this period's burst is spent."""
+        self._emit(self.log.warn, format, fields)
+
+    def _emit(self, emit: Callable[..., None], format: str, fields: dict[str, Any]) -> None:
         now = self._clock()
         start, seen = self._windows.get(format, (now, 0))
         if now - start >= self.period:
@@ -94,4 +101,4 @@ class Throttle:
         seen += 1
         self._windows[format] = (start, seen)
         if seen <= self.burst:
-            self.log.info(format, **fields)
+            emit(format, **fields)

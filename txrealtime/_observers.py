@@ -6,11 +6,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
+from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
 from ._logging import gate
 
-__all__ = ["Observers"]
+__all__ = ["Observers", "first"]
 
 E = TypeVar("E")
 
@@ -47,3 +48,20 @@ class Observers(Generic[E]):
             except Exception:
                 log.failure("{what}: subscriber {callback!r} failed on {event}", what=self.what, callback=callback,
                             event=type(event).__name__)
+
+
+def first(
+    subscribe: Callable[[Callable[[E], object]], Callable[[], None]], matches: Callable[[E], bool]
+) -> Deferred[None]:
+    """Fire (with ``None``) at the first event that ``matches``, from a stream ``subscribe`` subscribes to (an
+    :meth:`Observers.subscribe`, or a method that wraps one); cancelling the result stops waiting."""
+    unsubscribe: Callable[[], None] = lambda: None  # noqa: E731 (replaced below)
+    ready: Deferred[None] = Deferred(lambda _: unsubscribe())
+
+    def watch(event: E) -> None:
+        if matches(event) and not ready.called:
+            unsubscribe()
+            ready.callback(None)
+
+    unsubscribe = subscribe(watch)
+    return ready

@@ -23,8 +23,11 @@ from twisted.python import usage
 
 from . import __version__
 from ._logging import LEVELS
+from .adapters.choices import ADAPTERS, SUBSCRIPTION_MODES
+from .adapters.choices import DEFAULT as DEFAULT_ADAPTER
 from .engineio import EngineIOOptions
 from .engineio.options import CookieOptions
+from .redis.url import RedisURL
 from .socketio.parser import resolve as resolve_parser
 
 __all__ = ["DEFAULT_LISTEN", "CommandLine", "Options", "WorkerOptions", "check_endpoint", "load_app", "usage_line"]
@@ -80,8 +83,14 @@ class Options(usage.Options):
         ["connect-timeout", None, 45.0, "Seconds a Socket.IO client has to join a namespace.", float],
         ["parser", None, "json", "Socket.IO packet format: json, or msgpack (socket.io-msgpack-parser's); "
          "clients must use the same."],
-        ["redis", None, None, "Share broadcasts and rooms with other nodes through Redis, e.g. redis://127.0.0.1:6379/0."],
-        ["redis-key", None, "socket.io", "Channel prefix in Redis (the key option of @socket.io/redis-adapter)."],
+        ["redis", None, None, "Share broadcasts and rooms with other nodes through Redis, e.g. "
+         "redis://127.0.0.1:6379/0 (any node of a Redis Cluster for --adapter redis-sharded)."],
+        ["adapter", None, None, "How nodes share rooms and broadcasts, with --redis: "
+         + "; ".join(f"{c.name}: {c.summary}" for c in ADAPTERS.values()) + f" [default: {DEFAULT_ADAPTER}]."],
+        ["redis-key", None, "socket.io", "Channel prefix in Redis (the key or channelPrefix option of "
+         "@socket.io/redis-adapter)."],
+        ["redis-subscription-mode", None, "dynamic", "With --adapter redis-sharded: which rooms get a channel of their "
+         "own, as Node's subscriptionMode: " + ", ".join(SUBSCRIPTION_MODES) + "."],
         ["forward-timeout", None, 1.0, "Seconds to wait for the other nodes to say which one holds a session, or "
          "to answer an upgrade forwarded to it (Node's responseTimeout).", float],
         ["ping-interval", None, 25.0, "Seconds between heartbeats.", float],
@@ -241,17 +250,7 @@ class Options(usage.Options):
             per_message_deflate=bool(self["per-message-deflate"]),
             http_compression=not self["no-http-compression"],
         )
-        if self["redis"] is not None:
-            if self["engineio"]:
-                raise usage.UsageError("--redis needs Socket.IO (drop --engineio)")
-            try:
-                from .adapters.redis import RedisURL
-            except ImportError as e:
-                raise usage.UsageError(f"--redis needs txrealtime[redis] installed ({e})") from None
-            try:
-                RedisURL.parse(self["redis"])
-            except ValueError as e:
-                raise usage.UsageError(f"--redis: {e}") from None
+        self._check_adapter()
         if self["parser"] != "json":
             if self["engineio"]:
                 raise usage.UsageError("--parser needs Socket.IO (drop --engineio)")
@@ -273,6 +272,33 @@ class Options(usage.Options):
         if self["app"] is not None:
             self["app-hook"] = load_app(self["app"])
 
+
+    def _check_adapter(self) -> None:
+        """``--adapter`` (one of :data:`txrealtime.adapters.choices.ADAPTERS`) goes with ``--redis``, which alone
+        means the classic adapter."""
+        name = self["adapter"]
+        if name is not None and name not in ADAPTERS:
+            raise usage.UsageError(f"--adapter must be one of {', '.join(ADAPTERS)}, not {name!r}")
+        if self["redis-subscription-mode"] not in SUBSCRIPTION_MODES:
+            raise usage.UsageError(f"--redis-subscription-mode must be one of {', '.join(SUBSCRIPTION_MODES)}")
+        if self["redis"] is None:
+            if name is not None:
+                raise usage.UsageError(f"--adapter {name} needs --redis URL")
+            return
+        self["adapter"] = name = name or DEFAULT_ADAPTER
+        if self["engineio"]:
+            raise usage.UsageError("--redis needs Socket.IO (drop --engineio)")
+        try:
+            import msgpack  # noqa: F401
+        except ImportError as e:
+            raise usage.UsageError(f"--redis needs txrealtime[redis] installed ({e})") from None
+        try:
+            url = RedisURL.parse(self["redis"])
+        except ValueError as e:
+            raise usage.UsageError(f"--redis: {e}") from None
+        problem = ADAPTERS[name].check(url)
+        if problem is not None:
+            raise usage.UsageError(f"--redis with --adapter {name}: {problem}")
 
     def _check_workers(self) -> None:
         workers = self["workers"]

@@ -50,19 +50,36 @@ from __future__ import annotations
 import copy
 import inspect
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Generic, Protocol, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, Self, TypeVar, cast
 
 from twisted.internet.defer import Deferred  # installs no reactor
 
 from ._events import check_event
-from .adapters.redis.requests import DisconnectRequest, JoinRequest, LeaveRequest, ServerSideEmitRequest
-from .adapters.redis.wire import Broadcast, Channels, Encodable, WireFlags, WireOptions, WirePacket, encode
+from .adapters.cluster_messages import encode_message
+from .adapters.redis.requests import (
+    DisconnectRequest,
+    JoinRequest,
+    LeaveRequest,
+    Request,
+    ServerSideEmitRequest,
+)
+from .adapters.redis.wire import Broadcast, Channels, WireFlags, WireOptions, WirePacket, encode
 
 if TYPE_CHECKING:
-    from .adapters.redis.link import RedisLink
+    from .adapters.redis.link import BaseRedisLink
 
-__all__ = ["UID", "BaseEmitter", "BroadcastOperator", "Emitter", "Publisher", "TwistedEmitter"]
+__all__ = [
+    "UID",
+    "BaseEmitter",
+    "BroadcastOperator",
+    "ClassicFormat",
+    "Emitter",
+    "Publisher",
+    "ShardedFormat",
+    "TwistedEmitter",
+]
 
 UID = "emitter"
 """The uid the emitter's broadcasts and server-side emits carry, as Node's emitter names itself."""
@@ -77,6 +94,77 @@ class Publisher(Protocol):
 
     def publish(self, channel: str, message: bytes) -> Any:
         """Publish ``message`` on ``channel``; the number of subscribers that received it."""
+
+
+class ClassicFormat:
+    """The messages and channels of ``@socket.io/redis-emitter`` (the classic Redis adapter's)."""
+
+    def __init__(self, channels: Channels) -> None:
+        """The format of the namespace whose ``channels`` these are."""
+        self.channels = channels
+        """The namespace's channel names."""
+
+    @property
+    def key(self) -> str:
+        """The channels' prefix."""
+        return self.channels.key
+
+    @property
+    def nsp(self) -> str:
+        """The namespace."""
+        return self.channels.nsp
+
+    def of(self, nsp: str) -> ClassicFormat:
+        """The same format for namespace ``nsp``."""
+        return ClassicFormat(Channels(self.channels.key, nsp))
+
+    def broadcast(self, message: Broadcast) -> tuple[str, bytes]:
+        """Where a broadcast goes (a room's channel for exactly one room), and its bytes."""
+        return self.channels.for_rooms(message.opts.rooms), encode(message)
+
+    def request(self, request: Request) -> tuple[str, bytes]:
+        """Where a request goes, and its bytes."""
+        return self.channels.request, encode(request)
+
+
+class ShardedFormat:
+    """What the sharded adapter (Node's ``createShardedAdapter``) expects from an emitter: its cluster messages,
+    from uid ``emitter``, on the namespace's channel ``{key}#{nsp}#`` (Node has no sharded emitter yet).
+
+    Broadcasts to one room go there too, not to the room's channel: every server subscribes to the
+    namespace's channel whatever its ``subscription_mode``, and keeps the sockets of the rooms named.
+    """
+
+    def __init__(self, key: str, nsp: str) -> None:
+        """The format of namespace ``nsp`` under the prefix ``key``."""
+        self.key = key
+        """The channels' prefix."""
+        self.nsp = nsp
+        """The namespace."""
+        self.channel = f"{key}#{nsp}#"
+        """The namespace's channel, where everything goes."""
+
+    def of(self, nsp: str) -> ShardedFormat:
+        """The same format for namespace ``nsp``."""
+        return ShardedFormat(self.key, nsp)
+
+    def broadcast(self, message: Broadcast) -> tuple[str, bytes]:
+        """The namespace's channel, and the broadcast's bytes (flags always there, as Node's adapter writes)."""
+        opts = message.opts
+        flags = opts.flags if opts.flags is not None else WireFlags()
+        body = Broadcast(uid=message.uid, packet=message.packet, opts=WireOptions(rooms=opts.rooms,
+                                                                                  except_=opts.except_, flags=flags))
+        return self.channel, encode_message(body, UID, self.nsp)
+
+    def request(self, request: Request) -> tuple[str, bytes]:
+        """The namespace's channel, and the request's bytes."""
+        opts = getattr(request, "opts", None)
+        if opts is not None and opts.flags is None:
+            request = replace(request, opts=replace(opts, flags=WireFlags()))
+        return self.channel, encode_message(replace(request, uid=UID), UID, self.nsp)  # type: ignore[arg-type]
+
+
+Format = ClassicFormat | ShardedFormat
 
 
 def _room_list(rooms: str | Iterable[str]) -> tuple[str, ...]:
@@ -103,12 +191,12 @@ class BroadcastOperator(Generic[R]):
     the front end's publishing returns (``R``).
     """
 
-    __slots__ = ("_publish", "_channels", "_rooms", "_except", "_flags")
+    __slots__ = ("_publish", "_format", "_rooms", "_except", "_flags")
 
     def __init__(
         self,
         publish: Callable[[str, bytes], R],
-        channels: Channels,
+        format: Channels | Format,
         rooms: tuple[str, ...] = (),
         except_rooms: tuple[str, ...] = (),
         flags: WireFlags = _NO_FLAGS,
@@ -116,13 +204,14 @@ class BroadcastOperator(Generic[R]):
         """A selection; :meth:`BaseEmitter.to` and the like make them.
 
         :param publish: The front end's ``publish(channel, message)``.
-        :param channels: The namespace's channel names.
+        :param format: How messages look and where they go: :class:`ClassicFormat` (or the namespace's
+            ``Channels``, for it) or :class:`ShardedFormat`.
         :param rooms: Target these rooms (every socket of the namespace if none).
         :param except_rooms: Skip the sockets in any of these rooms.
         :param flags: ``volatile`` and ``compress``, as Node's emitter sends them.
         """
         self._publish = publish
-        self._channels = channels
+        self._format: Format = ClassicFormat(format) if isinstance(format, Channels) else format
         self._rooms = rooms
         self._except = except_rooms
         self._flags = flags
@@ -135,7 +224,7 @@ class BroadcastOperator(Generic[R]):
     ) -> BroadcastOperator[R]:
         return BroadcastOperator(
             self._publish,
-            self._channels,
+            self._format,
             self._rooms if rooms is None else rooms,
             self._except if except_rooms is None else except_rooms,
             self._flags if flags is None else flags,
@@ -144,7 +233,7 @@ class BroadcastOperator(Generic[R]):
     @property
     def nsp(self) -> str:
         """The namespace the selection is in."""
-        return self._channels.nsp
+        return self._format.nsp
 
     @property
     def rooms(self) -> tuple[str, ...]:
@@ -181,8 +270,8 @@ class BroadcastOperator(Generic[R]):
 
     # -- publishing -------------------------------------------------------------------------
 
-    def _send(self, channel: str, message: Encodable) -> R:
-        return self._publish(channel, encode(message))
+    def _request(self, request: Request) -> R:
+        return self._publish(*self._format.request(request))
 
     def _selection(self) -> WireOptions:
         return WireOptions(rooms=self._rooms, except_=self._except)
@@ -196,24 +285,24 @@ class BroadcastOperator(Generic[R]):
         check_event(event)
         message = Broadcast(
             uid=UID,
-            packet=WirePacket(data=[event, *args], nsp=self._channels.nsp),
+            packet=WirePacket(data=[event, *args], nsp=self._format.nsp),
             opts=WireOptions(rooms=self._rooms, except_=self._except, flags=self._flags),
             flags_first=True,
         )
-        return self._send(self._channels.for_rooms(self._rooms), message)
+        return self._publish(*self._format.broadcast(message))
 
     def sockets_join(self, rooms: str | Iterable[str]) -> R:
         """Make the selected sockets of every server join ``rooms``."""
-        return self._send(self._channels.request, JoinRequest(opts=self._selection(), rooms=_room_list(rooms)))
+        return self._request(JoinRequest(opts=self._selection(), rooms=_room_list(rooms)))
 
     def sockets_leave(self, rooms: str | Iterable[str]) -> R:
         """Make the selected sockets of every server leave ``rooms``."""
-        return self._send(self._channels.request, LeaveRequest(opts=self._selection(), rooms=_room_list(rooms)))
+        return self._request(LeaveRequest(opts=self._selection(), rooms=_room_list(rooms)))
 
     def disconnect_sockets(self, close: bool = False) -> R:
         """Disconnect the selected sockets of every server; with ``close``, close their connections too
         (every namespace of those clients is disconnected)."""
-        return self._send(self._channels.request, DisconnectRequest(opts=self._selection(), close=bool(close)))
+        return self._request(DisconnectRequest(opts=self._selection(), close=bool(close)))
 
 
 class BaseEmitter(Generic[R]):
@@ -227,36 +316,45 @@ class BaseEmitter(Generic[R]):
     uid = UID
     """The uid the servers see on broadcasts and server-side emits (``emitter``)."""
 
-    def __init__(self, publish: Callable[[str, bytes], R], *, key: str = "socket.io", nsp: str = "/") -> None:
+    def __init__(
+        self, publish: Callable[[str, bytes], R], *, key: str = "socket.io", nsp: str = "/", sharded: bool = False
+    ) -> None:
         """An emitter publishing with ``publish``.
 
         :param publish: The front end's ``publish(channel, message)``.
         :param key: The channels' prefix: the ``key`` of the servers' Redis adapter.
         :param nsp: The namespace emitted to.
+        :param sharded: Speak to servers on the sharded adapter (:class:`ShardedFormat`).
         """
         if not isinstance(key, str) or not key:
             raise ValueError("the key is a non-empty string (socket.io unless the servers were told otherwise)")
         self._publish = publish
-        self._channels = Channels(key, _namespace(nsp))
+        nsp = _namespace(nsp)
+        self._format: Format = ShardedFormat(key, nsp) if sharded else ClassicFormat(Channels(key, nsp))
 
     @property
     def key(self) -> str:
         """The prefix of every channel (``socket.io``): the servers' adapters must use the same."""
-        return self._channels.key
+        return self._format.key
 
     @property
     def nsp(self) -> str:
         """The namespace this emitter addresses."""
-        return self._channels.nsp
+        return self._format.nsp
+
+    @property
+    def sharded(self) -> bool:
+        """Whether this emitter speaks to the sharded adapter (else to the classic one)."""
+        return isinstance(self._format, ShardedFormat)
 
     def of(self, nsp: str) -> Self:
         """An emitter for namespace ``nsp`` (a leading ``/`` is added if missing), sharing this one's Redis."""
         other = copy.copy(self)
-        other._channels = Channels(self._channels.key, _namespace(nsp))
+        other._format = self._format.of(_namespace(nsp))
         return other
 
     def _operator(self) -> BroadcastOperator[R]:
-        return BroadcastOperator(self._publish, self._channels)
+        return BroadcastOperator(self._publish, self._format)
 
     def to(self, rooms: str | Iterable[str]) -> BroadcastOperator[R]:
         """Select the sockets in ``rooms``."""
@@ -301,17 +399,18 @@ class BaseEmitter(Generic[R]):
         if args and callable(args[-1]):
             raise TypeError("the emitter cannot receive acknowledgements: server_side_emit takes no callback")
         check_event(event)
-        return self._publish(self._channels.request, encode(ServerSideEmitRequest(uid=UID, data=[event, *args])))
+        return self._publish(*self._format.request(ServerSideEmitRequest(uid=UID, data=[event, *args])))
 
 
-def _redis_from_url(url: str) -> Publisher:
+def _redis_from_url(url: str, sharded: bool) -> Publisher:
     try:
         import redis
+        from redis.cluster import RedisCluster
     except ImportError as e:
         raise ImportError(
             "txrealtime.emitter.Emitter connects through redis-py: pip install 'txrealtime[emitter]'"
         ) from e
-    client: Publisher = redis.Redis.from_url(url)
+    client: Publisher = RedisCluster.from_url(url) if sharded else redis.Redis.from_url(url)
     return client
 
 
@@ -323,21 +422,29 @@ class Emitter(BaseEmitter[int]):
     ``redis://`` / ``rediss://`` / ``unix://`` URL, for which the emitter makes its own client and closes it
     in :meth:`close` (or at the end of a ``with`` block). Redis errors (``redis.ConnectionError`` ...) are
     raised by the call that published. Safe to share between threads as far as the client is.
+
+    With ``sharded``, it speaks to servers on the sharded adapter (``--adapter redis-sharded``, Node's
+    ``createShardedAdapter``) with ``SPUBLISH`` (see :class:`ShardedFormat`); a URL then makes a
+    ``redis.cluster.RedisCluster`` (give a ``redis.Redis`` client for a single Redis 7).
     """
 
-    def __init__(self, redis: Publisher | str = "redis://127.0.0.1:6379", *, key: str = "socket.io") -> None:
+    def __init__(
+        self, redis: Publisher | str = "redis://127.0.0.1:6379", *, key: str = "socket.io", sharded: bool = False
+    ) -> None:
         """An emitter publishing through ``redis``.
 
         :param redis: The client or URL described above.
         :param key: The channels' prefix: the ``key`` of the servers' Redis adapter (``socket.io``).
+        :param sharded: Speak to servers on the sharded adapter, with ``SPUBLISH``.
         """
         self._owned = isinstance(redis, str)
-        client = _redis_from_url(redis) if isinstance(redis, str) else redis
+        client = _redis_from_url(redis, sharded) if isinstance(redis, str) else redis
         self.redis = client
         """The client published through."""
+        send: Callable[[str, bytes], Any] = cast(Any, client).spublish if sharded else client.publish
 
         def publish(channel: str, message: bytes) -> int:
-            received = client.publish(channel, message)
+            received = send(channel, message)
             if inspect.isawaitable(received):
                 if inspect.iscoroutine(received):
                     received.close()
@@ -347,7 +454,7 @@ class Emitter(BaseEmitter[int]):
                 )
             return int(received)
 
-        super().__init__(publish, key=key)
+        super().__init__(publish, key=key, sharded=sharded)
 
     def close(self) -> None:
         """Close the client if the emitter made it from a URL (a client given to it is left open)."""
@@ -365,21 +472,23 @@ class Emitter(BaseEmitter[int]):
 
 
 class TwistedEmitter(BaseEmitter[Deferred[int]]):
-    """The emitter for Twisted code: publishes through a :class:`txrealtime.adapters.redis.RedisLink`.
+    """The emitter for Twisted code: publishes through a :class:`txrealtime.adapters.redis.RedisLink` (or a
+    :class:`txrealtime.adapters.redis.ShardedRedisLink`, for servers on the sharded adapter).
 
     Every call returns a ``Deferred`` firing with how many Redis subscribers received the message, or
-    failing with :class:`txrealtime.adapters.redis.RedisUnavailable` while the link is not connected (see
+    failing with :class:`txrealtime.redis.connection.RedisUnavailable` while the link is not connected (see
     :meth:`txrealtime.adapters.redis.RedisLink.when_connected`), or with Redis's error. In a txrealtime
     server's process, give it the server's link; elsewhere make one and start it
     (:meth:`txrealtime.adapters.redis.RedisLink.start`). The key is the link's unless told otherwise.
     """
 
-    def __init__(self, link: RedisLink, *, key: str | None = None) -> None:
+    def __init__(self, link: BaseRedisLink, *, key: str | None = None) -> None:
         """An emitter publishing through ``link``.
 
-        :param link: The Redis link to publish through.
+        :param link: The Redis link to publish through (sharded messages on a ``ShardedRedisLink``).
         :param key: The channels' prefix; the link's ``key`` if not given.
         """
         self.link = link
         """The link published through."""
-        super().__init__(link.send, key=link.key if key is None else key)
+        sharded = getattr(link, "channel_kind", "subscribe") == "ssubscribe"
+        super().__init__(link.send, key=link.key if key is None else key, sharded=sharded)

@@ -30,15 +30,16 @@ __all__ = ["HealthResource", "health", "redis_link_of"]
 
 
 def redis_link_of(target: Server | SessionManager) -> Any:
-    """The :class:`txrealtime.adapters.redis.RedisLink` of a server's default namespace adapter, if it has one."""
+    """The Redis link (a :class:`txrealtime.adapters.redis.RedisLink` or
+    :class:`txrealtime.adapters.redis.ShardedRedisLink`) of a server's default namespace adapter, if it has one."""
     if not isinstance(target, Server):
         return None
     link = getattr(target.sockets.adapter, "link", None)
     try:
-        from .adapters.redis import RedisLink
+        from .adapters.redis.link import BaseRedisLink
     except ImportError:  # the redis extra is not installed: no adapter can have a link
         return None
-    return link if isinstance(link, RedisLink) else None
+    return link if isinstance(link, BaseRedisLink) else None
 
 
 def health(target: Server | SessionManager, link: Any = None, require_redis: bool = True) -> tuple[int, dict[str, Any]]:

@@ -198,6 +198,29 @@ class RealtimeCollector:
             value=link.undelivered,
         )
         yield CounterMetricFamily(
+            "txrealtime_redis_missed_messages",
+            "Broadcasts from other txrealtime nodes that never arrived here (their sequence numbers jumped).",
+            value=link.missed,
+        )
+        yield CounterMetricFamily(
+            "txrealtime_redis_deaf_spans",
+            "Times this node's subscriptions were down after being up: what others published then never arrived.",
+            value=link.deafness.spans,
+        )
+        yield CounterMetricFamily(
+            "txrealtime_redis_deaf_seconds", "Seconds this node's subscriptions were down, in all.",
+            value=link.deafness.seconds,
+        )
+        yield CounterMetricFamily(
+            "txrealtime_redis_refused_messages",
+            "Broadcasts and requests refused before anyone got them: the format cannot carry their payload.",
+            value=link.refused,
+        )
+        yield CounterMetricFamily(
+            "txrealtime_redis_malformed_messages", "Messages from Redis ignored because they are not well-formed.",
+            value=link.malformed,
+        )
+        yield CounterMetricFamily(
             "txrealtime_redis_requests_timed_out",
             "Requests to other nodes (fetch_sockets, server_side_emit with acks...) not answered by all in time.",
             value=link.requests_timed_out,

@@ -119,7 +119,8 @@ class RealtimeService(service.MultiService):
         self.server = server
         """The Socket.IO server, unless serving bare Engine.IO."""
         self.redis = redis
-        """The :class:`txrealtime.adapters.redis.RedisLink`, with ``--redis``."""
+        """The Redis link (:class:`txrealtime.adapters.redis.RedisLink`, or a
+        :class:`txrealtime.adapters.redis.ShardedRedisLink`), with ``--redis``."""
         self.site = site
         """The site every endpoint serves."""
         self.resource = resource
@@ -337,10 +338,9 @@ def makeService(options: Options) -> RealtimeService:
     if not options["engineio"]:
         kwargs: dict[str, Any] = {}
         if options["redis"] is not None:
-            from .adapters.redis import RedisLink, redis_adapter
+            from .adapters.choices import ADAPTERS
 
-            link = RedisLink(options["redis"], key=options["redis-key"])
-            kwargs["adapter"] = redis_adapter(link)
+            link, kwargs["adapter"] = ADAPTERS[options["adapter"]].build(options["redis"], options)
         elif cluster is not None:
             from .adapters.redis import redis_adapter
 

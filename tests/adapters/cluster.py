@@ -14,8 +14,15 @@ from twisted.internet.defer import DeferredList
 from twisted.internet.task import deferLater
 
 from tests.peers import until
-from tests.servers import INTEROP, NODE_MODULES, RedisServer, node
-from txrealtime.adapters.redis import RedisAdapter, RedisLink, redis_adapter
+from tests.servers import INTEROP, NODE_MODULES, RedisCluster, RedisServer, node
+from txrealtime.adapters.redis import (
+    RedisAdapter,
+    RedisLink,
+    ShardedRedisAdapter,
+    ShardedRedisLink,
+    redis_adapter,
+    sharded_adapter,
+)
 from txrealtime.client import ClientSocket
 from txrealtime.pytest_plugin import Realtime
 from txrealtime.socketio import Server, Socket
@@ -47,7 +54,8 @@ class Node:
     """One txrealtime server on loopback and its link to Redis."""
 
     name: str
-    link: RedisLink
+    link: Any
+    """A RedisLink, or a ShardedRedisLink."""
     test_server: TestServer
 
     @property
@@ -56,16 +64,25 @@ class Node:
 
 
 async def start_nodes(
-    realtime: Realtime, redis: RedisServer, names: list[str], parser: str = "json", **server_options: Any
+    realtime: Realtime, redis: RedisServer | RedisCluster, names: list[str], parser: str = "json",
+    **server_options: Any,
 ) -> list[Node]:
-    """Start one node per name; fire once every link is up and every node has heard of the others.
+    """Start one node per name (sharded ones on a Redis Cluster, each on a node of its own); fire once every link
+    is up and every node has heard of the others.
 
     ``server_options`` go to each node's :class:`Server`.
     """
     nodes = []
-    for name in names:
-        link = RedisLink(redis.url, heartbeat_interval=0.2, heartbeat_timeout=1.0, reconnect_max_delay=0.2)
-        running = await realtime.start_server(app(name), adapter=redis_adapter(link), parser=parser, **server_options)
+    for index, name in enumerate(names):
+        options: dict[str, Any] = {"heartbeat_interval": 0.2, "heartbeat_timeout": 1.0, "reconnect_max_delay": 0.2}
+        if isinstance(redis, RedisCluster):
+            sharded = ShardedRedisLink(redis.url_of(index % len(redis.ports)), health_check_interval=0.5, **options)
+            link: Any = sharded
+            adapter: Callable[[Any], Any] = sharded_adapter(sharded)
+        else:
+            link = RedisLink(redis.url, **options)
+            adapter = redis_adapter(link)
+        running = await realtime.start_server(app(name), adapter=adapter, parser=parser, **server_options)
         nodes.append(Node(name, link, running))
     await until(lambda: all(n.link.connected for n in nodes), "every link to connect", limit=WAIT)
     await until(
@@ -76,11 +93,14 @@ async def start_nodes(
     return nodes
 
 
-def start_node_server(redis_url: str, parser: str = "json") -> tuple[subprocess.Popen[str], str]:
-    """tests/interop/redis_node_server.js (Node's socket.io on @socket.io/redis-adapter): the process and its URL."""
+def start_node_server(
+    redis_url: str, parser: str = "json", script: str = "redis_node_server.js"
+) -> tuple[subprocess.Popen[str], str]:
+    """tests/interop/redis_node_server.js (Node's socket.io on @socket.io/redis-adapter; ``script`` may name
+    sharded_node_server.js, on createShardedAdapter and a Redis Cluster): the process and its URL."""
     env = dict(os.environ, NODE_PATH=str(NODE_MODULES))
     process = subprocess.Popen(
-        [node(), str(INTEROP / "redis_node_server.js"), redis_url, parser], stdout=subprocess.PIPE, text=True, env=env
+        [node(), str(INTEROP / script), redis_url, parser], stdout=subprocess.PIPE, text=True, env=env
     )
     assert process.stdout is not None
     line = process.stdout.readline()
@@ -109,7 +129,7 @@ async def sync(*sockets: ClientSocket) -> None:
 async def wait_for_servers(server: Server, count: int) -> None:
     """Wait until ``count`` servers subscribe to the default namespace's request channel."""
     adapter = server.sockets.adapter
-    assert isinstance(adapter, RedisAdapter)
+    assert isinstance(adapter, RedisAdapter | ShardedRedisAdapter)
     for _ in range(1000):
         if await adapter.server_count() >= count:
             return

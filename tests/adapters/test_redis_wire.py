@@ -6,7 +6,6 @@ import ast
 import base64
 import datetime
 import json
-import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
@@ -16,6 +15,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tests.adapters.strategies import broadcasts, options, packets, requests, responses, values
 from txrealtime.adapters.redis import requests as rq
 from txrealtime.adapters.redis import wire
 from txrealtime.adapters.redis.requests import (
@@ -341,7 +341,7 @@ def test_errors_do_not_quote_the_message() -> None:
     assert "SECRET" not in str(caught.value)
 
 
-def test_the_wire_modules_import_no_twisted_nor_txredisapi() -> None:
+def test_the_wire_modules_import_no_twisted_nor_the_redis_client() -> None:
     allowed = {"__future__", "json", "math", "secrets", "collections.abc", "dataclasses", "enum", "typing", "msgpack"}
     for module in (wire, rq):
         assert module.__file__ is not None
@@ -356,81 +356,6 @@ def test_the_wire_modules_import_no_twisted_nor_txredisapi() -> None:
 
 
 # -- round trips (hypothesis) ---------------------------------------------------------------------------
-
-_SURROGATE_PAIR = re.compile("[\ud800-\udbff][\udc00-\udfff]")
-
-# JSON, as JavaScript, reads an escaped surrogate pair as one character: strings keep lone surrogates only.
-text = st.text(st.characters() | st.characters(categories=["Cs"]), max_size=12).map(
-    lambda s: _SURROGATE_PAIR.sub("\ud800-", s)
-)
-ids = st.text(max_size=8)
-room_lists = st.lists(text, max_size=3).map(tuple)
-
-
-def values(binary: bool) -> st.SearchStrategy[Any]:
-    scalars = (
-        st.none()
-        | st.booleans()
-        | st.integers(-(2**63), 2**64 - 1)
-        | st.floats(allow_nan=False, allow_infinity=binary)  # JSON, as JSON.parse reads it, has no infinity
-        | text
-        | (st.binary(max_size=16) if binary else st.nothing())
-    )
-    return st.recursive(
-        scalars, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(text, inner, max_size=4), max_leaves=10
-    )
-
-
-flags = st.builds(
-    WireFlags, volatile=st.booleans(), compress=st.none() | st.booleans(), timeout=st.none() | st.integers(0, 2**53)
-)
-options = st.builds(WireOptions, rooms=room_lists, except_=room_lists, flags=st.none() | flags)
-
-
-def packets(binary: bool) -> st.SearchStrategy[WirePacket]:
-    return st.builds(
-        WirePacket,
-        data=st.lists(values(binary), max_size=4),
-        nsp=text,
-        type=st.integers(-(2**63), 2**63),
-        id=st.none() | st.integers(0, 2**53),
-    )
-
-
-broadcasts = st.builds(Broadcast, uid=ids, packet=packets(binary=True), opts=options)
-uids = st.none() | ids
-requests = st.one_of(
-    st.builds(SocketsRequest, request_id=ids, rooms=room_lists, uid=uids),
-    st.builds(AllRoomsRequest, request_id=ids, uid=uids),
-    st.builds(JoinRequest, opts=options, rooms=room_lists, uid=uids),
-    st.builds(LeaveRequest, opts=options, rooms=room_lists, uid=uids),
-    st.builds(DisconnectRequest, opts=options, close=st.booleans(), uid=uids),
-    st.builds(SocketJoinRequest, sid=text, room=text, request_id=st.none() | ids, uid=uids),
-    st.builds(SocketLeaveRequest, sid=text, room=text, request_id=st.none() | ids, uid=uids),
-    st.builds(SocketDisconnectRequest, sid=text, close=st.booleans(), request_id=st.none() | ids, uid=uids),
-    st.builds(FetchRequest, request_id=ids, opts=options, uid=uids),
-    st.builds(
-        ServerSideEmitRequest, data=st.lists(values(binary=False), max_size=4), request_id=st.none() | ids, uid=uids
-    ),
-    st.builds(BroadcastAckRequest, request_id=ids, packet=packets(binary=True), opts=options, uid=uids),
-)
-socket_details = st.builds(
-    SocketDetails,
-    id=text,
-    handshake=st.dictionaries(text, values(binary=False), max_size=4),
-    rooms=room_lists,
-    data=values(binary=False),
-)
-responses = st.one_of(
-    st.builds(SocketsResponse, request_id=ids, sockets=room_lists),
-    st.builds(AllRoomsResponse, request_id=ids, rooms=room_lists),
-    st.builds(DoneResponse, request_id=ids),
-    st.builds(FetchResponse, request_id=ids, sockets=st.lists(socket_details, max_size=3).map(tuple)),
-    st.builds(ServerSideEmitResponse, request_id=ids, data=values(binary=False)),
-    st.builds(ClientCountResponse, request_id=ids, client_count=st.integers(0, 2**53)),
-    st.builds(BroadcastAckResponse, request_id=ids, value=values(binary=True)),
-)
-
 
 @given(broadcasts)
 def test_broadcast_round_trip(message: Broadcast) -> None:
@@ -453,9 +378,19 @@ def test_options_and_packet_round_trip(opts: WireOptions, packet: WirePacket) ->
     assert wire.packet_from_body(wire.unpack(wire.pack(wire.packet_body(packet)))) == packet
 
 
-@given(st.builds(NodeMessage, uid=ids, kind=st.sampled_from(["heartbeat", "leave"])))
+node_uids = st.text(min_size=1, max_size=wire.MAX_UID).filter(str.isprintable)
+
+
+@given(st.builds(NodeMessage, uid=node_uids, kind=st.sampled_from(["heartbeat", "leave"])))
 def test_node_message_round_trip(message: NodeMessage) -> None:
     assert wire.decode_node_message(wire.encode(message)) == message
+
+
+@pytest.mark.parametrize("uid", ["", "x" * (wire.MAX_UID + 1), "a\nb", "a\x1b[31m"])
+def test_node_uids_are_short_and_printable(uid: str) -> None:
+    """A heartbeat's uid lands in log lines: a megabyte or terminal escapes are refused."""
+    with pytest.raises(WireError):
+        wire.decode_node_message(wire.encode(NodeMessage(uid=uid)))
 
 
 # -- fuzzing: only WireError ---------------------------------------------------------------------------
@@ -660,7 +595,8 @@ def test_the_emitter_orders_broadcast_options_differently() -> None:
 
 def test_compress_flag_crosses_nodes_as_node_writes_it() -> None:
     """Left out unless false (as Node's adapter writes ``flags``); read back as the operator's flag."""
-    from txrealtime.adapters.redis.adapter import _options, _wire_options
+    from txrealtime.adapters.broker import options as _options
+    from txrealtime.adapters.broker import wire_options as _wire_options
     from txrealtime.socketio.adapter import BroadcastFlags, BroadcastOptions
 
     plain = BroadcastOptions(flags=BroadcastFlags(compress=False))

@@ -287,7 +287,7 @@ def test_an_asyncio_client_is_refused() -> None:
 def test_importing_the_emitter_installs_no_reactor() -> None:
     code = (
         "import sys, txrealtime.emitter, txrealtime.adapters.redis.wire, txrealtime.adapters.redis.requests\n"
-        "print(sorted(m for m in ('twisted.internet.reactor', 'txredisapi', 'redis') if m in sys.modules))"
+        "print(sorted(m for m in ('twisted.internet.reactor', 'txrealtime.redis.client', 'redis') if m in sys.modules))"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"

@@ -13,8 +13,13 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from twisted.internet.defer import Deferred
+from twisted.logger import Logger
 
-__all__ = ["Handler", "PubSubLink"]
+from .._logging import gate, name_for_log
+
+__all__ = ["Handler", "PubSubLink", "Subscriptions"]
+
+log = Logger(observer=gate)
 
 Handler = Callable[[str, bytes], object]
 """Called with the channel and the message of each delivery."""
@@ -61,3 +66,62 @@ class PubSubLink(Protocol):
 
     def numsub(self, channel: str) -> Deferred[int]:
         """How many subscribers ``channel`` has across the processes (``PUBSUB NUMSUB``)."""
+
+
+class Subscriptions:
+    """Who hears what: the handlers of each channel and of each pattern, and when the broker must be told.
+
+    ``tell(kind, name)`` is called when a name gets its first handler (``kind``
+    is ``channel_kind`` for channels, ``psubscribe`` for patterns), ``untell``
+    when it loses its last. :meth:`deliver` calls the handlers of a message.
+    """
+
+    def __init__(
+        self, tell: Callable[[str, str], object], untell: Callable[[str, str], object], channel_kind: str = "subscribe"
+    ) -> None:
+        self._tell = tell
+        self._untell = untell
+        self._channel_kind = channel_kind
+        self._channels: dict[str, list[Handler]] = {}
+        self._patterns: dict[str, list[Handler]] = {}
+
+    def _table(self, kind: str) -> dict[str, list[Handler]]:
+        return self._patterns if kind == "psubscribe" else self._channels
+
+    def add(self, kind: str, name: str, handler: Handler) -> None:
+        """Call ``handler`` for messages on ``name`` (a channel, or a pattern if ``kind`` is ``psubscribe``)."""
+        table = self._table(kind)
+        first = name not in table
+        table.setdefault(name, []).append(handler)
+        if first:
+            self._tell(kind, name)
+
+    def remove(self, kind: str, name: str, handler: Handler) -> None:
+        """Stop calling ``handler`` for ``name``."""
+        table = self._table(kind)
+        handlers = table.get(name, [])
+        if handler in handlers:
+            handlers.remove(handler)
+        if not handlers and name in table:
+            del table[name]
+            self._untell(kind, name)
+
+    def names(self, kind: str) -> list[str]:
+        """The channels (or patterns) that have handlers."""
+        return list(self._table(kind))
+
+    def deliver(self, channel: bytes, message: bytes, pattern: bytes | None) -> None:
+        """Call the handlers of ``channel`` (of ``pattern`` if it matched one) with the channel's name and
+        ``message``; a handler that raises is logged and the others still run."""
+        name = channel.decode("utf-8", "replace")
+        if pattern is not None:
+            handlers = self._patterns.get(pattern.decode("utf-8", "replace"))
+        else:
+            handlers = self._channels.get(name)
+        if not handlers:
+            return
+        for handler in list(handlers):
+            try:
+                handler(name, message)
+            except Exception:
+                log.failure("Handling a message on {channel} failed", channel=name_for_log(name))

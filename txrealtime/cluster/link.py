@@ -20,7 +20,8 @@ from twisted.internet.defer import Deferred, fail
 from twisted.logger import Logger
 
 from .._logging import gate
-from .._reactor import default_reactor
+from .._reactor import default_reactor, now
+from ..adapters.losses import Outage
 from ..adapters.pubsub import Handler
 from ..socketio.acks import Pending
 from .wire import (
@@ -72,10 +73,16 @@ class ClusterLink:
         """This worker's name among the processes sharing the link: ``w`` and its index."""
         self.requests_timeout = requests_timeout
         self.reactor = default_reactor(reactor)
-        self.undelivered = 0
-        """Messages not sent because the master was unreachable."""
+        self.outage = Outage("Cluster channel", log, lambda: now(self.reactor))
+        """Messages not sent because the master was unreachable, logged once per outage."""
         self.requests_timed_out = 0
         """Requests whose answers did not all come in time (counted by the adapter, read by the metrics)."""
+        self.refused = 0
+        """Broadcasts and requests whose payload cannot be carried to the other workers (counted by the adapter)."""
+        self.malformed = 0
+        """Messages from other workers ignored because they are not well-formed (counted by the adapter)."""
+        self.missed = 0
+        """Broadcasts from other workers that never arrived (counted by the adapter)."""
         self._channel = channel
         self._channels: dict[str, list[Handler]] = {}
         self._patterns: dict[str, list[Handler]] = {}
@@ -83,9 +90,15 @@ class ClusterLink:
         self._ids = itertools.count(1)
         self._members: list[int] = []
 
+    @property
+    def undelivered(self) -> int:
+        """Messages not sent because the master was unreachable."""
+        return self.outage.undelivered
+
     def attach(self, channel: FrameSender) -> None:
         """Send through ``channel`` from now on, subscribing it to everything subscribed so far."""
         self._channel = channel
+        self.outage.back()
         for name in self._channels:
             channel.send(Subscribe(name))
         for pattern in self._patterns:
@@ -95,6 +108,7 @@ class ClusterLink:
         """The channel closed: pending counts fail, publications are counted as undelivered."""
         self._channel = None
         self._members = []
+        self.outage.lost("the master is gone")
         for d in self._numsub.take_all():
             d.errback(ClusterUnavailable("the master is gone"))
 
@@ -147,8 +161,7 @@ class ClusterLink:
         """Send ``message`` to every worker subscribed to ``channel``; ``False`` if the master is unreachable."""
         if self._send(Publish(channel, message)):
             return True
-        self.undelivered += 1
-        log.warn("Cluster channel closed: message for {channel} not sent to other workers", channel=channel)
+        self.outage.dropped(why="closed")
         return False
 
     def numsub(self, channel: str) -> Deferred[int]:

@@ -11,19 +11,29 @@ txrealtime nodes, Node ``socket.io`` nodes and ``@socket.io/redis-emitter`` send
     link = RedisLink("redis://127.0.0.1:6379")
     server = Server(adapter=redis_adapter(link))
 
-The names below are imported on first use: ``txredisapi`` installs Twisted's
-default reactor when imported, and the pure modules (which the synchronous
-emitter uses in processes without a reactor) must not pull it in.
+Redis Cluster users have the sharded adapter, wire-compatible with Node's ``createShardedAdapter``
+(:mod:`txrealtime.adapters.redis.sharded`, on a :class:`ShardedRedisLink` to any node of the cluster)::
+
+    link = ShardedRedisLink("redis://any-node:6379")
+    server = Server(adapter=sharded_adapter(link))
+
+The names below are imported on first use: the link brings in Twisted's
+networking and txrealtime's Redis client (:mod:`txrealtime.redis`), and the pure
+modules (which the synchronous emitter uses in processes without a reactor)
+must not pull them in.
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from ..._lazy import lazy_attributes
 
 if TYPE_CHECKING:
     from .adapter import RedisAdapter, RemoteSocket, redis_adapter
     from .link import RedisDown, RedisLink, RedisUnavailable, RedisUp, RedisURL
+    from .sharded import ShardedRedisAdapter, sharded_adapter
+    from .sharded_link import ShardedRedisLink
 
 __all__ = [
     "RedisAdapter",
@@ -33,7 +43,10 @@ __all__ = [
     "RedisUnavailable",
     "RedisUp",
     "RemoteSocket",
+    "ShardedRedisAdapter",
+    "ShardedRedisLink",
     "redis_adapter",
+    "sharded_adapter",
 ]
 
 _MODULES = {
@@ -45,13 +58,10 @@ _MODULES = {
     "RedisURL": "link",
     "RedisUnavailable": "link",
     "RedisUp": "link",
+    "ShardedRedisAdapter": "sharded",
+    "sharded_adapter": "sharded",
+    "ShardedRedisLink": "sharded_link",
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _MODULES.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{module}", __name__), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_attributes(__name__, _MODULES)

@@ -46,17 +46,23 @@ here; requests and responses, as typed dataclasses, are in :mod:`txrealtime.adap
       BROADCAST            {type: 8, requestId, clientCount}, then for each
                            client's ack MessagePack {type: 9, requestId, packet: value}
 
-    nodes       JSON {uid, type: "heartbeat" | "leave"}
+    nodes       JSON {uid, type: "heartbeat" | "leave"}   (uid: 1 to 64 printable characters)
 
 Strings may hold lone surrogates: MessagePack carries them as they are
-(Node reads them as U+FFFD), JSON escapes them. Decoding is strict about
-structure and lenient where Node is (a missing ``nsp`` is ``/``, a missing
-room list is empty, numbers naming rooms become strings, unknown flags are
-dropped); every decoding failure is a :class:`WireError`. Encoding raises
-``TypeError`` for values the encoding cannot carry (binary in a JSON
-message, objects) and ``OverflowError`` for integers beyond 64 bits.
+(Node reads them as U+FFFD), JSON escapes them. Integers beyond 64 bits
+(a client may send ``2**100`` in JSON) travel in MessagePack as float64, the
+number every JavaScript peer reads for them anyway (``JSON.parse`` and
+``notepack.io`` alike); JSON writes their digits. Decoding is strict about
+structure, refuses object keys that are not strings and nesting deeper than
+:data:`MAX_DEPTH` (no Socket.IO client could be sent either), and is lenient
+where Node is (a missing ``nsp`` is ``/``, a missing room list is empty,
+numbers naming rooms become strings, unknown flags are dropped); every
+decoding failure is a :class:`WireError`. Encoding raises ``TypeError`` for
+values the encoding cannot carry (binary in a JSON message, objects) and
+``ValueError`` for nesting MessagePack refuses (over 1,024 levels) and for
+integers too large even for a float.
 
-Nothing here imports Twisted, txredisapi or :mod:`txrealtime.socketio`:
+Nothing here imports Twisted, :mod:`txrealtime.redis` or :mod:`txrealtime.socketio`:
 packets and options have wire-level types (:class:`WirePacket`,
 :class:`WireOptions`: rooms in order, timeouts in milliseconds) that the
 adapter maps to its own, and that the write-only :mod:`txrealtime.emitter` builds directly. Importing
@@ -81,12 +87,15 @@ __all__ = [
     "Broadcast",
     "Channels",
     "Encodable",
+    "MAX_DEPTH",
+    "MAX_UID",
     "NodeMessage",
     "RequestType",
     "WireError",
     "WireFlags",
     "WireOptions",
     "WirePacket",
+    "check_values",
     "decode_broadcast",
     "decode_node_message",
     "encode",
@@ -190,13 +199,20 @@ class Channels:
 def pack(value: Any) -> bytes:
     """MessagePack as notepack.io writes it: str for text (lone surrogates kept), bin for bytes, timestamps
     for ``datetime`` values (a JavaScript ``Date`` on a Node node; naive ones are local time), ``date``
-    values as ``YYYY-MM-DD`` (see :mod:`txrealtime._js`)."""
+    values as ``YYYY-MM-DD`` (see :mod:`txrealtime._js`), integers beyond 64 bits as float64."""
     return cast(
         bytes,
-        msgpack.packb(
-            value, use_bin_type=True, unicode_errors="surrogatepass", datetime=True, default=msgpack_default
-        ),
+        msgpack.packb(value, use_bin_type=True, unicode_errors="surrogatepass", datetime=True, default=_default),
     )
+
+
+def _default(value: Any) -> Any:
+    if type(value) is int:  # beyond 64 bits: the float JavaScript would read for it
+        try:
+            return float(value)
+        except OverflowError:
+            raise ValueError("an integer too large even for a float cannot be sent") from None
+    return msgpack_default(value)
 
 
 def _undefined(code: int, data: bytes) -> None:
@@ -211,7 +227,7 @@ def unpack(message: bytes) -> Any:
             message, raw=False, ext_hook=_undefined, strict_map_key=False, unicode_errors="surrogatepass",
             timestamp=3,
         )
-    except (ValueError, TypeError, msgpack.UnpackException) as e:
+    except (ValueError, TypeError, OverflowError, msgpack.UnpackException) as e:
         raise WireError("not one MessagePack value") from e
 
 
@@ -230,11 +246,40 @@ def load_json(message: bytes) -> Any:
 
 
 def load_body(message: bytes) -> dict[Any, Any]:
-    """The object a request or response holds: JSON if it starts with ``{``, else MessagePack."""
+    """The object a request or response holds: JSON if it starts with ``{``, else MessagePack (checked with
+    :func:`check_values`)."""
     body = load_json(message) if message[:1] == b"{" else unpack(message)
     if not isinstance(body, dict):
         raise WireError("not an object")
+    check_values(body)
     return body
+
+
+MAX_DEPTH = 100
+"""The deepest nesting of arrays and objects accepted in a message (Socket.IO's own limit on a packet's data)."""
+
+
+def check_values(value: Any, limit: int = MAX_DEPTH) -> None:
+    """:class:`WireError` unless every object key in ``value`` is a string (as in JSON and JavaScript) and arrays
+    and objects nest at most ``limit`` deep: what a Socket.IO client could be sent."""
+    stack = [value]
+    depths = [0]
+    while stack:
+        item = stack.pop()
+        depth = depths.pop()
+        if depth > limit:
+            raise WireError(f"nested deeper than {limit}")
+        children = item.values() if type(item) is dict else item
+        if type(item) is dict:
+            for key in item:
+                if type(key) is not str:
+                    raise WireError("an object key is not a string")
+        elif type(item) is not list:
+            continue
+        for child in children:
+            if type(child) is dict or type(child) is list:
+                stack.append(child)
+                depths.append(depth + 1)
 
 
 # -- reading fields (for the message types here and in .requests) -----------------------------
@@ -438,6 +483,7 @@ def decode_broadcast(message: bytes) -> Broadcast:
     value = unpack(message)
     if not isinstance(value, list) or len(value) < 3:
         raise WireError("a broadcast is not [uid, packet, opts]")
+    check_values(value[:3], MAX_DEPTH + 3)  # the packet's data sits three levels down
     uid, packet, opts = value[:3]
     if not isinstance(uid, str):
         raise WireError("uid is not a string")
@@ -464,7 +510,14 @@ def decode_node_message(message: bytes) -> NodeMessage:
     kind = body.get("type")
     if kind != "heartbeat" and kind != "leave":
         raise WireError("type is neither heartbeat nor leave")
-    return NodeMessage(uid=read_str(body, "uid"), kind=kind)
+    uid = read_str(body, "uid")
+    if not 0 < len(uid) <= MAX_UID or not uid.isprintable():
+        raise WireError(f"a node uid is 1 to {MAX_UID} printable characters")
+    return NodeMessage(uid=uid, kind=kind)
+
+
+MAX_UID = 64
+"""The longest node uid a heartbeat may carry (txrealtime's are 6 characters, Node's adapters' 6 or 16)."""
 
 
 # -- encoding -------------------------------------------------------------------------------------

@@ -1,0 +1,69 @@
+"""The adapters ``twistd txrealtime --adapter NAME --redis URL`` offers: one table, one row per adapter.
+
+Each row says what the adapter is for and builds it: the link (which the service stops on shutdown and
+the metrics read) and the adapter factory for :class:`txrealtime.socketio.Server`. A new adapter is a new
+row in :data:`ADAPTERS`; the command line, its help and its checks follow from the table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ..redis.url import RedisURL
+
+__all__ = ["ADAPTERS", "DEFAULT", "SUBSCRIPTION_MODES", "AdapterChoice"]
+
+SUBSCRIPTION_MODES = ("static", "dynamic", "dynamic-private")
+"""Node's ``subscriptionMode`` values for the sharded adapter: which rooms get a channel of their own (see
+:class:`txrealtime.adapters.redis.ShardedRedisAdapter`)."""
+
+
+@dataclass(frozen=True)
+class AdapterChoice:
+    """One adapter of the command line."""
+
+    name: str
+    summary: str
+    """What it gives, for ``--help``."""
+    build: Callable[[str, dict[str, Any]], tuple[Any, Callable[[Any], Any]]]
+    """``build(url, options)``: the link and the adapter factory (``options`` are the command line's)."""
+    check: Callable[[RedisURL], str | None] = lambda url: None
+    """What is wrong with a URL for this adapter, or ``None``."""
+
+
+def _classic(url: str, options: dict[str, Any]) -> tuple[Any, Callable[[Any], Any]]:
+    from .redis import RedisLink, redis_adapter
+
+    link = RedisLink(url, key=options["redis-key"])
+    return link, redis_adapter(link)
+
+
+def _sharded(url: str, options: dict[str, Any]) -> tuple[Any, Callable[[Any], Any]]:
+    from .redis import ShardedRedisLink, sharded_adapter
+
+    link = ShardedRedisLink(url, key=options["redis-key"], subscription_mode=options["redis-subscription-mode"])
+    return link, sharded_adapter(link)
+
+
+def _no_database(url: RedisURL) -> str | None:
+    return "a Redis Cluster has database 0 only: drop the /db part" if url.db else None
+
+
+ADAPTERS: dict[str, AdapterChoice] = {
+    choice.name: choice
+    for choice in (
+        AdapterChoice(
+            "redis", "Redis pub/sub, as Node's createAdapter", _classic
+        ),
+        AdapterChoice(
+            "redis-sharded", "Redis Cluster sharded pub/sub, as Node's createShardedAdapter; any node's URL",
+            _sharded, _no_database,
+        ),
+    )
+}
+"""Every adapter ``--adapter`` accepts, by name."""
+
+DEFAULT = "redis"
+"""The adapter ``--redis URL`` alone means."""
