@@ -83,7 +83,8 @@ class CountedPacketsTests(SynchronousTestCase):
         self.assertTrue(session.closed)
         self.assertEqual(
             events[-1],
-            SessionClosed(session.sid, CloseReason.TRANSPORT_ERROR, "outgoing buffer over 10 bytes (client not reading)"),
+            SessionClosed(session.sid, CloseReason.TRANSPORT_ERROR,
+                          "outgoing buffer over 10 bytes (client not reading)"),
         )
 
 
@@ -127,6 +128,10 @@ class FormBodyTests(SynchronousTestCase):
         posted = http.request("POST", f"/socket.io/?EIO=3&transport=polling&sid={sid}&j=0", b"d=3%3A4hi",
                               form).result()
         self.assertEqual((posted.body, got), (b"ok", ["hi"]))
+        # Only the first 1,000 fields are read, as Node's querystring reads 1,000 keys.
+        for body in (b"d=3%3A4hi" + b"&" * 900_000, b"&" * 1000 + b"d=3%3A4hi"):
+            posted = http.request("POST", f"/socket.io/?EIO=3&transport=polling&sid={sid}&j=0", body, form).result()
+            self.assertEqual((posted.body, got), (b"ok", ["hi", "hi"]))
 
 
 class BundleTests(SynchronousTestCase):

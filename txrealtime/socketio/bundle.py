@@ -45,6 +45,8 @@ class SocketIOResource(Resource):
     """A Socket.IO endpoint: the browser client's files, and Engine.IO for everything else."""
 
     isLeaf = True
+    reads_form_args = False
+    """As :attr:`EngineIOResource.reads_form_args`: form bodies sent to it are not parsed into ``request.args``."""
 
     def __init__(self, engine: EngineIOResource, serve_client: bool = True) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
