@@ -50,6 +50,8 @@ noisy = Throttle(log)
 """For lines a flood of bad clients could make us repeat."""
 
 _TIMED_OUT = b"HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+_LINE_TOO_LONG = b"HTTP/1.1 414 URI Too Long\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+_HEADER_TOO_LONG = b"HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
 
 
 _FORM = re.compile(rb"[ \t]*(application/x-www-form-urlencoded|multipart/form-data)[ \t]*(;|$)", re.IGNORECASE)
@@ -144,7 +146,8 @@ class BoundedChannel(http.HTTPChannel):
     connection, at the first byte of each next request; it stops once the
     headers are complete, so parked long-polls and upgraded WebSockets are
     not affected. When it runs out the client gets ``408`` and the
-    connection is closed.
+    connection is closed. A request line over 16 KiB (``MAX_LENGTH``) gets
+    ``414``, a longer header line ``431``, and the connection is closed.
 
     Responses are written as soon as they are complete (see
     :mod:`txrealtime._tcp`): a response's head goes out with the first part
@@ -157,6 +160,8 @@ class BoundedChannel(http.HTTPChannel):
     _head: list[bytes] | None = None
     """While a request writes for the first time: the response head, held to go out with the body."""
     _host: Any = None
+    _lines = 0
+    """Lines of the current request's head received so far (0: its request line is still to come)."""
 
     def connectionMade(self) -> None:
         super().connectionMade()  # type: ignore[no-untyped-call]
@@ -207,6 +212,23 @@ class BoundedChannel(http.HTTPChannel):
             self._start_header_clock()
         super().dataReceived(data)  # type: ignore[no-untyped-call]
 
+    def lineReceived(self, line: bytes) -> None:
+        self._lines += 1
+        super().lineReceived(line)  # type: ignore[no-untyped-call]
+
+    def lineLengthExceeded(self, line: bytes) -> None:
+        # twisted.web closes without a word when a line is over MAX_LENGTH (16 KiB): answer as the
+        # --workers master does for the request line (414), and as Node does for a header (431).
+        transport: Any = self.transport
+        if transport is None:
+            return
+        first = self._lines == 0
+        address = getattr(transport.getPeer(), "host", "?")
+        noisy.info("Request {what} from {address} over {limit} bytes: {status}", address=address,
+                   what="line" if first else "header line", limit=self.MAX_LENGTH, status=414 if first else 431)
+        transport.write(_LINE_TOO_LONG if first else _HEADER_TOO_LONG)
+        self.loseConnection()  # type: ignore[no-untyped-call]
+
     def allHeadersReceived(self) -> None:
         self._awaiting_headers = False
         self._header_clock = cancel(self._header_clock)
@@ -215,6 +237,7 @@ class BoundedChannel(http.HTTPChannel):
     def requestDone(self, request: http.Request) -> None:
         # Before the parent replays pipelined bytes, which start the next request's clock.
         self._awaiting_headers = True
+        self._lines = 0
         super().requestDone(request)  # type: ignore[no-untyped-call]
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:

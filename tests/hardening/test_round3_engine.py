@@ -13,11 +13,13 @@ from typing import cast
 
 from twisted.internet.address import IPv4Address
 from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.resource import IResource, Resource
 
 from tests.fakes import HANDSHAKE, FakeTransport, PollingTestCase
 from tests.memhttp import ConnectionTransport, Exchange, MemoryHTTP
+from txrealtime.cluster.router import Router
 from txrealtime.engineio import CloseReason, EngineIOOptions, EngineIOResource, SessionClosed, SessionManager
 from txrealtime.engineio.packets import Packet, PacketType
 from txrealtime.socketio.bundle import SocketIOResource
@@ -198,3 +200,38 @@ class RequestLineTests(SynchronousTestCase):
                                         + b"x" * 17000 + b"\r\n\r\n")
         self.assertTrue(transport.value().startswith(b"HTTP/1.1 431 Request Header Fields Too Large\r\n"))
         self.assertTrue(transport.disconnecting)
+
+
+class RoutedTransport(StringTransport):
+    """A ``StringTransport`` a router can stop reading from."""
+
+    def stopReading(self) -> None:
+        self.producerState = "paused"
+
+
+class Dispatched:
+    """Records what a router hands over."""
+
+    def __init__(self) -> None:
+        self.lines: list[bytes] = []
+
+    def dispatch(self, router: Router, line: bytes, data: bytes) -> None:
+        self.lines.append(line)
+
+
+def test_the_workers_master_refuses_a_long_request_line_in_one_write() -> None:
+    line = b"GET /socket.io/?EIO=4&transport=polling&pad=" + b"x" * int(16.1 * 1024) + b" HTTP/1.1\r\n"
+    for pieces in ([line + b"Host: a\r\n\r\n"], [line[:9000], line[9000:]], [line[:17000]]):
+        dispatched = Dispatched()
+        router = Router(dispatched, None, Clock())
+        transport = RoutedTransport()
+        router.makeConnection(transport)
+        for piece in pieces:
+            router.dataReceived(piece)
+        assert transport.value() == b"HTTP/1.1 414 URI Too Long\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+        assert transport.disconnecting and dispatched.lines == []
+    dispatched = Dispatched()
+    router = Router(dispatched, None, Clock())
+    router.makeConnection(RoutedTransport())
+    router.dataReceived(b"GET /socket.io/?EIO=4&transport=polling&pad=" + b"x" * 16000 + b" HTTP/1.1\r\n")
+    assert len(dispatched.lines) == 1
