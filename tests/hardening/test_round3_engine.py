@@ -225,13 +225,13 @@ def test_the_workers_master_refuses_a_long_request_line_in_one_write() -> None:
         dispatched = Dispatched()
         router = Router(dispatched, None, Clock())
         transport = RoutedTransport()
-        router.makeConnection(transport)
+        router.makeConnection(transport)  # type: ignore[no-untyped-call]
         for piece in pieces:
             router.dataReceived(piece)
         assert transport.value() == b"HTTP/1.1 414 URI Too Long\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
         assert transport.disconnecting and dispatched.lines == []
     dispatched = Dispatched()
     router = Router(dispatched, None, Clock())
-    router.makeConnection(RoutedTransport())
+    router.makeConnection(RoutedTransport())  # type: ignore[no-untyped-call]
     router.dataReceived(b"GET /socket.io/?EIO=4&transport=polling&pad=" + b"x" * 16000 + b" HTTP/1.1\r\n")
     assert len(dispatched.lines) == 1
