@@ -96,7 +96,10 @@ class CompressFlagWithRecoveryTests(CompressFlagTests):
         self.assertEqual((json.loads(second[1:])[:2], compressed), (["a", 1], True))
 
     def test_binary_attachments_follow_their_packet(self) -> None:
-        pass  # covered without recovery; the recovery offsets make the exact packets differ
+        self.sockets[0].compress(False).emit("bin", b"\x01\x02")
+        [(head, head_flag), (attachment, attachment_flag)] = self.flags(self.peers[0])
+        assert isinstance(head, str) and head.startswith('51-["bin",{"_placeholder":true,"num":0},')  # then the offset
+        self.assertEqual((head_flag, attachment, attachment_flag), (False, b"\x01\x02", False))
 
     def test_broadcasts(self) -> None:
         self.server.compress(False).emit("all", 1)
