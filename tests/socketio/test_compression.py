@@ -10,7 +10,7 @@ import pytest_twisted
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
-from tests.fakes import Peer
+from tests.fakes import NO_BOUNDED_INFLATE, Peer
 from tests.peers import PollingPeer, raw_request
 from tests.servers import node_peer
 from tests.socketio.app import install
@@ -130,6 +130,7 @@ async def test_compress_flag_decides_over_http(realtime: Realtime) -> None:
         assert (gzip.decompress(body) if encoding else body) == expected
 
 
+@pytest.mark.skipif(NO_BOUNDED_INFLATE is not None, reason=str(NO_BOUNDED_INFLATE))
 @pytest.mark.parametrize("mode", ["websocket", "upgrade"])
 @pytest_twisted.ensureDeferred
 async def test_node_client_with_per_message_deflate(realtime: Realtime, mode: str) -> None:
