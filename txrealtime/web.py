@@ -24,7 +24,7 @@ from __future__ import annotations
 import io
 import re
 from collections.abc import Sequence
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import parse_qsl, unquote_to_bytes, urlsplit
 
 from twisted.internet.interfaces import IAddress, IDelayedCall, IProtocol
@@ -273,7 +273,13 @@ class _Counted(ProtocolWrapper):
         self.host = host
 
 
-class _PerAddress(WrappingFactory[_Counted]):
+if TYPE_CHECKING:
+    _CountingFactory = WrappingFactory[_Counted]
+else:  # Twisted before 24.3 has no generic WrappingFactory at run time
+    _CountingFactory = WrappingFactory
+
+
+class _PerAddress(_CountingFactory):
     """Open connection counts per client address; never listens itself."""
 
     protocol = _Counted
