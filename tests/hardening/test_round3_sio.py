@@ -11,18 +11,24 @@ from __future__ import annotations
 import base64
 import tracemalloc
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
+import bcrypt
 import msgpack
 import pytest
 import pytest_twisted
+from twisted.internet.task import Clock
 
-from tests.peers import PollingPeer
+from tests.fakes import HANDSHAKE, Peer
+from tests.peers import PollingPeer, until
 from tests.socketio.app import install
-from txrealtime.engineio import CloseReason, SessionClosed, SessionEvent
+from txrealtime.admin import instrument
+from txrealtime.engineio import CloseReason, EngineIOOptions, SessionClosed, SessionEvent, SessionManager
 from txrealtime.pytest_plugin import Realtime
+from txrealtime.socketio import Server
 from txrealtime.socketio.msgpack import MsgpackDecoder
-from txrealtime.socketio.packets import Decoder, Packet
+from txrealtime.socketio.packets import Decoder, Packet, PacketType
 
 # -- 8. decoding amplification -----------------------------------------------------------------
 
@@ -117,3 +123,86 @@ async def test_binary_map_keys_are_a_parse_error(realtime: Realtime, key: Any) -
     assert closed(events, offender.sid) == [(CloseReason.PARSE_ERROR, "a map key is not a string")]
     canary = await realtime.connect(running, parser="msgpack")
     assert await canary.emit_with_ack("ack", {"k": b"v"}, timeout=10) == ("got", {"k": b"v"})
+
+
+# -- 7. admin logins ---------------------------------------------------------------------------------------------
+
+
+def admin_peer(manager: SessionManager, address: str) -> Peer:
+    return Peer(manager, handshake=replace(HANDSHAKE, address=address))
+
+
+def login(peer: Peer, password: str, username: str = "admin") -> Any:
+    """Send one admin CONNECT; the answer: ``"ok"``, or the refusal's message (``None`` while it is checked)."""
+    peer.send_packet(Packet(PacketType.CONNECT, "/admin", {"username": username, "password": password}))
+    return answer(peer)
+
+
+def answer(peer: Peer) -> Any:
+    for packet in peer.packets():
+        if packet.namespace == "/admin" and packet.type is PacketType.CONNECT:
+            return "ok"
+        if packet.namespace == "/admin" and packet.type is PacketType.CONNECT_ERROR:
+            return packet.data["message"]
+    return None
+
+
+def test_admin_password_guesses_are_throttled_per_address() -> None:
+    """One connection guessing as fast as it can: ten wrong passwords, then refused without a check (the right
+    password too) until its allowance refills; the operator at another address is not affected."""
+    clock = Clock()
+    manager = SessionManager(EngineIOOptions(ping_interval=1000, ping_timeout=1000), reactor=clock)
+    server = Server(manager)
+    instrument(server, auth=("admin", "right"), server_id="node-1")
+    attacker = admin_peer(manager, "203.0.113.7")
+    answers = [login(attacker, f"guess-{n}") for n in range(200)]
+    assert answers == ["invalid credentials"] * 10 + ["too many login attempts, retry later"] * 190
+    assert login(attacker, "right") == "too many login attempts, retry later"
+    operator = admin_peer(manager, "198.51.100.1")
+    assert login(operator, "wrong") == "invalid credentials"
+    assert login(operator, "right") == "ok"
+    clock.advance(6)  # one more attempt for the attacker
+    assert [login(attacker, "guess"), login(attacker, "guess")] == ["invalid credentials",
+                                                                  "too many login attempts, retry later"]
+    clock.advance(6)
+    assert login(attacker, "right") == "ok"  # a right password gives the allowance back
+    assert [login(admin_peer(manager, "203.0.113.7"), "x") for _ in range(10)] == ["invalid credentials"] * 10
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_bcrypt_flood_cannot_lock_the_operator_out() -> None:
+    """bcrypt checks run in the thread pool, 2 at once, 32 waiting. 150 wrong logins from one address sent at
+    once hold one place (the rest are refused at once); 60 addresses that have failed before fill the line,
+    and the operator, who has not, takes the place of one of them and is let in."""
+    hashed = bcrypt.hashpw(b"right", bcrypt.gensalt(4)).decode()
+    manager = SessionManager(EngineIOOptions(ping_interval=1000, ping_timeout=1000))
+    server = Server(manager)
+    instrumentation = instrument(server, auth=("admin", hashed), server_id="node-1")
+    try:
+        attacker = [admin_peer(manager, "203.0.113.7") for _ in range(150)]
+        at_once = [login(peer, "wrong") for peer in attacker]
+        assert at_once == [None] + ["a login from this address is being checked"] * 149
+        operator = admin_peer(manager, "198.51.100.1")
+        assert login(operator, "right") is None  # waiting in line
+        await until(lambda: answer(operator) == "ok", "the operator to be let in")
+        assert answer(attacker[0]) == "invalid credentials"
+
+        # Sixty addresses, each with a wrong password behind it, then all at once with the operator last.
+        for n in range(60):
+            assert login(admin_peer(manager, f"10.0.0.{n}"), "wrong") in (None, "too many logins being checked, "
+                                                                                "retry later")
+        queue = instrumentation.login.queue if instrumentation.login is not None else None
+        assert queue is not None
+        await until(lambda: queue.running == queue.waiting == 0, "the first round to be checked")
+        crowd = [admin_peer(manager, f"10.0.0.{n}") for n in range(60)]
+        at_once = [login(peer, "wrong again") for peer in crowd]
+        assert at_once == [None] * 34 + ["too many logins being checked, retry later"] * 26
+        operator = admin_peer(manager, "198.51.100.1")
+        assert login(operator, "right") is None
+        assert (queue.running, queue.waiting) == (2, 32)
+        await until(lambda: answer(operator) == "ok", "the operator to be let in past the crowd")
+        await until(lambda: queue.running == queue.waiting == 0, "the checks to end")
+        answers = [answer(peer) for peer in crowd[:34]]
+        assert sorted(answers, key=str) == ["invalid credentials"] * 33 + ["too many logins being checked, retry later"]
+    finally:
+        instrumentation.close()
