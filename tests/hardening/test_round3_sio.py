@@ -9,9 +9,11 @@
 from __future__ import annotations
 
 import base64
+import re
 import tracemalloc
 from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import bcrypt
@@ -19,13 +21,17 @@ import msgpack
 import pytest
 import pytest_twisted
 from twisted.internet.task import Clock
+from twisted.logger import LogLevel, formatEvent
+from twisted.python import usage
 
 from tests.fakes import HANDSHAKE, Peer
 from tests.peers import PollingPeer, until
 from tests.socketio.app import install
-from txrealtime.admin import instrument
+from txrealtime.admin import BasicAuth, instrument
+from txrealtime.admin.service import AdminService
 from txrealtime.engineio import CloseReason, EngineIOOptions, SessionClosed, SessionEvent, SessionManager
 from txrealtime.pytest_plugin import Realtime
+from txrealtime.service import Options, makeService
 from txrealtime.socketio import Server
 from txrealtime.socketio.msgpack import MsgpackDecoder
 from txrealtime.socketio.packets import Decoder, Packet, PacketType
@@ -206,3 +212,61 @@ async def test_a_bcrypt_flood_cannot_lock_the_operator_out() -> None:
         assert sorted(answers, key=str) == ["invalid credentials"] * 33 + ["too many logins being checked, retry later"]
     finally:
         instrumentation.close()
+
+
+HASH = "$2b$10$GdtRguLTec.mN/llKziN.eQchJjRVv4TNepvVGP/bz8JPT.OX6Zue"
+
+
+def admin_options(*args: str) -> Options:
+    options = Options()
+    options.parseOptions(["--listen", "tcp:0:interface=127.0.0.1", *args])  # type: ignore[no-untyped-call]
+    return options
+
+
+def started_warnings(options: Options, log_events: list[dict[str, Any]]) -> list[str]:
+    realtime = makeService(options)
+    [admin] = [s for s in realtime if isinstance(s, AdminService)]
+    admin.stopService()
+    return [formatEvent(e) for e in log_events if e.get("log_level") is LogLevel.warn and "Admin UI" in formatEvent(e)]
+
+
+def test_admin_password_from_a_file_or_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, log_events: list[dict[str, Any]]
+) -> None:
+    """The password (or its hash) need not be on the command line, where every local user sees it."""
+    monkeypatch.delenv("TXREALTIME_ADMIN_PASSWORD", raising=False)
+    secret = tmp_path / "admin-password"
+    secret.write_text("correct horse: battery\n")
+    secret.chmod(0o600)
+    options = admin_options("--admin", "ops", "--admin-password-file", str(secret))
+    assert options["admin-auth"] == BasicAuth("ops", "correct horse: battery")
+    assert options.worker_args().count(f"--admin-password-file={secret}") == 1  # each worker reads it too
+    assert not [a for a in options.worker_args() if "battery" in a]
+    assert started_warnings(options, log_events) == []
+
+    monkeypatch.setenv("TXREALTIME_ADMIN_PASSWORD", HASH)
+    assert admin_options("--admin", "ops")["admin-auth"] == BasicAuth("ops", HASH)
+
+    # The old form works, and says where the password shows.
+    log_events.clear()
+    options = admin_options("--admin", "ops:plain")
+    assert options["admin-auth"] == BasicAuth("ops", "plain")
+    [warning] = started_warnings(options, log_events)
+    assert "shows in the process list" in warning and "--admin-password-file" in warning
+
+    log_events.clear()
+    secret.chmod(0o644)
+    [warning] = started_warnings(admin_options("--admin", "ops", "--admin-password-file", str(secret)), log_events)
+    assert "can be read by other users" in warning
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--admin", "ops"], "no password: give --admin-password-file FILE, set TXREALTIME_ADMIN_PASSWORD"),
+    (["--admin-password-file", "/nonexistent"], "--admin-password-file needs --admin USER"),
+    (["--admin", "ops:pw", "--admin-password-file", "/nonexistent"], "exclude each other"),
+    (["--admin", "ops", "--admin-password-file", "/nonexistent/pw"], "cannot read the password file"),
+])
+def test_admin_password_option_errors(monkeypatch: pytest.MonkeyPatch, args: list[str], message: str) -> None:
+    monkeypatch.delenv("TXREALTIME_ADMIN_PASSWORD", raising=False)
+    with pytest.raises(usage.UsageError, match=re.escape(message)):
+        admin_options(*args)
