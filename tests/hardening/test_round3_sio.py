@@ -4,6 +4,11 @@
   ``undefined`` or placeholders among them) costs the decoded values and the
   message, nothing per child beside them; a MessagePack map key that is not a
   string is a parse error.
+- 7. Admin logins: guesses are throttled per address (the right password too,
+  once over the allowance), a bcrypt flood cannot lock the operator out, and the
+  password can come from a file or the environment instead of the command line.
+- 5. Metric labels: a dynamic namespace's children are counted under it and
+  labels are capped, so a scrape stays small whatever names clients choose.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from tests.socketio.app import install
 from txrealtime._logging import name_for_log
 from txrealtime.admin import BasicAuth, instrument
 from txrealtime.admin.service import AdminService
+from txrealtime.admin.throttle import LoginThrottle
 from txrealtime.engineio import CloseReason, EngineIOOptions, SessionClosed, SessionEvent, SessionManager
 from txrealtime.metrics import metrics_registry
 from txrealtime.pytest_plugin import Realtime
@@ -177,6 +183,18 @@ def test_admin_password_guesses_are_throttled_per_address() -> None:
     clock.advance(6)
     assert login(attacker, "right") == "ok"  # a right password gives the allowance back
     assert [login(admin_peer(manager, "203.0.113.7"), "x") for _ in range(10)] == ["invalid credentials"] * 10
+
+
+def test_the_addresses_remembered_are_bounded() -> None:
+    """Made-up addresses (IPv6 gives plenty) cost at most ``max_addresses`` entries; one being checked stays."""
+    clock = Clock()
+    throttle = LoginThrottle(clock, max_addresses=100)
+    assert throttle.admit("2001:db8::1") is None  # being checked
+    for n in range(2, 5000):
+        assert throttle.admit(f"2001:db8::{n:x}") is None
+        throttle.done(f"2001:db8::{n:x}", False)
+    assert len(throttle) == 100
+    assert throttle.admit("2001:db8::1") == "a login from this address is being checked"
 
 
 @pytest_twisted.ensureDeferred
