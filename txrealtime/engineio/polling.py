@@ -27,7 +27,7 @@ from .._logging import Throttle, gate
 from .._reactor import Clock, DelayedCall, cancel, default_reactor
 from . import packets_v3
 from .events import CloseReason, Handshake
-from .manager import Session, SessionError, SessionManager
+from .manager import PACKETS_PER_TURN, Session, SessionError, SessionManager
 from .options import HttpCompression
 from .packets import DecodeError, Packet, PacketType, encode_payload, iter_payload, utf8
 from .stats import EngineStats
@@ -152,10 +152,9 @@ class PollingTransport:
 
     name = "polling"
 
-    SLICE = 100
-    """Packets of a POST body handed to the session per reactor turn: about a millisecond
-    of work for tiny Socket.IO events, a few microseconds of reactor turn between slices
-    (measured in bench/README.md)."""
+    SLICE = PACKETS_PER_TURN
+    """Packets of a POST body handed to the session per reactor turn (see
+    :data:`txrealtime.engineio.manager.PACKETS_PER_TURN`)."""
 
     def __init__(
         self, max_payload: int, clock: Clock | None = None, stats: EngineStats | None = None, protocol: int = 4,
