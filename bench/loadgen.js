@@ -405,23 +405,23 @@ async function floodClient() {
   };
 }
 
-// A WebSocket client that sends tiny events (42["n",k]) in batches of 1,000 frames, as fast as the
+// A WebSocket client that sends tiny events (42["n",k]) in batches of 100 frames, as fast as the
 // server reads them: it waits while more than 1 MB it wrote is still unsent.
 async function wsFloodClient(namespaces) {
   const client = await wsClient();
   const ws = client.ws;
   let closed = false;
   let k = 0;
-  // With `namespaces`, 500 new namespaces joined and left per batch (CONNECT then DISCONNECT).
+  // With `namespaces`, 50 new namespaces joined and left per batch (CONNECT then DISCONNECT).
   const batch = namespaces
     ? () => {
-        for (let i = 0; i < 500; i++, k++) {
+        for (let i = 0; i < 50; i++, k++) {
           ws.send(`40/dyn-${k},`);
           ws.send(`41/dyn-${k},`);
         }
       }
     : () => {
-        for (let i = 0; i < 1000; i++) ws.send(`42["n",${k++}]`);
+        for (let i = 0; i < 100; i++) ws.send(`42["n",${k++}]`);
       };
   return {
     async post() {
@@ -456,7 +456,7 @@ async function flood(flooders, seconds, bytes, namespaces) {
   };
   const idle = await sample(2000);
   const overWebSocket = bytes === undefined;
-  const { body, packets } = overWebSocket ? { body: "", packets: 1000 } : tinyEvents(bytes);
+  const { body, packets } = overWebSocket ? { body: "", packets: 100 } : tinyEvents(bytes);
   const clients = await Promise.all(
     Array.from({ length: flooders }, () => (overWebSocket ? wsFloodClient(namespaces) : floodClient())),
   );

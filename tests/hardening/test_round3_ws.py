@@ -20,7 +20,7 @@ import pytest_twisted
 from twisted.internet import reactor, threads
 from twisted.internet.base import DelayedCall
 
-from tests.fakes import PollingTestCase
+from tests.fakes import BASE, PollingTestCase
 from tests.memhttp import MemoryWebSocket, ws_frame
 from tests.peers import until, websocket_handshake
 from tests.servers import serve
@@ -94,6 +94,42 @@ class SlicedReadTests(PollingTestCase):
         self.assertEqual(
             self.messages(), [*numbered(0, PACKETS_PER_TURN), "calm", *numbered(PACKETS_PER_TURN, count)]
         )
+
+    def slow_messages(self, seconds: float) -> None:
+        """Make every message take ``seconds`` of the reactor's (fake) time."""
+
+        def slow(event: object) -> None:
+            if isinstance(event, MessageReceived):
+                self.clock.rightNow += seconds
+
+        self.manager.subscribe(slow)
+
+    def test_a_turn_ends_after_a_millisecond_of_work(self) -> None:
+        """Costly messages (namespace joins, say) end the turn before the count does: 0.4 ms each, three a turn."""
+        self.slow_messages(0.0004)
+        ws, sid = self.connect()
+        ws.send_raw(frames(0, 8))
+        self.assertEqual(self.messages(), numbered(0, 3))
+        self.assertEqual(self.reading(ws), "paused")
+        self.step()
+        self.assertEqual(self.messages(), numbered(0, 6))
+        self.step()
+        self.assertEqual(self.messages(), numbered(0, 8))
+        self.step()
+        self.assertEqual(self.due(), [])
+        self.assertEqual(self.reading(ws), "producing")
+
+    def test_a_polling_body_slice_ends_after_a_millisecond_of_work_too(self) -> None:
+        self.slow_messages(0.0004)
+        sid = self.handshake()
+        exchange = self.http.request("POST", f"{BASE}&sid={sid}", b"\x1e".join(
+            b"4m%d" % i for i in range(5)
+        ))
+        self.assertEqual(self.messages(), numbered(0, 3))
+        self.step()
+        self.assertEqual(self.messages(), numbered(0, 5))
+        self.assertEqual(exchange.result().body, b"ok")
+        self.assertEqual(self.due(), [])
 
     def test_a_read_of_exactly_one_slice_needs_no_other_turn(self) -> None:
         ws, _ = self.connect()

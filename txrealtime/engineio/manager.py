@@ -35,6 +35,7 @@ from .stats import EngineStats, count
 
 __all__ = [
     "PACKETS_PER_TURN",
+    "TURN_SECONDS",
     "Clock",
     "DelayedCall",
     "Session",
@@ -52,6 +53,11 @@ PACKETS_PER_TURN = 100
 polling POST's body, a WebSocket read): about a millisecond of work for tiny Socket.IO
 events; the rest waits for the next turn, other connections served in between
 (measured in bench/README.md)."""
+
+TURN_SECONDS = 0.001
+"""Reactor time after which one connection stops handing packets on in this turn, even short
+of :data:`PACKETS_PER_TURN` (packets that cost more than tiny events, e.g. namespace joins),
+on the reactor's clock: a ``task.Clock`` never runs out."""
 
 _ERRORS = frozenset({CloseReason.PARSE_ERROR, CloseReason.TRANSPORT_ERROR})
 

@@ -6,7 +6,8 @@ its type byte before binary data, or base64 text if the client asked
 
 Reads are sliced as polling bodies are: a connection hands its session at
 most :data:`~txrealtime.engineio.manager.PACKETS_PER_TURN` messages and
-control frames per reactor turn. What a read holds beyond that waits, in
+control frames per reactor turn, and stops early once it has used
+:data:`~txrealtime.engineio.manager.TURN_SECONDS` of it. What a read holds beyond that waits, in
 order, while reading from that connection is paused, and is taken up on the
 next turns, other connections served in between; reading resumes in the
 turn after the last slice.
@@ -35,12 +36,12 @@ from .._autobahn import (
     ws_frame,
 )
 from .._logging import Throttle, gate
-from .._reactor import DelayedCall, cancel
+from .._reactor import DelayedCall, cancel, seconds_of
 from . import packets_v3
 from .deflate import Deflater, DeflateState
 from .elsewhere import Elsewhere, Relay
 from .events import CloseReason, Handshake, requested_protocol
-from .manager import PACKETS_PER_TURN, Session, SessionError, SessionManager, Transport
+from .manager import PACKETS_PER_TURN, TURN_SECONDS, Session, SessionError, SessionManager, Transport
 from .packets import DecodeError, Packet, PacketType, decode_ws_frame, encode_ws_frame
 
 __all__ = ["EngineIOWebSocketFactory", "EngineIOWebSocketProtocol", "handshake_answer", "probe_upgrade"]
@@ -84,6 +85,8 @@ class EngineIOWebSocketProtocol(WebSocketServerProtocol):
         """Where packets go when the session is on another node (see :mod:`txrealtime.engineio.elsewhere`)."""
         self._budget = PACKETS_PER_TURN
         """Messages and control frames this connection may still hand on in this reactor turn."""
+        self._deadline = 0.0
+        """When, on the reactor's clock, this turn's budget runs out whatever is left of it."""
         self._backlog: bytes | None = None
         """While a slice is due: bytes read and not yet parsed, after those Autobahn buffers."""
         self._next: DelayedCall | None = None
@@ -327,7 +330,7 @@ class EngineIOWebSocketProtocol(WebSocketServerProtocol):
         if self._backlog is not None:
             self._backlog += data  # read while a slice is due (TLS may hand over several records per read)
             return
-        self._budget = PACKETS_PER_TURN
+        self._new_turn()
         self._take(data)
 
     def _take(self, data: bytes) -> None:
@@ -377,6 +380,16 @@ class EngineIOWebSocketProtocol(WebSocketServerProtocol):
             else:
                 super().dataReceived(data[pos:])
 
+    def _new_turn(self) -> None:
+        self._budget = PACKETS_PER_TURN
+        self._deadline = self.factory.seconds() + TURN_SECONDS
+
+    def _spend(self) -> None:
+        """Count a message or control frame just handled against this turn's budget."""
+        self._budget -= 1
+        if self._budget > 0 and self.factory.seconds() >= self._deadline:
+            self._budget = 0
+
     def processData(self) -> bool:
         """Autobahn's parser, one step at a time: refused once this turn's budget is spent
         (what it buffers waits for the next slice)."""
@@ -396,7 +409,7 @@ class EngineIOWebSocketProtocol(WebSocketServerProtocol):
         """The next turn's share of what a read brought: Autobahn's buffered frames first, then the backlog."""
         self._next = None
         rest, self._backlog = self._backlog, None
-        self._budget = PACKETS_PER_TURN
+        self._new_turn()
         if self.data and self.state in (self.STATE_OPEN, self.STATE_CLOSING):
             self.consumeData()
         if self._backlog is not None:  # Autobahn's buffer alone spent the budget
@@ -416,7 +429,12 @@ class EngineIOWebSocketProtocol(WebSocketServerProtocol):
         release_inflater(self._perMessageCompress)
 
     def onMessage(self, payload: bytes, isBinary: bool) -> None:
-        self._budget -= 1
+        try:
+            self._on_message(payload, isBinary)
+        finally:
+            self._spend()
+
+    def _on_message(self, payload: bytes, isBinary: bool) -> None:
         session = self.session
         if session is None:
             if self.relay is not None:
@@ -445,16 +463,16 @@ class EngineIOWebSocketProtocol(WebSocketServerProtocol):
 
     def onPing(self, payload: bytes) -> None:
         # Control frames cost the server as much as packets: they count against the rate limit.
-        self._budget -= 1
         session = self.session
         if session is None or session.closed or session.within_rate():
             super().onPing(payload)  # Autobahn answers with a pong
+        self._spend()
 
     def onPong(self, payload: bytes) -> None:
-        self._budget -= 1
         session = self.session
         if session is not None and not session.closed:
             session.within_rate()
+        self._spend()
 
     def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
         if self.session is None and self.relay is None:
@@ -536,6 +554,8 @@ class EngineIOWebSocketFactory(WebSocketServerFactory):
         self.deflater = Deflater()
         """Compression shared by connections with the same history (permessage-deflate)."""
         self._batched_timer = DirectTimer(manager.reactor)
+        self.seconds = seconds_of(manager.reactor)
+        """The manager's clock, for the time each connection's reads may take per turn."""
         settings = manager.options.websocket_compression
         self.deflate_threshold = settings.threshold if settings is not None else 0
         """Smallest message compressed on connections that negotiated permessage-deflate."""
