@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from typing import Any
 
 import pytest_twisted
@@ -24,6 +25,7 @@ from tests.fakes import BASE, PollingTestCase
 from tests.memhttp import MemoryWebSocket, ws_frame
 from tests.peers import until, websocket_handshake
 from tests.servers import serve
+from tests.socketio.app import install
 from txrealtime.engineio import EngineIOOptions, MessageReceived, SessionClosed
 from txrealtime.engineio.manager import PACKETS_PER_TURN
 from txrealtime.pytest_plugin import Realtime
@@ -275,5 +277,79 @@ async def test_a_websocket_flood_yields_every_turn_over_loopback(realtime: Realt
     [calm] = [i for i, e in enumerate(messages) if e.sid == bystander_sid]
     assert 0 < calm < count, "the bystander was not served while the flood was"
     assert not [e for e in events if isinstance(e, SessionClosed)]
+    for ws in (flooder, bystander):
+        await threads.deferToThread(ws.close)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_namespace_flood_is_sliced_and_bounded_over_loopback(realtime: Realtime) -> None:
+    """One write joining and leaving 1,000 new dynamic namespaces, then joining 150 more: handed on
+    in slices, a bystander served in between; the joins past ``max_namespaces_per_client`` (100,
+    the default namespace included) are answered with CONNECT_ERROR and the connection stays."""
+
+    def setup(server: Any) -> None:
+        install(server)
+        server.of(re.compile(r"^/dyn-\d+$"))
+
+    running = await realtime.start_server(setup, options=EngineIOOptions(ping_interval=60, ping_timeout=60))
+    order: list[object] = []
+    running.server.manager.subscribe(order.append)
+    url = f"{running.url}/socket.io/?EIO=4&transport=websocket"
+    flooder = await websocket_handshake(url)
+    bystander = await websocket_handshake(url)
+    for ws in (flooder, bystander):
+        await threads.deferToThread(ws.recv)  # the OPEN packet
+        await threads.deferToThread(ws.send, "40")
+        assert (await threads.deferToThread(ws.recv)).startswith("40{")
+    [flooder_sid, bystander_sid] = [s.sid for s in running.server.manager]
+    cycles, kept = 1000, 150
+    flood = b"".join(masked(f"40/dyn-{k},") + masked(f"41/dyn-{k},") for k in range(cycles))
+    flood += b"".join(masked(f"40/dyn-{k},") for k in range(cycles, cycles + kept))
+    del order[:]
+    clock: Any = reactor
+    ticking = [True]
+
+    def tick() -> None:
+        order.append(TURN)
+        if ticking[0]:
+            clock.callLater(0, tick)
+
+    clock.callLater(0, tick)
+
+    def send_and_read() -> list[str]:
+        flooder.sock.sendall(flood)
+        bystander.send('421["ack","calm"]')
+        answers = []
+        while len(answers) < cycles + kept:
+            answers.append(flooder.recv())
+        return answers
+
+    try:
+        answers = await threads.deferToThread(send_and_read)
+        assert await threads.deferToThread(bystander.recv) == '431["got","calm"]'
+    finally:
+        ticking[0] = False
+    joined = [a for a in answers if not a.startswith("44")]
+    refused = [a for a in answers if a.startswith("44")]
+    assert [a.split(",", 1)[0] for a in joined] == [f"40/dyn-{k}" for k in range(cycles + 99)]
+    assert refused == [
+        f'44/dyn-{k},{{"message":"Too many namespaces (limit 100)"}}' for k in range(cycles + 99, cycles + kept)
+    ]
+    runs, run = [], 0
+    for item in order:
+        if item is TURN:
+            runs.append(run)
+            run = 0
+        elif isinstance(item, MessageReceived) and item.sid == flooder_sid:
+            run += 1
+    runs.append(run)
+    assert sum(runs) == 2 * cycles + kept
+    assert max(runs) <= PACKETS_PER_TURN, f"{max(runs)} packets of one connection in one turn"
+    messages = [e for e in order if isinstance(e, MessageReceived)]
+    [calm] = [i for i, e in enumerate(messages) if e.sid == bystander_sid]
+    assert 0 < calm < len(messages) - 1, "the bystander was not served while the flood was"
+    assert running.server.manager.get(flooder_sid) is not None
+    await threads.deferToThread(flooder.send, '421["ack","still"]')
+    assert await threads.deferToThread(flooder.recv) == '431["got","still"]'
     for ws in (flooder, bystander):
         await threads.deferToThread(ws.close)
