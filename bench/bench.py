@@ -65,6 +65,8 @@ SERVERS: dict[str, Any] = {
         "--no-access-log", "--max-buffer", "50000000",
     ],
     "txrealtime-metrics": lambda port: [*SERVERS["txrealtime"](port), "--metrics"],
+    # Opt-in: dynamic namespaces' empty children removed (for the namespace flood).
+    "txrealtime-cleanup": lambda port: [*SERVERS["txrealtime"](port), "--cleanup-empty-child-namespaces"],
     "node": lambda port: [NODE, str(BENCH / "apps" / "node_server.js"), str(port)],
     "pysio-uvicorn": lambda port: [
         str(Path(PYTHON).parent / "uvicorn"), "bench.apps.pysio_asgi:app", "--host", "127.0.0.1", "--port", str(port),
