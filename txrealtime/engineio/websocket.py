@@ -86,7 +86,8 @@ class EngineIOWebSocketProtocol(WebSocketServerProtocol):
         self._budget = PACKETS_PER_TURN
         """Messages and control frames this connection may still hand on in this reactor turn."""
         self._deadline = 0.0
-        """When, on the reactor's clock, this turn's budget runs out whatever is left of it."""
+        """When, on the reactor's clock, this turn's budget runs out whatever is left of it (set
+        once its first message was handled)."""
         self._backlog: bytes | None = None
         """While a slice is due: bytes read and not yet parsed, after those Autobahn buffers."""
         self._next: DelayedCall | None = None
@@ -330,7 +331,7 @@ class EngineIOWebSocketProtocol(WebSocketServerProtocol):
         if self._backlog is not None:
             self._backlog += data  # read while a slice is due (TLS may hand over several records per read)
             return
-        self._new_turn()
+        self._budget = PACKETS_PER_TURN
         self._take(data)
 
     def _take(self, data: bytes) -> None:
@@ -380,14 +381,15 @@ class EngineIOWebSocketProtocol(WebSocketServerProtocol):
             else:
                 super().dataReceived(data[pos:])
 
-    def _new_turn(self) -> None:
-        self._budget = PACKETS_PER_TURN
-        self._deadline = self.factory.seconds() + TURN_SECONDS
-
     def _spend(self) -> None:
-        """Count a message or control frame just handled against this turn's budget."""
-        self._budget -= 1
-        if self._budget > 0 and self.factory.seconds() >= self._deadline:
+        """Count a message or control frame just handled against this turn's budget; the turn's
+        time is counted from the end of its first one (a read of one message reads the clock once)."""
+        budget = self._budget = self._budget - 1
+        if budget <= 0:
+            return
+        if budget == PACKETS_PER_TURN - 1:
+            self._deadline = self.factory.seconds() + TURN_SECONDS
+        elif self.factory.seconds() >= self._deadline:
             self._budget = 0
 
     def processData(self) -> bool:
@@ -409,7 +411,7 @@ class EngineIOWebSocketProtocol(WebSocketServerProtocol):
         """The next turn's share of what a read brought: Autobahn's buffered frames first, then the backlog."""
         self._next = None
         rest, self._backlog = self._backlog, None
-        self._new_turn()
+        self._budget = PACKETS_PER_TURN
         if self.data and self.state in (self.STATE_OPEN, self.STATE_CLOSING):
             self.consumeData()
         if self._backlog is not None:  # Autobahn's buffer alone spent the budget
@@ -429,26 +431,20 @@ class EngineIOWebSocketProtocol(WebSocketServerProtocol):
         release_inflater(self._perMessageCompress)
 
     def onMessage(self, payload: bytes, isBinary: bool) -> None:
-        try:
-            self._on_message(payload, isBinary)
-        finally:
-            self._spend()
-
-    def _on_message(self, payload: bytes, isBinary: bool) -> None:
         session = self.session
-        if session is None:
-            if self.relay is not None:
-                self._relay_message(self.relay, payload, isBinary)
-            return
-        try:
-            if self.protocol == 3:
-                packet = packets_v3.decode_ws_frame(payload, isBinary)
+        if session is not None:
+            try:
+                if self.protocol == 3:
+                    packet = packets_v3.decode_ws_frame(payload, isBinary)
+                else:
+                    packet = decode_ws_frame(payload, isBinary)
+            except DecodeError as e:
+                session.protocol_error(self, CloseReason.PARSE_ERROR, str(e))
             else:
-                packet = decode_ws_frame(payload, isBinary)
-        except DecodeError as e:
-            session.protocol_error(self, CloseReason.PARSE_ERROR, str(e))
-            return
-        session.receive(packet, self)
+                session.receive(packet, self)
+        elif self.relay is not None:
+            self._relay_message(self.relay, payload, isBinary)
+        self._spend()
 
     def _relay_message(self, relay: Relay, payload: bytes, binary: bool) -> None:
         decode = packets_v3.decode_ws_frame if self.protocol == 3 else decode_ws_frame
