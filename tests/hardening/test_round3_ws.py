@@ -320,7 +320,7 @@ async def test_a_namespace_flood_is_sliced_and_bounded_over_loopback(realtime: R
     def send_and_read() -> list[str]:
         flooder.sock.sendall(flood)
         bystander.send('421["ack","calm"]')
-        answers = []
+        answers: list[str] = []
         while len(answers) < cycles + kept:
             answers.append(flooder.recv())
         return answers

@@ -154,7 +154,7 @@ class PollingTransport:
 
     SLICE = PACKETS_PER_TURN
     """Packets of a POST body handed to the session per reactor turn, fewer if they took
-    :data:`~txrealtime.engineio.manager.TURN_SECONDS` (see
+    :data:`txrealtime.engineio.manager.TURN_SECONDS` (see
     :data:`txrealtime.engineio.manager.PACKETS_PER_TURN`)."""
 
     def __init__(

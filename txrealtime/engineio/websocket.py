@@ -5,9 +5,9 @@ its type byte before binary data, or base64 text if the client asked
 ``b64``: see :mod:`txrealtime.engineio.packets_v3`).
 
 Reads are sliced as polling bodies are: a connection hands its session at
-most :data:`~txrealtime.engineio.manager.PACKETS_PER_TURN` messages and
+most :data:`txrealtime.engineio.manager.PACKETS_PER_TURN` messages and
 control frames per reactor turn, and stops early once it has used
-:data:`~txrealtime.engineio.manager.TURN_SECONDS` of it. What a read holds beyond that waits, in
+:data:`txrealtime.engineio.manager.TURN_SECONDS` of it. What a read holds beyond that waits, in
 order, while reading from that connection is paused, and is taken up on the
 next turns, other connections served in between; reading resumes in the
 turn after the last slice.
