@@ -15,13 +15,14 @@ from __future__ import annotations
 import json
 import os
 import re
+import zlib
 from typing import Any
 
 import pytest_twisted
 from twisted.internet import reactor, threads
 from twisted.internet.base import DelayedCall
 
-from tests.fakes import BASE, PollingTestCase
+from tests.fakes import BASE, NO_BOUNDED_INFLATE, PollingTestCase
 from tests.memhttp import MemoryWebSocket, ws_frame
 from tests.peers import until, websocket_handshake
 from tests.servers import serve
@@ -211,6 +212,41 @@ class SlicedReadTests(PollingTestCase):
         self.assertEqual(self.due(), [])
         self.assertEqual(self.messages(), numbered(0, PACKETS_PER_TURN))
         self.assertTrue(self.closed(sid))
+
+
+class CompressedSlicedReadTests(SlicedReadTests):
+    """The same with permessage-deflate: every compressed message goes through Autobahn's parser."""
+
+    options = EngineIOOptions(max_payload=1_000_000, ping_interval=60, ping_timeout=60, per_message_deflate=True)
+    skip = NO_BOUNDED_INFLATE
+
+    def connect(self) -> tuple[MemoryWebSocket, str]:
+        ws = MemoryWebSocket(
+            self.http, WS, {"Sec-WebSocket-Extensions": "permessage-deflate; client_max_window_bits"}
+        )
+        self.assertEqual(ws.status, 101)
+        self.assertIn("permessage-deflate", ws.headers["sec-websocket-extensions"])
+        [(opcode, payload)] = ws.frames()
+        self.assertEqual(opcode, TEXT)
+        return ws, json.loads(payload[1:])["sid"]
+
+    def test_compressed_messages_are_sliced(self) -> None:
+        ws, sid = self.connect()
+        compressor = zlib.compressobj(6, zlib.DEFLATED, -15)  # the client keeps its context, as browsers do
+
+        def compressed(i: int) -> bytes:
+            body = compressor.compress(b"4m%d" % i) + compressor.flush(zlib.Z_SYNC_FLUSH)
+            return ws_frame(body[:-4], opcode=0x41)  # RSV1: compressed; the sync flush's tail dropped
+
+        count = PACKETS_PER_TURN + 30
+        ws.send_raw(b"".join(compressed(i) if i % 2 else ws_frame(b"4m%d" % i) for i in range(count)))
+        self.assertEqual(self.messages(), numbered(0, PACKETS_PER_TURN))
+        self.assertEqual(self.reading(ws), "paused")
+        self.step()
+        self.assertEqual(self.messages(sid), numbered(0, count))
+        self.step()
+        self.assertEqual(self.due(), [])
+        self.assertEqual(self.reading(ws), "producing")
 
 
 def masked(text: str) -> bytes:
