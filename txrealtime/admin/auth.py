@@ -27,7 +27,7 @@ from ..socketio import ConnectionRefused, Socket
 
 __all__ = ["BasicAuth", "Login", "MemorySessionStore", "SessionStore", "is_bcrypt_hash"]
 
-log = Logger(observer=gate)
+log = Logger(__name__, observer=gate)
 noisy = Throttle(log)
 
 _BCRYPT = re.compile(r"\$2[aby]\$\d\d\$[./A-Za-z0-9]{53}")

@@ -16,7 +16,7 @@ from .instrument import Instrumentation, instrument
 
 __all__ = ["AdminService", "check_options", "start"]
 
-log = Logger(observer=gate)
+log = Logger(__name__, observer=gate)
 
 UI_PATH = "/admin-ui/"
 """Where ``--admin-ui-static`` serves the UI's files."""

@@ -39,7 +39,7 @@ from .tls import TLSOptions
 
 __all__ = ["EngineIOClient", "EngineListener", "EngineError"]
 
-log = Logger(observer=gate)
+log = Logger(__name__, observer=gate)
 _T = TypeVar("_T")
 
 

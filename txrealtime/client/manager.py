@@ -29,7 +29,7 @@ from .tls import TLSOptions
 
 __all__ = ["Engine", "EngineFactory", "Manager", "connect"]
 
-log = Logger(observer=gate)
+log = Logger(__name__, observer=gate)
 
 
 class Engine(Protocol):

@@ -35,7 +35,7 @@ from .stats import EngineStats, count
 
 __all__ = ["Clock", "DelayedCall", "Session", "SessionError", "SessionManager", "SessionState", "Transport"]
 
-log = Logger(observer=gate)
+log = Logger(__name__, observer=gate)
 noisy = Throttle(log)
 
 _ERRORS = frozenset({CloseReason.PARSE_ERROR, CloseReason.TRANSPORT_ERROR})

@@ -20,7 +20,7 @@ from .websocket import EngineIOWebSocketFactory
 
 __all__ = ["EngineIOResource", "check_protocol"]
 
-log = Logger(observer=gate)
+log = Logger(__name__, observer=gate)
 
 
 def _given(**values: str | None) -> dict[str, str]:

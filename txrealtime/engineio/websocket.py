@@ -37,7 +37,7 @@ from .packets import DecodeError, Packet, PacketType, decode_ws_frame, encode_ws
 
 __all__ = ["EngineIOWebSocketFactory", "EngineIOWebSocketProtocol", "handshake_answer", "probe_upgrade"]
 
-log = Logger(observer=gate)
+log = Logger(__name__, observer=gate)
 noisy = Throttle(log)
 """For lines a flood of bad clients could make us repeat."""
 
@@ -53,6 +53,8 @@ class EngineIOWebSocketProtocol(WebSocketServerProtocol):
 
     name = "websocket"
     factory: EngineIOWebSocketFactory
+    _kept_reason: bytes | None = None
+    """The reason of a close frame sent without it (1009), for the log."""
     CONFIG_ATTRS: list[str] = []
     """Empty, so that Autobahn's ``_connectionMade`` copies nothing: :meth:`connectionMade` copies the
     factory's options itself, without the ``pformat`` of all of them Autobahn logs at debug level."""
@@ -393,6 +395,12 @@ class EngineIOWebSocketProtocol(WebSocketServerProtocol):
         if session is not None and not session.closed:
             session.within_rate()
 
+    def sendCloseFrame(self, code: int | None = None, reasonUtf8: bytes | None = None, isReply: bool = False) -> None:
+        """Autobahn's, but a 1009 (message too big) goes with an empty reason, as Node's ``ws`` sends it."""
+        if code == 1009 and not isReply:
+            self._kept_reason, reasonUtf8 = reasonUtf8, None
+        super().sendCloseFrame(code, reasonUtf8, isReply)  # type: ignore[no-untyped-call]
+
     def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
         if self.session is None and self.relay is None:
             return
@@ -405,7 +413,8 @@ class EngineIOWebSocketProtocol(WebSocketServerProtocol):
         else:
             why = CloseReason.TRANSPORT_CLOSE
         if self.closedByMe and self.localCloseCode is not None:  # ours, e.g. 1009, not the peer's reply
-            code, reason = self.localCloseCode, (self.localCloseReason or b"").decode("utf-8", "replace")
+            said = self.localCloseReason or self._kept_reason or b""
+            code, reason = self.localCloseCode, said.decode("utf-8", "replace")
         description = f"websocket closed ({code}: {reason or ''})"
         if self.session is not None:
             self.session.transport_closed(self, why, description)
