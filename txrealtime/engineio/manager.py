@@ -312,8 +312,10 @@ class SessionManager:
             separators=(",", ":"),
         )
         session._buffer.append(Packet(PacketType.OPEN, open_data))
+        if opts.initial_packet is not None:  # Node's initialPacket: a message right after the OPEN packet
+            session._buffer.append(Packet(PacketType.MESSAGE, opts.initial_packet))
         if self._tracing:
-            session._created(session._buffer[-1:])
+            session._created(session._buffer[:])
         session._start_heartbeat()
         self._emit(SessionOpened(sid, transport.name, handshake))
         session.flush()

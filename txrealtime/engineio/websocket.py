@@ -235,6 +235,7 @@ class EngineIOWebSocketProtocol(WebSocketServerProtocol):
                 request.headers.items(), params, peer, ISSLTransport.providedBy(self.transport), self.http_request_uri
             )
 
+        extra = list(self.factory.upgrade_headers)  # from CORS and the middleware, for the 101
         if sid is not None:
             elsewhere = self.factory.elsewhere
             if elsewhere is not None and manager.get(sid) is None:
@@ -245,12 +246,12 @@ class EngineIOWebSocketProtocol(WebSocketServerProtocol):
                 raise ConnectionDeny(e.status, str(e)) from None
             if self.session is None:
                 self._unwanted = True
-            return handshake_answer(headers)
+            return handshake_answer(extra + headers)
         handshake = self._handshake = describe()
 
         def admitted(sid: str) -> Any:
             self._sid = sid
-            return handshake_answer(manager.response_headers(handshake, sid, initial=True))
+            return handshake_answer(extra + manager.response_headers(handshake, sid, initial=True))
 
         def refused(failure: Failure) -> None:
             error = failure.value if isinstance(failure.value, SessionError) else SessionError(SessionError.FORBIDDEN)
@@ -399,7 +400,7 @@ class EngineIOWebSocketProtocol(WebSocketServerProtocol):
         """Autobahn's, but a 1009 (message too big) goes with an empty reason, as Node's ``ws`` sends it."""
         if code == 1009 and not isReply:
             self._kept_reason, reasonUtf8 = reasonUtf8, None
-        super().sendCloseFrame(code, reasonUtf8, isReply)  # type: ignore[no-untyped-call]
+        super().sendCloseFrame(code, reasonUtf8, isReply)
 
     def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
         if self.session is None and self.relay is None:
@@ -474,6 +475,8 @@ class EngineIOWebSocketFactory(WebSocketServerFactory):
         """Serves upgrades of sessions this node does not hold (set by :class:`EngineIOResource`'s ``elsewhere``)."""
         self.stats = manager.stats
         """The manager's :class:`txrealtime.engineio.stats.EngineStats`, where bytes read and written are counted."""
+        self.upgrade_headers: list[tuple[str, str]] = []
+        """Headers for the 101 of the upgrade being handled (set by :class:`EngineIOResource` around it)."""
         self.connections: set[EngineIOWebSocketProtocol] = set()
         """Open WebSocket connections (drained on shutdown)."""
         self._last_data: object = None
