@@ -208,6 +208,7 @@ async def test_1009_close_frame_without_reason_as_node(pair: Pair) -> None:
 @pytest.mark.parametrize("pair", [LIMITED], indirect=True)
 @pytest_twisted.ensureDeferred
 async def test_force_base64_binary_on_websocket_as_node(pair: Pair) -> None:
-    reports = [await node_peer("eio_parity_client.js", base, "base64-websocket") for base in (pair.node, pair.txrealtime)]
+    bases = (pair.node, pair.txrealtime)
+    reports = [await node_peer("eio_parity_client.js", base, "base64-websocket") for base in bases]
     assert reports[1] == reports[0] == {"closeReason": "forced close", "messages": [{"binary": [1, 2, 3]}],
                                         "transport": "websocket"}
