@@ -148,6 +148,7 @@ class EngineIOResource(Resource):
         body = error_response(request, error, error.status)
         if synchronous:
             return body
+        request.setHeader(b"content-length", b"%d" % len(body))
         request.write(body)
         request.finish()
         return NOT_DONE_YET
