@@ -1,4 +1,7 @@
-"""The Engine.IO client's WebSocket transport, on Autobahn: one frame per packet (see :mod:`.engineio`)."""
+"""The Engine.IO client's WebSocket transport, on Autobahn: one frame per packet.
+
+Used by :mod:`txrealtime.client.engineio`.
+"""
 
 from __future__ import annotations
 

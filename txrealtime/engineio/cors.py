@@ -31,7 +31,7 @@ log = Logger(__name__, observer=gate)
 def apply_cors(options: EngineIOOptions, request: Request) -> Deferred[None] | None:
     """Add the CORS headers ``options`` call for to ``request``; answer a preflight from an allowed origin.
 
-    Returns a Deferred while an :data:`~txrealtime.engineio.options.OriginCheck` decides, else ``None``.
+    Returns a Deferred while an origin function (``OriginCheck``) decides, else ``None``.
     """
     allowed = options.cors_allowed_origins
     if allowed is None:
