@@ -104,6 +104,8 @@ class EngineIOResource(Resource):
         if options.add_trailing_slash and getattr(request, "postpath", None) == []:
             # "/engine.io" without its slash: not the endpoint, as in Node (unless add_trailing_slash is off).
             return cast(Any, pages.notFound()).render(request)
+        if options.cors_allowed_origins is None and not options.middleware:
+            return self._answer(request)  # the common case, without the steps' machinery
         steps: list[Callable[[Request], object]] = [partial(apply_cors, options), *options.middleware]
         return self._run(request, steps, 0)
 
