@@ -33,7 +33,7 @@ from .web import BoundedSite, EmptyResource, mount
 
 __all__ = ["MemoryEngine", "RealtimeTestMixin", "TestServer", "connect_in_memory", "start_server"]
 
-log = Logger(observer=gate)
+log = Logger(__name__, observer=gate)
 
 
 @dataclass

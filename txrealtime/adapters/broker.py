@@ -57,7 +57,7 @@ from .redis.wire import Broadcast, RequestType, WireFlags, WireOptions, WirePack
 
 __all__ = ["BrokerAdapter", "BrokerLink", "RemoteSocket"]
 
-log = Logger(observer=gate)
+log = Logger(__name__, observer=gate)
 throttled = Throttle(log)
 """For the lines a stream of bad messages from the broker would repeat."""
 

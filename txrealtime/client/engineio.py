@@ -13,7 +13,6 @@ from typing import Any, Protocol, TypeVar, cast
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import treq
-from autobahn.twisted.websocket import WebSocketClientFactory, WebSocketClientProtocol, connectWS
 from twisted.internet.defer import CancelledError, Deferred, DeferredList, ensureDeferred
 from twisted.internet.task import deferLater
 from twisted.logger import Logger
@@ -21,25 +20,22 @@ from twisted.python.failure import Failure
 from twisted.web.client import Agent, HTTPConnectionPool
 from twisted.web.iweb import IAgent
 
-from .._autobahn import DirectTimer, cancel_timers
 from .._logging import gate
 from .._reactor import Clock, DelayedCall, cancel, default_reactor
 from ..engineio.packets import (
     PROTOCOL_VERSION,
-    DecodeError,
     Packet,
     PacketType,
     decode_payload,
-    decode_ws_frame,
     encode_payload,
-    encode_ws_frame,
     utf8,
 )
 from .tls import TLSOptions
+from .websocket import _WebSocketTransport
 
 __all__ = ["EngineIOClient", "EngineListener", "EngineError"]
 
-log = Logger(observer=gate)
+log = Logger(__name__, observer=gate)
 _T = TypeVar("_T")
 
 
@@ -72,110 +68,6 @@ class _Transport(Protocol):
     def send(self, packets: list[Packet]) -> None: ...
 
     def close(self) -> None: ...
-
-
-class _WebSocketProtocol(WebSocketClientProtocol):
-    client: _WebSocketTransport
-
-    def onOpen(self) -> None:
-        self.client._opened(self)
-
-    def onMessage(self, payload: bytes, isBinary: bool) -> None:
-        try:
-            packet = decode_ws_frame(payload, isBinary)
-        except DecodeError as e:
-            self.client._failed(f"bad frame: {e}")
-            return
-        self.client._packet(packet)
-
-    def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
-        self.client._closed(f"websocket closed ({code})")
-
-    def connectionLost(self, reason: Failure) -> None:  # type: ignore[override]
-        super().connectionLost(reason)
-        cancel_timers(self)
-        self.client._gone()
-
-
-class _WebSocketFactory(WebSocketClientFactory):
-    client: _WebSocketTransport
-
-    def buildProtocol(self, addr: object) -> _WebSocketProtocol:
-        protocol = _WebSocketProtocol()
-        protocol.factory = self
-        protocol.client = self.client
-        return protocol
-
-    def clientConnectionFailed(self, connector: object, reason: Failure) -> None:
-        self.client._closed(f"cannot connect: {reason.getErrorMessage()}")
-        self.client._gone()
-
-
-class _WebSocketTransport:
-    """The WebSocket transport, possibly still probing during an upgrade."""
-
-    name = "websocket"
-
-    def __init__(self, engine: EngineIOClient, sid: str | None) -> None:
-        self.engine = engine
-        self.protocol: _WebSocketProtocol | None = None
-        self.pending: list[Packet] = []
-        self.closed = False
-        self.gone: Deferred[None] = Deferred()
-        """Fires once the TCP connection is really closed."""
-        url = engine._url("websocket", sid)
-        factory = _WebSocketFactory(url, headers=dict(engine.headers) or None)  # type: ignore[no-untyped-call]
-        factory.client = self
-        factory._batched_timer = DirectTimer(engine.reactor)
-        parts = urlsplit(url)
-        context = None
-        if parts.scheme == "wss":
-            hostname = (parts.hostname or "localhost").encode("idna")
-            context = cast(Any, engine.tls_policy).creatorForNetloc(hostname, parts.port or 443)
-        self.connector = connectWS(factory, context)
-
-    def _opened(self, protocol: _WebSocketProtocol) -> None:
-        self.protocol = protocol
-        if self.closed:
-            protocol.sendClose(1000)
-            return
-        pending, self.pending = self.pending, []
-        self.send(pending)
-        self.engine._transport_open(self)
-
-    def send(self, packets: list[Packet]) -> None:
-        if self.protocol is None:
-            self.pending.extend(packets)
-            return
-        for packet in packets:
-            payload, binary = encode_ws_frame(packet)
-            self.protocol.sendMessage(payload, isBinary=binary)  # type: ignore[no-untyped-call]
-
-    def _packet(self, packet: Packet) -> None:
-        if not self.closed:
-            self.engine._packet(self, packet)
-
-    def _gone(self) -> None:
-        if not self.gone.called:
-            self.gone.callback(None)
-
-    def _failed(self, description: str) -> None:
-        if not self.closed:
-            self.close()
-            self.engine._transport_closed(self, "parse error", description)
-
-    def _closed(self, description: str) -> None:
-        if not self.closed:
-            self.closed = True
-            self.engine._transport_closed(self, "transport close", description)
-
-    def close(self) -> None:
-        self.closed = True
-        if self.protocol is not None:
-            if self.protocol.state == self.protocol.STATE_OPEN:
-                self.protocol.sendClose(1000)
-        else:
-            self.connector.disconnect()
 
 
 class _PollingTransport:
@@ -336,6 +228,8 @@ class EngineIOClient:
         headers: Mapping[str, str] | None = None,
         tls: TLSOptions | None = None,
         reactor: Clock | None = None,
+        remember_upgrade: bool = False,
+        try_all_transports: bool = False,
     ) -> None:
         """A connection, not open until :meth:`open`.
 
@@ -350,6 +244,9 @@ class EngineIOClient:
         :param tls: Which servers to trust over ``https://`` and ``wss://``
             (:class:`txrealtime.client.TLSOptions`; the system's authorities if not given).
         :param reactor: The reactor it connects with; the global one if not given.
+        :param remember_upgrade: Open with WebSocket straight away if the last connection of this process
+            reached it, and did not end in a transport error since (Node's ``rememberUpgrade``).
+        :param try_all_transports: If the first transport cannot open, try the next one (Node's ``tryAllTransports``).
         """
         reactor = default_reactor(reactor)
         if not transports or any(t not in ("polling", "websocket") for t in transports):
@@ -373,6 +270,12 @@ class EngineIOClient:
         """More headers for every request."""
         self.reactor = reactor
         """The reactor it connects with."""
+        self.remember_upgrade = remember_upgrade
+        """Whether it opens with WebSocket when the process's last connection reached it (:attr:`prior_websocket`)."""
+        self.try_all_transports = try_all_transports
+        """Whether a transport that cannot open makes way for the next one."""
+        self._untried = list(transports)
+        """The transports it may still open with, the one in use or trying first."""
         self.pool = HTTPConnectionPool(cast(Any, reactor), persistent=True)
         """The polling transport's persistent HTTP connections (two at most)."""
         self.pool.maxPersistentPerHost = 2
@@ -411,7 +314,20 @@ class EngineIOClient:
         if self.state != "new":
             raise RuntimeError("an EngineIOClient opens once")
         self.state = "opening"
-        if self.transports[0] == "polling":
+        if self.remember_upgrade and EngineIOClient.prior_websocket and "websocket" in self._untried:
+            self._untried.remove("websocket")
+            self._untried.insert(0, "websocket")
+        self._start(self._untried[0])
+        return self._opened
+
+    prior_websocket = False
+    """Whether this process's last connection reached WebSocket, and none ended in a transport error
+    since (Node's ``priorWebsocketSuccess``, shared by every client of the process as in Node):
+    clients with ``remember_upgrade`` then open with WebSocket."""
+
+    def _start(self, name: str) -> None:
+        """Open with transport ``name``."""
+        if name == "polling":
             polling = _PollingTransport(self)
             self.transport = polling
             self._created.append(polling)
@@ -419,7 +335,6 @@ class EngineIOClient:
         else:
             self.transport = _WebSocketTransport(self, None)
             self._created.append(self.transport)
-        return self._opened
 
     def when_closed(self) -> Deferred[None]:
         """Fires once the connection is closed and its TCP connections are gone."""
@@ -480,6 +395,15 @@ class EngineIOClient:
 
     def _open_failed(self, failure: Failure) -> None:
         if self.state == "opening":
+            EngineIOClient.prior_websocket = False
+            if self.try_all_transports and len(self._untried) > 1:
+                failed = self._untried.pop(0)
+                log.info("Engine.IO client: {failed} could not open ({error}); trying {next}", failed=failed,
+                         error=failure.getErrorMessage(), next=self._untried[0])
+                if self.transport is not None:
+                    self.transport.close()
+                self._start(self._untried[0])
+                return
             description = failure.getErrorMessage()
             self._finish("transport error", description, notify=False)
             if not self._opened.called:
@@ -525,6 +449,7 @@ class EngineIOClient:
             self._open_failed(Failure(EngineError(f"bad OPEN packet: {e}")))
             return
         self.state = "open"
+        EngineIOClient.prior_websocket = isinstance(self.transport, _WebSocketTransport)
         self._reset_ping_timer()
         self._opened.callback(None)
         self.listener.engine_open()
@@ -532,7 +457,7 @@ class EngineIOClient:
             self.upgrade
             and isinstance(self.transport, _PollingTransport)
             and "websocket" in upgrades
-            and "websocket" in self.transports
+            and "websocket" in self._untried
         ):
             self._probe = _WebSocketTransport(self, self.sid)
             self._created.append(self._probe)
@@ -555,6 +480,7 @@ class EngineIOClient:
         self._probe = None
         self.transport = probe
         probe.send([Packet(PacketType.UPGRADE)])
+        EngineIOClient.prior_websocket = True
         if old is not None:
             old.close()
         log.debug("Engine.IO client {sid} upgraded to websocket", sid=self.sid)
@@ -598,6 +524,8 @@ class EngineIOClient:
     def _finish(self, reason: str, description: str, notify: bool = True) -> None:
         if self.state in ("closing", "closed"):
             return
+        if reason == "transport error":
+            EngineIOClient.prior_websocket = False
         was_open = self.state == "open"
         self.state = "closed"
         self._ping_timer = cancel(self._ping_timer)

@@ -29,7 +29,7 @@ from .tls import TLSOptions
 
 __all__ = ["Engine", "EngineFactory", "Manager", "connect"]
 
-log = Logger(observer=gate)
+log = Logger(__name__, observer=gate)
 
 
 class Engine(Protocol):
@@ -70,6 +70,8 @@ class Manager:
         path: str = "/socket.io/",
         transports: Sequence[str] = ("polling", "websocket"),
         upgrade: bool = True,
+        remember_upgrade: bool = False,
+        try_all_transports: bool = False,
         query: Mapping[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
         reconnection: bool = True,
@@ -92,6 +94,9 @@ class Manager:
         :param transports: ``polling`` then an upgrade to ``websocket`` (the
             default), or one of them alone (Node's ``transports``).
         :param upgrade: Whether to upgrade from polling to WebSocket (Node's ``upgrade``).
+        :param remember_upgrade: Open with WebSocket straight away when the process's last connection
+            reached it (Node's ``rememberUpgrade``).
+        :param try_all_transports: If the first transport cannot open, try the next (Node's ``tryAllTransports``).
         :param query: More query parameters for the Engine.IO requests (Node's ``query``).
         :param headers: More HTTP headers for them (Node's ``extraHeaders``).
         :param reconnection: Whether to reconnect after a lost connection (Node's ``reconnection``).
@@ -143,6 +148,8 @@ class Manager:
                     path=path,
                     transports=transports,
                     upgrade=upgrade,
+                    remember_upgrade=remember_upgrade,
+                    try_all_transports=try_all_transports,
                     query=query,
                     headers=headers,
                     tls=tls,

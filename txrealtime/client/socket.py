@@ -40,7 +40,7 @@ from .events import ClientEvent, Connected, ConnectError, Disconnected, NotConne
 
 __all__ = ["ClientEmitter", "ClientSocket", "ManagerLink"]
 
-log = Logger(observer=gate)
+log = Logger(__name__, observer=gate)
 
 
 class ManagerLink(Protocol):

@@ -40,7 +40,7 @@ from .stats import EngineStats, count
 
 __all__ = ["Session", "SessionHost", "SessionState", "Transport"]
 
-log = Logger(observer=gate)
+log = Logger(__name__, observer=gate)
 noisy = Throttle(log)
 
 _ERRORS = frozenset({CloseReason.PARSE_ERROR, CloseReason.TRANSPORT_ERROR})

@@ -32,7 +32,7 @@ from .socket import Socket
 
 __all__ = ["Client", "ConnectionServer"]
 
-log = Logger(observer=gate)
+log = Logger(__name__, observer=gate)
 noisy = Throttle(log)
 """For lines a hostile client could make us repeat."""
 

@@ -38,7 +38,7 @@ from .socket import Socket, SocketHandshake
 
 __all__ = ["Client", "Namespace", "ParentNamespace", "Server", "Socket", "SocketHandshake"]
 
-log = Logger(observer=gate)
+log = Logger(__name__, observer=gate)
 
 OnNamespace = TypeVar("OnNamespace", bound=Callable[[Namespace], object])
 """A ``new_namespace`` handler: called with the namespace just created."""

@@ -45,7 +45,7 @@ from .recovery import RECOVERABLE_REASONS, Encoded, KeptSession, StateRecovery
 
 __all__ = ["Socket", "SocketConnection", "SocketEmitter", "SocketHandshake", "SocketNamespace", "SocketServer"]
 
-log = Logger(observer=gate)
+log = Logger(__name__, observer=gate)
 noisy = Throttle(log)
 """For lines a hostile client could make us repeat."""
 
