@@ -210,3 +210,84 @@ async def test_polling_slow_reader_gets_drains_and_memory_stays_bounded(realtime
     assert chunks == pump.sent
     assert pump.drains >= 2 and pump.drains == pump.refusals
     assert pump.peak <= MARK + CHUNK + 100
+
+
+# -- the Python client's side -------------------------------------------------------------------------------------
+
+
+class ClientPump:
+    """Writes chunks from a client socket as a producer should: while ``emit`` says go, else after ``drain``."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.sent = self.drains = self.refusals = self.peak = 0
+        self._drained: Deferred[None] | None = None
+        client.on("drain", self._on_drain)
+
+    def _on_drain(self) -> None:
+        self.drains += 1
+        waiting, self._drained = self._drained, None
+        if waiting is not None:
+            waiting.callback(None)
+
+    def emit(self) -> bool:
+        ok: bool = self.client.emit("chunk", self.sent, "c" * CHUNK)
+        self.sent += 1
+        self.peak = max(self.peak, self.client.buffered)
+        self.refusals += not ok
+        return ok
+
+    def fill(self, limit: int = 2000) -> None:
+        while self.emit():
+            assert self.sent < limit, "emit never said stop"
+
+    async def more(self, count: int) -> None:
+        for _ in range(count):
+            if self.client.io.needs_drain:
+                self._drained = Deferred()
+                await self._drained
+            self.emit()
+
+
+def counting_server(received: list[int]) -> Any:
+    def setup(server: Server) -> None:
+        @server.on("connection")
+        def connected(socket: Socket) -> None:
+            socket.on("chunk", lambda n, data: received.append(n))
+
+    return setup
+
+
+@pytest_twisted.ensureDeferred
+async def test_client_over_websocket_waits_for_drain_while_the_server_does_not_read(realtime: Realtime) -> None:
+    received: list[int] = []
+    running = await realtime.start_server(counting_server(received), options=options())
+    client = await realtime.connect(running, transports=["websocket"], high_water_mark=MARK)
+    [session] = list(running.server.manager)
+    tcp = session.transport.transport  # type: ignore[attr-defined]
+    tcp.pauseProducing()  # the server stops reading this connection
+    pump = ClientPump(client)
+    pump.fill()  # kernel buffers, the client's TCP buffer, then its engine's queue fill up
+    assert pump.refusals == 1 and MARK < client.buffered <= MARK + CHUNK + 100
+    assert pump.drains == 0
+    tcp.resumeProducing()
+    await pump.more(MORE)
+    await until(lambda: len(received) == pump.sent, "every chunk to arrive")
+    assert received == list(range(pump.sent))
+    assert pump.drains >= 1 and pump.drains == pump.refusals
+    assert pump.peak <= MARK + CHUNK + 100
+
+
+@pytest_twisted.ensureDeferred
+async def test_client_over_polling_queues_behind_its_post_and_drains(realtime: Realtime) -> None:
+    received: list[int] = []
+    running = await realtime.start_server(counting_server(received), options=options())
+    client = await realtime.connect(running, transports=["polling"], high_water_mark=MARK)
+    pump = ClientPump(client)
+    pump.fill()  # the first chunk goes in a POST; the rest wait behind it, in the engine
+    assert pump.refusals == 1 and pump.sent == 1 + MARK // (CHUNK + 14) + 1
+    await pump.more(MORE)
+    await until(lambda: len(received) == pump.sent, "every chunk to arrive")
+    assert received == list(range(pump.sent))
+    assert pump.drains >= 1 and pump.drains == pump.refusals
+    assert pump.peak <= MARK + CHUNK + 100

@@ -62,12 +62,18 @@ class EngineListener(Protocol):
     def engine_close(self, reason: str, description: str) -> None:
         """The open connection closed, for Engine.IO's ``reason`` (``transport close``, ``ping timeout``...)."""
 
+    def engine_drain(self) -> None:
+        """The messages queued over the high-water mark went out (see :attr:`EngineIOClient.needs_drain`)."""
+
 
 class _Transport(Protocol):
     name: str
 
     @property
     def gone(self) -> Deferred[None]: ...
+
+    @property
+    def writable(self) -> bool: ...
 
     def send(self, packets: list[Packet]) -> None: ...
 
@@ -121,6 +127,8 @@ class _WebSocketTransport:
         self.protocol: _WebSocketProtocol | None = None
         self.pending: list[Packet] = []
         self.closed = False
+        self.paused = False
+        """Whether the TCP send buffer is full (the connection tells us, as its streaming producer)."""
         self.gone: Deferred[None] = Deferred()
         """Fires once the TCP connection is really closed."""
         url = engine._url("websocket", sid)
@@ -139,9 +147,31 @@ class _WebSocketTransport:
         if self.closed:
             protocol.sendClose(1000)
             return
+        transport = cast(Any, protocol.transport)
+        if transport is not None and getattr(transport, "producer", None) is None:
+            transport.registerProducer(self, True)
         pending, self.pending = self.pending, []
         self.send(pending)
         self.engine._transport_open(self)
+
+    @property
+    def writable(self) -> bool:
+        """Open, and the server takes what is written: while the send buffer is full, messages wait in the
+        engine."""
+        return self.protocol is not None and not self.paused and not self.closed
+
+    # IPushProducer: the TCP transport says when its send buffer fills up and empties.
+
+    def pauseProducing(self) -> None:
+        self.paused = True
+
+    def resumeProducing(self) -> None:
+        self.paused = False
+        if not self.closed:
+            self.engine._writable(self)
+
+    def stopProducing(self) -> None:
+        self.paused = True
 
     def send(self, packets: list[Packet]) -> None:
         if self.protocol is None:
@@ -206,6 +236,11 @@ class _PollingTransport:
     def start(self) -> None:
         self._poll()
 
+    @property
+    def writable(self) -> bool:
+        """No POST in flight: messages wait in the engine meanwhile, to go in the next one."""
+        return self._post is None and not self.closed
+
     def _poll(self) -> None:
         if self.closed or self.paused or self._get is not None:
             return
@@ -266,6 +301,8 @@ class _PollingTransport:
         if self._queue:
             self._flush()
         else:
+            self.engine._writable(self)
+        if self._post is None:
             self._check_drained()
 
     def _post_failed(self, failure: Failure) -> None:
@@ -336,6 +373,7 @@ class EngineIOClient:
         headers: Mapping[str, str] | None = None,
         tls: TLSOptions | None = None,
         reactor: Clock | None = None,
+        high_water_mark: int = 1_000_000,
     ) -> None:
         """A connection, not open until :meth:`open`.
 
@@ -350,6 +388,8 @@ class EngineIOClient:
         :param tls: Which servers to trust over ``https://`` and ``wss://``
             (:class:`txrealtime.client.TLSOptions`; the system's authorities if not given).
         :param reactor: The reactor it connects with; the global one if not given.
+        :param high_water_mark: Bytes of messages waiting to go out above which :attr:`needs_drain` is set,
+            until they are written (then the listener's ``engine_drain`` is called).
         """
         reactor = default_reactor(reactor)
         if not transports or any(t not in ("polling", "websocket") for t in transports):
@@ -394,6 +434,10 @@ class EngineIOClient:
         """The transport in use."""
         self._probe: _WebSocketTransport | None = None
         self._buffer: list[Packet] = []
+        self._buffered = 0
+        self.high_water_mark = high_water_mark
+        """Bytes waiting to go out above which :attr:`needs_drain` is set."""
+        self._needs_drain = False
         self._ping_timer: DelayedCall | None = None
         self._opened: Deferred[None] = Deferred()
         self._created: list[_Transport] = []
@@ -434,7 +478,21 @@ class EngineIOClient:
         if self.state in ("closing", "closed"):
             return
         self._buffer.extend(Packet(PacketType.MESSAGE, m) for m in messages)
+        self._buffered += sum(len(m) for m in messages)
         self._flush()
+        if self._buffered > self.high_water_mark:
+            self._needs_drain = True
+
+    @property
+    def buffered_bytes(self) -> int:
+        """Bytes of messages waiting to be handed to the transport (while connecting, upgrading, a POST is in
+        flight, or the WebSocket's send buffer is full)."""
+        return self._buffered
+
+    @property
+    def needs_drain(self) -> bool:
+        """Whether :attr:`buffered_bytes` went over the high-water mark and was not written out since."""
+        return self._needs_drain
 
     def close(self) -> None:
         """Close the connection, telling the server."""
@@ -442,10 +500,12 @@ class EngineIOClient:
             return
         if self.state == "open" and self.transport is not None:
             self._flush()
+            # What still waits (behind a POST in flight, or a full send buffer) goes before the CLOSE.
+            last, self._buffer = [*self._buffer, Packet(PacketType.CLOSE)], []
             if isinstance(self.transport, _PollingTransport):
-                self.transport.say_goodbye([Packet(PacketType.CLOSE)])
+                self.transport.say_goodbye(last)
             else:
-                self.transport.send([Packet(PacketType.CLOSE)])
+                self.transport.send(last)
         self._finish("forced close", "closed by the client")
 
     # -- internals -------------------------------------------------------------
@@ -580,12 +640,38 @@ class EngineIOClient:
                 self._finish(reason, description)
 
     def _flush(self) -> None:
-        if self.state != "open" or self.transport is None or not self._buffer:
+        if self.state != "open" or self.transport is None or not self._buffer or not self.transport.writable:
             return
         if self._probe is not None and isinstance(self.transport, _PollingTransport) and self.transport.paused:
             return  # the upgrade is about to switch transports: send on the new one
-        packets, self._buffer = self._buffer, []
+        if isinstance(self.transport, _PollingTransport):
+            packets = self._within_payload()
+        else:
+            packets, self._buffer, self._buffered = self._buffer, [], 0
         self.transport.send(packets)
+        if self._needs_drain and not self._buffer:
+            self._needs_drain = False
+            self.listener.engine_drain()
+
+    def _within_payload(self) -> list[Packet]:
+        """Take from the queue what one POST may carry: the packets whose payload stays within the server's
+        ``maxPayload`` (at least one), as Node's client does; the rest waits for the next POST."""
+        size = taken = 0
+        for packet in self._buffer:
+            data = packet.data
+            # Its bytes in the payload: type, data (base64 for binary: "b" and 4 per 3 bytes), separator.
+            size += 2 + (len(data.encode()) if isinstance(data, str) else 1 + (len(data) + 2) // 3 * 4)
+            if taken and size > self.max_payload:
+                break
+            taken += 1
+        packets, self._buffer = self._buffer[:taken], self._buffer[taken:]
+        self._buffered -= sum(len(p.data) for p in packets)
+        return packets
+
+    def _writable(self, transport: _Transport) -> None:
+        """``transport`` can take more: send what waits."""
+        if transport is self.transport:
+            self._flush()
 
     def _reset_ping_timer(self) -> None:
         cancel(self._ping_timer)
@@ -606,6 +692,8 @@ class EngineIOClient:
                 transport.close()
         self._probe = None
         self._buffer = []
+        self._buffered = 0
+        self._needs_drain = False
         # After the transports are done (the last POST of a polling goodbye puts its connection back in the pool).
         finished = DeferredList([t.gone for t in self._created], consumeErrors=True)
         self._pool_closed = finished.addCallback(lambda _: self.pool.closeCachedConnections())
