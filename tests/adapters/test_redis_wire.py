@@ -206,7 +206,10 @@ RESPONSES: list[tuple[rq.Response, bytes]] = [
         ),
         b'{"requestId":"r","sockets":[{"id":"s","handshake":{"auth":{"t":1}},"rooms":["s","a"],"data":{"k":[1]}}]}',
     ),
-    (FetchResponse(request_id="r", sockets=(), node="n1", count=7), b'{"requestId":"r","sockets":[],"node":"n1","count":7}'),
+    (
+        FetchResponse(request_id="r", sockets=(), node="n1", count=7),
+        b'{"requestId":"r","sockets":[],"node":"n1","count":7}',
+    ),
     (ServerSideEmitResponse(request_id="r", data={"ok": True}), b'{"type":6,"requestId":"r","data":{"ok":true}}'),
     (ServerSideEmitResponse(request_id="r"), b'{"type":6,"requestId":"r","data":null}'),
     (ClientCountResponse(request_id="r", client_count=3), b'{"type":8,"requestId":"r","clientCount":3}'),

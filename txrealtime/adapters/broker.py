@@ -81,7 +81,7 @@ class BrokerLink(Protocol):
     """This node's id among the txrealtime nodes (what its answers name it by)."""
 
     def nodes(self) -> list[str]:
-        """The txrealtime nodes heard from lately, this one included, most recent first where known."""
+        """The uids of the txrealtime nodes heard from lately, this one included."""
 
 
 def wire_options(opts: BroadcastOptions, with_flags: bool = True) -> WireOptions:

@@ -60,8 +60,8 @@ class ClusterAnswer(Generic[T]):
     anonymous: int = 0
     """Other nodes that answered without saying who they are (Node's adapter)."""
     silent: tuple[str, ...] = ()
-    """Nodes heard from lately (txrealtime's heartbeats) that did not answer in time: at most :attr:`missing`,
-    most recently heard first."""
+    """Nodes heard from lately when the request went out (txrealtime's heartbeats) that did not answer in
+    time: at most :attr:`missing` of them (a Node node that did not answer cannot be named)."""
 
     @property
     def missing(self) -> int:
