@@ -54,7 +54,7 @@ from dataclasses import replace
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, Protocol, Self, TypeVar, cast
 
-from twisted.internet.defer import Deferred  # installs no reactor
+from twisted.internet.defer import Deferred, ensureDeferred  # installs no reactor
 
 from ._events import check_event
 from .adapters.cluster_messages import encode_message
@@ -69,6 +69,7 @@ from .adapters.redis.wire import Broadcast, Channels, WireFlags, WireOptions, Wi
 
 if TYPE_CHECKING:
     from .adapters.redis.link import BaseRedisLink
+    from .emitter_acks import EmitterAcks
 
 __all__ = [
     "UID",
@@ -492,3 +493,18 @@ class TwistedEmitter(BaseEmitter[Deferred[int]]):
         """The link published through."""
         sharded = getattr(link, "channel_kind", "subscribe") == "ssubscribe"
         super().__init__(link.send, key=link.key if key is None else key, sharded=sharded)
+
+    def emit_with_ack(
+        self, event: str, *args: Any, timeout: float, rooms: Iterable[str] = (), except_rooms: Iterable[str] = ()
+    ) -> Deferred[EmitterAcks]:
+        """Emit to the selected clients of every server (txrealtime's and Node's) and fire, once every client
+        answered or after ``timeout`` seconds, with their answers (:class:`txrealtime.emitter_acks.EmitterAcks`:
+        ``answers``, and whether they are ``complete``), through the Redis adapter's own broadcast-with-acks
+        request. The classic adapter's format only (not ``sharded``)."""
+        if self.sharded:
+            raise NotImplementedError("emit_with_ack goes through the classic Redis adapter's requests")
+        from .emitter_acks import emit_with_ack
+
+        return ensureDeferred(
+            emit_with_ack(cast(Any, self.link), self.key, self.nsp, event, args, timeout, rooms, except_rooms)
+        )
