@@ -457,6 +457,19 @@ class Emitter(BaseEmitter[int]):
 
         super().__init__(publish, key=key, sharded=sharded)
 
+    def emit_with_ack(
+        self, event: str, *args: Any, timeout: float, rooms: Iterable[str] = (), except_rooms: Iterable[str] = ()
+    ) -> EmitterAcks:
+        """Emit to the selected clients of every server (txrealtime's and Node's) and return, once every client
+        answered or after ``timeout`` seconds (blocking this thread meanwhile), their answers
+        (:class:`txrealtime.emitter_acks.EmitterAcks`: ``answers``, and whether they are ``complete``),
+        through the Redis adapter's own broadcast-with-acks request. The classic adapter's format only."""
+        if self.sharded:
+            raise NotImplementedError("emit_with_ack goes through the classic Redis adapter's requests")
+        from .emitter_acks import emit_with_ack_blocking
+
+        return emit_with_ack_blocking(self.redis, self.key, self.nsp, event, args, timeout, rooms, except_rooms)
+
     def close(self) -> None:
         """Close the client if the emitter made it from a URL (a client given to it is left open)."""
         close = getattr(self.redis, "close", None)
