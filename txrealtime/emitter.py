@@ -37,8 +37,8 @@ What the messages are (``{key}`` is ``socket.io`` unless told otherwise,
     disconnect_sockets    {key}-request#{nsp}#  JSON {type: 4, opts: {rooms, except}, close}
     server_side_emit      {key}-request#{nsp}#  JSON {uid: "emitter", type: 6, data: [event, *args]}
 
-As in Node, the emitter expects no answers: nothing waits for acknowledgements
-(``server_side_emit`` refuses a callback), and it cannot ``fetch_sockets``.
+As in Node, these calls expect no answers (``server_side_emit`` refuses a callback) and it cannot
+``fetch_sockets``; ``emit_with_ack`` (:mod:`txrealtime.emitter_acks`) gathers the clients' acknowledgements.
 Arguments are what Socket.IO carries: JSON values, ``bytes`` (binary, in
 ``emit``; JSON requests cannot carry it and raise ``TypeError``), and dates as
 the rest of txrealtime sends them (a ``Date`` on Node, an ISO string on the
