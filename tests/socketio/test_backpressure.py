@@ -291,3 +291,13 @@ async def test_client_over_polling_queues_behind_its_post_and_drains(realtime: R
     assert received == list(range(pump.sent))
     assert pump.drains >= 1 and pump.drains == pump.refusals
     assert pump.peak <= MARK + CHUNK + 100
+
+
+def test_twistd_high_water_mark_option() -> None:
+    from txrealtime.service import Options
+
+    for args, mark in (([], 1_000_000), (["--high-water-mark", "5000"], 5000),
+                       (["--max-buffer", "2000000", "--high-water-mark", "9000000"], 2_000_000)):
+        parsed = Options()
+        parsed.parseOptions(args)  # type: ignore[no-untyped-call]
+        assert parsed["engineio-options"].drain_mark == mark
