@@ -4,6 +4,7 @@ skips; whole conversations on a ``task.Clock``, then real slow readers over WebS
 from __future__ import annotations
 
 import socket
+from collections.abc import Callable
 from typing import Any
 
 import pytest_twisted
@@ -111,10 +112,12 @@ MORE = 100  # chunks written once the reader reads, waiting for drain whenever e
 
 
 class Pump:
-    """Writes chunks to one server socket as a producer should: while ``emit`` says go, else after ``drain``."""
+    """Writes chunks from one socket (a server's or a client's) as a producer should: while ``emit`` says go,
+    else after ``drain``."""
 
-    def __init__(self, socket: Socket) -> None:
+    def __init__(self, socket: Any, needs_drain: Callable[[], bool]) -> None:
         self.socket = socket
+        self.needs_drain = needs_drain
         self.sent = self.drains = self.refusals = self.peak = 0
         self._drained: Deferred[None] | None = None
         socket.on("drain", self._on_drain)
@@ -126,26 +129,33 @@ class Pump:
             waiting.callback(None)
 
     def emit(self) -> bool:
-        ok = self.socket.emit("chunk", self.sent, "z" * CHUNK)
+        ok: bool = self.socket.emit("chunk", self.sent, "z" * CHUNK)
         self.sent += 1
         self.peak = max(self.peak, self.socket.buffered)
-        if not ok:
-            self.refusals += 1
+        self.refusals += not ok
         return ok
 
     def fill(self, limit: int = 2000) -> None:
-        """Write until emit says stop (the reader reads nothing yet): kernel buffers, then the session's."""
+        """Write until emit says stop (nothing is read yet): kernel buffers, then the queue fill up."""
         while self.emit():
             assert self.sent < limit, "emit never said stop"
 
     async def more(self, count: int) -> None:
         """Write ``count`` more chunks, waiting for ``drain`` after each refusal, then ``done``."""
         for _ in range(count):
-            if self.socket.client.session.needs_drain:
+            if self.needs_drain():
                 self._drained = Deferred()
                 await self._drained
             self.emit()
         self.socket.emit("done")
+
+
+def server_pump(socket: Socket) -> Pump:
+    return Pump(socket, lambda: socket.client.session.needs_drain)
+
+
+def client_pump(client: Any) -> Pump:
+    return Pump(client, lambda: bool(client.io.needs_drain))
 
 
 def read_until_done(sock: socket.socket) -> bytes:
@@ -177,7 +187,7 @@ async def test_websocket_slow_reader_gets_drains_and_memory_stays_bounded(realti
     running = await realtime.start_server(options=options())
     sock = await threads.deferToThread(open_and_stop_reading, running.port.getHost().port, 65536)
     try:
-        pump = Pump(await one_socket(running))
+        pump = server_pump(await one_socket(running))
         pump.fill()  # the client reads nothing: emit says stop once its session holds more than the mark
         assert pump.refusals == 1 and MARK < pump.socket.buffered <= MARK + CHUNK + 100
         assert pump.drains == 0
@@ -197,7 +207,7 @@ async def test_polling_slow_reader_gets_drains_and_memory_stays_bounded(realtime
     running = await realtime.start_server(options=options(transports=["polling"]))
     peer = PollingPeer(running.url)
     await peer.open()
-    pump = Pump(await one_socket(running))
+    pump = server_pump(await one_socket(running))
     pump.fill()  # no poll is parked: everything waits in the session
     assert pump.sent == MARK // (CHUNK + 14) + 1 and pump.refusals == 1
     writing = defer.ensureDeferred(pump.more(MORE))
@@ -213,40 +223,6 @@ async def test_polling_slow_reader_gets_drains_and_memory_stays_bounded(realtime
 
 
 # -- the Python client's side -------------------------------------------------------------------------------------
-
-
-class ClientPump:
-    """Writes chunks from a client socket as a producer should: while ``emit`` says go, else after ``drain``."""
-
-    def __init__(self, client: Any) -> None:
-        self.client = client
-        self.sent = self.drains = self.refusals = self.peak = 0
-        self._drained: Deferred[None] | None = None
-        client.on("drain", self._on_drain)
-
-    def _on_drain(self) -> None:
-        self.drains += 1
-        waiting, self._drained = self._drained, None
-        if waiting is not None:
-            waiting.callback(None)
-
-    def emit(self) -> bool:
-        ok: bool = self.client.emit("chunk", self.sent, "c" * CHUNK)
-        self.sent += 1
-        self.peak = max(self.peak, self.client.buffered)
-        self.refusals += not ok
-        return ok
-
-    def fill(self, limit: int = 2000) -> None:
-        while self.emit():
-            assert self.sent < limit, "emit never said stop"
-
-    async def more(self, count: int) -> None:
-        for _ in range(count):
-            if self.client.io.needs_drain:
-                self._drained = Deferred()
-                await self._drained
-            self.emit()
 
 
 def counting_server(received: list[int]) -> Any:
@@ -266,7 +242,7 @@ async def test_client_over_websocket_waits_for_drain_while_the_server_does_not_r
     [session] = list(running.server.manager)
     tcp = session.transport.transport  # type: ignore[attr-defined]
     tcp.pauseProducing()  # the server stops reading this connection
-    pump = ClientPump(client)
+    pump = client_pump(client)
     pump.fill()  # kernel buffers, the client's TCP buffer, then its engine's queue fill up
     assert pump.refusals == 1 and MARK < client.buffered <= MARK + CHUNK + 100
     assert pump.drains == 0
@@ -283,7 +259,7 @@ async def test_client_over_polling_queues_behind_its_post_and_drains(realtime: R
     received: list[int] = []
     running = await realtime.start_server(counting_server(received), options=options())
     client = await realtime.connect(running, transports=["polling"], high_water_mark=MARK)
-    pump = ClientPump(client)
+    pump = client_pump(client)
     pump.fill()  # the first chunk goes in a POST; the rest wait behind it, in the engine
     assert pump.refusals == 1 and pump.sent == 1 + MARK // (CHUNK + 14) + 1
     await pump.more(MORE)
