@@ -97,6 +97,8 @@ class Options(usage.Options):
         ["ping-timeout", None, 20.0, "Seconds to wait for a heartbeat reply.", float],
         ["max-payload", None, 1_000_000, "Largest message or POST body, in bytes.", int],
         ["max-buffer", None, 4_000_000, "Outgoing bytes queued for a client that does not read before it is cut.", int],
+        ["high-water-mark", None, None, "Outgoing bytes queued for a client above which emit returns False until "
+         "the socket's drain event [default: a quarter of --max-buffer].", int],
         ["max-packets-per-second", None, None, "Close sessions sending more packets per second [default: no limit].",
          float],
         ["max-sessions-per-ip", None, None, "Refuse handshakes beyond this many sessions per address.", int],
@@ -269,6 +271,9 @@ class Options(usage.Options):
             allow_upgrades=not self["no-upgrades"],
             allow_eio3=bool(self["allow-eio3"]),
             max_buffer=max(self["max-buffer"], self["max-payload"]),
+            high_water_mark=None if self["high-water-mark"] is None else min(
+                self["high-water-mark"], max(self["max-buffer"], self["max-payload"])
+            ),
             max_packets_per_second=self["max-packets-per-second"],
             max_sessions_per_ip=self["max-sessions-per-ip"],
             allowed_origins=self["origin"] or None,

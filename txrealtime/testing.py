@@ -231,6 +231,16 @@ class MemoryEngine:
         for message in messages:
             self._pump(lambda m=message: self._to_server(Packet(PacketType.MESSAGE, m)))  # type: ignore[misc]
 
+    @property
+    def buffered_bytes(self) -> int:
+        """Nothing waits: messages go straight to the session."""
+        return 0
+
+    @property
+    def needs_drain(self) -> bool:
+        """Never."""
+        return False
+
     def close(self) -> None:
         """Close the session, as a client's CLOSE packet does."""
         if not self.closed:

@@ -58,12 +58,18 @@ class EngineListener(Protocol):
     def engine_close(self, reason: str, description: str) -> None:
         """The open connection closed, for Engine.IO's ``reason`` (``transport close``, ``ping timeout``...)."""
 
+    def engine_drain(self) -> None:
+        """The messages queued over the high-water mark went out (see :attr:`EngineIOClient.needs_drain`)."""
+
 
 class _Transport(Protocol):
     name: str
 
     @property
     def gone(self) -> Deferred[None]: ...
+
+    @property
+    def writable(self) -> bool: ...
 
     def send(self, packets: list[Packet]) -> None: ...
 
@@ -97,6 +103,11 @@ class _PollingTransport:
 
     def start(self) -> None:
         self._poll()
+
+    @property
+    def writable(self) -> bool:
+        """No POST in flight: messages wait in the engine meanwhile, to go in the next one."""
+        return self._post is None and not self.closed
 
     def _poll(self) -> None:
         if self.closed or self.paused or self._get is not None:
@@ -158,6 +169,8 @@ class _PollingTransport:
         if self._queue:
             self._flush()
         else:
+            self.engine._writable(self)
+        if self._post is None:
             self._check_drained()
 
     def _post_failed(self, failure: Failure) -> None:
@@ -230,6 +243,7 @@ class EngineIOClient:
         reactor: Clock | None = None,
         remember_upgrade: bool = False,
         try_all_transports: bool = False,
+        high_water_mark: int = 1_000_000,
     ) -> None:
         """A connection, not open until :meth:`open`.
 
@@ -247,6 +261,8 @@ class EngineIOClient:
         :param remember_upgrade: Open with WebSocket straight away if the last connection of this process
             reached it, and did not end in a transport error since (Node's ``rememberUpgrade``).
         :param try_all_transports: If the first transport cannot open, try the next one (Node's ``tryAllTransports``).
+        :param high_water_mark: Bytes of messages waiting to go out above which :attr:`needs_drain` is set,
+            until they are written (then the listener's ``engine_drain`` is called).
         """
         reactor = default_reactor(reactor)
         if not transports or any(t not in ("polling", "websocket") for t in transports):
@@ -297,6 +313,10 @@ class EngineIOClient:
         """The transport in use."""
         self._probe: _WebSocketTransport | None = None
         self._buffer: list[Packet] = []
+        self._buffered = 0
+        self.high_water_mark = high_water_mark
+        """Bytes waiting to go out above which :attr:`needs_drain` is set."""
+        self._needs_drain = False
         self._ping_timer: DelayedCall | None = None
         self._opened: Deferred[None] = Deferred()
         self._created: list[_Transport] = []
@@ -349,7 +369,21 @@ class EngineIOClient:
         if self.state in ("closing", "closed"):
             return
         self._buffer.extend(Packet(PacketType.MESSAGE, m) for m in messages)
+        self._buffered += sum(len(m) for m in messages)
         self._flush()
+        if self._buffered > self.high_water_mark:
+            self._needs_drain = True
+
+    @property
+    def buffered_bytes(self) -> int:
+        """Bytes of messages waiting to be handed to the transport (while connecting, upgrading, a POST is in
+        flight, or the WebSocket's send buffer is full)."""
+        return self._buffered
+
+    @property
+    def needs_drain(self) -> bool:
+        """Whether :attr:`buffered_bytes` went over the high-water mark and was not written out since."""
+        return self._needs_drain
 
     def close(self) -> None:
         """Close the connection, telling the server."""
@@ -357,10 +391,12 @@ class EngineIOClient:
             return
         if self.state == "open" and self.transport is not None:
             self._flush()
+            # What still waits (behind a POST in flight, or a full send buffer) goes before the CLOSE.
+            last, self._buffer = [*self._buffer, Packet(PacketType.CLOSE)], []
             if isinstance(self.transport, _PollingTransport):
-                self.transport.say_goodbye([Packet(PacketType.CLOSE)])
+                self.transport.say_goodbye(last)
             else:
-                self.transport.send([Packet(PacketType.CLOSE)])
+                self.transport.send(last)
         self._finish("forced close", "closed by the client")
 
     # -- internals -------------------------------------------------------------
@@ -506,12 +542,38 @@ class EngineIOClient:
                 self._finish(reason, description)
 
     def _flush(self) -> None:
-        if self.state != "open" or self.transport is None or not self._buffer:
+        if self.state != "open" or self.transport is None or not self._buffer or not self.transport.writable:
             return
         if self._probe is not None and isinstance(self.transport, _PollingTransport) and self.transport.paused:
             return  # the upgrade is about to switch transports: send on the new one
-        packets, self._buffer = self._buffer, []
+        if isinstance(self.transport, _PollingTransport):
+            packets = self._within_payload()
+        else:
+            packets, self._buffer, self._buffered = self._buffer, [], 0
         self.transport.send(packets)
+        if self._needs_drain and not self._buffer:
+            self._needs_drain = False
+            self.listener.engine_drain()
+
+    def _within_payload(self) -> list[Packet]:
+        """Take from the queue what one POST may carry: the packets whose payload stays within the server's
+        ``maxPayload`` (at least one), as Node's client does; the rest waits for the next POST."""
+        size = taken = 0
+        for packet in self._buffer:
+            data = packet.data
+            # Its bytes in the payload: type, data (base64 for binary: "b" and 4 per 3 bytes), separator.
+            size += 2 + (len(data.encode()) if isinstance(data, str) else 1 + (len(data) + 2) // 3 * 4)
+            if taken and size > self.max_payload:
+                break
+            taken += 1
+        packets, self._buffer = self._buffer[:taken], self._buffer[taken:]
+        self._buffered -= sum(len(p.data) for p in packets)
+        return packets
+
+    def _writable(self, transport: _Transport) -> None:
+        """``transport`` can take more: send what waits."""
+        if transport is self.transport:
+            self._flush()
 
     def _reset_ping_timer(self) -> None:
         cancel(self._ping_timer)
@@ -534,6 +596,8 @@ class EngineIOClient:
                 transport.close()
         self._probe = None
         self._buffer = []
+        self._buffered = 0
+        self._needs_drain = False
         # After the transports are done (the last POST of a polling goodbye puts its connection back in the pool).
         finished = DeferredList([t.gone for t in self._created], consumeErrors=True)
         self._pool_closed = finished.addCallback(lambda _: self.pool.closeCachedConnections())

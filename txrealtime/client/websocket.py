@@ -68,6 +68,8 @@ class _WebSocketTransport:
         self.protocol: _WebSocketProtocol | None = None
         self.pending: list[Packet] = []
         self.closed = False
+        self.paused = False
+        """Whether the TCP send buffer is full (the connection tells us, as its streaming producer)."""
         self.gone: Deferred[None] = Deferred()
         """Fires once the TCP connection is really closed."""
         url = engine._url("websocket", sid)
@@ -86,9 +88,31 @@ class _WebSocketTransport:
         if self.closed:
             protocol.sendClose(1000)
             return
+        transport = cast(Any, protocol.transport)
+        if transport is not None and getattr(transport, "producer", None) is None:
+            transport.registerProducer(self, True)
         pending, self.pending = self.pending, []
         self.send(pending)
         self.engine._transport_open(self)
+
+    @property
+    def writable(self) -> bool:
+        """Open, and the server takes what is written: while the send buffer is full, messages wait in the
+        engine."""
+        return self.protocol is not None and not self.paused and not self.closed
+
+    # IPushProducer: the TCP transport says when its send buffer fills up and empties.
+
+    def pauseProducing(self) -> None:
+        self.paused = True
+
+    def resumeProducing(self) -> None:
+        self.paused = False
+        if not self.closed:
+            self.engine._writable(self)
+
+    def stopProducing(self) -> None:
+        self.paused = True
 
     def send(self, packets: list[Packet]) -> None:
         if self.protocol is None:

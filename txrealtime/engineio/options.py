@@ -159,6 +159,10 @@ class EngineIOOptions:
     max_buffer: int = 4_000_000
     """Largest amount of outgoing data, in bytes, queued for a client that does not
     read; beyond it the session is closed ("transport error")."""
+    high_water_mark: int | None = None
+    """Outgoing bytes queued for a client above which emits return ``False``, ``volatile`` emits and broadcasts
+    skip it, and a ``drain`` event follows once the queue is written out (Node's stream ``highWaterMark``).
+    ``None``: a quarter of ``max_buffer`` (1,000,000 bytes by default)."""
     max_packets_per_second: float | None = None
     """If set, a session sending more packets than this (over one second's burst)
     is closed ("transport error")."""
@@ -226,6 +230,8 @@ class EngineIOOptions:
             raise ValueError("max_payload must be > 0")
         if self.max_buffer < self.max_payload:
             raise ValueError("max_buffer must be at least max_payload")
+        if self.high_water_mark is not None and not 0 <= self.high_water_mark <= self.max_buffer:
+            raise ValueError("high_water_mark must be from 0 to max_buffer")
         if self.max_packets_per_second is not None and self.max_packets_per_second <= 0:
             raise ValueError("max_packets_per_second must be > 0")
         if self.max_sessions_per_ip is not None and self.max_sessions_per_ip <= 0:
@@ -234,6 +240,11 @@ class EngineIOOptions:
             raise TypeError("per_message_deflate must be a bool or a PerMessageDeflate")
         if not isinstance(self.http_compression, (bool, HttpCompression)):
             raise TypeError("http_compression must be a bool or an HttpCompression")
+
+    @property
+    def drain_mark(self) -> int:
+        """The high-water mark in force, in bytes (see :attr:`high_water_mark`)."""
+        return self.max_buffer // 4 if self.high_water_mark is None else self.high_water_mark
 
     @property
     def websocket_compression(self) -> PerMessageDeflate | None:

@@ -1,6 +1,6 @@
 """Socket.IO protocol v5 server on the Engine.IO layer, with Node ``socket.io`` v4's API."""
 
-from .adapter import Adapter, BroadcastFlags, BroadcastOptions
+from .adapter import Adapter, BroadcastFlags, BroadcastOptions, ClusterAnswer
 from .connection import Client
 from .emitter import NO_ACK
 from .errors import AckTimeout, ConnectionRefused, Disconnected, DisconnectReason
@@ -19,6 +19,7 @@ __all__ = [
     "BroadcastOperator",
     "BroadcastOptions",
     "Client",
+    "ClusterAnswer",
     "ConnectionRefused",
     "Disconnected",
     "DisconnectReason",

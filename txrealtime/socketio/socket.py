@@ -123,7 +123,8 @@ class SocketEmitter(Flagged["Socket"]):
     """``socket.volatile`` / ``socket.timeout(s)``: emit to one socket with flags."""
 
     def emit(self, event: str, *args: Any, ack: Callable[..., object] | None = None) -> bool:
-        """Emit ``event`` to the client.
+        """Emit ``event`` to the client; ``False`` if the connection's outgoing queue is now over its high-water
+        mark (wait for the socket's ``drain`` event before emitting more), or the socket is not connected.
 
         ``ack`` is called with the client's answer; after :meth:`timeout` it is
         called Node-style as ``ack(err, *answer)``, ``err`` an :class:`AckTimeout` or ``None``.
@@ -145,7 +146,7 @@ class SocketEmitter(Flagged["Socket"]):
 
         d = self._with_ack(event, args)
         d.addBoth(both)
-        return True
+        return not socket.client.session.needs_drain
 
     def send(self, *args: Any) -> bool:
         return self.emit("message", *args)
@@ -246,6 +247,12 @@ class Socket(EventEmitter, CatchAll, Selecting):
         return not self.connected
 
     @property
+    def buffered(self) -> int:
+        """Bytes queued for the client's connection and not yet handed to its transport (shared by the
+        connection's namespaces); over the high-water mark, :meth:`emit` returns ``False`` until ``drain``."""
+        return self.client.session.buffered_bytes
+
+    @property
     def rooms(self) -> set[str]:
         """The rooms this socket is in (its own id included)."""
         return self.nsp.adapter.socket_rooms(self.id) or set()
@@ -253,7 +260,10 @@ class Socket(EventEmitter, CatchAll, Selecting):
     # -- emitting --------------------------------------------------------------
 
     def emit(self, event: str, *args: Any, ack: Callable[..., object] | None = None) -> bool:
-        """Emit ``event`` with ``args`` to this client; ``ack(*answer)`` gets its acknowledgement."""
+        """Emit ``event`` with ``args`` to this client; ``ack(*answer)`` gets its acknowledgement.
+
+        ``False`` when the connection's outgoing queue is over its high-water mark (as Node's stream
+        ``write()``): the packet is queued all the same; wait for the ``drain`` event to emit more."""
         return SocketEmitter(self).emit(event, *args, ack=ack)
 
     def emit_with_ack(self, event: str, *args: Any) -> Deferred[Any]:
@@ -334,7 +344,7 @@ class Socket(EventEmitter, CatchAll, Selecting):
             self.nsp.adapter.broadcast(packet, BroadcastOptions(rooms=frozenset({self.id}), flags=flags))
         else:
             self.deliver(packet, self.client.encoder.encode(packet), volatile, compress)
-        return True
+        return not self.client.session.needs_drain
 
     def deliver(self, packet: Packet, messages: list[str | bytes], volatile: bool, compress: bool = True) -> None:
         """Write an encoded packet (shared by a whole broadcast) to this client."""
@@ -404,7 +414,7 @@ class Socket(EventEmitter, CatchAll, Selecting):
         )
 
     def _dispatch(self, event: str, args: list[Any], ack_id: int | None) -> None:
-        if not self.connected:
+        if not self.connected or event == "drain":  # the server's own event: a client cannot fire it
             return
         handlers = self._take(event)
         for index, handler in enumerate(handlers):
