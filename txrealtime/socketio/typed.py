@@ -21,7 +21,10 @@ from .namespace import Namespace
 from .server import Server
 from .socket import Socket, SocketHandshake
 
-__all__ = ["TypedNamespace", "TypedOperator", "TypedServer", "TypedSocket", "TypedSocketEmitter", "typed", "untyped"]
+__all__ = [
+    "TypedBroadcaster", "TypedNamespace", "TypedOperator", "TypedServer", "TypedSocket", "TypedSocketEmitter", "typed",
+    "untyped",
+]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -185,19 +188,9 @@ class TypedSocket(TypedSocketEmitter, Protocol):
         ...
 
 
-class TypedNamespace(Protocol):
-    """A :class:`txrealtime.socketio.Namespace` whose connection handlers get :class:`TypedSocket`\\ s and whose
+class TypedBroadcaster(Protocol):
+    """What a typed server and a typed namespace share: connection handlers get :class:`TypedSocket`\\ s, and
     broadcasts are typed."""
-
-    @property
-    def name(self) -> str:
-        """The namespace's name."""
-        ...
-
-    @property
-    def sockets(self) -> Mapping[str, Socket]:
-        """The connected sockets, by id (untyped: pass one to :func:`typed`)."""
-        ...
 
     def on(self, event: Literal["connection", "connect"], /) -> Callable[
         [Callable[[TypedSocket], object]], Callable[[TypedSocket], object]]:
@@ -247,7 +240,21 @@ class TypedNamespace(Protocol):
         ...
 
 
-class TypedServer(TypedNamespace, Protocol):
+class TypedNamespace(TypedBroadcaster, Protocol):
+    """A :class:`txrealtime.socketio.Namespace`, typed."""
+
+    @property
+    def name(self) -> str:
+        """The namespace's name."""
+        ...
+
+    @property
+    def sockets(self) -> Mapping[str, Socket]:
+        """The connected sockets, by id (untyped: pass one to :func:`typed`)."""
+        ...
+
+
+class TypedServer(TypedBroadcaster, Protocol):
     """A :class:`txrealtime.socketio.Server`: its default namespace typed, and :meth:`of` giving typed ones."""
 
     def of(self, name: str, /) -> TypedNamespace:
