@@ -37,7 +37,7 @@ from .emitter import (
     check_event,
     takes_ack,
 )
-from .errors import Disconnected, DisconnectReason
+from .errors import Disconnected, DisconnectReason, EventRefused
 from .operator import Broadcasting, BroadcastOperator, Selecting
 from .packets import Packet, PacketType
 from .parser import Encoder
@@ -390,6 +390,8 @@ class Socket(EventEmitter, CatchAll, Selecting):
             self._dispatch(event, args, packet.id)
             return
         def refused(failure: Failure) -> None:
+            if isinstance(failure.value, EventRefused) and packet.id is not None:
+                self._answer(failure.value.answer, packet.id)
             if not self.listeners("error"):
                 noisy.info(
                     "Socket {sid}: event {event!r} refused: {error}",
