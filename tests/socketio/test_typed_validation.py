@@ -8,15 +8,19 @@ from typing import Any
 
 import pytest
 import pytest_twisted
+from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 from typing_extensions import TypedDict
 
 from examples.typed.app import setup
 from examples.typed.contract import Chat
+from tests.fakes import Peer
 from tests.servers import node_peer
 from txrealtime.contract import ToServer
 from txrealtime.engineio import SessionManager
+from txrealtime.engineio.packets import Packet as EIOPacket
+from txrealtime.engineio.packets import PacketType as EIOType
 from txrealtime.pytest_plugin import Realtime
 from txrealtime.socketio import EventRefused, Server, Socket
 from txrealtime.socketio.validation import Backend, Validator
@@ -171,3 +175,49 @@ async def test_the_node_client_sending_bad_payloads(realtime: Realtime, mode: st
     assert report["sameId"] is True and report["connected"] is True and report["disconnects"] == []
     assert seen == [("join", "lobby"), ("say", {"room": "lobby", "text": "hello"})]
     assert validator.invalid == {"join": 3, "say": 3}
+
+
+class WireTests(SynchronousTestCase):
+    """Exact bytes on the wire: the error acknowledgement, and middleware of both kinds in order."""
+
+    def setUp(self) -> None:
+        self.server = Server(SessionManager(reactor=Clock()))
+        self.validator = Validator(Chat)
+        self.validator.install(self.server)
+        setup(self.server)
+        self.sockets: list[Socket] = []
+        self.server.on("connection", self.sockets.append)
+        self.peer = Peer(self.server.manager)
+        self.peer.connect()
+
+    def test_a_refused_event_is_answered_with_one_error_object(self) -> None:
+        self.peer.send('27["join",42]', '2["say","lobby"]', '28["join","lobby"]')
+        self.assertEqual(self.peer.transport.sent[-2:], [
+            EIOPacket(EIOType.MESSAGE, '37[{"error":"invalid arguments","event":"join",'
+                                       '"detail":"Expected `str`, got `int` - at `$[0]`"}]'),
+            EIOPacket(EIOType.MESSAGE, "38[1]"),
+        ])
+        self.assertEqual(self.validator.invalid, {"join": 1, "say": 1})
+        self.assertFalse(self.peer.closed)
+
+    def test_later_middleware_waits_for_an_async_one_and_may_refuse_too(self) -> None:
+        [socket] = self.sockets
+        gate: Deferred[None] = Deferred()
+        order: list[str] = []
+        socket.use(lambda event, args: order.append(f"sync {event}"))
+        socket.use(lambda event, args: gate if event == "join" else None)
+
+        @socket.use
+        def last(event: str, args: list[Any]) -> None:
+            order.append(f"last {event}")
+            if args == ["closed"]:
+                raise EventRefused("closed room", ("no", "closed"))
+
+        self.peer.send('21["join","lobby"]', '22["join","closed"]')
+        self.assertEqual(order, ["sync join", "sync join"])
+        self.assertEqual(self.peer.packets(), [])
+        gate.callback(None)
+        self.assertEqual(order, ["sync join", "sync join", "last join", "last join"])
+        self.assertEqual(self.peer.transport.sent[-2:], [
+            EIOPacket(EIOType.MESSAGE, "31[1]"), EIOPacket(EIOType.MESSAGE, '32["no","closed"]'),
+        ])

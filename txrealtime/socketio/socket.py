@@ -33,7 +33,7 @@ from .emitter import (
     ack_args,
     ack_callback,
     call_handler,
-    call_in_turn,
+    call_in_turn_now,
     check_event,
     takes_ack,
 )
@@ -401,9 +401,11 @@ class Socket(EventEmitter, CatchAll, Selecting):
                 )
             self._emit_reserved("error", failure.value)
 
-        call_in_turn(self._packet_middleware, event, args).addCallbacks(
-            lambda _: self._dispatch(event, args, packet.id), refused
-        )
+        pending = call_in_turn_now(self._packet_middleware, event, args)
+        if pending is None:
+            self._dispatch(event, args, packet.id)  # every middleware passed at once: no Deferred
+        else:
+            pending.addCallbacks(lambda _: self._dispatch(event, args, packet.id), refused)
 
     def _dispatch(self, event: str, args: list[Any], ack_id: int | None) -> None:
         if not self.connected:
