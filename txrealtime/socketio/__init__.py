@@ -3,7 +3,7 @@
 from .adapter import Adapter, BroadcastFlags, BroadcastOptions, ClusterAnswer
 from .connection import Client
 from .emitter import NO_ACK
-from .errors import AckTimeout, ConnectionRefused, Disconnected, DisconnectReason
+from .errors import AckTimeout, ConnectionRefused, Disconnected, DisconnectReason, EventRefused
 from .namespace import Namespace, ParentNamespace
 from .operator import BroadcastOperator
 from .parser import Parser
@@ -23,6 +23,7 @@ __all__ = [
     "ConnectionRefused",
     "Disconnected",
     "DisconnectReason",
+    "EventRefused",
     "Namespace",
     "ParentNamespace",
     "Parser",

@@ -33,11 +33,11 @@ from .emitter import (
     ack_args,
     ack_callback,
     call_handler,
-    call_in_turn,
+    call_in_turn_now,
     check_event,
     takes_ack,
 )
-from .errors import Disconnected, DisconnectReason
+from .errors import Disconnected, DisconnectReason, EventRefused
 from .operator import Broadcasting, BroadcastOperator, Selecting
 from .packets import Packet, PacketType
 from .parser import Encoder
@@ -400,6 +400,8 @@ class Socket(EventEmitter, CatchAll, Selecting):
             self._dispatch(event, args, packet.id)
             return
         def refused(failure: Failure) -> None:
+            if isinstance(failure.value, EventRefused) and packet.id is not None:
+                self._answer(failure.value.answer, packet.id)
             if not self.listeners("error"):
                 noisy.info(
                     "Socket {sid}: event {event!r} refused: {error}",
@@ -409,9 +411,11 @@ class Socket(EventEmitter, CatchAll, Selecting):
                 )
             self._emit_reserved("error", failure.value)
 
-        call_in_turn(self._packet_middleware, event, args).addCallbacks(
-            lambda _: self._dispatch(event, args, packet.id), refused
-        )
+        pending = call_in_turn_now(self._packet_middleware, event, args)
+        if pending is None:
+            self._dispatch(event, args, packet.id)  # every middleware passed at once: no Deferred
+        else:
+            pending.addCallbacks(lambda _: self._dispatch(event, args, packet.id), refused)
 
     def _dispatch(self, event: str, args: list[Any], ack_id: int | None) -> None:
         if not self.connected or event == "drain":  # the server's own event: a client cannot fire it
