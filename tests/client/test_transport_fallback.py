@@ -39,6 +39,9 @@ class Listener:
     def engine_close(self, reason: str, description: str) -> None:
         self.events.append(("close", reason))
 
+    def engine_drain(self) -> None:
+        self.events.append(("drain", ""))
+
 
 def node_engine(options: dict[str, Any]) -> Iterator[str]:
     process = subprocess.Popen(
