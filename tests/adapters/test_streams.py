@@ -211,7 +211,7 @@ async def test_a_node_cut_off_from_redis_catches_up(realtime: Realtime, tmp_path
             await until(lambda: len(box) == sent, "the first broadcasts", limit=WAIT)
 
             # b loses its reading connection only: a goes on adding entries that b must catch up on.
-            b.link._reader.protocol.transport.abortConnection()  # type: ignore[attr-defined]
+            b.link._reader.protocol.transport.abortConnection()
             for _ in range(50):
                 a.server.emit("n", sent)
                 sent += 1
