@@ -22,7 +22,7 @@ nothing: the client gets a new session.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from twisted.internet.defer import Deferred, succeed
@@ -30,6 +30,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from ..._logging import gate
+from ..._reactor import cancel
 from ...socketio.adapter import BroadcastOptions, KeptSession, RestoredSession
 from ...socketio.packets import Packet, PacketType
 from ...socketio.recovery import with_offset
@@ -92,6 +93,14 @@ class RedisStreamsAdapter(BrokerAdapter):
         link.subscribe(self.channel, self._on_published)
         link.subscribe(self.response_channel, self._on_published)
         link.read_stream(namespace.name, self._on_entry)
+        self._live: dict[str, str] = {}
+        """Socket id -> pid of the connected sockets whose session is in Redis."""
+        self._kept: set[str] = set()
+        self._dirty: set[str] = set()
+        self._flushing: Any = None
+        self._refresh: Any = None
+        if self.recovery is not None:
+            self._refresh = link.reactor.callLater(link.session_refresh, self._refresh_all)
 
     def answers_to(self, uid: str) -> str:
         """The channel of the answers to adapter ``uid``'s requests."""
@@ -100,6 +109,8 @@ class RedisStreamsAdapter(BrokerAdapter):
     def close(self) -> None:
         """Stop reading and unsubscribe, and give up on pending requests."""
         self.link.read_stream(self.namespace.name, None)
+        self._refresh = cancel(self._refresh)
+        self._flushing = cancel(self._flushing)
         self.link.unsubscribe(self.channel, self._on_published)
         self.link.unsubscribe(self.response_channel, self._on_published)
         super().close()
@@ -210,20 +221,82 @@ class RedisStreamsAdapter(BrokerAdapter):
 
     # -- connection state recovery ----------------------------------------------------------------
 
-    def persist_session(self, session: KeptSession) -> None:
-        """Keep ``session`` in Redis for ``max_disconnection_duration`` (``SET ... PX``), as Node's adapter."""
-        if self.recovery is None:
-            return
+    def _session_key(self, pid: str) -> str:
+        return self.link.session_key_prefix + pid
+
+    def _keep(self, session: KeptSession, replace_only: bool, live: bool = False) -> None:
+        """``SET`` the session for ``max_disconnection_duration`` (and, while its socket is connected, one
+        refresh interval more); with ``replace_only``, only if it is still there (``XX``): a session another
+        node took (``GETDEL``) is never written back."""
+        assert self.recovery is not None
         try:
             value = encode_session(session)
         except (TypeError, ValueError) as e:
             log.warn("Session of socket {sid} not kept: its data cannot be written ({error})", sid=session.sid,
                      error=str(e)[:200])
             return
-        ms = int(self.recovery.options.max_disconnection_duration * 1000)
-        d = self.link.command("SET", self.link.session_key_prefix + session.pid, value, "PX", ms)
-        d.addErrback(lambda f: log.warn("Session of socket {sid} not kept: {error}", sid=session.sid,
-                                        error=f.getErrorMessage()))
+        seconds = self.recovery.options.max_disconnection_duration
+        if live:
+            seconds += self.link.session_refresh
+        args: list[str | int] = ["SET", self._session_key(session.pid), value, "PX", int(seconds * 1000)]
+        if replace_only:
+            args.append("XX")
+        self.link.command(*args).addErrback(
+            lambda f: log.warn("Session of socket {sid} not kept: {error}", sid=session.sid, error=f.getErrorMessage())
+        )
+
+    def persist_session(self, session: KeptSession) -> None:
+        """Keep ``session`` in Redis for ``max_disconnection_duration`` (``SET ... PX``), as Node's adapter; only
+        in place of the copy kept while its socket was connected, if that is still there."""
+        if self.recovery is not None:
+            self._kept.add(session.sid)
+            self._keep(session, replace_only=session.sid in self._live)
+
+    # Sessions are also kept while their sockets are connected (written on joining and leaving rooms, and
+    # every ``session_refresh`` seconds, for ``data``), so that a node killed without a word leaves them in
+    # Redis for its clients to recover elsewhere; a socket that leaves for good takes its copy away.
+
+    def add_all(self, sid: str, rooms: Iterable[str]) -> None:
+        super().add_all(sid, rooms)
+        self._changed(sid)
+
+    def delete(self, sid: str, room: str) -> None:
+        super().delete(sid, room)
+        self._changed(sid)
+
+    def delete_all(self, sid: str) -> None:
+        super().delete_all(sid)
+        self._dirty.discard(sid)
+        pid = self._live.pop(sid, None)
+        if sid in self._kept:
+            self._kept.discard(sid)
+        elif pid is not None:
+            self.link.command("DEL", self._session_key(pid)).addErrback(lambda _: None)
+
+    def _changed(self, sid: str) -> None:
+        if self.recovery is None:
+            return
+        self._dirty.add(sid)
+        if self._flushing is None:
+            self._flushing = self.link.reactor.callLater(0, self._flush)
+
+    def _flush(self) -> None:
+        self._flushing = None
+        dirty, self._dirty = self._dirty, set()
+        for sid in dirty:
+            socket = self.namespace.sockets.get(sid)
+            pid = getattr(socket, "pid", None)
+            if socket is None or not getattr(socket, "connected", False) or pid is None:
+                continue
+            session = KeptSession(sid, pid, frozenset(socket.rooms), socket.data)
+            self._keep(session, replace_only=sid in self._live, live=True)
+            self._live[sid] = pid
+
+    def _refresh_all(self) -> None:
+        self._refresh = self.link.reactor.callLater(self.link.session_refresh, self._refresh_all)
+        if self.link.connected:
+            for sid in self._live:
+                self._changed(sid)
 
     def restore_session(self, pid: str, offset: str | None) -> Deferred[RestoredSession | None]:
         """The session kept under ``pid`` in Redis, with the broadcasts it missed after ``offset`` from the

@@ -69,6 +69,7 @@ class RedisStreamsLink(RedisLink):
         read_count: int = 100,
         block_time: float = 5.0,
         session_key_prefix: str = SESSION_PREFIX,
+        session_refresh: float = 5.0,
         **options: Any,
     ) -> None:
         """A link to the Redis at ``url``, not connected until :meth:`start`.
@@ -81,10 +82,13 @@ class RedisStreamsLink(RedisLink):
         :param read_count: The most entries one read takes (Node's ``readCount``).
         :param block_time: Seconds one read waits for entries (Node's ``blockTimeInMs``, in seconds).
         :param session_key_prefix: The prefix of kept sessions' keys (Node's ``sessionKeyPrefix``).
+        :param session_refresh: Seconds between two writes of the sessions of connected sockets (with
+            connection state recovery on): what a client recovers after its node was killed is at most this old
+            (rooms are written as they change; ``data`` only then).
         :param options: :class:`txrealtime.adapters.redis.RedisLink`'s other options.
         """
-        if max_len < 1 or read_count < 1 or block_time <= 0:
-            raise ValueError("max_len and read_count must be >= 1, block_time > 0")
+        if max_len < 1 or read_count < 1 or block_time <= 0 or session_refresh <= 0:
+            raise ValueError("max_len and read_count must be >= 1, block_time and session_refresh > 0")
         super().__init__(url, key=key, **options)
         self.stream_name = stream_name
         """The stream."""
@@ -96,6 +100,8 @@ class RedisStreamsLink(RedisLink):
         """Seconds one read waits for entries."""
         self.session_key_prefix = session_key_prefix
         """The prefix of kept sessions' keys."""
+        self.session_refresh = session_refresh
+        """Seconds between two writes of the sessions of connected sockets."""
         self.last_read: tuple[int, int] | None = None
         """The id of the last entry read (every entry up to it was handed to the adapters)."""
         self.entries_read = 0
