@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from tests.forwarding.nodes import APP, Proxy
-from tests.servers import INTEROP, NODE_MODULES, WAIT, LoggedTwistd, RedisServer, node
+from tests.servers import INTEROP, NODE_MODULES, WAIT, LoggedTwistd, RedisServer, free_port, node
 
 
 def streams_nodes(redis: RedisServer, count: int, *args: str) -> list[LoggedTwistd]:
@@ -56,3 +56,48 @@ def test_a_client_recovers_on_another_node_when_its_node_goes(redis_server: Redi
     assert report["rooms"] == ["r"]
     assert report["messages"] == ["before", "missed 1", "missed 2", "after"]
     assert report["offsets"] == ["string"] * 4
+
+
+def test_rolling_restart_loses_and_doubles_nothing(redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """3 nodes behind the proxy, 200 recovering clients in one room; each node is stopped (SIGTERM) and started
+    again in turn while every node broadcasts ticks to the room: every tick reaches every client once."""
+    monkeypatch.setenv("TICKS", "150")
+    monkeypatch.setenv("TICK_INTERVAL", "0.04")
+    ports = [free_port() for _ in range(3)]
+    ticker = ("--app", "tests.forwarding.ticker:setup")
+
+    def start(port: int) -> LoggedTwistd:
+        return LoggedTwistd("--adapter", "redis-streams", "--redis", redis_server.url, "--state-recovery", "60",
+                            *ticker, "--no-access-log", "--shutdown-grace", "1",
+                            "--listen", f"tcp:{port}:interface=127.0.0.1")
+
+    nodes = [start(port) for port in ports]
+    for each in nodes:
+        each.count(r"Redis link: node \w+ joined", at_least=2)
+    proxy = Proxy(ports)
+    env = dict(os.environ, NODE_PATH=str(NODE_MODULES))
+    clients = subprocess.Popen([node(), str(INTEROP / "streams_rolling_clients.js"), proxy.url, "200"],
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        assert clients.stdout is not None and clients.stdin is not None
+        assert json.loads(clients.stdout.readline()) == {"ready": True}
+        for index, port in enumerate(ports):
+            assert nodes[index].stop() == 0
+            nodes[index] = start(port)
+            nodes[index].count(r"Redis link: node \w+ joined", at_least=2)
+        for each in nodes:
+            each.wait_for(r"ticks done: 150")
+        clients.stdin.write("end\n")
+        clients.stdin.flush()
+        report = json.loads(clients.stdout.readline())
+        clients.wait(WAIT)
+    finally:
+        if clients.poll() is None:
+            clients.kill()
+            clients.wait(WAIT)
+        proxy.stop()
+        for each in nodes:
+            each.stop()
+    assert report["lost"] == 0 and report["duplicated"] == 0, report
+    assert report["notRecovered"] == 0 and report["recovered"] >= 200, report
+    assert report["nodes"] >= 6 and report["received"] > 200 * 150 * 3, report

@@ -312,6 +312,8 @@ class RedisStreamsAdapter(BrokerAdapter):
         return None
 
     async def _restore(self, pid: str, offset: str, start: tuple[int, int]) -> RestoredSession | None:
+        # Only once this node reads the stream does it know what it has delivered (a node just started).
+        await self.link.when_reading(self.link.requests_timeout)
         if not await self.link.entries(offset, offset, 1):
             return None
         raw = await self.link.command("GETDEL", self.link.session_key_prefix + pid)

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from twisted.internet.defer import Deferred, DeferredList, fail
+from twisted.internet.defer import Deferred, DeferredList, fail, succeed
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -111,6 +111,7 @@ class RedisStreamsLink(RedisLink):
         self._reader.subscribe_events(self._reader_event)
         self._reading = False
         self._retry: Any = None
+        self._waiting: list[Deferred[None]] = []
 
     @property
     def connected(self) -> bool:
@@ -126,6 +127,36 @@ class RedisStreamsLink(RedisLink):
         return DeferredList([super()._stop_clients(), self._reader.stop()], consumeErrors=True)
 
     # -- the stream ------------------------------------------------------------------------------
+
+    @property
+    def reading(self) -> bool:
+        """Whether the link is connected and knows where it reads the stream from (what it has delivered)."""
+        return self.connected and self.last_read is not None
+
+    def when_reading(self, timeout: float) -> Deferred[None]:
+        """Fire once :attr:`reading` (at once if it is); fail with ``TimeoutError`` after ``timeout`` seconds."""
+        if self.reading:
+            return succeed(None)
+        waiter: Deferred[None] = Deferred()
+        self._waiting.append(waiter)
+
+        def expire() -> None:
+            if waiter in self._waiting:
+                self._waiting.remove(waiter)
+                waiter.errback(TimeoutError(f"the stream was not read within {timeout} s"))
+
+        timer = self.reactor.callLater(timeout, expire)
+        return waiter.addBoth(lambda result: (cancel(timer), result)[1])
+
+    def _state_changed(self, reason: str = "", hearing: bool | None = None) -> None:
+        super()._state_changed(reason, hearing)
+        self._wake()
+
+    def _wake(self) -> None:
+        if self._waiting and self.reading:
+            waiting, self._waiting = self._waiting, []
+            for waiter in waiting:
+                waiter.callback(None)
 
     def read_stream(self, nsp: str, handler: EntryHandler | None) -> None:
         """Hand each entry of namespace ``nsp`` to ``handler`` (``None``: stop)."""
@@ -155,6 +186,7 @@ class RedisStreamsLink(RedisLink):
     def _start_after(self, reply: Any) -> Deferred[None]:
         last = entries_of(reply)
         self.last_read = (entry_id(last[0][0]) if last else None) or (0, 0)
+        self._wake()
         return self._read()
 
     def _read(self) -> Deferred[None]:
