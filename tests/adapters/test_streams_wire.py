@@ -103,7 +103,8 @@ def test_txrealtime_writes_what_node_writes() -> None:
 
 def test_node_session_round_trip() -> None:
     captured = report()
-    session = decode_session(captured["session"]["value"])
+    session, since = decode_session(captured["session"]["value"])
+    assert since is None
     assert captured["session"]["key"] == f"sio:session:{session.pid}"
     assert session.sid == captured["sid"] and session.data == {"user": "ann", "n": 1}
     assert session.rooms == {captured["sid"], "room2", "room4"}
@@ -174,9 +175,10 @@ def test_published_round_trip(body: Any, uid: str, nsp: str) -> None:
 
 
 @given(st.builds(KeptSession, sid=text, pid=text, rooms=st.frozensets(text, max_size=4),
-                 data=values(binary=True)))
-def test_session_round_trip(session: KeptSession) -> None:
-    assert decode_session(encode_session(session)) == session
+                 data=values(binary=True)),
+       st.none() | st.tuples(st.integers(0, 2**64 - 1), st.integers(0, 2**64 - 1)).map(format_entry_id))
+def test_session_round_trip(session: KeptSession, since: str | None) -> None:
+    assert decode_session(encode_session(session, since)) == (session, since)
 
 
 FIELDS = [b"uid", b"nsp", b"type", b"data", b"other"]

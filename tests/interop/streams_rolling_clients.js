@@ -57,6 +57,8 @@ async function main() {
     await sleep(100);
   }
   let lost = 0;
+  const lostByNode = {};
+  const sample = {};
   let duplicated = 0;
   let received = 0;
   for (const c of clients) {
@@ -65,11 +67,19 @@ async function main() {
       received += ns.length;
       const unique = new Set(ns);
       duplicated += ns.length - unique.size;
-      const first = before.has(pid) && ns.length ? Math.min(...ns) : 1;
-      for (let n = first; n <= max; n++) if (!unique.has(n)) lost += 1;
+      if (before.has(pid) && !ns.length) continue; // that node was done before this client joined
+      const first = before.has(pid) ? Math.min(...ns) : 1;
+      for (let n = first; n <= max; n++) {
+        if (!unique.has(n)) {
+          lost += 1;
+          lostByNode[pid] = (lostByNode[pid] || 0) + 1;
+          if (!sample[pid]) sample[pid] = [];
+          if (sample[pid].length < 20) sample[pid].push(n);
+        }
+      }
     }
   }
-  Object.assign(report, { lost, duplicated, received, nodes: last.size, ticksPerNode: [...last.values()] });
+  Object.assign(report, { lostByNode, sample, lost, duplicated, received, nodes: last.size, ticksPerNode: [...last.values()] });
   for (const c of clients) c.socket.disconnect();
   process.stdout.write(JSON.stringify(report) + "\n");
 }

@@ -96,9 +96,15 @@ class RedisStreamsAdapter(BrokerAdapter):
         self._live: dict[str, str] = {}
         """Socket id -> pid of the connected sockets whose session is in Redis."""
         self._kept: set[str] = set()
+        self._since: dict[str, str] = {}
+        """Socket id -> the last entry delivered here before it connected (where its missed packets start when
+        its client got none)."""
+        self._delivered = (0, 0)
+        """The id of the last entry of this adapter delivered here."""
         self._dirty: set[str] = set()
         self._flushing: Any = None
         self._refresh: Any = None
+        self._closed = False
         if self.recovery is not None:
             self._refresh = link.reactor.callLater(link.session_refresh, self._refresh_all)
 
@@ -108,6 +114,7 @@ class RedisStreamsAdapter(BrokerAdapter):
 
     def close(self) -> None:
         """Stop reading and unsubscribe, and give up on pending requests."""
+        self._closed = True
         self.link.read_stream(self.namespace.name, None)
         self._refresh = cancel(self._refresh)
         self._flushing = cancel(self._flushing)
@@ -145,6 +152,9 @@ class RedisStreamsAdapter(BrokerAdapter):
             return sent
 
         def deliver(offset: str | None) -> None:
+            parsed = entry_id(offset) if offset is not None else None
+            if parsed is not None:
+                self._delivered = max(self._delivered, parsed)
             local = packet if offset is None else with_offset(packet, offset)
             self.deliver(local, self.encoder.encode(local), opts)
 
@@ -230,7 +240,7 @@ class RedisStreamsAdapter(BrokerAdapter):
         node took (``GETDEL``) is never written back."""
         assert self.recovery is not None
         try:
-            value = encode_session(session)
+            value = encode_session(session, self._since.get(session.sid))
         except (TypeError, ValueError) as e:
             log.warn("Session of socket {sid} not kept: its data cannot be written ({error})", sid=session.sid,
                      error=str(e)[:200])
@@ -257,6 +267,9 @@ class RedisStreamsAdapter(BrokerAdapter):
     # Redis for its clients to recover elsewhere; a socket that leaves for good takes its copy away.
 
     def add_all(self, sid: str, rooms: Iterable[str]) -> None:
+        read = self.link.last_read  # None: where this node reads from is not known yet, so neither is "since"
+        if self.recovery is not None and read is not None and sid not in self.sids and sid not in self._since:
+            self._since[sid] = format_entry_id(max(self._delivered, read))
         super().add_all(sid, rooms)
         self._changed(sid)
 
@@ -267,6 +280,7 @@ class RedisStreamsAdapter(BrokerAdapter):
     def delete_all(self, sid: str) -> None:
         super().delete_all(sid)
         self._dirty.discard(sid)
+        self._since.pop(sid, None)
         pid = self._live.pop(sid, None)
         if sid in self._kept:
             self._kept.discard(sid)
@@ -300,30 +314,44 @@ class RedisStreamsAdapter(BrokerAdapter):
 
     def restore_session(self, pid: str, offset: str | None) -> Deferred[RestoredSession | None]:
         """The session kept under ``pid`` in Redis, with the broadcasts it missed after ``offset`` from the
-        stream; ``None`` if the offset is not in the stream any more (the session stays kept) or the
-        session is not there."""
-        start = entry_id(offset) if offset is not None else None
-        if self.recovery is None or start is None or offset is None:
+        stream (``None``: after the last entry delivered on its node before it connected, which txrealtime
+        keeps with the session); ``None`` if the offset is not in the stream any more (the session stays
+        kept) or the session is not there."""
+        if self.recovery is None or (offset is not None and entry_id(offset) is None):
             return succeed(None)
-        return Deferred.fromCoroutine(self._restore(pid, offset, start)).addErrback(self._restore_failed)
+        restoring = Deferred.fromCoroutine(self._restore(pid, offset)).addErrback(self._restore_failed)
+        return self.link.track(restoring)
 
     def _restore_failed(self, failure: Failure) -> None:
         log.warn("Restoring a session failed: {error}", error=failure.getErrorMessage())
         return None
 
-    async def _restore(self, pid: str, offset: str, start: tuple[int, int]) -> RestoredSession | None:
+    async def _restore(self, pid: str, offset: str | None) -> RestoredSession | None:
         # Only once this node reads the stream does it know what it has delivered (a node just started).
         await self.link.when_reading(self.link.requests_timeout)
-        if not await self.link.entries(offset, offset, 1):
-            return None
+        if offset is not None and not await self.link.entries(offset, offset, 1):
+            return None  # trimmed away: what the client missed cannot be known (the session stays kept)
+        if self._closed:
+            return None  # shutting down: the client comes back on another node
         raw = await self.link.command("GETDEL", self.link.session_key_prefix + pid)
         if raw is None:
             return None
         try:
-            session = decode_session(raw)
+            session, since = decode_session(raw)
         except WireError as e:
             self._malformed("a kept session", e)
             return None
+        if self._closed:  # this server is shutting down: its client gets it back on another node
+            assert self.recovery is not None
+            ms = int(self.recovery.options.max_disconnection_duration * 1000)
+            await self.link.command("SET", self.link.session_key_prefix + pid, raw, "PX", ms)
+            return None
+        if offset is None:  # the client got nothing since it connected: from what was delivered before
+            offset = since
+            if offset is None or (offset != "0-0" and not await self.link.entries(offset, offset, 1)):
+                return None
+        start = entry_id(offset)
+        assert start is not None
         found: list[tuple[tuple[int, int], str, Broadcast, bool]] = []
         covered = start
         for _ in range(_MAX_PAGES):

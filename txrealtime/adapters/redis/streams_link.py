@@ -26,7 +26,7 @@ from ..._logging import Throttle, gate
 from ..._reactor import cancel
 from ...redis.client import ClientDown, ClientUp, RedisClient
 from ...redis.connection import RedisUnavailable
-from .link import RedisLink
+from .link import RedisLink, _answered_within
 from .streams_wire import DEFAULT_STREAM, SESSION_PREFIX, entry_id
 
 __all__ = ["EntryHandler", "RedisStreamsLink"]
@@ -112,6 +112,7 @@ class RedisStreamsLink(RedisLink):
         self._reading = False
         self._retry: Any = None
         self._waiting: list[Deferred[None]] = []
+        self._pending: set[Deferred[Any]] = set()
 
     @property
     def connected(self) -> bool:
@@ -121,6 +122,26 @@ class RedisStreamsLink(RedisLink):
     def _start_clients(self) -> None:
         super()._start_clients()
         self._reader.start()
+
+    def track(self, work: Deferred[Any]) -> Deferred[Any]:
+        """Have :meth:`stop` wait (up to ``requests_timeout``) for ``work``, a restore half done: a session taken
+        from Redis is either handed out or put back."""
+        self._pending.add(work)
+
+        def done(result: Any) -> Any:
+            self._pending.discard(work)
+            return result
+
+        return work.addBoth(done)
+
+    def stop(self) -> Deferred[Any]:
+        """Wait for the restores under way (up to ``requests_timeout``), then stop as the classic link does."""
+        if not self._pending:
+            return super().stop()
+        waiting = DeferredList(list(self._pending), consumeErrors=True).addCallback(lambda _: None)
+        return _answered_within(waiting, self.requests_timeout, self.reactor).addCallback(
+            lambda _: super(RedisStreamsLink, self).stop()
+        )
 
     def _stop_clients(self) -> Deferred[Any]:
         self._retry = cancel(self._retry)

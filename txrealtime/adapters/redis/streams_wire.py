@@ -15,8 +15,9 @@ acks, and every answer) are published, as for the sharded adapter, but always as
     published       MessagePack({type, data?, uid, nsp})
     channels        {prefix}#{nsp}#                   requests, to every node ("socket.io" prefix)
                     {prefix}#{nsp}#{uid}#             the answers to adapter uid's requests
-    session         SET {sessionKeyPrefix}{pid} base64(MessagePack({sid, pid, rooms, data})) PX {ms}
-                    ("sio:session:" prefix; read back with GET + DEL in one MULTI)
+    session         SET {sessionKeyPrefix}{pid} base64(MessagePack({sid, pid, rooms, data, since?})) PX {ms}
+                    ("sio:session:" prefix; read back with GET + DEL in one MULTI; since: txrealtime's,
+                    the id of the last entry delivered before the socket connected, which Node ignores)
 
 A reader takes the ``data`` field for JSON when it starts with ``{``, else for base64 MessagePack. Every
 failure to decode is a :class:`txrealtime.adapters.redis.wire.WireError`.
@@ -148,15 +149,18 @@ def decode_published(message: bytes) -> ClusterMessage | None:
     return message_from_object(unpack(message))
 
 
-def encode_session(session: KeptSession) -> str:
+def encode_session(session: KeptSession, since: str | None = None) -> str:
     """The value Node's adapter keeps for a session: base64 of ``{sid, pid, rooms, data}`` in MessagePack
-    (``TypeError``/``ValueError`` for ``data`` MessagePack cannot carry)."""
+    (``TypeError``/``ValueError`` for ``data`` MessagePack cannot carry); with ``since``, a last key
+    ``since`` (txrealtime's: the last entry delivered before the socket connected; Node ignores it)."""
     body = {"sid": session.sid, "pid": session.pid, "rooms": sorted(session.rooms), "data": session.data}
+    if since is not None:
+        body["since"] = since
     return base64.b64encode(pack(body)).decode("ascii")
 
 
-def decode_session(value: str | bytes) -> KeptSession:
-    """The session a kept value stands for."""
+def decode_session(value: str | bytes) -> tuple[KeptSession, str | None]:
+    """The session a kept value stands for, and its ``since`` (``None`` if it has none, as Node writes it)."""
     try:
         body = unpack(base64.b64decode(value, validate=True))
     except (binascii.Error, ValueError) as e:
@@ -169,4 +173,7 @@ def decode_session(value: str | bytes) -> KeptSession:
         raise WireError("the session has no sid or pid")
     if not isinstance(rooms, list) or not all(isinstance(r, str) for r in rooms):
         raise WireError("the session's rooms are not strings")
-    return KeptSession(sid=sid, pid=pid, rooms=frozenset(rooms), data=body.get("data"))
+    since = body.get("since")
+    if since is not None and (not isinstance(since, str) or entry_id(since) is None):
+        raise WireError("since is not an entry id")
+    return KeptSession(sid=sid, pid=pid, rooms=frozenset(rooms), data=body.get("data")), since
