@@ -102,9 +102,12 @@ class RedisStreamsAdapter(BrokerAdapter):
         self._delivered = (0, 0)
         """The id of the last entry of this adapter delivered here."""
         self._dirty: set[str] = set()
+        self._later: set[str] = set()
         self._flushing: Any = None
         self._refresh: Any = None
         self._closed = False
+        self._restored: dict[str, tuple[str, bytes, Any]] = {}
+        """Socket id -> pid, kept value and timer of sessions handed out whose socket is not connected yet."""
         if self.recovery is not None:
             self._refresh = link.reactor.callLater(link.session_refresh, self._refresh_all)
 
@@ -118,6 +121,8 @@ class RedisStreamsAdapter(BrokerAdapter):
         self.link.read_stream(self.namespace.name, None)
         self._refresh = cancel(self._refresh)
         self._flushing = cancel(self._flushing)
+        for sid in list(self._restored):  # handed out, never connected (shutting down): back to Redis at once
+            self._check_restored(sid)
         self.link.unsubscribe(self.channel, self._on_published)
         self.link.unsubscribe(self.response_channel, self._on_published)
         super().close()
@@ -258,6 +263,9 @@ class RedisStreamsAdapter(BrokerAdapter):
     def persist_session(self, session: KeptSession) -> None:
         """Keep ``session`` in Redis for ``max_disconnection_duration`` (``SET ... PX``), as Node's adapter; only
         in place of the copy kept while its socket was connected, if that is still there."""
+        restored = self._restored.pop(session.sid, None)
+        if restored is not None:
+            cancel(restored[2])
         if self.recovery is not None:
             self._kept.add(session.sid)
             self._keep(session, replace_only=session.sid in self._live)
@@ -280,6 +288,7 @@ class RedisStreamsAdapter(BrokerAdapter):
     def delete_all(self, sid: str) -> None:
         super().delete_all(sid)
         self._dirty.discard(sid)
+        self._later.discard(sid)
         self._since.pop(sid, None)
         pid = self._live.pop(sid, None)
         if sid in self._kept:
@@ -300,8 +309,14 @@ class RedisStreamsAdapter(BrokerAdapter):
         for sid in dirty:
             socket = self.namespace.sockets.get(sid)
             pid = getattr(socket, "pid", None)
-            if socket is None or not getattr(socket, "connected", False) or pid is None:
+            if socket is None or pid is None:
                 continue
+            if not getattr(socket, "connected", False):
+                self._later.add(sid)  # still joining: written once it is connected
+                continue
+            restored = self._restored.pop(sid, None)
+            if restored is not None:
+                cancel(restored[2])
             session = KeptSession(sid, pid, frozenset(socket.rooms), socket.data)
             self._keep(session, replace_only=sid in self._live, live=True)
             self._live[sid] = pid
@@ -309,7 +324,8 @@ class RedisStreamsAdapter(BrokerAdapter):
     def _refresh_all(self) -> None:
         self._refresh = self.link.reactor.callLater(self.link.session_refresh, self._refresh_all)
         if self.link.connected:
-            for sid in self._live:
+            later, self._later = self._later, set()
+            for sid in [*self._live, *later]:
                 self._changed(sid)
 
     def restore_session(self, pid: str, offset: str | None) -> Deferred[RestoredSession | None]:
@@ -330,11 +346,13 @@ class RedisStreamsAdapter(BrokerAdapter):
         # Only once this node reads the stream does it know what it has delivered (a node just started).
         await self.link.when_reading(self.link.requests_timeout)
         if offset is not None and not await self.link.entries(offset, offset, 1):
+            log.debug("Session not restored: offset {offset} is not in the stream", offset=offset)
             return None  # trimmed away: what the client missed cannot be known (the session stays kept)
         if self._closed:
             return None  # shutting down: the client comes back on another node
         raw = await self.link.command("GETDEL", self.link.session_key_prefix + pid)
         if raw is None:
+            log.debug("Session not restored: not in Redis (offset {offset})", offset=offset)
             return None
         try:
             session, since = decode_session(raw)
@@ -349,6 +367,7 @@ class RedisStreamsAdapter(BrokerAdapter):
         if offset is None:  # the client got nothing since it connected: from what was delivered before
             offset = since
             if offset is None or (offset != "0-0" and not await self.link.entries(offset, offset, 1)):
+                log.debug("Session not restored: no offset, since {since}", since=offset)
                 return None
         start = entry_id(offset)
         assert start is not None
@@ -386,7 +405,22 @@ class RedisStreamsAdapter(BrokerAdapter):
             if not self._keeps(packet, opts):
                 continue
             missed.append(self.encoder.encode(with_offset(packet, raw_id)))
+        timer = self.link.reactor.callLater(self.link.requests_timeout, self._check_restored, session.sid)
+        self._restored[session.sid] = (pid, raw, timer)
         return RestoredSession(session=session, missed=missed)
+
+    def _check_restored(self, sid: str) -> None:
+        """A session handed out whose socket never got connected (its connection closed meanwhile) goes back to
+        Redis, for its client to try again."""
+        pid, raw, timer = self._restored.pop(sid)
+        cancel(timer)
+        socket = self.namespace.sockets.get(sid)
+        if (socket is not None and getattr(socket, "connected", False)) or sid in self._live or sid in self._kept:
+            return
+        assert self.recovery is not None
+        ms = int(self.recovery.options.max_disconnection_duration * 1000)
+        log.info("Session of socket {sid} put back: its socket did not connect", sid=sid)
+        self.link.command("SET", self.link.session_key_prefix + pid, raw, "PX", ms, "NX").addErrback(lambda _: None)
 
 
 def streams_adapter(link: RedisStreamsLink) -> Callable[[Any], RedisStreamsAdapter]:
