@@ -12,6 +12,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.resource import IResource, Resource
 
 from tests.memhttp import MemoryHTTP, Response
+from txrealtime._autobahn import bounded_inflate
 from txrealtime.engineio import (
     CloseReason,
     EngineIOOptions,
@@ -25,6 +26,13 @@ from txrealtime.engineio.packets import Packet as EIOPacket
 from txrealtime.engineio.packets import PacketType as EIOType
 from txrealtime.socketio.packets import Packet, PacketType
 from txrealtime.socketio.parser import JSON, DecoderLimits, Parser
+
+NO_BOUNDED_INFLATE: str | None = (
+    None
+    if bounded_inflate()
+    else "this Autobahn does not bound inflation (26.7 and later do): per_message_deflate is refused"
+)
+"""Why permessage-deflate tests skip on this Autobahn (the lowest-versions pass), or ``None`` where they run."""
 
 HANDSHAKE = Handshake(headers={}, query={}, address="127.0.0.1", secure=False, url="/")
 
@@ -53,10 +61,11 @@ class Peer:
     """One in-memory Engine.IO session speaking raw Socket.IO packets."""
 
     def __init__(
-        self, manager: SessionManager, name: str = "websocket", parser: Parser = JSON, protocol: int = 4
+        self, manager: SessionManager, name: str = "websocket", parser: Parser = JSON, protocol: int = 4,
+        handshake: Handshake = HANDSHAKE,
     ) -> None:
         self.transport = FakeTransport(name)
-        self.session = manager.open_session(self.transport, HANDSHAKE, protocol=protocol)
+        self.session = manager.open_session(self.transport, handshake, protocol=protocol)
         self.encoder = parser.encoder()
         self.decoder = parser.decoder(DecoderLimits())
         self._seen = 1  # the Engine.IO OPEN packet

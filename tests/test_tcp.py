@@ -157,6 +157,7 @@ async def test_a_closed_connection_is_left_to_twisted(pair: Pair) -> None:
     pair.accepted.connectionLost = connection_lost  # type: ignore[method-assign,assignment]
     server.socket.shutdown(socket.SHUT_WR)  # sending now fails with EPIPE
     _tcp.write(server, b"lost")  # no exception here: Twisted's own write meets the error and closes
+    lost.addTimeout(10, reactor)  # fails with TimeoutError rather than hanging if Twisted never closes it
     await lost
 
 

@@ -20,6 +20,7 @@ __all__ = [
     "accept_deflate",
     "cancel_timers",
     "release_inflater",
+    "bounded_inflate",
     "require_bounded_inflate",
     "unmask",
     "ws_frame",
@@ -87,10 +88,15 @@ class DirectTimer:
 # -- permessage-deflate (RFC 7692) ----------------------------------------------
 
 
+def bounded_inflate() -> bool:
+    """Whether this Autobahn bounds inflation by ``maxMessagePayloadSize`` (26.7 and later)."""
+    return "max_output_len" in inspect.signature(PerMessageDeflate.decompress_message_data).parameters
+
+
 def require_bounded_inflate() -> None:
     """Raise unless Autobahn bounds inflation by ``maxMessagePayloadSize`` (else a small
     compressed frame could inflate to gigabytes before the size check)."""
-    if "max_output_len" not in inspect.signature(PerMessageDeflate.decompress_message_data).parameters:
+    if not bounded_inflate():
         raise RuntimeError(
             "per_message_deflate needs an Autobahn whose permessage-deflate bounds decompression "
             "(GHSA-hxp9-w8x3-p566): upgrade autobahn"

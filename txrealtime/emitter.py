@@ -458,9 +458,16 @@ class Emitter(BaseEmitter[int]):
 
     def close(self) -> None:
         """Close the client if the emitter made it from a URL (a client given to it is left open)."""
+        if not self._owned:
+            return
         close = getattr(self.redis, "close", None)
-        if self._owned and close is not None:
+        if close is not None:
             close()
+        # redis-py before 5.0.1 leaves the connections of a client made by from_url open on close().
+        pool = getattr(self.redis, "connection_pool", None)
+        disconnect = getattr(pool, "disconnect", None)
+        if disconnect is not None:
+            disconnect()
 
     def __enter__(self) -> Self:
         return self

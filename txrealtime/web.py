@@ -9,6 +9,10 @@ Engine.IO session the request named, if any, is closed too.
 It also gives each request ``header_timeout`` seconds to deliver its headers
 (``408`` and close otherwise, like Node's ``headersTimeout``), and can cap the
 open connections per client address (``max_connections_per_ip``).
+``twisted.web`` parses a form body (``application/x-www-form-urlencoded``,
+``multipart/form-data``) into ``request.args`` before any resource sees it;
+:class:`BoundedSite` skips that for resources whose ``reads_form_args`` is
+false, the Engine.IO and Socket.IO endpoints among them.
 ``twistd txrealtime`` and :mod:`txrealtime.testing` serve through it; use it in
 your own site the same way::
 
@@ -20,8 +24,8 @@ from __future__ import annotations
 import io
 import re
 from collections.abc import Sequence
-from typing import Any, cast
-from urllib.parse import parse_qsl, urlsplit
+from typing import TYPE_CHECKING, Any, cast
+from urllib.parse import parse_qsl, unquote_to_bytes, urlsplit
 
 from twisted.internet.interfaces import IAddress, IDelayedCall, IProtocol
 from twisted.internet.protocol import Protocol, connectionDone
@@ -46,10 +50,27 @@ noisy = Throttle(log)
 """For lines a flood of bad clients could make us repeat."""
 
 _TIMED_OUT = b"HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+_LINE_TOO_LONG = b"HTTP/1.1 414 URI Too Long\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+_HEADER_TOO_LONG = b"HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
 
 
 _FORM = re.compile(rb"[ \t]*(application/x-www-form-urlencoded|multipart/form-data)[ \t]*(;|$)", re.IGNORECASE)
 """The content types ``twisted.web`` parses a POST body of into ``request.args``."""
+
+
+def _reads_forms(site: Any, uri: bytes) -> bool:
+    """Whether the resource ``uri`` leads to may read a form body's fields from ``request.args``.
+
+    Follows the site's static children (``putChild``) only, without calling any
+    ``getChild``: a resource reached so whose ``reads_form_args`` is false (the
+    Engine.IO and Socket.IO endpoints) never reads them; any other may.
+    """
+    resource = getattr(site, "resource", None)
+    for segment in uri.partition(b"?")[0].split(b"/")[1:]:
+        if resource is None or getattr(resource, "isLeaf", False):
+            break
+        resource = getattr(resource, "children", {}).get(unquote_to_bytes(segment))
+    return getattr(resource, "reads_form_args", True) is not False
 
 
 class BoundedRequest(Request):
@@ -61,8 +82,10 @@ class BoundedRequest(Request):
     def requestReceived(self, command: bytes, path: bytes, version: bytes) -> None:
         # twisted.web parses every POST's Content-Type with the email package to find form
         # bodies: a long-polling POST (text/plain) paid a quarter of its cost for it.
+        # Form bodies only for resources that read them: the endpoints check the session first and
+        # parse a JSONP form themselves (a 1 MB form of "&" held the reactor 1.2 s in twisted.web).
         ctype = self.requestHeaders.getRawHeaders(b"content-type")
-        if ctype and _FORM.match(ctype[0]) is None:
+        if ctype and (_FORM.match(ctype[0]) is None or not _reads_forms(getattr(self.channel, "site", None), path)):
             self._parsePOSTFormSubmission = False
         super().requestReceived(command, path, version)  # type: ignore[no-untyped-call]
 
@@ -123,7 +146,8 @@ class BoundedChannel(http.HTTPChannel):
     connection, at the first byte of each next request; it stops once the
     headers are complete, so parked long-polls and upgraded WebSockets are
     not affected. When it runs out the client gets ``408`` and the
-    connection is closed.
+    connection is closed. A request line over 16 KiB (``MAX_LENGTH``) gets
+    ``414``, a longer header line ``431``, and the connection is closed.
 
     Responses are written as soon as they are complete (see
     :mod:`txrealtime._tcp`): a response's head goes out with the first part
@@ -136,6 +160,8 @@ class BoundedChannel(http.HTTPChannel):
     _head: list[bytes] | None = None
     """While a request writes for the first time: the response head, held to go out with the body."""
     _host: Any = None
+    _lines = 0
+    """Lines of the current request's head received so far (0: its request line is still to come)."""
 
     def connectionMade(self) -> None:
         super().connectionMade()  # type: ignore[no-untyped-call]
@@ -186,6 +212,23 @@ class BoundedChannel(http.HTTPChannel):
             self._start_header_clock()
         super().dataReceived(data)  # type: ignore[no-untyped-call]
 
+    def lineReceived(self, line: bytes) -> None:
+        self._lines += 1
+        super().lineReceived(line)  # type: ignore[no-untyped-call]
+
+    def lineLengthExceeded(self, line: bytes) -> None:
+        # twisted.web closes without a word when a line is over MAX_LENGTH (16 KiB): answer as the
+        # --workers master does for the request line (414), and as Node does for a header (431).
+        transport: Any = self.transport
+        if transport is None:
+            return
+        first = self._lines == 0
+        address = getattr(transport.getPeer(), "host", "?")
+        noisy.info("Request {what} from {address} over {limit} bytes: {status}", address=address,
+                   what="line" if first else "header line", limit=self.MAX_LENGTH, status=414 if first else 431)
+        transport.write(_LINE_TOO_LONG if first else _HEADER_TOO_LONG)
+        self.loseConnection()  # type: ignore[no-untyped-call]
+
     def allHeadersReceived(self) -> None:
         self._awaiting_headers = False
         self._header_clock = cancel(self._header_clock)
@@ -194,6 +237,7 @@ class BoundedChannel(http.HTTPChannel):
     def requestDone(self, request: http.Request) -> None:
         # Before the parent replays pipelined bytes, which start the next request's clock.
         self._awaiting_headers = True
+        self._lines = 0
         super().requestDone(request)  # type: ignore[no-untyped-call]
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
@@ -229,7 +273,13 @@ class _Counted(ProtocolWrapper):
         self.host = host
 
 
-class _PerAddress(WrappingFactory[_Counted]):
+if TYPE_CHECKING:
+    _CountingFactory = WrappingFactory[_Counted]
+else:  # Twisted before 24.3 has no generic WrappingFactory at run time
+    _CountingFactory = WrappingFactory
+
+
+class _PerAddress(_CountingFactory):
     """Open connection counts per client address; never listens itself."""
 
     protocol = _Counted

@@ -167,10 +167,14 @@ def test_two_servers_share_server_side_emits_through_the_relay() -> None:
 
 @pytest.mark.parametrize("name", ["subscribe", "psubscribe"])
 def test_start_is_idempotent(name: str) -> None:
-    link = ClusterLink(Recorder(), reactor=Clock())
+    recorder = Recorder()
+    link = ClusterLink(recorder, reactor=Clock())
     link.start()
     getattr(link, name)("x", lambda channel, message: None)
+    sent = list(recorder.sent)
     link.start()
+    assert recorder.sent == sent  # starting again sends nothing: the subscription is not repeated
+    assert len(sent) == 1 and isinstance(sent[0], Subscribe if name == "subscribe" else PSubscribe)
 
 
 def test_the_workers_alive_are_those_the_master_names() -> None:

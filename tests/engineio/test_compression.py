@@ -11,9 +11,10 @@ from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
-from tests.fakes import BASE, PollingTestCase
+from tests.fakes import BASE, NO_BOUNDED_INFLATE, PollingTestCase
 from tests.memhttp import MemoryWebSocket, Response, ws_frame
 from txrealtime.engineio import (
     CloseReason,
@@ -21,10 +22,12 @@ from txrealtime.engineio import (
     HttpCompression,
     MessageReceived,
     PerMessageDeflate,
+    SessionManager,
 )
 from txrealtime.engineio import deflate as deflate_module
 from txrealtime.engineio.deflate import Deflater
 from txrealtime.engineio.polling import accepted_encoding
+from txrealtime.engineio.websocket import EngineIOWebSocketFactory
 
 WS = "/engine.io/?EIO=4&transport=websocket"
 OFFER = {"Sec-WebSocket-Extensions": "permessage-deflate; client_max_window_bits"}
@@ -66,6 +69,7 @@ def deflated(data: bytes, compressor: Any = None) -> bytes:
 
 class DeflateTestCase(PollingTestCase):
     options = EngineIOOptions(max_payload=100_000, per_message_deflate=True)
+    skip = NO_BOUNDED_INFLATE
 
     def connect(self, headers: dict[str, str] | None = OFFER) -> tuple[MemoryWebSocket, str]:
         ws = MemoryWebSocket(self.http, WS, headers)
@@ -474,3 +478,15 @@ class FuzzTests(DeflateTestCase):
     @given(st.binary(max_size=120))
     def test_any_accept_encoding(self, header: bytes) -> None:
         self.assertIn(accepted_encoding(header), (None, b"gzip", b"deflate"))
+
+
+class RefusedWithoutBoundedInflateTests(SynchronousTestCase):
+    """On an Autobahn that cannot bound inflation (before 26.7), turning compression on is refused."""
+
+    skip = None if NO_BOUNDED_INFLATE else "this Autobahn bounds inflation: compression is allowed"
+
+    def test_refused(self) -> None:
+        manager = SessionManager(EngineIOOptions(per_message_deflate=True), reactor=Clock())
+        with self.assertRaises(RuntimeError) as caught:
+            EngineIOWebSocketFactory(manager)
+        self.assertIn("GHSA-hxp9-w8x3-p566", str(caught.exception))

@@ -17,6 +17,7 @@ import pytest_twisted
 from twisted.internet import threads
 
 from tests.engineio.targets import Target, open_polling, request, targets
+from tests.fakes import NO_BOUNDED_INFLATE
 from tests.peers import raw_request, until
 from tests.servers import closes, serve
 from txrealtime._autobahn import unmask
@@ -128,6 +129,7 @@ def _send_bomb(port: int, bomb: bytes) -> tuple[str, int]:
         sock.close()
 
 
+@pytest.mark.skipif(NO_BOUNDED_INFLATE is not None, reason=str(NO_BOUNDED_INFLATE))
 @pytest_twisted.ensureDeferred
 async def test_decompression_bomb_over_loopback(realtime: Realtime) -> None:
     """500 MB of zeros in one ~0.5 MB frame: closed with 1009 once max_payload is inflated, never all of it."""

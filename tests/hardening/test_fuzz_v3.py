@@ -9,6 +9,7 @@ Nothing the server logs may be an unexpected failure.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 import pytest_twisted
 import requests
@@ -21,7 +22,7 @@ from twisted.internet import threads
 from tests.socketio.app import install
 from txrealtime.engineio import EngineIOOptions
 from txrealtime.engineio.packets import DecodeError
-from txrealtime.engineio.packets_v3 import decode_ws_frame, iter_binary_payload, iter_payload
+from txrealtime.engineio.packets_v3 import decode_ws_frame, iter_binary_payload, iter_payload, jsonp_data
 from txrealtime.pytest_plugin import Realtime
 
 ITEMS = ["2", "2probe", "3", "6", "1", "40", '42["ack",1]', "41", "b4AQI=", "5",
@@ -47,6 +48,15 @@ binary_payloads = st.one_of(
     st.lists(st.tuples(st.sampled_from([0, 1, 2]), st.binary(max_size=8)), min_size=1, max_size=3).map(
         lambda parts: b"".join(bytes([kind, *map(int, str(len(data)))]) + b"\xff" + data for kind, data in parts)
     ),
+)
+
+
+jsonp_forms = st.one_of(
+    # The client's form: d=<text payload>, percent-encoded, maybe among other fields.
+    st.builds(lambda text, before, after: "&" * before + "d=" + quote(text, safe="") + "&" * after,
+              text_payloads, st.integers(0, 3), st.integers(0, 3)),
+    st.builds(lambda count: "d=" + quote("1:2" * count, safe=""), st.integers(1, 300)),  # ping floods
+    st.text(max_size=40),
 )
 
 
@@ -107,6 +117,31 @@ def run_fuzz(url: str) -> int:
             check_closed(sid)
         still_healthy()
 
+    @settings(max_examples=40, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+    @given(jsonp_forms)
+    def jsonp_bodies(form: str) -> None:
+        examples[0] += 1
+        opened = requests.get(poll_url + "&j=0", timeout=10)
+        assert opened.status_code == 200 and opened.text.startswith("___eio[0](")
+        sid = opened.text.split('\\"sid\\":\\"', 1)[1].split("\\", 1)[0]
+        raw = form.encode("utf-8", "surrogatepass")
+        headers = {"Content-Type": "application/x-www-form-urlencoded"}
+        posted = requests.post(f"{poll_url}&sid={sid}&j=0", data=raw, headers=headers, timeout=10)
+        try:
+            data = jsonp_data(raw.decode("utf-8"))
+            bad = data is not None and rejected_text(data)
+        except UnicodeDecodeError:
+            data, bad = None, True
+        assert posted.status_code in (200, 400), posted.status_code
+        if bad:
+            polled = requests.get(f"{poll_url}&sid={sid}&j=0", timeout=10)
+            assert polled.status_code == 400 or polled.text.endswith('1:1");'), polled.text
+        elif data and data == "1:2" * (len(data) // 3):
+            # Pings never read before: one PONG, whatever their number (after the namespace's CONNECT).
+            polled = requests.get(f"{poll_url}&sid={sid}&j=0", timeout=10)
+            assert polled.text.endswith('1:3");') and polled.text.count("1:3") == 1, polled.text
+        still_healthy()
+
     @settings(max_examples=60, deadline=None, database=None, suppress_health_check=list(HealthCheck))
     @given(st.lists(st.one_of(st.sampled_from(ITEMS), st.text(max_size=20), st.binary(max_size=20)),
                     min_size=1, max_size=3))
@@ -143,6 +178,7 @@ def run_fuzz(url: str) -> int:
 
     try:
         polling_bodies()
+        jsonp_bodies()
         websocket_frames()
         still_healthy()
     finally:
@@ -157,5 +193,5 @@ async def test_fuzzed_v3_input_closes_only_its_sessions(
     options = EngineIOOptions(ping_interval=60, ping_timeout=60, allow_eio3=True)
     running = await realtime.start_server(install, options=options)
     examples = await threads.deferToThread(run_fuzz, running.url)
-    assert examples >= 140
+    assert examples >= 180
     assert [e["log_failure"].getTraceback() for e in logged_failures] == []

@@ -70,8 +70,9 @@ class Router(TwistedProtocol):
             return
         self.buffer += data
         line = first_line(self.buffer)
-        if line is None:
-            if len(self.buffer) > MAX_FIRST_LINE:
+        if line is None or len(line) > MAX_FIRST_LINE:
+            # Too long whether it came whole in one read or is still coming.
+            if len(line if line is not None else self.buffer) > MAX_FIRST_LINE:
                 self._refuse(_TOO_LONG)
             return
         self.routed = True

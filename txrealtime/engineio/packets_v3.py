@@ -19,7 +19,8 @@ A long-polling answer is a binary payload when the client did not ask for
 base64 and a binary message is among the packets, else a text payload. The
 JSONP variant of long-polling (the client names its callback slot with
 ``j=N``) wraps a text payload as ``___eio[N]("<payload as a JS string>");``
-and posts its packets as a form field: ``d=<text payload>``.
+and posts its packets as a form field: ``d=<text payload>`` (among the form's
+first :data:`MAX_JSONP_FIELDS` ``&``-separated fields).
 
 Decoding is lazy (:func:`iter_payload`): packets come out one by one and
 decoding stops at the first invalid one with :class:`DecodeError`. This
@@ -42,6 +43,7 @@ from .packets import DecodeError, Packet, PacketType, utf8
 from .packets import decode_ws_frame as decode_ws_frame_v4
 
 __all__ = [
+    "MAX_JSONP_FIELDS",
     "PROTOCOL_VERSION",
     "decode_ws_frame",
     "encode_payload",
@@ -224,6 +226,10 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 _ESCAPED_NEWLINE = re.compile(r"(\\)?\\n")
 
 
+MAX_JSONP_FIELDS = 1000
+"""Fields of a JSONP POST's form read to find ``d`` (Node's ``querystring`` default ``maxKeys``)."""
+
+
 def jsonp_script(slot: str, payload: str) -> str:
     """The JSONP answer carrying ``payload``: a script calling the client's callback ``___eio[slot]``.
 
@@ -241,9 +247,12 @@ def jsonp_script(slot: str, payload: str) -> str:
 def jsonp_data(body: str) -> str | None:
     """The text payload of a JSONP POST (form field ``d``), or ``None`` if it has none (Node ignores it).
 
-    The client escapes newlines as ``\\n`` and ``\\n`` as ``\\\\n``; this undoes both.
+    The client escapes newlines as ``\\n`` and ``\\n`` as ``\\\\n``; this undoes both. Only the
+    first :data:`MAX_JSONP_FIELDS` fields of the form are read, as Node's ``querystring`` reads
+    its first 1,000 keys.
     """
-    values = parse_qs(body, keep_blank_values=True, errors="replace").get("d")
+    fields = body.split("&", MAX_JSONP_FIELDS)[:MAX_JSONP_FIELDS]
+    values = parse_qs("&".join(fields), keep_blank_values=True, errors="replace").get("d")
     if values is None or len(values) != 1:
         return None
     data = _ESCAPED_NEWLINE.sub(lambda m: m.group() if m.group(1) else "\n", values[0])

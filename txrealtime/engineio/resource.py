@@ -46,6 +46,9 @@ class EngineIOResource(Resource):
     """
 
     isLeaf = True
+    reads_form_args = False
+    """It never reads form fields from ``request.args``: :class:`txrealtime.web.BoundedSite` skips
+    twisted.web's parse of form bodies sent to it (a JSONP POST's form is read after the session check)."""
 
     def __init__(self, manager: SessionManager) -> None:
         """Serve ``manager``'s sessions."""

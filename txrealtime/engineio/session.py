@@ -129,6 +129,8 @@ class Session:
         self._manager = manager
         self._buffer: list[Packet] = []
         self._buffered = 0
+        self._pong_queued = False
+        """v3: a PONG waits in the queue (the client has not read since its last ping was answered)."""
         self._tokens = manager.options.max_packets_per_second or 0.0
         self._tokens_at = manager._now()
         self._probe: Transport | None = None
@@ -169,18 +171,28 @@ class Session:
         """
         if self.closed:
             return False
-        size = sum(len(m) for m in messages)
+        make = Packet if compress else UncompressedPacket
+        return self._queue([make(PacketType.MESSAGE, m) for m in messages], sum(len(m) for m in messages))
+
+    def _queue(self, packets: list[Packet], size: int) -> bool:
+        """Queue packets of ``size`` bytes, whatever made them, and write them if the transport can take them.
+
+        The one place a session's queue grows (but its OPEN and CLOSE packets): beyond
+        ``max_buffer`` for a client that does not read, the session is closed instead.
+        """
         if self._buffered + size > self._manager.options.max_buffer and not self.transport.writable:
             self._overflow()
             return False
-        make = Packet if compress else UncompressedPacket
-        packets = [make(PacketType.MESSAGE, m) for m in messages]
         self._buffer.extend(packets)
         self._buffered += size
         if self._manager._tracing:
             self._created(packets)
         self.flush()
         return True
+
+    def _control(self, ptype: PacketType, data: str = "") -> bool:
+        """Queue a PING, PONG or NOOP, counted as its type character and data."""
+        return self._queue([Packet(ptype, data)], 1 + len(data))
 
     @property
     def buffered_bytes(self) -> int:
@@ -217,6 +229,7 @@ class Session:
                 self._buffer[:0] = packets
                 self._buffered += buffered
                 raise
+            self._pong_queued = False
             stats = self._manager.stats
             stats.packets_sent += len(packets)
             if buffered > stats.buffer_high_water:
@@ -313,11 +326,12 @@ class Session:
             self._cancel("_pong_timer")
             self._schedule_ping()
         elif ptype is PacketType.PING and self.protocol == 3:
-            self._expect_ping()
-            self._buffer.append(Packet(PacketType.PONG))
-            if self._manager._tracing:
-                self._created(self._buffer[-1:])
-            self.flush()
+            # A client that has not taken the PONG of its last ping is not reading: its pings
+            # neither queue more PONGs nor keep the session alive (see docs/security.md).
+            if not self._pong_queued:
+                self._expect_ping()
+                self._pong_queued = True
+                self._control(PacketType.PONG)
         elif ptype is PacketType.CLOSE:
             self._close(CloseReason.TRANSPORT_CLOSE, "client sent close", notify=False)
         elif ptype is PacketType.NOOP:
@@ -348,8 +362,7 @@ class Session:
         if self.closed or self._probe is None:
             return
         if self.transport.writable and not self._buffer:
-            self._buffer.append(Packet(PacketType.NOOP))
-            self.flush()
+            self._control(PacketType.NOOP)
         self._release_timer = self._manager.reactor.callLater(self.RELEASE_INTERVAL, self._release_poll)
 
     def _finish_upgrade(self, probe: Transport) -> None:
@@ -362,7 +375,9 @@ class Session:
             old.send([Packet(PacketType.NOOP)])
         old.close()
         # NOOPs queued for the old transport have no use on the new one.
-        self._buffer = [p for p in self._buffer if p.type is not PacketType.NOOP]
+        kept = [p for p in self._buffer if p.type is not PacketType.NOOP]
+        self._buffered -= len(self._buffer) - len(kept)  # a NOOP counts one byte
+        self._buffer = kept
         count(self._manager.stats.upgraded, (old.name, probe.name))
         self._manager._emit(SessionUpgraded(self.sid, old.name, probe.name))
         self.flush()
@@ -407,10 +422,7 @@ class Session:
         self._ping_timer = None
         # Arm the timer first: a synchronous transport may deliver the PONG inside flush().
         self._pong_timer = self._manager.reactor.callLater(self._manager.options.ping_timeout, self._ping_timed_out)
-        self._buffer.append(Packet(PacketType.PING))
-        if self._manager._tracing:
-            self._created(self._buffer[-1:])
-        self.flush()
+        self._control(PacketType.PING)
 
     def _ping_timed_out(self) -> None:
         self._pong_timer = None

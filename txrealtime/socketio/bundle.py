@@ -5,7 +5,8 @@
 ``socket.io-client`` bundle shipped in ``client_dist/`` (MIT licence beside
 it; ``tools/update-client-bundle`` refreshes it), with the client's version as
 ``ETag``, ``304`` on ``If-None-Match``, ``Cache-Control: public, max-age=0``,
-and gzip when the browser accepts it. Every other request goes to the
+and gzip or deflate as the browser's ``Accept-Encoding`` allows (as Node's
+``accepts``: highest ``q`` first, ``q=0`` refuses). Every other request goes to the
 Engine.IO resource.
 """
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import gzip
 import re
+import zlib
 from functools import cache
 from importlib import resources
 
@@ -20,6 +22,7 @@ from twisted.web.http import Request
 from twisted.web.resource import Resource
 
 from ..engineio import EngineIOResource
+from ..engineio.polling import accepted_encoding
 
 __all__ = ["CLIENT_VERSION", "SocketIOResource", "client_file"]
 
@@ -29,22 +32,41 @@ CLIENT_VERSION = resources.files(__package__).joinpath("client_dist", "VERSION")
 """The version of the ``socket.io-client`` bundle served."""
 
 
-@cache
-def client_file(name: str, compressed: bool = False) -> bytes | None:
-    """The bytes of one bundle file (gzipped if ``compressed``), or ``None`` if there is no such file."""
-    if not _FILES.fullmatch(name):
+def client_file(name: str, encoding: bytes | None = None) -> bytes | None:
+    """The bytes of one bundle file, or ``None`` if there is no such file.
+
+    :param name: The file's name, e.g. ``socket.io.min.js``.
+    :param encoding: ``gzip`` or ``deflate`` for the file compressed so; ``None``: as shipped.
+
+    Only the bundle's own names are looked up and kept (a dozen files, each at
+    most once per encoding): other names are refused before any cache.
+    """
+    if not _FILES.fullmatch(name) or encoding not in _ENCODINGS:
         return None
+    return _read(name, encoding)
+
+
+_ENCODINGS = (None, b"gzip", b"deflate")
+
+
+@cache
+def _read(name: str, encoding: bytes | None) -> bytes | None:
+    """``client_file`` for a name the bundle may have: at most 3 × 12 entries."""
     path = resources.files(__package__).joinpath("client_dist", name)
     if not path.is_file():
         return None
     data = path.read_bytes()
-    return gzip.compress(data, mtime=0) if compressed else data
+    if encoding == b"gzip":
+        return gzip.compress(data, mtime=0)
+    return zlib.compress(data) if encoding == b"deflate" else data
 
 
 class SocketIOResource(Resource):
     """A Socket.IO endpoint: the browser client's files, and Engine.IO for everything else."""
 
     isLeaf = True
+    reads_form_args = False
+    """As :attr:`EngineIOResource.reads_form_args`: form bodies sent to it are not parsed into ``request.args``."""
 
     def __init__(self, engine: EngineIOResource, serve_client: bool = True) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
@@ -69,11 +91,11 @@ class SocketIOResource(Resource):
         request.setHeader(b"cache-control", b"public, max-age=0")
         request.setHeader(b"etag", etag)
         request.setHeader(b"vary", b"Accept-Encoding")
-        accepted = (request.getHeader(b"accept-encoding") or b"").lower()
-        compressed = b"gzip" in accepted
-        if compressed:
-            request.setHeader(b"content-encoding", b"gzip")
-        body = client_file(name, compressed)
+        # As Node's serveClient: what ``accepts(req).encodings()`` picks (``q=0`` refuses).
+        encoding = accepted_encoding(request.getHeader(b"accept-encoding"))
+        if encoding is not None:
+            request.setHeader(b"content-encoding", encoding)
+        body = client_file(name, encoding)
         assert body is not None
         request.setHeader(b"content-length", b"%d" % len(body))
         return body

@@ -72,6 +72,7 @@ imports its Twisted modules only when their names are used.
 
 from __future__ import annotations
 
+import datetime
 import json
 import math
 import secrets
@@ -202,11 +203,19 @@ def pack(value: Any) -> bytes:
     values as ``YYYY-MM-DD`` (see :mod:`txrealtime._js`), integers beyond 64 bits as float64."""
     return cast(
         bytes,
-        msgpack.packb(value, use_bin_type=True, unicode_errors="surrogatepass", datetime=True, default=_default),
+        msgpack.packb(value, use_bin_type=True, unicode_errors="surrogatepass", default=_default),
     )
 
 
+_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
+
+
 def _default(value: Any) -> Any:
+    if isinstance(value, datetime.datetime):
+        # In whole seconds and nanoseconds: msgpack's own conversion (datetime=True) goes through a float
+        # before msgpack 1.0.5 and can be a microsecond off.
+        since = value.astimezone(datetime.UTC) - _EPOCH  # a naive datetime is local time
+        return msgpack.Timestamp(since.days * 86_400 + since.seconds, since.microseconds * 1000)
     if type(value) is int:  # beyond 64 bits: the float JavaScript would read for it
         try:
             return float(value)
