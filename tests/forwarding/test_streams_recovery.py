@@ -58,8 +58,6 @@ def test_a_client_recovers_on_another_node_when_its_node_goes(redis_server: Redi
     assert report["offsets"] == ["string"] * 4
 
 
-@pytest.mark.xfail(reason="under load some reconnections (19-62 of ~340 on a shared 2-core machine) find their "
-                          "session gone from Redis and are not recovered; cause not found yet", strict=False)
 def test_rolling_restart_loses_and_doubles_nothing(redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch) -> None:
     """3 nodes behind the proxy, 200 recovering clients in one room; each node is stopped (SIGTERM) and started
     again in turn while every node broadcasts ticks to the room: every tick reaches every client once."""
@@ -100,6 +98,7 @@ def test_rolling_restart_loses_and_doubles_nothing(redis_server: RedisServer, mo
         proxy.stop()
         for each in nodes:
             each.stop()
+    print("rolling restart:", json.dumps({k: v for k, v in report.items() if k != "sample"}))
     assert report["lost"] == 0 and report["duplicated"] == 0, report
     assert report["notRecovered"] == 0 and report["recovered"] >= 200, report
     assert report["nodes"] >= 4 and report["received"] > 200 * 300 * 3, report

@@ -102,7 +102,6 @@ class RedisStreamsAdapter(BrokerAdapter):
         self._delivered = (0, 0)
         """The id of the last entry of this adapter delivered here."""
         self._dirty: set[str] = set()
-        self._later: set[str] = set()
         self._flushing: Any = None
         self._refresh: Any = None
         self._closed = False
@@ -288,7 +287,6 @@ class RedisStreamsAdapter(BrokerAdapter):
     def delete_all(self, sid: str) -> None:
         super().delete_all(sid)
         self._dirty.discard(sid)
-        self._later.discard(sid)
         self._since.pop(sid, None)
         pid = self._live.pop(sid, None)
         if sid in self._kept:
@@ -310,10 +308,7 @@ class RedisStreamsAdapter(BrokerAdapter):
             socket = self.namespace.sockets.get(sid)
             pid = getattr(socket, "pid", None)
             if socket is None or pid is None:
-                continue
-            if not getattr(socket, "connected", False):
-                self._later.add(sid)  # still joining: written once it is connected
-                continue
+                continue  # a socket still joining is written too: its previous node may be closing it right now
             restored = self._restored.pop(sid, None)
             if restored is not None:
                 cancel(restored[2])
@@ -324,8 +319,7 @@ class RedisStreamsAdapter(BrokerAdapter):
     def _refresh_all(self) -> None:
         self._refresh = self.link.reactor.callLater(self.link.session_refresh, self._refresh_all)
         if self.link.connected:
-            later, self._later = self._later, set()
-            for sid in [*self._live, *later]:
+            for sid in self._live:
                 self._changed(sid)
 
     def restore_session(self, pid: str, offset: str | None) -> Deferred[RestoredSession | None]:
