@@ -51,6 +51,8 @@ from .redis.requests import (
     ServerSideEmitRequest,
     ServerSideEmitResponse,
     SocketDetails,
+    extras,
+    read_count,
 )
 from .redis.wire import (
     Broadcast,
@@ -162,10 +164,11 @@ def _data(body: Body) -> tuple[MessageType, dict[str, Any] | None]:
     if isinstance(body, DisconnectRequest):
         return MessageType.DISCONNECT_SOCKETS, {"opts": options_body(body.opts), "close": body.close}
     if isinstance(body, FetchRequest):
-        return MessageType.FETCH_SOCKETS, {"opts": options_body(body.opts), "requestId": body.request_id}
+        fetch = {"opts": options_body(body.opts), "requestId": body.request_id}
+        return MessageType.FETCH_SOCKETS, {**fetch, "count": True} if body.count else fetch
     if isinstance(body, FetchResponse):
         sockets = [s.body() for s in body.sockets]
-        return MessageType.FETCH_SOCKETS_RESPONSE, {"requestId": body.request_id, "sockets": sockets}
+        return MessageType.FETCH_SOCKETS_RESPONSE, {"requestId": body.request_id, "sockets": sockets, **extras(body)}
     if isinstance(body, ServerSideEmitRequest):
         request = {} if body.request_id is None else {"requestId": body.request_id}
         return MessageType.SERVER_SIDE_EMIT, {**request, "packet": body.data}
@@ -254,10 +257,11 @@ _DECODERS: dict[int, Callable[[dict[Any, Any], str, str], Body]] = {
         opts=_opts(d), close=read_bool(d, "close"), uid=uid
     ),
     MessageType.FETCH_SOCKETS: lambda d, uid, nsp: FetchRequest(
-        request_id=read_str(d, "requestId"), opts=_opts(d), uid=uid
+        request_id=read_str(d, "requestId"), opts=_opts(d), uid=uid, count=d.get("count") is True
     ),
     MessageType.FETCH_SOCKETS_RESPONSE: lambda d, uid, nsp: FetchResponse(
-        request_id=read_str(d, "requestId"), sockets=_sockets(d)
+        request_id=read_str(d, "requestId"), sockets=_sockets(d), node=read_optional_str(d, "node"),
+        count=read_count(d)
     ),
     MessageType.SERVER_SIDE_EMIT: lambda d, uid, nsp: _server_side_emit(d, uid),
     MessageType.SERVER_SIDE_EMIT_RESPONSE: lambda d, uid, nsp: ServerSideEmitResponse(
