@@ -253,7 +253,7 @@ class RedisStreamsLink(RedisLink):
 
     def add(self, fields: list[tuple[str, str]]) -> Deferred[str]:
         """Add an entry to the stream (trimmed to about :attr:`max_len` entries); fires with its id, or fails
-        (counted in :attr:`undelivered`)."""
+        (counted in :attr:`RedisLink.undelivered`)."""
         flat = [part for pair in fields for part in pair]
         if not self._can_publish(self.stream_name):
             self.outage.dropped(why="stopped" if self._stopped else "unreachable")
