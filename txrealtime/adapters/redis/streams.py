@@ -60,7 +60,7 @@ from .wire import Broadcast, WireError, WireOptions
 
 __all__ = ["RedisStreamsAdapter", "streams_adapter"]
 
-log = Logger(observer=gate)
+log = Logger(__name__, observer=gate)
 
 _RESPONSES = (FetchResponse, ServerSideEmitResponse, ClientCountResponse, BroadcastAckResponse)
 _PAGE = 1000

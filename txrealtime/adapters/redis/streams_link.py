@@ -31,7 +31,7 @@ from .streams_wire import DEFAULT_STREAM, SESSION_PREFIX, entry_id
 
 __all__ = ["EntryHandler", "RedisStreamsLink"]
 
-log = Logger(observer=gate)
+log = Logger(__name__, observer=gate)
 _throttled = Throttle(log)
 
 EntryHandler = Callable[[str, dict[bytes, bytes]], object]
