@@ -188,55 +188,13 @@ class TypedSocket(TypedSocketEmitter, Protocol):
         ...
 
 
-class TypedBroadcaster(Protocol):
+class TypedBroadcaster(TypedOperator, Protocol):
     """What a typed server and a typed namespace share: connection handlers get :class:`TypedSocket`\\ s, and
-    broadcasts are typed."""
+    broadcasts to every socket (or those ``to()`` selects) are typed as :class:`TypedOperator`'s."""
 
     def on(self, event: Literal["connection", "connect"], /) -> Callable[
         [Callable[[TypedSocket], object]], Callable[[TypedSocket], object]]:
         """A decorator registering a connection handler, called with each new :class:`TypedSocket`."""
-        ...
-
-    def to(self, rooms: str | Iterable[str], /) -> TypedOperator:
-        """The sockets in ``rooms``."""
-        ...
-
-    def in_(self, rooms: str | Iterable[str], /) -> TypedOperator:
-        """Same as :meth:`to`."""
-        ...
-
-    def except_(self, rooms: str | Iterable[str], /) -> TypedOperator:
-        """Every socket but those in ``rooms``."""
-        ...
-
-    @property
-    def volatile(self) -> TypedOperator:
-        """Skip clients not ready to receive right now."""
-        ...
-
-    @property
-    def local(self) -> TypedOperator:
-        """Only this process's sockets."""
-        ...
-
-    def timeout(self, seconds: float, /) -> TypedOperator:
-        """Wait at most ``seconds`` for acknowledgements."""
-        ...
-
-    def compress(self, compress: bool, /) -> TypedOperator:
-        """With ``False``, packets go uncompressed."""
-        ...
-
-    def emit(self, event: ToClient[P, Any], /, *args: P.args, **kwargs: P.kwargs) -> bool:
-        """Emit ``event`` to every socket."""
-        ...
-
-    def emit_with_ack(self, event: ToClient[P, R], /, *args: P.args, **kwargs: P.kwargs) -> Deferred[list[R]]:
-        """Emit to every socket and collect their acknowledgements (needs :meth:`timeout`)."""
-        ...
-
-    def fetch_sockets(self) -> Deferred[list[FetchedSocket]]:
-        """Every socket, in this process and (with a cluster adapter) elsewhere."""
         ...
 
 
