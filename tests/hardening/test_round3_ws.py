@@ -213,6 +213,31 @@ class SlicedReadTests(PollingTestCase):
         self.assertEqual(self.messages(), numbered(0, PACKETS_PER_TURN))
         self.assertTrue(self.closed(sid))
 
+    def test_a_connection_dropped_in_a_slice_is_neither_sliced_nor_read_again(self) -> None:
+        # A client leaving: its last messages, an Engine.IO CLOSE, then its WebSocket close frame,
+        # in one read. The slice that takes them closes the session (the server's close frame), then
+        # the client's close frame completes the handshake and Autobahn aborts the connection. TCP's
+        # abortConnection stops reading and loses the connection on the next turn, without setting
+        # ``disconnecting``: this transport does the same, so that resuming it would show.
+        ws, sid = self.connect()
+        transport: Any = ws.exchange.transport
+        aborted: list[bool] = []
+        transport.abortConnection = lambda: aborted.append(True)
+        count = PACKETS_PER_TURN + 10
+        ws.send_raw(frames(0, count) + ws_frame(b"1") + ws_frame((1000).to_bytes(2, "big"), opcode=8))
+        self.assertEqual(self.messages(), numbered(0, PACKETS_PER_TURN))
+        self.assertEqual(self.reading(ws), "paused")
+        self.step()
+        self.assertEqual(self.messages(), numbered(0, count))
+        self.assertTrue(self.closed(sid))
+        self.assertEqual(ws.frames(), [(8, (1000).to_bytes(2, "big"))])
+        self.assertEqual(aborted, [True])
+        self.assertEqual(self.due(), [])  # no slice of a dropped connection
+        self.clock.advance(0)
+        self.assertEqual(self.reading(ws), "paused")  # nor reading it again
+        ws.lose()
+        self.assertEqual(self.due(), [])
+
 
 class CompressedSlicedReadTests(SlicedReadTests):
     """The same with permessage-deflate: every compressed message goes through Autobahn's parser."""

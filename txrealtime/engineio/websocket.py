@@ -134,9 +134,19 @@ class EngineIOWebSocketProtocol(WebSocketServerProtocol):
         self._paused = True
 
     def _reading(self, on: bool) -> None:
-        """Start or stop reading from the connection (a no-op once it is closing)."""
+        """Start or stop reading from the connection (a no-op once it is closing or dropped).
+
+        Autobahn drops a connection with ``abortConnection`` once the close handshake is
+        done: TCP then stops reading and is lost on the next turn, but is not
+        ``disconnecting``, and ``resumeProducing`` would register it for reading again.
+        """
         transport = cast(Any, self.transport)
-        if transport is None or transport.disconnecting or not getattr(transport, "connected", True):
+        if (
+            transport is None
+            or self.state == self.STATE_CLOSED
+            or transport.disconnecting
+            or not getattr(transport, "connected", True)
+        ):
             return
         if on:
             transport.resumeProducing()
@@ -405,7 +415,10 @@ class EngineIOWebSocketProtocol(WebSocketServerProtocol):
         return False
 
     def _hold(self, rest: bytes) -> None:
-        """Stop reading and keep ``rest`` (after Autobahn's buffer) for the next reactor turn."""
+        """Stop reading and keep ``rest`` (after Autobahn's buffer) for the next reactor turn
+        (nothing once the connection was dropped: no slice is due then)."""
+        if self.state == self.STATE_CLOSED:
+            return
         self._backlog = rest
         self._reading(False)
         self._next = self.factory.manager.reactor.callLater(0, self._slice)
@@ -414,6 +427,8 @@ class EngineIOWebSocketProtocol(WebSocketServerProtocol):
         """The next turn's share of what a read brought: Autobahn's buffered frames first, then the backlog."""
         self._next = None
         rest, self._backlog = self._backlog, None
+        if self.state == self.STATE_CLOSED:
+            return  # dropped since: nothing is handed on, nothing read
         self._budget = PACKETS_PER_TURN
         if self.data and self.state in (self.STATE_OPEN, self.STATE_CLOSING):
             self.consumeData()
