@@ -48,6 +48,7 @@ from typing import Any
 import httptools
 from twisted.web.iweb import INonQueuedRequestFactory
 
+from ._reactor import cancel
 from .web import BoundedChannel, noisy
 
 __all__ = ["LlhttpChannel"]
@@ -126,7 +127,7 @@ class LlhttpChannel(BoundedChannel):
             return
         if self._awaiting_headers and not self._complete and not self._stopped:
             if self._head_length > self.MAX_LENGTH + self.totalHeadersSize:
-                self._refuse_line(first=self._header_count == 0)
+                self._refuse_line(first=False)  # a long request line was refused as it came (on_url)
                 self._halt()
 
     # -- parser callbacks: live, or queued while a request is served -------------------------------
@@ -272,6 +273,7 @@ class LlhttpChannel(BoundedChannel):
     def _halt(self) -> None:
         """Read nothing more: the connection was answered and is closing."""
         self._stopped = True
+        self._header_clock = cancel(self._header_clock)
         self._complete = False
         self._queued.clear()
 
