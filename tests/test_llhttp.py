@@ -5,14 +5,14 @@ pipelined or not, well-formed or hostile, get the same answers from both. Whole 
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from twisted.internet.address import IPv4Address
 from twisted.internet.task import Clock
-from twisted.web.resource import Resource
+from twisted.web.resource import IResource, Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
 from tests.memhttp import ConnectionTransport
@@ -46,9 +46,10 @@ class Echo(Resource):
 
 
 def connect(parser: str, clock: Clock, max_body: int = 1000) -> ConnectionTransport:
-    site = BoundedSite(Echo(clock), max_body=max_body, header_timeout=5, http_parser=parser, access_log=False)
+    site = BoundedSite(cast(IResource, Echo(clock)), max_body=max_body, header_timeout=5, http_parser=parser,
+                       access_log=False)
     addr = IPv4Address("TCP", "127.0.0.1", 40000)
-    channel: Any = site.buildProtocol(addr)
+    channel: Any = site.buildProtocol(cast(Any, addr))
     channel.callLater = clock.callLater
     transport = ConnectionTransport(peerAddress=addr, hostAddress=IPv4Address("TCP", "127.0.0.1", 80))
     transport.protocol = channel
@@ -83,8 +84,8 @@ def test_the_parser_is_chosen_by_option_then_environment(monkeypatch: pytest.Mon
     assert channel_for("httptools") is LlhttpChannel
     monkeypatch.setenv(HTTP_PARSER_ENV, "twisted")
     assert channel_for() is BoundedChannel
-    assert BoundedSite(Resource()).protocol is BoundedChannel  # type: ignore[no-untyped-call]
-    assert BoundedSite(Resource(), http_parser="httptools").protocol is LlhttpChannel  # type: ignore[no-untyped-call]
+    assert BoundedSite(cast(IResource, Resource())).protocol is BoundedChannel
+    assert BoundedSite(cast(IResource, Resource()), http_parser="httptools").protocol is LlhttpChannel
     monkeypatch.setenv(HTTP_PARSER_ENV, "")
     assert channel_for() is LlhttpChannel
     with pytest.raises(ValueError, match="HTTP parser must be one of"):

@@ -213,7 +213,7 @@ class LlhttpChannel(BoundedChannel):
     def _headers_complete(self, method: bytes, version: str) -> None:
         request = self.requests[-1]
         self._command = method
-        self._path = b"".join(self._url)
+        self._path = b"".join(self._url)  # type: ignore[assignment]  # typeshed-less Twisted infers Request
         self._version = b"HTTP/" + version.encode()
         headers = request.requestHeaders
         if headers.hasHeader(b"transfer-encoding"):
@@ -238,7 +238,7 @@ class LlhttpChannel(BoundedChannel):
         """Hand a complete request to ``twisted.web`` (outside the parser: rendering may answer, and go on)."""
         if self._complete and not self._stopped:
             self._complete = False
-            self.allContentReceived()
+            self.allContentReceived()  # type: ignore[no-untyped-call]
 
     def _replay(self) -> None:
         """Deliver the parsed events that waited for the previous request to be served."""

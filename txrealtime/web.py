@@ -44,7 +44,9 @@ from ._reactor import cancel
 from .engineio import CloseReason, SessionManager
 from .engineio.polling import TOO_LARGE_BODY
 
-__all__ = ["HTTP_PARSER_ENV", "BoundedChannel", "BoundedRequest", "BoundedSite", "EmptyResource", "channel_for", "mount"]
+__all__ = [
+    "HTTP_PARSER_ENV", "BoundedChannel", "BoundedRequest", "BoundedSite", "EmptyResource", "channel_for", "mount",
+]
 
 log = Logger(observer=gate)
 noisy = Throttle(log)
@@ -386,7 +388,7 @@ class BoundedSite(Site):
         self.max_connections_per_ip = max_connections_per_ip
         """Open TCP connections allowed per client address; further ones are closed at once. ``None``: no limit."""
         self._per_address = _PerAddress(self)
-        self.protocol = channel_for(http_parser)  # type: ignore[assignment]
+        self.protocol = channel_for(http_parser)
 
     def buildProtocol(self, addr: IAddress | None) -> Any:
         limit = self.max_connections_per_ip
