@@ -46,6 +46,8 @@ from collections.abc import Callable
 from typing import Any
 
 import httptools
+from twisted.internet.protocol import connectionDone
+from twisted.python.failure import Failure
 from twisted.web.iweb import INonQueuedRequestFactory
 
 from ._reactor import cancel
@@ -54,6 +56,9 @@ from .web import BoundedChannel, noisy
 __all__ = ["LlhttpChannel"]
 
 _BAD_REQUEST = b"HTTP/1.1 400 Bad Request\r\n\r\n"
+_DETACHED = httptools.HttpRequestParser(object())
+"""A parser calling nothing back, for channels done with theirs."""
+_VERSIONS = {"1.1": b"HTTP/1.1", "1.0": b"HTTP/1.0"}
 
 
 class _Stop(Exception):
@@ -132,47 +137,44 @@ class LlhttpChannel(BoundedChannel):
 
     # -- parser callbacks: live, or queued while a request is served -------------------------------
 
-    def _holding(self) -> bool:
-        return self._complete or self._handlingRequest or bool(self._queued)
-
     def on_message_begin(self) -> None:
         """httptools: a request starts."""
-        if self._holding():
+        if self._complete or self._handlingRequest or self._queued:
             self._queued.append((self._begin, ()))
         else:
             self._begin()
 
     def on_url(self, url: bytes) -> None:
         """httptools: (part of) the request target."""
-        if self._holding():
+        if self._complete or self._handlingRequest or self._queued:
             self._queued.append((self._add_url, (url,)))
         else:
             self._add_url(url)
 
     def on_header(self, name: bytes, value: bytes) -> None:
         """httptools: one header line."""
-        if self._holding():
+        if self._complete or self._handlingRequest or self._queued:
             self._queued.append((self._header, (name, value)))
         else:
             self._header(name, value)
 
     def on_headers_complete(self) -> None:
         """httptools: the head ended."""
-        if self._holding():
+        if self._complete or self._handlingRequest or self._queued:
             self._queued.append((self._headers_complete, (self._parser.get_method(), self._parser.get_http_version())))
         else:
             self._headers_complete(self._parser.get_method(), self._parser.get_http_version())
 
     def on_body(self, body: bytes) -> None:
         """httptools: a piece of the body (chunked framing removed)."""
-        if self._holding():
+        if self._complete or self._handlingRequest or self._queued:
             self._queued.append((self._body, (body,)))
         else:
             self._body(body)
 
     def on_message_complete(self) -> None:
         """httptools: the request is complete."""
-        if self._holding():
+        if self._complete or self._handlingRequest or self._queued:
             self._queued.append((self._message_complete, ()))
         else:
             self._message_complete()
@@ -214,7 +216,7 @@ class LlhttpChannel(BoundedChannel):
         request = self.requests[-1]
         self._command = method
         self._path = b"".join(self._url)  # type: ignore[assignment]  # typeshed-less Twisted infers Request
-        self._version = b"HTTP/" + version.encode()
+        self._version = _VERSIONS.get(version) or b"HTTP/" + version.encode()
         headers = request.requestHeaders
         if headers.hasHeader(b"transfer-encoding"):
             self.length = None
@@ -239,6 +241,8 @@ class LlhttpChannel(BoundedChannel):
         if self._complete and not self._stopped:
             self._complete = False
             self.allContentReceived()  # type: ignore[no-untyped-call]
+            if self.transport is None:
+                self._detach()  # a WebSocket took the connection over
 
     def _replay(self) -> None:
         """Deliver the parsed events that waited for the previous request to be served."""
@@ -253,6 +257,15 @@ class LlhttpChannel(BoundedChannel):
             queued.clear()
             return
         self._take_complete()
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        super().connectionLost(reason)
+        self._detach()
+
+    def _detach(self) -> None:
+        """Drop the parser, which holds this channel's methods: reference counting then frees the channel."""
+        self._parser = _DETACHED
+        self._queued.clear()
 
     # -- refusing ------------------------------------------------------------------------------------
 
