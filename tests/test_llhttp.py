@@ -4,7 +4,9 @@ pipelined or not, well-formed or hostile, get the same answers from both. Whole 
 
 from __future__ import annotations
 
+import gc
 import re
+import weakref
 from typing import Any, cast
 
 import pytest
@@ -15,7 +17,8 @@ from twisted.internet.task import Clock
 from twisted.web.resource import IResource, Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
-from tests.memhttp import ConnectionTransport
+from tests.memhttp import ConnectionTransport, MemoryHTTP, MemoryWebSocket
+from txrealtime.engineio import EngineIOOptions, EngineIOResource, SessionManager
 from txrealtime.llhttp import LlhttpChannel
 from txrealtime.web import HTTP_PARSER_ENV, BoundedChannel, BoundedSite, channel_for
 
@@ -201,3 +204,23 @@ def test_fuzzed_requests_get_an_answer_or_a_clean_close(request: bytes, edits: l
     assert closed or statuses == [b"200"] * len(statuses)
     if closed and statuses and statuses[-1] != b"200":
         assert wrote.endswith(b"\r\n\r\n") or b"Content-Length" in wrote.rpartition(b"HTTP/1.1 ")[2]
+
+
+@pytest.mark.parametrize("parser", PARSERS)
+def test_a_channel_a_websocket_took_over_is_freed_without_the_garbage_collector(parser: str) -> None:
+    clock = Clock()
+    manager = SessionManager(EngineIOOptions(), reactor=clock)
+    root = Resource()
+    root.putChild(b"engine.io", cast(IResource, EngineIOResource(manager)))
+    site = BoundedSite(cast(IResource, root), header_timeout=None, http_parser=parser, timeout=None)
+    gc.disable()
+    try:
+        ws = MemoryWebSocket(MemoryHTTP(cast(IResource, root), site=site), "/engine.io/?EIO=4&transport=websocket")
+        assert ws.status == 101 and isinstance(ws.exchange.channel, site.protocol)
+        channel = weakref.ref(ws.exchange.channel)
+        del ws.exchange.channel
+        assert channel() is None
+    finally:
+        gc.enable()
+    [(_, opened)] = ws.frames()
+    assert opened.startswith(b"0{")
