@@ -61,10 +61,11 @@ class Peer:
     """One in-memory Engine.IO session speaking raw Socket.IO packets."""
 
     def __init__(
-        self, manager: SessionManager, name: str = "websocket", parser: Parser = JSON, protocol: int = 4
+        self, manager: SessionManager, name: str = "websocket", parser: Parser = JSON, protocol: int = 4,
+        handshake: Handshake = HANDSHAKE,
     ) -> None:
         self.transport = FakeTransport(name)
-        self.session = manager.open_session(self.transport, HANDSHAKE, protocol=protocol)
+        self.session = manager.open_session(self.transport, handshake, protocol=protocol)
         self.encoder = parser.encoder()
         self.decoder = parser.decoder(DecoderLimits())
         self._seen = 1  # the Engine.IO OPEN packet

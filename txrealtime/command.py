@@ -118,8 +118,11 @@ class Options(usage.Options):
          "[default: no limit].", int],
         ["metrics-listen", None, None, "Serve /metrics and /healthz on this endpoint of their own instead, e.g. "
          "tcp:9100:interface=127.0.0.1 (implies --metrics)."],
-        ["admin", None, None, "Serve the official admin UI's protocol (@socket.io/admin-ui) to USER:PASSWORD; "
-         "give the password as a bcrypt hash ($2b$...) so that it does not show in the process list."],
+        ["admin", None, None, "Serve the official admin UI's protocol (@socket.io/admin-ui) to USER, whose password "
+         "(or its bcrypt hash, $2b$...) is in --admin-password-file or $TXREALTIME_ADMIN_PASSWORD; USER:PASSWORD "
+         "works too, but shows the password in the process list."],
+        ["admin-password-file", None, None, "File whose first line is the --admin user's password or its bcrypt "
+         "hash (chmod 600)."],
         ["admin-mode", None, "development", "Admin UI mode: development (sockets, rooms, events) or production "
          "(server stats only)."],
         ["admin-namespace", None, "/admin", "Namespace of the admin UI's protocol."],

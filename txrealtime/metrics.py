@@ -19,6 +19,7 @@ labels are listed in ``docs/operations.md``.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -31,12 +32,14 @@ from prometheus_client.process_collector import ProcessCollector
 from twisted.web.http import Request
 from twisted.web.resource import Resource
 
+from ._logging import name_for_log
 from .engineio import SessionError, SessionManager
 from .health import HealthResource, redis_link_of
-from .socketio import Server
+from .socketio import Namespace, ParentNamespace, Server
 from .web import mount
 
-__all__ = ["MetricsResource", "RealtimeCollector", "metrics_registry", "mount_metrics"]
+__all__ = ["MetricsResource", "RealtimeCollector", "metrics_registry", "mount_metrics", "namespace_counts",
+           "namespace_label"]
 
 _TRANSPORTS = ("polling", "websocket")
 
@@ -168,8 +171,8 @@ class RealtimeCollector:
         sockets = GaugeMetricFamily(
             "txrealtime_socketio_sockets", "Connected Socket.IO sockets, by namespace.", labels=["namespace"]
         )
-        for name, namespace in sorted(server.namespaces.items()):
-            sockets.add_metric([name], len(namespace.sockets))
+        for label, count in sorted(namespace_counts(server).items()):
+            sockets.add_metric([label], count)
         yield sockets
         yield GaugeMetricFamily(
             "txrealtime_socketio_clients", "Socket.IO connections (one per Engine.IO session).",
@@ -229,6 +232,30 @@ class RealtimeCollector:
             "txrealtime_redis_nodes", "txrealtime nodes heard from through Redis, this one included.",
             value=len(link.nodes()),
         )
+
+
+def namespace_label(namespace: Namespace) -> str:
+    """The ``namespace`` label of a namespace's samples: a dynamic namespace's child is counted under its
+    parent's regular expression (its pattern), or its name (``/_N``) for a predicate; a label is at most 64
+    characters and a count (:func:`txrealtime._logging.name_for_log`), so that names clients choose never
+    become labels."""
+    if isinstance(namespace, ParentNamespace):
+        parent: ParentNamespace | None = namespace
+    else:
+        parent = namespace.parent
+    if parent is None:
+        return name_for_log(namespace.name)
+    matcher = parent.matcher
+    return name_for_log(matcher.pattern if isinstance(matcher, re.Pattern) else parent.name)
+
+
+def namespace_counts(server: Server) -> dict[str, int]:
+    """Connected sockets by :func:`namespace_label`: the namespaces that exist now, each dynamic one once."""
+    counts = {namespace_label(parent): 0 for parent in server.dynamic_namespaces}
+    for namespace in server.namespaces.values():
+        label = namespace_label(namespace)
+        counts[label] = counts.get(label, 0) + len(namespace.sockets)
+    return counts
 
 
 def metrics_registry(target: Server | SessionManager, link: Any = None, process: bool = True) -> CollectorRegistry:

@@ -9,6 +9,7 @@ import json
 import pickle
 import re
 import weakref
+from dataclasses import replace
 from typing import Any, cast
 
 import bcrypt
@@ -17,9 +18,10 @@ from hypothesis import strategies as st
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from twisted.logger import ILogObserver, LogLevel, formatEvent, globalLogPublisher
+from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
-from tests.fakes import Peer
+from tests.fakes import HANDSHAKE, Peer
 from txrealtime.admin import BasicAuth, Instrumentation, MemorySessionStore, instrument, is_bcrypt_hash
 from txrealtime.admin.auth import Login
 from txrealtime.admin.wire import (
@@ -34,7 +36,7 @@ from txrealtime.admin.wire import (
     supported_features,
 )
 from txrealtime.engineio import EngineIOOptions, SessionManager
-from txrealtime.socketio import Server, Socket
+from txrealtime.socketio import ConnectionRefused, Server, Socket
 from txrealtime.socketio.packets import Packet, PacketType
 
 T = PacketType
@@ -286,16 +288,18 @@ class InstrumentTests(SynchronousTestCase):
             return pending[-1]
 
         login._run_check = slow  # type: ignore[method-assign]
-        socket = _socket(self)
-        results = [login._check(socket, "a", "b") for _ in range(3)]
-        self.assertIs(results[2], False)  # one running, one waiting: the third is refused at once
+        results = [login._check(_socket(self, f"10.0.0.{n}"), "a", "b") for n in range(3)]
+        refusals: list[Failure] = []
+        results[2].addErrback(refusals.append)  # one running, one waiting: the third is refused at once
+        self.assertEqual([str(f.value) for f in refusals], ["too many logins being checked, retry later"])
         self.assertEqual(len(pending), 1)
         pending[0].callback(True)
         self.assertEqual(len(pending), 2)
+        self.assertRaises(ConnectionRefused, login._check, _socket(self, "10.0.0.1"), "a", "b")  # one at a time
 
 
-def _socket(test: InstrumentTests) -> Socket:
-    Peer(test.manager).send_packet(Packet(T.CONNECT, "/"))
+def _socket(test: InstrumentTests, address: str = "127.0.0.1") -> Socket:
+    Peer(test.manager, handshake=replace(HANDSHAKE, address=address)).send_packet(Packet(T.CONNECT, "/"))
     return test.sockets[-1]
 
 

@@ -61,6 +61,9 @@ TEMPLATES = [
     '40{"token":' + "[" * 1200 + "]" * 1200 + "}",
     '452-["ack",{"_placeholder":true,"num":0},{"_placeholder":true,"num":1}]',
     '451-["ack",' + "[" * 300 + '{"_placeholder":true,"num":0}' + "]" * 300 + "]",
+    # Many empty or small containers (the depth check's pre-count), and placeholders among them.
+    '42["ack",' + ",".join(["{}", "[]", "[0]", '{"":{}}'] * 30) + "]",
+    '451-["ack",' + ",".join(["{}"] * 60) + ',[{"a":{"_placeholder":true,"num":0}}]]',
 ]
 
 mutation = st.tuples(st.integers(0, 60), st.sampled_from(["insert", "delete", "replace"]), st.characters())
@@ -96,8 +99,19 @@ MSGPACK_TEMPLATES = [
         {"type": 4, "data": {"message": "x"}, "nsp": "/"},
         {"type": 2, "data": ["ack", "\ud800"], "nsp": "/"},
         {"type": 2, "data": ["ack", [[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]], "nsp": "/"},
+        # Keys that are not strings, undefined deep inside, dates and timestamps out of range, big integers.
+        {"type": 2, "data": ["ack", {b"binary key": 1}], "nsp": "/"},
+        {"type": 2, "data": ["ack", {msgpack.ExtType(0, b"ab"): 1}], "nsp": "/"},
+        {"type": 2, "data": ["ack", [_undefined, {"k": [_undefined]}], _undefined], "id": 2, "nsp": "/"},
+        {"type": 2, "data": ["ack", msgpack.ExtType(0, b"\x7f" * 8)], "nsp": "/"},
+        {"type": 2, "data": ["ack", 2**64 - 1, -(2**63), 1e300], "nsp": "/"},
+        {"type": 2, "data": ["ack", {"_placeholder": True, "num": 0}], "nsp": "/"},
+        {"type": 0, "data": {"pid": "oHNbKV7l2SRnJjrFiKBo", "offset": "0a1b2c3d-1f"}, "nsp": "/"},
     ]
-] + [b"\x83\xa4type\x02\xa3nsp\xa1/\xa4data\x92\xa3ack" + b"\x91" * 150 + b"\xc0"]
+] + [b"\x83\xa4type\x02\xa3nsp\xa1/\xa4data\x92\xa3ack" + b"\x91" * 150 + b"\xc0",
+     b"\x83\xa4type\x02\xa3nsp\xa1/\xa4data\xdc\x00\x41\xa3ack" + b"\x80\x90" * 32,
+     # A timestamp (extension -1, 96 bits) beyond what datetime holds.
+     b"\x83\xa4type\x02\xa3nsp\xa1/\xa4data\x92\xa3ack\xc7\x0c\xff" + b"\x00" * 4 + (2**63 - 1).to_bytes(8, "big")]
 
 
 def mutate_bytes(template: bytes, edits: list[tuple[int, str, int]]) -> bytes:

@@ -6,7 +6,8 @@
   holding a kept session. None may fail or disturb another client; the session is handed out only for its
   own pid with a usable offset, and stays kept otherwise.
 - A live server with recovery on gets the JSON fuzz of ``test_fuzz`` with CONNECT templates carrying
-  ``pid`` and ``offset``: only the sessions that sent bad input close.
+  ``pid`` and ``offset``, and so does one on the msgpack parser (offsets as MessagePack strings, integers,
+  maps, binary): only the sessions that sent bad input close.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import msgpack
 import pytest_twisted
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -21,11 +23,22 @@ from twisted.internet import threads
 from twisted.internet.task import Clock
 
 from tests.fakes import Peer
-from tests.hardening.test_fuzz import TEMPLATES, json_bodies, mutate, mutation, run_fuzz, text_frame
+from tests.hardening.test_fuzz import (
+    TEMPLATES,
+    json_bodies,
+    msgpack_bodies,
+    msgpack_frame,
+    mutate,
+    mutate_bytes,
+    mutation,
+    run_fuzz,
+    text_frame,
+)
 from tests.socketio.app import install
 from txrealtime.engineio import CloseReason, EngineIOOptions, SessionManager
 from txrealtime.pytest_plugin import Realtime
 from txrealtime.socketio import Server, Socket
+from txrealtime.socketio.msgpack import MsgpackDecoder
 from txrealtime.socketio.packets import Packet, PacketType
 from txrealtime.socketio.recovery import StateRecovery, format_offset, parse_offset
 
@@ -132,4 +145,40 @@ async def test_fuzzed_packets_with_recovery_on(realtime: Realtime, logged_failur
     examples = await threads.deferToThread(run_fuzz, running.url, recovery_frame, json_bodies,
                                            examples_each=(100, 0, 40))
     assert examples >= 140
+    assert [e["log_failure"].getTraceback() for e in logged_failures] == []
+
+
+MSGPACK_RECOVERY_TEMPLATES = [
+    msgpack.packb({"type": 0, "data": auth, "nsp": nsp}, unicode_errors="surrogatepass") for auth, nsp in [
+        ({"pid": "oHNbKV7l2SRnJjrFiKBo", "offset": "0a1b2c3d-1f"}, "/"),
+        ({"pid": "oHNbKV7l2SRnJjrFiKBo"}, "/"),
+        ({"pid": "oHNbKV7l2SRnJjrFiKBo", "offset": 31}, "/"),
+        ({"pid": b"oHNbKV7l2SRnJjrFiKBo", "offset": b"0a1b2c3d-1f"}, "/"),
+        ({"pid": ["x"], "offset": {"o": 1}}, "/"),
+        ({"pid": "p", "offset": "0a1b2c3d-" + "f" * 40, "token": "s3cret"}, "/admin"),
+        ({"pid": "p\ud800", "offset": "0a1b2c3d-\udfff"}, "/"),
+    ]
+]
+recovery_msgpack_frame = st.one_of(
+    st.builds(mutate_bytes, st.sampled_from(MSGPACK_RECOVERY_TEMPLATES),
+              st.lists(st.tuples(st.integers(0, 80), st.sampled_from(["insert", "delete", "replace"]),
+                                 st.integers(0, 255)), max_size=3)),
+    msgpack_frame,
+)
+
+
+@pytest_twisted.ensureDeferred
+async def test_fuzzed_msgpack_packets_with_recovery_on(
+    realtime: Realtime, logged_failures: list[dict[str, Any]]
+) -> None:
+    running = await realtime.start_server(install, options=EngineIOOptions(ping_interval=60, ping_timeout=60),
+                                          connection_state_recovery=StateRecovery(), parser="msgpack")
+
+    @running.server.on("connection")
+    def chatter(socket: Socket) -> None:
+        socket.emit("hello", 1)  # every socket gets an offset
+
+    examples = await threads.deferToThread(run_fuzz, running.url, recovery_msgpack_frame, msgpack_bodies,
+                                           MsgpackDecoder, "msgpack", (80, 0, 30))
+    assert examples >= 110
     assert [e["log_failure"].getTraceback() for e in logged_failures] == []

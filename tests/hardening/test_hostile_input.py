@@ -117,9 +117,11 @@ def test_closed_client_memory_returns_without_a_gc_pass() -> None:
     session.receive(EIOPacket(EIOType.MESSAGE, '52-["x",{"_placeholder":true,"num":0}]'), transport)
     session.receive(EIOPacket(EIOType.MESSAGE, b"\0" * 100_000), transport)
     client = server.clients[session.sid]
-    refs: list[weakref.ref[Any]] = [
-        weakref.ref(client), weakref.ref(next(iter(client.sockets.values()))), weakref.ref(session)
-    ]
+    refs: list[weakref.ref[Any]] = [weakref.ref(client), weakref.ref(next(iter(client.sockets.values())))]
+    try:
+        refs.append(weakref.ref(session))
+    except TypeError:
+        pass  # mypyc's compiled Session takes no weak references; the client's and socket's tell enough
     assert client.decoder.pending
     del client
     gc.collect()
@@ -127,7 +129,7 @@ def test_closed_client_memory_returns_without_a_gc_pass() -> None:
     try:
         session.close()
         del session, transport
-        assert [ref() is None for ref in refs] == [True, True, True]
+        assert [ref() is None for ref in refs] == [True] * len(refs)
     finally:
         gc.enable()
     assert clock.getDelayedCalls() == []

@@ -195,3 +195,25 @@ async def test_closing_the_server_then_the_link_leaves_no_unhandled_error(
     gc.collect()  # a Deferred that failed unhandled says so when it is collected
     assert [formatEvent(e) for e in log_events if "Unhandled error" in formatEvent(e)] == []
     assert link.undelivered == 0
+
+
+@pytest_twisted.ensureDeferred
+async def test_fake_nodes_cost_a_bounded_number_of_log_lines(
+    realtime: Realtime, redis_server: RedisServer, log_events: list[dict[str, Any]]
+) -> None:
+    """Heartbeats of 300 made-up nodes, then their goodbyes: a burst of "joined" and "left" lines, then a count,
+    not a line per uid (each short: the uid is capped)."""
+    [a] = nodes = await start_nodes(realtime, redis_server, ["a"])
+    publisher = await raw_client(redis_server)
+    try:
+        for n in range(300):
+            await publisher.execute("PUBLISH", "socket.io-nodes#", f'{{"uid": "fake-{n}", "type": "heartbeat"}}')
+        await until(lambda: len(a.link.nodes()) == 301, "the fake nodes to be known", limit=WAIT)
+        for n in range(300):
+            await publisher.execute("PUBLISH", "socket.io-nodes#", f'{{"uid": "fake-{n}", "type": "leave"}}')
+        await until(lambda: a.link.nodes() == [a.link.uid], "the fake nodes to leave", limit=WAIT)
+        fake = [line for line in lines(log_events) if "fake-" in line]
+        assert 0 < len(fake) <= 50 and all(len(line) < 200 for line in fake)
+    finally:
+        await publisher.stop()
+        await stop_links(nodes)

@@ -15,15 +15,17 @@ import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from typing import Any, NoReturn, Protocol
 
-from twisted.internet.defer import Deferred, DeferredSemaphore, maybeDeferred, succeed
+from twisted.internet.defer import Deferred, maybeDeferred, succeed
 from twisted.internet.interfaces import IReactorThreads
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from .._logging import Throttle, gate
 from .._reactor import Clock, now
 from ..socketio import ConnectionRefused, Socket
+from .throttle import BUSY, CheckQueue, LoginThrottle, QueueFull
 
 __all__ = ["BasicAuth", "Login", "MemorySessionStore", "SessionStore", "is_bcrypt_hash"]
 
@@ -147,10 +149,13 @@ class MemorySessionStore:
 class Login:
     """The admin namespace's middleware: a session id, or credentials checked off the reactor thread.
 
-    bcrypt is slow by design: checks run in the reactor's thread pool, at most
-    ``concurrency`` at once, and beyond ``max_waiting`` queued ones a login is
-    refused at once, so a flood of attempts neither blocks the reactor nor
-    grows memory.
+    Attempts are throttled per client address (:class:`LoginThrottle`: a
+    burst of wrong passwords, then one every few seconds, one check at a time),
+    and bcrypt, slow by design, runs in the reactor's thread pool through a
+    :class:`CheckQueue` (at most ``concurrency`` at once, ``max_waiting``
+    waiting; when full, the address that failed most is refused, not the
+    newcomer), so a flood of attempts neither blocks the reactor, nor grows
+    memory, nor locks the operator out.
     """
 
     def __init__(
@@ -160,12 +165,27 @@ class Login:
         reactor: Any,
         concurrency: int = 2,
         max_waiting: int = 32,
+        throttle: LoginThrottle | None = None,
     ) -> None:
+        """Check logins against ``auth``, keeping session ids in ``store``.
+
+        :param auth: The user and password.
+        :param store: Where session ids are kept.
+        :param reactor: The reactor (its thread pool runs bcrypt; its clock refills allowances).
+        :param concurrency: bcrypt checks at once.
+        :param max_waiting: Checks that may wait.
+        :param throttle: The per-address allowances (default: :class:`LoginThrottle`'s defaults).
+        """
         self.auth = auth
+        """The user and password."""
         self.store = store
+        """Where session ids are kept."""
         self.reactor = reactor
-        self.max_waiting = max_waiting
-        self._semaphore = DeferredSemaphore(concurrency)
+        """The reactor."""
+        self.throttle = throttle if throttle is not None else LoginThrottle(reactor)
+        """Wrong passwords allowed per address."""
+        self.queue = CheckQueue(concurrency, max_waiting)
+        """The password checks running and waiting."""
         self._new: weakref.WeakKeyDictionary[Socket, str] = weakref.WeakKeyDictionary()
 
     def __call__(self, socket: Socket) -> Deferred[None]:
@@ -184,31 +204,47 @@ class Login:
                 return False
             return self._check(socket, username, password)
 
-        def decided(accepted: object) -> None:
+        def forget_password(result: object) -> object:
             # The password has done its job: it stays neither in the handshake nor in what other nodes fetch.
             if "password" in auth:
                 socket.handshake = replace(
                     socket.handshake, auth={k: v for k, v in auth.items() if k != "password"}
                 )
+            return result
+
+        def decided(accepted: object) -> None:
             if not accepted:
                 noisy.info("Admin UI: login refused for {address}", address=socket.handshake.address)
                 raise ConnectionRefused(INVALID_CREDENTIALS)
 
-        d.addCallback(by_session).addCallback(decided)
+        d.addCallback(by_session).addBoth(forget_password).addCallback(decided)
         return d
 
-    def _check(self, socket: Socket, username: str, password: str) -> Deferred[bool] | bool:
-        if self._semaphore.tokens == 0 and len(self._semaphore.waiting) >= self.max_waiting:
-            return False
+    def _check(self, socket: Socket, username: str, password: str) -> Deferred[bool]:
+        address = socket.handshake.address
+        refusal = self.throttle.admit(address)
+        if refusal is not None:
+            noisy.info("Admin UI: login refused for {address}: {refusal}", address=address, refusal=refusal)
+            raise ConnectionRefused(refusal)
 
         def checked(ok: bool) -> bool:
+            self.throttle.done(address, ok)
             if ok:
                 session_id = secrets.token_hex(16)
                 self.store.save(session_id)
                 self._new[socket] = session_id
             return ok
 
-        return self._semaphore.run(self._run_check, username, password).addCallback(checked)
+        def refused(failure: Failure) -> NoReturn:
+            self.throttle.done(address, False)
+            if failure.check(QueueFull):
+                noisy.info("Admin UI: login refused for {address}: {refusal}", address=address, refusal=BUSY)
+                raise ConnectionRefused(BUSY)
+            failure.raiseException()
+            raise AssertionError("unreachable")
+
+        return self.queue.run(self.throttle.failures(address),
+                              lambda: self._run_check(username, password)).addCallbacks(checked, refused)
 
     def _run_check(self, username: str, password: str) -> Deferred[bool]:
         check: Callable[[], bool] = lambda: self.auth.check(username, password)  # noqa: E731

@@ -43,7 +43,8 @@ never quotes the peer's data.
 from __future__ import annotations
 
 import datetime
-from collections.abc import Mapping
+import re
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 try:
@@ -53,7 +54,7 @@ except ImportError as e:  # pragma: no cover - the msgpack extra is part of the 
         "the msgpack parser needs the msgpack package: pip install 'txrealtime[msgpack]'"
     ) from e
 
-from .packets import MAX_ACK_ID, MAX_DEPTH, DecodeError, DecoderLimits, Packet, PacketType, depth_over, validate
+from .packets import MAX_ACK_ID, MAX_DEPTH, DecodeError, DecoderLimits, Packet, PacketType, nesting_fault, validate
 
 __all__ = ["MSGPACK", "MsgpackDecoder", "MsgpackParser", "decode", "encode"]
 
@@ -112,20 +113,35 @@ def _ext(code: int, data: bytes) -> Any:
     return [code, data]
 
 
-def _defined(value: Any) -> Any:
-    """``value`` with every ``undefined`` inside replaced by ``None``."""
-    if value is _UNDEFINED:
-        return None
-    if type(value) is list:
-        return [_defined(v) for v in value]
-    if type(value) is dict:
-        return {k: _defined(v) for k, v in value.items()}
-    return value
+def _entries(value: Any) -> Iterator[tuple[Any, Any]]:
+    return enumerate(value) if type(value) is list else iter(value.items())
 
 
-# Bytes that may open an array, a map or an extension (read as a list): their count bounds the depth.
-_NOT_NESTING = bytes(b for b in range(256) if not (0x80 <= b <= 0x9F or 0xDC <= b <= 0xDF or 0xC7 <= b <= 0xC9
-                                                    or 0xD4 <= b <= 0xD8))
+def _define(data: Any) -> None:
+    """Replace every ``undefined`` inside ``data`` (a list or map just read) by ``None``, in place.
+
+    Like the depth check, it holds one iterator per level, nothing per child.
+    """
+    containers: list[Any] = [data]
+    stack = [_entries(data)]
+    while stack:
+        for key, value in stack[-1]:
+            if value is _UNDEFINED:
+                containers[-1][key] = None
+            elif (type(value) is list or type(value) is dict) and value:
+                containers.append(value)
+                stack.append(_entries(value))
+                break
+        else:
+            stack.pop()
+            containers.pop()
+
+
+# Bytes that may open an array or a map holding something: depth d needs d - 1 of them, so their count
+# bounds the depth (an empty one, or an extension read as [type, bytes], can only be the innermost).
+_NOT_OPENERS = bytes(b for b in range(256) if not (0x81 <= b <= 0x8F or 0x91 <= b <= 0x9F or 0xDC <= b <= 0xDF))
+# Bytes that may start a bin or an extension: without them no map key can be bytes.
+_BINARY = re.compile(b"[\xc4-\xc9\xd4-\xd8]")
 
 
 _TYPES = tuple(PacketType)[: PacketType.CONNECT_ERROR + 1]
@@ -165,9 +181,14 @@ def decode(message: bytes, max_depth: int = MAX_DEPTH) -> Packet:
     if type(nsp) is not str:
         raise DecodeError("invalid namespace")
     data = body.get("data", _UNDEFINED)
-    if type(data) in (list, dict) and len(message) > max_depth \
-            and len(message.translate(None, _NOT_NESTING)) > max_depth and depth_over(data, max_depth):
-        raise DecodeError(f"data nested deeper than {max_depth}")
+    if type(data) is list or type(data) is dict:
+        deep = len(message) > max_depth and len(message.translate(None, _NOT_OPENERS)) >= max_depth
+        binary = _BINARY.search(message) is not None
+        fault = nesting_fault(data, max_depth, string_keys=binary) if deep or binary else None
+        if fault == "depth":
+            raise DecodeError(f"data nested deeper than {max_depth}")
+        if fault == "key":
+            raise DecodeError("a map key is not a string")
     if data is None:
         # nil is not undefined: JavaScript's checks refuse it where only an object or nothing will do.
         if ptype in (PacketType.CONNECT, PacketType.DISCONNECT):
@@ -175,7 +196,7 @@ def decode(message: bytes, max_depth: int = MAX_DEPTH) -> Packet:
     elif data is _UNDEFINED:
         data = None
     elif undefined:  # an undefined somewhere inside
-        data = _defined(data)
+        _define(data)
     ack_id = body.get("id", _UNDEFINED)
     if ack_id is _UNDEFINED:
         ack_id = None

@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any
@@ -38,6 +38,7 @@ __all__ = [
     "PacketType",
     "deconstruct",
     "depth_over",
+    "nesting_fault",
     "encode",
     "reconstruct",
     "validate",
@@ -142,26 +143,43 @@ def has_binary(data: Any) -> bool:
 
 
 def reconstruct(data: Any, attachments: Sequence[bytes]) -> Any:
-    """Put ``attachments`` back where their placeholders are; raise :class:`DecodeError` on a bad one."""
+    """Put ``attachments`` back where their placeholders are; raise :class:`DecodeError` on a bad one.
 
-    def walk(value: Any) -> Any:
-        if isinstance(value, list):
-            return [walk(v) for v in value]
-        if isinstance(value, dict):
-            if value.get("_placeholder") is True and "num" in value:
-                num = value["num"]
-                if type(num) is not int:
-                    raise DecodeError(f"placeholder number is a {type(num).__name__}")
-                if not 0 <= num < len(attachments):
-                    raise DecodeError(f"placeholder refers to missing attachment {num}")
-                return attachments[num]
-            return {k: walk(v) for k, v in value.items()}
-        return value
+    ``data`` (just decoded) is changed in place and returned, or the attachment
+    if ``data`` is itself a placeholder. The walk holds one iterator per level,
+    nothing per child.
+    """
+    root = [data]
+    containers: list[Any] = [root]
+    stack: list[Iterator[tuple[Any, Any]]] = [enumerate(root)]
+    while stack:
+        for key, value in stack[-1]:
+            kind = type(value)
+            if kind is dict:
+                if value.get("_placeholder") is True and "num" in value:
+                    containers[-1][key] = _attachment(value["num"], attachments)
+                    continue
+                entries: Iterator[tuple[Any, Any]] = iter(value.items())
+            elif kind is list:
+                entries = enumerate(value)
+            else:
+                continue
+            if value:
+                containers.append(value)
+                stack.append(entries)
+                break
+        else:
+            stack.pop()
+            containers.pop()
+    return root[0]
 
-    try:
-        return walk(data)
-    except RecursionError:
-        raise DecodeError("data nested too deeply") from None
+
+def _attachment(num: Any, attachments: Sequence[bytes]) -> bytes:
+    if type(num) is not int:
+        raise DecodeError(f"placeholder number is a {type(num).__name__}")
+    if not 0 <= num < len(attachments):
+        raise DecodeError(f"placeholder refers to missing attachment {num}")
+    return attachments[num]
 
 
 def _reject_constant(name: str) -> Any:
@@ -178,16 +196,53 @@ def _finite_float(text: str) -> float:
 _json = json.JSONDecoder(parse_float=_finite_float, parse_constant=_reject_constant)
 
 
-def depth_over(data: Any, limit: int) -> bool:
-    """Whether arrays and objects in ``data`` nest deeper than ``limit``."""
-    stack = [(data, 1)]
+def nesting_fault(data: Any, limit: int, string_keys: bool = False) -> str | None:
+    """Why ``data`` cannot be taken, or ``None``: ``"depth"`` if arrays and objects nest deeper than ``limit``
+    (``data`` itself is level 1), ``"key"`` if ``string_keys`` and an object key is not a string.
+
+    The walk holds one iterator per level it is in, never anything per child: a
+    megabyte of empty objects costs no memory beside them.
+    """
+    kind = type(data)
+    if kind is not list and kind is not dict:
+        return None
+    if limit < 1:
+        return "depth"
+    if string_keys and kind is dict and not _string_keys(data):
+        return "key"
+    stack: list[Iterator[Any]] = [iter(data if kind is list else data.values())]
+    room = limit - 1  # how many levels may still open below the one being walked
     while stack:
-        value, depth = stack.pop()
-        if depth > limit:
-            return True
-        children = value if type(value) is list else value.values()
-        stack.extend((child, depth + 1) for child in children if type(child) in (list, dict))
-    return False
+        for child in stack[-1]:
+            kind = type(child)
+            if kind is list or kind is dict:
+                if room == 0:
+                    return "depth"
+                if child:  # an empty one has nothing inside: no iterator for it
+                    if kind is list:
+                        stack.append(iter(child))
+                    elif string_keys and not _string_keys(child):
+                        return "key"
+                    else:
+                        stack.append(iter(child.values()))
+                    room -= 1
+                    break
+        else:
+            stack.pop()
+            room += 1
+    return None
+
+
+def _string_keys(value: dict[Any, Any]) -> bool:
+    for key in value:
+        if type(key) is not str:
+            return False
+    return True
+
+
+def depth_over(data: Any, limit: int) -> bool:
+    """Whether arrays and objects in ``data`` nest deeper than ``limit`` (:func:`nesting_fault`'s walk)."""
+    return nesting_fault(data, limit) is not None
 
 
 def loads(text: str, max_depth: int = MAX_DEPTH) -> Any:
@@ -196,8 +251,11 @@ def loads(text: str, max_depth: int = MAX_DEPTH) -> Any:
         data = _json.decode(text)
     except (ValueError, RecursionError):
         raise DecodeError("invalid JSON payload") from None
-    # Brackets (those in strings too) bound the depth: count them before walking.
-    if type(data) in (list, dict) and text.count("[") + text.count("{") > max_depth and depth_over(data, max_depth):
+    # Depth d needs d - 1 arrays or objects that are not empty: brackets not closed at once (those in strings
+    # too) bound their number. Count them before walking.
+    if (type(data) is list or type(data) is dict) \
+            and text.count("[") - text.count("[]") + text.count("{") - text.count("{}") >= max_depth \
+            and depth_over(data, max_depth):
         raise DecodeError(f"data nested deeper than {max_depth}")
     return data
 

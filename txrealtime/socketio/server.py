@@ -10,7 +10,7 @@ The server owns the namespaces and answers for the default one, ``/``.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal, TypeVar, overload
 
 from twisted.internet.defer import Deferred, ensureDeferred
@@ -168,6 +168,11 @@ class Server(EventEmitter, Broadcasting):
     def namespaces(self) -> Mapping[str, Namespace]:
         """Every namespace by name (dynamic children included, their parents not)."""
         return self._nsps
+
+    @property
+    def dynamic_namespaces(self) -> Sequence[ParentNamespace]:
+        """The dynamic namespaces (``of(regex or predicate)``), in the order they were made."""
+        return self._parents
 
     def _add_child(self, child: Namespace) -> None:
         self._nsps[child.name] = child

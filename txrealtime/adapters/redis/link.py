@@ -277,7 +277,7 @@ class BaseRedisLink:
         for uid, seen in list(self._nodes.items()):
             if now - seen > self.heartbeat_timeout:
                 del self._nodes[uid]
-                log.info("Redis link: node {uid} stopped sending heartbeats and is forgotten", uid=uid)
+                _throttled.info("Redis link: node {uid} stopped sending heartbeats and is forgotten", uid=uid)
         return sorted({self.uid, *self._nodes})
 
     def _now(self) -> float:
@@ -304,14 +304,14 @@ class BaseRedisLink:
             return
         if node.kind == "leave":
             if self._nodes.pop(uid, None) is not None:
-                log.info("Redis link: node {uid} left", uid=uid)
+                _throttled.info("Redis link: node {uid} left", uid=uid)
         elif uid in self._nodes:
             self._nodes[uid] = self._now()
         elif len(self._nodes) >= MAX_NODES:
             _throttled.warn("Redis link: ignoring node {uid}: {count} nodes known already", uid=uid,
                             count=len(self._nodes))
         else:
-            log.info("Redis link: node {uid} joined", uid=uid)
+            _throttled.info("Redis link: node {uid} joined", uid=uid)
             self._nodes[uid] = self._now()
             self._send_heartbeat()  # let the newcomer know about us without waiting
 
