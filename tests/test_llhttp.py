@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gc
 import re
+import sys
 import weakref
 from typing import Any, cast
 
@@ -224,3 +225,12 @@ def test_a_channel_a_websocket_took_over_is_freed_without_the_garbage_collector(
         gc.enable()
     [(_, opened)] = ws.frames()
     assert opened.startswith(b"0{")
+
+
+def test_without_httptools_auto_falls_back_to_twisted_web(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(HTTP_PARSER_ENV, raising=False)
+    monkeypatch.setitem(sys.modules, "httptools", None)  # as if not installed
+    monkeypatch.delitem(sys.modules, "txrealtime.llhttp")
+    assert channel_for() is BoundedChannel
+    with pytest.raises(ImportError):
+        channel_for("httptools")
