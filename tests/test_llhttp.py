@@ -234,3 +234,8 @@ def test_without_httptools_auto_falls_back_to_twisted_web(monkeypatch: pytest.Mo
     assert channel_for() is BoundedChannel
     with pytest.raises(ImportError):
         channel_for("httptools")
+
+
+def test_thousands_of_pipelined_requests_in_one_packet_are_answered_without_recursion() -> None:
+    wrote, closed = both([b"GET / HTTP/1.1\r\n\r\n" * 3000])
+    assert wrote.count(b"HTTP/1.1 200 OK") == 3000 and not closed

@@ -77,11 +77,15 @@ class LlhttpChannel(BoundedChannel):
     _complete = False
     """Whether the parser finished a request that ``allContentReceived`` is still to take."""
     _stopped = False
+    _busy = False
+    """Whether :meth:`_run` is serving (a request answered within it adds to its work instead)."""
 
     def __init__(self) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         self._parser = httptools.HttpRequestParser(self)
         self._queued: deque[tuple[Callable[..., None], tuple[Any, ...]]] = deque()
+        self._backlog: deque[bytes] = deque()
+        """Bytes to parse once the queued events are delivered."""
         self._url = []
 
     # -- bytes in ---------------------------------------------------------------------------------
@@ -95,18 +99,45 @@ class LlhttpChannel(BoundedChannel):
         if self._handlingRequest:
             self.rawDataReceived(data)  # twisted.web's buffering (and read pausing) while a request is served
             return
-        if self._complete or self._queued:
-            self._dataBuffer.append(data)
-            return
-        self._feed(data)
-        self._take_complete()
+        self._backlog.append(data)
+        if not self._busy:
+            self._run()
 
     def setLineMode(self, extra: bytes | None = b"") -> None:
-        # twisted.web's requestDone hands back what arrived while the request was served: first what the
-        # parser had read of the next requests, then the bytes.
-        self._replay()
-        if extra and self.transport is not None:
-            self.dataReceived(extra)
+        # twisted.web's requestDone hands back what arrived while the request was served: it goes after what
+        # the parser had already read of the next requests.
+        if extra:
+            self._backlog.append(extra)
+        if not self._busy:
+            self._run()
+
+    def _run(self) -> None:
+        """Serve what waits, one request at a time, in a loop (a request answered at once comes back here
+        through ``requestDone``: as ``LineReceiver``, no recursion per pipelined request)."""
+        self._busy = True
+        queued, backlog = self._queued, self._backlog
+        try:
+            while not self._handlingRequest and not self._stopped and self.transport is not None:
+                if self._complete:
+                    self._complete = False
+                    self.allContentReceived()  # type: ignore[no-untyped-call]
+                    if self.transport is None:
+                        self._detach()  # a WebSocket took the connection over
+                    continue
+                if not (queued or backlog):
+                    break
+                if self._awaiting_headers and self._header_clock is None:
+                    self._start_header_clock()
+                if queued:
+                    handler, args = queued.popleft()
+                    try:
+                        handler(*args)
+                    except _Stop:
+                        break
+                else:
+                    self._feed(backlog.popleft())
+        finally:
+            self._busy = False
 
     def _feed(self, data: bytes) -> None:
         if self._awaiting_headers:
@@ -119,7 +150,7 @@ class LlhttpChannel(BoundedChannel):
             self._parser = httptools.HttpRequestParser(self)
             rest = data[e.args[0]:]
             if rest:
-                self._dataBuffer.append(rest)
+                self._backlog.appendleft(rest)
         except httptools.HttpParserCallbackError as e:
             if isinstance(e.__context__, _Stop):
                 return
@@ -236,28 +267,6 @@ class LlhttpChannel(BoundedChannel):
     def _message_complete(self) -> None:
         self._complete = True
 
-    def _take_complete(self) -> None:
-        """Hand a complete request to ``twisted.web`` (outside the parser: rendering may answer, and go on)."""
-        if self._complete and not self._stopped:
-            self._complete = False
-            self.allContentReceived()  # type: ignore[no-untyped-call]
-            if self.transport is None:
-                self._detach()  # a WebSocket took the connection over
-
-    def _replay(self) -> None:
-        """Deliver the parsed events that waited for the previous request to be served."""
-        queued = self._queued
-        try:
-            while queued and not (self._complete or self._handlingRequest or self._stopped):
-                if self._awaiting_headers and self._header_clock is None:
-                    self._start_header_clock()
-                handler, args = queued.popleft()
-                handler(*args)
-        except _Stop:
-            queued.clear()
-            return
-        self._take_complete()
-
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         super().connectionLost(reason)
         self._detach()
@@ -266,6 +275,7 @@ class LlhttpChannel(BoundedChannel):
         """Drop the parser, which holds this channel's methods: reference counting then frees the channel."""
         self._parser = _DETACHED
         self._queued.clear()
+        self._backlog.clear()
 
     # -- refusing ------------------------------------------------------------------------------------
 
@@ -289,6 +299,7 @@ class LlhttpChannel(BoundedChannel):
         self._header_clock = cancel(self._header_clock)
         self._complete = False
         self._queued.clear()
+        self._backlog.clear()
 
     def _stop(self) -> None:
         """:meth:`_halt` from within a parser callback (or a replayed event)."""
