@@ -7,7 +7,8 @@
 # The server's user + system time (from /proc) over the measured part, divided by what the load generator
 # counted: steadier than rates on a machine whose speed varies, since time the server does not run is not
 # counted. ROOT serves txrealtime from another tree (as bench.py's --txrealtime-root), for before/after runs;
-# TXREALTIME_ARGS adds twistd options. The server runs on CPU 0, the load generator on CPU 1.
+# TXREALTIME_ARGS adds twistd options; TXREALTIME_APP replaces the app hook (bench/apps/tx_app.py's setup).
+# The server runs on CPU 0, the load generator on CPU 1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scenario=$1; clients=$2; root=${4:-$PWD}
@@ -17,7 +18,7 @@ port=$(.venv/bin/python -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1
 out=$(mktemp -d /tmp/cpu-bench.XXXX)
 # shellcheck disable=SC2086  # TXREALTIME_ARGS is a list of options
 (cd "$root" && PYTHONPATH="$root" exec taskset -c 0 "$OLDPWD/.venv/bin/twistd" -n --pidfile= -l /dev/null txrealtime \
-  --listen "tcp:$port:interface=127.0.0.1:backlog=1024" --app bench.apps.tx_app:setup --no-access-log \
+  --listen "tcp:$port:interface=127.0.0.1:backlog=1024" --app "${TXREALTIME_APP:-bench.apps.tx_app:setup}" --no-access-log \
   --max-buffer 50000000 ${TXREALTIME_ARGS:-}) & server=$!
 trap 'kill $server 2>/dev/null || true; pkill -f "loadgen.js [a-z-]* http://127.0.0.1:$port" || true; rm -rf "$out"' EXIT
 until (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null; do sleep 0.1; done

@@ -35,6 +35,7 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 from twisted.web.resource import IResource
+from typing_extensions import TypedDict  # pydantic wants it before Python 3.12
 
 from txrealtime.engineio import EngineIOOptions, SessionManager
 from txrealtime.socketio import Server, Socket, StateRecovery
@@ -52,10 +53,28 @@ def build(clock: Clock) -> BoundedSite:
     return serve(clock)[0]
 
 
+VALIDATION = "none"
+"""``--validation``: ``none``, ``middleware`` (one event middleware doing nothing), ``msgspec`` or ``pydantic``
+(a :class:`txrealtime.socketio.validation.Validator` checking the echo's payload)."""
+
+
+class Padded(TypedDict):
+    """The echo's payload, as the contract of the ``--validation`` runs declares it."""
+
+    pad: str
+
+
 def serve(clock: Clock, **server_options: Any) -> tuple[BoundedSite, Server]:
     """The site and its Socket.IO server (``server_options`` go to :class:`Server`)."""
     server = Server(SessionManager(EngineIOOptions(ping_interval=1e6, ping_timeout=1e6), reactor=clock),
                     **server_options)
+    if VALIDATION in ("msgspec", "pydantic"):
+        from txrealtime.contract import ToServer
+        from txrealtime.socketio.validation import Validator
+
+        Validator(ToServer[[Padded], Padded]("echo"), backend=cast(Any, VALIDATION)).install(server)
+    elif VALIDATION == "middleware":
+        server.on("connection", lambda socket: socket.use(lambda event, args: None))
 
     @server.on("connection")
     def on_connection(socket: Socket) -> None:
@@ -186,6 +205,21 @@ def websocket(messages: int, clients: int = 10) -> float:
     return (time.perf_counter() - start) / (messages // clients * clients)
 
 
+def validated(kind: str) -> Any:
+    """The ``websocket`` scenario with ``--validation kind`` (for bench/icount.sh, which names a function)."""
+    def run(messages: int, clients: int = 10) -> float:
+        global VALIDATION
+        VALIDATION = kind
+        return websocket(messages, clients)
+
+    return run
+
+
+websocket_middleware = validated("middleware")
+websocket_msgspec = validated("msgspec")
+websocket_pydantic = validated("pydantic")
+
+
 def connect(messages: int, clients: int = 0) -> float:
     """``messages`` clients one after the other: handshake, OPEN, CONNECT and its answer, then the client leaves."""
     site = build(Clock())
@@ -225,7 +259,11 @@ def main() -> None:
     parser.add_argument("scenario", choices=["polling", "websocket", "connect", "broadcast", "broadcast_recovery"])
     parser.add_argument("--messages", type=int, default=20000)
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--validation", choices=["none", "middleware", "msgspec", "pydantic"], default="none",
+                        help="check each event: with no-op event middleware, or a Validator (typed events)")
     args = parser.parse_args()
+    global VALIDATION
+    VALIDATION = args.validation
     run = {"polling": polling, "websocket": websocket, "connect": connect, "broadcast": broadcast,
            "broadcast_recovery": broadcast_recovery}[args.scenario]
     if args.profile:

@@ -14,6 +14,8 @@ ratios within a round). Implementations:
 - ``txrealtime``: :class:`txrealtime.redis.RedisClient` (RESP3, hiredis's parser), as RedisLink uses it;
 - ``txrealtime-sharded``: :class:`txrealtime.redis.ClusterClient`, ``SPUBLISH`` routed by the channel's slot and
   ``SSUBSCRIBE``, as ShardedRedisLink uses it (the redis-server is a cluster of one);
+- ``txrealtime-streams``: the streams adapter's path, ``XADD ... MAXLEN ~`` and ``XREAD BLOCK`` from the last
+  entry read (a :class:`txrealtime.adapters.redis.RedisStreamsLink`);
 - ``txrealtime-pure``: the same as ``txrealtime`` with the pure-Python reader (no hiredis);
 - ``txredisapi``: txredisapi (RESP2, its own parser), what RedisLink used before;
 - ``redis-py-threads``: redis-py (hiredis) bridged to the reactor with a thread hop per command
@@ -43,7 +45,8 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-IMPLS = ["txrealtime", "txrealtime-sharded", "txrealtime-pure", "txredisapi", "redis-py-threads", "redis-py-asyncio"]
+IMPLS = ["txrealtime", "txrealtime-sharded", "txrealtime-streams", "txrealtime-pure", "txredisapi", "redis-py-threads",
+         "redis-py-asyncio"]
 CHANNEL = "socket.io#/#"
 PATTERN = "socket.io#/#*"
 DONE = b"done"
@@ -148,6 +151,27 @@ class OursSharded(Side):
         await self.client.execute("PING", key=CHANNEL)
 
 
+class OursStreams(Side):
+    """As the streams adapter: ``XADD ... MAXLEN ~ 10000`` on the publishing connection, ``XREAD BLOCK`` from the
+    last entry read on a third one (:class:`txrealtime.adapters.redis.RedisStreamsLink`)."""
+
+    async def start(self, url: str, on_message: Any) -> None:
+        from txrealtime.adapters.redis import RedisStreamsLink
+
+        self.link = RedisStreamsLink(url)
+        if on_message is not None:
+            self.link.read_stream("/", lambda entry_id, fields: on_message(fields[b"data"]))
+        self.link.start()
+        await self.link.when_reading(30)
+
+    def publish(self, message: bytes) -> None:
+        self.link.command("XADD", self.link.stream_name, "MAXLEN", "~", self.link.max_len, "*", "uid", "bench",
+                          "nsp", "/", "type", "3", "data", message).addErrback(lambda f: print(f, file=sys.stderr))
+
+    async def flush(self) -> None:
+        await self.link.command("PING")
+
+
 class TxRedisApi(Side):
     async def start(self, url: str, on_message: Any) -> None:
         import txredisapi
@@ -248,6 +272,8 @@ def side(impl: str) -> Side:
         return Ours(pure=impl == "txrealtime-pure")
     if impl == "txrealtime-sharded":
         return OursSharded()
+    if impl == "txrealtime-streams":
+        return OursStreams()
     return {"txredisapi": TxRedisApi, "redis-py-threads": RedisPyThreads, "redis-py-asyncio": RedisPyAsyncio}[impl]()
 
 

@@ -47,6 +47,9 @@ twisted.trial`` run; ``python3 -m venv`` is not run (the suite already runs in o
 benchmarks): ``check=executable`` checks the program is an executable file, and ``help=COMMAND``
 runs COMMAND, whose output must name every ``--option`` the block mentions (comments included).
 
+``typescript`` blocks (Node's side of a comparison) are compiled with ``tsc --strict --noEmit`` against
+the npm packages of ``tests/interop`` (socket.io's and socket.io-client's own types).
+
 ``html`` blocks (``app=module:setup``, more twistd options in ``twistd=``) are served as a page by
 ``twistd txrealtime --static``, opened in headless Chromium, whose first ``console.log`` call must
 log what ``console=`` (JSON) says. ``nginx`` blocks are checked by :func:`check_nginx` (``balance=any``:
@@ -85,6 +88,7 @@ OPTIONS: dict[str, set[str]] = {
     "html": {"app", "console", "twistd", "why"},
     "nginx": {"balance", "why"},
     "yaml": {"why"},
+    "typescript": {"why"},
 }
 
 
@@ -833,7 +837,21 @@ def check_not_run(block: Block) -> None:
     assert block.option("check") or helper, f"{block.id}: not-run needs check=executable or help=COMMAND"
 
 
-# -- html and nginx -----------------------------------------------------------------------------
+# -- typescript, html and nginx -------------------------------------------------------------------
+
+
+def run_typescript(block: Block, directory: Path) -> None:
+    """Compile the block with ``tsc --strict`` against the npm packages the interop tests use."""
+    from tests.servers import NODE_MODULES, node
+
+    (directory / "node_modules").symlink_to(NODE_MODULES)
+    (directory / "block.ts").write_text(block.code)
+    done = subprocess.run(
+        [node(), str(NODE_MODULES / "typescript" / "bin" / "tsc"), "--noEmit", "--strict", "--target", "es2020",
+         "--module", "commonjs", "--moduleResolution", "node", "--esModuleInterop", "--skipLibCheck", "block.ts"],
+        cwd=directory, capture_output=True, text=True, timeout=TIMEOUT,
+    )
+    assert done.returncode == 0, report(done)
 
 
 def run_html(block: Block, directory: Path) -> None:

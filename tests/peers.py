@@ -110,10 +110,11 @@ def masked_text_frame(text: str) -> bytes:
     return header + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
 
 
-def open_and_stop_reading(port: int) -> socket.socket:
-    """A raw WebSocket: handshake, join the default namespace, then never read again."""
+def open_and_stop_reading(port: int, receive_buffer: int = 4096) -> socket.socket:
+    """A raw WebSocket: handshake, join the default namespace, then never read again (``receive_buffer``
+    bytes of socket buffer: a small one makes the server's buffers fill sooner, and reading later slower)."""
     sock = socket.create_connection(("127.0.0.1", port))
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
     key = base64.b64encode(os.urandom(16)).decode()
     sock.sendall(
         (

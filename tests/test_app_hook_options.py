@@ -3,7 +3,9 @@ that have no flag (``allow_request`` here): they are in force when the server an
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -41,6 +43,20 @@ def zero_ping(server: Server, options: Options) -> None:
 
 def misspelt(server: Server, options: Options) -> None:
     options.configure(allow_requests=lambda handshake: True)
+
+
+def assign_replaced(server: Server, options: Options) -> None:
+    """Node's way, ported: replace the options whole, on the manager."""
+    server.manager.options = dataclasses.replace(server.manager.options, ping_interval=7, max_payload=4000)
+
+
+def assign_and_configure(server: Server, options: Options) -> None:
+    server.manager.options = dataclasses.replace(server.manager.options, ping_interval=7)
+    options.configure(ping_timeout=3)
+
+
+def assign_junk(server: Server, options: Options) -> None:
+    server.manager.options = {"ping_interval": 7}  # type: ignore[assignment]
 
 
 def parse(*args: str) -> Options:
@@ -108,3 +124,35 @@ def test_twistd_reports_a_bad_configure_in_one_line(hook: str, error: str) -> No
     )
     assert (done.returncode, done.stdout) == (1, "")
     assert done.stderr == f"txrealtime: --app {HERE}:{hook}: {error}\n"
+
+
+@pytest_twisted.ensureDeferred
+async def test_options_assigned_in_the_hook_stay_in_force() -> None:
+    """Assigning ``manager.options`` in the hook is not undone when the hook returns (it was, silently)."""
+    options = parse("--app", f"{HERE}:assign_replaced", "--listen", "tcp:0")
+    service = makeService(options)
+    assert (service.manager.options.ping_interval, service.manager.options.max_payload) == (7, 4000)
+    assert options["engineio-options"] is service.manager.options
+    site = service.site
+    assert isinstance(site, BoundedSite) and site.max_body == 4000
+    port = cast(Any, reactor).listenTCP(0, site, interface="127.0.0.1")
+    try:
+        code, body = await handshake(f"http://127.0.0.1:{port.getHost().port}/socket.io/?EIO=4&transport=polling")
+        assert code == 200
+        opened = json.loads(body[1:])
+        assert (opened["pingInterval"], opened["maxPayload"]) == (7000, 4000)
+    finally:
+        service.manager.shutdown()
+        await port.stopListening()
+
+
+@pytest.mark.parametrize(
+    "hook, error",
+    [
+        ("assign_and_configure", "it both assigned manager.options and called options.configure(): do one"),
+        ("assign_junk", "manager.options must be an EngineIOOptions, not dict"),
+    ],
+)
+def test_conflicting_or_bad_assignment_is_refused(hook: str, error: str) -> None:
+    with pytest.raises(SystemExit, match=re.escape(f"txrealtime: --app {HERE}:{hook}: {error}")):
+        makeService(parse("--app", f"{HERE}:{hook}", "--listen", "tcp:0"))

@@ -15,7 +15,8 @@ from tests import docs_runner
 from tests.docs_runner import Block
 
 BLOCKS = docs_runner.all_blocks()
-RUNNERS = {"python": docs_runner.run_python, "sh": docs_runner.run_sh, "html": docs_runner.run_html}
+RUNNERS = {"python": docs_runner.run_python, "sh": docs_runner.run_sh, "html": docs_runner.run_html,
+           "typescript": docs_runner.run_typescript}
 
 
 @pytest.mark.parametrize("block", BLOCKS, ids=[b.id for b in BLOCKS])

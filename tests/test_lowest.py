@@ -24,7 +24,8 @@ def declared() -> dict[str, str]:
     """Lower bounds of the runtime dependencies and the feature extras, by package name."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     extras = project["optional-dependencies"]
-    specs = project["dependencies"] + [s for extra in ("redis", "metrics", "admin", "emitter") for s in extras[extra]]
+    features = ("redis", "metrics", "admin", "emitter", "validation")
+    specs = project["dependencies"] + [s for extra in features for s in extras[extra]]
     bounds: dict[str, str] = {}
     for spec in specs:
         match = re.fullmatch(r"([A-Za-z0-9_.-]+)(?:\[[^]]*\])?>=(\S+)", spec)

@@ -1,11 +1,13 @@
 """txrealtime's logging: one level gate for every module, and a throttle for lines a flood repeats.
 
-Every txrealtime module logs through ``Logger(observer=gate)``: events below
+Every txrealtime module logs through ``Logger(__name__, observer=gate)``: events below
 the level set with :func:`set_log_level` (``info`` by default) are dropped
 before any observer formats them, so routine per-connection ``debug`` lines
 stay out of ``twistd``'s log unless asked for (``--log-level debug``).
 Lines that a hostile client can make the server repeat (refused handshakes,
-protocol errors) go through a :class:`Throttle`.
+protocol errors) go through a :class:`Throttle`. The namespace is given, not
+left to ``Logger`` to guess from the calling frame: a module compiled with mypyc
+has no frame of its own, and the guess would name ``importlib._bootstrap``.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ __all__ = ["Observers", "first"]
 
 E = TypeVar("E")
 
-log = Logger(observer=gate)
+log = Logger(__name__, observer=gate)
 
 
 class Observers(Generic[E]):

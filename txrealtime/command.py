@@ -26,7 +26,7 @@ from ._logging import LEVELS
 from .adapters.choices import ADAPTERS, SUBSCRIPTION_MODES
 from .adapters.choices import DEFAULT as DEFAULT_ADAPTER
 from .engineio import EngineIOOptions
-from .engineio.options import CookieOptions
+from .engineio.options import CORS_METHODS, CookieOptions
 from .redis.url import RedisURL
 from .socketio.parser import resolve as resolve_parser
 
@@ -97,6 +97,8 @@ class Options(usage.Options):
         ["ping-timeout", None, 20.0, "Seconds to wait for a heartbeat reply.", float],
         ["max-payload", None, 1_000_000, "Largest message or POST body, in bytes.", int],
         ["max-buffer", None, 4_000_000, "Outgoing bytes queued for a client that does not read before it is cut.", int],
+        ["high-water-mark", None, None, "Outgoing bytes queued for a client above which emit returns False until "
+         "the socket's drain event [default: a quarter of --max-buffer].", int],
         ["max-packets-per-second", None, None, "Close sessions sending more packets per second [default: no limit].",
          float],
         ["max-sessions-per-ip", None, None, "Refuse handshakes beyond this many sessions per address.", int],
@@ -106,6 +108,10 @@ class Options(usage.Options):
         ["max-namespaces-per-client", None, 100, "Most namespaces one connection may be in at once.", int],
         ["state-recovery", None, None, "Connection state recovery: keep a disconnected socket's state and missed "
          "packets this many seconds [default: off].", float],
+        ["cors-max-age", None, None, "Seconds browsers may cache a CORS preflight's answer (Access-Control-Max-Age).",
+         int],
+        ["initial-packet", None, None, "A message sent to each new Engine.IO session right after its OPEN packet "
+         "(Node's initialPacket)."],
         ["log-level", None, "info", "Log txrealtime's events at this level and above: debug, info, warn, error."],
         ["cookie", None, None, "Set a cookie with this name holding the session id (for sticky load balancers)."],
         ["shutdown-grace", None, 5.0, "Seconds to let clients receive their close on shutdown.", float],
@@ -140,6 +146,9 @@ class Options(usage.Options):
         ["allow-eio3", None, "Also serve Engine.IO v3 clients (socket.io-client 2.x), as Node's allowEIO3."],
         ["per-message-deflate", None, "Compress WebSocket messages of 1024 bytes or more (permessage-deflate)."],
         ["no-http-compression", None, "Do not gzip/deflate polling responses of 1024 bytes or more."],
+        ["no-cors-credentials", None, "Do not send Access-Control-Allow-Credentials to the --cors-origin origins."],
+        ["no-trailing-slash", None, "Also serve the path without its trailing slash, e.g. /socket.io "
+         "(Node's addTrailingSlash: false)."],
         ["engineio", None, "Serve bare Engine.IO: the app hook gets the SessionManager, not a Socket.IO Server."],
         ["no-access-log", None, "Do not log each HTTP request."],
         ["cleanup-empty-child-namespaces", None, "Remove a dynamic namespace's child once its last socket left."],
@@ -157,6 +166,9 @@ class Options(usage.Options):
         self["listen"] = []
         self["cors-origin"] = []
         self["origin"] = []
+        self["cors-method"] = []
+        self["cors-allowed-header"] = []
+        self["cors-exposed-header"] = []
 
     def opt_listen(self, endpoint: str) -> None:
         """Endpoint string to listen on, e.g. tcp:8080:interface=127.0.0.1 or ssl:8443:privateKey=key.pem
@@ -172,6 +184,18 @@ class Options(usage.Options):
     def opt_cors_origin(self, origin: str) -> None:
         """Origin allowed to make cross-origin requests, or * for any (repeatable)."""
         self["cors-origin"].append(origin)
+
+    def opt_cors_method(self, method: str) -> None:
+        """Method a CORS preflight allows (repeatable) [default: GET, HEAD, PUT, PATCH, POST, DELETE]."""
+        self["cors-method"].append(method)
+
+    def opt_cors_allowed_header(self, header: str) -> None:
+        """Request header a CORS preflight allows (repeatable) [default: those the browser asks for]."""
+        self["cors-allowed-header"].append(header)
+
+    def opt_cors_exposed_header(self, header: str) -> None:
+        """Response header scripts of other origins may read (repeatable)."""
+        self["cors-exposed-header"].append(header)
 
     def opt_version(self) -> None:
         """Display txrealtime's version (and Twisted's) and exit."""
@@ -233,6 +257,8 @@ class Options(usage.Options):
             raise usage.UsageError("--max-connections-per-ip must be > 0")
         if self["log-level"] not in LEVELS:
             raise usage.UsageError(f"--log-level must be one of {', '.join(LEVELS)}")
+        if self["cors-max-age"] is not None and self["cors-max-age"] < 0:
+            raise usage.UsageError("--cors-max-age must be >= 0")
         for name in ("attachment-timeout", "max-namespaces-per-client", "state-recovery"):
             if self[name] is not None and self[name] <= 0:
                 raise usage.UsageError(f"--{name} must be > 0")
@@ -245,6 +271,9 @@ class Options(usage.Options):
             allow_upgrades=not self["no-upgrades"],
             allow_eio3=bool(self["allow-eio3"]),
             max_buffer=max(self["max-buffer"], self["max-payload"]),
+            high_water_mark=None if self["high-water-mark"] is None else min(
+                self["high-water-mark"], max(self["max-buffer"], self["max-payload"])
+            ),
             max_packets_per_second=self["max-packets-per-second"],
             max_sessions_per_ip=self["max-sessions-per-ip"],
             allowed_origins=self["origin"] or None,
@@ -252,6 +281,13 @@ class Options(usage.Options):
             cors_allowed_origins="*" if "*" in origins else (origins or None),
             per_message_deflate=bool(self["per-message-deflate"]),
             http_compression=not self["no-http-compression"],
+            cors_credentials=not self["no-cors-credentials"],
+            cors_methods=tuple(self["cors-method"]) or CORS_METHODS,
+            cors_allowed_headers=tuple(self["cors-allowed-header"]) or None,
+            cors_exposed_headers=tuple(self["cors-exposed-header"]) or None,
+            cors_max_age=self["cors-max-age"],
+            add_trailing_slash=not self["no-trailing-slash"],
+            initial_packet=self["initial-packet"],
         )
         self._check_adapter()
         if self["parser"] != "json":
@@ -329,7 +365,7 @@ class Options(usage.Options):
                 args.append(f"--{name}={self[name]}")
         flags = cast(list[list[Any]], self.optFlags)
         args += [f"--{row[0]}" for row in flags if self[str(row[0])]]
-        for name in ("listen", "origin", "cors-origin"):
+        for name in ("listen", "origin", "cors-origin", "cors-method", "cors-allowed-header", "cors-exposed-header"):
             args += [f"--{name}={value}" for value in self[name]]
         return args
 

@@ -37,8 +37,8 @@ What the messages are (``{key}`` is ``socket.io`` unless told otherwise,
     disconnect_sockets    {key}-request#{nsp}#  JSON {type: 4, opts: {rooms, except}, close}
     server_side_emit      {key}-request#{nsp}#  JSON {uid: "emitter", type: 6, data: [event, *args]}
 
-As in Node, the emitter expects no answers: nothing waits for acknowledgements
-(``server_side_emit`` refuses a callback), and it cannot ``fetch_sockets``.
+As in Node, these calls expect no answers (``server_side_emit`` refuses a callback) and it cannot
+``fetch_sockets``; ``emit_with_ack`` (:mod:`txrealtime.emitter_acks`) gathers the clients' acknowledgements.
 Arguments are what Socket.IO carries: JSON values, ``bytes`` (binary, in
 ``emit``; JSON requests cannot carry it and raise ``TypeError``), and dates as
 the rest of txrealtime sends them (a ``Date`` on Node, an ISO string on the
@@ -54,7 +54,7 @@ from dataclasses import replace
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, Protocol, Self, TypeVar, cast
 
-from twisted.internet.defer import Deferred  # installs no reactor
+from twisted.internet.defer import Deferred, ensureDeferred  # installs no reactor
 
 from ._events import check_event
 from .adapters.cluster_messages import encode_message
@@ -69,6 +69,7 @@ from .adapters.redis.wire import Broadcast, Channels, WireFlags, WireOptions, Wi
 
 if TYPE_CHECKING:
     from .adapters.redis.link import BaseRedisLink
+    from .emitter_acks import EmitterAcks
 
 __all__ = [
     "UID",
@@ -456,6 +457,19 @@ class Emitter(BaseEmitter[int]):
 
         super().__init__(publish, key=key, sharded=sharded)
 
+    def emit_with_ack(
+        self, event: str, *args: Any, timeout: float, rooms: Iterable[str] = (), except_rooms: Iterable[str] = ()
+    ) -> EmitterAcks:
+        """Emit to the selected clients of every server (txrealtime's and Node's) and return, once every client
+        answered or after ``timeout`` seconds (blocking this thread meanwhile), their answers
+        (:class:`txrealtime.emitter_acks.EmitterAcks`: ``answers``, and whether they are ``complete``),
+        through the Redis adapter's own broadcast-with-acks request. The classic adapter's format only."""
+        if self.sharded:
+            raise NotImplementedError("emit_with_ack goes through the classic Redis adapter's requests")
+        from .emitter_acks import emit_with_ack_blocking
+
+        return emit_with_ack_blocking(self.redis, self.key, self.nsp, event, args, timeout, rooms, except_rooms)
+
     def close(self) -> None:
         """Close the client if the emitter made it from a URL (a client given to it is left open)."""
         if not self._owned:
@@ -499,3 +513,18 @@ class TwistedEmitter(BaseEmitter[Deferred[int]]):
         """The link published through."""
         sharded = getattr(link, "channel_kind", "subscribe") == "ssubscribe"
         super().__init__(link.send, key=link.key if key is None else key, sharded=sharded)
+
+    def emit_with_ack(
+        self, event: str, *args: Any, timeout: float, rooms: Iterable[str] = (), except_rooms: Iterable[str] = ()
+    ) -> Deferred[EmitterAcks]:
+        """Emit to the selected clients of every server (txrealtime's and Node's) and fire, once every client
+        answered or after ``timeout`` seconds, with their answers (:class:`txrealtime.emitter_acks.EmitterAcks`:
+        ``answers``, and whether they are ``complete``), through the Redis adapter's own broadcast-with-acks
+        request. The classic adapter's format only (not ``sharded``)."""
+        if self.sharded:
+            raise NotImplementedError("emit_with_ack goes through the classic Redis adapter's requests")
+        from .emitter_acks import emit_with_ack
+
+        return ensureDeferred(
+            emit_with_ack(cast(Any, self.link), self.key, self.nsp, event, args, timeout, rooms, except_rooms)
+        )

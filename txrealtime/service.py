@@ -20,7 +20,7 @@ from twisted.web.server import Site
 
 from ._logging import gate, set_log_level
 from .command import DEFAULT_LISTEN, Options, check_endpoint, load_app
-from .engineio import EngineIOResource, SessionManager
+from .engineio import EngineIOOptions, EngineIOResource, SessionManager
 from .forwarding import Forwarder
 from .socketio import Server
 from .socketio.bundle import SocketIOResource
@@ -41,7 +41,7 @@ __all__ = [
     "start_listening",
 ]
 
-log = Logger(observer=gate)
+log = Logger(__name__, observer=gate)
 
 
 def raise_open_files_limit() -> int | None:
@@ -260,6 +260,26 @@ def run_app_hook(hook: Callable[..., object], target: Server | SessionManager, o
         hook(target)
 
 
+def _options_after_hook(built: EngineIOOptions, assigned: EngineIOOptions, options: Options) -> EngineIOOptions:
+    """The Engine.IO options in force once an ``--app`` hook returned, before anything reads them (the
+    WebSocket factory keeps ``max_payload``).
+
+    Those of ``options.configure(...)``, or those the hook assigned to ``manager.options`` (e.g. with
+    ``dataclasses.replace``); both is refused with ``twisted.python.usage.UsageError``, as one would undo the other.
+    """
+    configured = cast(EngineIOOptions, options["engineio-options"])
+    if assigned is built:
+        return configured
+    if configured is not built:
+        raise usage.UsageError(
+            "it both assigned manager.options and called options.configure(): do one (configure() is checked)"
+        )
+    if not isinstance(assigned, EngineIOOptions):
+        raise usage.UsageError(f"manager.options must be an EngineIOOptions, not {type(assigned).__name__}")
+    options["engineio-options"] = assigned
+    return assigned
+
+
 def _first_parameter_type(hook: Callable[..., object]) -> type | None:
     try:
         first = next(iter(inspect.signature(hook).parameters))
@@ -360,12 +380,12 @@ def makeService(options: Options) -> RealtimeService:
         )
     hook = options.get("app-hook")
     if hook is not None:
+        built = manager.options
         try:
             run_app_hook(hook, manager if server is None else server, options)
+            manager.options = _options_after_hook(built, manager.options, options)
         except usage.UsageError as e:
             raise SystemExit(f"txrealtime: --app {options['app']}: {e}") from None
-        # Before anything reads them (the WebSocket factory keeps max_payload): options.configure() changes.
-        manager.options = options["engineio-options"]
     admin = None
     if server is not None:
         from .admin.service import UI_PATH, start

@@ -33,7 +33,7 @@ from .web import BoundedSite, EmptyResource, mount
 
 __all__ = ["MemoryEngine", "RealtimeTestMixin", "TestServer", "connect_in_memory", "start_server"]
 
-log = Logger(observer=gate)
+log = Logger(__name__, observer=gate)
 
 
 @dataclass
@@ -230,6 +230,16 @@ class MemoryEngine:
         """Hand messages to the session (through the pump)."""
         for message in messages:
             self._pump(lambda m=message: self._to_server(Packet(PacketType.MESSAGE, m)))  # type: ignore[misc]
+
+    @property
+    def buffered_bytes(self) -> int:
+        """Nothing waits: messages go straight to the session."""
+        return 0
+
+    @property
+    def needs_drain(self) -> bool:
+        """Never."""
+        return False
 
     def close(self) -> None:
         """Close the session, as a client's CLOSE packet does."""

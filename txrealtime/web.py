@@ -42,13 +42,13 @@ from . import _tcp
 from ._logging import Throttle, gate
 from ._reactor import cancel
 from .engineio import CloseReason, SessionManager
-from .engineio.polling import TOO_LARGE_BODY
+from .engineio.polling import TOO_LARGE, PollingTransport
 
 __all__ = [
     "HTTP_PARSER_ENV", "BoundedChannel", "BoundedRequest", "BoundedSite", "EmptyResource", "channel_for", "mount",
 ]
 
-log = Logger(observer=gate)
+log = Logger(__name__, observer=gate)
 noisy = Throttle(log)
 """For lines a flood of bad clients could make us repeat."""
 
@@ -132,13 +132,10 @@ class BoundedRequest(Request):
         address = getattr(self.getClientAddress(), "host", "?")  # type: ignore[no-untyped-call]
         noisy.info("Request body from {address} over {limit} bytes ({size}): 413", address=address,
                  limit=self._limit(), size=size)
+        transport: Any = self.channel.transport
+        transport.write(TOO_LARGE)  # first: the session's end must not reach the client before it
         if isinstance(site, BoundedSite):
             site.body_too_large(self)
-        transport: Any = self.channel.transport
-        transport.write(
-            b"HTTP/1.1 413 Payload Too Large\r\nContent-Type: application/json\r\n"
-            b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(TOO_LARGE_BODY), TOO_LARGE_BODY)
-        )
         self.channel.loseConnection()
 
 
@@ -414,8 +411,13 @@ class BoundedSite(Site):
             return
         for manager in self.managers:
             session = manager.get(sid)
-            if session is not None:
-                session.close(CloseReason.TRANSPORT_ERROR, f"request body over {self.max_body} bytes")
+            if session is None:
+                continue
+            why = f"request body over {self.max_body} bytes"
+            if isinstance(session.transport, PollingTransport):
+                session.transport.refuse_oversized(why)
+            else:
+                session.close(CloseReason.TRANSPORT_ERROR, why)
 
 
 class EmptyResource(Resource):

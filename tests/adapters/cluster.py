@@ -18,10 +18,13 @@ from tests.servers import INTEROP, NODE_MODULES, RedisCluster, RedisServer, node
 from txrealtime.adapters.redis import (
     RedisAdapter,
     RedisLink,
+    RedisStreamsAdapter,
+    RedisStreamsLink,
     ShardedRedisAdapter,
     ShardedRedisLink,
     redis_adapter,
     sharded_adapter,
+    streams_adapter,
 )
 from txrealtime.client import ClientSocket
 from txrealtime.pytest_plugin import Realtime
@@ -65,10 +68,10 @@ class Node:
 
 async def start_nodes(
     realtime: Realtime, redis: RedisServer | RedisCluster, names: list[str], parser: str = "json",
-    **server_options: Any,
+    streams: bool = False, **server_options: Any,
 ) -> list[Node]:
-    """Start one node per name (sharded ones on a Redis Cluster, each on a node of its own); fire once every link
-    is up and every node has heard of the others.
+    """Start one node per name (sharded ones on a Redis Cluster, each on a node of its own; with ``streams``, on
+    the streams adapter); fire once every link is up and every node has heard of the others.
 
     ``server_options`` go to each node's :class:`Server`.
     """
@@ -79,6 +82,9 @@ async def start_nodes(
             sharded = ShardedRedisLink(redis.url_of(index % len(redis.ports)), health_check_interval=0.5, **options)
             link: Any = sharded
             adapter: Callable[[Any], Any] = sharded_adapter(sharded)
+        elif streams:
+            streams_link = RedisStreamsLink(redis.url, block_time=0.5, **options)
+            link, adapter = streams_link, streams_adapter(streams_link)
         else:
             link = RedisLink(redis.url, **options)
             adapter = redis_adapter(link)
@@ -129,7 +135,7 @@ async def sync(*sockets: ClientSocket) -> None:
 async def wait_for_servers(server: Server, count: int) -> None:
     """Wait until ``count`` servers subscribe to the default namespace's request channel."""
     adapter = server.sockets.adapter
-    assert isinstance(adapter, RedisAdapter | ShardedRedisAdapter)
+    assert isinstance(adapter, RedisAdapter | ShardedRedisAdapter | RedisStreamsAdapter)
     for _ in range(1000):
         if await adapter.server_count() >= count:
             return

@@ -81,7 +81,7 @@ requests = st.one_of(
     st.builds(SocketJoinRequest, sid=text, room=text, request_id=st.none() | ids, uid=uids),
     st.builds(SocketLeaveRequest, sid=text, room=text, request_id=st.none() | ids, uid=uids),
     st.builds(SocketDisconnectRequest, sid=text, close=st.booleans(), request_id=st.none() | ids, uid=uids),
-    st.builds(FetchRequest, request_id=ids, opts=options, uid=uids),
+    st.builds(FetchRequest, request_id=ids, opts=options, uid=uids, count=st.booleans()),
     st.builds(
         ServerSideEmitRequest, data=st.lists(values(binary=False), max_size=4), request_id=st.none() | ids, uid=uids
     ),
@@ -98,7 +98,8 @@ responses = st.one_of(
     st.builds(SocketsResponse, request_id=ids, sockets=room_lists),
     st.builds(AllRoomsResponse, request_id=ids, rooms=room_lists),
     st.builds(DoneResponse, request_id=ids),
-    st.builds(FetchResponse, request_id=ids, sockets=st.lists(socket_details, max_size=3).map(tuple)),
+    st.builds(FetchResponse, request_id=ids, sockets=st.lists(socket_details, max_size=3).map(tuple),
+              node=st.none() | ids, count=st.none() | st.integers(min_value=0, max_value=2**31)),
     st.builds(ServerSideEmitResponse, request_id=ids, data=values(binary=False)),
     st.builds(ClientCountResponse, request_id=ids, client_count=st.integers(0, 2**53)),
     st.builds(BroadcastAckResponse, request_id=ids, value=values(binary=True)),

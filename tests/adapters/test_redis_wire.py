@@ -169,6 +169,10 @@ REQUESTS: list[tuple[rq.Request, bytes]] = [
         FetchRequest(uid="u", request_id="r", opts=ROOMS),
         b'{"uid":"u","requestId":"r","type":5,"opts":{"rooms":["a"],"except":["b","c"]}}',
     ),
+    (  # txrealtime's count request: Node's adapter ignores "count" and answers with the sockets
+        FetchRequest(uid="u", request_id="r", opts=ROOMS, count=True),
+        b'{"uid":"u","requestId":"r","type":5,"opts":{"rooms":["a"],"except":["b","c"]},"count":true}',
+    ),
     (ServerSideEmitRequest(uid="u", data=["e", 1]), b'{"uid":"u","type":6,"data":["e",1]}'),
     (
         ServerSideEmitRequest(uid="u", request_id="r", data=["e", "\ud800"]),
@@ -201,6 +205,10 @@ RESPONSES: list[tuple[rq.Response, bytes]] = [
             sockets=(SocketDetails(id="s", handshake={"auth": {"t": 1}}, rooms=("s", "a"), data={"k": [1]}),),
         ),
         b'{"requestId":"r","sockets":[{"id":"s","handshake":{"auth":{"t":1}},"rooms":["s","a"],"data":{"k":[1]}}]}',
+    ),
+    (
+        FetchResponse(request_id="r", sockets=(), node="n1", count=7),
+        b'{"requestId":"r","sockets":[],"node":"n1","count":7}',
     ),
     (ServerSideEmitResponse(request_id="r", data={"ok": True}), b'{"type":6,"requestId":"r","data":{"ok":true}}'),
     (ServerSideEmitResponse(request_id="r"), b'{"type":6,"requestId":"r","data":null}'),
@@ -608,3 +616,9 @@ def test_compress_flag_crosses_nodes_as_node_writes_it() -> None:
     for flags, compress in [(WireFlags(compress=False), False), (WireFlags(compress=True), True), (WireFlags(), True)]:
         assert _options(WireOptions(flags=flags)).flags.compress is compress
     assert _options(WireOptions()).flags.compress is True
+
+
+@pytest.mark.parametrize("count", [b"-1", b"1.5", b"true", b'"3"'])
+def test_a_count_that_is_not_a_number_is_malformed(count: bytes) -> None:
+    with pytest.raises(wire.WireError):
+        rq.decode_response(b'{"requestId":"r","sockets":[],"count":' + count + b"}", lambda _: RequestType.REMOTE_FETCH)

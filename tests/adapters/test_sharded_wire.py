@@ -128,7 +128,7 @@ bodies = st.one_of(
     st.builds(JoinRequest, opts=selections, rooms=st.lists(text, max_size=3).map(tuple), uid=ids),
     st.builds(LeaveRequest, opts=selections, rooms=st.lists(text, max_size=3).map(tuple), uid=ids),
     st.builds(DisconnectRequest, opts=selections, close=st.booleans(), uid=ids),
-    st.builds(FetchRequest, request_id=ids, opts=selections, uid=ids),
+    st.builds(FetchRequest, request_id=ids, opts=selections, uid=ids, count=st.booleans()),
     st.builds(ServerSideEmitRequest, data=st.lists(values(binary=True), max_size=4), request_id=st.none() | ids,
               uid=ids),
     responses.filter(lambda r: isinstance(r, FetchResponse | ServerSideEmitResponse | ClientCountResponse

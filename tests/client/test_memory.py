@@ -142,6 +142,8 @@ class Flaky:
 
 class Refusing:
     transport_name = None
+    buffered_bytes = 0
+    needs_drain = False
 
     def open(self) -> Deferred[None]:
         d: Deferred[None] = Deferred()

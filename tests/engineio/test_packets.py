@@ -1,5 +1,7 @@
 """Engine.IO v4 codec: known encodings, round trips and rejected input."""
 
+import base64
+
 from hypothesis import given
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
@@ -62,15 +64,33 @@ class RejectTests(SynchronousTestCase):
                 self.assertRaises(DecodeError, decode_payload, bad)
 
     def test_bad_frames(self) -> None:
-        self.assertRaises(DecodeError, decode_ws_frame, b"", False)
-        self.assertRaises(DecodeError, decode_ws_frame, b"7x", False)
-        self.assertRaises(DecodeError, decode_ws_frame, b"4\xff\xfe", False)
+        for bad in [b"", b"7x", b"4\xff\xfe", b"b!!!", b"bAQI"]:
+            with self.subTest(frame=bad):
+                self.assertRaises(DecodeError, decode_ws_frame, bad, False)
+
+    def test_base64_text_frame(self) -> None:
+        """A client with ``forceBase64`` sends binary over WebSocket as text ``b<base64>``: Node's parser takes it."""
+        self.assertEqual(decode_ws_frame(b"bAQID", False), Packet(PacketType.MESSAGE, b"\x01\x02\x03"))
+        self.assertEqual(decode_ws_frame(b"b", False), Packet(PacketType.MESSAGE, b""))
 
 
 class RoundTripTests(SynchronousTestCase):
     @given(packets)
     def test_ws_round_trip(self, packet: Packet) -> None:
         self.assertEqual(decode_ws_frame(*encode_ws_frame(packet)), packet)
+
+    @given(st.binary())
+    def test_ws_base64_round_trip(self, data: bytes) -> None:
+        frame = "b" + base64.b64encode(data).decode("ascii")
+        self.assertEqual(decode_ws_frame(frame.encode(), False), Packet(PacketType.MESSAGE, data))
+
+    @given(st.binary())
+    def test_ws_text_decoding_never_crashes(self, frame: bytes) -> None:
+        try:
+            packet = decode_ws_frame(frame, False)
+        except DecodeError:
+            return
+        self.assertIsInstance(packet, Packet)
 
     @given(st.lists(polling_packets, min_size=1))
     def test_payload_round_trip(self, batch: list[Packet]) -> None:

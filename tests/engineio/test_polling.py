@@ -112,7 +112,7 @@ class ExchangeTests(PollingTestCase):
             headers={"Origin": "https://app.example", "Access-Control-Request-Headers": "content-type"},
         ).result()
         self.assertEqual(preflight.status, 204)
-        self.assertEqual(preflight.headers["access-control-allow-methods"], "GET, POST, OPTIONS")
+        self.assertEqual(preflight.headers["access-control-allow-methods"], "GET,HEAD,PUT,PATCH,POST,DELETE")
         self.assertEqual(preflight.headers["access-control-allow-headers"], "content-type")
 
 

@@ -9,7 +9,7 @@ from txrealtime.socketio import Server, Socket
 
 def setup(server: Server) -> None:
     """``whoami``: this node's pid; ``join``: a room; ``echo``: its arguments back; ``shout``: a broadcast
-    to a room, from whichever node the client is on."""
+    to a room, from whichever node the client is on; ``rooms``: the socket's rooms, its own left out."""
     pid = os.getpid()
 
     @server.on("connection")
@@ -27,3 +27,4 @@ def setup(server: Server) -> None:
         socket.on("join", join)
         socket.on("echo", lambda *args: list(args))
         socket.on("shout", shout)
+        socket.on("rooms", lambda: sorted(socket.rooms - {socket.id}))

@@ -34,7 +34,7 @@ async def test_oversize_body_refused_while_it_arrives(realtime: Realtime) -> Non
     # Announced length over the limit: refused before the body is read.
     response = await http.post(f"{base(running)}&sid={sid}", data=b"4" + b"x" * 5000)
     assert response.code == 413
-    assert json.loads(await response.text()) == {"code": 3, "message": "Payload too large"}
+    assert await response.content() == b""  # as Node's engine.io
     await until(lambda: running.server.manager.get(sid) is None, "the session to close")
     assert closes(events) == [(CloseReason.TRANSPORT_ERROR, "request body over 1000 bytes")]
 

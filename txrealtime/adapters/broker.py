@@ -28,7 +28,7 @@ from twisted.python.failure import Failure
 
 from .._logging import Throttle, gate
 from ..socketio.acks import Pending
-from ..socketio.adapter import Adapter, BroadcastFlags, BroadcastOptions
+from ..socketio.adapter import Adapter, BroadcastFlags, BroadcastOptions, ClusterAnswer
 from ..socketio.packets import Packet, PacketType
 from .redis.requests import (
     AllRoomsRequest,
@@ -57,7 +57,7 @@ from .redis.wire import Broadcast, RequestType, WireFlags, WireOptions, WirePack
 
 __all__ = ["BrokerAdapter", "BrokerLink", "RemoteSocket"]
 
-log = Logger(observer=gate)
+log = Logger(__name__, observer=gate)
 throttled = Throttle(log)
 """For the lines a stream of bad messages from the broker would repeat."""
 
@@ -77,6 +77,11 @@ class BrokerLink(Protocol):
     """Messages from the broker ignored because they are not well-formed."""
     missed: int
     """Broadcasts from other txrealtime nodes that never arrived (see :mod:`txrealtime.adapters.sequence`)."""
+    uid: str
+    """This node's id among the txrealtime nodes (what its answers name it by)."""
+
+    def nodes(self) -> list[str]:
+        """The uids of the txrealtime nodes heard from lately, this one included."""
 
 
 def wire_options(opts: BroadcastOptions, with_flags: bool = True) -> WireOptions:
@@ -145,9 +150,24 @@ class _Request:
 
     type: RequestType
     expected: int
-    result: Deferred[list[Any]]
+    result: Deferred[Any]
     replies: int = 0
     items: list[Any] = field(default_factory=list)
+    partial: bool = False
+    """Fire with what came by the timeout (a :class:`ClusterAnswer`) rather than fail."""
+    known: tuple[str, ...] = ()
+    """The other txrealtime nodes heard from lately when the request went out."""
+    answered: list[str] = field(default_factory=list)
+    """The other nodes that answered and said who they are."""
+    counting: bool = False
+    """Each answer is a number of sockets (a count request)."""
+
+    def answer(self) -> ClusterAnswer[list[Any]]:
+        """What came so far."""
+        anonymous = self.replies - len(self.answered)
+        missing = max(0, self.expected - self.replies)
+        silent = tuple(uid for uid in self.known if uid not in self.answered)[:missing]
+        return ClusterAnswer(self.items, self.expected, tuple(self.answered), anonymous, silent)
 
 
 @dataclass
@@ -319,27 +339,31 @@ class BrokerAdapter(Adapter):
 
     # -- requests to every node ------------------------------------------------------------------
 
-    def _ask(self, make: Callable[[str], Request], local: list[Any]) -> Deferred[list[Any]]:
+    def _ask(self, make: Callable[[str], Request], local: list[Any], partial: bool = False) -> Deferred[Any]:
         """Publish the request ``make(request_id)`` and gather one reply from every other server.
 
         The result is ``local`` (this server's own share of the answer, empty
         for a server-side emit, which its sender does not answer) followed by
         what the others answered. This server is one of those counted, so it
-        waits for one answer fewer.
+        waits for one answer fewer. With ``partial``, the result is a :class:`ClusterAnswer`, fired at the
+        timeout with what came by then.
         """
 
-        def publish(servers: int) -> Deferred[list[Any]]:
+        def publish(servers: int) -> Deferred[Any]:
             others = servers - 1
             if others <= 0:
-                return succeed(local)
+                return succeed(ClusterAnswer(local) if partial else local)
             request_id = new_id()
             request = make(request_id)
 
-            def forget(_: Deferred[list[Any]]) -> None:
+            def forget(_: Deferred[Any]) -> None:
                 self._requests.take(request_id)  # the caller cancelled: no answer is awaited any more
 
-            result: Deferred[list[Any]] = Deferred(forget)
-            pending = _Request(request.request_type, others, result, items=list(local))
+            result: Deferred[Any] = Deferred(forget)
+            known = tuple(uid for uid in self.link.nodes() if uid != self.link.uid) if partial else ()
+            counting = isinstance(request, FetchRequest) and request.count
+            pending = _Request(request.request_type, others, result, items=list(local), partial=partial, known=known,
+                               counting=counting)
             self._requests.add(request_id, pending, self.link.requests_timeout, self._timed_out)
             self._publish_request(request)
             return result
@@ -348,7 +372,9 @@ class BrokerAdapter(Adapter):
 
     def _timed_out(self, request: _Request) -> None:
         self.link.requests_timed_out += 1
-        if not request.result.called:
+        if request.partial:
+            request.result.callback(request.answer())
+        elif not request.result.called:
             got, expected = request.replies, request.expected
             request.result.errback(TimeoutError(f"only {got} of {expected} other servers answered in time"))
 
@@ -358,6 +384,31 @@ class BrokerAdapter(Adapter):
             return succeed(local)
         selection = self._selection(opts)
         return self._ask(lambda request_id: FetchRequest(uid=self.uid, request_id=request_id, opts=selection), local)
+
+    def fetch_sockets_partial(self, opts: BroadcastOptions) -> Deferred[ClusterAnswer[list[Any]]]:
+        local: list[Any] = list(self._matching(opts))
+        if opts.flags.local:
+            return succeed(ClusterAnswer(local))
+        selection = self._selection(opts)
+        return self._ask(
+            lambda request_id: FetchRequest(uid=self.uid, request_id=request_id, opts=selection), local, partial=True
+        )
+
+    def count_sockets(self, opts: BroadcastOptions) -> Deferred[ClusterAnswer[int]]:
+        here = sum(1 for _ in self._matching(opts))
+        if opts.flags.local:
+            return succeed(ClusterAnswer(here))
+        selection = self._selection(opts)
+
+        def make(request_id: str) -> FetchRequest:
+            return FetchRequest(uid=self.uid, request_id=request_id, opts=selection, count=True)
+
+        def total(answer: ClusterAnswer[list[Any]]) -> ClusterAnswer[int]:
+            # Each item is a count: a txrealtime node's number, or 1 per socket a Node node described.
+            return ClusterAnswer(here + sum(answer.value), answer.expected, answer.answered, answer.anonymous,
+                                 answer.silent)
+
+        return self._ask(make, [], partial=True).addCallback(total)
 
     def all_rooms(self) -> Deferred[set[str]]:
         """Every room of this namespace, across all nodes."""
@@ -415,8 +466,14 @@ class BrokerAdapter(Adapter):
         self._respond(AllRoomsResponse(request_id=request.request_id, rooms=tuple(sorted(self.rooms))), request)
 
     def _answer_fetch(self, request: FetchRequest) -> None:
-        found = tuple(self._describe(s) for s in self._matching(options(request.opts)))
-        self._respond(FetchResponse(request_id=request.request_id, sockets=found), request)
+        matching = self._matching(options(request.opts))
+        if request.count:
+            response = FetchResponse(request_id=request.request_id, sockets=(), node=self.link.uid,
+                                     count=sum(1 for _ in matching))
+        else:
+            found = tuple(self._describe(s) for s in matching)
+            response = FetchResponse(request_id=request.request_id, sockets=found, node=self.link.uid)
+        self._respond(response, request)
 
     def _join(self, request: JoinRequest) -> None:
         Adapter.add_sockets(self, options(request.opts), list(request.rooms))
@@ -509,11 +566,15 @@ class BrokerAdapter(Adapter):
         request = self._requests.get(response.request_id)
         if request is None:
             return
-        request.items.extend(self._items(response))
+        if isinstance(response, FetchResponse) and response.node is not None:
+            if response.node in request.answered:
+                return  # one answer per node
+            request.answered.append(response.node)
+        request.items.extend(self._items(response, request))
         request.replies += 1
         if request.replies >= request.expected:
             self._requests.take(response.request_id)
-            request.result.callback(request.items)
+            request.result.callback(request.answer() if request.partial else request.items)
 
     def _on_ack_response(self, response: ClientCountResponse | BroadcastAckResponse) -> None:
         ack_request = self._ack_requests.get(response.request_id)
@@ -528,9 +589,12 @@ class BrokerAdapter(Adapter):
             ack_request.ack([response.value])
         self._ack_progress(response.request_id, ack_request)
 
-    def _items(self, response: Response) -> list[Any]:
+    def _items(self, response: Response, request: _Request) -> list[Any]:
         """What one answer adds to the result of the request."""
         if isinstance(response, FetchResponse):
+            if request.counting:
+                # A count: the node's number, or (a node that does not know count requests) its sockets.
+                return [response.count if response.count is not None else len(response.sockets)]
             return [self._remote(s) for s in response.sockets]
         if isinstance(response, AllRoomsResponse):
             return list(response.rooms)

@@ -47,6 +47,13 @@ def _sharded(url: str, options: dict[str, Any]) -> tuple[Any, Callable[[Any], An
     return link, sharded_adapter(link)
 
 
+def _streams(url: str, options: dict[str, Any]) -> tuple[Any, Callable[[Any], Any]]:
+    from .redis import RedisStreamsLink, streams_adapter
+
+    link = RedisStreamsLink(url, key=options["redis-key"])
+    return link, streams_adapter(link)
+
+
 def _no_database(url: RedisURL) -> str | None:
     return "a Redis Cluster has database 0 only: drop the /db part" if url.db else None
 
@@ -56,6 +63,10 @@ ADAPTERS: dict[str, AdapterChoice] = {
     for choice in (
         AdapterChoice(
             "redis", "Redis pub/sub, as Node's createAdapter", _classic
+        ),
+        AdapterChoice(
+            "redis-streams", "Redis Streams, as Node's @socket.io/redis-streams-adapter: recovery across nodes, "
+            "catching up after a Redis outage", _streams,
         ),
         AdapterChoice(
             "redis-sharded", "Redis Cluster sharded pub/sub, as Node's createShardedAdapter; any node's URL",

@@ -51,6 +51,8 @@ from .redis.requests import (
     ServerSideEmitRequest,
     ServerSideEmitResponse,
     SocketDetails,
+    extras,
+    read_count,
 )
 from .redis.wire import (
     Broadcast,
@@ -72,7 +74,17 @@ from .redis.wire import (
     unpack,
 )
 
-__all__ = ["Body", "ClusterMessage", "Heartbeat", "MessageType", "decode_message", "encode_message"]
+__all__ = [
+    "Body",
+    "ClusterMessage",
+    "Heartbeat",
+    "MessageType",
+    "decode_message",
+    "encode_message",
+    "may_carry_binary",
+    "message_from_object",
+    "message_object",
+]
 
 
 class MessageType(IntEnum):
@@ -152,10 +164,11 @@ def _data(body: Body) -> tuple[MessageType, dict[str, Any] | None]:
     if isinstance(body, DisconnectRequest):
         return MessageType.DISCONNECT_SOCKETS, {"opts": options_body(body.opts), "close": body.close}
     if isinstance(body, FetchRequest):
-        return MessageType.FETCH_SOCKETS, {"opts": options_body(body.opts), "requestId": body.request_id}
+        fetch = {"opts": options_body(body.opts), "requestId": body.request_id}
+        return MessageType.FETCH_SOCKETS, {**fetch, "count": True} if body.count else fetch
     if isinstance(body, FetchResponse):
         sockets = [s.body() for s in body.sockets]
-        return MessageType.FETCH_SOCKETS_RESPONSE, {"requestId": body.request_id, "sockets": sockets}
+        return MessageType.FETCH_SOCKETS_RESPONSE, {"requestId": body.request_id, "sockets": sockets, **extras(body)}
     if isinstance(body, ServerSideEmitRequest):
         request = {} if body.request_id is None else {"requestId": body.request_id}
         return MessageType.SERVER_SIDE_EMIT, {**request, "packet": body.data}
@@ -168,13 +181,9 @@ def _data(body: Body) -> tuple[MessageType, dict[str, Any] | None]:
     return body.type, None
 
 
-def encode_message(body: Body, uid: str, nsp: str, seq: int | None = None) -> bytes:
-    """The bytes Node's adapter publishes for ``body`` from adapter ``uid`` of namespace ``nsp`` (and, with
-    ``seq``, a last key ``seq``, which Node's adapter ignores).
-
-    ``TypeError`` for values the format cannot carry (binary where only JSON goes), ``ValueError`` for
-    ``NaN`` in JSON and for nesting MessagePack refuses.
-    """
+def message_object(body: Body, uid: str, nsp: str, seq: int | None = None) -> tuple[MessageType, dict[str, Any]]:
+    """The type of ``body`` and the object Node's ``ClusterAdapter`` writes for it: ``{type, data?, uid, nsp,
+    seq?}``, keys in Node's order."""
     kind, data = _data(body)
     message: dict[str, Any] = {"type": int(kind)}
     if data is not None:
@@ -183,6 +192,22 @@ def encode_message(body: Body, uid: str, nsp: str, seq: int | None = None) -> by
     message["nsp"] = nsp
     if seq is not None:
         message["seq"] = seq
+    return kind, message
+
+
+def may_carry_binary(kind: MessageType) -> bool:
+    """Whether messages of type ``kind`` may hold binary (the others are always JSON)."""
+    return kind in _MAY_CARRY_BINARY
+
+
+def encode_message(body: Body, uid: str, nsp: str, seq: int | None = None) -> bytes:
+    """The bytes Node's adapter publishes for ``body`` from adapter ``uid`` of namespace ``nsp`` (and, with
+    ``seq``, a last key ``seq``, which Node's adapter ignores).
+
+    ``TypeError`` for values the format cannot carry (binary where only JSON goes), ``ValueError`` for
+    ``NaN`` in JSON and for nesting MessagePack refuses.
+    """
+    kind, message = message_object(body, uid, nsp, seq)
     if kind in _MAY_CARRY_BINARY:
         try:
             return dump_json(message)
@@ -232,10 +257,11 @@ _DECODERS: dict[int, Callable[[dict[Any, Any], str, str], Body]] = {
         opts=_opts(d), close=read_bool(d, "close"), uid=uid
     ),
     MessageType.FETCH_SOCKETS: lambda d, uid, nsp: FetchRequest(
-        request_id=read_str(d, "requestId"), opts=_opts(d), uid=uid
+        request_id=read_str(d, "requestId"), opts=_opts(d), uid=uid, count=d.get("count") is True
     ),
     MessageType.FETCH_SOCKETS_RESPONSE: lambda d, uid, nsp: FetchResponse(
-        request_id=read_str(d, "requestId"), sockets=_sockets(d)
+        request_id=read_str(d, "requestId"), sockets=_sockets(d), node=read_optional_str(d, "node"),
+        count=read_count(d)
     ),
     MessageType.SERVER_SIDE_EMIT: lambda d, uid, nsp: _server_side_emit(d, uid),
     MessageType.SERVER_SIDE_EMIT_RESPONSE: lambda d, uid, nsp: ServerSideEmitResponse(
@@ -254,7 +280,12 @@ _HEARTBEATS = frozenset({MessageType.INITIAL_HEARTBEAT, MessageType.HEARTBEAT, M
 def decode_message(message: bytes) -> ClusterMessage | None:
     """One message (JSON if it starts with ``{``, else MessagePack); ``None`` for a well-formed one of a type
     no node acts on."""
-    body = load_json(message) if message[:1] == b"{" else unpack(message)
+    return message_from_object(load_json(message) if message[:1] == b"{" else unpack(message))
+
+
+def message_from_object(body: Any) -> ClusterMessage | None:
+    """The message a decoded object (``{type, data?, uid, nsp}``) stands for; ``None`` for a well-formed one of
+    a type no node acts on."""
     if not isinstance(body, dict):
         raise WireError("not an object")
     check_values(body, 104)  # a packet's data sits four levels down

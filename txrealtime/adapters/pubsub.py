@@ -19,7 +19,7 @@ from .._logging import gate, name_for_log
 
 __all__ = ["Handler", "PubSubLink", "Subscriptions"]
 
-log = Logger(observer=gate)
+log = Logger(__name__, observer=gate)
 
 Handler = Callable[[str, bytes], object]
 """Called with the channel and the message of each delivery."""

@@ -29,7 +29,7 @@ from .throttle import BUSY, CheckQueue, LoginThrottle, QueueFull
 
 __all__ = ["BasicAuth", "Login", "MemorySessionStore", "SessionStore", "is_bcrypt_hash"]
 
-log = Logger(observer=gate)
+log = Logger(__name__, observer=gate)
 noisy = Throttle(log)
 
 _BCRYPT = re.compile(r"\$2[aby]\$\d\d\$[./A-Za-z0-9]{53}")

@@ -58,7 +58,7 @@ from .wire import (
 
 __all__ = ["Auth", "Instrumentation", "instrument"]
 
-log = Logger(observer=gate)
+log = Logger(__name__, observer=gate)
 noisy = Throttle(log)
 
 Auth = BasicAuth | tuple[str, str] | Mapping[str, str] | Literal[False]

@@ -16,7 +16,7 @@ from .instrument import Instrumentation, instrument
 
 __all__ = ["PASSWORD_VARIABLE", "AdminService", "check_options", "read_password_file", "start"]
 
-log = Logger(observer=gate)
+log = Logger(__name__, observer=gate)
 
 UI_PATH = "/admin-ui/"
 """Where ``--admin-ui-static`` serves the UI's files."""

@@ -13,7 +13,6 @@ from typing import Any, Protocol, TypeVar, cast
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import treq
-from autobahn.twisted.websocket import WebSocketClientFactory, WebSocketClientProtocol, connectWS
 from twisted.internet.defer import CancelledError, Deferred, DeferredList, ensureDeferred
 from twisted.internet.task import deferLater
 from twisted.logger import Logger
@@ -21,25 +20,22 @@ from twisted.python.failure import Failure
 from twisted.web.client import Agent, HTTPConnectionPool
 from twisted.web.iweb import IAgent
 
-from .._autobahn import DirectTimer, cancel_timers
 from .._logging import gate
 from .._reactor import Clock, DelayedCall, cancel, default_reactor
 from ..engineio.packets import (
     PROTOCOL_VERSION,
-    DecodeError,
     Packet,
     PacketType,
     decode_payload,
-    decode_ws_frame,
     encode_payload,
-    encode_ws_frame,
     utf8,
 )
 from .tls import TLSOptions
+from .websocket import _WebSocketTransport
 
 __all__ = ["EngineIOClient", "EngineListener", "EngineError"]
 
-log = Logger(observer=gate)
+log = Logger(__name__, observer=gate)
 _T = TypeVar("_T")
 
 
@@ -62,6 +58,9 @@ class EngineListener(Protocol):
     def engine_close(self, reason: str, description: str) -> None:
         """The open connection closed, for Engine.IO's ``reason`` (``transport close``, ``ping timeout``...)."""
 
+    def engine_drain(self) -> None:
+        """The messages queued over the high-water mark went out (see :attr:`EngineIOClient.needs_drain`)."""
+
 
 class _Transport(Protocol):
     name: str
@@ -69,113 +68,12 @@ class _Transport(Protocol):
     @property
     def gone(self) -> Deferred[None]: ...
 
+    @property
+    def writable(self) -> bool: ...
+
     def send(self, packets: list[Packet]) -> None: ...
 
     def close(self) -> None: ...
-
-
-class _WebSocketProtocol(WebSocketClientProtocol):
-    client: _WebSocketTransport
-
-    def onOpen(self) -> None:
-        self.client._opened(self)
-
-    def onMessage(self, payload: bytes, isBinary: bool) -> None:
-        try:
-            packet = decode_ws_frame(payload, isBinary)
-        except DecodeError as e:
-            self.client._failed(f"bad frame: {e}")
-            return
-        self.client._packet(packet)
-
-    def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
-        self.client._closed(f"websocket closed ({code})")
-
-    def connectionLost(self, reason: Failure) -> None:  # type: ignore[override]
-        super().connectionLost(reason)
-        cancel_timers(self)
-        self.client._gone()
-
-
-class _WebSocketFactory(WebSocketClientFactory):
-    client: _WebSocketTransport
-
-    def buildProtocol(self, addr: object) -> _WebSocketProtocol:
-        protocol = _WebSocketProtocol()
-        protocol.factory = self
-        protocol.client = self.client
-        return protocol
-
-    def clientConnectionFailed(self, connector: object, reason: Failure) -> None:
-        self.client._closed(f"cannot connect: {reason.getErrorMessage()}")
-        self.client._gone()
-
-
-class _WebSocketTransport:
-    """The WebSocket transport, possibly still probing during an upgrade."""
-
-    name = "websocket"
-
-    def __init__(self, engine: EngineIOClient, sid: str | None) -> None:
-        self.engine = engine
-        self.protocol: _WebSocketProtocol | None = None
-        self.pending: list[Packet] = []
-        self.closed = False
-        self.gone: Deferred[None] = Deferred()
-        """Fires once the TCP connection is really closed."""
-        url = engine._url("websocket", sid)
-        factory = _WebSocketFactory(url, headers=dict(engine.headers) or None)  # type: ignore[no-untyped-call]
-        factory.client = self
-        factory._batched_timer = DirectTimer(engine.reactor)
-        parts = urlsplit(url)
-        context = None
-        if parts.scheme == "wss":
-            hostname = (parts.hostname or "localhost").encode("idna")
-            context = cast(Any, engine.tls_policy).creatorForNetloc(hostname, parts.port or 443)
-        self.connector = connectWS(factory, context)
-
-    def _opened(self, protocol: _WebSocketProtocol) -> None:
-        self.protocol = protocol
-        if self.closed:
-            protocol.sendClose(1000)
-            return
-        pending, self.pending = self.pending, []
-        self.send(pending)
-        self.engine._transport_open(self)
-
-    def send(self, packets: list[Packet]) -> None:
-        if self.protocol is None:
-            self.pending.extend(packets)
-            return
-        for packet in packets:
-            payload, binary = encode_ws_frame(packet)
-            self.protocol.sendMessage(payload, isBinary=binary)  # type: ignore[no-untyped-call]
-
-    def _packet(self, packet: Packet) -> None:
-        if not self.closed:
-            self.engine._packet(self, packet)
-
-    def _gone(self) -> None:
-        if not self.gone.called:
-            self.gone.callback(None)
-
-    def _failed(self, description: str) -> None:
-        if not self.closed:
-            self.close()
-            self.engine._transport_closed(self, "parse error", description)
-
-    def _closed(self, description: str) -> None:
-        if not self.closed:
-            self.closed = True
-            self.engine._transport_closed(self, "transport close", description)
-
-    def close(self) -> None:
-        self.closed = True
-        if self.protocol is not None:
-            if self.protocol.state == self.protocol.STATE_OPEN:
-                self.protocol.sendClose(1000)
-        else:
-            self.connector.disconnect()
 
 
 class _PollingTransport:
@@ -205,6 +103,11 @@ class _PollingTransport:
 
     def start(self) -> None:
         self._poll()
+
+    @property
+    def writable(self) -> bool:
+        """No POST in flight: messages wait in the engine meanwhile, to go in the next one."""
+        return self._post is None and not self.closed
 
     def _poll(self) -> None:
         if self.closed or self.paused or self._get is not None:
@@ -266,6 +169,8 @@ class _PollingTransport:
         if self._queue:
             self._flush()
         else:
+            self.engine._writable(self)
+        if self._post is None:
             self._check_drained()
 
     def _post_failed(self, failure: Failure) -> None:
@@ -336,6 +241,9 @@ class EngineIOClient:
         headers: Mapping[str, str] | None = None,
         tls: TLSOptions | None = None,
         reactor: Clock | None = None,
+        remember_upgrade: bool = False,
+        try_all_transports: bool = False,
+        high_water_mark: int = 1_000_000,
     ) -> None:
         """A connection, not open until :meth:`open`.
 
@@ -350,6 +258,11 @@ class EngineIOClient:
         :param tls: Which servers to trust over ``https://`` and ``wss://``
             (:class:`txrealtime.client.TLSOptions`; the system's authorities if not given).
         :param reactor: The reactor it connects with; the global one if not given.
+        :param remember_upgrade: Open with WebSocket straight away if the last connection of this process
+            reached it, and did not end in a transport error since (Node's ``rememberUpgrade``).
+        :param try_all_transports: If the first transport cannot open, try the next one (Node's ``tryAllTransports``).
+        :param high_water_mark: Bytes of messages waiting to go out above which :attr:`needs_drain` is set,
+            until they are written (then the listener's ``engine_drain`` is called).
         """
         reactor = default_reactor(reactor)
         if not transports or any(t not in ("polling", "websocket") for t in transports):
@@ -373,6 +286,12 @@ class EngineIOClient:
         """More headers for every request."""
         self.reactor = reactor
         """The reactor it connects with."""
+        self.remember_upgrade = remember_upgrade
+        """Whether it opens with WebSocket when the process's last connection reached it (:attr:`prior_websocket`)."""
+        self.try_all_transports = try_all_transports
+        """Whether a transport that cannot open makes way for the next one."""
+        self._untried = list(transports)
+        """The transports it may still open with, the one in use or trying first."""
         self.pool = HTTPConnectionPool(cast(Any, reactor), persistent=True)
         """The polling transport's persistent HTTP connections (two at most)."""
         self.pool.maxPersistentPerHost = 2
@@ -394,6 +313,10 @@ class EngineIOClient:
         """The transport in use."""
         self._probe: _WebSocketTransport | None = None
         self._buffer: list[Packet] = []
+        self._buffered = 0
+        self.high_water_mark = high_water_mark
+        """Bytes waiting to go out above which :attr:`needs_drain` is set."""
+        self._needs_drain = False
         self._ping_timer: DelayedCall | None = None
         self._opened: Deferred[None] = Deferred()
         self._created: list[_Transport] = []
@@ -411,7 +334,20 @@ class EngineIOClient:
         if self.state != "new":
             raise RuntimeError("an EngineIOClient opens once")
         self.state = "opening"
-        if self.transports[0] == "polling":
+        if self.remember_upgrade and EngineIOClient.prior_websocket and "websocket" in self._untried:
+            self._untried.remove("websocket")
+            self._untried.insert(0, "websocket")
+        self._start(self._untried[0])
+        return self._opened
+
+    prior_websocket = False
+    """Whether this process's last connection reached WebSocket, and none ended in a transport error
+    since (Node's ``priorWebsocketSuccess``, shared by every client of the process as in Node):
+    clients with ``remember_upgrade`` then open with WebSocket."""
+
+    def _start(self, name: str) -> None:
+        """Open with transport ``name``."""
+        if name == "polling":
             polling = _PollingTransport(self)
             self.transport = polling
             self._created.append(polling)
@@ -419,7 +355,6 @@ class EngineIOClient:
         else:
             self.transport = _WebSocketTransport(self, None)
             self._created.append(self.transport)
-        return self._opened
 
     def when_closed(self) -> Deferred[None]:
         """Fires once the connection is closed and its TCP connections are gone."""
@@ -434,7 +369,21 @@ class EngineIOClient:
         if self.state in ("closing", "closed"):
             return
         self._buffer.extend(Packet(PacketType.MESSAGE, m) for m in messages)
+        self._buffered += sum(len(m) for m in messages)
         self._flush()
+        if self._buffered > self.high_water_mark:
+            self._needs_drain = True
+
+    @property
+    def buffered_bytes(self) -> int:
+        """Bytes of messages waiting to be handed to the transport (while connecting, upgrading, a POST is in
+        flight, or the WebSocket's send buffer is full)."""
+        return self._buffered
+
+    @property
+    def needs_drain(self) -> bool:
+        """Whether :attr:`buffered_bytes` went over the high-water mark and was not written out since."""
+        return self._needs_drain
 
     def close(self) -> None:
         """Close the connection, telling the server."""
@@ -442,10 +391,12 @@ class EngineIOClient:
             return
         if self.state == "open" and self.transport is not None:
             self._flush()
+            # What still waits (behind a POST in flight, or a full send buffer) goes before the CLOSE.
+            last, self._buffer = [*self._buffer, Packet(PacketType.CLOSE)], []
             if isinstance(self.transport, _PollingTransport):
-                self.transport.say_goodbye([Packet(PacketType.CLOSE)])
+                self.transport.say_goodbye(last)
             else:
-                self.transport.send([Packet(PacketType.CLOSE)])
+                self.transport.send(last)
         self._finish("forced close", "closed by the client")
 
     # -- internals -------------------------------------------------------------
@@ -480,6 +431,15 @@ class EngineIOClient:
 
     def _open_failed(self, failure: Failure) -> None:
         if self.state == "opening":
+            EngineIOClient.prior_websocket = False
+            if self.try_all_transports and len(self._untried) > 1:
+                failed = self._untried.pop(0)
+                log.info("Engine.IO client: {failed} could not open ({error}); trying {next}", failed=failed,
+                         error=failure.getErrorMessage(), next=self._untried[0])
+                if self.transport is not None:
+                    self.transport.close()
+                self._start(self._untried[0])
+                return
             description = failure.getErrorMessage()
             self._finish("transport error", description, notify=False)
             if not self._opened.called:
@@ -525,6 +485,7 @@ class EngineIOClient:
             self._open_failed(Failure(EngineError(f"bad OPEN packet: {e}")))
             return
         self.state = "open"
+        EngineIOClient.prior_websocket = isinstance(self.transport, _WebSocketTransport)
         self._reset_ping_timer()
         self._opened.callback(None)
         self.listener.engine_open()
@@ -532,7 +493,7 @@ class EngineIOClient:
             self.upgrade
             and isinstance(self.transport, _PollingTransport)
             and "websocket" in upgrades
-            and "websocket" in self.transports
+            and "websocket" in self._untried
         ):
             self._probe = _WebSocketTransport(self, self.sid)
             self._created.append(self._probe)
@@ -555,6 +516,7 @@ class EngineIOClient:
         self._probe = None
         self.transport = probe
         probe.send([Packet(PacketType.UPGRADE)])
+        EngineIOClient.prior_websocket = True
         if old is not None:
             old.close()
         log.debug("Engine.IO client {sid} upgraded to websocket", sid=self.sid)
@@ -580,12 +542,38 @@ class EngineIOClient:
                 self._finish(reason, description)
 
     def _flush(self) -> None:
-        if self.state != "open" or self.transport is None or not self._buffer:
+        if self.state != "open" or self.transport is None or not self._buffer or not self.transport.writable:
             return
         if self._probe is not None and isinstance(self.transport, _PollingTransport) and self.transport.paused:
             return  # the upgrade is about to switch transports: send on the new one
-        packets, self._buffer = self._buffer, []
+        if isinstance(self.transport, _PollingTransport):
+            packets = self._within_payload()
+        else:
+            packets, self._buffer, self._buffered = self._buffer, [], 0
         self.transport.send(packets)
+        if self._needs_drain and not self._buffer:
+            self._needs_drain = False
+            self.listener.engine_drain()
+
+    def _within_payload(self) -> list[Packet]:
+        """Take from the queue what one POST may carry: the packets whose payload stays within the server's
+        ``maxPayload`` (at least one), as Node's client does; the rest waits for the next POST."""
+        size = taken = 0
+        for packet in self._buffer:
+            data = packet.data
+            # Its bytes in the payload: type, data (base64 for binary: "b" and 4 per 3 bytes), separator.
+            size += 2 + (len(data.encode()) if isinstance(data, str) else 1 + (len(data) + 2) // 3 * 4)
+            if taken and size > self.max_payload:
+                break
+            taken += 1
+        packets, self._buffer = self._buffer[:taken], self._buffer[taken:]
+        self._buffered -= sum(len(p.data) for p in packets)
+        return packets
+
+    def _writable(self, transport: _Transport) -> None:
+        """``transport`` can take more: send what waits."""
+        if transport is self.transport:
+            self._flush()
 
     def _reset_ping_timer(self) -> None:
         cancel(self._ping_timer)
@@ -598,6 +586,8 @@ class EngineIOClient:
     def _finish(self, reason: str, description: str, notify: bool = True) -> None:
         if self.state in ("closing", "closed"):
             return
+        if reason == "transport error":
+            EngineIOClient.prior_websocket = False
         was_open = self.state == "open"
         self.state = "closed"
         self._ping_timer = cancel(self._ping_timer)
@@ -606,6 +596,8 @@ class EngineIOClient:
                 transport.close()
         self._probe = None
         self._buffer = []
+        self._buffered = 0
+        self._needs_drain = False
         # After the transports are done (the last POST of a polling goodbye puts its connection back in the pool).
         finished = DeferredList([t.gone for t in self._created], consumeErrors=True)
         self._pool_closed = finished.addCallback(lambda _: self.pool.closeCachedConnections())

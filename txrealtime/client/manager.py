@@ -29,7 +29,7 @@ from .tls import TLSOptions
 
 __all__ = ["Engine", "EngineFactory", "Manager", "connect"]
 
-log = Logger(observer=gate)
+log = Logger(__name__, observer=gate)
 
 
 class Engine(Protocol):
@@ -44,6 +44,14 @@ class Engine(Protocol):
 
     def send(self, messages: list[str | bytes]) -> None:
         """Send Engine.IO messages (buffered until open)."""
+
+    @property
+    def buffered_bytes(self) -> int:
+        """Bytes of messages waiting to go out."""
+
+    @property
+    def needs_drain(self) -> bool:
+        """Whether :attr:`buffered_bytes` went over the high-water mark and was not written out since."""
 
     def close(self) -> None:
         """Close the connection, telling the server."""
@@ -70,6 +78,8 @@ class Manager:
         path: str = "/socket.io/",
         transports: Sequence[str] = ("polling", "websocket"),
         upgrade: bool = True,
+        remember_upgrade: bool = False,
+        try_all_transports: bool = False,
         query: Mapping[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
         reconnection: bool = True,
@@ -84,6 +94,7 @@ class Manager:
         reactor: Clock | None = None,
         engine_factory: EngineFactory | None = None,
         rng: random.Random | None = None,
+        high_water_mark: int = 1_000_000,
     ) -> None:
         """A manager, not connected until a socket connects.
 
@@ -92,6 +103,9 @@ class Manager:
         :param transports: ``polling`` then an upgrade to ``websocket`` (the
             default), or one of them alone (Node's ``transports``).
         :param upgrade: Whether to upgrade from polling to WebSocket (Node's ``upgrade``).
+        :param remember_upgrade: Open with WebSocket straight away when the process's last connection
+            reached it (Node's ``rememberUpgrade``).
+        :param try_all_transports: If the first transport cannot open, try the next (Node's ``tryAllTransports``).
         :param query: More query parameters for the Engine.IO requests (Node's ``query``).
         :param headers: More HTTP headers for them (Node's ``extraHeaders``).
         :param reconnection: Whether to reconnect after a lost connection (Node's ``reconnection``).
@@ -108,6 +122,8 @@ class Manager:
         :param engine_factory: Makes the Engine.IO connection (tests give an in-memory one,
             :func:`txrealtime.testing.connect_in_memory`); a network connection if not given.
         :param rng: The random numbers spreading the waits (tests give a seeded one).
+        :param high_water_mark: Bytes of messages waiting to go out above which emits return ``False``
+            until the sockets' ``drain`` event (as Node's stream ``write()``).
         """
         reactor = default_reactor(reactor)
         self.url = url
@@ -143,10 +159,13 @@ class Manager:
                     path=path,
                     transports=transports,
                     upgrade=upgrade,
+                    remember_upgrade=remember_upgrade,
+                    try_all_transports=try_all_transports,
                     query=query,
                     headers=headers,
                     tls=tls,
                     reactor=self.reactor,
+                    high_water_mark=high_water_mark,
                 )
 
         self._engine_factory = engine_factory
@@ -266,6 +285,22 @@ class Manager:
             log.debug("Socket.IO client: packet for unknown namespace {nsp}", nsp=packet.namespace)
             return
         socket._on_packet(packet)
+
+    def engine_drain(self) -> None:
+        """The messages queued over the high-water mark went out: every socket emits ``drain``."""
+        for socket in list(self.nsps.values()):
+            socket._emit_reserved("drain")
+
+    @property
+    def buffered(self) -> int:
+        """Bytes of messages waiting to go out on the connection."""
+        return self.engine.buffered_bytes if self.engine is not None else 0
+
+    @property
+    def needs_drain(self) -> bool:
+        """Whether the connection's outgoing messages went over its high-water mark and were not written
+        out since: emits return ``False`` until ``drain``."""
+        return self.engine is not None and self.engine.needs_drain
 
     def engine_upgrade(self, transport: str) -> None:
         """The connection moved to ``transport``: publish :class:`Upgraded`."""

@@ -40,7 +40,7 @@ from .events import ClientEvent, Connected, ConnectError, Disconnected, NotConne
 
 __all__ = ["ClientEmitter", "ClientSocket", "ManagerLink"]
 
-log = Logger(observer=gate)
+log = Logger(__name__, observer=gate)
 
 
 class ManagerLink(Protocol):
@@ -65,6 +65,14 @@ class ManagerLink(Protocol):
 
     def _packet(self, packet: Packet) -> None:
         """Encode ``packet`` with the connection's parser and send it."""
+
+    @property
+    def buffered(self) -> int:
+        """Bytes of messages waiting to go out on the connection."""
+
+    @property
+    def needs_drain(self) -> bool:
+        """Whether :attr:`buffered` went over the high-water mark and was not written out since."""
 
     def _attach(self, socket: ClientSocket) -> None: ...
 
@@ -128,7 +136,7 @@ class ClientEmitter(Flagged["ClientSocket"]):
             else:
                 ack_id = socket._register(lambda answer: callback(*answer), None, None)
         socket._emit(event, args, ack_id, self._volatile)
-        return True
+        return not socket.io.needs_drain
 
 
 class ClientSocket(EventEmitter, CatchAll):
@@ -236,8 +244,16 @@ class ClientSocket(EventEmitter, CatchAll):
         ``ack(err, *answer)``, ``err`` an :class:`AckTimeout` (or
         :class:`NotConnected`) or ``None``. With ``retries``, the emit waits
         in a queue and is sent again until the server acknowledges it.
+
+        ``False`` when the connection's outgoing messages are over its high-water mark (the packet is
+        queued all the same): wait for the socket's ``drain`` event before emitting more.
         """
         return ClientEmitter(self).emit(event, *args, ack=ack)
+
+    @property
+    def buffered(self) -> int:
+        """Bytes of messages waiting to go out on the connection (shared by its namespaces)."""
+        return self.io.buffered
 
     def send(self, *args: Any) -> bool:
         """Emit a ``message`` event."""
@@ -403,6 +419,8 @@ class ClientSocket(EventEmitter, CatchAll):
         for listener in list(self._any):
             self._run(listener, [event, *args], "catch-all listener")
         ack_id = packet.id
+        if event == "drain":
+            return  # the client's own event: the server cannot fire it
         for index, handler in enumerate(self._take(event)):
             answers = index == 0 and ack_id is not None
             if takes_ack(handler):

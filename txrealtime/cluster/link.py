@@ -40,7 +40,7 @@ from .wire import (
 
 __all__ = ["ClusterLink", "ClusterUnavailable", "FrameSender", "worker_uid"]
 
-log = Logger(observer=gate)
+log = Logger(__name__, observer=gate)
 
 
 def worker_uid(index: int) -> str:

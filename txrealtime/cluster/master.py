@@ -61,7 +61,7 @@ from .wire import (
 
 __all__ = ["MAX_RESTART_DELAY", "MasterChannel", "MasterService", "WorkerProcess"]
 
-log = Logger(observer=gate)
+log = Logger(__name__, observer=gate)
 relay = Logger(namespace="txrealtime.worker")
 """Relays the workers' own log lines, which each worker's level already filtered."""
 

@@ -24,7 +24,7 @@ from .routing import MAX_FIRST_LINE, first_line
 
 __all__ = ["Dispatcher", "Router", "RouterFactory", "release"]
 
-log = Logger(observer=gate)
+log = Logger(__name__, observer=gate)
 
 _TOO_LONG = b"HTTP/1.1 414 URI Too Long\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
 _TIMEOUT = b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"

@@ -53,7 +53,7 @@ from .wire import (
 
 __all__ = ["StickyRoot", "WorkerChannel", "WorkerService", "parse_channel", "prefix_sids"]
 
-log = Logger(observer=gate)
+log = Logger(__name__, observer=gate)
 
 
 def parse_channel(value: str) -> tuple[int, int]:

@@ -58,8 +58,8 @@ class SessionError(Exception):
         return 403 if self.code == self.FORBIDDEN else 400
 
     def body(self) -> bytes:
-        """The JSON error body Engine.IO servers answer with."""
-        return json.dumps({"code": self.code, "message": self.MESSAGES[self.code]}).encode()
+        """The JSON error body Engine.IO servers answer with, compact as Node's ``JSON.stringify`` writes it."""
+        return json.dumps({"code": self.code, "message": self.MESSAGES[self.code]}, separators=(",", ":")).encode()
 
 
 def id_error(why: str) -> SessionError:

@@ -45,7 +45,7 @@ __all__ = [
     "Transport",
 ]
 
-log = Logger(observer=gate)
+log = Logger(__name__, observer=gate)
 noisy = Throttle(log)
 
 PACKETS_PER_TURN = 100
@@ -333,8 +333,10 @@ class SessionManager:
             separators=(",", ":"),
         )
         session._buffer.append(Packet(PacketType.OPEN, open_data))
+        if opts.initial_packet is not None:  # Node's initialPacket: a message right after the OPEN packet
+            session._buffer.append(Packet(PacketType.MESSAGE, opts.initial_packet))
         if self._tracing:
-            session._created(session._buffer[-1:])
+            session._created(session._buffer[:])
         session._start_heartbeat()
         self._emit(SessionOpened(sid, transport.name, handshake))
         session.flush()

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 if TYPE_CHECKING:
+    from twisted.web.http import Request
+
     from .events import Handshake
 
 __all__ = [
@@ -15,6 +17,8 @@ __all__ = [
     "HeadersHook",
     "HttpCompression",
     "IdHook",
+    "Middleware",
+    "OriginCheck",
     "PerMessageDeflate",
     "TRANSPORTS",
 ]
@@ -26,7 +30,21 @@ of values for a header sent several times, e.g. ``Set-Cookie``), or ``None``."""
 IdHook: TypeAlias = "Callable[[Handshake], str | Awaitable[str]]"
 """Called with the request that opens a session; returns its sid, or a Deferred or coroutine of it."""
 
+Middleware: TypeAlias = "Callable[[Request], object]"
+"""Run with the ``twisted.web`` request of every Engine.IO HTTP request (polls, POSTs, handshakes and the
+WebSocket upgrade), before the request is looked at (Node's ``engine.use``). It may add headers with
+``request.setHeader`` (on an upgrade they go with the 101), or answer the request itself (write and
+``request.finish()``), which ends it there; it may return a Deferred or coroutine to take its time. One
+that raises or fails answers 400 (``Bad request``, Node's ``MIDDLEWARE_FAILURE``)."""
+
+OriginCheck: TypeAlias = "Callable[[str | None], bool | Awaitable[bool]]"
+"""Called with a request's ``Origin`` header (``None`` if it has none); ``True`` (or a Deferred or coroutine
+of it) to let that origin read the answers (Node's ``cors.origin`` as a function)."""
+
 TRANSPORTS = ("polling", "websocket")
+
+CORS_METHODS = ("GET", "HEAD", "PUT", "PATCH", "POST", "DELETE")
+"""The methods a preflight is told by default (the default of Node's ``cors`` package)."""
 
 
 @dataclass(frozen=True)
@@ -123,10 +141,11 @@ class EngineIOOptions:
     """Transports clients may use."""
     allow_upgrades: bool = True
     """Whether polling sessions may upgrade to WebSocket."""
-    cors_allowed_origins: Sequence[str] | str | None = None
+    cors_allowed_origins: Sequence[str] | str | OriginCheck | None = None
     """``None``: no CORS headers (same origin only); ``"*"``: any origin may read
     the answers, sent as ``Access-Control-Allow-Origin: *`` without credentials;
-    or a list of allowed origins, each reflected when it asks."""
+    a list of allowed origins, each reflected when it asks; or an :data:`OriginCheck`
+    function deciding per origin (Node's ``cors.origin``)."""
     cors_credentials: bool = True
     """Send ``Access-Control-Allow-Credentials: true`` with CORS responses to a
     listed origin (never with ``"*"``)."""
@@ -140,6 +159,10 @@ class EngineIOOptions:
     max_buffer: int = 4_000_000
     """Largest amount of outgoing data, in bytes, queued for a client that does not
     read; beyond it the session is closed ("transport error")."""
+    high_water_mark: int | None = None
+    """Outgoing bytes queued for a client above which emits return ``False``, ``volatile`` emits and broadcasts
+    skip it, and a ``drain`` event follows once the queue is written out (Node's stream ``highWaterMark``).
+    ``None``: a quarter of ``max_buffer`` (1,000,000 bytes by default)."""
     max_packets_per_second: float | None = None
     """If set, a session sending more packets than this (over one second's burst)
     is closed ("transport error")."""
@@ -168,10 +191,34 @@ class EngineIOOptions:
     """gzip/deflate of polling responses: on by default, as in Node (threshold 1024 bytes);
     ``False`` to turn it off, or an :class:`HttpCompression`."""
 
+    cors_methods: Sequence[str] = CORS_METHODS
+    """The methods a CORS preflight is answered with (``Access-Control-Allow-Methods``, Node's ``cors.methods``)."""
+    cors_allowed_headers: Sequence[str] | None = None
+    """The request headers a preflight allows (``Access-Control-Allow-Headers``); ``None``: those it asks for
+    (Node's ``cors.allowedHeaders``)."""
+    cors_exposed_headers: Sequence[str] | None = None
+    """Response headers scripts may read (``Access-Control-Expose-Headers``, Node's ``cors.exposedHeaders``)."""
+    cors_max_age: int | None = None
+    """Seconds a browser may cache a preflight's answer (``Access-Control-Max-Age``, Node's ``cors.maxAge``)."""
+    add_trailing_slash: bool = True
+    """Serve the endpoint's path with its trailing slash only (``/engine.io/``), as Node's ``addTrailingSlash``;
+    ``False`` serves ``/engine.io`` too."""
+    initial_packet: str | bytes | None = None
+    """A message sent to each new session right after its OPEN packet (Node's ``initialPacket``)."""
+    middleware: Sequence[Middleware] = ()
+    """Run in order on every Engine.IO HTTP request, after CORS (Node's ``engine.use``): see :data:`Middleware`."""
+
     def __post_init__(self) -> None:
         if isinstance(self.allowed_origins, (str, bytes)):
             raise TypeError(f"allowed_origins must be a list of origins, e.g. [{self.allowed_origins!r}], not a string")
         cors = self.cors_allowed_origins
+        for name in ("cors_methods", "cors_allowed_headers", "cors_exposed_headers"):
+            if isinstance(getattr(self, name), (str, bytes)):
+                raise TypeError(f"{name} must be a list, e.g. [{getattr(self, name)!r}], not a string")
+        if self.cors_max_age is not None and self.cors_max_age < 0:
+            raise ValueError("cors_max_age must be >= 0")
+        if not all(callable(step) for step in self.middleware):
+            raise TypeError("middleware must be a list of callables taking the request")
         if isinstance(cors, (str, bytes)) and cors != "*":
             raise TypeError(f'cors_allowed_origins must be "*" or a list of origins, e.g. [{cors!r}], not a string')
         unknown = set(self.transports) - set(TRANSPORTS)
@@ -183,6 +230,8 @@ class EngineIOOptions:
             raise ValueError("max_payload must be > 0")
         if self.max_buffer < self.max_payload:
             raise ValueError("max_buffer must be at least max_payload")
+        if self.high_water_mark is not None and not 0 <= self.high_water_mark <= self.max_buffer:
+            raise ValueError("high_water_mark must be from 0 to max_buffer")
         if self.max_packets_per_second is not None and self.max_packets_per_second <= 0:
             raise ValueError("max_packets_per_second must be > 0")
         if self.max_sessions_per_ip is not None and self.max_sessions_per_ip <= 0:
@@ -191,6 +240,11 @@ class EngineIOOptions:
             raise TypeError("per_message_deflate must be a bool or a PerMessageDeflate")
         if not isinstance(self.http_compression, (bool, HttpCompression)):
             raise TypeError("http_compression must be a bool or an HttpCompression")
+
+    @property
+    def drain_mark(self) -> int:
+        """The high-water mark in force, in bytes (see :attr:`high_water_mark`)."""
+        return self.max_buffer // 4 if self.high_water_mark is None else self.high_water_mark
 
     @property
     def websocket_compression(self) -> PerMessageDeflate | None:

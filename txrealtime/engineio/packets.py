@@ -6,7 +6,10 @@ long-polling, packets are joined by the record separator ``\\x1e`` and binary
 messages are written as ``b`` followed by their base64 encoding::
 
     packet   = type *char               ; type: one digit, 0 (open) to 6 (noop)
-    ws-frame = packet / binary-message   ; a text frame holds one packet, a binary frame one message
+    ws-frame = packet / "b" base64 / binary-message
+                                         ; a text frame holds one packet, or a binary message as base64
+                                         ; (a client's forceBase64, accepted as Node's parser does);
+                                         ; a binary frame holds one binary message
     payload  = item *( %x1E item )       ; long-polling body; packet data cannot hold %x1E there
     item     = packet / "b" base64       ; base64 as RFC 4648, padded
 
@@ -132,7 +135,17 @@ def decode_ws_frame(payload: bytes, is_binary: bool) -> Packet:
         text = payload.decode("utf-8")
     except UnicodeDecodeError as e:
         raise DecodeError("text frame is not valid UTF-8") from e
+    if text[:1] == "b":
+        return Packet(PacketType.MESSAGE, _base64(text[1:]))
     return _decode_text(text)
+
+
+def _base64(text: str) -> bytes:
+    """The bytes of a ``b`` item's base64; raise :class:`DecodeError`."""
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError) as e:
+        raise DecodeError("invalid base64 in binary packet") from e
 
 
 def _encode_polling(packet: Packet) -> str:
@@ -168,11 +181,7 @@ def iter_payload(payload: str) -> Iterator[Packet]:
         if ptype is not None:
             yield Packet(ptype, chunk[1:])
         elif chunk[:1] == "b":
-            try:
-                data = base64.b64decode(chunk[1:], validate=True)
-            except (binascii.Error, ValueError) as e:
-                raise DecodeError("invalid base64 in binary packet") from e
-            yield Packet(PacketType.MESSAGE, data)
+            yield Packet(PacketType.MESSAGE, _base64(chunk[1:]))
         else:
             _decode_text(chunk)  # raises the error that fits: empty packet, unknown type
         if end < 0:

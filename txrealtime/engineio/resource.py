@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Callable
+from functools import partial
 from typing import Any, cast
 
 from autobahn.twisted.resource import WebSocketResource
 from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.internet.task import deferLater
 from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.web import pages
 from twisted.web.http import Request
 from twisted.web.resource import Resource
+from twisted.web.server import NOT_DONE_YET
 
 from .._logging import gate
+from .cors import apply_cors
 from .elsewhere import Elsewhere
 from .events import requested_protocol
 from .manager import Session, SessionError, SessionManager
@@ -20,7 +27,7 @@ from .websocket import EngineIOWebSocketFactory
 
 __all__ = ["EngineIOResource", "check_protocol"]
 
-log = Logger(observer=gate)
+log = Logger(__name__, observer=gate)
 
 
 def _given(**values: str | None) -> dict[str, str]:
@@ -92,7 +99,66 @@ class EngineIOResource(Resource):
         return True
 
     def render(self, request: Request) -> object:
-        self._cors(request)
+        """Serve one request: the path check, CORS, the ``middleware``, then the transports."""
+        options = self.manager.options
+        if options.add_trailing_slash and getattr(request, "postpath", None) == []:
+            # "/engine.io" without its slash: not the endpoint, as in Node (unless add_trailing_slash is off).
+            return cast(Any, pages.notFound()).render(request)
+        if options.cors_allowed_origins is None and not options.middleware:
+            return self._answer(request)  # the common case, without the steps' machinery
+        steps: list[Callable[[Request], object]] = [partial(apply_cors, options), *options.middleware]
+        return self._run(request, steps, 0)
+
+    def _run(self, request: Request, steps: list[Callable[[Request], object]], start: int) -> object:
+        """Run ``steps`` from ``start`` on, then answer: synchronously while each step is, else once it fired."""
+        for index in range(start, len(steps)):
+            try:
+                outcome = steps[index](request)
+            except Exception:
+                return self._failed(request, Failure(), synchronous=True)
+            if request.finished:
+                return NOT_DONE_YET  # answered by the step (a CORS preflight, a refusal)
+            if isinstance(outcome, Deferred) or inspect.isawaitable(outcome):
+                waiting = outcome if isinstance(outcome, Deferred) else ensureDeferred(cast(Any, outcome))
+                self._resume_after(waiting, request, steps, index + 1)
+                return NOT_DONE_YET
+        return self._answer(request)
+
+    def _resume_after(
+        self, waiting: Deferred[Any], request: Request, steps: list[Callable[[Request], object]], after: int
+    ) -> None:
+        """Go on with the steps after a middleware's Deferred fired, unless the client left meanwhile."""
+        lost: list[Failure] = []
+        request.notifyFinish().addErrback(lost.append)
+
+        def resume(_: object) -> None:
+            if lost or request.finished:
+                return
+            answer = self._run(request, steps, after)
+            if answer is not NOT_DONE_YET and not request.finished:
+                request.write(cast(bytes, answer))
+                request.finish()
+
+        def failed(failure: Failure) -> None:
+            if not lost and not request.finished:
+                self._failed(request, failure, synchronous=False)
+
+        waiting.addCallbacks(resume, failed)
+
+    def _failed(self, request: Request, failure: Failure, synchronous: bool) -> object:
+        """A middleware step raised or failed: 400, as Node's ``MIDDLEWARE_FAILURE``."""
+        log.failure("An Engine.IO middleware failed", failure)
+        error = SessionError(SessionError.BAD_REQUEST, "middleware failed", {"name": "MIDDLEWARE_FAILURE"})
+        self.manager.refused(error, handshake_from_request(request), request.method.decode("latin-1"))
+        body = error_response(request, error, error.status)
+        if synchronous:
+            return body
+        request.setHeader(b"content-length", b"%d" % len(body))
+        request.write(body)
+        request.finish()
+        return NOT_DONE_YET
+
+    def _answer(self, request: Request) -> object:
         method = request.method
         if method == b"OPTIONS":
             request.setResponseCode(204)
@@ -125,7 +191,16 @@ class EngineIOResource(Resource):
                     check_protocol(session, sid, protocol)
             channel: Any = request.channel
             connection = channel.transport
-            answer = self._websocket.render(request)
+            # Headers CORS and the middleware set go with the 101 (Autobahn writes it, calling onConnect in here).
+            self.websocket_factory.upgrade_headers = [
+                (name.decode("latin-1"), value.decode("latin-1"))
+                for name, values in request.responseHeaders.getAllRawHeaders()
+                for value in values
+            ]
+            try:
+                answer = self._websocket.render(request)
+            finally:
+                self.websocket_factory.upgrade_headers = []
             if connection is not None and channel.transport is None:
                 _release_upgraded(request)
             return answer
@@ -147,28 +222,6 @@ class EngineIOResource(Resource):
             return polling.on_post(request)
         unsupported = {"name": "UNSUPPORTED_METHOD", "method": method.decode("latin-1")}
         raise SessionError(SessionError.BAD_REQUEST, "unsupported method", unsupported)
-
-    def _cors(self, request: Request) -> None:
-        """CORS headers as Node's ``cors`` package sends them: ``*`` never goes with credentials."""
-        allowed = self.manager.options.cors_allowed_origins
-        origin = request.getHeader(b"origin")
-        if allowed is None:
-            return
-        if allowed == "*":
-            # Any site may read the answers, so they must not carry the user's cookies.
-            request.setHeader(b"access-control-allow-origin", b"*")
-        elif origin is not None and origin.decode("latin-1") in allowed:
-            request.setHeader(b"access-control-allow-origin", origin)
-            request.setHeader(b"vary", b"Origin")
-            if self.manager.options.cors_credentials:
-                request.setHeader(b"access-control-allow-credentials", b"true")
-        else:
-            return
-        if request.method == b"OPTIONS":
-            request.setHeader(b"access-control-allow-methods", b"GET, POST, OPTIONS")
-            wanted = request.getHeader(b"access-control-request-headers")
-            if wanted:
-                request.setHeader(b"access-control-allow-headers", wanted)
 
 
 def _release_upgraded(request: Request) -> None:

@@ -40,7 +40,7 @@ from .stats import EngineStats, count
 
 __all__ = ["Session", "SessionHost", "SessionState", "Transport"]
 
-log = Logger(observer=gate)
+log = Logger(__name__, observer=gate)
 noisy = Throttle(log)
 
 _ERRORS = frozenset({CloseReason.PARSE_ERROR, CloseReason.TRANSPORT_ERROR})
@@ -129,6 +129,8 @@ class Session:
         self._manager = manager
         self._buffer: list[Packet] = []
         self._buffered = 0
+        self._mark = manager.options.drain_mark
+        self._needs_drain = False
         self._pong_queued = False
         """v3: a PONG waits in the queue (the client has not read since its last ping was answered)."""
         self._tokens = manager.options.max_packets_per_second or 0.0
@@ -141,6 +143,9 @@ class Session:
         self.receiver: Callable[[str | bytes], object] | None = None
         """Called with each message from the client, directly (the Socket.IO connection's decoder), before
         any :class:`MessageReceived` event; what it raises is logged."""
+        self.on_drain: Callable[[], object] | None = None
+        """Called when the queue, having gone over the high-water mark (:attr:`needs_drain`), is written out
+        (the Socket.IO connection's ``drain``); what it raises is logged."""
 
     def __repr__(self) -> str:
         return f"<Session {self.sid} {self.transport.name} {self.state.value}>"
@@ -188,6 +193,8 @@ class Session:
         if self._manager._tracing:
             self._created(packets)
         self.flush()
+        if self._buffered > self._mark:
+            self._needs_drain = True
         return True
 
     def _control(self, ptype: PacketType, data: str = "") -> bool:
@@ -198,6 +205,12 @@ class Session:
     def buffered_bytes(self) -> int:
         """Bytes of messages queued for the client and not yet written."""
         return self._buffered
+
+    @property
+    def needs_drain(self) -> bool:
+        """Whether the queue went over the high-water mark and was not written out since (Node's
+        ``writableNeedDrain``): write no more until :attr:`on_drain` is called."""
+        return self._needs_drain
 
     def close(self, reason: CloseReason = CloseReason.FORCED_CLOSE, description: str = "") -> None:
         """Close the session, telling the client with a CLOSE packet."""
@@ -236,8 +249,20 @@ class Session:
                 stats.buffer_high_water = buffered
             if self.closed:
                 self._manager._forget(self)
-            elif self._manager._tracing:
+                return
+            if self._manager._tracing:
                 self._manager._packet_subscribers.publish(Drained(self.sid))
+            if self._needs_drain:
+                self._drained()
+
+    def _drained(self) -> None:
+        self._needs_drain = False
+        on_drain = self.on_drain
+        if on_drain is not None:
+            try:
+                on_drain()
+            except Exception:
+                log.failure("Session {sid}: drain callback failed", sid=self.sid)
 
     def receive(self, packet: Packet, via: Transport) -> None:
         """Handle a packet a transport decoded."""
@@ -283,6 +308,7 @@ class Session:
         stats.buffer_high_water = max(stats.buffer_high_water, self._buffered)
         self._buffer = []
         self._buffered = 0
+        self._needs_drain = False
         abort = getattr(self.transport, "abort", None)
         self._close(CloseReason.TRANSPORT_ERROR, f"outgoing buffer over {limit} bytes (client not reading)", False)
         if abort is not None:

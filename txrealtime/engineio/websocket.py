@@ -46,7 +46,7 @@ from .packets import DecodeError, Packet, PacketType, decode_ws_frame, encode_ws
 
 __all__ = ["EngineIOWebSocketFactory", "EngineIOWebSocketProtocol", "handshake_answer", "probe_upgrade"]
 
-log = Logger(observer=gate)
+log = Logger(__name__, observer=gate)
 noisy = Throttle(log)
 """For lines a flood of bad clients could make us repeat."""
 
@@ -62,6 +62,8 @@ class EngineIOWebSocketProtocol(WebSocketServerProtocol):
 
     name = "websocket"
     factory: EngineIOWebSocketFactory
+    _kept_reason: bytes | None = None
+    """The reason of a close frame sent without it (1009), for the log."""
     CONFIG_ATTRS: list[str] = []
     """Empty, so that Autobahn's ``_connectionMade`` copies nothing: :meth:`connectionMade` copies the
     factory's options itself, without the ``pformat`` of all of them Autobahn logs at debug level."""
@@ -251,6 +253,7 @@ class EngineIOWebSocketProtocol(WebSocketServerProtocol):
                 request.headers.items(), params, peer, ISSLTransport.providedBy(self.transport), self.http_request_uri
             )
 
+        extra = list(self.factory.upgrade_headers)  # from CORS and the middleware, for the 101
         if sid is not None:
             elsewhere = self.factory.elsewhere
             if elsewhere is not None and manager.get(sid) is None:
@@ -261,12 +264,12 @@ class EngineIOWebSocketProtocol(WebSocketServerProtocol):
                 raise ConnectionDeny(e.status, str(e)) from None
             if self.session is None:
                 self._unwanted = True
-            return handshake_answer(headers)
+            return handshake_answer(extra + headers)
         handshake = self._handshake = describe()
 
         def admitted(sid: str) -> Any:
             self._sid = sid
-            return handshake_answer(manager.response_headers(handshake, sid, initial=True))
+            return handshake_answer(extra + manager.response_headers(handshake, sid, initial=True))
 
         def refused(failure: Failure) -> None:
             error = failure.value if isinstance(failure.value, SessionError) else SessionError(SessionError.FORBIDDEN)
@@ -470,6 +473,12 @@ class EngineIOWebSocketProtocol(WebSocketServerProtocol):
             session.within_rate()
         self._spend()
 
+    def sendCloseFrame(self, code: int | None = None, reasonUtf8: bytes | None = None, isReply: bool = False) -> None:
+        """Autobahn's, but a 1009 (message too big) goes with an empty reason, as Node's ``ws`` sends it."""
+        if code == 1009 and not isReply:
+            self._kept_reason, reasonUtf8 = reasonUtf8, None
+        super().sendCloseFrame(code, reasonUtf8, isReply)
+
     def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
         if self.session is None and self.relay is None:
             return
@@ -482,7 +491,8 @@ class EngineIOWebSocketProtocol(WebSocketServerProtocol):
         else:
             why = CloseReason.TRANSPORT_CLOSE
         if self.closedByMe and self.localCloseCode is not None:  # ours, e.g. 1009, not the peer's reply
-            code, reason = self.localCloseCode, (self.localCloseReason or b"").decode("utf-8", "replace")
+            said = self.localCloseReason or self._kept_reason or b""
+            code, reason = self.localCloseCode, said.decode("utf-8", "replace")
         description = f"websocket closed ({code}: {reason or ''})"
         if self.session is not None:
             self.session.transport_closed(self, why, description)
@@ -542,6 +552,8 @@ class EngineIOWebSocketFactory(WebSocketServerFactory):
         """Serves upgrades of sessions this node does not hold (set by :class:`EngineIOResource`'s ``elsewhere``)."""
         self.stats = manager.stats
         """The manager's :class:`txrealtime.engineio.stats.EngineStats`, where bytes read and written are counted."""
+        self.upgrade_headers: list[tuple[str, str]] = []
+        """Headers for the 101 of the upgrade being handled (set by :class:`EngineIOResource` around it)."""
         self.connections: set[EngineIOWebSocketProtocol] = set()
         """Open WebSocket connections (drained on shutdown)."""
         self._last_data: object = None

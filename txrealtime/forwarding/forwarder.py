@@ -82,7 +82,7 @@ from .wire import Request as RequestMessage
 
 __all__ = ["Forwarder"]
 
-log = Logger(observer=gate)
+log = Logger(__name__, observer=gate)
 noisy = Throttle(log)
 rare = Throttle(log, burst=1)
 """For the line a link outage would repeat for every request."""

@@ -33,7 +33,7 @@ from .url import RedisURL
 
 __all__ = ["ClientDown", "ClientUp", "MessageHandler", "RedisClient"]
 
-log = Logger(observer=gate)
+log = Logger(__name__, observer=gate)
 
 MessageHandler = Callable[[bytes, bytes, "bytes | None"], object]
 """Called with the channel, the message and the pattern (``None`` unless it matched a ``PSUBSCRIBE``)."""

@@ -45,7 +45,7 @@ from .url import RedisURL
 
 __all__ = ["ClusterClient", "ClusterDown", "ClusterUp"]
 
-log = Logger(observer=gate)
+log = Logger(__name__, observer=gate)
 
 _UNREACHABLE_TRIES = 3
 """Tries of a command whose master cannot be reached (a fresh map between them: a replica may take over)."""

@@ -35,7 +35,7 @@ from .url import RedisURL
 
 __all__ = ["CONFIRMATIONS", "MESSAGES", "RedisProtocol", "RedisUnavailable", "connect"]
 
-log = Logger(observer=gate)
+log = Logger(__name__, observer=gate)
 _throttled = Throttle(log)
 
 CONFIRMATIONS = frozenset(

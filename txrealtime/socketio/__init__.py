@@ -1,9 +1,9 @@
 """Socket.IO protocol v5 server on the Engine.IO layer, with Node ``socket.io`` v4's API."""
 
-from .adapter import Adapter, BroadcastFlags, BroadcastOptions
+from .adapter import Adapter, BroadcastFlags, BroadcastOptions, ClusterAnswer
 from .connection import Client
 from .emitter import NO_ACK
-from .errors import AckTimeout, ConnectionRefused, Disconnected, DisconnectReason
+from .errors import AckTimeout, ConnectionRefused, Disconnected, DisconnectReason, EventRefused
 from .namespace import Namespace, ParentNamespace
 from .operator import BroadcastOperator
 from .parser import Parser
@@ -19,9 +19,11 @@ __all__ = [
     "BroadcastOperator",
     "BroadcastOptions",
     "Client",
+    "ClusterAnswer",
     "ConnectionRefused",
     "Disconnected",
     "DisconnectReason",
+    "EventRefused",
     "Namespace",
     "ParentNamespace",
     "Parser",

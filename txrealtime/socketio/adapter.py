@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 from twisted.internet.defer import Deferred, succeed
 
@@ -35,11 +35,43 @@ __all__ = [
     "AdapterSocket",
     "BroadcastFlags",
     "BroadcastOptions",
+    "ClusterAnswer",
     "Encoded",
     "FetchedSocket",
     "KeptSession",
     "RestoredSession",
 ]
+
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class ClusterAnswer(Generic[T]):
+    """What a query of every node gathered by its timeout (``fetch_sockets(partial=True)``, ``count``):
+    the answers that came, and who did not answer, instead of a failure."""
+
+    value: T
+    """The answer from this node and the others that answered."""
+    expected: int = 0
+    """How many other nodes were counted when the request went out."""
+    answered: tuple[str, ...] = ()
+    """The other nodes that answered and said who they are (txrealtime nodes: their link's uid)."""
+    anonymous: int = 0
+    """Other nodes that answered without saying who they are (Node's adapter)."""
+    silent: tuple[str, ...] = ()
+    """Nodes heard from lately when the request went out (txrealtime's heartbeats) that did not answer in
+    time: at most :attr:`missing` of them (a Node node that did not answer cannot be named)."""
+
+    @property
+    def missing(self) -> int:
+        """How many of the other nodes counted did not answer in time."""
+        return max(0, self.expected - len(self.answered) - self.anonymous)
+
+    @property
+    def complete(self) -> bool:
+        """Whether every node counted answered."""
+        return self.missing == 0
 
 
 class FetchedSocket(Protocol):
@@ -355,6 +387,15 @@ class Adapter:
     def fetch_sockets(self, opts: BroadcastOptions) -> Deferred[list[FetchedSocket]]:
         """The matching sockets (Node's ``fetchSockets``); a cluster adapter adds the other servers'."""
         return succeed(list(self._matching(opts)))
+
+    def fetch_sockets_partial(self, opts: BroadcastOptions) -> Deferred[ClusterAnswer[list[FetchedSocket]]]:
+        """As :meth:`fetch_sockets`, but a node that does not answer in time is listed, not a failure."""
+        return self.fetch_sockets(opts).addCallback(ClusterAnswer)
+
+    def count_sockets(self, opts: BroadcastOptions) -> Deferred[ClusterAnswer[int]]:
+        """How many sockets match, each node answering with its count; a node that does not answer in time
+        is listed, not a failure."""
+        return self.fetch_sockets(opts).addCallback(lambda found: ClusterAnswer(len(found)))
 
     def add_sockets(self, opts: BroadcastOptions, rooms: Iterable[str]) -> None:
         """Make the matching sockets join ``rooms`` (Node's ``socketsJoin``)."""

@@ -32,7 +32,7 @@ from .socket import Socket
 
 __all__ = ["Client", "ConnectionServer"]
 
-log = Logger(observer=gate)
+log = Logger(__name__, observer=gate)
 noisy = Throttle(log)
 """For lines a hostile client could make us repeat."""
 
@@ -100,12 +100,18 @@ class Client:
     # -- writing -----------------------------------------------------------
 
     def write(self, messages: list[str | bytes], volatile: bool = False, compress: bool = True) -> None:
-        """Send encoded packets; a ``volatile`` one is dropped if the transport cannot take it now."""
+        """Send encoded packets; a ``volatile`` one is dropped if the transport cannot take it now (so
+        always while the session's queue is over its high-water mark: a writable transport empties it)."""
         if self.closed:
             return
         if volatile and not self.session.transport.writable:
             return
         self.session.send_many(messages, compress)
+
+    def on_drain(self) -> None:
+        """The session's queue went over its high-water mark and is now written out: each socket emits ``drain``."""
+        for socket in list(self.sockets.values()):
+            socket._emit_reserved("drain")
 
     def disconnect(self) -> None:
         """Disconnect every socket and close the connection."""

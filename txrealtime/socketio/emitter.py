@@ -11,7 +11,7 @@ from twisted.internet.defer import Deferred, ensureDeferred, fail, succeed
 from .._events import RESERVED_EVENTS, check_event
 
 __all__ = ["NO_ACK", "CatchAll", "EventEmitter", "Flagged", "Handler", "RESERVED_EVENTS", "ack_args", "ack_value",
-           "ack_callback", "call_handler", "call_in_turn", "check_event", "takes_ack"]
+           "ack_callback", "call_handler", "call_in_turn", "call_in_turn_now", "check_event", "takes_ack"]
 
 Handler = Callable[..., Any]
 H = TypeVar("H", bound=Handler)
@@ -32,13 +32,23 @@ def call_handler(handler: Handler, *args: Any) -> Deferred[Any]:
 
 def call_in_turn(middlewares: list[Handler], *args: Any) -> Deferred[None]:
     """Run middleware one after the other (each may be async); fails with the first one's failure."""
-    def run(_: object, middleware: Handler) -> Deferred[Any]:
-        return call_handler(middleware, *args)
+    pending = call_in_turn_now(middlewares, *args)
+    return succeed(None) if pending is None else pending
 
-    d: Deferred[Any] = succeed(None)
-    for middleware in list(middlewares):
-        d.addCallback(run, middleware)
-    return d.addCallback(lambda _: None)
+
+def call_in_turn_now(middlewares: list[Handler], *args: Any) -> Deferred[None] | None:
+    """:func:`call_in_turn` without a Deferred while each middleware returns at once: ``None`` when all passed,
+    else a Deferred, failed if one raised, firing after the rest if one returned a Deferred or coroutine."""
+    remaining = list(middlewares)
+    for index, middleware in enumerate(remaining):
+        try:
+            result = middleware(*args)
+        except Exception:
+            return fail()
+        if isinstance(result, Deferred) or inspect.iscoroutine(result):
+            d: Deferred[Any] = result if isinstance(result, Deferred) else ensureDeferred(result)
+            return d.addCallback(lambda _, rest: call_in_turn(rest, *args), remaining[index + 1 :])
+    return None
 
 
 S = TypeVar("S")

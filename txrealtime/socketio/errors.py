@@ -5,7 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any
 
-__all__ = ["AckTimeout", "ConnectionRefused", "Disconnected", "DisconnectReason"]
+__all__ = ["AckTimeout", "ConnectionRefused", "Disconnected", "DisconnectReason", "EventRefused"]
 
 
 class DisconnectReason(StrEnum):
@@ -74,3 +74,23 @@ class Disconnected(ConnectionError):
         super().__init__(f"socket disconnected: {reason}")
         self.reason = reason
         """Why the socket disconnected."""
+
+
+class EventRefused(Exception):
+    """Raise in a socket's event middleware (``socket.use``) to refuse an event before its handlers run.
+
+    The client's acknowledgement, if it asked for one, is answered with ``answer``; an event
+    without acknowledgement is dropped. The connection stays open either way. The message goes
+    to the socket's ``error`` handlers (or the log): keep the client's payload out of it.
+    """
+
+    def __init__(self, message: str, answer: Any = None) -> None:
+        """Refuse an event.
+
+        :param message: Why, for the ``error`` handlers and the log (no client payload in it).
+        :param answer: The acknowledgement sent when the client asked for one (one value; a tuple
+            for several; ``None`` answers with no value).
+        """
+        super().__init__(message)
+        self.answer = answer
+        """The acknowledgement sent when the client asked for one."""

@@ -30,7 +30,7 @@ from .socket import Socket, SocketConnection
 
 __all__ = ["AdapterFactory", "Namespace", "NamespacePredicate", "NamespaceServer", "ParentNamespace"]
 
-log = Logger(observer=gate)
+log = Logger(__name__, observer=gate)
 noisy = Throttle(log)
 """For lines every client could make us repeat."""
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import replace
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol, overload
 
 from twisted.internet.defer import Deferred
 
 from .acks import BroadcastAcks
-from .adapter import Adapter, BroadcastFlags, BroadcastOptions, FetchedSocket
+from .adapter import Adapter, BroadcastFlags, BroadcastOptions, ClusterAnswer, FetchedSocket
 from .emitter import RESERVED_EVENTS, check_event
 from .errors import AckTimeout
 from .packets import Packet, PacketType
@@ -124,9 +124,27 @@ class BroadcastOperator:
 
     # -- acting on the selected sockets -------------------------------------
 
-    def fetch_sockets(self) -> Deferred[list[FetchedSocket]]:
-        """The selected sockets, this process's and (with a cluster adapter) other nodes'."""
+    @overload
+    def fetch_sockets(self, partial: Literal[False] = False) -> Deferred[list[FetchedSocket]]: ...
+
+    @overload
+    def fetch_sockets(self, partial: Literal[True]) -> Deferred[ClusterAnswer[list[FetchedSocket]]]: ...
+
+    def fetch_sockets(self, partial: bool = False) -> Deferred[Any]:
+        """The selected sockets, this process's and (with a cluster adapter) other nodes'.
+
+        A node that does not answer within the adapter's request timeout fails the whole query (as in
+        Node); with ``partial``, the result is a :class:`ClusterAnswer` instead: the sockets found on the
+        nodes that answered, and which did not."""
+        if partial:
+            return self.adapter.fetch_sockets_partial(self._opts)
         return self.adapter.fetch_sockets(self._opts)
+
+    def count(self) -> Deferred[ClusterAnswer[int]]:
+        """How many sockets are selected across the cluster: each node answers with its number (Node
+        nodes, which do not know the request, with their sockets, counted here), as a :class:`ClusterAnswer`
+        whose ``value`` is the total of the nodes that answered in time."""
+        return self.adapter.count_sockets(self._opts)
 
     def sockets_join(self, rooms: str | Iterable[str]) -> None:
         """Make the selected sockets join ``rooms``."""
@@ -199,9 +217,20 @@ class Broadcasting(Selecting, Protocol):
         """Same as :meth:`send`."""
         return self._operator().send(*args)
 
-    def fetch_sockets(self) -> Deferred[list[FetchedSocket]]:
-        """Every socket, this process's and (with a cluster adapter) other nodes'."""
-        return self._operator().fetch_sockets()
+    @overload
+    def fetch_sockets(self, partial: Literal[False] = False) -> Deferred[list[FetchedSocket]]: ...
+
+    @overload
+    def fetch_sockets(self, partial: Literal[True]) -> Deferred[ClusterAnswer[list[FetchedSocket]]]: ...
+
+    def fetch_sockets(self, partial: bool = False) -> Deferred[Any]:
+        """Every socket, this process's and (with a cluster adapter) other nodes' (see
+        :meth:`BroadcastOperator.fetch_sockets` for ``partial``)."""
+        return self._operator().fetch_sockets(partial) if partial else self._operator().fetch_sockets()
+
+    def count(self) -> Deferred[ClusterAnswer[int]]:
+        """How many sockets there are across the cluster (see :meth:`BroadcastOperator.count`)."""
+        return self._operator().count()
 
     def sockets_join(self, rooms: str | Iterable[str]) -> None:
         """Make every socket join ``rooms``."""

@@ -38,7 +38,7 @@ from .socket import Socket, SocketHandshake
 
 __all__ = ["Client", "Namespace", "ParentNamespace", "Server", "Socket", "SocketHandshake"]
 
-log = Logger(observer=gate)
+log = Logger(__name__, observer=gate)
 
 OnNamespace = TypeVar("OnNamespace", bound=Callable[[Namespace], object])
 """A ``new_namespace`` handler: called with the namespace just created."""
@@ -273,8 +273,10 @@ class Server(EventEmitter, Broadcasting):
             if session is not None:
                 opened = self.clients[event.sid] = Client(self, session)
                 session.receiver = opened.on_message
+                session.on_drain = opened.on_drain
         elif isinstance(event, SessionClosed):
             client = self.clients.pop(event.sid, None)
             if client is not None:
                 client.session.receiver = None  # no cycle left: the memory returns without a GC pass
+                client.session.on_drain = None
                 client.on_close(event.reason)

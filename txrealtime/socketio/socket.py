@@ -33,11 +33,11 @@ from .emitter import (
     ack_args,
     ack_callback,
     call_handler,
-    call_in_turn,
+    call_in_turn_now,
     check_event,
     takes_ack,
 )
-from .errors import Disconnected, DisconnectReason
+from .errors import Disconnected, DisconnectReason, EventRefused
 from .operator import Broadcasting, BroadcastOperator, Selecting
 from .packets import Packet, PacketType
 from .parser import Encoder
@@ -45,7 +45,7 @@ from .recovery import RECOVERABLE_REASONS, Encoded, KeptSession, StateRecovery
 
 __all__ = ["Socket", "SocketConnection", "SocketEmitter", "SocketHandshake", "SocketNamespace", "SocketServer"]
 
-log = Logger(observer=gate)
+log = Logger(__name__, observer=gate)
 noisy = Throttle(log)
 """For lines a hostile client could make us repeat."""
 
@@ -123,7 +123,8 @@ class SocketEmitter(Flagged["Socket"]):
     """``socket.volatile`` / ``socket.timeout(s)``: emit to one socket with flags."""
 
     def emit(self, event: str, *args: Any, ack: Callable[..., object] | None = None) -> bool:
-        """Emit ``event`` to the client.
+        """Emit ``event`` to the client; ``False`` if the connection's outgoing queue is now over its high-water
+        mark (wait for the socket's ``drain`` event before emitting more), or the socket is not connected.
 
         ``ack`` is called with the client's answer; after :meth:`timeout` it is
         called Node-style as ``ack(err, *answer)``, ``err`` an :class:`AckTimeout` or ``None``.
@@ -145,7 +146,7 @@ class SocketEmitter(Flagged["Socket"]):
 
         d = self._with_ack(event, args)
         d.addBoth(both)
-        return True
+        return not socket.client.session.needs_drain
 
     def send(self, *args: Any) -> bool:
         return self.emit("message", *args)
@@ -246,6 +247,12 @@ class Socket(EventEmitter, CatchAll, Selecting):
         return not self.connected
 
     @property
+    def buffered(self) -> int:
+        """Bytes queued for the client's connection and not yet handed to its transport (shared by the
+        connection's namespaces); over the high-water mark, :meth:`emit` returns ``False`` until ``drain``."""
+        return self.client.session.buffered_bytes
+
+    @property
     def rooms(self) -> set[str]:
         """The rooms this socket is in (its own id included)."""
         return self.nsp.adapter.socket_rooms(self.id) or set()
@@ -253,7 +260,10 @@ class Socket(EventEmitter, CatchAll, Selecting):
     # -- emitting --------------------------------------------------------------
 
     def emit(self, event: str, *args: Any, ack: Callable[..., object] | None = None) -> bool:
-        """Emit ``event`` with ``args`` to this client; ``ack(*answer)`` gets its acknowledgement."""
+        """Emit ``event`` with ``args`` to this client; ``ack(*answer)`` gets its acknowledgement.
+
+        ``False`` when the connection's outgoing queue is over its high-water mark (as Node's stream
+        ``write()``): the packet is queued all the same; wait for the ``drain`` event to emit more."""
         return SocketEmitter(self).emit(event, *args, ack=ack)
 
     def emit_with_ack(self, event: str, *args: Any) -> Deferred[Any]:
@@ -334,7 +344,7 @@ class Socket(EventEmitter, CatchAll, Selecting):
             self.nsp.adapter.broadcast(packet, BroadcastOptions(rooms=frozenset({self.id}), flags=flags))
         else:
             self.deliver(packet, self.client.encoder.encode(packet), volatile, compress)
-        return True
+        return not self.client.session.needs_drain
 
     def deliver(self, packet: Packet, messages: list[str | bytes], volatile: bool, compress: bool = True) -> None:
         """Write an encoded packet (shared by a whole broadcast) to this client."""
@@ -390,6 +400,8 @@ class Socket(EventEmitter, CatchAll, Selecting):
             self._dispatch(event, args, packet.id)
             return
         def refused(failure: Failure) -> None:
+            if isinstance(failure.value, EventRefused) and packet.id is not None:
+                self._answer(failure.value.answer, packet.id)
             if not self.listeners("error"):
                 noisy.info(
                     "Socket {sid}: event {event!r} refused: {error}",
@@ -399,12 +411,14 @@ class Socket(EventEmitter, CatchAll, Selecting):
                 )
             self._emit_reserved("error", failure.value)
 
-        call_in_turn(self._packet_middleware, event, args).addCallbacks(
-            lambda _: self._dispatch(event, args, packet.id), refused
-        )
+        pending = call_in_turn_now(self._packet_middleware, event, args)
+        if pending is None:
+            self._dispatch(event, args, packet.id)  # every middleware passed at once: no Deferred
+        else:
+            pending.addCallbacks(lambda _: self._dispatch(event, args, packet.id), refused)
 
     def _dispatch(self, event: str, args: list[Any], ack_id: int | None) -> None:
-        if not self.connected:
+        if not self.connected or event == "drain":  # the server's own event: a client cannot fire it
             return
         handlers = self._take(event)
         for index, handler in enumerate(handlers):

@@ -17,6 +17,13 @@ Redis Cluster users have the sharded adapter, wire-compatible with Node's ``crea
     link = ShardedRedisLink("redis://any-node:6379")
     server = Server(adapter=sharded_adapter(link))
 
+The streams adapter, wire-compatible with Node's ``@socket.io/redis-streams-adapter``, keeps broadcasts in a
+Redis stream, so a node that lost Redis catches up and a client recovers its session on any node
+(:mod:`txrealtime.adapters.redis.streams`, on a :class:`RedisStreamsLink`)::
+
+    link = RedisStreamsLink("redis://127.0.0.1:6379")
+    server = Server(adapter=streams_adapter(link), connection_state_recovery=StateRecovery())
+
 The names below are imported on first use: the link brings in Twisted's
 networking and txrealtime's Redis client (:mod:`txrealtime.redis`), and the pure
 modules (which the synchronous emitter uses in processes without a reactor)
@@ -34,11 +41,15 @@ if TYPE_CHECKING:
     from .link import RedisDown, RedisLink, RedisUnavailable, RedisUp, RedisURL
     from .sharded import ShardedRedisAdapter, sharded_adapter
     from .sharded_link import ShardedRedisLink
+    from .streams import RedisStreamsAdapter, streams_adapter
+    from .streams_link import RedisStreamsLink
 
 __all__ = [
     "RedisAdapter",
     "RedisDown",
     "RedisLink",
+    "RedisStreamsAdapter",
+    "RedisStreamsLink",
     "RedisURL",
     "RedisUnavailable",
     "RedisUp",
@@ -47,6 +58,7 @@ __all__ = [
     "ShardedRedisLink",
     "redis_adapter",
     "sharded_adapter",
+    "streams_adapter",
 ]
 
 _MODULES = {
@@ -61,6 +73,9 @@ _MODULES = {
     "ShardedRedisAdapter": "sharded",
     "sharded_adapter": "sharded",
     "ShardedRedisLink": "sharded_link",
+    "RedisStreamsAdapter": "streams",
+    "streams_adapter": "streams",
+    "RedisStreamsLink": "streams_link",
 }
 
 

@@ -35,7 +35,7 @@ from .wire import NodeMessage, WireError, decode_node_message, encode, new_id, n
 __all__ = ["MAX_NODES", "BaseRedisLink", "RedisDown", "RedisLink", "RedisUnavailable", "RedisURL", "RedisUp",
            "numsub_count"]
 
-log = Logger(observer=gate)
+log = Logger(__name__, observer=gate)
 _throttled = Throttle(log)
 
 MAX_NODES = 1000

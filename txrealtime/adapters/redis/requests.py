@@ -62,6 +62,8 @@ __all__ = [
     "SocketsResponse",
     "decode_request",
     "decode_response",
+    "extras",
+    "read_count",
 ]
 
 
@@ -233,14 +235,20 @@ class FetchRequest:
     request_id: str
     opts: WireOptions
     uid: str | None = None
+    count: bool = False
+    """Only the number of sockets is wanted (txrealtime's addition: Node's nodes answer with the sockets)."""
 
     def body(self) -> dict[str, Any]:
-        return {**_head(self.request_type, self.uid, self.request_id), "opts": options_body(self.opts)}
+        body = {**_head(self.request_type, self.uid, self.request_id), "opts": options_body(self.opts)}
+        if self.count:
+            body["count"] = True
+        return body
 
     @classmethod
     def from_body(cls, body: dict[Any, Any]) -> FetchRequest:
         opts = options_from_body(body.get("opts"))
-        return cls(request_id=read_str(body, "requestId"), opts=opts, uid=read_optional_str(body, "uid"))
+        return cls(request_id=read_str(body, "requestId"), opts=opts, uid=read_optional_str(body, "uid"),
+                   count=body.get("count") is True)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -411,14 +419,41 @@ class FetchResponse:
     packed: ClassVar[bool] = False
     request_id: str
     sockets: tuple[SocketDetails, ...]
+    node: str | None = None
+    """The answering node's link uid (txrealtime's addition; Node's nodes do not say)."""
+    count: int | None = None
+    """The number of sockets matched, answering a count request (txrealtime's addition)."""
 
     def body(self) -> dict[str, Any]:
-        return {"requestId": self.request_id, "sockets": [s.body() for s in self.sockets]}
+        body: dict[str, Any] = {"requestId": self.request_id, "sockets": [s.body() for s in self.sockets]}
+        body.update(extras(self))
+        return body
 
     @classmethod
     def from_body(cls, body: dict[Any, Any]) -> FetchResponse:
         sockets = tuple(SocketDetails.from_body(s) for s in read_list(body, "sockets"))
-        return cls(request_id=read_str(body, "requestId"), sockets=sockets)
+        return cls(request_id=read_str(body, "requestId"), sockets=sockets, node=read_optional_str(body, "node"),
+                   count=read_count(body))
+
+
+def extras(response: FetchResponse) -> dict[str, Any]:
+    """The fields txrealtime adds to a :class:`FetchResponse` (none when it has none to give)."""
+    added: dict[str, Any] = {}
+    if response.node is not None:
+        added["node"] = response.node
+    if response.count is not None:
+        added["count"] = response.count
+    return added
+
+
+def read_count(body: dict[Any, Any]) -> int | None:
+    """The ``count`` of a :class:`FetchResponse`, ``None`` if absent."""
+    count = body.get("count")
+    if count is None:
+        return None
+    if type(count) is not int or count < 0:
+        raise WireError("count is not a non-negative integer")
+    return count
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

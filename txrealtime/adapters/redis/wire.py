@@ -33,7 +33,7 @@ here; requests and responses, as typed dataclasses, are in :mod:`txrealtime.adap
       2 REMOTE_JOIN        {uid, type, opts, rooms}   or, older: {uid, requestId, type, sid, room}
       3 REMOTE_LEAVE       {uid, type, opts, rooms}   or, older: {uid, requestId, type, sid, room}
       4 REMOTE_DISCONNECT  {uid, type, opts, close}   or, older: {uid, requestId, type, sid, close}
-      5 REMOTE_FETCH       {uid, requestId, type, opts}
+      5 REMOTE_FETCH       {uid, requestId, type, opts, count?}   count (true), txrealtime's: the number suffices
       6 SERVER_SIDE_EMIT   {uid, requestId?, type, data: [event, *args]}
       7 BROADCAST          MessagePack {uid, requestId, type, packet, opts}: a broadcast awaiting acks
 
@@ -41,7 +41,10 @@ here; requests and responses, as typed dataclasses, are in :mod:`txrealtime.adap
       SOCKETS              {requestId, sockets: [sid]}
       ALL_ROOMS            {requestId, rooms: [room]}
       older 2, 3, 4        {requestId}
-      REMOTE_FETCH         {requestId, sockets: [{id, handshake, rooms, data}]}
+      REMOTE_FETCH         {requestId, sockets: [{id, handshake, rooms, data}], node?, count?}
+                           node (the answering link's uid) and count (sockets matched, sockets then []):
+                           txrealtime's additions, which Node's adapter ignores (it answers a count request
+                           with the sockets, counted by the asker)
       SERVER_SIDE_EMIT     {type: 6, requestId, data}
       BROADCAST            {type: 8, requestId, clientCount}, then for each
                            client's ack MessagePack {type: 9, requestId, packet: value}
