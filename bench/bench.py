@@ -65,8 +65,6 @@ SERVERS: dict[str, Any] = {
         "--no-access-log", "--max-buffer", "50000000",
     ],
     "txrealtime-metrics": lambda port: [*SERVERS["txrealtime"](port), "--metrics"],
-    # Opt-in: dynamic namespaces' empty children removed (for the namespace flood).
-    "txrealtime-cleanup": lambda port: [*SERVERS["txrealtime"](port), "--cleanup-empty-child-namespaces"],
     "node": lambda port: [NODE, str(BENCH / "apps" / "node_server.js"), str(port)],
     "pysio-uvicorn": lambda port: [
         str(Path(PYTHON).parent / "uvicorn"), "bench.apps.pysio_asgi:app", "--host", "127.0.0.1", "--port", str(port),
@@ -286,14 +284,9 @@ def polling(run: Running, clients: int, seconds: float, procs: int) -> dict[str,
     return {"msgs_per_s": sum(p["rate"] for p in parts)}
 
 
-def flood(run: Running, flooders: int, seconds: float, body_bytes: int | str) -> dict[str, Any]:
-    """A WebSocket canary's ack round trips while polling clients POST ~1 MB bodies of tiny events
-    (``body_bytes`` ``"ws-flood"``: while WebSocket clients send tiny events as fast as they are read;
-    ``"ns-flood"``: while they join and leave new dynamic namespaces)."""
-    if isinstance(body_bytes, str):
-        report = last_json(loadgen(body_bytes, run.url, flooders, seconds), timeout=seconds + 120)
-    else:
-        report = last_json(loadgen("flood", run.url, flooders, seconds, body_bytes), timeout=seconds + 120)
+def flood(run: Running, flooders: int, seconds: float, body_bytes: int) -> dict[str, Any]:
+    """A WebSocket canary's ack round trips while polling clients POST ~1 MB bodies of tiny events."""
+    report = last_json(loadgen("flood", run.url, flooders, seconds, body_bytes), timeout=seconds + 120)
     return {
         "canary_idle_p50_ms": report["idleP50"],
         "canary_p50_ms": report["p50"],
@@ -333,8 +326,6 @@ def main() -> None:
         ("connections 10000", lambda r: connections(r, 2000 if q else 10000, args.procs)),
         ("polling 500", lambda r: polling(r, 100 if q else 500, 2 if q else 5, args.procs)),
         (FLOOD, lambda r: flood(r, 2, 5 if q else 10, 990_000)),
-        (WS_FLOOD, lambda r: flood(r, 2, 5 if q else 10, "ws-flood")),
-        (NS_FLOOD, lambda r: flood(r, 1, 5 if q else 10, "ns-flood")),
     ]
     results = Results()
     partial = None
@@ -362,8 +353,6 @@ def main() -> None:
 
 
 FLOOD = "canary under polling flood"
-WS_FLOOD = "canary under WebSocket flood"
-NS_FLOOD = "canary under namespace flood"
 ECHO_MSGPACK = "echo msgpack"
 """``echo 100`` with every server and client on the msgpack parser."""
 DEFLATE = "broadcast 1000 deflate"
@@ -379,8 +368,6 @@ NOT_RUN = {
 LOWER_NOTES = {
     "connections 10000": "(memory: >1 means txrealtime uses less)",
     FLOOD: "(canary p99: >1 means txrealtime answers faster)",
-    WS_FLOOD: "(canary p99: >1 means txrealtime answers faster)",
-    NS_FLOOD: "(canary p99: >1 means txrealtime answers faster)",
 }
 
 PRIMARY = {
@@ -393,8 +380,6 @@ PRIMARY = {
     "connections 10000": ("kib_per_conn", False),
     "polling 500": ("msgs_per_s", True),
     FLOOD: ("canary_p99_ms", False),
-    WS_FLOOD: ("canary_p99_ms", False),
-    NS_FLOOD: ("canary_p99_ms", False),
 }
 
 
@@ -490,7 +475,7 @@ def targets(results: Results) -> list[str]:
     for scenario in PRIMARY:
         for peer in ("pysio-uvicorn", "pysio-aiohttp"):
             value = ratio(scenario, peer)
-            if value is not None and scenario not in (FLOOD, WS_FLOOD, NS_FLOOD):
+            if value is not None and scenario != FLOOD:
                 verdict = "met" if value >= PEER_TARGET else "missed"
                 out.append(f"- {scenario}: txrealtime ÷ {peer} = {value:.2f} (target ≥ {PEER_TARGET}): **{verdict}**")
     delivered = [

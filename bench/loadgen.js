@@ -14,10 +14,6 @@
 //   node loadgen.js flood     URL FLOODERS SECONDS BYTES   a WebSocket canary's ack round trips, alone for 2 s,
 //                                                          then while FLOODERS polling clients POST BYTES-byte
 //                                                          bodies of tiny events, one POST after the other
-//   node loadgen.js ws-flood  URL FLOODERS SECONDS         the same canary while FLOODERS WebSocket clients send
-//                                                          tiny events as fast as the server reads them
-//   node loadgen.js ns-flood  URL FLOODERS SECONDS         the same canary while FLOODERS WebSocket clients join
-//                                                          and leave new dynamic namespaces (/dyn-N) as fast
 // With BENCH_DEFLATE=1 the WebSocket clients offer permessage-deflate (threshold 1024, as Node's client)
 // and broadcasts carry a ~2.5 KB JSON pad, big enough to be compressed.
 "use strict";
@@ -405,43 +401,7 @@ async function floodClient() {
   };
 }
 
-// A WebSocket client that sends tiny events (42["n",k]) in batches of 100 frames, as fast as the
-// server reads them: it waits while more than 1 MB it wrote is still unsent.
-async function wsFloodClient(namespaces) {
-  const client = await wsClient();
-  const ws = client.ws;
-  let closed = false;
-  let k = 0;
-  // With `namespaces`, 50 new namespaces joined and left per batch (CONNECT then DISCONNECT).
-  const batch = namespaces
-    ? () => {
-        for (let i = 0; i < 50; i++, k++) {
-          ws.send(`40/dyn-${k},`);
-          ws.send(`41/dyn-${k},`);
-        }
-      }
-    : () => {
-        for (let i = 0; i < 100; i++) ws.send(`42["n",${k++}]`);
-      };
-  return {
-    async post() {
-      while (ws.bufferedAmount > 1 << 20) {
-        if (closed || ws.readyState !== WebSocket.OPEN) return 0;
-        await sleep(1);
-      }
-      if (ws.readyState !== WebSocket.OPEN) return 0;
-      batch();
-      await new Promise((res) => setImmediate(res));
-      return 200;
-    },
-    close() {
-      closed = true;
-      ws.close();
-    },
-  };
-}
-
-async function flood(flooders, seconds, bytes, namespaces) {
+async function flood(flooders, seconds, bytes) {
   const canary = await wsClient();
   const sample = async (ms) => {
     const lat = [];
@@ -455,11 +415,8 @@ async function flood(flooders, seconds, bytes, namespaces) {
     return lat.sort((x, y) => x - y);
   };
   const idle = await sample(2000);
-  const overWebSocket = bytes === undefined;
-  const { body, packets } = overWebSocket ? { body: "", packets: 100 } : tinyEvents(bytes);
-  const clients = await Promise.all(
-    Array.from({ length: flooders }, () => (overWebSocket ? wsFloodClient(namespaces) : floodClient())),
-  );
+  const { body, packets } = tinyEvents(bytes);
+  const clients = await Promise.all(Array.from({ length: flooders }, () => floodClient()));
   let stop = false;
   let posts = 0;
   let refused = 0;
@@ -500,8 +457,6 @@ const runs = {
   "poll-echo": () => pollEcho(Number(a), Number(b)),
   "upgrade-echo": () => upgradeEcho(Number(a), Number(b)),
   flood: () => flood(Number(a), Number(b), Number(c)),
-  "ws-flood": () => flood(Number(a), Number(b)),
-  "ns-flood": () => flood(Number(a), Number(b), undefined, true),
 };
 
 runs[mode]()

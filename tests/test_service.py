@@ -327,7 +327,7 @@ def test_redis_option_errors() -> None:
 def test_adapter_option_errors() -> None:
     assert parse("--redis", "redis://127.0.0.1")["adapter"] == "redis"  # --redis alone: the classic adapter
     assert parse("--adapter", "redis-sharded", "--redis", "redis://h:7000")["adapter"] == "redis-sharded"
-    with pytest.raises(usage.UsageError, match="one of redis, redis-sharded"):
+    with pytest.raises(usage.UsageError, match="one of redis, redis-streams, redis-sharded"):
         parse("--adapter", "mongo", "--redis", "redis://127.0.0.1")
     with pytest.raises(usage.UsageError, match="needs --redis"):
         parse("--adapter", "redis-sharded")

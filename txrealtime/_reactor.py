@@ -18,14 +18,8 @@ def default_reactor(reactor: Any = None) -> Any:
 
 def now(reactor: Any) -> float:
     """The reactor's notion of the current time (``seconds()``; a ``task.Clock`` included)."""
-    return float(seconds_of(reactor)())
-
-
-def seconds_of(reactor: Any) -> Callable[[], float]:
-    """What :func:`now` calls: the reactor's ``seconds``, or ``time.monotonic`` if it has none
-    (bound once, for loops that read the time often)."""
-    seconds: Callable[[], float] | None = getattr(reactor, "seconds", None)
-    return seconds if seconds is not None else time.monotonic
+    seconds = getattr(reactor, "seconds", None)
+    return float(seconds()) if seconds is not None else time.monotonic()
 
 
 class DelayedCall(Protocol):

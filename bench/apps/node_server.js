@@ -16,5 +16,4 @@ io.on("connection", (socket) => {
     callback(true);
   });
 });
-io.of(/^\/dyn-\d+$/); // dynamic namespaces, for the namespace flood
 httpServer.listen(Number(process.argv[2]), "127.0.0.1");

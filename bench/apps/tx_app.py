@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from txrealtime.socketio import Server, Socket
@@ -10,7 +9,6 @@ from txrealtime.socketio import Server, Socket
 
 def setup(server: Server) -> None:
     room = server.to("room")
-    server.of(re.compile(r"^/dyn-\d+$"))  # dynamic namespaces, for the namespace flood
 
     @server.on("connection")
     def on_connection(socket: Socket) -> None:

@@ -5,7 +5,9 @@ Run the pair on loopback from the checkout::
 
     python -m examples.typed.app
 
-or serve the server alone: ``twistd -n txrealtime --app examples.typed.app:setup``.
+or serve the server alone::
+
+    twistd -n txrealtime --listen tcp:8080:interface=127.0.0.1 --app examples.typed.app:setup
 """
 
 from __future__ import annotations

@@ -33,31 +33,10 @@ from .packets import Packet, PacketType
 from .session import Session, SessionState, Transport
 from .stats import EngineStats, count
 
-__all__ = [
-    "PACKETS_PER_TURN",
-    "TURN_SECONDS",
-    "Clock",
-    "DelayedCall",
-    "Session",
-    "SessionError",
-    "SessionManager",
-    "SessionState",
-    "Transport",
-]
+__all__ = ["Clock", "DelayedCall", "Session", "SessionError", "SessionManager", "SessionState", "Transport"]
 
 log = Logger(__name__, observer=gate)
 noisy = Throttle(log)
-
-PACKETS_PER_TURN = 100
-"""Packets one connection hands its session per reactor turn, whatever its transport (a
-polling POST's body, a WebSocket read): about a millisecond of work for tiny Socket.IO
-events; the rest waits for the next turn, other connections served in between
-(measured in bench/README.md)."""
-
-TURN_SECONDS = 0.001
-"""Reactor time after which one connection stops handing packets on in this turn, even short
-of :data:`PACKETS_PER_TURN` (packets that cost more than tiny events, e.g. namespace joins),
-on the reactor's clock: a ``task.Clock`` never runs out."""
 
 _ERRORS = frozenset({CloseReason.PARSE_ERROR, CloseReason.TRANSPORT_ERROR})
 

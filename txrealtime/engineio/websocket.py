@@ -3,14 +3,6 @@
 Frames follow the protocol revision of the request (``EIO=4``, or v3 with
 its type byte before binary data, or base64 text if the client asked
 ``b64``: see :mod:`txrealtime.engineio.packets_v3`).
-
-Reads are sliced as polling bodies are: a connection hands its session at
-most :data:`txrealtime.engineio.manager.PACKETS_PER_TURN` messages and
-control frames per reactor turn, and stops early once it has used
-:data:`txrealtime.engineio.manager.TURN_SECONDS` of it. What a read holds beyond that waits, in
-order, while reading from that connection is paused, and is taken up on the
-next turns, other connections served in between; reading resumes in the
-turn after the last slice.
 """
 
 from __future__ import annotations
@@ -36,12 +28,11 @@ from .._autobahn import (
     ws_frame,
 )
 from .._logging import Throttle, gate
-from .._reactor import DelayedCall, cancel, seconds_of
 from . import packets_v3
 from .deflate import Deflater, DeflateState
 from .elsewhere import Elsewhere, Relay
 from .events import CloseReason, Handshake, requested_protocol
-from .manager import PACKETS_PER_TURN, TURN_SECONDS, Session, SessionError, SessionManager, Transport
+from .manager import Session, SessionError, SessionManager, Transport
 from .packets import DecodeError, Packet, PacketType, decode_ws_frame, encode_ws_frame
 
 __all__ = ["EngineIOWebSocketFactory", "EngineIOWebSocketProtocol", "handshake_answer", "probe_upgrade"]
@@ -85,14 +76,6 @@ class EngineIOWebSocketProtocol(WebSocketServerProtocol):
         """Where this connection's compression history is, once it compressed a message."""
         self.relay: Relay | None = None
         """Where packets go when the session is on another node (see :mod:`txrealtime.engineio.elsewhere`)."""
-        self._budget = PACKETS_PER_TURN
-        """Messages and control frames this connection may still hand on in this reactor turn."""
-        self._deadline = 0.0
-        """When, on the reactor's clock, this turn's budget runs out whatever is left of it (set
-        once its first message was handled)."""
-        self._backlog: bytes | None = None
-        """While a slice is due: bytes read and not yet parsed, after those Autobahn buffers."""
-        self._next: DelayedCall | None = None
 
     # -- Transport protocol ----------------------------------------------
 
@@ -123,8 +106,7 @@ class EngineIOWebSocketProtocol(WebSocketServerProtocol):
 
     def resumeProducing(self) -> None:
         self._paused = False
-        if self._backlog is None:  # else reading resumes once the backlog is handled
-            self._reading(True)
+        self._reading(True)
         if self.session is not None:
             self.session.flush()  # may fill the buffer again, and pause us again
         elif self.relay is not None:
@@ -313,7 +295,6 @@ class EngineIOWebSocketProtocol(WebSocketServerProtocol):
         # a pass of the garbage collector over the older generations.
         self.is_closed = None
         self.session = None
-        self._backlog, self._next = None, cancel(self._next)
         relay, self.relay = self.relay, None
         if relay is not None:
             relay.transport_closed(CloseReason.TRANSPORT_CLOSE, "websocket connection lost")
@@ -329,22 +310,13 @@ class EngineIOWebSocketProtocol(WebSocketServerProtocol):
             self.relay.opened()
 
     def dataReceived(self, data: bytes) -> None:
-        """Handle what was read, up to :data:`PACKETS_PER_TURN` messages; the rest waits for the next turn."""
-        self.factory.stats.websocket_bytes_received += len(data)
-        if self._backlog is not None:
-            self._backlog += data  # read while a slice is due (TLS may hand over several records per read)
-            return
-        self._budget = PACKETS_PER_TURN
-        self._take(data)
-
-    def _take(self, data: bytes) -> None:
         """Take complete, unfragmented, masked text/binary frames directly; Autobahn does the rest.
 
         Only when Autobahn sits at a frame boundary with nothing buffered;
         control frames, fragments, oversize or malformed frames, partial
         frames and anything after them go through Autobahn's own parser.
-        Either way, once this turn's budget is spent, the rest is held back.
         """
+        self.factory.stats.websocket_bytes_received += len(data)
         if (
             self.state != self.STATE_OPEN
             or self.data
@@ -376,57 +348,10 @@ class EngineIOWebSocketProtocol(WebSocketServerProtocol):
             payload = unmask(data[head + 4 : end], mask)
             pos = end
             self.onMessage(payload, b0 == 0x82)
-            if self._budget <= 0 or self.state != self.STATE_OPEN:
+            if self.state != self.STATE_OPEN:
                 break
         if pos < size and self.state in (self.STATE_OPEN, self.STATE_CLOSING):
-            if self._budget <= 0:
-                self._hold(data[pos:])
-            else:
-                super().dataReceived(data[pos:])
-
-    def _spend(self) -> None:
-        """Count a message or control frame just handled against this turn's budget; the turn's
-        time is counted from the end of its first one (a read of one message reads the clock once)."""
-        budget = self._budget = self._budget - 1
-        if budget <= 0:
-            return
-        if budget == PACKETS_PER_TURN - 1:
-            self._deadline = self.factory.seconds() + TURN_SECONDS
-        elif self.factory.seconds() >= self._deadline:
-            self._budget = 0
-
-    def processData(self) -> bool:
-        """Autobahn's parser, one step at a time: refused once this turn's budget is spent
-        (what it buffers waits for the next slice)."""
-        if self._budget > 0:
-            return bool(super().processData())
-        if self._backlog is None:
-            self._hold(b"")
-        return False
-
-    def _hold(self, rest: bytes) -> None:
-        """Stop reading and keep ``rest`` (after Autobahn's buffer) for the next reactor turn."""
-        self._backlog = rest
-        self._reading(False)
-        self._next = self.factory.manager.reactor.callLater(0, self._slice)
-
-    def _slice(self) -> None:
-        """The next turn's share of what a read brought: Autobahn's buffered frames first, then the backlog."""
-        self._next = None
-        rest, self._backlog = self._backlog, None
-        self._budget = PACKETS_PER_TURN
-        if self.data and self.state in (self.STATE_OPEN, self.STATE_CLOSING):
-            self.consumeData()
-        if self._backlog is not None:  # Autobahn's buffer alone spent the budget
-            self._backlog += rest or b""
-            return
-        if rest:
-            self._take(rest)
-        if self._backlog is None:
-            if self._budget < PACKETS_PER_TURN:
-                self._hold(b"")  # reading resumes next turn: a read in this one would get a budget of its own
-            elif not self._paused:
-                self._reading(True)
+            super().dataReceived(data[pos:])
 
     def onMessageEnd(self) -> None:
         # Only messages that went through Autobahn's parser (every compressed one) end here.
@@ -435,19 +360,19 @@ class EngineIOWebSocketProtocol(WebSocketServerProtocol):
 
     def onMessage(self, payload: bytes, isBinary: bool) -> None:
         session = self.session
-        if session is not None:
-            try:
-                if self.protocol == 3:
-                    packet = packets_v3.decode_ws_frame(payload, isBinary)
-                else:
-                    packet = decode_ws_frame(payload, isBinary)
-            except DecodeError as e:
-                session.protocol_error(self, CloseReason.PARSE_ERROR, str(e))
+        if session is None:
+            if self.relay is not None:
+                self._relay_message(self.relay, payload, isBinary)
+            return
+        try:
+            if self.protocol == 3:
+                packet = packets_v3.decode_ws_frame(payload, isBinary)
             else:
-                session.receive(packet, self)
-        elif self.relay is not None:
-            self._relay_message(self.relay, payload, isBinary)
-        self._spend()
+                packet = decode_ws_frame(payload, isBinary)
+        except DecodeError as e:
+            session.protocol_error(self, CloseReason.PARSE_ERROR, str(e))
+            return
+        session.receive(packet, self)
 
     def _relay_message(self, relay: Relay, payload: bytes, binary: bool) -> None:
         decode = packets_v3.decode_ws_frame if self.protocol == 3 else decode_ws_frame
@@ -465,13 +390,11 @@ class EngineIOWebSocketProtocol(WebSocketServerProtocol):
         session = self.session
         if session is None or session.closed or session.within_rate():
             super().onPing(payload)  # Autobahn answers with a pong
-        self._spend()
 
     def onPong(self, payload: bytes) -> None:
         session = self.session
         if session is not None and not session.closed:
             session.within_rate()
-        self._spend()
 
     def sendCloseFrame(self, code: int | None = None, reasonUtf8: bytes | None = None, isReply: bool = False) -> None:
         """Autobahn's, but a 1009 (message too big) goes with an empty reason, as Node's ``ws`` sends it."""
@@ -562,8 +485,6 @@ class EngineIOWebSocketFactory(WebSocketServerFactory):
         self.deflater = Deflater()
         """Compression shared by connections with the same history (permessage-deflate)."""
         self._batched_timer = DirectTimer(manager.reactor)
-        self.seconds = seconds_of(manager.reactor)
-        """The manager's clock, for the time each connection's reads may take per turn."""
         settings = manager.options.websocket_compression
         self.deflate_threshold = settings.threshold if settings is not None else 0
         """Smallest message compressed on connections that negotiated permessage-deflate."""
