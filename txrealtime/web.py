@@ -22,6 +22,7 @@ your own site the same way::
 from __future__ import annotations
 
 import io
+import os
 import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, cast
@@ -43,7 +44,9 @@ from ._reactor import cancel
 from .engineio import CloseReason, SessionManager
 from .engineio.polling import TOO_LARGE, PollingTransport
 
-__all__ = ["BoundedChannel", "BoundedRequest", "BoundedSite", "EmptyResource", "mount"]
+__all__ = [
+    "HTTP_PARSER_ENV", "BoundedChannel", "BoundedRequest", "BoundedSite", "EmptyResource", "channel_for", "mount",
+]
 
 log = Logger(__name__, observer=gate)
 noisy = Throttle(log)
@@ -216,10 +219,13 @@ class BoundedChannel(http.HTTPChannel):
     def lineLengthExceeded(self, line: bytes) -> None:
         # twisted.web closes without a word when a line is over MAX_LENGTH (16 KiB): answer as the
         # --workers master does for the request line (414), and as Node does for a header (431).
+        self._refuse_line(self._lines == 0)
+
+    def _refuse_line(self, first: bool) -> None:
+        """Answer a request line (``first``, 414) or header line (431) over ``MAX_LENGTH`` and close."""
         transport: Any = self.transport
         if transport is None:
             return
-        first = self._lines == 0
         address = getattr(transport.getPeer(), "host", "?")
         noisy.info("Request {what} from {address} over {limit} bytes: {status}", address=address,
                    what="line" if first else "header line", limit=self.MAX_LENGTH, status=414 if first else 431)
@@ -304,6 +310,31 @@ class _Refused(Protocol):
         self.transport.abortConnection()
 
 
+HTTP_PARSER_ENV = "TXREALTIME_HTTP_PARSER"
+"""The environment variable choosing :class:`BoundedSite`'s HTTP parser when it is not given one: ``auto``
+(httptools if installed), ``httptools`` or ``twisted``."""
+
+_PARSERS = ("auto", "httptools", "twisted")
+
+
+def channel_for(parser: str | None = None) -> type[BoundedChannel]:
+    """The channel class parsing requests with ``parser``: ``"httptools"`` (C, the ``speedups`` extra),
+    ``"twisted"`` (``twisted.web``'s own) or ``"auto"`` (httptools if installed); ``None``: from the
+    :data:`HTTP_PARSER_ENV` environment variable, else ``"auto"``."""
+    choice = parser if parser is not None else os.environ.get(HTTP_PARSER_ENV) or "auto"
+    if choice not in _PARSERS:
+        raise ValueError(f"HTTP parser must be one of {', '.join(_PARSERS)}, not {choice!r}")
+    if choice == "twisted":
+        return BoundedChannel
+    try:
+        from .llhttp import LlhttpChannel
+    except ImportError:
+        if choice == "httptools":
+            raise
+        return BoundedChannel
+    return LlhttpChannel
+
+
 class BoundedSite(Site):
     """A ``twisted.web.server.Site`` bounding body size, header time and connections per address.
 
@@ -323,6 +354,7 @@ class BoundedSite(Site):
         access_log: bool = True,
         header_timeout: float | None = 10.0,
         max_connections_per_ip: int | None = None,
+        http_parser: str | None = None,
         **kwargs: Any,
     ) -> None:
         """A site serving ``resource`` within these bounds.
@@ -334,6 +366,8 @@ class BoundedSite(Site):
         :param header_timeout: Seconds a client has to send a request's headers (408 and close beyond);
             ``None``: no limit.
         :param max_connections_per_ip: Most open connections from one address; ``None``: no limit.
+        :param http_parser: ``"httptools"`` (C), ``"twisted"`` or ``"auto"`` (see :func:`channel_for`); both
+            enforce the same limits. ``None``: from the ``TXREALTIME_HTTP_PARSER`` environment variable.
         """
         super().__init__(resource, **kwargs)  # type: ignore[no-untyped-call]
         if header_timeout is not None and header_timeout <= 0:
@@ -351,6 +385,7 @@ class BoundedSite(Site):
         self.max_connections_per_ip = max_connections_per_ip
         """Open TCP connections allowed per client address; further ones are closed at once. ``None``: no limit."""
         self._per_address = _PerAddress(self)
+        self.protocol = channel_for(http_parser)
 
     def buildProtocol(self, addr: IAddress | None) -> Any:
         limit = self.max_connections_per_ip
