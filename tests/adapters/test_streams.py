@@ -14,6 +14,7 @@ from tests.adapters.cluster import WAIT, inbox, start_node_server, start_nodes, 
 from tests.peers import until
 from tests.servers import RedisServer
 from txrealtime.adapters.redis import RedisStreamsAdapter, RemoteSocket
+from txrealtime.adapters.redis.streams_wire import entry_id
 from txrealtime.client import EngineIOClient, Manager
 from txrealtime.engineio.events import CloseReason
 from txrealtime.pytest_plugin import Realtime
@@ -191,6 +192,30 @@ async def test_recovery_on_another_node(realtime: Realtime, redis_server: RedisS
         assert await client.emit_with_ack("join", "s", timeout=10) == ["r", "s", "sync"]
     finally:
         await manager.close()
+        await stop_links(nodes)
+
+
+@pytest_twisted.ensureDeferred
+async def test_each_socket_gets_the_stream_in_its_order(realtime: Realtime, redis_server: RedisServer) -> None:
+    """Both nodes broadcast at once: node a's client gets a's own entries and b's in the stream's order (offsets
+    rising), so the last offset it got covers everything it got (a recovery from it doubles nothing)."""
+    recovery = StateRecovery(max_disconnection_duration=60)
+    a, b = nodes = await start_nodes(realtime, redis_server, ["a", "b"], streams=True,
+                                     connection_state_recovery=recovery)
+    try:
+        client = await realtime.connect(a.test_server)
+        assert await client.emit_with_ack("join", "r", timeout=10) == ["r"]
+        await wait_for_servers(a.server, 2)
+        offsets: list[tuple[int, int]] = []
+        client.on_any(lambda event, *args: offsets.append(entry_id(client._last_offset or "") or (0, 0)))
+        for i in range(100):  # b's entries first: a reads them while Redis answers a's own
+            b.server.to("r").emit("n", "b", i)
+        for i in range(100):
+            a.server.to("r").emit("n", "a", i)
+        await until(lambda: len(offsets) == 200, "every broadcast", limit=WAIT)
+        assert (0, 0) not in offsets
+        assert offsets == sorted(offsets) and len(set(offsets)) == 200
+    finally:
         await stop_links(nodes)
 
 

@@ -66,10 +66,13 @@ def test_rolling_restart_loses_and_doubles_nothing(redis_server: RedisServer, mo
     ports = [free_port() for _ in range(3)]
     ticker = ("--app", "tests.forwarding.ticker:setup")
 
+    started: list[LoggedTwistd] = []
+
     def start(port: int) -> LoggedTwistd:
-        return LoggedTwistd("--adapter", "redis-streams", "--redis", redis_server.url, "--state-recovery", "60",
-                            *ticker, "--no-access-log", "--shutdown-grace", "1",
-                            "--listen", f"tcp:{port}:interface=127.0.0.1")
+        started.append(LoggedTwistd("--adapter", "redis-streams", "--redis", redis_server.url, "--state-recovery",
+                                    "60", *ticker, "--no-access-log", "--shutdown-grace", "10",
+                                    "--listen", f"tcp:{port}:interface=127.0.0.1"))
+        return started[-1]
 
     nodes = [start(port) for port in ports]
     for each in nodes:
@@ -82,7 +85,7 @@ def test_rolling_restart_loses_and_doubles_nothing(redis_server: RedisServer, mo
         assert clients.stdout is not None and clients.stdin is not None
         assert json.loads(clients.stdout.readline()) == {"ready": True}
         for index, port in enumerate(ports):
-            assert nodes[index].stop() == 0
+            assert nodes[index].stop() == 0, "".join(nodes[index].log[-40:])
             nodes[index] = start(port)
             nodes[index].count(r"Redis link: node \w+ joined", at_least=2)
         for each in nodes:
@@ -99,6 +102,7 @@ def test_rolling_restart_loses_and_doubles_nothing(redis_server: RedisServer, mo
         for each in nodes:
             each.stop()
     print("rolling restart:", json.dumps({k: v for k, v in report.items() if k != "sample"}))
-    assert report["lost"] == 0 and report["duplicated"] == 0, report
+    said = [line for each in started for line in each.log if "warn" in line or "error" in line.lower()]
+    assert report["lost"] == 0 and report["duplicated"] == 0, (report, said[-40:])
     assert report["notRecovered"] == 0 and report["recovered"] >= 200, report
     assert report["nodes"] >= 4 and report["received"] > 200 * 300 * 3, report

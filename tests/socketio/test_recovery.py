@@ -9,9 +9,10 @@ from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 from tests.fakes import Peer
-from txrealtime.engineio import CloseReason, EngineIOOptions, SessionManager
+from txrealtime.engineio import CloseReason, EngineIOOptions, SessionClosed, SessionEvent, SessionManager
 from txrealtime.socketio import ConnectionRefused, Server, Socket
 from txrealtime.socketio.adapter import Adapter, AdapterNamespace, RestoredSession
+from txrealtime.socketio.errors import RecoveryUnavailable
 from txrealtime.socketio.packets import Packet, PacketType
 from txrealtime.socketio.recovery import StateRecovery
 
@@ -380,6 +381,29 @@ class AsynchronousRestoreTests(SynchronousTestCase):
         packets = again.packets()
         self.assertEqual([p.type for p in packets], [T.CONNECT, T.EVENT])
         self.assertEqual(packets[0].data, reply)
+
+    def test_a_restore_that_cannot_be_told_now_closes_the_connection_and_keeps_the_session(self) -> None:
+        reply, offset = self.away()
+        closed: list[SessionEvent] = []
+        self.manager.subscribe(closed.append)
+        back = Peer(self.manager)
+        back.send_packet(Packet(T.CONNECT, "/", {"pid": reply["pid"], "offset": offset}))
+        [(d, _, _)] = self.adapter.waiting
+        self.adapter.waiting.clear()
+        d.errback(RecoveryUnavailable("this server is shutting down"))
+        self.assertTrue(back.closed)
+        self.assertEqual([(e.sid, e.reason) for e in closed if isinstance(e, SessionClosed)],
+                         [(back.session.sid, CloseReason.TRANSPORT_ERROR)])
+        self.assertEqual(back.packets(), [])  # no CONNECT answer, no new session
+        self.assertEqual(self.server.sockets.sockets, {})
+        self.assertEqual(self.pending, [])  # middleware never ran
+        again = Peer(self.manager)
+        again.send_packet(Packet(T.CONNECT, "/", {"pid": reply["pid"], "offset": offset}))
+        self.adapter.answer()
+        self.pending.pop().callback(None)
+        packets = again.packets()
+        self.assertEqual([p.type for p in packets], [T.CONNECT, T.EVENT])
+        self.assertEqual((packets[0].data, packets[1].event), (reply, "missed"))
 
     def test_more_held_than_the_log_may_keep_closes_the_connection_and_keeps_the_session(self) -> None:
         server = Server(SessionManager(reactor=self.clock), adapter=SlowAdapter,

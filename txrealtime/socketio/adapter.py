@@ -317,7 +317,9 @@ class Adapter:
         delivered before it fired: the namespace then joins the socket to its
         rooms at once, so the packets that follow reach it live (held until
         its CONNECT is answered) and none is lost or doubled. A session asked
-        for with an unusable offset stays kept. Failing is as ``None``.
+        for with an unusable offset stays kept. Failing is as ``None``, except with
+        :class:`txrealtime.socketio.errors.RecoveryUnavailable` (cannot tell now; the session stays kept): the
+        client's connection is then closed, for it to come back and recover.
         """
         if self.recovery is None:
             return succeed(None)

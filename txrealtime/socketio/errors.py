@@ -5,7 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any
 
-__all__ = ["AckTimeout", "ConnectionRefused", "Disconnected", "DisconnectReason", "EventRefused"]
+__all__ = ["AckTimeout", "ConnectionRefused", "Disconnected", "DisconnectReason", "EventRefused", "RecoveryUnavailable"]
 
 
 class DisconnectReason(StrEnum):
@@ -94,3 +94,13 @@ class EventRefused(Exception):
         super().__init__(message)
         self.answer = answer
         """The acknowledgement sent when the client asked for one."""
+
+
+class RecoveryUnavailable(Exception):
+    """An adapter cannot tell now whether a session can be restored, and another try may (this node is shutting
+    down, or has not started reading what other nodes sent): :meth:`Adapter.restore_session
+    <txrealtime.socketio.adapter.Adapter.restore_session>` fails with it and keeps the session.
+
+    The namespace then closes the client's connection instead of giving it a new session, so that the client
+    reconnects (on another node, or here later) and recovers. Any other failure gives a new session, as in Node.
+    """

@@ -21,7 +21,7 @@ from .._reactor import Clock
 from ..engineio import CloseReason
 from .adapter import Adapter, AdapterNamespace, BroadcastOptions, FetchedSocket
 from .emitter import EventEmitter, Handler, call_handler, call_in_turn, check_event
-from .errors import ConnectionRefused
+from .errors import ConnectionRefused, RecoveryUnavailable
 from .operator import Broadcasting, BroadcastOperator
 from .packets import Packet
 from .parser import Encoder
@@ -192,21 +192,33 @@ class Namespace(EventEmitter, Broadcasting):
             self._cleanup_if_empty()
             return result
 
-        d = self._restore(auth).addCallback(self._admit, client, auth)
+        d: Deferred[Any] = self._restore(auth, client)
+        d.addCallback(self._admit, client, auth)
+        d.addErrback(lambda f: f.trap(RecoveryUnavailable) and None)  # not restorable now: closed, no answer
         d.addBoth(settled)
         return d
 
-    def _restore(self, auth: Any) -> Deferred[RestoredSession | None]:
-        """The kept session a CONNECT's ``{pid, offset}`` names, and what it missed (none without recovery)."""
+    def _restore(self, auth: Any, client: NamespaceClient) -> Deferred[Any]:
+        """The kept session a CONNECT's ``{pid, offset}`` names, and what it missed (none without recovery).
+
+        When the adapter cannot tell now (:class:`RecoveryUnavailable`), the client's connection is closed, so
+        that it comes back (elsewhere) and recovers, and the CONNECT is not answered.
+        """
         if self.server.connection_state_recovery is None or not isinstance(auth, dict):
             return succeed(None)
         pid, offset = auth.get("pid"), auth.get("offset")
         if not isinstance(pid, str) or not (offset is None or isinstance(offset, str)):
             return succeed(None)
 
-        def failed(failure: Failure) -> None:
+        def failed(failure: Failure) -> Any:
+            if failure.check(RecoveryUnavailable):
+                noisy.info("Session not restored in {namespace} now ({error}): its client is to come back",
+                           namespace=name_for_log(self.name), error=failure.getErrorMessage())
+                client.session.close(CloseReason.TRANSPORT_ERROR, "the session cannot be restored now")
+                return failure
             noisy.info("Restoring a session in {namespace} failed: {error}", namespace=name_for_log(self.name),
                        error=failure.getErrorMessage())
+            return None
 
         return maybeDeferred(self.adapter.restore_session, pid, offset).addErrback(failed)
 

@@ -9,12 +9,15 @@ and ``disconnectSockets`` are stream entries, which every node reads; the rest i
 ``{prefix}#{nsp}#`` and the answers on ``{prefix}#{nsp}#{uid}#``. The server count is ``PUBSUB NUMSUB`` of
 the namespace's channel.
 
-With connection state recovery on, a broadcast's offset is its entry's id: the node that sends it delivers
-it locally once Redis answered the ``XADD`` (in order: one connection answers in order), the others as they
-read the entry. A socket that leaves keeps its session in Redis (``SET ... PX``), so its client can come
-back on any node: :meth:`RedisStreamsAdapter.restore_session` takes the session (``GETDEL``: once) and
-reads what the client missed from the stream (``XRANGE``), up to exactly what this node has delivered
-(its own entries, and the others' up to the last one it read), so the packets that follow reach the
+With connection state recovery on, a broadcast's offset is its entry's id, and every node, the sender
+included, delivers it as it reads the entry: each socket gets the stream's entries in the stream's order, so
+its client's last offset (the last one it got) covers everything it got. (Node's adapter delivers a node's
+own broadcasts as soon as ``XADD`` answers, ahead of others' entries it has not read yet; a client that
+recovers from the last offset it got then gets some packets twice.) Only before the reader knows where it
+starts are a node's own entries delivered at once. A socket that leaves keeps its session in Redis
+(``SET ... PX``), so its client can come back on any node: :meth:`RedisStreamsAdapter.restore_session` takes
+the session (``GETDEL``: once) and reads what the client missed from the stream (``XRANGE``), up to exactly
+what this node has delivered (the entries up to the last one it read), so the packets that follow reach the
 rejoined socket live, none twice and none lost. An offset no longer in the stream (trimmed) restores
 nothing: the client gets a new session.
 """
@@ -32,6 +35,7 @@ from twisted.python.failure import Failure
 from ..._logging import gate
 from ..._reactor import cancel
 from ...socketio.adapter import BroadcastOptions, KeptSession, RestoredSession
+from ...socketio.errors import RecoveryUnavailable
 from ...socketio.packets import Packet, PacketType
 from ...socketio.recovery import with_offset
 from ..broker import BrokerAdapter, options, wire_options
@@ -100,7 +104,9 @@ class RedisStreamsAdapter(BrokerAdapter):
         """Socket id -> the last entry delivered here before it connected (where its missed packets start when
         its client got none)."""
         self._delivered = (0, 0)
-        """The id of the last entry of this adapter delivered here."""
+        """The id of the last entry of this adapter delivered here before the reader knew where it starts."""
+        self._direct: set[tuple[int, int]] = set()
+        """Ids of this adapter's entries delivered at once (before the reader started), which it skips."""
         self._dirty: set[str] = set()
         self._flushing: Any = None
         self._refresh: Any = None
@@ -155,14 +161,20 @@ class RedisStreamsAdapter(BrokerAdapter):
             self.deliver(packet, self.encoder.encode(packet), opts)
             return sent
 
-        def deliver(offset: str | None) -> None:
-            parsed = entry_id(offset) if offset is not None else None
-            if parsed is not None:
+        def added_as(offset: str) -> None:
+            parsed = entry_id(offset)
+            if parsed is not None and self.link.last_read is not None:
+                return  # the reader delivers it here, in the stream's order (it may have already)
+            if parsed is not None:  # not reading yet: where the reader starts is not known, so deliver it now
                 self._delivered = max(self._delivered, parsed)
+                self._direct.add(parsed)
+            deliver(offset if parsed is not None else None)
+
+        def deliver(offset: str | None) -> None:
             local = packet if offset is None else with_offset(packet, offset)
             self.deliver(local, self.encoder.encode(local), opts)
 
-        added.addCallbacks(deliver, lambda _: deliver(None))
+        added.addCallbacks(added_as, lambda _: deliver(None))
         return sent
 
     def _publish_request(self, request: Request) -> bool:
@@ -208,17 +220,34 @@ class RedisStreamsAdapter(BrokerAdapter):
             return
         if message is not None:
             self._dispatch(message, raw_id)
+        if self._direct:  # delivered at once before the reader started: skipped, or behind where it started
+            read = entry_id(raw_id)
+            self._direct = {each for each in self._direct if read is None or each > read}
 
     def _dispatch(self, message: ClusterMessage, offset: str | None = None) -> None:
-        if message.uid == self.uid or message.nsp != self.namespace.name:
+        if message.nsp != self.namespace.name:
             return
         body = message.body
+        if message.uid == self.uid:
+            if offset is not None and isinstance(body, Broadcast):
+                self._deliver_own(body, offset)
+            return
         if isinstance(body, Broadcast):
             self._deliver_entry(body, offset)
         elif isinstance(body, _RESPONSES):
             self._received_response(body)
         elif not isinstance(body, Heartbeat):
             self._received_request(body)
+
+    def _deliver_own(self, broadcast: Broadcast, offset: str) -> None:
+        """This node's own broadcast read back from the stream: those that get an offset are delivered here, so
+        that each socket gets every entry in the stream's order and its client's last offset covers all it got."""
+        parsed = entry_id(offset)
+        if parsed is None or parsed in self._direct:
+            return
+        opts = options(broadcast.opts)
+        if self._keeps(Packet(PacketType.EVENT, self.namespace.name, broadcast.packet.data), opts):
+            self._deliver_entry(broadcast, offset)
 
     def _deliver_entry(self, broadcast: Broadcast, offset: str | None) -> None:
         packet = broadcast.packet
@@ -332,18 +361,26 @@ class RedisStreamsAdapter(BrokerAdapter):
         restoring = Deferred.fromCoroutine(self._restore(pid, offset)).addErrback(self._restore_failed)
         return self.link.track(restoring)
 
-    def _restore_failed(self, failure: Failure) -> None:
+    def _restore_failed(self, failure: Failure) -> Failure | None:
+        if failure.check(RecoveryUnavailable):
+            return failure
         log.warn("Restoring a session failed: {error}", error=failure.getErrorMessage())
         return None
 
     async def _restore(self, pid: str, offset: str | None) -> RestoredSession | None:
         # Only once this node reads the stream does it know what it has delivered (a node just started).
-        await self.link.when_reading(self.link.requests_timeout)
+        starting = self.link.last_read is None
+        try:
+            await self.link.when_reading(self.link.requests_timeout)
+        except TimeoutError as e:
+            if starting:  # not yet: the client tries again (elsewhere), and its session stays kept
+                raise RecoveryUnavailable(str(e)) from None
+            raise
         if offset is not None and not await self.link.entries(offset, offset, 1):
             log.debug("Session not restored: offset {offset} is not in the stream", offset=offset)
             return None  # trimmed away: what the client missed cannot be known (the session stays kept)
         if self._closed:
-            return None  # shutting down: the client comes back on another node
+            raise RecoveryUnavailable("this server is shutting down")  # the client comes back on another node
         raw = await self.link.command("GETDEL", self.link.session_key_prefix + pid)
         if raw is None:
             log.debug("Session not restored: not in Redis (offset {offset})", offset=offset)
@@ -357,7 +394,7 @@ class RedisStreamsAdapter(BrokerAdapter):
             assert self.recovery is not None
             ms = int(self.recovery.options.max_disconnection_duration * 1000)
             await self.link.command("SET", self.link.session_key_prefix + pid, raw, "PX", ms)
-            return None
+            raise RecoveryUnavailable("this server is shutting down")
         if offset is None:  # the client got nothing since it connected: from what was delivered before
             offset = since
             if offset is None or (offset != "0-0" and not await self.link.entries(offset, offset, 1)):
@@ -392,7 +429,8 @@ class RedisStreamsAdapter(BrokerAdapter):
         read = self.link.last_read or (0, 0)
         missed = []
         for parsed, raw_id, broadcast, mine in found:
-            if not (mine or parsed <= read) or not _included(session.rooms, broadcast.opts):
+            live = parsed > read and not (mine and parsed in self._direct)  # still to come from the reader
+            if live or not _included(session.rooms, broadcast.opts):
                 continue
             opts = options(broadcast.opts)
             packet = Packet(PacketType.EVENT, self.namespace.name, broadcast.packet.data)
