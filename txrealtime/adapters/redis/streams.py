@@ -323,6 +323,13 @@ class RedisStreamsAdapter(BrokerAdapter):
         elif pid is not None:
             self.link.command("DEL", self._session_key(pid)).addErrback(lambda _: None)
 
+    def release(self, sid: str) -> list[Any] | None:
+        """Stop holding for ``sid`` (its socket is connecting): its session is written to Redis in the next turn,
+        so that a recovered socket's client can recover again even if this node is killed right after."""
+        held = super().release(sid)
+        self._changed(sid)
+        return held
+
     def _changed(self, sid: str) -> None:
         if self.recovery is None:
             return
@@ -364,6 +371,8 @@ class RedisStreamsAdapter(BrokerAdapter):
     def _restore_failed(self, failure: Failure) -> Failure | None:
         if failure.check(RecoveryUnavailable):
             return failure
+        if self._closed:  # Redis went away as this server stops: the session stays kept, for another node
+            return Failure(RecoveryUnavailable(f"this server is shutting down ({failure.getErrorMessage()})"))
         log.warn("Restoring a session failed: {error}", error=failure.getErrorMessage())
         return None
 
@@ -379,22 +388,18 @@ class RedisStreamsAdapter(BrokerAdapter):
         if offset is not None and not await self.link.entries(offset, offset, 1):
             log.debug("Session not restored: offset {offset} is not in the stream", offset=offset)
             return None  # trimmed away: what the client missed cannot be known (the session stays kept)
-        if self._closed:
-            raise RecoveryUnavailable("this server is shutting down")  # the client comes back on another node
-        raw = await self.link.command("GETDEL", self.link.session_key_prefix + pid)
-        if raw is None:
+        key = self.link.session_key_prefix + pid
+        # The stream is read while the session stays in Redis (GET), and taken (GETDEL) only at the end: a node
+        # that stops or loses Redis halfway leaves it there for the client's next try.
+        peeked = await self.link.command("GET", key)
+        if peeked is None:
             log.debug("Session not restored: not in Redis (offset {offset})", offset=offset)
             return None
         try:
-            session, since = decode_session(raw)
+            _, since = decode_session(peeked)
         except WireError as e:
             self._malformed("a kept session", e)
             return None
-        if self._closed:  # this server is shutting down: its client gets it back on another node
-            assert self.recovery is not None
-            ms = int(self.recovery.options.max_disconnection_duration * 1000)
-            await self.link.command("SET", self.link.session_key_prefix + pid, raw, "PX", ms)
-            raise RecoveryUnavailable("this server is shutting down")
         if offset is None:  # the client got nothing since it connected: from what was delivered before
             offset = since
             if offset is None or (offset != "0-0" and not await self.link.entries(offset, offset, 1)):
@@ -403,6 +408,49 @@ class RedisStreamsAdapter(BrokerAdapter):
         start = entry_id(offset)
         assert start is not None
         found: list[tuple[tuple[int, int], str, Broadcast, bool]] = []
+        covered = await self._read_after(start, found, pid)
+        if covered is None:
+            return None
+        if self._closed:
+            raise RecoveryUnavailable("this server is shutting down")  # the client comes back on another node
+        raw = await self.link.command("GETDEL", key)
+        if raw is None:
+            log.debug("Session not restored: taken meanwhile (offset {offset})", offset=offset)
+            return None
+        assert self.recovery is not None
+        ms = int(self.recovery.options.max_disconnection_duration * 1000)
+        try:
+            session, since_now = decode_session(raw)
+            if since_now != since and offset == since:
+                raise WireError("the session changed while it was read")
+            # What this node read meanwhile was delivered without this socket: it is among what it missed.
+            if covered < (self.link.last_read or (0, 0)) and await self._read_after(covered, found, pid) is None:
+                raise WireError("too many entries to read")
+            if self._closed:  # this server is shutting down: its client gets it back on another node
+                raise RecoveryUnavailable("this server is shutting down")
+        except BaseException:
+            self.link.command("SET", key, raw, "PX", ms, "NX").addErrback(lambda _: None)  # back, for a next try
+            raise
+        read = self.link.last_read or (0, 0)
+        missed = []
+        for parsed, raw_id, broadcast, mine in found:
+            live = parsed > read and not (mine and parsed in self._direct)  # still to come from the reader
+            if live or not _included(session.rooms, broadcast.opts):
+                continue
+            opts = options(broadcast.opts)
+            packet = Packet(PacketType.EVENT, self.namespace.name, broadcast.packet.data)
+            if not self._keeps(packet, opts):
+                continue
+            missed.append(self.encoder.encode(with_offset(packet, raw_id)))
+        timer = self.link.reactor.callLater(self.link.requests_timeout, self._check_restored, session.sid)
+        self._restored[session.sid] = (pid, raw, timer)
+        return RestoredSession(session=session, missed=missed)
+
+    async def _read_after(
+        self, start: tuple[int, int], found: list[tuple[tuple[int, int], str, Broadcast, bool]], pid: str
+    ) -> tuple[int, int] | None:
+        """Add this namespace's broadcasts after ``start`` to ``found``, up to at least what this node has read;
+        the last id read, or ``None`` if there were more than a restore reads."""
         covered = start
         for _ in range(_MAX_PAGES):
             after = format_entry_id((covered[0], covered[1] + 1))
@@ -420,26 +468,10 @@ class RedisStreamsAdapter(BrokerAdapter):
                     continue
                 if message is not None and message.nsp == self.namespace.name and isinstance(message.body, Broadcast):
                     found.append((parsed, raw_id, message.body, message.uid == self.uid))
-            read = self.link.last_read or (0, 0)
-            if len(page) < _PAGE and read <= covered:
-                break
-        else:
-            log.warn("Session {pid} not restored: more than {n} entries to read", pid=pid, n=_PAGE * _MAX_PAGES)
-            return None
-        read = self.link.last_read or (0, 0)
-        missed = []
-        for parsed, raw_id, broadcast, mine in found:
-            live = parsed > read and not (mine and parsed in self._direct)  # still to come from the reader
-            if live or not _included(session.rooms, broadcast.opts):
-                continue
-            opts = options(broadcast.opts)
-            packet = Packet(PacketType.EVENT, self.namespace.name, broadcast.packet.data)
-            if not self._keeps(packet, opts):
-                continue
-            missed.append(self.encoder.encode(with_offset(packet, raw_id)))
-        timer = self.link.reactor.callLater(self.link.requests_timeout, self._check_restored, session.sid)
-        self._restored[session.sid] = (pid, raw, timer)
-        return RestoredSession(session=session, missed=missed)
+            if len(page) < _PAGE and (self.link.last_read or (0, 0)) <= covered:
+                return covered
+        log.warn("Session {pid} not restored: more than {n} entries to read", pid=pid, n=_PAGE * _MAX_PAGES)
+        return None
 
     def _check_restored(self, sid: str) -> None:
         """A session handed out whose socket never got connected (its connection closed meanwhile) goes back to
