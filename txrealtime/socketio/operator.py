@@ -117,7 +117,7 @@ class BroadcastOperator:
         if timeout is None:
             raise ValueError("acknowledgements from a broadcast need a timeout: use .timeout(seconds)")
         server = self.adapter.namespace.server
-        acks = BroadcastAcks(server.reactor, timeout, server._broadcast_ack_timed_out)
+        acks = BroadcastAcks(server.reactor, timeout, server.broadcast_ack_timed_out)
         self.adapter.broadcast_with_ack(packet, self._opts, acks.client_count, acks.answer)
         self.adapter.server_count().addCallback(acks.expect_servers)
         return acks.result
