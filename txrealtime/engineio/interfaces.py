@@ -3,7 +3,7 @@
 A *transport* (polling, WebSocket, a relayed or forwarded one) carries the
 packets of one session: the session sees it as a :class:`Transport`. A
 *session host* owns sessions, their settings, clock, statistics and
-subscribers: a :class:`txrealtime.engineio.Session` sees its manager as a
+subscribers: a :class:`txrealtime.engineio.session.Session` sees its manager as a
 :class:`SessionHost`, and :class:`txrealtime.engineio.SessionManager` is the
 one implementation. The Socket.IO layer stands on the manager's public API
 (its typed events, ``Session.receiver``), not on these.
@@ -12,7 +12,7 @@ one implementation. The Socket.IO layer stands on the manager's public API
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol, TypeVar
 
 from .._reactor import Clock
 from .events import Handshake, PacketEvent, SessionEvent
@@ -20,10 +20,10 @@ from .options import EngineIOOptions
 from .packets import Packet
 from .stats import EngineStats
 
-if TYPE_CHECKING:
-    from .session import Session
-
 __all__ = ["SessionHost", "Transport"]
+
+S = TypeVar("S", contravariant=True)
+"""The sessions a host owns (:class:`txrealtime.engineio.session.Session`)."""
 
 
 class Transport(Protocol):
@@ -44,8 +44,8 @@ class Transport(Protocol):
         """Close the connection; must not call back into the session."""
 
 
-class SessionHost(Protocol):
-    """What a session needs from the manager that owns it."""
+class SessionHost(Protocol[S]):
+    """What a session (of type ``S``) needs from the manager that owns it."""
 
     @property
     def options(self) -> EngineIOOptions:
@@ -71,13 +71,13 @@ class SessionHost(Protocol):
     def trace(self, event: PacketEvent) -> None:
         """Hand a packet event to those who asked for them (only called while :attr:`tracing`)."""
 
-    def released(self, session: Session) -> None:
+    def released(self, session: S) -> None:
         """``session`` closed: it no longer counts against its client's address."""
 
-    def forget(self, session: Session) -> None:
+    def forget(self, session: S) -> None:
         """``session`` is over for good: drop it and anything kept for it."""
 
-    def linger(self, session: Session) -> None:
+    def linger(self, session: S) -> None:
         """``session`` closed with a CLOSE packet its polling client has yet to collect: keep it until it
         does, or until the heartbeat timeout."""
 

@@ -53,7 +53,7 @@ class Session:
 
     def __init__(
         self,
-        manager: SessionHost,
+        manager: SessionHost[Session],
         sid: str,
         transport: Transport,
         handshake: Handshake,
