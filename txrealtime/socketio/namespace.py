@@ -157,7 +157,7 @@ class Namespace(EventEmitter, Broadcasting):
 
     # -- broadcasting ------------------------------------------------------------
 
-    def _operator(self) -> BroadcastOperator:
+    def broadcast_operator(self) -> BroadcastOperator:
         """Broadcasts from a namespace start with all its sockets."""
         return BroadcastOperator(self.adapter)
 

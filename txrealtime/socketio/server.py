@@ -238,9 +238,9 @@ class Server(EventEmitter, Broadcasting):
         """Connection middleware of the default namespace."""
         return self.sockets.use(middleware)
 
-    def _operator(self) -> BroadcastOperator:
+    def broadcast_operator(self) -> BroadcastOperator:
         """Broadcasts from the server go to the default namespace."""
-        return self.sockets._operator()
+        return self.sockets.broadcast_operator()
 
     def server_side_emit(self, event: str, *args: Any) -> bool:
         """Node's ``io.serverSideEmit``: emit ``event`` to the default namespace of the cluster's other servers.

@@ -295,14 +295,14 @@ class Socket(EventEmitter, CatchAll, Selecting):
 
     # -- broadcasting from this socket (everyone but itself) --------------------
 
-    def _operator(self) -> BroadcastOperator:
+    def broadcast_operator(self) -> BroadcastOperator:
         """Broadcasts from a socket (``to``, ``in_``, ``except_``, ``local``) leave it out."""
         return BroadcastOperator(self.nsp.adapter, except_rooms=frozenset({self.id}))
 
     @property
     def broadcast(self) -> BroadcastOperator:
         """Every socket of the namespace but this one."""
-        return self._operator()
+        return self.broadcast_operator()
 
     # -- rooms -----------------------------------------------------------------
 
