@@ -343,14 +343,14 @@ class BrokerAdapter(Adapter):
             request.result.errback(TimeoutError(f"only {got} of {expected} other servers answered in time"))
 
     def fetch_sockets(self, opts: BroadcastOptions) -> Deferred[list[Any]]:
-        local: list[Any] = list(self._matching(opts))
+        local: list[Any] = list(self.matching(opts))
         if opts.flags.local:
             return succeed(local)
         selection = self._selection(opts)
         return self._ask(lambda request_id: FetchRequest(uid=self.uid, request_id=request_id, opts=selection), local)
 
     def fetch_sockets_partial(self, opts: BroadcastOptions) -> Deferred[ClusterAnswer[list[Any]]]:
-        local: list[Any] = list(self._matching(opts))
+        local: list[Any] = list(self.matching(opts))
         if opts.flags.local:
             return succeed(ClusterAnswer(local))
         selection = self._selection(opts)
@@ -359,7 +359,7 @@ class BrokerAdapter(Adapter):
         )
 
     def count_sockets(self, opts: BroadcastOptions) -> Deferred[ClusterAnswer[int]]:
-        here = sum(1 for _ in self._matching(opts))
+        here = sum(1 for _ in self.matching(opts))
         if opts.flags.local:
             return succeed(ClusterAnswer(here))
         selection = self._selection(opts)
@@ -430,7 +430,7 @@ class BrokerAdapter(Adapter):
         self._respond(AllRoomsResponse(request_id=request.request_id, rooms=tuple(sorted(self.rooms))), request)
 
     def _answer_fetch(self, request: FetchRequest) -> None:
-        matching = self._matching(options(request.opts))
+        matching = self.matching(options(request.opts))
         if request.count:
             response = FetchResponse(request_id=request.request_id, sockets=(), node=self.link.uid,
                                      count=sum(1 for _ in matching))

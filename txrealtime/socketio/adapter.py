@@ -148,7 +148,7 @@ class Adapter:
 
     def sockets(self, rooms: Iterable[str] = ()) -> set[str]:
         """Ids of this process's sockets in any of ``rooms`` (all sockets if none)."""
-        return {s.id for s in self._matching(BroadcastOptions(rooms=frozenset(rooms)))}
+        return {s.id for s in self.matching(BroadcastOptions(rooms=frozenset(rooms)))}
 
     # -- delivery ----------------------------------------------------------
 
@@ -178,7 +178,7 @@ class Adapter:
         """Write ``packet``, encoded as ``messages``, to this process's matching sockets: the local half of a
         broadcast, for adapters that choose offsets themselves (:meth:`broadcast`)."""
         volatile, compress = opts.flags.volatile, opts.flags.compress
-        for socket in self._matching(opts):
+        for socket in self.matching(opts):
             socket.deliver(packet, messages, volatile, compress)
         if self._held and not volatile:
             self._hold(messages, opts)
@@ -251,7 +251,7 @@ class Adapter:
     ) -> None:
         """Broadcast an EVENT asking each client for an ack; report how many were asked, then each answer."""
         count = 0
-        for socket in self._matching(opts):
+        for socket in self.matching(opts):
             ack_id = socket.register_ack(ack)
             with_id = Packet(packet.type, packet.namespace, packet.data, ack_id)
             socket.deliver(with_id, self.encoder.encode(with_id), opts.flags.volatile, opts.flags.compress)
@@ -274,7 +274,7 @@ class Adapter:
 
     def fetch_sockets(self, opts: BroadcastOptions) -> Deferred[list[FetchedSocket]]:
         """The matching sockets (Node's ``fetchSockets``); a cluster adapter adds the other servers'."""
-        return succeed(list(self._matching(opts)))
+        return succeed(list(self.matching(opts)))
 
     def fetch_sockets_partial(self, opts: BroadcastOptions) -> Deferred[ClusterAnswer[list[FetchedSocket]]]:
         """As :meth:`fetch_sockets`, but a node that does not answer in time is listed, not a failure."""
@@ -288,19 +288,19 @@ class Adapter:
     def add_sockets(self, opts: BroadcastOptions, rooms: Iterable[str]) -> None:
         """Make the matching sockets join ``rooms`` (Node's ``socketsJoin``)."""
         rooms = list(rooms)
-        for socket in list(self._matching(opts)):
+        for socket in list(self.matching(opts)):
             socket.join(rooms)
 
     def del_sockets(self, opts: BroadcastOptions, rooms: Iterable[str]) -> None:
         """Make the matching sockets leave ``rooms`` (Node's ``socketsLeave``)."""
         rooms = list(rooms)
-        for socket in list(self._matching(opts)):
+        for socket in list(self.matching(opts)):
             for room in rooms:
                 socket.leave(room)
 
     def disconnect_sockets(self, opts: BroadcastOptions, close: bool) -> None:
         """Disconnect the matching sockets, and their connections with ``close`` (Node's ``disconnectSockets``)."""
-        for socket in list(self._matching(opts)):
+        for socket in list(self.matching(opts)):
             socket.disconnect(close)
 
     def close(self) -> None:
@@ -309,7 +309,9 @@ class Adapter:
             self.recovery.close()
         self._held.clear()
 
-    def _matching(self, opts: BroadcastOptions) -> Iterator[AdapterSocket]:
+    def matching(self, opts: BroadcastOptions) -> Iterator[AdapterSocket]:
+        """This process's sockets that ``opts`` selects (its rooms, less its ``except_`` rooms): what every
+        operation acts on here; a cluster adapter asks the other servers for theirs."""
         excluded: set[str] = set()
         for room in opts.except_:
             excluded.update(self.rooms.get(room, ()))
