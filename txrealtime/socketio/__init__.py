@@ -35,3 +35,4 @@ __all__ = [
 ]
 
 __getattr__ = deprecated_aliases(__name__, {"Client": "Connection"})
+"""Old names, still importable with a ``DeprecationWarning``: ``Client`` is :class:`Connection`."""

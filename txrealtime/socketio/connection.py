@@ -229,6 +229,7 @@ class Connection:
 
 
 __getattr__ = deprecated_aliases(__name__, {"Client": "Connection"})
+"""Old names, still importable with a ``DeprecationWarning``: ``Client`` is :class:`Connection`."""
 
 
 def _namespace_query(namespace: str) -> tuple[str, dict[str, str | list[str]]]:

@@ -290,3 +290,4 @@ class Server(EventEmitter, Broadcasting):
 
 
 __getattr__ = deprecated_aliases(__name__, {"Client": "Connection"})
+"""Old names, still importable with a ``DeprecationWarning``: ``Client`` is :class:`Connection`."""
