@@ -213,7 +213,7 @@ class Adapter:
         if restored is None:
             return succeed(None)
         session, joined = restored
-        # The socket joins its rooms again right away (Namespace._add): at the positions it first joined them.
+        # The socket joins its rooms again right away (Namespace.add_client): at the positions it first joined them.
         self.sids[session.session.sid] = joined
         return succeed(session)
 
