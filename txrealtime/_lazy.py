@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import importlib
 import sys
+import warnings
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["lazy_attributes"]
+__all__ = ["deprecated_aliases", "lazy_attributes"]
 
 
 def lazy_attributes(package: str, modules: dict[str, str]) -> Callable[[str], Any]:
@@ -21,5 +22,19 @@ def lazy_attributes(package: str, modules: dict[str, str]) -> Callable[[str], An
         value = getattr(importlib.import_module(f".{module}", package), name)
         setattr(sys.modules[package], name, value)
         return value
+
+    return __getattr__
+
+
+def deprecated_aliases(module: str, aliases: dict[str, str]) -> Callable[[str], Any]:
+    """A module ``__getattr__`` for ``module``: each old name of ``aliases`` gives the module's attribute of its
+    new name, with a ``DeprecationWarning`` saying which; any other name is an ``AttributeError``."""
+
+    def __getattr__(name: str) -> Any:
+        new = aliases.get(name)
+        if new is None:
+            raise AttributeError(f"module {module!r} has no attribute {name!r}")
+        warnings.warn(f"{module}.{name} is deprecated: use {module}.{new}", DeprecationWarning, stacklevel=2)
+        return getattr(sys.modules[module], new)
 
     return __getattr__

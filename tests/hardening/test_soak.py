@@ -18,7 +18,7 @@ from tests.socketio.app import install
 from txrealtime.client import ClientSocket, Manager
 from txrealtime.engineio import EngineIOOptions, Session
 from txrealtime.pytest_plugin import Realtime
-from txrealtime.socketio import Client, Socket
+from txrealtime.socketio import Connection, Socket
 
 CLIENTS = 2000
 ROUNDS = 3
@@ -84,7 +84,7 @@ async def test_soak_leaves_nothing_behind(realtime: Realtime) -> None:
         return [
             sum(1 for o in objects if isinstance(o, Session) and getattr(o, "_manager", None) is server.manager),
             sum(1 for o in objects if isinstance(o, Socket) and o.server is server),
-            sum(1 for o in objects if isinstance(o, Client) and o.server is server),
+            sum(1 for o in objects if isinstance(o, Connection) and o.server is server),
         ]
 
     connections = cast(Any, running.site.resource).children[b"socket.io"].engine.websocket_factory.connections

@@ -243,7 +243,7 @@ class EventTests(ServerTestCase):
         for name in ("connection", "new_namespace", "disconnect"):
             self.assertRaises(ValueError, self.server.server_side_emit, name)
         # A server-side emit naming a namespace event never reaches connection handlers.
-        self.server.sockets._on_server_side_emit(["connection", "not a socket"])
+        self.server.sockets.on_server_side_emit(["connection", "not a socket"])
         self.assertEqual(len(self.sockets), 1)
         # Alone, a server has no one else to tell.
         self.assertTrue(self.server.server_side_emit("hello"))

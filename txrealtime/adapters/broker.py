@@ -54,6 +54,7 @@ from .redis.requests import (
     SocketsResponse,
 )
 from .redis.wire import Broadcast, RequestType, WireFlags, WireOptions, WirePacket, new_id
+from .remote import RemoteSocket
 
 __all__ = ["BrokerAdapter", "BrokerLink", "RemoteSocket"]
 
@@ -105,43 +106,6 @@ def options(opts: WireOptions) -> BroadcastOptions:
     return BroadcastOptions(
         frozenset(opts.rooms), frozenset(opts.except_), BroadcastFlags(volatile=volatile, compress=compress)
     )
-
-
-@dataclass
-class RemoteSocket:
-    """A socket found by ``fetch_sockets`` on another node: its details and the same operations."""
-
-    adapter: BrokerAdapter
-    """The adapter that found it, through which its operations go."""
-    id: str
-    """The socket's id."""
-    handshake: dict[str, Any]
-    """Its handshake, as its node sent it (Node's format)."""
-    rooms: set[str]
-    """The rooms it is in."""
-    data: Any = field(default_factory=dict)
-    """Its ``socket.data``."""
-
-    def _only_me(self) -> BroadcastOptions:
-        return BroadcastOptions(rooms=frozenset({self.id}))
-
-    def emit(self, event: str, *args: Any) -> bool:
-        """Emit to this socket, wherever it is (through the broker)."""
-        from ..socketio.operator import BroadcastOperator
-
-        return BroadcastOperator(self.adapter, frozenset({self.id})).emit(event, *args)
-
-    def join(self, rooms: str | Iterable[str]) -> None:
-        """Make this socket join ``rooms`` on its node."""
-        self.adapter.add_sockets(self._only_me(), [rooms] if isinstance(rooms, str) else rooms)
-
-    def leave(self, room: str) -> None:
-        """Make this socket leave ``room`` on its node."""
-        self.adapter.del_sockets(self._only_me(), [room])
-
-    def disconnect(self, close: bool = False) -> None:
-        """Disconnect this socket (and its connection with ``close``) on its node."""
-        self.adapter.disconnect_sockets(self._only_me(), close)
 
 
 @dataclass
@@ -379,14 +343,14 @@ class BrokerAdapter(Adapter):
             request.result.errback(TimeoutError(f"only {got} of {expected} other servers answered in time"))
 
     def fetch_sockets(self, opts: BroadcastOptions) -> Deferred[list[Any]]:
-        local: list[Any] = list(self._matching(opts))
+        local: list[Any] = list(self.matching(opts))
         if opts.flags.local:
             return succeed(local)
         selection = self._selection(opts)
         return self._ask(lambda request_id: FetchRequest(uid=self.uid, request_id=request_id, opts=selection), local)
 
     def fetch_sockets_partial(self, opts: BroadcastOptions) -> Deferred[ClusterAnswer[list[Any]]]:
-        local: list[Any] = list(self._matching(opts))
+        local: list[Any] = list(self.matching(opts))
         if opts.flags.local:
             return succeed(ClusterAnswer(local))
         selection = self._selection(opts)
@@ -395,7 +359,7 @@ class BrokerAdapter(Adapter):
         )
 
     def count_sockets(self, opts: BroadcastOptions) -> Deferred[ClusterAnswer[int]]:
-        here = sum(1 for _ in self._matching(opts))
+        here = sum(1 for _ in self.matching(opts))
         if opts.flags.local:
             return succeed(ClusterAnswer(here))
         selection = self._selection(opts)
@@ -466,7 +430,7 @@ class BrokerAdapter(Adapter):
         self._respond(AllRoomsResponse(request_id=request.request_id, rooms=tuple(sorted(self.rooms))), request)
 
     def _answer_fetch(self, request: FetchRequest) -> None:
-        matching = self._matching(options(request.opts))
+        matching = self.matching(options(request.opts))
         if request.count:
             response = FetchResponse(request_id=request.request_id, sockets=(), node=self.link.uid,
                                      count=sum(1 for _ in matching))
@@ -511,7 +475,7 @@ class BrokerAdapter(Adapter):
     def _server_side_emit(self, request: ServerSideEmitRequest) -> None:
         request_id = request.request_id
         if request_id is None:
-            self.namespace._on_server_side_emit(request.data)
+            self.namespace.on_server_side_emit(request.data)
             return
         answered: list[bool] = []
 
@@ -520,7 +484,7 @@ class BrokerAdapter(Adapter):
                 answered.append(True)
                 self._respond(ServerSideEmitResponse(request_id=request_id, data=value), request)
 
-        self.namespace._on_server_side_emit(request.data, ack)
+        self.namespace.on_server_side_emit(request.data, ack)
 
     def _broadcast_for_acks(self, request: BroadcastAckRequest) -> None:
         request_id = request.request_id

@@ -28,9 +28,10 @@ from .events import (
     SessionEvent,
     SessionOpened,
 )
+from .interfaces import Transport
 from .options import EngineIOOptions
 from .packets import Packet, PacketType
-from .session import Session, SessionState, Transport
+from .session import Session, SessionState
 from .stats import EngineStats, count
 
 __all__ = [
@@ -90,9 +91,9 @@ class SessionManager:
         self._lingering: dict[str, tuple[Session, DelayedCall]] = {}
         self._subscribers: Observers[SessionEvent] = Observers("Session manager")
         self._packet_subscribers: Observers[PacketEvent] = Observers("Session manager (packets)")
-        self._message_subscribers = 0
+        self.message_subscribers = 0
         """How many subscribers want :class:`MessageReceived` events (built only when some do)."""
-        self._tracing = False
+        self.tracing = False
         """Whether anyone subscribed with :meth:`subscribe_packets` (a plain flag: read once per packet)."""
         self._per_address: dict[str, int] = {}
         self.accepting = True
@@ -116,7 +117,7 @@ class SessionManager:
         unsubscribe = self._subscribers.subscribe(callback)
         if not messages:
             return unsubscribe
-        self._message_subscribers += 1
+        self.message_subscribers += 1
         done = False
 
         def undo() -> None:
@@ -124,7 +125,7 @@ class SessionManager:
             unsubscribe()
             if not done:
                 done = True
-                self._message_subscribers -= 1
+                self.message_subscribers -= 1
 
         return undo
 
@@ -137,21 +138,27 @@ class SessionManager:
         here; :meth:`subscribe` callbacks never see them.
         """
         unsubscribe = self._packet_subscribers.subscribe(callback)
-        self._tracing = True
+        self.tracing = True
 
         def undo() -> None:
             unsubscribe()
-            self._tracing = len(self._packet_subscribers) > 0
+            self.tracing = len(self._packet_subscribers) > 0
 
         return undo
 
-    def _emit(self, event: SessionEvent) -> None:
+    def publish(self, event: SessionEvent) -> None:
+        """Hand ``event`` to the :meth:`subscribe` callbacks (the sessions report through here)."""
         self._subscribers.publish(event)
+
+    def trace(self, event: PacketEvent) -> None:
+        """Hand a packet event to the :meth:`subscribe_packets` callbacks (sessions call it while
+        :attr:`tracing`)."""
+        self._packet_subscribers.publish(event)
 
     def refused(self, error: SessionError, request: Handshake, method: str) -> None:
         """Tell subscribers that ``request`` was answered with ``error`` (Node's engine ``connection_error``)."""
         count(self.stats.refused, error.code)
-        self._emit(
+        self.publish(
             RequestRefused(
                 error.code, SessionError.MESSAGES[error.code], dict(error.details), request, method, error.status
             )
@@ -259,7 +266,8 @@ class SessionManager:
         if session is not None:
             session.close(reason)
 
-    def _now(self) -> float:
+    def now(self) -> float:
+        """Seconds on :attr:`reactor`'s clock."""
         return now(self.reactor)
 
     def new_sid(self) -> str:
@@ -332,13 +340,11 @@ class SessionManager:
             },
             separators=(",", ":"),
         )
-        session._buffer.append(Packet(PacketType.OPEN, open_data))
+        first = [Packet(PacketType.OPEN, open_data)]
         if opts.initial_packet is not None:  # Node's initialPacket: a message right after the OPEN packet
-            session._buffer.append(Packet(PacketType.MESSAGE, opts.initial_packet))
-        if self._tracing:
-            session._created(session._buffer[:])
-        session._start_heartbeat()
-        self._emit(SessionOpened(sid, transport.name, handshake))
+            first.append(Packet(PacketType.MESSAGE, opts.initial_packet))
+        session.start(first)
+        self.publish(SessionOpened(sid, transport.name, handshake))
         session.flush()
         return session
 
@@ -359,7 +365,7 @@ class SessionManager:
             )
         if session.upgrading:
             raise SessionError(SessionError.BAD_REQUEST, "upgrade already in progress", {"name": "UPGRADE_IN_PROGRESS"})
-        session._start_probe(transport)
+        session.start_probe(transport)
         return session
 
     @property
@@ -382,7 +388,8 @@ class SessionManager:
 
     # -- internals -------------------------------------------------------
 
-    def _released(self, session: Session) -> None:
+    def released(self, session: Session) -> None:
+        """``session`` closed: it no longer counts against its client's address (called by the session)."""
         address = session.handshake.address
         left = self._per_address.get(address, 0) - 1
         if left > 0:
@@ -390,7 +397,8 @@ class SessionManager:
         else:
             self._per_address.pop(address, None)
 
-    def _forget(self, session: Session) -> None:
+    def forget(self, session: Session) -> None:
+        """``session`` is over for good: drop it, and its lingering entry (called by the session)."""
         if self._sessions.get(session.sid) is session:
             del self._sessions[session.sid]
         entry = self._lingering.pop(session.sid, None)
@@ -399,7 +407,9 @@ class SessionManager:
                 entry[1].cancel()
             session.transport.close()
 
-    def _linger(self, session: Session) -> None:
+    def linger(self, session: Session) -> None:
+        """Keep closed ``session`` until its polling client collects the CLOSE packet, or for ``ping_timeout``
+        (called by the session)."""
         self._sessions.pop(session.sid, None)
         call = self.reactor.callLater(self.options.ping_timeout, self._end_linger, session.sid)
         self._lingering[session.sid] = (session, call)
@@ -409,4 +419,4 @@ class SessionManager:
         if entry is not None:
             if entry[1].active():
                 entry[1].cancel()
-            entry[0]._drop()
+            entry[0].drop()

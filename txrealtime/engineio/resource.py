@@ -86,9 +86,9 @@ class EngineIOResource(Resource):
 
     async def _drain(self, grace: float) -> bool:
         reactor = cast(Any, self.manager.reactor)
-        deadline = self.manager._now() + grace
+        deadline = self.manager.now() + grace
         while not (self.manager.drained and not self.websocket_factory.connections):
-            if self.manager._now() >= deadline:
+            if self.manager.now() >= deadline:
                 left = len(self.manager.sessions) + len(self.websocket_factory.connections)
                 log.warn("Shutdown grace period over: dropping {left} connections", left=left)
                 self.manager.shutdown(drop_lingering=True)

@@ -7,7 +7,8 @@ with a PONG and closes the session when no ping came for ``ping_interval +
 ping_timeout``. Transports frame packets for the session's revision.
 
 A :class:`Session` knows its transport only through the :class:`Transport`
-Protocol and its manager only through :class:`SessionHost`, so it can be
+Protocol and its manager only through :class:`SessionHost` (both in
+:mod:`txrealtime.engineio.interfaces`, re-exported here), so it can be
 driven by fakes and a ``task.Clock``.
 """
 
@@ -15,28 +16,24 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from enum import Enum
-from typing import Protocol
 
 from twisted.logger import Logger
 
 from .._logging import Throttle, gate
-from .._observers import Observers
-from .._reactor import Clock, DelayedCall
+from .._reactor import DelayedCall
 from .events import (
     CloseReason,
     Drained,
     Handshake,
     MessageReceived,
     PacketCreated,
-    PacketEvent,
     PacketReceived,
     SessionClosed,
-    SessionEvent,
     SessionUpgraded,
 )
-from .options import EngineIOOptions
+from .interfaces import SessionHost, Transport
 from .packets import Packet, PacketType, UncompressedPacket
-from .stats import EngineStats, count
+from .stats import count
 
 __all__ = ["Session", "SessionHost", "SessionState", "Transport"]
 
@@ -44,52 +41,6 @@ log = Logger(__name__, observer=gate)
 noisy = Throttle(log)
 
 _ERRORS = frozenset({CloseReason.PARSE_ERROR, CloseReason.TRANSPORT_ERROR})
-
-
-class Transport(Protocol):
-    """What the manager needs from a transport bound to one session."""
-
-    name: str
-    """``polling`` or ``websocket``."""
-
-    @property
-    def writable(self) -> bool:
-        """Whether :meth:`send` may be called now."""
-
-    def send(self, packets: list[Packet]) -> None:
-        """Write packets to the client (a transport that compresses leaves :class:`UncompressedPacket` plain)."""
-
-    def close(self) -> None:
-        """Close the connection; must not call back into the session."""
-
-
-class SessionHost(Protocol):
-    """What a session needs from the manager that owns it."""
-
-    @property
-    def options(self) -> EngineIOOptions: ...
-
-    @property
-    def reactor(self) -> Clock: ...
-
-    _tracing: bool
-    _message_subscribers: int
-    stats: EngineStats
-    _packet_subscribers: Observers[PacketEvent]
-
-    def _now(self) -> float: ...
-
-    def _emit(self, event: SessionEvent) -> None: ...
-
-    def _released(self, session: Session) -> None: ...
-
-    def _forget(self, session: Session) -> None: ...
-
-    def _linger(self, session: Session) -> None: ...
-
-    def response_headers(
-        self, request: Handshake | Callable[[], Handshake], sid: str, initial: bool = False
-    ) -> list[tuple[str, str]]: ...
 
 
 class SessionState(Enum):
@@ -102,7 +53,7 @@ class Session:
 
     def __init__(
         self,
-        manager: SessionHost,
+        manager: SessionHost[Session],
         sid: str,
         transport: Transport,
         handshake: Handshake,
@@ -134,7 +85,7 @@ class Session:
         self._pong_queued = False
         """v3: a PONG waits in the queue (the client has not read since its last ping was answered)."""
         self._tokens = manager.options.max_packets_per_second or 0.0
-        self._tokens_at = manager._now()
+        self._tokens_at = manager.now()
         self._probe: Transport | None = None
         self._ping_timer: DelayedCall | None = None
         self._pong_timer: DelayedCall | None = None
@@ -190,7 +141,7 @@ class Session:
             return False
         self._buffer.extend(packets)
         self._buffered += size
-        if self._manager._tracing:
+        if self._manager.tracing:
             self._created(packets)
         self.flush()
         if self._buffered > self._mark:
@@ -248,10 +199,10 @@ class Session:
             if buffered > stats.buffer_high_water:
                 stats.buffer_high_water = buffered
             if self.closed:
-                self._manager._forget(self)
+                self._manager.forget(self)
                 return
-            if self._manager._tracing:
-                self._manager._packet_subscribers.publish(Drained(self.sid))
+            if self._manager.tracing:
+                self._manager.trace(Drained(self.sid))
             if self._needs_drain:
                 self._drained()
 
@@ -274,8 +225,8 @@ class Session:
         elif via is self.transport:
             if self._manager.options.max_packets_per_second is not None and not self.within_rate():
                 return
-            if self._manager._tracing:
-                self._manager._packet_subscribers.publish(PacketReceived(self.sid, packet))
+            if self._manager.tracing:
+                self._manager.trace(PacketReceived(self.sid, packet))
                 if self.closed:
                     return
             self._receive(packet)
@@ -293,7 +244,7 @@ class Session:
 
     def _take_token(self) -> bool:
         rate = self._manager.options.max_packets_per_second or 0.0
-        now = self._manager._now()
+        now = self._manager.now()
         self._tokens = min(rate, self._tokens + (now - self._tokens_at) * rate)
         self._tokens_at = now
         if self._tokens < 1:
@@ -346,8 +297,8 @@ class Session:
                     receiver(packet.data)
                 except Exception:
                     log.failure("Session {sid}: message receiver failed", sid=self.sid)
-            if self._manager._message_subscribers:
-                self._manager._emit(MessageReceived(self.sid, packet.data))
+            if self._manager.message_subscribers:
+                self._manager.publish(MessageReceived(self.sid, packet.data))
         elif ptype is PacketType.PONG and self.protocol != 3:
             self._cancel("_pong_timer")
             self._schedule_ping()
@@ -405,7 +356,7 @@ class Session:
         self._buffered -= len(self._buffer) - len(kept)  # a NOOP counts one byte
         self._buffer = kept
         count(self._manager.stats.upgraded, (old.name, probe.name))
-        self._manager._emit(SessionUpgraded(self.sid, old.name, probe.name))
+        self._manager.publish(SessionUpgraded(self.sid, old.name, probe.name))
         self.flush()
 
     def _end_probe(self, close: bool) -> None:
@@ -415,7 +366,8 @@ class Session:
         if close and probe is not None:
             probe.close()
 
-    def _start_probe(self, probe: Transport) -> None:
+    def start_probe(self, probe: Transport) -> None:
+        """Try ``probe`` as the session's next transport (called by the manager once the upgrade is allowed)."""
         self._probe = probe
         self._upgrade_timer = self._manager.reactor.callLater(
             self._manager.options.upgrade_timeout, self._upgrade_timed_out
@@ -461,17 +413,25 @@ class Session:
                 call.cancel()
             setattr(self, name, None)
 
+    def start(self, packets: list[Packet]) -> None:
+        """Queue the session's first ``packets`` (its OPEN, Node's ``initialPacket``) and arm its heartbeat:
+        called by the manager once, when it opened the session."""
+        self._buffer.extend(packets)
+        if self._manager.tracing:
+            self._created(packets)
+        self._start_heartbeat()
+
     def _created(self, packets: list[Packet]) -> None:
-        publish = self._manager._packet_subscribers.publish
+        trace = self._manager.trace
         for packet in packets:
-            publish(PacketCreated(self.sid, packet))
+            trace(PacketCreated(self.sid, packet))
 
     def _close(self, reason: CloseReason, description: str, notify: bool, linger: bool = True) -> None:
         if self.closed:
             return
         self.state = SessionState.CLOSED
         count(self._manager.stats.closed, (self.transport.name, reason))
-        self._manager._released(self)
+        self._manager.released(self)
         for timer in ("_ping_timer", "_pong_timer", "_upgrade_timer", "_release_timer"):
             self._cancel(timer)
         self._end_probe(close=True)
@@ -481,17 +441,17 @@ class Session:
             self._buffer = []
         if self._buffer:
             # A polling client picks the CLOSE packet up on its next GET.
-            self._manager._linger(self)
+            self._manager.linger(self)
         else:
             self.transport.close()
-            self._manager._forget(self)
+            self._manager.forget(self)
         # Errors at info level (throttled: a flood of bad clients makes a few lines); the rest is routine.
         emit = noisy.info if reason in _ERRORS else log.debug
         emit("Session {sid} closed: {reason} ({description})", sid=self.sid, reason=reason.value,
              description=description)
-        self._manager._emit(SessionClosed(self.sid, reason, description))
+        self._manager.publish(SessionClosed(self.sid, reason, description))
 
-    def _drop(self) -> None:
+    def drop(self) -> None:
         """Give up on delivering the final CLOSE packet."""
         self._buffer = []
         self.transport.close()

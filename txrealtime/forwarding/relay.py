@@ -5,7 +5,7 @@ The node that accepted the connection keeps it and relays (a
 :class:`txrealtime.forwarding.wire.Packets` message, each one the owner
 sends (:class:`txrealtime.forwarding.wire.Outgoing`) is written to the
 client. On the owner the session sees the connection as an ordinary
-:class:`txrealtime.engineio.session.Transport`, a :class:`RemoteTransport`:
+:class:`txrealtime.engineio.interfaces.Transport`, a :class:`RemoteTransport`:
 the probe, the upgrade, heartbeats, binary messages and closing work as
 they do locally. Either end that ends says so (``Closed``, ``Ended``).
 """

@@ -1,7 +1,8 @@
 """Socket.IO protocol v5 server on the Engine.IO layer, with Node ``socket.io`` v4's API."""
 
+from .._lazy import deprecated_aliases
 from .adapter import Adapter, BroadcastFlags, BroadcastOptions, ClusterAnswer
-from .connection import Client
+from .connection import Connection
 from .emitter import NO_ACK
 from .errors import AckTimeout, ConnectionRefused, Disconnected, DisconnectReason, EventRefused
 from .namespace import Namespace, ParentNamespace
@@ -18,8 +19,8 @@ __all__ = [
     "BroadcastFlags",
     "BroadcastOperator",
     "BroadcastOptions",
-    "Client",
     "ClusterAnswer",
+    "Connection",
     "ConnectionRefused",
     "Disconnected",
     "DisconnectReason",
@@ -32,3 +33,6 @@ __all__ = [
     "SocketHandshake",
     "StateRecovery",
 ]
+
+__getattr__ = deprecated_aliases(__name__, {"Client": "Connection"})
+"""Old names, still importable with a ``DeprecationWarning``: ``Client`` is :class:`Connection`."""

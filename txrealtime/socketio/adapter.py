@@ -3,8 +3,10 @@
 The in-memory :class:`Adapter` is the default: it knows the sockets of this
 process only. Cluster adapters subclass it, keep its local bookkeeping and
 add what crosses processes. They see the namespace, its sockets and its
-server through the Protocols here (:class:`AdapterNamespace`,
-:class:`AdapterSocket`, :class:`AdapterServer`).
+server through the Protocols of :mod:`txrealtime.socketio.interfaces`
+(:class:`AdapterNamespace`, :class:`AdapterSocket`, :class:`AdapterServer`),
+which also says what an adapter provides (:class:`AdapterContract`); they
+are re-exported here.
 
 Connection state recovery goes through the adapter, as in Node: it chooses
 each broadcast's offset (:meth:`Adapter.broadcast`), keeps the state of
@@ -17,19 +19,28 @@ what another implementation must guarantee.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any
 
 from twisted.internet.defer import Deferred, succeed
 
-from .._reactor import Clock
+from .interfaces import (
+    AdapterContract,
+    AdapterNamespace,
+    AdapterServer,
+    AdapterSocket,
+    BroadcastFlags,
+    BroadcastOptions,
+    ClusterAnswer,
+    FetchedSocket,
+)
 from .packets import Packet, PacketType
-from .parser import Encoder
-from .recovery import Encoded, KeptSession, RecoveryLog, RestoredSession, StateRecovery, with_offset
+from .recovery import Encoded, KeptSession, RecoveryLog, RestoredSession, with_offset
 
 __all__ = [
     "Adapter",
+    "AdapterContract",
     "AdapterNamespace",
     "AdapterServer",
     "AdapterSocket",
@@ -43,105 +54,6 @@ __all__ = [
 ]
 
 
-T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class ClusterAnswer(Generic[T]):
-    """What a query of every node gathered by its timeout (``fetch_sockets(partial=True)``, ``count``):
-    the answers that came, and who did not answer, instead of a failure."""
-
-    value: T
-    """The answer from this node and the others that answered."""
-    expected: int = 0
-    """How many other nodes were counted when the request went out."""
-    answered: tuple[str, ...] = ()
-    """The other nodes that answered and said who they are (txrealtime nodes: their link's uid)."""
-    anonymous: int = 0
-    """Other nodes that answered without saying who they are (Node's adapter)."""
-    silent: tuple[str, ...] = ()
-    """Nodes heard from lately when the request went out (txrealtime's heartbeats) that did not answer in
-    time: at most :attr:`missing` of them (a Node node that did not answer cannot be named)."""
-
-    @property
-    def missing(self) -> int:
-        """How many of the other nodes counted did not answer in time."""
-        return max(0, self.expected - len(self.answered) - self.anonymous)
-
-    @property
-    def complete(self) -> bool:
-        """Whether every node counted answered."""
-        return self.missing == 0
-
-
-class FetchedSocket(Protocol):
-    """A socket ``fetch_sockets`` found, in this process or on another node (Node's ``RemoteSocket``)."""
-
-    @property
-    def id(self) -> str: ...
-
-    @property
-    def handshake(self) -> Any: ...
-
-    @property
-    def rooms(self) -> set[str]: ...
-
-    @property
-    def data(self) -> Any: ...
-
-    def emit(self, event: str, *args: Any) -> bool: ...
-
-    def join(self, rooms: str | Iterable[str]) -> None: ...
-
-    def leave(self, room: str) -> None: ...
-
-    def disconnect(self, close: bool = False) -> object: ...
-
-
-class AdapterSocket(FetchedSocket, Protocol):
-    """What an adapter needs from a socket of its namespace."""
-
-    def deliver(self, packet: Packet, messages: list[str | bytes], volatile: bool, compress: bool = True) -> None:
-        """Write ``packet``, already encoded as ``messages`` (shared by a whole broadcast);
-        uncompressed whatever its size unless ``compress``."""
-
-    def register_ack(self, answered: Callable[[list[Any]], object]) -> int:
-        """A new ack id whose answer goes to ``answered``."""
-
-
-class AdapterServer(Protocol):
-    """What an adapter needs from the server of its namespace."""
-
-    @property
-    def reactor(self) -> Clock: ...
-
-    @property
-    def connection_state_recovery(self) -> StateRecovery | None:
-        """Recovery settings; ``None`` when recovery is off."""
-
-    @property
-    def encoder(self) -> Encoder:
-        """Encodes packets in the server's parser's format (once per broadcast)."""
-
-    def _broadcast_ack_timed_out(self) -> None: ...
-
-
-class AdapterNamespace(Protocol):
-    """What an adapter needs from the namespace it serves."""
-
-    @property
-    def name(self) -> str: ...
-
-    @property
-    def sockets(self) -> Mapping[str, AdapterSocket]: ...
-
-    @property
-    def server(self) -> AdapterServer: ...
-
-    def _on_server_side_emit(self, data: list[Any], ack: Callable[[Any], object] | None = None) -> None:
-        """Another server emitted ``[event, *args]`` to this namespace."""
-
-
 @dataclass(slots=True)
 class _Held:
     """What was broadcast to a joining socket's rooms while it waited for its CONNECT answer."""
@@ -149,30 +61,6 @@ class _Held:
     packets: list[Encoded] = field(default_factory=list)
     size: int = 0
     overflowed: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class BroadcastFlags:
-    """How a broadcast is sent: Node's ``volatile``, ``local``, ``timeout`` and ``compress`` flags."""
-    volatile: bool = False
-    """Drop the packet for clients whose transport cannot take it right now."""
-    local: bool = False
-    """Only this process's clients (cluster adapters skip publishing)."""
-    timeout: float | None = None
-    """Seconds to wait for acknowledgements."""
-    compress: bool = True
-    """Let the transports compress the packet (``False``: always sent plain)."""
-
-
-@dataclass(frozen=True, slots=True)
-class BroadcastOptions:
-    """Which sockets a broadcast or an operation reaches, and how (Node's ``BroadcastOptions``)."""
-    rooms: frozenset[str] = frozenset()
-    """Target these rooms (all sockets of the namespace if empty)."""
-    except_: frozenset[str] = frozenset()
-    """Skip sockets in any of these rooms."""
-    flags: BroadcastFlags = BroadcastFlags()
-    """How it is sent."""
 
 
 class Adapter:
@@ -260,7 +148,7 @@ class Adapter:
 
     def sockets(self, rooms: Iterable[str] = ()) -> set[str]:
         """Ids of this process's sockets in any of ``rooms`` (all sockets if none)."""
-        return {s.id for s in self._matching(BroadcastOptions(rooms=frozenset(rooms)))}
+        return {s.id for s in self.matching(BroadcastOptions(rooms=frozenset(rooms)))}
 
     # -- delivery ----------------------------------------------------------
 
@@ -290,7 +178,7 @@ class Adapter:
         """Write ``packet``, encoded as ``messages``, to this process's matching sockets: the local half of a
         broadcast, for adapters that choose offsets themselves (:meth:`broadcast`)."""
         volatile, compress = opts.flags.volatile, opts.flags.compress
-        for socket in self._matching(opts):
+        for socket in self.matching(opts):
             socket.deliver(packet, messages, volatile, compress)
         if self._held and not volatile:
             self._hold(messages, opts)
@@ -327,7 +215,7 @@ class Adapter:
         if restored is None:
             return succeed(None)
         session, joined = restored
-        # The socket joins its rooms again right away (Namespace._add): at the positions it first joined them.
+        # The socket joins its rooms again right away (Namespace.add_client): at the positions it first joined them.
         self.sids[session.session.sid] = joined
         return succeed(session)
 
@@ -365,7 +253,7 @@ class Adapter:
     ) -> None:
         """Broadcast an EVENT asking each client for an ack; report how many were asked, then each answer."""
         count = 0
-        for socket in self._matching(opts):
+        for socket in self.matching(opts):
             ack_id = socket.register_ack(ack)
             with_id = Packet(packet.type, packet.namespace, packet.data, ack_id)
             socket.deliver(with_id, self.encoder.encode(with_id), opts.flags.volatile, opts.flags.compress)
@@ -388,7 +276,7 @@ class Adapter:
 
     def fetch_sockets(self, opts: BroadcastOptions) -> Deferred[list[FetchedSocket]]:
         """The matching sockets (Node's ``fetchSockets``); a cluster adapter adds the other servers'."""
-        return succeed(list(self._matching(opts)))
+        return succeed(list(self.matching(opts)))
 
     def fetch_sockets_partial(self, opts: BroadcastOptions) -> Deferred[ClusterAnswer[list[FetchedSocket]]]:
         """As :meth:`fetch_sockets`, but a node that does not answer in time is listed, not a failure."""
@@ -402,19 +290,19 @@ class Adapter:
     def add_sockets(self, opts: BroadcastOptions, rooms: Iterable[str]) -> None:
         """Make the matching sockets join ``rooms`` (Node's ``socketsJoin``)."""
         rooms = list(rooms)
-        for socket in list(self._matching(opts)):
+        for socket in list(self.matching(opts)):
             socket.join(rooms)
 
     def del_sockets(self, opts: BroadcastOptions, rooms: Iterable[str]) -> None:
         """Make the matching sockets leave ``rooms`` (Node's ``socketsLeave``)."""
         rooms = list(rooms)
-        for socket in list(self._matching(opts)):
+        for socket in list(self.matching(opts)):
             for room in rooms:
                 socket.leave(room)
 
     def disconnect_sockets(self, opts: BroadcastOptions, close: bool) -> None:
         """Disconnect the matching sockets, and their connections with ``close`` (Node's ``disconnectSockets``)."""
-        for socket in list(self._matching(opts)):
+        for socket in list(self.matching(opts)):
             socket.disconnect(close)
 
     def close(self) -> None:
@@ -423,7 +311,9 @@ class Adapter:
             self.recovery.close()
         self._held.clear()
 
-    def _matching(self, opts: BroadcastOptions) -> Iterator[AdapterSocket]:
+    def matching(self, opts: BroadcastOptions) -> Iterator[AdapterSocket]:
+        """This process's sockets that ``opts`` selects (its rooms, less its ``except_`` rooms): what every
+        operation acts on here; a cluster adapter asks the other servers for theirs."""
         excluded: set[str] = set()
         for room in opts.except_:
             excluded.update(self.rooms.get(room, ()))

@@ -1,6 +1,6 @@
 """One Engine.IO session speaking Socket.IO: Node's ``client.ts``.
 
-A :class:`Client` decodes the session's messages into Socket.IO packets,
+A :class:`Connection` decodes the session's messages into Socket.IO packets,
 routes them to one :class:`txrealtime.socketio.socket.Socket` per namespace
 it joined, and enforces the per-connection limits (attachments, namespaces,
 time to join). The server is seen through :class:`ConnectionServer`.
@@ -21,6 +21,7 @@ from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from .._lazy import deprecated_aliases
 from .._logging import Throttle, gate, name_for_log
 from .._reactor import Clock, DelayedCall, cancel
 from ..engineio import CloseReason, Session, SessionManager
@@ -30,7 +31,7 @@ from .packets import DecodeError, Packet, PacketType
 from .parser import DecoderLimits, Encoder, Parser
 from .socket import Socket
 
-__all__ = ["Client", "ConnectionServer"]
+__all__ = ["Connection", "ConnectionServer"]
 
 log = Logger(__name__, observer=gate)
 noisy = Throttle(log)
@@ -57,11 +58,13 @@ class ConnectionServer(Protocol):
     attachment_timeout: float
     max_namespaces_per_client: int
 
-    def _namespace_for(self, name: str, auth: Any) -> Deferred[Namespace | None]: ...
+    def namespace_for(self, name: str, auth: Any) -> Deferred[Namespace | None]:
+        """The namespace a CONNECT to ``name`` joins, ``None`` if there is none."""
 
 
-class Client:
-    """One Engine.IO session speaking Socket.IO: decodes packets, owns a socket per namespace."""
+class Connection:
+    """One Engine.IO session speaking Socket.IO: decodes packets, owns a socket per namespace (Node's ``Client``;
+    ``Client`` here too until 0.x, a deprecated alias)."""
 
     def __init__(self, server: ConnectionServer, session: Session) -> None:
         """The connection of ``session``, which must join a namespace in time.
@@ -95,7 +98,7 @@ class Client:
             self._connect("/", {})  # Socket.IO v4: every client is in the main namespace
 
     def __repr__(self) -> str:
-        return f"<Client {self.id} {sorted(self.sockets)}>"
+        return f"<Connection {self.id} {sorted(self.sockets)}>"
 
     # -- writing -----------------------------------------------------------
 
@@ -158,57 +161,59 @@ class Client:
             socket._on_packet(packet)
         else:
             # A packet racing the socket's disconnection: nothing to deliver it to.
-            log.debug("Client {id}: {type} for {nsp}, which it is not in", id=self.id, type=packet.type.name,
+            log.debug("Connection {id}: {type} for {nsp}, which it is not in", id=self.id, type=packet.type.name,
                       nsp=name_for_log(name))
 
     def _protocol_error(self, description: str) -> None:
         # The session's close line says why at info level; this one is for debugging.
-        log.debug("Client {id} broke the protocol: {description}", id=self.id, description=description)
+        log.debug("Connection {id} broke the protocol: {description}", id=self.id, description=description)
         self.session.close(CloseReason.PARSE_ERROR, description)
 
     def _connect(self, name: str, auth: Any) -> None:
         limit = self.server.max_namespaces_per_client
         if len(self.sockets) + len(self._connecting) >= limit:
-            self._refused(name, {"message": f"Too many namespaces (limit {limit})"})
+            self.refuse(name, {"message": f"Too many namespaces (limit {limit})"})
             return
         self._connecting.add(name)
-        d = self.server._namespace_for(name, auth)
+        d = self.server.namespace_for(name, auth)
 
         def found(namespace: Namespace | None) -> Deferred[Any] | None:
             if self.closed:
                 return None
             if namespace is None:
-                self._refused(name, {"message": "Invalid namespace"})
+                self.refuse(name, {"message": "Invalid namespace"})
                 return None
-            return namespace._add(self, auth)
+            return namespace.add_client(self, auth)
 
         def failed(failure: Failure) -> None:
             log.failure("Looking up namespace {name} failed", failure, name=name_for_log(name))
-            self._refused(name, {"message": "Internal server error"})
+            self.refuse(name, {"message": "Internal server error"})
 
         d.addCallback(found).addErrback(failed)
         d.addBoth(lambda _: self._connecting.discard(name))
 
-    def _refused(self, name: str, error: Any) -> None:
+    def refuse(self, name: str, error: Any) -> None:
         """Answer a CONNECT with CONNECT_ERROR carrying ``error``: ``{"message": ..., "data"?: ...}``, or
         what a middleware refused a Socket.IO v4 client with."""
         message = error.get("message") if isinstance(error, dict) else error
-        noisy.info("Client {id} refused in {namespace}: {message}", id=self.id, namespace=name_for_log(name),
+        noisy.info("Connection {id} refused in {namespace}: {message}", id=self.id, namespace=name_for_log(name),
                    message=name_for_log(str(message)))
         self.write(self.encoder.encode(Packet(PacketType.CONNECT_ERROR, name, error)))
 
-    def _added(self, socket: Socket) -> None:
+    def socket_added(self, socket: Socket) -> None:
+        """``socket`` joined its namespace (called by the namespace): its packets go to it from now on."""
         self.sockets[socket.nsp.name] = socket
         self._connect_timer = cancel(self._connect_timer)
 
-    def _remove(self, socket: Socket) -> None:
+    def remove_socket(self, socket: Socket) -> None:
+        """``socket`` left its namespace (called by the socket)."""
         if self.sockets.get(socket.nsp.name) is socket:
             del self.sockets[socket.nsp.name]
 
     def _connect_timed_out(self) -> None:
         self._connect_timer = None
         if not self.sockets:
-            log.debug("Client {id} joined no namespace in time", id=self.id)
+            log.debug("Connection {id} joined no namespace in time", id=self.id)
             self.session.close(CloseReason.FORCED_CLOSE, "no namespace joined before connect_timeout")
 
     def on_close(self, reason: CloseReason) -> None:
@@ -220,6 +225,11 @@ class Client:
         why = DisconnectReason(reason.value)
         for socket in list(self.sockets.values()):
             socket._on_close(why)
+
+
+
+__getattr__ = deprecated_aliases(__name__, {"Client": "Connection"})
+"""Old names, still importable with a ``DeprecationWarning``: ``Client`` is :class:`Connection`."""
 
 
 def _namespace_query(namespace: str) -> tuple[str, dict[str, str | list[str]]]:

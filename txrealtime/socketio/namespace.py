@@ -72,16 +72,16 @@ class NamespaceServer(Broadcasting, Protocol):
     def encoder(self) -> Encoder:
         """Encodes the packets of every namespace (the server's parser)."""
 
-    def _add_child(self, child: Namespace) -> None:
+    def add_child(self, child: Namespace) -> None:
         """A dynamic namespace created ``child``."""
 
-    def _remove_child(self, child: Namespace) -> None:
+    def remove_child(self, child: Namespace) -> None:
         """``child`` was removed, being empty."""
 
-    def _ack_timed_out(self) -> None:
+    def ack_timed_out(self) -> None:
         """An acknowledgement from one socket timed out (counted for metrics)."""
 
-    def _broadcast_ack_timed_out(self) -> None:
+    def broadcast_ack_timed_out(self) -> None:
         """A broadcast's acknowledgements timed out (counted for metrics)."""
 
 
@@ -91,9 +91,11 @@ class NamespaceClient(SocketConnection, Protocol):
     @property
     def closed(self) -> bool: ...
 
-    def _added(self, socket: Socket) -> None: ...
+    def socket_added(self, socket: Socket) -> None:
+        """``socket`` joined the namespace: the connection routes its packets to it from now on."""
 
-    def _refused(self, name: str, error: Any) -> None: ...
+    def refuse(self, name: str, error: Any) -> None:
+        """Answer the CONNECT to namespace ``name`` with CONNECT_ERROR carrying ``error``."""
 
 
 class Namespace(EventEmitter, Broadcasting):
@@ -155,7 +157,7 @@ class Namespace(EventEmitter, Broadcasting):
 
     # -- broadcasting ------------------------------------------------------------
 
-    def _operator(self) -> BroadcastOperator:
+    def broadcast_operator(self) -> BroadcastOperator:
         """Broadcasts from a namespace start with all its sockets."""
         return BroadcastOperator(self.adapter)
 
@@ -169,8 +171,9 @@ class Namespace(EventEmitter, Broadcasting):
         _check_server_side(event)
         return self.adapter.server_side_emit_with_ack([event, *args])
 
-    def _on_server_side_emit(self, data: list[Any], ack: Callable[[Any], object] | None = None) -> None:
-        """Another server emitted ``[event, *args]`` to this namespace."""
+    def on_server_side_emit(self, data: list[Any], ack: Callable[[Any], object] | None = None) -> None:
+        """Another server emitted ``[event, *args]`` to this namespace: run its handlers (called by the
+        adapter), the first one's answer going to ``ack``."""
         if not data or not isinstance(data[0], str) or data[0] in NAMESPACE_EVENTS:
             return
         event, args = data[0], list(data[1:])
@@ -182,7 +185,7 @@ class Namespace(EventEmitter, Broadcasting):
 
     # -- connecting ----------------------------------------------------------------
 
-    def _add(self, client: NamespaceClient, auth: Any) -> Deferred[Socket | None]:
+    def add_client(self, client: NamespaceClient, auth: Any) -> Deferred[Socket | None]:
         """Admit ``client`` with its CONNECT's ``auth``: a kept session back if it asks for one (waiting for the
         adapter), then middleware, then the CONNECT answer; ``None`` if refused or gone meanwhile."""
         self._joining += 1
@@ -241,7 +244,7 @@ class Namespace(EventEmitter, Broadcasting):
                                          "more broadcast than max_log_bytes while the socket was recovered")
                 return None
             self.sockets[socket.id] = socket
-            client._added(socket)
+            client.socket_added(socket)
             socket._connected([*restored.missed, *held] if restored is not None else ())
             log.debug("Socket {sid} joined {namespace}{how}", sid=socket.id, namespace=self.name,
                       how=" (recovered)" if socket.recovered else "")
@@ -259,9 +262,9 @@ class Namespace(EventEmitter, Broadcasting):
                 log.failure("Middleware of {namespace} failed", failure, namespace=self.name)
                 message, data = "Internal server error", None
             if client.session.protocol == 3:  # Socket.IO v4: Node sends ``err.data || err.message``
-                client._refused(self.name, data if data not in (None, False, 0, "") else message)
+                client.refuse(self.name, data if data not in (None, False, 0, "") else message)
             else:
-                client._refused(self.name, {"message": message} if data is None else {"message": message, "data": data})
+                client.refuse(self.name, {"message": message} if data is None else {"message": message, "data": data})
 
         return d.addCallbacks(accepted, refused)
 
@@ -271,7 +274,8 @@ class Namespace(EventEmitter, Broadcasting):
         socket._persist()
         self.adapter.delete_all(socket.id)
 
-    def _remove(self, socket: Socket) -> None:
+    def remove_socket(self, socket: Socket) -> None:
+        """``socket`` left (called by the socket as it disconnects; this does not disconnect it)."""
         self.sockets.pop(socket.id, None)
         self._cleanup_if_empty()
 
@@ -371,12 +375,12 @@ class ParentNamespace(Namespace):
             for handler in self.listeners(event):
                 child.on(event, handler)
         self.children.append(child)
-        self.server._add_child(child)
+        self.server.add_child(child)
         return child
 
     def _remove_child(self, child: Namespace) -> None:
         if child in self.children:
             self.children.remove(child)
-        self.server._remove_child(child)
+        self.server.remove_child(child)
         child.adapter.close()
         log.debug("Empty namespace {namespace} removed", namespace=name_for_log(child.name))

@@ -117,7 +117,7 @@ class BroadcastOperator:
         if timeout is None:
             raise ValueError("acknowledgements from a broadcast need a timeout: use .timeout(seconds)")
         server = self.adapter.namespace.server
-        acks = BroadcastAcks(server.reactor, timeout, server._broadcast_ack_timed_out)
+        acks = BroadcastAcks(server.reactor, timeout, server.broadcast_ack_timed_out)
         self.adapter.broadcast_with_ack(packet, self._opts, acks.client_count, acks.answer)
         self.adapter.server_count().addCallback(acks.expect_servers)
         return acks.result
@@ -162,60 +162,61 @@ class BroadcastOperator:
 class Selecting(Protocol):
     """``to``/``in_``/``except_``/``local`` for whatever can start a broadcast (server, namespace, socket).
 
-    Implementers provide :meth:`_operator`, the selection everything starts from.
+    Implementers provide :meth:`broadcast_operator`, the selection everything starts from.
     """
 
-    def _operator(self) -> BroadcastOperator: ...
+    def broadcast_operator(self) -> BroadcastOperator:
+        """The selection everything starts from: every socket (of a server or namespace), or all but a socket."""
 
     def to(self, rooms: str | Iterable[str]) -> BroadcastOperator:
         """Sockets in ``rooms``."""
-        return self._operator().to(rooms)
+        return self.broadcast_operator().to(rooms)
 
     def in_(self, rooms: str | Iterable[str]) -> BroadcastOperator:
         """Same as :meth:`to`."""
-        return self._operator().to(rooms)
+        return self.broadcast_operator().to(rooms)
 
     def except_(self, rooms: str | Iterable[str]) -> BroadcastOperator:
         """Every socket but those in ``rooms``."""
-        return self._operator().except_(rooms)
+        return self.broadcast_operator().except_(rooms)
 
     @property
     def local(self) -> BroadcastOperator:
         """Only this process's sockets."""
-        return self._operator().local
+        return self.broadcast_operator().local
 
 
 class Broadcasting(Selecting, Protocol):
-    """Node's broadcast shortcuts on the server and on a namespace: each starts from :meth:`_operator`."""
+    """Node's broadcast shortcuts on the server and on a namespace: each starts from :meth:`broadcast_operator`."""
 
     @property
     def volatile(self) -> BroadcastOperator:
         """Skip clients not ready to receive right now."""
-        return self._operator().volatile
+        return self.broadcast_operator().volatile
 
     def timeout(self, seconds: float) -> BroadcastOperator:
         """Wait at most ``seconds`` for acknowledgements."""
-        return self._operator().timeout(seconds)
+        return self.broadcast_operator().timeout(seconds)
 
     def compress(self, compress: bool) -> BroadcastOperator:
         """With ``False``, the packet goes uncompressed whatever its size."""
-        return self._operator().compress(compress)
+        return self.broadcast_operator().compress(compress)
 
     def emit(self, event: str, *args: Any, ack: Callable[..., object] | None = None) -> bool:
         """Emit to every socket (see :meth:`BroadcastOperator.emit`)."""
-        return self._operator().emit(event, *args, ack=ack)
+        return self.broadcast_operator().emit(event, *args, ack=ack)
 
     def emit_with_ack(self, event: str, *args: Any) -> Deferred[list[Any]]:
         """Emit to every socket and collect their answers (needs :meth:`timeout`)."""
-        return self._operator().emit_with_ack(event, *args)
+        return self.broadcast_operator().emit_with_ack(event, *args)
 
     def send(self, *args: Any) -> bool:
         """Emit a ``message`` event."""
-        return self._operator().send(*args)
+        return self.broadcast_operator().send(*args)
 
     def write(self, *args: Any) -> bool:
         """Same as :meth:`send`."""
-        return self._operator().send(*args)
+        return self.broadcast_operator().send(*args)
 
     @overload
     def fetch_sockets(self, partial: Literal[False] = False) -> Deferred[list[FetchedSocket]]: ...
@@ -226,20 +227,21 @@ class Broadcasting(Selecting, Protocol):
     def fetch_sockets(self, partial: bool = False) -> Deferred[Any]:
         """Every socket, this process's and (with a cluster adapter) other nodes' (see
         :meth:`BroadcastOperator.fetch_sockets` for ``partial``)."""
-        return self._operator().fetch_sockets(partial) if partial else self._operator().fetch_sockets()
+        selected = self.broadcast_operator()
+        return selected.fetch_sockets(partial) if partial else selected.fetch_sockets()
 
     def count(self) -> Deferred[ClusterAnswer[int]]:
         """How many sockets there are across the cluster (see :meth:`BroadcastOperator.count`)."""
-        return self._operator().count()
+        return self.broadcast_operator().count()
 
     def sockets_join(self, rooms: str | Iterable[str]) -> None:
         """Make every socket join ``rooms``."""
-        self._operator().sockets_join(rooms)
+        self.broadcast_operator().sockets_join(rooms)
 
     def sockets_leave(self, rooms: str | Iterable[str]) -> None:
         """Make every socket leave ``rooms``."""
-        self._operator().sockets_leave(rooms)
+        self.broadcast_operator().sockets_leave(rooms)
 
     def disconnect_sockets(self, close: bool = False) -> None:
         """Disconnect every socket (and close their connections if ``close``)."""
-        self._operator().disconnect_sockets(close)
+        self.broadcast_operator().disconnect_sockets(close)

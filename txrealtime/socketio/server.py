@@ -1,7 +1,7 @@
 """The Socket.IO server: Node's ``index.ts``.
 
 It sits on an Engine.IO :class:`txrealtime.engineio.SessionManager`: each
-Engine.IO session becomes a :class:`txrealtime.socketio.connection.Client`,
+Engine.IO session becomes a :class:`txrealtime.socketio.connection.Connection`,
 which decodes Socket.IO packets and routes them to one
 :class:`txrealtime.socketio.socket.Socket` per namespace the client joined.
 The server owns the namespaces and answers for the default one, ``/``.
@@ -16,6 +16,7 @@ from typing import Any, Literal, TypeVar, overload
 from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.logger import Logger
 
+from .._lazy import deprecated_aliases
 from .._logging import gate
 from .._reactor import Clock
 from ..engineio import (
@@ -28,7 +29,7 @@ from ..engineio import (
 )
 from .adapter import Adapter
 from .bundle import SocketIOResource
-from .connection import Client
+from .connection import Connection
 from .emitter import EventEmitter, Handler, call_handler
 from .namespace import AdapterFactory, H, Namespace, NamespacePredicate, OnConnection, ParentNamespace
 from .operator import Broadcasting, BroadcastOperator
@@ -36,7 +37,7 @@ from .parser import Encoder, Parser, resolve
 from .recovery import StateRecovery
 from .socket import Socket, SocketHandshake
 
-__all__ = ["Client", "Namespace", "ParentNamespace", "Server", "Socket", "SocketHandshake"]
+__all__ = ["Connection", "Namespace", "ParentNamespace", "Server", "Socket", "SocketHandshake"]
 
 log = Logger(__name__, observer=gate)
 
@@ -135,7 +136,7 @@ class Server(EventEmitter, Broadcasting):
         """Acknowledgements a client did not send within the emit's timeout (``socket.timeout(s).emit``)."""
         self.broadcast_ack_timeouts = 0
         """Broadcasts with acknowledgements whose timeout passed before every client answered."""
-        self.clients: dict[str, Client] = {}
+        self.clients: dict[str, Connection] = {}
         """The connected clients (Engine.IO sessions), by session id."""
         self._nsps: dict[str, Namespace] = {}
         self._parents: list[ParentNamespace] = []
@@ -174,15 +175,19 @@ class Server(EventEmitter, Broadcasting):
         """The dynamic namespaces (``of(regex or predicate)``), in the order they were made."""
         return self._parents
 
-    def _add_child(self, child: Namespace) -> None:
+    def add_child(self, child: Namespace) -> None:
+        """A dynamic namespace created ``child`` (called by :class:`ParentNamespace`): it is served from now on."""
         self._nsps[child.name] = child
         self._emit_new_namespace(child)
 
-    def _remove_child(self, child: Namespace) -> None:
+    def remove_child(self, child: Namespace) -> None:
+        """``child`` was removed, being empty (called by :class:`ParentNamespace`)."""
         if self._nsps.get(child.name) is child:
             del self._nsps[child.name]
 
-    def _namespace_for(self, name: str, auth: Any) -> Deferred[Namespace | None]:
+    def namespace_for(self, name: str, auth: Any) -> Deferred[Namespace | None]:
+        """The namespace a CONNECT to ``name`` with ``auth`` joins (a dynamic one made if a parent matches),
+        ``None`` if there is none (called by the connections)."""
         return ensureDeferred(self._find_namespace(name, auth))
 
     async def _find_namespace(self, name: str, auth: Any) -> Namespace | None:
@@ -233,9 +238,9 @@ class Server(EventEmitter, Broadcasting):
         """Connection middleware of the default namespace."""
         return self.sockets.use(middleware)
 
-    def _operator(self) -> BroadcastOperator:
+    def broadcast_operator(self) -> BroadcastOperator:
         """Broadcasts from the server go to the default namespace."""
-        return self.sockets._operator()
+        return self.sockets.broadcast_operator()
 
     def server_side_emit(self, event: str, *args: Any) -> bool:
         """Node's ``io.serverSideEmit``: emit ``event`` to the default namespace of the cluster's other servers.
@@ -258,10 +263,12 @@ class Server(EventEmitter, Broadcasting):
         for namespace in list(self._nsps.values()):
             namespace.adapter.close()
 
-    def _ack_timed_out(self) -> None:
+    def ack_timed_out(self) -> None:
+        """Count an acknowledgement of one socket that timed out (called by the sockets)."""
         self.ack_timeouts += 1
 
-    def _broadcast_ack_timed_out(self) -> None:
+    def broadcast_ack_timed_out(self) -> None:
+        """Count a broadcast whose acknowledgements timed out (called by the broadcast operators)."""
         self.broadcast_ack_timeouts += 1
 
     # -- the Engine.IO layer ---------------------------------------------------------
@@ -271,7 +278,7 @@ class Server(EventEmitter, Broadcasting):
         if isinstance(event, SessionOpened):
             session = self.manager.get(event.sid)
             if session is not None:
-                opened = self.clients[event.sid] = Client(self, session)
+                opened = self.clients[event.sid] = Connection(self, session)
                 session.receiver = opened.on_message
                 session.on_drain = opened.on_drain
         elif isinstance(event, SessionClosed):
@@ -280,3 +287,7 @@ class Server(EventEmitter, Broadcasting):
                 client.session.receiver = None  # no cycle left: the memory returns without a GC pass
                 client.session.on_drain = None
                 client.on_close(event.reason)
+
+
+__getattr__ = deprecated_aliases(__name__, {"Client": "Connection"})
+"""Old names, still importable with a ``DeprecationWarning``: ``Client`` is :class:`Connection`."""

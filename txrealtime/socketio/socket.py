@@ -60,7 +60,8 @@ class SocketServer(Broadcasting, Protocol):
     @property
     def connection_state_recovery(self) -> StateRecovery | None: ...
 
-    def _ack_timed_out(self) -> None: ...
+    def ack_timed_out(self) -> None:
+        """Count an acknowledgement that timed out."""
 
 
 class SocketNamespace(Broadcasting, Protocol):
@@ -75,7 +76,8 @@ class SocketNamespace(Broadcasting, Protocol):
     @property
     def server(self) -> SocketServer: ...
 
-    def _remove(self, socket: Socket) -> None: ...
+    def remove_socket(self, socket: Socket) -> None:
+        """``socket`` left the namespace (it is already out of its rooms)."""
 
 
 class SocketConnection(Protocol):
@@ -92,7 +94,8 @@ class SocketConnection(Protocol):
 
     def disconnect(self) -> None: ...
 
-    def _remove(self, socket: Socket) -> None: ...
+    def remove_socket(self, socket: Socket) -> None:
+        """``socket`` left its namespace: the connection no longer routes packets to it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,7 +229,7 @@ class Socket(EventEmitter, CatchAll, Selecting):
         """Free for the application; ``fetch_sockets`` returns it too."""
         self.connected = False
         """Whether the socket is in its namespace (from the CONNECT answer until it disconnects)."""
-        self._acks = AckTable(self.server.reactor, self.server._ack_timed_out)
+        self._acks = AckTable(self.server.reactor, self.server.ack_timed_out)
         CatchAll.__init__(self)
         self._packet_middleware: list[Handler] = []
         self._unknown_acks = 0
@@ -292,14 +295,14 @@ class Socket(EventEmitter, CatchAll, Selecting):
 
     # -- broadcasting from this socket (everyone but itself) --------------------
 
-    def _operator(self) -> BroadcastOperator:
+    def broadcast_operator(self) -> BroadcastOperator:
         """Broadcasts from a socket (``to``, ``in_``, ``except_``, ``local``) leave it out."""
         return BroadcastOperator(self.nsp.adapter, except_rooms=frozenset({self.id}))
 
     @property
     def broadcast(self) -> BroadcastOperator:
         """Every socket of the namespace but this one."""
-        return self._operator()
+        return self.broadcast_operator()
 
     # -- rooms -----------------------------------------------------------------
 
@@ -483,8 +486,8 @@ class Socket(EventEmitter, CatchAll, Selecting):
         if reason.value in RECOVERABLE_REASONS:
             self._persist()
         self.nsp.adapter.delete_all(self.id)
-        self.nsp._remove(self)
-        self.client._remove(self)
+        self.nsp.remove_socket(self)
+        self.client.remove_socket(self)
         log.debug(
             "Socket {sid} left {namespace}: {reason}", sid=self.id, namespace=self.nsp.name, reason=reason.value
         )

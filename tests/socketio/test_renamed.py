@@ -1,0 +1,24 @@
+"""Names that changed still import, with a DeprecationWarning naming the new one."""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+
+from txrealtime.socketio import Connection
+from txrealtime.socketio import connection as connection_module
+
+MODULES = ["txrealtime.socketio", "txrealtime.socketio.connection", "txrealtime.socketio.server"]
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_client_is_connection_with_a_warning(module: str) -> None:
+    with pytest.warns(DeprecationWarning, match=rf"{module}\.Client is deprecated: use {module}\.Connection"):
+        old = importlib.import_module(module).Client
+    assert old is Connection
+
+
+def test_an_unknown_name_is_still_an_attribute_error() -> None:
+    with pytest.raises(AttributeError, match="has no attribute 'Klient'"):
+        connection_module.Klient  # noqa: B018
