@@ -1,12 +1,12 @@
 """Socket.IO protocol v5 server on the Engine.IO layer, with Node ``socket.io`` v4's API."""
 
+from ..protocol.acks import NO_ACK
+from ..protocol.parser import Parser
 from .adapter import Adapter, BroadcastFlags, BroadcastOptions, ClusterAnswer
 from .connection import Client
-from .emitter import NO_ACK
 from .errors import AckTimeout, ConnectionRefused, Disconnected, DisconnectReason, EventRefused
 from .namespace import Namespace, ParentNamespace
 from .operator import BroadcastOperator
-from .parser import Parser
 from .recovery import StateRecovery
 from .server import Server
 from .socket import Socket, SocketHandshake

@@ -24,8 +24,8 @@ from typing import Any, Generic, Protocol, TypeVar
 from twisted.internet.defer import Deferred, succeed
 
 from .._reactor import Clock
-from .packets import Packet, PacketType
-from .parser import Encoder
+from ..protocol.packets import Packet, PacketType
+from ..protocol.parser import Encoder
 from .recovery import Encoded, KeptSession, RecoveryLog, RestoredSession, StateRecovery, with_offset
 
 __all__ = [

@@ -1,14 +1,19 @@
-"""Acknowledgements: the one table of pending answers, and the collector of a broadcast's answers.
+"""Acknowledgements: the one table of pending answers, their calling conventions, a broadcast's collector.
 
 :class:`Pending` holds entries awaiting an answer, each with an optional
 timeout; it serves cluster requests as they are. :class:`AckTable` adds ack
 ids and the calling convention of a socket's acknowledgements (server and
-client sockets alike). :class:`BroadcastAcks` counts the answers to one
-broadcast across servers. Nothing here does I/O: time comes from a clock.
+client sockets alike): an answer's arguments as a Deferred's value
+(:func:`ack_value`), a handler's return value as an answer (:func:`ack_args`,
+:data:`NO_ACK`), Node's ``ack`` keyword (:func:`takes_ack`,
+:func:`ack_callback`) and ``ack(err, *answer)`` callbacks (:func:`node_callbacks`).
+:class:`BroadcastAcks` counts the answers to one broadcast across servers.
+Nothing here does I/O: time comes from a clock passed in.
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from itertools import count
@@ -17,13 +22,105 @@ from typing import Any, Generic, TypeVar
 from twisted.internet.defer import Deferred
 
 from .._reactor import Clock, DelayedCall, cancel
-from .emitter import ack_value
 from .errors import AckTimeout
+from .handlers import Handler
 
-__all__ = ["Ack", "AckTable", "BroadcastAcks", "Pending"]
+__all__ = ["NO_ACK", "Ack", "AckTable", "BroadcastAcks", "Pending", "ack_args", "ack_callback", "ack_deferred",
+           "ack_value", "node_callbacks", "takes_ack"]
 
 K = TypeVar("K")
 V = TypeVar("V")
+
+
+def ack_value(args: list[Any]) -> Any:
+    """What an acknowledgement's Deferred fires with: one value, ``None``, or a tuple of several."""
+    if not args:
+        return None
+    return args[0] if len(args) == 1 else tuple(args)
+
+
+def ack_args(result: Any) -> list[Any]:
+    """The ACK packet's arguments for a handler's return value (a tuple means several)."""
+    if result is None:
+        return []
+    return list(result) if isinstance(result, tuple) else [result]
+
+
+class _NoAck:
+    def __repr__(self) -> str:
+        return "NO_ACK"
+
+
+NO_ACK: Any = _NoAck()
+"""Return this from a handler to send no acknowledgement at all (Node: never calling the callback)."""
+
+_takes_ack: dict[Any, bool] = {}
+"""By code object: closures made by one ``def`` share it, so the cache stays as small as the program."""
+
+
+def takes_ack(handler: Handler) -> bool:
+    """Whether ``handler`` has a keyword-only ``ack`` parameter (Node's callback style).
+
+    Such a handler answers by calling ``ack(*values)`` (``ack`` is ``None``
+    when the peer asked for no acknowledgement); its return value answers nothing.
+    """
+    code = getattr(getattr(handler, "__func__", handler), "__code__", None)
+    known = _takes_ack.get(code) if code is not None else None
+    if known is None:
+        try:
+            parameter = inspect.signature(handler).parameters.get("ack")
+        except (TypeError, ValueError):
+            parameter = None
+        known = parameter is not None and parameter.kind is inspect.Parameter.KEYWORD_ONLY
+        if code is not None:
+            _takes_ack[code] = known
+    return known
+
+
+def ack_callback(answer: Callable[[tuple[Any, ...]], object]) -> Callable[..., None]:
+    """The ``ack`` handed to a handler that :func:`takes_ack`: ``ack(*values)`` answers once, later calls do nothing."""
+    answered = False
+
+    def ack(*values: Any) -> None:
+        nonlocal answered
+        if not answered:
+            answered = True
+            answer(values)
+
+    return ack
+
+
+def node_callbacks(callback: Callable[..., object]) -> tuple[Callable[[list[Any]], None], Callable[[Exception], None]]:
+    """Node's ``callback(err, *answer)`` as the ``(answered, failed)`` pair :meth:`AckTable.register` takes:
+    ``callback(None, *answer)`` for an answer, ``callback(error)`` for a timeout or a disconnection."""
+
+    def answered(answer: list[Any]) -> None:
+        callback(None, *answer)
+
+    def failed(error: Exception) -> None:
+        callback(error)
+
+    return answered, failed
+
+
+def ack_deferred(
+    canceller: Callable[[Deferred[Any]], None] | None = None,
+) -> tuple[Deferred[Any], Callable[[list[Any]], None], Callable[[Exception], None]]:
+    """A Deferred for one answer, with the ``(answered, failed)`` pair that fires it (the first call wins).
+
+    It fires with :func:`ack_value` of the answer, or fails with the error.
+    """
+    result: Deferred[Any] = Deferred(canceller)
+
+    def answered(args: list[Any]) -> None:
+        if not result.called:
+            result.callback(ack_value(args))
+
+    def failed(error: Exception) -> None:
+        if not result.called:
+            result.errback(error)
+
+    return result, answered, failed
 
 
 class Pending(Generic[K, V]):
@@ -125,16 +222,7 @@ class AckTable(Pending[int, Ack]):
         def forget(_: Deferred[Any]) -> None:
             self.take(ack_id)
 
-        result: Deferred[Any] = Deferred(forget)
-
-        def answered(args: list[Any]) -> None:
-            if not result.called:
-                result.callback(ack_value(args))
-
-        def failed(error: Exception) -> None:
-            if not result.called:
-                result.errback(error)
-
+        result, answered, failed = ack_deferred(forget)
         ack_id = self.register(answered, failed, timeout)
         return ack_id, result
 
@@ -149,8 +237,6 @@ class AckTable(Pending[int, Ack]):
         for ack in self.take_all():
             if ack.failed is not None:
                 ack.failed(error)
-
-
 
 
 class BroadcastAcks:

@@ -34,9 +34,9 @@ when 1 byte long, a ``Date`` (an aware UTC ``datetime``) when 8 bytes long,
 an ``ArrayBuffer`` (``bytes``) otherwise; other ext types read as
 ``[type, bytes]``, and the timestamp extension (-1) as a ``datetime``.
 Invalid UTF-8 reads as U+FFFD; map keys must be strings. The packet is
-checked as the JSON parser checks it (:func:`txrealtime.socketio.packets.validate`),
+checked as the JSON parser checks it (:func:`txrealtime.protocol.packets.validate`),
 nesting deeper than ``max_depth`` and trailing bytes are refused, and every
-failure is a :class:`txrealtime.socketio.packets.DecodeError` whose message
+failure is a :class:`txrealtime.protocol.packets.DecodeError` whose message
 never quotes the peer's data.
 """
 

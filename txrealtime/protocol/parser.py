@@ -4,11 +4,11 @@ A :class:`Parser` gives an :class:`Encoder`, made once per server or client
 and shared by all its connections (so a broadcast is encoded once), and a
 :class:`Decoder` for each connection, which may keep state between messages
 (the JSON parser's binary attachments). Two come with txrealtime, named
-``"json"`` (:data:`JSON`, the default: :mod:`txrealtime.socketio.packets`)
+``"json"`` (:data:`JSON`, the default: :mod:`txrealtime.protocol.packets`)
 and ``"msgpack"`` (Node's ``socket.io-msgpack-parser``:
-:mod:`txrealtime.socketio.msgpack`, which needs the ``msgpack`` extra). Both
+:mod:`txrealtime.protocol.msgpack`, which needs the ``msgpack`` extra). Both
 ends of a connection must use the same parser; a message the decoder cannot
-read raises :class:`txrealtime.socketio.packets.DecodeError` and closes that
+read raises :class:`txrealtime.protocol.packets.DecodeError` and closes that
 one session with ``parse error``.
 
 This module is shared by the server and the client: it imports neither.
@@ -41,7 +41,7 @@ class Decoder(Protocol):
     def feed(self, message: str | bytes) -> Packet | None:
         """Take one message; return the packet it completes, or ``None`` while more are expected.
 
-        Raises :class:`txrealtime.socketio.packets.DecodeError` for anything that
+        Raises :class:`txrealtime.protocol.packets.DecodeError` for anything that
         is not a valid packet (the session is then closed).
         """
 

@@ -10,8 +10,8 @@ from twisted.internet.defer import Deferred, ensureDeferred, fail, succeed
 
 from .._events import RESERVED_EVENTS, check_event
 
-__all__ = ["NO_ACK", "CatchAll", "EventEmitter", "Flagged", "Handler", "RESERVED_EVENTS", "ack_args", "ack_value",
-           "ack_callback", "call_handler", "call_in_turn", "call_in_turn_now", "check_event", "takes_ack"]
+__all__ = ["CatchAll", "EventEmitter", "Flagged", "Handler", "RESERVED_EVENTS", "call_handler", "call_in_turn",
+           "call_in_turn_now", "check_event"]
 
 Handler = Callable[..., Any]
 H = TypeVar("H", bound=Handler)
@@ -188,61 +188,3 @@ def _remove(listeners: list[Handler], listener: Handler | None) -> None:
         listeners.clear()
     elif listener in listeners:
         listeners.remove(listener)
-
-
-def ack_value(args: list[Any]) -> Any:
-    """What an acknowledgement's Deferred fires with: one value, ``None``, or a tuple of several."""
-    if not args:
-        return None
-    return args[0] if len(args) == 1 else tuple(args)
-
-
-def ack_args(result: Any) -> list[Any]:
-    """The ACK packet's arguments for a handler's return value (a tuple means several)."""
-    if result is None:
-        return []
-    return list(result) if isinstance(result, tuple) else [result]
-
-
-class _NoAck:
-    def __repr__(self) -> str:
-        return "NO_ACK"
-
-
-NO_ACK: Any = _NoAck()
-"""Return this from a handler to send no acknowledgement at all (Node: never calling the callback)."""
-
-_takes_ack: dict[Any, bool] = {}
-"""By code object: closures made by one ``def`` share it, so the cache stays as small as the program."""
-
-
-def takes_ack(handler: Handler) -> bool:
-    """Whether ``handler`` has a keyword-only ``ack`` parameter (Node's callback style).
-
-    Such a handler answers by calling ``ack(*values)`` (``ack`` is ``None``
-    when the peer asked for no acknowledgement); its return value answers nothing.
-    """
-    code = getattr(getattr(handler, "__func__", handler), "__code__", None)
-    known = _takes_ack.get(code) if code is not None else None
-    if known is None:
-        try:
-            parameter = inspect.signature(handler).parameters.get("ack")
-        except (TypeError, ValueError):
-            parameter = None
-        known = parameter is not None and parameter.kind is inspect.Parameter.KEYWORD_ONLY
-        if code is not None:
-            _takes_ack[code] = known
-    return known
-
-
-def ack_callback(answer: Callable[[tuple[Any, ...]], object]) -> Callable[..., None]:
-    """The ``ack`` handed to a handler that :func:`takes_ack`: ``ack(*values)`` answers once, later calls do nothing."""
-    answered = False
-
-    def ack(*values: Any) -> None:
-        nonlocal answered
-        if not answered:
-            answered = True
-            answer(values)
-
-    return ack
