@@ -1,13 +1,15 @@
-"""Packages whose names are imported on first use: what a package exports without loading every module."""
+"""Names imported on first use: what a package exports without loading every module, and what a module that
+moved still answers to, with a deprecation warning."""
 
 from __future__ import annotations
 
 import importlib
 import sys
+import warnings
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["lazy_attributes"]
+__all__ = ["lazy_attributes", "moved_module"]
 
 
 def lazy_attributes(package: str, modules: dict[str, str]) -> Callable[[str], Any]:
@@ -21,5 +23,26 @@ def lazy_attributes(package: str, modules: dict[str, str]) -> Callable[[str], An
         value = getattr(importlib.import_module(f".{module}", package), name)
         setattr(sys.modules[package], name, value)
         return value
+
+    return __getattr__
+
+
+def moved_module(old: str, *new: str) -> Callable[[str], Any]:
+    """A module ``__getattr__`` for ``old``, whose names moved to the modules ``new``: each of their public
+    names is still found, with a ``DeprecationWarning`` at the line that asked for it; any other name is an
+    ``AttributeError``."""
+
+    def __getattr__(name: str) -> Any:
+        if not name.startswith("_"):
+            for module in new:
+                target = importlib.import_module(module)
+                if hasattr(target, name):
+                    warnings.warn(
+                        f"{old}.{name} moved to {module}.{name}; {old} will be removed",
+                        DeprecationWarning,
+                        stacklevel=2,
+                    )
+                    return getattr(target, name)
+        raise AttributeError(f"module {old!r} has no attribute {name!r}")
 
     return __getattr__

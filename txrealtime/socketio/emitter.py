@@ -1,0 +1,17 @@
+"""Deprecated: moved to :mod:`txrealtime.protocol.handlers` and :mod:`txrealtime.protocol.acks`, which the
+server and the client share.
+
+Names imported from here still work, with a ``DeprecationWarning``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .._lazy import moved_module
+
+if TYPE_CHECKING:
+    from ..protocol.acks import *  # noqa: F403
+    from ..protocol.handlers import *  # noqa: F403
+
+__getattr__ = moved_module(__name__, "txrealtime.protocol.handlers", "txrealtime.protocol.acks")
