@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+import weakref
 from collections.abc import Iterator
 from typing import Any, cast
 
@@ -26,15 +28,13 @@ class End(EventEmitter, CatchAll):
         self.clock = Clock()
         self.sent: list[str | bytes] = []
         self.connected = True
-        self.timeouts = 0
-        self.core = SocketCore(
-            role, namespace, self, self.clock, send=lambda p: self.sent.extend(encode(p)),
-            connected=lambda: self.connected, sid="s1", timed_out=self._timed_out,
-        )
+        self.timeouts: list[None] = []
+        timeouts = self.timeouts
+        self.core = SocketCore(role, namespace, self.clock, sid="s1", timed_out=lambda: timeouts.append(None))
         self._decoder = Decoder()
 
-    def _timed_out(self) -> None:
-        self.timeouts += 1
+    def _packet(self, packet: Packet) -> None:
+        self.sent.extend(encode(packet))
 
     def hear(self, *messages: str | bytes) -> PacketType | None:
         """Feed the peer's wire messages; run an EVENT as a socket driver does."""
@@ -45,8 +45,8 @@ class End(EventEmitter, CatchAll):
                 continue
             result = self.core.receive(packet)
             if result is PacketType.EVENT:
-                self.core.notify_any(packet.event, packet.args)
-                self.core.dispatch(packet.event, packet.args, packet.id)
+                self.core.notify_any(self._any, packet.event, packet.args)
+                self.core.dispatch(self, packet.event, packet.args, packet.id)
         return result
 
 
@@ -152,7 +152,7 @@ def test_no_answer_and_no_handler_while_disconnected_or_for_drain() -> None:
     end.hear('2/chat,1["drain"]')
     end.connected = False
     end.hear('2/chat,2["e"]')
-    end.core.answer("late", 3)
+    end.core.answer(end, "late", 3)
     assert (ran, end.sent) == ([], [])
 
 
@@ -163,8 +163,8 @@ def test_catch_all_listeners_see_every_incoming_and_outgoing_event() -> None:
     end.on_any_outgoing(lambda *a: seen.append(("out", *a)))
     end.hear('2/chat,["x",1]')
     packet = end.core.event("y", (2,))
-    end.core.notify_outgoing(packet)
-    end.core.notify_outgoing(Packet(PacketType.ACK, "/chat", [3], 1))
+    end.core.notify_outgoing(end._any_outgoing, packet)
+    end.core.notify_outgoing(end._any_outgoing, Packet(PacketType.ACK, "/chat", [3], 1))
     assert seen == [("in", "x", 1), ("out", "y", 2)]
     assert encode(packet) == ['2/chat,["y",2]']
 
@@ -195,7 +195,7 @@ def test_node_style_callbacks_time_out_on_the_clock() -> None:
         ("AckTimeout",),
     ]
     assert isinstance(calls[1][0], AckTimeout)
-    assert (end.timeouts, end.core.unknown_acks, len(end.core.acks)) == (1, 1, 0)
+    assert (len(end.timeouts), end.core.unknown_acks, len(end.core.acks)) == (1, 1, 0)
 
 
 def test_the_roles_differ_in_what_the_peer_may_send_and_in_its_disconnect() -> None:
@@ -216,3 +216,17 @@ def test_binary_answers_go_out_with_their_attachments() -> None:
     end.on("blob", lambda data: data[::-1])
     end.hear('51-2["blob",{"_placeholder":true,"num":0}]', b"\x01\x02")
     assert end.sent == ['61-2[{"_placeholder":true,"num":0}]', b"\x02\x01"]
+
+
+def test_a_socket_is_freed_without_the_cycle_collector() -> None:
+    gc.disable()
+    try:
+        end = End(Role.SERVER)
+        end.on("e", lambda: "answer")
+        end.hear('2/chat,1["e"]')
+        assert end.sent == ['3/chat,1["answer"]']
+        ref = weakref.ref(end)
+        del end
+        assert ref() is None
+    finally:
+        gc.enable()

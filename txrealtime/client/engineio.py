@@ -1,5 +1,5 @@
 """Engine.IO v4 client on Twisted: HTTP long-polling with treq, WebSocket with Autobahn (the transports
-in :mod:`~txrealtime.client.polling` and :mod:`~txrealtime.client.websocket`).
+in :mod:`txrealtime.client.polling` and :mod:`txrealtime.client.websocket`).
 
 :class:`EngineIOClient` opens one Engine.IO connection (polling first and
 upgrading, or WebSocket only, or polling only), answers heartbeats, notices a

@@ -161,8 +161,7 @@ class ClientSocket(EventEmitter, CatchAll):
         """Whether the socket wants to be connected (it reconnects with the manager)."""
         self._send_buffer: list[Packet] = []
         CatchAll.__init__(self)
-        self._core = SocketCore(Role.CLIENT, namespace, self, manager.reactor, send=self._packet,
-                                connected=self._is_connected)
+        self._core = SocketCore(Role.CLIENT, namespace, manager.reactor)
         self.recovered = False
         """Whether the last connection recovered the previous socket (server with connection state recovery)."""
         self._pid: str | None = None
@@ -273,9 +272,6 @@ class ClientSocket(EventEmitter, CatchAll):
         ack_id = self._core.acks.register(answered, fail, timeout)
         return ack_id
 
-    def _is_connected(self) -> bool:
-        return self.connected
-
     def _emit(self, event: str, args: tuple[Any, ...], ack_id: int | None, volatile: bool = False) -> None:
         packet = self._core.event(event, args, ack_id)
         if self.connected and self.io.writable:
@@ -327,7 +323,7 @@ class ClientSocket(EventEmitter, CatchAll):
         self._drain_queue()
 
     def _notify_outgoing(self, packet: Packet) -> None:
-        self._core.notify_outgoing(packet)
+        self._core.notify_outgoing(self._any_outgoing, packet)
 
     def _packet(self, packet: Packet) -> None:
         self.io._packet(packet)
@@ -393,8 +389,8 @@ class ClientSocket(EventEmitter, CatchAll):
         if self._pid is not None and packet.id is None and args and isinstance(args[-1], str):
             # The server's recovery offset: kept to recover with, kept from handlers (JavaScript's ignore it).
             self._last_offset = args.pop()
-        self._core.notify_any(event, args)
-        self._core.dispatch(event, args, packet.id)
+        self._core.notify_any(self._any, event, args)
+        self._core.dispatch(self, event, args, packet.id)
 
     def _on_close(self, reason: str) -> None:
         """The namespace connection ended (the socket may reconnect if still active)."""
@@ -436,4 +432,4 @@ class ClientSocket(EventEmitter, CatchAll):
         return self._core.run(handler, args, what)
 
     def _emit_reserved(self, event: str, *args: Any) -> None:
-        self._core.emit_reserved(event, *args)
+        self._core.emit_reserved(self, event, *args)

@@ -1,5 +1,5 @@
-"""What the Engine.IO client and its two transports (:mod:`~txrealtime.client.polling`,
-:mod:`~txrealtime.client.websocket`) need of each other, so that neither transport imports the client."""
+"""What the Engine.IO client and its two transports (:mod:`txrealtime.client.polling`,
+:mod:`txrealtime.client.websocket`) need of each other, so that neither transport imports the client."""
 
 from __future__ import annotations
 

@@ -1,13 +1,15 @@
 """One socket's event and acknowledgement rules, written once for both roles.
 
-A :class:`SocketCore` is what a server :class:`~txrealtime.socketio.Socket` and a
-:class:`~txrealtime.client.ClientSocket` share: packets come in (:meth:`SocketCore.receive`,
-:meth:`SocketCore.dispatch`), packets go out through the ``send`` callable it is given, time
-comes from the clock it is given. It imports no reactor and does no I/O. The rules:
+A :class:`SocketCore` is what a server :class:`txrealtime.socketio.Socket` and a
+:class:`txrealtime.client.ClientSocket` share: packets come in (:meth:`SocketCore.receive`,
+:meth:`SocketCore.dispatch`), packets go out through the :class:`Host` (the socket) each call
+names, time comes from the clock it is given. It imports no reactor and does no I/O, and keeps
+no reference to its socket (a closed socket is freed at once, not at the next full collection).
+The rules:
 
 - an EVENT runs the event's handlers in the order registered; when the peer asked for an
   acknowledgement, the first handler answers, with its return value (a tuple for several values,
-  :data:`~txrealtime.protocol.acks.NO_ACK` for no answer, an async handler's result once it
+  :data:`txrealtime.protocol.acks.NO_ACK` for no answer, an async handler's result once it
   comes) or, if it has a keyword-only ``ack`` parameter, by calling ``ack(*values)``; the other
   handlers answer nothing (their ``ack`` is ``None``);
 - a handler that raises or fails is logged (without the event's arguments) and answers nothing;
@@ -37,7 +39,7 @@ from .acks import NO_ACK, AckTable, ack_args, ack_callback, takes_ack
 from .handlers import Handler, call_handler
 from .packets import Packet, PacketType
 
-__all__ = ["Listeners", "Role", "SocketCore"]
+__all__ = ["Host", "Role", "SocketCore"]
 
 log = Logger(__name__, observer=gate)
 
@@ -69,27 +71,31 @@ class Role(Enum):
         return "Socket {sid} in {namespace}: " if self is Role.SERVER else "Client socket {namespace}: "
 
 
-class Listeners(Protocol):
-    """Where a core finds the handlers to run (a socket: an ``EventEmitter`` and a ``CatchAll``)."""
+class Host(Protocol):
+    """The socket a core serves: whether it is connected, its handlers, how it sends a packet."""
 
-    _any: list[Handler]
-    _any_outgoing: list[Handler]
+    @property
+    def connected(self) -> bool:
+        """Whether the socket is in its namespace now (answers go out only then)."""
 
-    def _take(self, event: str) -> list[Handler]: ...
+    def _take(self, event: str) -> list[Handler]:
+        """The handlers to run for one ``event`` (``once`` handlers removed)."""
+
+    def _packet(self, packet: Packet) -> None:
+        """Send one packet to the peer."""
 
 
 class SocketCore:
     """The event and acknowledgement rules of one socket, for either :class:`Role`."""
 
+    __slots__ = ("_sid", "acks", "namespace", "role", "unknown_acks")
+
     def __init__(
         self,
         role: Role,
         namespace: str,
-        listeners: Listeners,
         clock: Clock,
         *,
-        send: Callable[[Packet], object],
-        connected: Callable[[], bool],
         sid: str | None = None,
         timed_out: Callable[[], object] | None = None,
     ) -> None:
@@ -97,10 +103,7 @@ class SocketCore:
 
         :param role: Which end the socket is.
         :param namespace: The namespace's name, as packets carry it.
-        :param listeners: The socket's handlers.
         :param clock: What acknowledgement timeouts are scheduled with (a reactor or ``task.Clock``).
-        :param send: Sends one packet to the peer.
-        :param connected: Whether the socket is in its namespace now (answers go out only then).
         :param sid: The socket's id, for the log (a server socket's).
         :param timed_out: Called each time an acknowledgement times out.
         """
@@ -112,9 +115,6 @@ class SocketCore:
         """The acknowledgements awaited from the peer."""
         self.unknown_acks = 0
         """How many ACKs came with an id nobody waits for."""
-        self._listeners = listeners
-        self._send = send
-        self._connected = connected
         self._sid = sid
 
     # -- in ------------------------------------------------------------------------
@@ -134,20 +134,20 @@ class SocketCore:
             return None
         return ptype
 
-    def notify_any(self, event: str, args: list[Any]) -> None:
-        """Run the catch-all listeners of an incoming event."""
-        for listener in list(self._listeners._any):
+    def notify_any(self, listeners: list[Handler], event: str, args: list[Any]) -> None:
+        """Run the catch-all ``listeners`` of an incoming event."""
+        for listener in list(listeners):
             self.run(listener, [event, *args], "catch-all listener").addErrback(lambda _: None)
 
-    def dispatch(self, event: str, args: list[Any], ack_id: int | None) -> None:
-        """Run the handlers of an incoming ``event``; the first answers ``ack_id`` (see the module's rules)."""
-        if not self._connected() or event == "drain":
+    def dispatch(self, host: Host, event: str, args: list[Any], ack_id: int | None) -> None:
+        """Run ``host``'s handlers of an incoming ``event``; the first answers ``ack_id`` (see the module's rules)."""
+        if not host.connected or event == "drain":
             return
-        for index, handler in enumerate(self._listeners._take(event)):
+        for index, handler in enumerate(host._take(event)):
             answers = index == 0 and ack_id is not None
             try:
                 if takes_ack(handler):
-                    ack = ack_callback(lambda values: self.answer(values, ack_id)) if answers else None
+                    ack = ack_callback(lambda values: self.answer(host, values, ack_id)) if answers else None
                     result = handler(*args, ack=ack)
                     answers = False
                 else:
@@ -159,14 +159,14 @@ class SocketCore:
                 d = result if isinstance(result, Deferred) else ensureDeferred(result)
                 d.addErrback(self._handler_failed, event)
                 if answers:
-                    d.addCallback(self.answer, ack_id)
+                    d.addCallback(lambda result: self.answer(host, result, ack_id))
                 d.addErrback(lambda _: None)
             elif answers:
-                self.answer(result, ack_id)
+                self.answer(host, result, ack_id)
 
-    def emit_reserved(self, event: str, *args: Any) -> None:
-        """Run the local handlers of a reserved event (``connect``, ``disconnect``, ``error``…)."""
-        for handler in self._listeners._take(event):
+    def emit_reserved(self, host: Host, event: str, *args: Any) -> None:
+        """Run ``host``'s handlers of a reserved event (``connect``, ``disconnect``, ``error``…)."""
+        for handler in host._take(event):
             call_handler(handler, *args).addErrback(self._handler_failed, event).addErrback(lambda _: None)
 
     def run(self, handler: Handler, args: list[Any], what: str) -> Deferred[Any]:
@@ -187,19 +187,19 @@ class SocketCore:
 
     # -- out -----------------------------------------------------------------------
 
-    def answer(self, result: Any, ack_id: int | None) -> None:
+    def answer(self, host: Host, result: Any, ack_id: int | None) -> None:
         """Answer the peer's ``ack_id`` with a handler's result (nothing for ``NO_ACK`` or when disconnected)."""
-        if ack_id is not None and result is not NO_ACK and self._connected():
-            self._send(Packet(PacketType.ACK, self.namespace, ack_args(result), ack_id))
+        if ack_id is not None and result is not NO_ACK and host.connected:
+            host._packet(Packet(PacketType.ACK, self.namespace, ack_args(result), ack_id))
 
     def event(self, event: str, args: tuple[Any, ...], ack_id: int | None = None) -> Packet:
         """The EVENT packet of an emit (its ack id from :attr:`acks`)."""
         return Packet(PacketType.EVENT, self.namespace, [event, *args], ack_id)
 
-    def notify_outgoing(self, packet: Packet) -> None:
-        """Run the outgoing catch-all listeners for an EVENT packet about to go out."""
-        if self._listeners._any_outgoing and packet.type is PacketType.EVENT:
-            for listener in list(self._listeners._any_outgoing):
+    def notify_outgoing(self, listeners: list[Handler], packet: Packet) -> None:
+        """Run the outgoing catch-all ``listeners`` for an EVENT packet about to go out."""
+        if listeners and packet.type is PacketType.EVENT:
+            for listener in list(listeners):
                 self.run(listener, [packet.event, *packet.args], "outgoing catch-all listener").addErrback(
                     lambda _: None
                 )

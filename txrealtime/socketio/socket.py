@@ -208,10 +208,8 @@ class Socket(EventEmitter, CatchAll, Selecting):
         self.connected = False
         """Whether the socket is in its namespace (from the CONNECT answer until it disconnects)."""
         CatchAll.__init__(self)
-        self._core = SocketCore(
-            Role.SERVER, namespace.name, self, self.server.reactor, send=self._packet, connected=self._is_connected,
-            sid=self.id, timed_out=self.server._ack_timed_out,
-        )
+        self._core = SocketCore(Role.SERVER, namespace.name, self.server.reactor, sid=self.id,
+                                timed_out=self.server._ack_timed_out)
         self._packet_middleware: list[Handler] = []
 
     def __repr__(self) -> str:
@@ -315,9 +313,6 @@ class Socket(EventEmitter, CatchAll, Selecting):
         """A new ack id whose answer goes to ``answered`` (a broadcast's collector, say)."""
         return self._core.acks.register(answered)
 
-    def _is_connected(self) -> bool:
-        return self.connected
-
     def _send_event(
         self, event: str, args: tuple[Any, ...], volatile: bool, ack_id: int | None = None, compress: bool = True
     ) -> bool:
@@ -334,7 +329,7 @@ class Socket(EventEmitter, CatchAll, Selecting):
 
     def deliver(self, packet: Packet, messages: list[str | bytes], volatile: bool, compress: bool = True) -> None:
         """Write an encoded packet (shared by a whole broadcast) to this client."""
-        self._core.notify_outgoing(packet)
+        self._core.notify_outgoing(self._any_outgoing, packet)
         self.client.write(messages, volatile, compress)
 
     def _packet(self, packet: Packet) -> None:
@@ -372,13 +367,13 @@ class Socket(EventEmitter, CatchAll, Selecting):
 
     def _on_event(self, packet: Packet) -> None:
         event, args = packet.event, packet.args
-        self._core.notify_any(event, args)
+        self._core.notify_any(self._any, event, args)
         if not self._packet_middleware:
-            self._core.dispatch(event, args, packet.id)
+            self._core.dispatch(self, event, args, packet.id)
             return
         def refused(failure: Failure) -> None:
             if isinstance(failure.value, EventRefused) and packet.id is not None:
-                self._core.answer(failure.value.answer, packet.id)
+                self._core.answer(self, failure.value.answer, packet.id)
             if not self.listeners("error"):
                 noisy.info(
                     "Socket {sid}: event {event!r} refused: {error}",
@@ -390,15 +385,15 @@ class Socket(EventEmitter, CatchAll, Selecting):
 
         pending = call_in_turn_now(self._packet_middleware, event, args)
         if pending is None:
-            self._core.dispatch(event, args, packet.id)  # every middleware passed at once: no Deferred
+            self._core.dispatch(self, event, args, packet.id)  # every middleware passed at once: no Deferred
         else:
-            pending.addCallbacks(lambda _: self._core.dispatch(event, args, packet.id), refused)
+            pending.addCallbacks(lambda _: self._core.dispatch(self, event, args, packet.id), refused)
 
     def _run(self, handler: Handler, args: list[Any], what: str) -> Deferred[Any]:
         return self._core.run(handler, args, what)
 
     def _emit_reserved(self, event: str, *args: Any) -> None:
-        self._core.emit_reserved(event, *args)
+        self._core.emit_reserved(self, event, *args)
 
     def _persist(self) -> None:
         """With recovery on, hand this socket's id, rooms and data to the adapter, for its client to come back
