@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gc
+import subprocess
+import sys
 import weakref
 from collections.abc import Iterator
 from typing import Any, cast
@@ -230,3 +232,14 @@ def test_a_socket_is_freed_without_the_cycle_collector() -> None:
         assert ref() is None
     finally:
         gc.enable()
+
+
+def test_the_protocol_package_imports_no_reactor_and_neither_role() -> None:
+    script = (
+        "import sys\n"
+        "import txrealtime.protocol.dispatch, txrealtime.protocol.parser, txrealtime.protocol.msgpack\n"
+        "print(sorted(m for m in sys.modules if m == 'twisted.internet.reactor'\n"
+        "             or m.startswith(('txrealtime.socketio', 'txrealtime.client', 'txrealtime.engineio'))))"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert result.stdout == "[]\n"

@@ -55,10 +55,7 @@ class Role(Enum):
     @property
     def peer_sends(self) -> frozenset[PacketType]:
         """The packet types the peer may send a socket of this role (a server's connection answers CONNECT)."""
-        if self is Role.SERVER:
-            return frozenset({PacketType.EVENT, PacketType.BINARY_EVENT, PacketType.ACK, PacketType.BINARY_ACK,
-                              PacketType.DISCONNECT})
-        return frozenset(PacketType)
+        return _PEER_SENDS[self]
 
     @property
     def peer_disconnect(self) -> str:
@@ -69,6 +66,13 @@ class Role(Enum):
     def log_prefix(self) -> str:
         """How log lines name a socket of this role (fields ``sid``, ``namespace``)."""
         return "Socket {sid} in {namespace}: " if self is Role.SERVER else "Client socket {namespace}: "
+
+
+_PEER_SENDS = {
+    Role.SERVER: frozenset({PacketType.EVENT, PacketType.BINARY_EVENT, PacketType.ACK, PacketType.BINARY_ACK,
+                            PacketType.DISCONNECT}),
+    Role.CLIENT: frozenset(PacketType),
+}
 
 
 class Host(Protocol):
@@ -88,7 +92,7 @@ class Host(Protocol):
 class SocketCore:
     """The event and acknowledgement rules of one socket, for either :class:`Role`."""
 
-    __slots__ = ("_sid", "acks", "namespace", "role", "unknown_acks")
+    __slots__ = ("_accepts", "_sid", "acks", "namespace", "role", "unknown_acks")
 
     def __init__(
         self,
@@ -116,6 +120,7 @@ class SocketCore:
         self.unknown_acks = 0
         """How many ACKs came with an id nobody waits for."""
         self._sid = sid
+        self._accepts = role.peer_sends
 
     # -- in ------------------------------------------------------------------------
 
@@ -123,7 +128,7 @@ class SocketCore:
         """Take one packet from the peer: an ACK is handled here; the type of any other packet the role
         accepts is returned for the socket to act on (``None``: ignore the packet)."""
         ptype = packet.type
-        if ptype not in self.role.peer_sends:
+        if ptype not in self._accepts:
             return None
         if ptype is PacketType.ACK:
             ack = self.acks.take(packet.id) if packet.id is not None else None
