@@ -44,3 +44,12 @@ def test_the_library_itself_uses_the_new_paths() -> None:
     )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False)
     assert (result.stdout, result.stderr) == ("ok\n", "")
+
+
+def test_the_client_imports_no_module_of_the_socket_io_server() -> None:
+    script = (
+        "import sys, txrealtime.client\n"
+        "print(sorted(m for m in sys.modules if m.startswith('txrealtime.socketio')))"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert result.stdout == "[]\n"

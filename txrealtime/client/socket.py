@@ -91,7 +91,10 @@ class ClientEmitter(Flagged["ClientSocket"]):
         result, answered, failed = ack_deferred()
 
         def done(error: Exception | None, *answer: Any) -> None:
-            failed(error) if error is not None else answered(list(answer))
+            if error is not None:
+                failed(error)
+            else:
+                answered(list(answer))
 
         timeout = self._timeout if self._timeout is not None else self._socket.ack_timeout
         self._send(event, args, done, node_style=True, timeout=timeout)
