@@ -246,9 +246,10 @@ class BroadcastAcks:
 
     def __init__(self, clock: Clock, timeout: float, timed_out: Callable[[], object] | None = None) -> None:
         self.result: Deferred[list[Any]] = Deferred()
-        self._on_timeout = timed_out
         """Fires with every client's answer."""
+        self._on_timeout = timed_out
         self.responses: list[Any] = []
+        """The answers received so far."""
         self._servers_expected = -1
         self._servers = 0
         self._clients = 0

@@ -14,6 +14,7 @@ __all__ = ["CatchAll", "EventEmitter", "Flagged", "Handler", "RESERVED_EVENTS", 
            "call_in_turn_now", "check_event"]
 
 Handler = Callable[..., Any]
+"""An event handler: a plain, ``async def`` or Deferred-returning callable."""
 H = TypeVar("H", bound=Handler)
 
 
