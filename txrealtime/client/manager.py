@@ -116,7 +116,8 @@ class Manager:
         :param timeout: Seconds the connection has to open, else the attempt fails
             ("no answer within the connect timeout"; Node's ``timeout``).
         :param max_attachments: Most binary attachments one packet from the server may announce.
-        :param parser: ``"json"``, ``"msgpack"`` or a :class:`txrealtime.protocol.parser.Parser`; the server must use the same.
+        :param parser: ``"json"``, ``"msgpack"`` or a :class:`txrealtime.protocol.parser.Parser`; the server
+            must use the same.
         :param tls: Which servers to trust over ``https://`` (:class:`txrealtime.client.TLSOptions`).
         :param reactor: The reactor it connects with and times on; the global one if not given.
         :param engine_factory: Makes the Engine.IO connection (tests give an in-memory one,
