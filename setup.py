@@ -29,8 +29,8 @@ MYPYC_MODULES = [
     "txrealtime/_autobahn.py",
     "txrealtime/engineio/packets.py",
     "txrealtime/engineio/session.py",
-    "txrealtime/socketio/msgpack.py",
-    "txrealtime/socketio/packets.py",
+    "txrealtime/protocol/msgpack.py",
+    "txrealtime/protocol/packets.py",
 ]
 """The pure hot modules worth compiling (bench/README.md has the figures)."""
 

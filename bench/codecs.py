@@ -14,8 +14,8 @@ import time
 
 from txrealtime import _autobahn
 from txrealtime.engineio import packets as eio
-from txrealtime.socketio import msgpack
-from txrealtime.socketio import packets as sio
+from txrealtime.protocol import msgpack
+from txrealtime.protocol import packets as sio
 
 CODEC_GROUPS = ("engineio", "socketio", "msgpack", "frames")
 

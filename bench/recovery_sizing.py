@@ -16,8 +16,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from txrealtime.socketio.packets import Packet, PacketType
-from txrealtime.socketio.parser import JSON
+from txrealtime.protocol.packets import Packet, PacketType
+from txrealtime.protocol.parser import JSON
 
 ENCODER = JSON.encoder()
 

@@ -19,7 +19,7 @@ import atheris
 with atheris.instrument_imports():
     from txrealtime.engineio import packets as eio
     from txrealtime.engineio import packets_v3 as eio3
-    from txrealtime.socketio import packets as sio
+    from txrealtime.protocol import packets as sio
 
 
 def test_one_input(data: bytes) -> None:

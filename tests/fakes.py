@@ -24,8 +24,8 @@ from txrealtime.engineio import (
 )
 from txrealtime.engineio.packets import Packet as EIOPacket
 from txrealtime.engineio.packets import PacketType as EIOType
-from txrealtime.socketio.packets import Packet, PacketType
-from txrealtime.socketio.parser import JSON, DecoderLimits, Parser
+from txrealtime.protocol.packets import Packet, PacketType
+from txrealtime.protocol.parser import JSON, DecoderLimits, Parser
 
 NO_BOUNDED_INFLATE: str | None = (
     None

@@ -23,6 +23,8 @@ MODULES = [
     "txrealtime.socketio", "txrealtime.engineio", "txrealtime.client", "txrealtime.testing", "txrealtime.emitter",
     "txrealtime.admin", "txrealtime.adapters.redis", "txrealtime.redis", "txrealtime.metrics", "txrealtime.health",
     "txrealtime.web", "txrealtime.service", "txrealtime.command", "txrealtime.pytest_plugin",
+    "txrealtime.protocol.dispatch", "txrealtime.protocol.acks", "txrealtime.protocol.handlers",
+    "txrealtime.protocol.errors",
 ]
 
 

@@ -116,8 +116,8 @@ def test_socketio_limits_recovery_and_log_level_reach_the_server() -> None:
 
 
 def test_parser_option_reaches_the_server() -> None:
-    from txrealtime.socketio.msgpack import MSGPACK
-    from txrealtime.socketio.parser import JSON
+    from txrealtime.protocol.msgpack import MSGPACK
+    from txrealtime.protocol.parser import JSON
 
     server = makeService(parse("--listen", "tcp:0", "--parser", "msgpack")).server
     assert server is not None and server.parser is MSGPACK

@@ -21,9 +21,9 @@ from txrealtime.client.socket import ClientEmitter, ClientSocket
 from txrealtime.client.typed import TypedClientEmitter, TypedClientSocket
 from txrealtime.contract import ToClient, ToServer, signature
 from txrealtime.engineio import SessionManager
+from txrealtime.protocol.packets import Packet, PacketType
+from txrealtime.protocol.parser import resolve
 from txrealtime.socketio import BroadcastOperator, Namespace, Server, Socket
-from txrealtime.socketio.packets import Packet, PacketType
-from txrealtime.socketio.parser import resolve
 from txrealtime.socketio.socket import SocketEmitter
 from txrealtime.socketio.typed import (
     TypedNamespace,

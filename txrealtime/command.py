@@ -27,8 +27,8 @@ from .adapters.choices import ADAPTERS, SUBSCRIPTION_MODES
 from .adapters.choices import DEFAULT as DEFAULT_ADAPTER
 from .engineio import EngineIOOptions
 from .engineio.options import CORS_METHODS, CookieOptions
+from .protocol.parser import resolve as resolve_parser
 from .redis.url import RedisURL
-from .socketio.parser import resolve as resolve_parser
 
 __all__ = ["DEFAULT_LISTEN", "CommandLine", "Options", "WorkerOptions", "check_endpoint", "load_app", "usage_line"]
 

@@ -37,9 +37,9 @@ from txrealtime.adapters.redis.wire import (
     encode,
 )
 from txrealtime.engineio import CloseReason
+from txrealtime.protocol.packets import Packet, PacketType
 from txrealtime.pytest_plugin import Realtime
 from txrealtime.socketio import BroadcastFlags, BroadcastOptions, Server, StateRecovery
-from txrealtime.socketio.packets import Packet, PacketType
 
 
 def main_adapter(server: Server) -> RedisAdapter:

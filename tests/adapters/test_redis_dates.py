@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime
 
 from txrealtime.adapters.redis.wire import pack, unpack
-from txrealtime.socketio.packets import Packet, PacketType, encode
+from txrealtime.protocol.packets import Packet, PacketType, encode
 
 
 def test_timestamps_read_as_aware_datetimes_and_go_to_clients_as_iso_strings() -> None:

@@ -14,8 +14,8 @@ from tests.adapters.cluster import WAIT, inbox, start_node_server, start_nodes, 
 from tests.peers import until
 from tests.servers import RedisServer
 from txrealtime.client import Manager
+from txrealtime.protocol.msgpack import MSGPACK
 from txrealtime.pytest_plugin import Realtime
-from txrealtime.socketio.msgpack import MSGPACK
 
 
 @pytest_twisted.ensureDeferred

@@ -36,8 +36,8 @@ from txrealtime.admin.wire import (
     supported_features,
 )
 from txrealtime.engineio import EngineIOOptions, SessionManager
+from txrealtime.protocol.packets import Packet, PacketType
 from txrealtime.socketio import ConnectionRefused, Server, Socket
-from txrealtime.socketio.packets import Packet, PacketType
 
 T = PacketType
 CREDENTIALS = {"username": "admin", "password": "pw"}

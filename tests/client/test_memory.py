@@ -23,8 +23,8 @@ from txrealtime.client import (
 )
 from txrealtime.client.engineio import EngineListener
 from txrealtime.engineio import CloseReason, EngineIOOptions, SessionManager
+from txrealtime.protocol.acks import NO_ACK
 from txrealtime.socketio import ConnectionRefused, Server, Socket
-from txrealtime.socketio.emitter import NO_ACK
 from txrealtime.socketio.recovery import StateRecovery
 from txrealtime.testing import MemoryEngine, connect_in_memory
 

@@ -30,11 +30,11 @@ from tests.socketio.app import install
 from txrealtime.engineio import EngineIOOptions
 from txrealtime.engineio.packets import DecodeError as EIODecodeError
 from txrealtime.engineio.packets import PacketType, decode_payload, decode_ws_frame
+from txrealtime.protocol.msgpack import MsgpackDecoder
+from txrealtime.protocol.packets import DecodeError as SIODecodeError
+from txrealtime.protocol.packets import Decoder
+from txrealtime.protocol.parser import Decoder as AnyDecoder
 from txrealtime.pytest_plugin import Realtime
-from txrealtime.socketio.msgpack import MsgpackDecoder
-from txrealtime.socketio.packets import DecodeError as SIODecodeError
-from txrealtime.socketio.packets import Decoder
-from txrealtime.socketio.parser import Decoder as AnyDecoder
 
 TEMPLATES = [
     "40",

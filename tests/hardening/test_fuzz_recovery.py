@@ -36,10 +36,10 @@ from tests.hardening.test_fuzz import (
 )
 from tests.socketio.app import install
 from txrealtime.engineio import CloseReason, EngineIOOptions, SessionManager
+from txrealtime.protocol.msgpack import MsgpackDecoder
+from txrealtime.protocol.packets import Packet, PacketType
 from txrealtime.pytest_plugin import Realtime
 from txrealtime.socketio import Server, Socket
-from txrealtime.socketio.msgpack import MsgpackDecoder
-from txrealtime.socketio.packets import Packet, PacketType
 from txrealtime.socketio.recovery import StateRecovery, format_offset, parse_offset
 
 T = PacketType

@@ -167,7 +167,7 @@ async def test_deep_or_odd_json_is_a_parse_error_and_never_logged(
 
 
 def test_ordinary_depth_is_accepted() -> None:
-    from txrealtime.socketio.packets import MAX_DEPTH, Decoder
+    from txrealtime.protocol.packets import MAX_DEPTH, Decoder
 
     nested = "[" * (MAX_DEPTH - 1) + "]" * (MAX_DEPTH - 1)
     packet = Decoder().feed(f'2["x",{nested}]')

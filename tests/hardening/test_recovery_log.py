@@ -25,9 +25,9 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from tests.fakes import Peer
 from txrealtime.engineio import CloseReason, EngineIOOptions, SessionManager
+from txrealtime.protocol.packets import Packet, PacketType
+from txrealtime.protocol.parser import resolve
 from txrealtime.socketio import Server, Socket
-from txrealtime.socketio.packets import Packet, PacketType
-from txrealtime.socketio.parser import resolve
 from txrealtime.socketio.recovery import StateRecovery
 
 T = PacketType

@@ -40,11 +40,11 @@ from txrealtime.admin.service import AdminService
 from txrealtime.admin.throttle import LoginThrottle
 from txrealtime.engineio import CloseReason, EngineIOOptions, SessionClosed, SessionEvent, SessionManager
 from txrealtime.metrics import metrics_registry
+from txrealtime.protocol.msgpack import MsgpackDecoder
+from txrealtime.protocol.packets import Decoder, Packet, PacketType
 from txrealtime.pytest_plugin import Realtime
 from txrealtime.service import Options, makeService
 from txrealtime.socketio import Server
-from txrealtime.socketio.msgpack import MsgpackDecoder
-from txrealtime.socketio.packets import Decoder, Packet, PacketType
 
 # -- 8. decoding amplification -----------------------------------------------------------------
 

@@ -16,9 +16,9 @@ from twisted.trial.unittest import SynchronousTestCase
 from tests.fakes import Peer
 from tests.peers import PollingPeer, open_and_stop_reading, until
 from txrealtime.engineio import EngineIOOptions, SessionManager
+from txrealtime.protocol.packets import Packet, PacketType
 from txrealtime.pytest_plugin import Realtime
 from txrealtime.socketio import Server, Socket
-from txrealtime.socketio.packets import Packet, PacketType
 
 
 class ClockConversationTests(SynchronousTestCase):

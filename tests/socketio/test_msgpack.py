@@ -14,10 +14,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.servers import INTEROP, NODE_MODULES, node
-from txrealtime.socketio.msgpack import MSGPACK, MsgpackDecoder, decode, encode
-from txrealtime.socketio.packets import MAX_DEPTH, DecodeError, Packet
-from txrealtime.socketio.packets import PacketType as T
-from txrealtime.socketio.parser import JSON, DecoderLimits, resolve
+from txrealtime.protocol.msgpack import MSGPACK, MsgpackDecoder, decode, encode
+from txrealtime.protocol.packets import MAX_DEPTH, DecodeError, Packet
+from txrealtime.protocol.packets import PacketType as T
+from txrealtime.protocol.parser import JSON, DecoderLimits, resolve
 
 UTC = datetime.UTC
 

@@ -9,10 +9,10 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from tests.fakes import Peer
 from txrealtime.engineio import CloseReason, EngineIOOptions, SessionClosed, SessionEvent, SessionManager
+from txrealtime.protocol.msgpack import MSGPACK, MsgpackDecoder
+from txrealtime.protocol.packets import Packet, PacketType
+from txrealtime.protocol.parser import Decoder, DecoderLimits, Encoder
 from txrealtime.socketio import ConnectionRefused, Server, Socket
-from txrealtime.socketio.msgpack import MSGPACK, MsgpackDecoder
-from txrealtime.socketio.packets import Packet, PacketType
-from txrealtime.socketio.parser import Decoder, DecoderLimits, Encoder
 from txrealtime.socketio.recovery import StateRecovery
 
 T = PacketType

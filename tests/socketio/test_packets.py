@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from txrealtime.socketio.packets import DecodeError, Decoder, Packet, PacketType, encode
+from txrealtime.protocol.packets import DecodeError, Decoder, Packet, PacketType, encode
 
 T = PacketType
 

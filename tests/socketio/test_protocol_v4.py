@@ -10,8 +10,8 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from tests.fakes import Peer
 from txrealtime.engineio import EngineIOOptions, SessionManager
+from txrealtime.protocol.packets import Packet, PacketType
 from txrealtime.socketio import ConnectionRefused, Server, Socket
-from txrealtime.socketio.packets import Packet, PacketType
 
 T = PacketType
 

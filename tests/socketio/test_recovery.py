@@ -10,10 +10,10 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from tests.fakes import Peer
 from txrealtime.engineio import CloseReason, EngineIOOptions, SessionClosed, SessionEvent, SessionManager
+from txrealtime.protocol.packets import Packet, PacketType
 from txrealtime.socketio import ConnectionRefused, Server, Socket
 from txrealtime.socketio.adapter import Adapter, AdapterNamespace, RestoredSession
 from txrealtime.socketio.errors import RecoveryUnavailable
-from txrealtime.socketio.packets import Packet, PacketType
 from txrealtime.socketio.recovery import StateRecovery
 
 T = PacketType

@@ -13,8 +13,8 @@ from twisted.trial.unittest import SynchronousTestCase
 from tests.fakes import Peer
 from txrealtime.engineio import CloseReason, EngineIOOptions, SessionManager
 from txrealtime.engineio.packets import PacketType as EIOType
+from txrealtime.protocol.packets import Packet, PacketType
 from txrealtime.socketio import AckTimeout, ConnectionRefused, Disconnected, Server, Socket
-from txrealtime.socketio.packets import Packet, PacketType
 
 T = PacketType
 
@@ -293,7 +293,7 @@ class AckTests(ServerTestCase):
         self.assertEqual(kept[2], None)  # no ack asked for
 
     def test_no_ack_sends_nothing(self) -> None:
-        from txrealtime.socketio.emitter import NO_ACK
+        from txrealtime.protocol.acks import NO_ACK
 
         self.server.on("connection", lambda socket: socket.on("quiet", lambda: NO_ACK))
         peer = self.peer()
@@ -320,7 +320,7 @@ class AckTests(ServerTestCase):
         self.failureResultOf(d, AckTimeout)
         self.assertIsInstance(errors[0], AckTimeout)
         peer.send("30[1]")  # too late: ignored
-        self.assertEqual(len(self.sockets[0]._acks), 0)
+        self.assertEqual(len(self.sockets[0]._core.acks), 0)
 
     def test_disconnect_fails_pending_acks(self) -> None:
         peer = self.peer()
@@ -527,7 +527,7 @@ def test_json_wire_of_connect_reply() -> None:
 
 class EmitterTests(SynchronousTestCase):
     def test_once_is_per_event(self) -> None:
-        from txrealtime.socketio.emitter import EventEmitter
+        from txrealtime.protocol.handlers import EventEmitter
 
         emitter = EventEmitter()
         calls: list[str] = []
@@ -544,7 +544,7 @@ class EmitterTests(SynchronousTestCase):
         self.assertEqual(emitter._take("a"), [handler])
 
     def test_once_and_on_for_the_same_handler_and_event(self) -> None:
-        from txrealtime.socketio.emitter import EventEmitter
+        from txrealtime.protocol.handlers import EventEmitter
 
         emitter = EventEmitter()
 

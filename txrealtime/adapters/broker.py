@@ -27,9 +27,9 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from .._logging import Throttle, gate
-from ..socketio.acks import Pending
+from ..protocol.acks import Pending
+from ..protocol.packets import Packet, PacketType
 from ..socketio.adapter import Adapter, BroadcastFlags, BroadcastOptions, ClusterAnswer
-from ..socketio.packets import Packet, PacketType
 from .redis.requests import (
     AllRoomsRequest,
     AllRoomsResponse,

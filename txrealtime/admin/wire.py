@@ -46,7 +46,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from ..socketio.emitter import RESERVED_EVENTS
+from ..protocol.handlers import RESERVED_EVENTS
 
 __all__ = [
     "COMMANDS",

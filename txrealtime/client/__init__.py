@@ -1,6 +1,6 @@
 """Socket.IO v4 client for Twisted (treq long-polling, Autobahn WebSocket)."""
 
-from ..socketio.errors import AckTimeout
+from ..protocol.errors import AckTimeout
 from .engineio import EngineError, EngineIOClient, EngineListener
 from .events import (
     ClientEvent,

@@ -10,12 +10,17 @@ __all__ = [
     "ConnectError",
     "Connected",
     "Disconnected",
+    "EngineError",
     "NotConnected",
     "ReconnectAttempt",
     "ReconnectFailed",
     "Reconnected",
     "Upgraded",
 ]
+
+
+class EngineError(ConnectionError):
+    """The Engine.IO connection could not be opened or broke."""
 
 
 class ConnectError(ConnectionError):

@@ -20,8 +20,8 @@ from twisted.python.failure import Failure
 from .._logging import gate
 from .._observers import Observers
 from .._reactor import Clock, DelayedCall, cancel, default_reactor
-from ..socketio.packets import DecodeError, Packet
-from ..socketio.parser import Decoder, DecoderLimits, Encoder, Parser, resolve
+from ..protocol.packets import DecodeError, Packet
+from ..protocol.parser import Decoder, DecoderLimits, Encoder, Parser, resolve
 from .engineio import EngineIOClient, EngineListener
 from .events import ClientEvent, NotConnected, ReconnectAttempt, Reconnected, ReconnectFailed, Upgraded
 from .socket import ClientSocket
@@ -116,7 +116,8 @@ class Manager:
         :param timeout: Seconds the connection has to open, else the attempt fails
             ("no answer within the connect timeout"; Node's ``timeout``).
         :param max_attachments: Most binary attachments one packet from the server may announce.
-        :param parser: ``"json"``, ``"msgpack"`` or a :class:`txrealtime.socketio.Parser`; the server must use the same.
+        :param parser: ``"json"``, ``"msgpack"`` or a :class:`txrealtime.protocol.parser.Parser`; the server
+            must use the same.
         :param tls: Which servers to trust over ``https://`` (:class:`txrealtime.client.TLSOptions`).
         :param reactor: The reactor it connects with and times on; the global one if not given.
         :param engine_factory: Makes the Engine.IO connection (tests give an in-memory one,
@@ -146,7 +147,7 @@ class Manager:
         """Most binary attachments one packet from the server may announce."""
         self.parser: Parser = resolve(parser)
         """Node's client ``parser`` option: ``"json"`` (the default), ``"msgpack"``, or a
-        :class:`txrealtime.socketio.parser.Parser`; the server must use the same."""
+        :class:`txrealtime.protocol.parser.Parser`; the server must use the same."""
         self.encoder: Encoder = self.parser.encoder()
         """Encodes the packets the sockets send, in the parser's format."""
         self._rng = rng or random.Random()

@@ -8,39 +8,22 @@ reconnection when the server keeps it. It sees its manager only through
 
 from __future__ import annotations
 
-import functools
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from twisted.internet.defer import Deferred, succeed
-from twisted.logger import Logger
-from twisted.python.failure import Failure
 
-from .._logging import gate
 from .._reactor import Clock
-from ..socketio.acks import AckTable
-from ..socketio.emitter import (
-    NO_ACK,
-    CatchAll,
-    EventEmitter,
-    Flagged,
-    Handler,
-    ack_args,
-    ack_callback,
-    ack_value,
-    call_handler,
-    check_event,
-    takes_ack,
-)
-from ..socketio.errors import AckTimeout
-from ..socketio.packets import Packet, PacketType
+from ..protocol.acks import ack_deferred, node_callbacks
+from ..protocol.dispatch import Role, SocketCore
+from ..protocol.errors import AckTimeout
+from ..protocol.handlers import CatchAll, EventEmitter, Flagged, Handler, check_event
+from ..protocol.packets import Packet, PacketType
 from .events import ClientEvent, Connected, ConnectError, Disconnected, NotConnected
 
 __all__ = ["ClientEmitter", "ClientSocket", "ManagerLink"]
-
-log = Logger(__name__, observer=gate)
 
 
 class ManagerLink(Protocol):
@@ -105,15 +88,13 @@ class ClientEmitter(Flagged["ClientSocket"]):
     def emit_with_ack(self, event: str, *args: Any) -> Deferred[Any]:
         """Emit and fire with the server's answer (one value, a tuple of several, or ``None``)."""
         check_event(event)
-        result: Deferred[Any] = Deferred()
+        result, answered, failed = ack_deferred()
 
         def done(error: Exception | None, *answer: Any) -> None:
-            if result.called:
-                return
             if error is not None:
-                result.errback(error)
+                failed(error)
             else:
-                result.callback(ack_value(list(answer)))
+                answered(list(answer))
 
         timeout = self._timeout if self._timeout is not None else self._socket.ack_timeout
         self._send(event, args, done, node_style=True, timeout=timeout)
@@ -132,7 +113,7 @@ class ClientEmitter(Flagged["ClientSocket"]):
         if ack is not None:
             callback = ack
             if node_style:
-                ack_id = socket._register(lambda answer: callback(None, *answer), callback, timeout)
+                ack_id = socket._register(*node_callbacks(callback), timeout)
             else:
                 ack_id = socket._register(lambda answer: callback(*answer), None, None)
         socket._emit(event, args, ack_id, self._volatile)
@@ -182,12 +163,12 @@ class ClientSocket(EventEmitter, CatchAll):
         self.active = False
         """Whether the socket wants to be connected (it reconnects with the manager)."""
         self._send_buffer: list[Packet] = []
-        self._acks = AckTable(manager.reactor)
+        CatchAll.__init__(self)
+        self._core = SocketCore(Role.CLIENT, namespace, manager.reactor)
         self.recovered = False
         """Whether the last connection recovered the previous socket (server with connection state recovery)."""
         self._pid: str | None = None
         self._last_offset: str | None = None
-        CatchAll.__init__(self)
         self._waiting: list[Deferred[ClientSocket]] = []
 
     def __repr__(self) -> str:
@@ -283,7 +264,7 @@ class ClientSocket(EventEmitter, CatchAll):
     ) -> int:
         """A new ack id; on a timeout its packet, if still buffered, is dropped too (it will never count)."""
         if failed is None:
-            return self._acks.register(answered)
+            return self._core.acks.register(answered)
         ack_id = -1
 
         def fail(error: Exception) -> None:
@@ -291,17 +272,17 @@ class ClientSocket(EventEmitter, CatchAll):
                 self._send_buffer = [p for p in self._send_buffer if p.id != ack_id]
             failed(error)
 
-        ack_id = self._acks.register(answered, fail, timeout)
+        ack_id = self._core.acks.register(answered, fail, timeout)
         return ack_id
 
     def _emit(self, event: str, args: tuple[Any, ...], ack_id: int | None, volatile: bool = False) -> None:
-        packet = Packet(PacketType.EVENT, self.nsp, [event, *args], ack_id)
+        packet = self._core.event(event, args, ack_id)
         if self.connected and self.io.writable:
             self._notify_outgoing(packet)
             self._packet(packet)
         elif volatile:
             if ack_id is not None:
-                self._acks.take(ack_id)
+                self._core.acks.take(ack_id)
         elif self.connected:
             self._notify_outgoing(packet)
             self._packet(packet)
@@ -345,8 +326,7 @@ class ClientSocket(EventEmitter, CatchAll):
         self._drain_queue()
 
     def _notify_outgoing(self, packet: Packet) -> None:
-        for listener in list(self._any_outgoing):
-            self._run(listener, [packet.event, *packet.args], "outgoing catch-all listener")
+        self._core.notify_outgoing(self._any_outgoing, packet)
 
     def _packet(self, packet: Packet) -> None:
         self.io._packet(packet)
@@ -363,7 +343,7 @@ class ClientSocket(EventEmitter, CatchAll):
         self._packet(Packet(PacketType.CONNECT, self.nsp, auth if auth is not None else None))
 
     def _on_packet(self, packet: Packet) -> None:
-        ptype = packet.type
+        ptype = self._core.receive(packet)  # an ACK is answered there
         if ptype is PacketType.CONNECT:
             if isinstance(packet.data, dict) and isinstance(packet.data.get("sid"), str):
                 pid = packet.data.get("pid")
@@ -384,13 +364,9 @@ class ClientSocket(EventEmitter, CatchAll):
         elif ptype is PacketType.EVENT:
             if self.connected:
                 self._on_event(packet)
-        elif ptype is PacketType.ACK:
-            ack = self._acks.take(packet.id) if packet.id is not None else None
-            if ack is not None:
-                self._run(ack.answered, [packet.args], "acknowledgement callback")
         elif ptype is PacketType.DISCONNECT:
             self.active = False
-            self._on_close("io server disconnect")
+            self._on_close(Role.CLIENT.peer_disconnect)
             self.io._detach(self)
 
     def _on_connect(self, sid: str, pid: str | None = None) -> None:
@@ -416,38 +392,20 @@ class ClientSocket(EventEmitter, CatchAll):
         if self._pid is not None and packet.id is None and args and isinstance(args[-1], str):
             # The server's recovery offset: kept to recover with, kept from handlers (JavaScript's ignore it).
             self._last_offset = args.pop()
-        for listener in list(self._any):
-            self._run(listener, [event, *args], "catch-all listener")
-        ack_id = packet.id
-        if event == "drain":
-            return  # the client's own event: the server cannot fire it
-        for index, handler in enumerate(self._take(event)):
-            answers = index == 0 and ack_id is not None
-            if takes_ack(handler):
-                ack = ack_callback(lambda values: self._answer(values, ack_id)) if answers else None
-                d = self._run(functools.partial(handler, ack=ack), args, f"handler of {event!r}")
-                answers = False
-            else:
-                d = self._run(handler, args, f"handler of {event!r}")
-            if answers:
-                d.addCallback(self._answer, ack_id)
-                d.addErrback(lambda _: None)
-
-    def _answer(self, result: Any, ack_id: int | None) -> None:
-        if self.connected and ack_id is not None and result is not NO_ACK:
-            self._packet(Packet(PacketType.ACK, self.nsp, ack_args(result), ack_id))
+        self._core.notify_any(self._any, event, args)
+        self._core.dispatch(self, event, args, packet.id)
 
     def _on_close(self, reason: str) -> None:
         """The namespace connection ended (the socket may reconnect if still active)."""
         if not self.active:
-            self._acks.fail_all(NotConnected(reason))
+            self._core.acks.fail_all(NotConnected(reason))
             self._send_buffer = []
         else:
             # As Node's client: what was sent will not be answered now; what is buffered still will be.
             buffered = {p.id for p in self._send_buffer}
-            for ack_id in self._acks.keys():
+            for ack_id in self._core.acks.keys():
                 if ack_id not in buffered:
-                    ack = self._acks.take(ack_id)
+                    ack = self._core.acks.take(ack_id)
                     if ack is not None and ack.failed is not None:
                         ack.failed(NotConnected("socket has been disconnected"))
         if not self.connected:
@@ -474,14 +432,7 @@ class ClientSocket(EventEmitter, CatchAll):
             self.io._detach(self)
 
     def _run(self, handler: Handler, args: list[Any], what: str) -> Deferred[Any]:
-        d = call_handler(handler, *args)
-
-        def failed(failure: Failure) -> Failure:
-            log.failure("Client socket {namespace}: {what} failed", failure, namespace=self.nsp, what=what)
-            return failure
-
-        return d.addErrback(failed)
+        return self._core.run(handler, args, what)
 
     def _emit_reserved(self, event: str, *args: Any) -> None:
-        for handler in self._take(event):
-            self._run(handler, list(args), f"{event} handler").addErrback(lambda _: None)
+        self._core.emit_reserved(self, event, *args)

@@ -5,7 +5,7 @@ Used by :mod:`txrealtime.client.engineio`.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 from autobahn.twisted.websocket import WebSocketClientFactory, WebSocketClientProtocol, connectWS
@@ -14,9 +14,7 @@ from twisted.python.failure import Failure
 
 from .._autobahn import DirectTimer, cancel_timers
 from ..engineio.packets import DecodeError, Packet, decode_ws_frame, encode_ws_frame
-
-if TYPE_CHECKING:
-    from .engineio import EngineIOClient
+from .transport import _Engine
 
 __all__: list[str] = []
 
@@ -63,7 +61,7 @@ class _WebSocketTransport:
 
     name = "websocket"
 
-    def __init__(self, engine: EngineIOClient, sid: str | None) -> None:
+    def __init__(self, engine: _Engine, sid: str | None) -> None:
         self.engine = engine
         self.protocol: _WebSocketProtocol | None = None
         self.pending: list[Packet] = []

@@ -23,7 +23,7 @@ from .._logging import gate
 from .._reactor import default_reactor, now
 from ..adapters.losses import Outage
 from ..adapters.pubsub import Handler
-from ..socketio.acks import Pending
+from ..protocol.acks import Pending
 from .wire import (
     Frame,
     Members,

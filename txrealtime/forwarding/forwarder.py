@@ -53,7 +53,7 @@ from ..engineio.packets import Packet
 from ..engineio.polling import error_response, handshake_from_request, parse_query
 from ..engineio.resource import EngineIOResource, check_protocol
 from ..engineio.websocket import handshake_answer, probe_upgrade
-from ..socketio.acks import Pending
+from ..protocol.acks import Pending
 from .http import Peer, ReplayedRequest, answer, forwardable, request_message, response_message
 from .relay import RemoteTransport, SocketRelay
 from .wire import (

@@ -1,13 +1,13 @@
 """Socket.IO protocol v5 server on the Engine.IO layer, with Node ``socket.io`` v4's API."""
 
 from .._lazy import deprecated_aliases
+from ..protocol.acks import NO_ACK
+from ..protocol.parser import Parser
 from .adapter import Adapter, BroadcastFlags, BroadcastOptions, ClusterAnswer
 from .connection import Connection
-from .emitter import NO_ACK
 from .errors import AckTimeout, ConnectionRefused, Disconnected, DisconnectReason, EventRefused
 from .namespace import Namespace, ParentNamespace
 from .operator import BroadcastOperator
-from .parser import Parser
 from .recovery import StateRecovery
 from .server import Server
 from .socket import Socket, SocketHandshake

@@ -25,6 +25,7 @@ from typing import Any
 
 from twisted.internet.defer import Deferred, succeed
 
+from ..protocol.packets import Packet, PacketType
 from .interfaces import (
     AdapterContract,
     AdapterNamespace,
@@ -35,7 +36,6 @@ from .interfaces import (
     ClusterAnswer,
     FetchedSocket,
 )
-from .packets import Packet, PacketType
 from .recovery import Encoded, KeptSession, RecoveryLog, RestoredSession, with_offset
 
 __all__ = [

@@ -25,10 +25,10 @@ from .._lazy import deprecated_aliases
 from .._logging import Throttle, gate, name_for_log
 from .._reactor import Clock, DelayedCall, cancel
 from ..engineio import CloseReason, Session, SessionManager
+from ..protocol.packets import DecodeError, Packet, PacketType
+from ..protocol.parser import DecoderLimits, Encoder, Parser
 from .errors import DisconnectReason
 from .namespace import Namespace
-from .packets import DecodeError, Packet, PacketType
-from .parser import DecoderLimits, Encoder, Parser
 from .socket import Socket
 
 __all__ = ["Connection", "ConnectionServer"]

@@ -5,6 +5,8 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any
 
+from ..protocol.errors import AckTimeout
+
 __all__ = ["AckTimeout", "ConnectionRefused", "Disconnected", "DisconnectReason", "EventRefused", "RecoveryUnavailable"]
 
 
@@ -48,19 +50,6 @@ class ConnectionRefused(Exception):
         """The error's message, for the client."""
         self.data = data
         """More for the client (Node's ``err.data``)."""
-
-
-class AckTimeout(TimeoutError):
-    """Acknowledgements did not arrive in time; ``responses`` holds those that did."""
-
-    def __init__(self, responses: list[Any] | None = None) -> None:
-        """The timeout, with ``responses``.
-
-        :param responses: The acknowledgements that arrived in time.
-        """
-        super().__init__("operation has timed out")
-        self.responses = responses if responses is not None else []
-        """The acknowledgements that arrived in time."""
 
 
 class Disconnected(ConnectionError):

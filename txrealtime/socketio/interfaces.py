@@ -25,8 +25,8 @@ from typing import Any, Generic, Protocol, TypeVar
 from twisted.internet.defer import Deferred
 
 from .._reactor import Clock
-from .packets import Packet
-from .parser import Encoder
+from ..protocol.packets import Packet
+from ..protocol.parser import Encoder
 from .recovery import Encoded, KeptSession, RestoredSession, StateRecovery
 
 __all__ = [

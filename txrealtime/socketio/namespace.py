@@ -19,12 +19,12 @@ from twisted.python.failure import Failure
 from .._logging import Throttle, gate, name_for_log
 from .._reactor import Clock
 from ..engineio import CloseReason
+from ..protocol.handlers import EventEmitter, Handler, call_handler, call_in_turn, check_event
+from ..protocol.packets import Packet
+from ..protocol.parser import Encoder
 from .adapter import Adapter, AdapterNamespace, BroadcastOptions, FetchedSocket
-from .emitter import EventEmitter, Handler, call_handler, call_in_turn, check_event
 from .errors import ConnectionRefused, RecoveryUnavailable
 from .operator import Broadcasting, BroadcastOperator
-from .packets import Packet
-from .parser import Encoder
 from .recovery import RestoredSession, StateRecovery
 from .socket import Socket, SocketConnection
 

@@ -8,11 +8,11 @@ from typing import Any, Literal, Protocol, overload
 
 from twisted.internet.defer import Deferred
 
-from .acks import BroadcastAcks
+from ..protocol.acks import BroadcastAcks
+from ..protocol.handlers import RESERVED_EVENTS, check_event
+from ..protocol.packets import Packet, PacketType
 from .adapter import Adapter, BroadcastFlags, BroadcastOptions, ClusterAnswer, FetchedSocket
-from .emitter import RESERVED_EVENTS, check_event
 from .errors import AckTimeout
-from .packets import Packet, PacketType
 
 __all__ = ["BroadcastOperator", "Broadcasting", "RESERVED_EVENTS", "Selecting", "check_event"]
 

@@ -44,7 +44,7 @@ from itertools import islice
 from typing import Any
 
 from .._reactor import Clock, DelayedCall, cancel, now
-from .packets import Packet
+from ..protocol.packets import Packet
 
 __all__ = [
     "RECOVERABLE_REASONS",

@@ -27,13 +27,13 @@ from ..engineio import (
     SessionManager,
     SessionOpened,
 )
+from ..protocol.handlers import EventEmitter, Handler, call_handler
+from ..protocol.parser import Encoder, Parser, resolve
 from .adapter import Adapter
 from .bundle import SocketIOResource
 from .connection import Connection
-from .emitter import EventEmitter, Handler, call_handler
 from .namespace import AdapterFactory, H, Namespace, NamespacePredicate, OnConnection, ParentNamespace
 from .operator import Broadcasting, BroadcastOperator
-from .parser import Encoder, Parser, resolve
 from .recovery import StateRecovery
 from .socket import Socket, SocketHandshake
 

@@ -9,38 +9,26 @@ this module imports nothing above it.
 from __future__ import annotations
 
 import email.utils
-import inspect
 import secrets
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from twisted.internet.defer import Deferred, ensureDeferred, fail
+from twisted.internet.defer import Deferred, fail
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from .._logging import Throttle, gate, name_for_log
 from .._reactor import Clock
 from ..engineio import Session
-from .acks import AckTable
+from ..protocol.acks import node_callbacks
+from ..protocol.dispatch import Role, SocketCore
+from ..protocol.handlers import CatchAll, EventEmitter, Flagged, Handler, call_in_turn_now, check_event
+from ..protocol.packets import Packet, PacketType
+from ..protocol.parser import Encoder
 from .adapter import Adapter, BroadcastFlags, BroadcastOptions
-from .emitter import (
-    NO_ACK,
-    CatchAll,
-    EventEmitter,
-    Flagged,
-    Handler,
-    ack_args,
-    ack_callback,
-    call_handler,
-    call_in_turn_now,
-    check_event,
-    takes_ack,
-)
 from .errors import Disconnected, DisconnectReason, EventRefused
 from .operator import Broadcasting, BroadcastOperator, Selecting
-from .packets import Packet, PacketType
-from .parser import Encoder
 from .recovery import RECOVERABLE_REASONS, Encoded, KeptSession, StateRecovery
 
 __all__ = ["Socket", "SocketConnection", "SocketEmitter", "SocketHandshake", "SocketNamespace", "SocketServer"]
@@ -139,16 +127,9 @@ class SocketEmitter(Flagged["Socket"]):
         if self._timeout is None:
             callback = ack
             ack_id = socket.register_ack(lambda answer: callback(*answer))
-            return socket._send_event(event, args, self._volatile, ack_id, self._compress)
-
-        def both(result: Any) -> None:
-            if isinstance(result, Failure):
-                ack(result.value)
-            else:
-                ack(None, *ack_args(result))
-
-        d = self._with_ack(event, args)
-        d.addBoth(both)
+        else:
+            ack_id = socket._core.acks.register(*node_callbacks(ack), self._timeout)
+        socket._send_event(event, args, self._volatile, ack_id, self._compress)
         return not socket.client.session.needs_drain
 
     def send(self, *args: Any) -> bool:
@@ -167,7 +148,7 @@ class SocketEmitter(Flagged["Socket"]):
         socket = self._socket
         if not socket.connected:
             return fail(Disconnected("not connected"))
-        ack_id, result = socket._acks.deferred(self._timeout)
+        ack_id, result = socket._core.acks.deferred(self._timeout)
         socket._send_event(event, args, self._volatile, ack_id, self._compress)
         return result
 
@@ -229,10 +210,10 @@ class Socket(EventEmitter, CatchAll, Selecting):
         """Free for the application; ``fetch_sockets`` returns it too."""
         self.connected = False
         """Whether the socket is in its namespace (from the CONNECT answer until it disconnects)."""
-        self._acks = AckTable(self.server.reactor, self.server.ack_timed_out)
         CatchAll.__init__(self)
+        self._core = SocketCore(Role.SERVER, namespace.name, self.server.reactor, sid=self.id,
+                                timed_out=self.server.ack_timed_out)
         self._packet_middleware: list[Handler] = []
-        self._unknown_acks = 0
 
     def __repr__(self) -> str:
         return f"<Socket {self.id} {self.nsp.name} {'connected' if self.connected else 'disconnected'}>"
@@ -333,14 +314,14 @@ class Socket(EventEmitter, CatchAll, Selecting):
 
     def register_ack(self, answered: Callable[[list[Any]], object]) -> int:
         """A new ack id whose answer goes to ``answered`` (a broadcast's collector, say)."""
-        return self._acks.register(answered)
+        return self._core.acks.register(answered)
 
     def _send_event(
         self, event: str, args: tuple[Any, ...], volatile: bool, ack_id: int | None = None, compress: bool = True
     ) -> bool:
         if not self.connected:
             return False
-        packet = Packet(PacketType.EVENT, self.nsp.name, [event, *args], ack_id)
+        packet = self._core.event(event, args, ack_id)
         if ack_id is None and self.server.connection_state_recovery is not None:
             # Through the adapter, so the packet gets its offset (and, unless volatile, is kept for a recovery).
             flags = BroadcastFlags(volatile=volatile, compress=compress)
@@ -351,9 +332,7 @@ class Socket(EventEmitter, CatchAll, Selecting):
 
     def deliver(self, packet: Packet, messages: list[str | bytes], volatile: bool, compress: bool = True) -> None:
         """Write an encoded packet (shared by a whole broadcast) to this client."""
-        if self._any_outgoing and packet.type is PacketType.EVENT:
-            for listener in list(self._any_outgoing):
-                self._run(listener, [packet.event, *packet.args], "outgoing catch-all listener")
+        self._core.notify_outgoing(self._any_outgoing, packet)
         self.client.write(messages, volatile, compress)
 
     def _packet(self, packet: Packet) -> None:
@@ -374,17 +353,11 @@ class Socket(EventEmitter, CatchAll, Selecting):
         self.client.write(messages)
 
     def _on_packet(self, packet: Packet) -> None:
-        ptype = packet.type
+        ptype = self._core.receive(packet)  # an ACK is answered there (an unknown id counted, logged at close)
         if ptype is PacketType.EVENT:
             self._on_event(packet)
-        elif ptype is PacketType.ACK:
-            ack = self._acks.take(packet.id) if packet.id is not None else None
-            if ack is None:
-                self._unknown_acks += 1  # counted, and logged once when the socket closes
-            else:
-                self._run(ack.answered, [packet.args], "acknowledgement callback")
         elif ptype is PacketType.DISCONNECT:
-            self._on_close(DisconnectReason.CLIENT_NAMESPACE_DISCONNECT)
+            self._on_close(DisconnectReason(Role.SERVER.peer_disconnect))
 
     def use(self, middleware: Handler) -> Handler:
         """Run ``middleware(event, args)`` on every incoming event before its handlers.
@@ -397,14 +370,13 @@ class Socket(EventEmitter, CatchAll, Selecting):
 
     def _on_event(self, packet: Packet) -> None:
         event, args = packet.event, packet.args
-        for listener in list(self._any):
-            self._run(listener, [event, *args], "catch-all listener")
+        self._core.notify_any(self._any, event, args)
         if not self._packet_middleware:
-            self._dispatch(event, args, packet.id)
+            self._core.dispatch(self, event, args, packet.id)
             return
         def refused(failure: Failure) -> None:
             if isinstance(failure.value, EventRefused) and packet.id is not None:
-                self._answer(failure.value.answer, packet.id)
+                self._core.answer(self, failure.value.answer, packet.id)
             if not self.listeners("error"):
                 noisy.info(
                     "Socket {sid}: event {event!r} refused: {error}",
@@ -416,60 +388,15 @@ class Socket(EventEmitter, CatchAll, Selecting):
 
         pending = call_in_turn_now(self._packet_middleware, event, args)
         if pending is None:
-            self._dispatch(event, args, packet.id)  # every middleware passed at once: no Deferred
+            self._core.dispatch(self, event, args, packet.id)  # every middleware passed at once: no Deferred
         else:
-            pending.addCallbacks(lambda _: self._dispatch(event, args, packet.id), refused)
-
-    def _dispatch(self, event: str, args: list[Any], ack_id: int | None) -> None:
-        if not self.connected or event == "drain":  # the server's own event: a client cannot fire it
-            return
-        handlers = self._take(event)
-        for index, handler in enumerate(handlers):
-            answers = index == 0 and ack_id is not None
-            try:
-                if takes_ack(handler):
-                    ack = ack_callback(lambda values: self._answer(values, ack_id)) if answers else None
-                    result = handler(*args, ack=ack)
-                    answers = False
-                else:
-                    result = handler(*args)
-            except Exception:
-                log.failure("Socket {sid} in {namespace}: handler of {event!r} failed", sid=self.id,
-                            namespace=self.nsp.name, event=event)
-                continue
-            if isinstance(result, Deferred) or inspect.iscoroutine(result):
-                d = result if isinstance(result, Deferred) else ensureDeferred(result)
-                d.addErrback(self._handler_failed, event)
-                if answers:
-                    d.addCallback(self._answer, ack_id)
-                d.addErrback(lambda _: None)
-            elif answers:
-                self._answer(result, ack_id)
-
-    def _handler_failed(self, failure: Failure, event: str) -> Failure:
-        log.failure("Socket {sid} in {namespace}: handler of {event!r} failed", failure, sid=self.id,
-                    namespace=self.nsp.name, event=event)
-        return failure
-
-    def _answer(self, result: Any, ack_id: int | None) -> None:
-        if self.connected and ack_id is not None and result is not NO_ACK:
-            self._packet(Packet(PacketType.ACK, self.nsp.name, ack_args(result), ack_id))
+            pending.addCallbacks(lambda _: self._core.dispatch(self, event, args, packet.id), refused)
 
     def _run(self, handler: Handler, args: list[Any], what: str) -> Deferred[Any]:
-        d = call_handler(handler, *args)
-
-        def failed(failure: Failure) -> Failure:
-            log.failure(
-                "Socket {sid} in {namespace}: {what} failed", failure, sid=self.id, namespace=self.nsp.name, what=what
-            )
-            return failure
-
-        d.addErrback(failed)
-        return d
+        return self._core.run(handler, args, what)
 
     def _emit_reserved(self, event: str, *args: Any) -> None:
-        for handler in self._take(event):
-            self._run(handler, list(args), f"handler of {event!r}").addErrback(lambda _: None)
+        self._core.emit_reserved(self, event, *args)
 
     def _persist(self) -> None:
         """With recovery on, hand this socket's id, rooms and data to the adapter, for its client to come back
@@ -482,7 +409,7 @@ class Socket(EventEmitter, CatchAll, Selecting):
             return
         self._emit_reserved("disconnecting", reason)
         self.connected = False
-        self._acks.fail_all(Disconnected(reason.value))
+        self._core.acks.fail_all(Disconnected(reason.value))
         if reason.value in RECOVERABLE_REASONS:
             self._persist()
         self.nsp.adapter.delete_all(self.id)
@@ -491,9 +418,9 @@ class Socket(EventEmitter, CatchAll, Selecting):
         log.debug(
             "Socket {sid} left {namespace}: {reason}", sid=self.id, namespace=self.nsp.name, reason=reason.value
         )
-        if self._unknown_acks:
+        if self._core.unknown_acks:
             noisy.info("Socket {sid} ignored {count} acknowledgements with unknown ids", sid=self.id,
-                       count=self._unknown_acks)
+                       count=self._core.unknown_acks)
         self._emit_reserved("disconnect", reason)
         # Handlers often close over their socket: dropping them breaks that cycle,
         # so a closed connection's memory returns at once, not at the next full GC.

@@ -34,9 +34,9 @@ from twisted.python.failure import Failure
 
 from ..._logging import gate
 from ..._reactor import cancel
+from ...protocol.packets import Packet, PacketType
 from ...socketio.adapter import BroadcastOptions, KeptSession, RestoredSession
 from ...socketio.errors import RecoveryUnavailable
-from ...socketio.packets import Packet, PacketType
 from ...socketio.recovery import with_offset
 from ..broker import BrokerAdapter, options, wire_options
 from ..cluster_messages import Body, ClusterMessage, Heartbeat
