@@ -26,7 +26,7 @@ from txrealtime.adapters.redis import (
     sharded_adapter,
     streams_adapter,
 )
-from txrealtime.client import ClientSocket
+from txrealtime.client import ClientSocket, EngineIOClient, Manager
 from txrealtime.pytest_plugin import Realtime
 from txrealtime.socketio import Server, Socket
 from txrealtime.testing import TestServer
@@ -113,6 +113,15 @@ def start_node_server(
     if not line:
         raise AssertionError("the Node socket.io server with the Redis adapter did not start")
     return process, f"http://127.0.0.1:{json.loads(line)['port']}"
+
+
+def movable_manager(url: str) -> tuple[Manager, list[str]]:
+    """A manager (WebSocket only, no reconnection of its own) and its target: each connection goes to
+    ``target[0]``, so setting it moves the client to another node."""
+    target = [url]
+    manager = Manager(url, reconnection=False, engine_factory=lambda listener: EngineIOClient(
+        target[0], listener, path="/socket.io/", transports=["websocket"]))
+    return manager, target
 
 
 async def stop_links(nodes: list[Node]) -> None:

@@ -10,11 +10,20 @@ import pytest_twisted
 from twisted.internet import reactor
 from twisted.internet.task import deferLater
 
-from tests.adapters.cluster import WAIT, inbox, start_node_server, start_nodes, stop_links, sync, wait_for_servers
+from tests.adapters.cluster import (
+    WAIT,
+    inbox,
+    movable_manager,
+    start_node_server,
+    start_nodes,
+    stop_links,
+    sync,
+    wait_for_servers,
+)
 from tests.peers import until
 from tests.servers import RedisServer
 from txrealtime.adapters.redis import RedisStreamsAdapter, RemoteSocket
-from txrealtime.client import EngineIOClient, Manager
+from txrealtime.client import Manager
 from txrealtime.engineio.events import CloseReason
 from txrealtime.pytest_plugin import Realtime
 from txrealtime.socketio import StateRecovery
@@ -144,9 +153,7 @@ async def test_recovery_on_another_node(realtime: Realtime, redis_server: RedisS
     recovery = StateRecovery(max_disconnection_duration=60)
     a, b = nodes = await start_nodes(realtime, redis_server, ["a", "b"], streams=True,
                                      connection_state_recovery=recovery)
-    target = [a.test_server.url]
-    manager = Manager(target[0], reconnection=False, engine_factory=lambda listener: EngineIOClient(
-        target[0], listener, path="/socket.io/", transports=["websocket"]))
+    manager, target = movable_manager(a.test_server.url)
     try:
         client = await manager.socket("/").connect()
         box = inbox(client)
