@@ -4,15 +4,17 @@ ends; a client that recovers gets the emitter's broadcasts it missed."""
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 from typing import Any
 
+import msgpack
 import pytest
 import pytest_twisted
-import redis
 from hypothesis import given
 from hypothesis import strategies as st
+from twisted.internet import threads
 
 from tests.adapters.cluster import (
     WAIT,
@@ -30,7 +32,8 @@ from tests.servers import RedisServer
 from txrealtime.adapters.redis.requests import JoinRequest
 from txrealtime.adapters.redis.streams_wire import decode_entry
 from txrealtime.adapters.redis.wire import Broadcast, WireFlags, WireOptions, WirePacket
-from txrealtime.emitter import BaseEmitter, Emitter, Sender, StreamEntry
+from txrealtime.emitter import BaseEmitter, Emitter, Sender, StreamEntry, TwistedEmitter
+from txrealtime.emitter_acks import Gathering
 from txrealtime.engineio.events import CloseReason
 from txrealtime.pytest_plugin import Realtime
 from txrealtime.socketio import StateRecovery
@@ -70,8 +73,6 @@ def test_the_entries_are_the_ones_nodes_adapter_writes() -> None:
         (("uid", "emitter"), ("nsp", "/"), ("type", "9"), ("data", '{"packet":["note",{"n":1}]}')),
     ]
     assert added[7].servers_channel == "socket.io#/chat#"
-    with pytest.raises(NotImplementedError, match="streams"):
-        Emitter(redis.Redis(), streams=True).emit_with_ack("q", timeout=1)  # no connection made
     with pytest.raises(ValueError, match="not both"):
         BaseEmitter(lambda channel, data: None, sharded=True, streams=True)
 
@@ -138,6 +139,17 @@ async def test_the_emitter_reaches_txrealtime_and_node_on_the_streams_adapter(
             for socket in (t2, n2):
                 await rooms_become(socket, set())
 
+            # emit_with_ack, through the streams adapter's own request: both servers count, every client answers.
+            for name, socket in clients.sockets.items():
+                socket.on("question", lambda n, name=name: f"{name} got {n}")
+            if isinstance(emitter, TwistedEmitter):
+                acks = await emitter.emit_with_ack("question", 1, timeout=10, rooms=["r1"])
+            else:
+                assert isinstance(emitter, Emitter)
+                acks = await threads.deferToThread(emitter.emit_with_ack, "question", 1, timeout=10, rooms=["r1"])
+            assert acks.complete and (acks.servers, acks.reported, acks.clients) == (2, 2, 2)
+            assert sorted(acks.answers) == ["n1 got 1", "t1 got 1"]
+
             # server_side_emit: the servers' own handlers (the Node server passes it on to its clients).
             assert await sent(emitter.server_side_emit("note", {"n": 3})) == 2
             await until(lambda: clients.notes == [[{"n": 3}]], "the txrealtime server's handler", limit=WAIT)
@@ -199,3 +211,25 @@ async def test_a_recovering_client_gets_the_emitter_broadcasts_it_missed(
     finally:
         await manager.close()
         await stop_links(nodes)
+
+
+def test_the_ack_request_and_answers_are_the_streams_adapters() -> None:
+    """``emit_with_ack`` for the streams adapter publishes the request Node's adapter publishes for
+    ``io.emitWithAck`` (but the timeout, the emitter's own), and counts the answers Node's adapter sent back."""
+    captured = json.loads(FIXTURE.read_text())["published"]
+    node = [(p["channel"], msgpack.unpackb(base64.b64decode(p["message"]))) for p in captured]
+    [(channel, request)] = [(c, m) for c, m in node if m["type"] == 3]
+    answers = [m for c, m in node if m["type"] in (11, 12)]
+    gathering = Gathering("socket.io", "/", "with-ack", ["x"], [], [], streams=True)
+    mine = msgpack.unpackb(gathering.request)
+    assert gathering.request_channel == channel
+    assert gathering.answer_channels == [f"socket.io#/#{mine['uid']}#"]
+    expected = dict(request, uid=mine["uid"], data=dict(request["data"], requestId=gathering.request_id,
+                                                         opts=dict(request["data"]["opts"], flags={})))
+    assert list(mine) == list(expected) and list(mine["data"]) == list(expected["data"]) and mine == expected
+    gathering.result.servers = 1
+    for answer in answers:
+        ours = dict(answer, data=dict(answer["data"], requestId=gathering.request_id))
+        assert not gathering.receive(msgpack.packb(dict(answer)))  # another request's answer: not counted
+        gathering.receive(msgpack.packb(ours))
+    assert gathering.result.answers == ["got x"] and gathering.result.complete

@@ -48,7 +48,7 @@ With ``streams``, each of these is instead an entry of the servers' stream (``XA
 
 As in Node, these calls expect no answers (``server_side_emit`` refuses a callback) and it cannot
 ``fetch_sockets``; ``emit_with_ack`` (:mod:`txrealtime.emitter_acks`) gathers the clients' acknowledgements
-(on the classic adapter only).
+(on the classic and streams adapters).
 Arguments are what Socket.IO carries: JSON values, ``bytes`` (binary, in
 ``emit``; JSON requests cannot carry it and raise ``TypeError``), and dates as
 the rest of txrealtime sends them (a ``Date`` on Node, an ISO string on the

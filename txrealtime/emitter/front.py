@@ -168,12 +168,6 @@ def _answer(received: Any) -> Any:
     return received
 
 
-_NO_STREAM_ACKS = (
-    "emit_with_ack goes through the classic Redis adapter's requests: on the streams adapter (as with Node's "
-    "redis-streams-emitter), emit without acks, or ask a server to emit with acks (server_side_emit)"
-)
-
-
 def _redis_from_url(url: str, sharded: bool) -> Publisher:
     try:
         import redis
@@ -250,15 +244,14 @@ class Emitter(BaseEmitter[int]):
         """Emit to the selected clients of every server (txrealtime's and Node's) and return, once every client
         answered or after ``timeout`` seconds (blocking this thread meanwhile), their answers
         (:class:`txrealtime.emitter_acks.EmitterAcks`: ``answers``, and whether they are ``complete``),
-        through the Redis adapter's own broadcast-with-acks request. The classic adapter's format only
-        (``NotImplementedError`` with ``sharded`` or ``streams``)."""
+        through the Redis adapter's own broadcast-with-acks request (the streams adapter's with ``streams``).
+        ``NotImplementedError`` with ``sharded``."""
         if self.sharded:
             raise NotImplementedError("emit_with_ack goes through the classic Redis adapter's requests")
-        if self.streams:
-            raise NotImplementedError(_NO_STREAM_ACKS)
         from ..emitter_acks import emit_with_ack_blocking
 
-        return emit_with_ack_blocking(self.redis, self.key, self.nsp, event, args, timeout, rooms, except_rooms)
+        return emit_with_ack_blocking(self.redis, self.key, self.nsp, event, args, timeout, rooms, except_rooms,
+                                      self.streams)
 
     def close(self) -> None:
         """Close the client if the emitter made it from a URL (a client given to it is left open)."""
@@ -323,13 +316,12 @@ class TwistedEmitter(BaseEmitter[Deferred[int]]):
         """Emit to the selected clients of every server (txrealtime's and Node's) and fire, once every client
         answered or after ``timeout`` seconds, with their answers (:class:`txrealtime.emitter_acks.EmitterAcks`:
         ``answers``, and whether they are ``complete``), through the Redis adapter's own broadcast-with-acks
-        request. The classic adapter's format only (``NotImplementedError`` with a sharded or streams link)."""
+        request (the streams adapter's on a ``RedisStreamsLink``). ``NotImplementedError`` on a sharded link."""
         if self.sharded:
             raise NotImplementedError("emit_with_ack goes through the classic Redis adapter's requests")
-        if self.streams:
-            raise NotImplementedError(_NO_STREAM_ACKS)
         from ..emitter_acks import emit_with_ack
 
         return ensureDeferred(
-            emit_with_ack(cast(Any, self.link), self.key, self.nsp, event, args, timeout, rooms, except_rooms)
+            emit_with_ack(cast(Any, self.link), self.key, self.nsp, event, args, timeout, rooms, except_rooms,
+                          self.streams)
         )
