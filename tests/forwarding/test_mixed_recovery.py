@@ -5,8 +5,6 @@ and the Twisted client, recovering through the proxy after its twistd node is ki
 
 from __future__ import annotations
 
-import json
-import os
 import signal
 import subprocess
 from collections.abc import Callable
@@ -16,61 +14,20 @@ import pytest
 import pytest_twisted
 
 from tests.adapters.cluster import start_node_server
-from tests.forwarding.nodes import APP, Proxy
+from tests.forwarding.nodes import Proxy, failover, streams_nodes, twistd_ends
 from tests.peers import until
-from tests.servers import INTEROP, NODE_MODULES, WAIT, LoggedTwistd, RedisServer, node
+from tests.servers import WAIT, RedisServer
 from txrealtime.client import ClientSocket, Manager
 
 
-def streams_nodes(redis: RedisServer, count: int) -> list[LoggedTwistd]:
-    """``count`` twistd nodes on the streams adapter, recovery on, each having heard the others."""
-    nodes = [
-        LoggedTwistd("--adapter", "redis-streams", "--redis", redis.url, "--state-recovery", "60", *APP,
-                     "--no-access-log", "--shutdown-grace", "1")
-        for _ in range(count)
-    ]
-    for each in nodes:
-        each.count(r"Redis link: node \w+ joined", at_least=count - 1)
-    return nodes
-
-
-def failover(proxy: Proxy, victim_pid: int, end: Callable[[], object], bound_ms: int = 30000) -> dict[str, Any]:
-    """Run the failover client through ``proxy``; once it says it is on the node of pid ``victim_pid``,
-    ``end`` that node. What the client saw (by ``bound_ms`` at the latest)."""
-    env = dict(os.environ, NODE_PATH=str(NODE_MODULES), FAILOVER_TIMEOUT_MS=str(bound_ms))
-    client = subprocess.Popen([node(), str(INTEROP / "streams_failover_client.js"), proxy.url],
-                              stdout=subprocess.PIPE, text=True, env=env)
-    try:
-        assert client.stdout is not None
-        ready: dict[str, Any] = json.loads(client.stdout.readline())
-        assert ready["pid"] == victim_pid  # the proxy's round robin put it on the first backend
-        end()
-        report: dict[str, Any] = json.loads(client.stdout.readline())
-        client.wait(WAIT)
-        return report
-    finally:
-        if client.poll() is None:
-            client.kill()
-            client.wait(WAIT)
-
-
-def node_ends(process: subprocess.Popen[str], how: str) -> Callable[[], object]:
-    def end() -> None:
+def node_ends(process: subprocess.Popen[str], how: str) -> Callable[[int], object]:
+    def end(pid: int) -> None:
+        assert pid == process.pid  # the proxy's round robin put the client on the first backend
         if how == "SIGKILL":
             process.kill()
         else:
             process.send_signal(signal.SIGTERM)  # io.close(): its sockets go with "server shutting down"
         process.wait(WAIT)
-
-    return end
-
-
-def twistd_ends(victim: LoggedTwistd, how: str) -> Callable[[], object]:
-    def end() -> None:
-        if how == "SIGKILL":
-            victim.kill()
-        else:
-            assert victim.stop() == 0
 
     return end
 
@@ -83,7 +40,7 @@ def test_from_our_node_to_nodes(redis_server: RedisServer, how: str) -> None:
     process, node_url = start_node_server(redis_server.url, script="streams_node_server.js")
     proxy = Proxy([ours.port, int(node_url.rsplit(":", 1)[1])])
     try:
-        report = failover(proxy, ours.process.pid, twistd_ends(ours, how))
+        report = failover(proxy, twistd_ends([ours], how))  # it must be the client's node
     finally:
         proxy.stop()
         ours.stop()
@@ -107,7 +64,7 @@ def test_from_nodes_node_to_ours(redis_server: RedisServer, how: str) -> None:
     proxy = Proxy([int(node_url.rsplit(":", 1)[1]), ours.port])
     try:
         # Killed, it is not recovered: the client would wait for a room broadcast that cannot come.
-        report = failover(proxy, process.pid, node_ends(process, how), 10_000 if how == "SIGKILL" else 30_000)
+        report = failover(proxy, node_ends(process, how), 10_000 if how == "SIGKILL" else 30_000)
     finally:
         proxy.stop()
         ours.stop()
