@@ -291,7 +291,8 @@ class TwistedEmitter(BaseEmitter[Deferred[int]]):
     def __init__(self, link: BaseRedisLink, *, key: str | None = None) -> None:
         """An emitter publishing through ``link``.
 
-        :param link: The Redis link to publish through (sharded messages on a ``ShardedRedisLink``).
+        :param link: The Redis link to publish through (sharded messages on a ``ShardedRedisLink``, stream
+            entries on a ``RedisStreamsLink``).
         :param key: The channels' prefix; the link's ``key`` if not given.
         """
         self.link = link
