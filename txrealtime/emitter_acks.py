@@ -7,7 +7,15 @@ so txrealtime nodes and Node ``socket.io`` nodes both answer it::
     answers   {key}-response#{nsp}#          JSON {type: 8, requestId, clientCount}   one per server
               (or {key}-response#{nsp}#{uid}#)  MessagePack {type: 9, requestId, packet}   one per client's ack
 
-The emitter subscribes to both answer channels under a uid of its own, makes sure Redis has
+For servers on the streams adapter (``streams``), the request and answers are that adapter's published
+cluster messages instead (``@socket.io/redis-streams-adapter``'s own broadcast with acks; Node's streams
+emitter has none)::
+
+    request   {key}#{nsp}#                  MessagePack {type: 3, data: {packet, requestId, opts}, uid, nsp}
+    answers   {key}#{nsp}#{uid}#            MessagePack {type: 11, data: {requestId, clientCount}, ...}  per server
+                                            MessagePack {type: 12, data: {requestId, packet}, ...}   per client's ack
+
+The emitter subscribes to the answer channels under a uid of its own, makes sure Redis has
 subscribed it (``PUBSUB NUMSUB`` of its own channel) before it publishes, counts the servers
 (``PUBSUB NUMSUB`` of the request channel), and is done once every server reported its client count
 and every counted client answered, or at the timeout, with what came by then.
@@ -25,6 +33,7 @@ from twisted.internet.defer import Deferred
 from ._events import check_event
 from ._reactor import DelayedCall, cancel
 from .adapters.redis.requests import BroadcastAckRequest, BroadcastAckResponse, ClientCountResponse, decode_response
+from .adapters.redis.streams_wire import decode_published, encode_published
 from .adapters.redis.wire import Channels, RequestType, WireError, WireFlags, WireOptions, WirePacket, encode, new_id
 
 if TYPE_CHECKING:
@@ -56,21 +65,35 @@ class Gathering:
     """One emit's answers as they come (no I/O): the request to publish, and what each answer adds."""
 
     def __init__(
-        self, key: str, nsp: str, event: str, args: Iterable[Any], rooms: Iterable[str], except_rooms: Iterable[str]
+        self,
+        key: str,
+        nsp: str,
+        event: str,
+        args: Iterable[Any],
+        rooms: Iterable[str],
+        except_rooms: Iterable[str],
+        streams: bool = False,
     ) -> None:
+        """The request for ``event`` with ``args`` to the clients of ``nsp`` in ``rooms`` but ``except_rooms``, for
+        servers on the classic adapter whose channels start with ``key`` or, with ``streams``, on the streams
+        adapter whose channel prefix is ``key``."""
         check_event(event)
-        channels = Channels(key, nsp)
         uid, self.request_id = new_id(), new_id()
-        self.request_channel = channels.request
-        """Where the request goes (whose subscribers are the servers)."""
-        self.answer_channels = [channels.response, channels.specific_response(uid)]
-        """Where answers come, to subscribe to in this order (the last one is the emitter's own)."""
-        self.request = encode(BroadcastAckRequest(
+        self.streams = streams
+        """Whether the servers are on the streams adapter."""
+        request = BroadcastAckRequest(
             uid=uid,
             request_id=self.request_id,
             packet=WirePacket(data=[event, *args], nsp=nsp),
             opts=WireOptions(rooms=tuple(rooms), except_=tuple(except_rooms), flags=WireFlags()),
-        ))
+        )
+        channels = Channels(key, nsp)
+        self.request_channel = f"{key}#{nsp}#" if streams else channels.request
+        """Where the request goes (whose subscribers are the servers)."""
+        self.answer_channels = [f"{key}#{nsp}#{uid}#"] if streams else [
+            channels.response, channels.specific_response(uid)]
+        """Where answers come, to subscribe to in this order (the last one is the emitter's own)."""
+        self.request = encode_published(request, uid, nsp) if streams else encode(request)
         """The request's bytes."""
         self.result = EmitterAcks()
         """What came so far."""
@@ -80,8 +103,15 @@ class Gathering:
 
     def receive(self, message: bytes) -> bool:
         """Count one message of an answer channel; whether the answers are now complete."""
+        response: Any
         try:
-            response = decode_response(message, self._kind)
+            if self.streams:
+                decoded = decode_published(message)
+                response = decoded.body if decoded is not None else None
+                if getattr(response, "request_id", None) != self.request_id:
+                    response = None
+            else:
+                response = decode_response(message, self._kind)
         except WireError:
             response = None  # another asker's answer, or garbage: not ours
         if isinstance(response, ClientCountResponse):
@@ -101,11 +131,12 @@ async def emit_with_ack(
     timeout: float,
     rooms: Iterable[str] = (),
     except_rooms: Iterable[str] = (),
+    streams: bool = False,
 ) -> EmitterAcks:
     """Emit ``event`` to the selected clients of every server through ``link`` and gather their
     acknowledgements until all came or ``timeout`` seconds passed (see
-    :meth:`txrealtime.emitter.TwistedEmitter.emit_with_ack`)."""
-    gathering = Gathering(key, nsp, event, args, rooms, except_rooms)
+    :meth:`txrealtime.emitter.TwistedEmitter.emit_with_ack`); ``streams`` for servers on the streams adapter."""
+    gathering = Gathering(key, nsp, event, args, rooms, except_rooms, streams)
     done: Deferred[EmitterAcks] = Deferred()
     timer: DelayedCall | None = None
 
@@ -146,10 +177,11 @@ def emit_with_ack_blocking(
     timeout: float,
     rooms: Iterable[str] = (),
     except_rooms: Iterable[str] = (),
+    streams: bool = False,
 ) -> EmitterAcks:
     """The same through a ``redis``-py client, blocking the calling thread up to ``timeout`` seconds (see
     :meth:`txrealtime.emitter.Emitter.emit_with_ack`)."""
-    gathering = Gathering(key, nsp, event, args, rooms, except_rooms)
+    gathering = Gathering(key, nsp, event, args, rooms, except_rooms, streams)
     deadline = time.monotonic() + timeout
     pubsub = redis.pubsub(ignore_subscribe_messages=False)
     try:

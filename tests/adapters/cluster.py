@@ -26,7 +26,7 @@ from txrealtime.adapters.redis import (
     sharded_adapter,
     streams_adapter,
 )
-from txrealtime.client import ClientSocket
+from txrealtime.client import ClientSocket, EngineIOClient, Manager
 from txrealtime.pytest_plugin import Realtime
 from txrealtime.socketio import Server, Socket
 from txrealtime.testing import TestServer
@@ -113,6 +113,27 @@ def start_node_server(
     if not line:
         raise AssertionError("the Node socket.io server with the Redis adapter did not start")
     return process, f"http://127.0.0.1:{json.loads(line)['port']}"
+
+
+async def clients_on_every_node(realtime: Realtime, nodes: list[Node]) -> tuple[list[ClientSocket], list[list[Any]]]:
+    """A client on each node and its inbox, once the first node counts every server; a broadcast from the first
+    node (binary included) has reached them all: it is first in every inbox."""
+    clients = [await realtime.connect(n.test_server) for n in nodes]
+    boxes = [inbox(s) for s in clients]
+    await wait_for_servers(nodes[0].server, len(nodes))
+    assert nodes[0].server.emit("news", "hello", b"\x00\x01") is True
+    await until(lambda: all(boxes), "the broadcast on every node", limit=WAIT)
+    assert boxes == [[["news", "hello", b"\x00\x01"]]] * len(nodes)
+    return clients, boxes
+
+
+def movable_manager(url: str) -> tuple[Manager, list[str]]:
+    """A manager (WebSocket only, no reconnection of its own) and its target: each connection goes to
+    ``target[0]``, so setting it moves the client to another node."""
+    target = [url]
+    manager = Manager(url, reconnection=False, engine_factory=lambda listener: EngineIOClient(
+        target[0], listener, path="/socket.io/", transports=["websocket"]))
+    return manager, target
 
 
 async def stop_links(nodes: list[Node]) -> None:

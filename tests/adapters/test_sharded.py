@@ -7,11 +7,11 @@ from typing import Any
 import pytest_twisted
 from twisted.internet import threads
 
-from tests.adapters.cluster import WAIT, inbox, start_node_server, start_nodes, stop_links, sync, wait_for_servers
+from tests.adapters.cluster import WAIT, clients_on_every_node, inbox, start_nodes, stop_links, sync
+from tests.adapters.mixed import broadcasts_both_ways, fetches_and_requests_both_ways, mixed
 from tests.peers import until
 from tests.servers import RedisCluster
 from txrealtime.adapters.redis import RemoteSocket, ShardedRedisAdapter
-from txrealtime.client import Manager
 from txrealtime.pytest_plugin import Realtime
 from txrealtime.redis.slots import key_slot
 
@@ -20,14 +20,8 @@ from txrealtime.redis.slots import key_slot
 async def test_three_nodes_rooms_fetch_requests_and_acks(realtime: Realtime, redis_cluster: RedisCluster) -> None:
     a, b, c = nodes = await start_nodes(realtime, redis_cluster, ["a", "b", "c"])
     try:
-        clients = [await realtime.connect(n.test_server) for n in nodes]
+        clients, boxes = await clients_on_every_node(realtime, nodes)
         ca, cb, cc = clients
-        boxes = [inbox(s) for s in clients]
-        await wait_for_servers(a.server, 3)
-
-        assert a.server.emit("news", "hello", b"\x00\x01") is True
-        await until(lambda: all(boxes), "the broadcast on every node", limit=WAIT)
-        assert boxes == [[["news", "hello", b"\x00\x01"]]] * 3
 
         # A room held on b and c has a channel of its own: a's broadcast to it goes there.
         assert await cb.emit_with_ack("join", "r", timeout=10) == ["r"]
@@ -71,19 +65,9 @@ async def test_three_nodes_rooms_fetch_requests_and_acks(realtime: Realtime, red
 @pytest_twisted.ensureDeferred
 async def test_mixed_sharded_cluster_with_node(realtime: Realtime, redis_cluster: RedisCluster) -> None:
     [ours] = await start_nodes(realtime, redis_cluster, ["py"])
-    process, node_url = start_node_server(redis_cluster.url_of(1), script="sharded_node_server.js")
-    node_manager = Manager(node_url, transports=["websocket"], reconnection=False)
-    try:
-        on_ours = await realtime.connect(ours.test_server)
-        on_node = await node_manager.socket("/").connect()
-        ours_box, node_box = inbox(on_ours), inbox(on_node)
-        await wait_for_servers(ours.server, 2)
-
-        # Namespace-wide, both ways, binary included.
-        ours.server.emit("from python", {"n": 1}, b"\x07")
-        await until(lambda: ["from python", {"n": 1}, b"\x07"] in node_box, "python -> node", limit=WAIT)
-        assert await on_node.emit_with_ack("broadcast", "hi", b"\x08", timeout=10) is True
-        await until(lambda: ["from node", "hi", b"\x08"] in ours_box, "node -> python", limit=WAIT)
+    async with mixed(realtime, ours, redis_cluster.url_of(1), "sharded_node_server.js") as pair:
+        on_ours, on_node, node_box, ours_box = pair.on_ours, pair.on_node, pair.node_box, pair.ours_box
+        await broadcasts_both_ways(pair)
 
         # Rooms, both ways: each side subscribes to the room's channel when it gets the room.
         assert await on_node.emit_with_ack("join", "mixed", timeout=10) == ["mixed"]
@@ -103,29 +87,7 @@ async def test_mixed_sharded_cluster_with_node(realtime: Realtime, redis_cluster
         assert await on_node.emit_with_ack("to room", "mixed", 5, timeout=10) is True
         await until(lambda: ["room from node", 5] in ours_box, "a room broadcast from the Node side", limit=WAIT)
 
-        # fetch_sockets, both ways, with the other side's data.
-        everyone = await ours.server.fetch_sockets()
-        remote = [s for s in everyone if isinstance(s, RemoteSocket)]
-        assert [(s.id, s.data, "mixed" in s.rooms) for s in remote] == [(on_node.id, {"node": "node.js"}, True)]
-        seen_by_node = await on_node.emit_with_ack("fetch", timeout=10)
-        mine = next(s for s in seen_by_node if s["id"] == on_ours.id)
-        assert mine["data"] == {"node": "py"} and "mixed" in mine["rooms"]
-
-        # Server-side emits with acks, both ways.
-        assert await ours.server.server_side_emit_with_ack("hello from python", 5) == [{"node": "says hi", "value": 5}]
-        ours.server.on("hello from node", lambda value: f"py got [{value}]")
-        assert await on_node.emit_with_ack("ask servers", timeout=10) == ["py got [9]"]
-
-        # Broadcasts with acks, both ways.
-        on_ours.on("question", lambda n: n + 1)
-        on_node.on("question", lambda n: n + 2)
-        assert sorted(await ours.server.timeout(10).emit_with_ack("question", 40)) == [41, 42]
-        assert sorted(await on_node.emit_with_ack("ask clients", timeout=10)) == [2, 3]
-    finally:
-        await node_manager.close()
-        process.kill()
-        process.wait(30)
-        await ours.link.stop()
+        await fetches_and_requests_both_ways(pair)
 
 
 @pytest_twisted.ensureDeferred

@@ -10,12 +10,21 @@ import pytest_twisted
 from twisted.internet import reactor
 from twisted.internet.task import deferLater
 
-from tests.adapters.cluster import WAIT, inbox, start_node_server, start_nodes, stop_links, sync, wait_for_servers
+from tests.adapters.cluster import (
+    WAIT,
+    clients_on_every_node,
+    inbox,
+    movable_manager,
+    start_nodes,
+    stop_links,
+    sync,
+    wait_for_servers,
+)
+from tests.adapters.mixed import broadcasts_both_ways, fetches_and_requests_both_ways, mixed
 from tests.peers import until
 from tests.servers import RedisServer
 from txrealtime.adapters.redis import RedisStreamsAdapter, RemoteSocket
 from txrealtime.adapters.redis.streams_wire import entry_id
-from txrealtime.client import EngineIOClient, Manager
 from txrealtime.engineio.events import CloseReason
 from txrealtime.pytest_plugin import Realtime
 from txrealtime.socketio import StateRecovery
@@ -25,13 +34,8 @@ from txrealtime.socketio import StateRecovery
 async def test_two_nodes_rooms_fetch_requests_and_acks(realtime: Realtime, redis_server: RedisServer) -> None:
     a, b = nodes = await start_nodes(realtime, redis_server, ["a", "b"], streams=True)
     try:
-        ca, cb = clients = [await realtime.connect(n.test_server) for n in nodes]
-        boxes = [inbox(s) for s in clients]
-        await wait_for_servers(a.server, 2)
-
-        assert a.server.emit("news", "hello", b"\x00\x01") is True
-        await until(lambda: all(boxes), "the broadcast on every node", limit=WAIT)
-        assert boxes == [[["news", "hello", b"\x00\x01"]]] * 2
+        clients, boxes = await clients_on_every_node(realtime, nodes)
+        ca, cb = clients
 
         assert await cb.emit_with_ack("join", "r", timeout=10) == ["r"]
         a.server.to("r").emit("room only")
@@ -69,19 +73,9 @@ async def test_two_nodes_rooms_fetch_requests_and_acks(realtime: Realtime, redis
 @pytest_twisted.ensureDeferred
 async def test_mixed_streams_cluster_with_node(realtime: Realtime, redis_server: RedisServer) -> None:
     [ours] = await start_nodes(realtime, redis_server, ["py"], streams=True)
-    process, node_url = start_node_server(redis_server.url, script="streams_node_server.js")
-    node_manager = Manager(node_url, transports=["websocket"], reconnection=False)
-    try:
-        on_ours = await realtime.connect(ours.test_server)
-        on_node = await node_manager.socket("/").connect()
-        ours_box, node_box = inbox(on_ours), inbox(on_node)
-        await wait_for_servers(ours.server, 2)
-
-        # Namespace-wide, both ways, binary included (the Node side has recovery on: its offsets come along).
-        ours.server.emit("from python", {"n": 1}, b"\x07")
-        await until(lambda: ["from python", {"n": 1}, b"\x07"] in node_box, "python -> node", limit=WAIT)
-        assert await on_node.emit_with_ack("broadcast", "hi", b"\x08", timeout=10) is True
-        await until(lambda: ["from node", "hi", b"\x08"] in ours_box, "node -> python", limit=WAIT)
+    async with mixed(realtime, ours, redis_server.url, "streams_node_server.js") as pair:
+        on_ours, on_node, node_box, ours_box = pair.on_ours, pair.on_node, pair.node_box, pair.ours_box
+        await broadcasts_both_ways(pair)  # (the Node side has recovery on: its offsets come along)
 
         # Rooms, both ways.
         assert await on_node.emit_with_ack("join", "mixed", timeout=10) == ["mixed"]
@@ -96,20 +90,14 @@ async def test_mixed_streams_cluster_with_node(realtime: Realtime, redis_server:
         # Another namespace, both ways.
         ours.server.of("/chat")
         chat_ours = await realtime.connect(ours.test_server, namespace="/chat")
-        chat_node = await node_manager.socket("/chat").connect()
+        chat_node = await pair.node_manager.socket("/chat").connect()
         chat_ours_box, chat_node_box = inbox(chat_ours), inbox(chat_node)
         assert await chat_node.emit_with_ack("join", "c", timeout=10) == ["c"]
         ours.server.of("/chat").to("c").emit("chat", "py")
         await until(lambda: ["chat", "py"] in chat_node_box, "a /chat room broadcast", limit=WAIT)
         assert not chat_ours_box and ["chat", "py"] not in node_box
 
-        # fetch_sockets, both ways, with the other side's data.
-        everyone = await ours.server.fetch_sockets()
-        remote = [s for s in everyone if isinstance(s, RemoteSocket)]
-        assert [(s.id, s.data, "mixed" in s.rooms) for s in remote] == [(on_node.id, {"node": "node.js"}, True)]
-        seen_by_node = await on_node.emit_with_ack("fetch", timeout=10)
-        mine = next(s for s in seen_by_node if s["id"] == on_ours.id)
-        assert mine["data"] == {"node": "py"} and "mixed" in mine["rooms"]
+        await fetches_and_requests_both_ways(pair)
 
         # socketsJoin from our side reaches the Node side's sockets (through the stream).
         ours.server.in_("mixed").sockets_join("both")
@@ -120,23 +108,7 @@ async def test_mixed_streams_cluster_with_node(realtime: Realtime, redis_server:
                 break
             await deferLater(reactor, 0.05, lambda: None)
         assert [s.id for s in found] == [on_node.id]
-
-        # Server-side emits with acks, both ways.
-        assert await ours.server.server_side_emit_with_ack("hello from python", 5) == [{"node": "says hi", "value": 5}]
-        ours.server.on("hello from node", lambda value: f"py got [{value}]")
-        assert await on_node.emit_with_ack("ask servers", timeout=10) == ["py got [9]"]
-
-        # Broadcasts with acks, both ways.
-        on_ours.on("question", lambda n: n + 1)
-        on_node.on("question", lambda n: n + 2)
-        assert sorted(await ours.server.timeout(10).emit_with_ack("question", 40)) == [41, 42]
-        assert sorted(await on_node.emit_with_ack("ask clients", timeout=10)) == [2, 3]
         assert ours.link.malformed == 0 and ours.link.undelivered == 0
-    finally:
-        await node_manager.close()
-        process.kill()
-        process.wait(30)
-        await ours.link.stop()
 
 
 @pytest_twisted.ensureDeferred
@@ -145,9 +117,7 @@ async def test_recovery_on_another_node(realtime: Realtime, redis_server: RedisS
     recovery = StateRecovery(max_disconnection_duration=60)
     a, b = nodes = await start_nodes(realtime, redis_server, ["a", "b"], streams=True,
                                      connection_state_recovery=recovery)
-    target = [a.test_server.url]
-    manager = Manager(target[0], reconnection=False, engine_factory=lambda listener: EngineIOClient(
-        target[0], listener, path="/socket.io/", transports=["websocket"]))
+    manager, target = movable_manager(a.test_server.url)
     try:
         client = await manager.socket("/").connect()
         box = inbox(client)

@@ -4,73 +4,21 @@ Node socket.io server with ``@socket.io/redis-adapter``, and a separate Python p
 from __future__ import annotations
 
 import datetime
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
-from typing import Any
 
 import pytest
 import pytest_twisted
 from twisted.internet import reactor
-from twisted.internet.defer import Deferred
 from twisted.internet.task import deferLater
 
-from tests.adapters.cluster import WAIT, inbox, start_node_server, start_nodes, sync, wait_for_servers
+from tests.adapters.cluster import WAIT, inbox, start_node_server, start_nodes, sync
+from tests.emitter.mixed import front_end, rooms_become, sent, six_clients
 from tests.peers import until
 from tests.servers import RedisServer, python_peer
-from txrealtime.adapters.redis import RedisLink, RedisUnavailable
-from txrealtime.client import ClientSocket, Manager
-from txrealtime.emitter import BaseEmitter, Emitter, TwistedEmitter
+from txrealtime.adapters.redis import RedisLink
 from txrealtime.pytest_plugin import Realtime
-from txrealtime.socketio import Socket
 
 WHEN = datetime.datetime(2026, 11, 29, 5, 6, 7, 891000, tzinfo=datetime.UTC)
 WHEN_ON_CLIENTS = "2026-11-29T05:06:07.891Z"
-
-
-@asynccontextmanager
-async def front_end(kind: str, url: str) -> AsyncIterator[BaseEmitter[Any]]:
-    """The synchronous emitter (redis-py) or the Twisted one (a RedisLink of its own)."""
-    if kind == "sync":
-        with Emitter(url) as emitter:
-            yield emitter
-        return
-    link = RedisLink(url)
-    twisted_emitter = TwistedEmitter(link)
-    unavailable = twisted_emitter.emit("too early")  # not started: refused, not lost silently
-    failures: list[Any] = []
-    unavailable.addErrback(failures.append)
-    assert failures and failures[0].check(RedisUnavailable) and link.undelivered == 1
-    link.start()
-    try:
-        await link.when_connected()
-        yield twisted_emitter
-    finally:
-        await link.stop()
-
-
-async def sent(result: int | Deferred[int]) -> int:
-    """How many Redis subscribers received a message, whichever front end published it."""
-    if isinstance(result, Deferred):
-        count: int = await result
-        return count
-    return result
-
-
-async def rooms_become(socket: ClientSocket, expected: set[str]) -> None:
-    """Wait until the server says ``socket`` is in ``expected`` (plus ``sync``, the room asking adds)."""
-    rooms: set[str] = set()
-    for _ in range(int(WAIT * 20)):
-        rooms = set(await socket.emit_with_ack("join", "sync", timeout=10)) - {"sync"}
-        if rooms == expected:
-            return
-        await deferLater(reactor, 0.05, lambda: None)
-    raise AssertionError(f"rooms are {sorted(rooms)}, not {sorted(expected)}")
-
-
-def disconnections(socket: ClientSocket) -> list[str]:
-    reasons: list[str] = []
-    socket.on("disconnect", reasons.append)
-    return reasons
 
 
 async def numsub(link: RedisLink, channel: str, count: int) -> None:
@@ -87,41 +35,12 @@ async def test_the_emitter_reaches_txrealtime_and_node_clients(
     realtime: Realtime, redis_server: RedisServer, kind: str
 ) -> None:
     [ours] = await start_nodes(realtime, redis_server, ["py"])
-
-    def chat_connected(socket: Socket) -> None:
-        def join(room: str) -> list[str]:
-            socket.join(room)
-            return sorted(socket.rooms - {socket.id})
-
-        socket.on("join", join)
-
-    ours.server.of("/chat").on("connection", chat_connected)
-    notes: list[list[Any]] = []
-    ours.server.on("note", lambda *args: notes.append(list(args)))
     process, node_url = start_node_server(redis_server.url)
-    managers: list[Manager] = []
-
-    async def connect(url: str, *namespaces: str) -> list[ClientSocket]:
-        manager = Manager(url, transports=["websocket"], reconnection=False)
-        managers.append(manager)
-        return [await manager.socket(n).connect() for n in namespaces]
-
     try:
-        # On each server: a client in room r1, and one outside it that is also connected to /chat.
-        [t1], [t2, tc] = await connect(ours.test_server.url, "/"), await connect(ours.test_server.url, "/", "/chat")
-        [n1], [n2, nc] = await connect(node_url, "/"), await connect(node_url, "/", "/chat")
-        sockets = {"t1": t1, "t2": t2, "tc": tc, "n1": n1, "n2": n2, "nc": nc}
-        boxes = {name: inbox(s) for name, s in sockets.items()}
-        gone = {name: disconnections(s) for name, s in sockets.items()}
-        for socket in (t1, n1):
-            assert await socket.emit_with_ack("join", "r1", timeout=10) == ["r1"]
-        await wait_for_servers(ours.server, 2)
-        await numsub(ours.link, "socket.io-request#/chat#", 2)
-
-        def got(*names: str) -> Callable[[], bool]:
-            return lambda: all(boxes[n] for n in names)
-
-        async with front_end(kind, redis_server.url) as emitter:
+        async with six_clients(ours, node_url) as clients, front_end(kind, redis_server.url) as emitter:
+            await numsub(ours.link, "socket.io-request#/chat#", 2)
+            boxes, gone, got, notes = clients.boxes, clients.gone, clients.got, clients.notes
+            t1, t2, n1, n2 = (clients.sockets[n] for n in ("t1", "t2", "n1", "n2"))
             # A room, binary (nested too) and a date: both servers' clients in r1, and only them.
             news = ["hello", b"\x00\xff", {"nested": b"\x01"}, WHEN]
             assert await sent(emitter.to("r1").emit("news", *news)) == 2  # both servers' pattern subscriptions
@@ -175,8 +94,6 @@ async def test_the_emitter_reaches_txrealtime_and_node_clients(
             await until(lambda: all(gone[n] for n in ("tc", "nc", "t2", "n2")), "the connections to close", limit=WAIT)
             assert not t2.connected and not n2.connected
     finally:
-        for manager in managers:
-            await manager.close()
         process.kill()
         process.wait(30)
         await ours.link.stop()

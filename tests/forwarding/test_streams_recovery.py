@@ -6,46 +6,20 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-from typing import Any
 
 import pytest
 
-from tests.forwarding.nodes import APP, Proxy
+from tests.forwarding.nodes import Proxy, failover, streams_nodes, twistd_ends
 from tests.servers import INTEROP, NODE_MODULES, WAIT, LoggedTwistd, RedisServer, free_port, node
-
-
-def streams_nodes(redis: RedisServer, count: int, *args: str) -> list[LoggedTwistd]:
-    nodes = [
-        LoggedTwistd("--adapter", "redis-streams", "--redis", redis.url, "--state-recovery", "60", *APP,
-                     "--no-access-log", "--shutdown-grace", "1", *args)
-        for _ in range(count)
-    ]
-    for each in nodes:
-        each.count(r"Redis link: node \w+ joined", at_least=count - 1)
-    return nodes
 
 
 @pytest.mark.parametrize("how", ["SIGKILL", "SIGTERM"])
 def test_a_client_recovers_on_another_node_when_its_node_goes(redis_server: RedisServer, how: str) -> None:
     nodes = streams_nodes(redis_server, 2)
     proxy = Proxy([n.port for n in nodes])
-    env = dict(os.environ, NODE_PATH=str(NODE_MODULES))
-    client = subprocess.Popen([node(), str(INTEROP / "streams_failover_client.js"), proxy.url],
-                              stdout=subprocess.PIPE, text=True, env=env)
     try:
-        assert client.stdout is not None
-        ready: dict[str, Any] = json.loads(client.stdout.readline())
-        [victim] = [n for n in nodes if n.process.pid == ready["pid"]]
-        if how == "SIGKILL":
-            victim.kill()
-        else:
-            assert victim.stop() == 0
-        report = json.loads(client.stdout.readline())
-        client.wait(WAIT)
+        report = failover(proxy, twistd_ends(nodes, how))
     finally:
-        if client.poll() is None:
-            client.kill()
-            client.wait(WAIT)
         proxy.stop()
         for each in nodes:
             each.stop()

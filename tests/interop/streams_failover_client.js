@@ -1,6 +1,6 @@
 // Recovery across nodes with the official socket.io-client, through a proxy in front of several nodes sharing
 // the Redis Streams adapter (tests/forwarding/app.py on each).
-// Usage: node streams_failover_client.js PROXY_URL
+// Usage: [FAILOVER_TIMEOUT_MS=30000] node streams_failover_client.js PROXY_URL
 // A client joins room "r" and gets one room message from a witness on another node, then prints
 // {"pid": PID} (the node it is on) and waits: the test kills or stops that node. Once the client lost it, the
 // witness sends two more to the room; the client reconnects by itself (the proxy sends it to a live node),
@@ -20,7 +20,7 @@ const report = {};
 setTimeout(() => {
   process.stdout.write(JSON.stringify({ ...report, timedOut: true }) + "\n");
   process.exit(1);
-}, 30000);
+}, Number(process.env.FAILOVER_TIMEOUT_MS || 30000));
 
 async function main() {
   const socket = io(url, { ...options, forceNew: true });
