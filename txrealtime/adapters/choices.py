@@ -12,12 +12,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..redis.url import RedisURL
+from .redis.sharded_link import SUBSCRIPTION_MODES
 
 __all__ = ["ADAPTERS", "DEFAULT", "SUBSCRIPTION_MODES", "AdapterChoice"]
-
-SUBSCRIPTION_MODES = ("static", "dynamic", "dynamic-private")
-"""Node's ``subscriptionMode`` values for the sharded adapter: which rooms get a channel of their own (see
-:class:`txrealtime.adapters.redis.ShardedRedisAdapter`)."""
 
 
 @dataclass(frozen=True)

@@ -22,10 +22,13 @@ from twisted.internet.defer import Deferred, fail
 from ...redis.cluster import ClusterClient, ClusterDown, ClusterUp
 from ...redis.connection import RedisUnavailable
 from ...redis.slots import key_slot
-from ..choices import SUBSCRIPTION_MODES
 from .link import BaseRedisLink, numsub_count
 
-__all__ = ["ShardedRedisLink"]
+__all__ = ["SUBSCRIPTION_MODES", "ShardedRedisLink"]
+
+SUBSCRIPTION_MODES = ("static", "dynamic", "dynamic-private")
+"""Node's ``subscriptionMode`` values for the sharded adapter: which rooms get a channel of their own (see
+:class:`txrealtime.adapters.redis.ShardedRedisAdapter`)."""
 
 
 class ShardedRedisLink(BaseRedisLink):
