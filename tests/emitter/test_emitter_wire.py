@@ -24,7 +24,7 @@ from txrealtime.adapters.redis import RedisUnavailable, wire
 from txrealtime.adapters.redis import requests as rq
 from txrealtime.adapters.redis.requests import DisconnectRequest, JoinRequest, LeaveRequest, ServerSideEmitRequest
 from txrealtime.adapters.redis.wire import Broadcast, WireFlags, WireOptions, WirePacket
-from txrealtime.emitter import BroadcastOperator, Emitter, TwistedEmitter
+from txrealtime.emitter import Emitter, EmitterOperator, TwistedEmitter
 
 FIXTURE = Path(__file__).parent.parent / "adapters" / "fixtures" / "node_redis_adapter.json"
 
@@ -186,7 +186,7 @@ def test_operators_are_immutable_and_namespaces_separate() -> None:
     recorder = Recorder()
     emitter = Emitter(recorder)
     room = emitter.to("a")
-    assert isinstance(room, BroadcastOperator)
+    assert isinstance(room, EmitterOperator)
     narrower = room.except_("b").volatile.compress(False)
     assert (room.rooms, room.except_rooms) == (("a",), ())
     assert (narrower.rooms, narrower.except_rooms, narrower.nsp) == (("a",), ("b",), "/")

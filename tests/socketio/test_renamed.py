@@ -22,3 +22,12 @@ def test_client_is_connection_with_a_warning(module: str) -> None:
 def test_an_unknown_name_is_still_an_attribute_error() -> None:
     with pytest.raises(AttributeError, match="has no attribute 'Klient'"):
         connection_module.Klient  # noqa: B018
+
+
+def test_the_emitters_broadcast_operator_is_emitter_operator_with_a_warning() -> None:
+    from txrealtime.emitter import EmitterOperator
+
+    with pytest.warns(DeprecationWarning, match=r"txrealtime\.emitter\.BroadcastOperator is deprecated: use "
+                                                r"txrealtime\.emitter\.EmitterOperator"):
+        old = importlib.import_module("txrealtime.emitter").BroadcastOperator
+    assert old is EmitterOperator

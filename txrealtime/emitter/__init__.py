@@ -16,7 +16,8 @@ every node sharing that Redis (txrealtime nodes with
     emitter.in_("room1").disconnect_sockets(close=True)
     emitter.server_side_emit("reload", "config.json")  # the servers' own handlers
 
-Two front ends share one selection API (:class:`BroadcastOperator`) and one
+Two front ends share one selection API (:class:`EmitterOperator`, ``BroadcastOperator`` in Node's emitter;
+that old name still imports, with a ``DeprecationWarning``) and one
 encoding, :mod:`txrealtime.adapters.redis.wire` and
 :mod:`txrealtime.adapters.redis.requests`, the modules the adapter itself uses:
 
@@ -57,14 +58,15 @@ clients). An emit reaches only the sockets connected when the servers receive it
 
 from __future__ import annotations
 
+from .._lazy import deprecated_aliases
 from .formats import UID, ClassicFormat, Format, ShardedFormat, StreamEntry, StreamsFormat
 from .front import BaseEmitter, Emitter, Publisher, TwistedEmitter
-from .operator import BroadcastOperator, Sender
+from .operator import EmitterOperator, Sender
 
 __all__ = [
     "UID",
     "BaseEmitter",
-    "BroadcastOperator",
+    "EmitterOperator",
     "ClassicFormat",
     "Emitter",
     "Format",
@@ -75,3 +77,7 @@ __all__ = [
     "StreamsFormat",
     "TwistedEmitter",
 ]
+
+__getattr__ = deprecated_aliases(__name__, {"BroadcastOperator": "EmitterOperator"})
+"""Old names, still importable with a ``DeprecationWarning``: ``BroadcastOperator`` is :class:`EmitterOperator`
+(not to be confused with :class:`txrealtime.socketio.BroadcastOperator`, the server's)."""

@@ -16,7 +16,7 @@ from ..adapters.redis.requests import ServerSideEmitRequest
 from ..adapters.redis.streams_wire import DEFAULT_STREAM
 from ..adapters.redis.wire import Channels
 from .formats import UID, ClassicFormat, Format, ShardedFormat, StreamEntry, StreamsFormat
-from .operator import BroadcastOperator, Sender, _namespace
+from .operator import EmitterOperator, Sender, _namespace
 
 if TYPE_CHECKING:
     from ..adapters.redis.link import BaseRedisLink
@@ -107,32 +107,32 @@ class BaseEmitter(Generic[R]):
         other._format = self._format.of(_namespace(nsp))
         return other
 
-    def _operator(self) -> BroadcastOperator[R]:
-        return BroadcastOperator(self._send, self._format)
+    def _operator(self) -> EmitterOperator[R]:
+        return EmitterOperator(self._send, self._format)
 
-    def to(self, rooms: str | Iterable[str]) -> BroadcastOperator[R]:
+    def to(self, rooms: str | Iterable[str]) -> EmitterOperator[R]:
         """Select the sockets in ``rooms``."""
         return self._operator().to(rooms)
 
-    def in_(self, rooms: str | Iterable[str]) -> BroadcastOperator[R]:
+    def in_(self, rooms: str | Iterable[str]) -> EmitterOperator[R]:
         """The same as :meth:`to`."""
         return self._operator().to(rooms)
 
-    def except_(self, rooms: str | Iterable[str]) -> BroadcastOperator[R]:
+    def except_(self, rooms: str | Iterable[str]) -> EmitterOperator[R]:
         """Select every socket but those in ``rooms``."""
         return self._operator().except_(rooms)
 
     @property
-    def volatile(self) -> BroadcastOperator[R]:
+    def volatile(self) -> EmitterOperator[R]:
         """Select every socket; the event is dropped for clients not ready to receive it."""
         return self._operator().volatile
 
-    def compress(self, compress: bool = True) -> BroadcastOperator[R]:
+    def compress(self, compress: bool = True) -> EmitterOperator[R]:
         """Select every socket, with the compress flag set to ``compress``."""
         return self._operator().compress(compress)
 
     def emit(self, event: str, *args: Any) -> R:
-        """Send ``event`` with ``args`` to every client of the namespace (see :meth:`BroadcastOperator.emit`)."""
+        """Send ``event`` with ``args`` to every client of the namespace (see :meth:`EmitterOperator.emit`)."""
         return self._operator().emit(event, *args)
 
     def sockets_join(self, rooms: str | Iterable[str]) -> R:

@@ -10,7 +10,7 @@ from ..adapters.redis.requests import DisconnectRequest, JoinRequest, LeaveReque
 from ..adapters.redis.wire import Broadcast, Channels, WireFlags, WireOptions, WirePacket
 from .formats import UID, ClassicFormat, Format, Outgoing, StreamEntry
 
-__all__ = ["BroadcastOperator", "Sender"]
+__all__ = ["EmitterOperator", "Sender"]
 
 R = TypeVar("R")
 
@@ -55,7 +55,7 @@ def _namespace(nsp: str) -> str:
     return nsp if nsp.startswith("/") else "/" + nsp
 
 
-class BroadcastOperator(Generic[R]):
+class EmitterOperator(Generic[R]):
     """An immutable selection of sockets (rooms, exceptions, flags) of one namespace, to emit to or act on.
 
     Every method that narrows the selection returns a new operator, so
@@ -96,8 +96,8 @@ class BroadcastOperator(Generic[R]):
         rooms: tuple[str, ...] | None = None,
         except_rooms: tuple[str, ...] | None = None,
         flags: WireFlags | None = None,
-    ) -> BroadcastOperator[R]:
-        return BroadcastOperator(
+    ) -> EmitterOperator[R]:
+        return EmitterOperator(
             self._send,
             self._format,
             self._rooms if rooms is None else rooms,
@@ -122,24 +122,24 @@ class BroadcastOperator(Generic[R]):
 
     # -- narrowing ----------------------------------------------------------------------
 
-    def to(self, rooms: str | Iterable[str]) -> BroadcastOperator[R]:
+    def to(self, rooms: str | Iterable[str]) -> EmitterOperator[R]:
         """Target sockets in ``rooms`` too (a union with the rooms already targeted)."""
         return self._with(rooms=tuple(dict.fromkeys(self._rooms + _room_list(rooms))))
 
-    def in_(self, rooms: str | Iterable[str]) -> BroadcastOperator[R]:
+    def in_(self, rooms: str | Iterable[str]) -> EmitterOperator[R]:
         """The same as :meth:`to`."""
         return self.to(rooms)
 
-    def except_(self, rooms: str | Iterable[str]) -> BroadcastOperator[R]:
+    def except_(self, rooms: str | Iterable[str]) -> EmitterOperator[R]:
         """Leave out sockets in ``rooms``."""
         return self._with(except_rooms=tuple(dict.fromkeys(self._except + _room_list(rooms))))
 
     @property
-    def volatile(self) -> BroadcastOperator[R]:
+    def volatile(self) -> EmitterOperator[R]:
         """Drop the event for clients not ready to receive it right now."""
         return self._with(flags=WireFlags(volatile=True, compress=self._flags.compress))
 
-    def compress(self, compress: bool = True) -> BroadcastOperator[R]:
+    def compress(self, compress: bool = True) -> EmitterOperator[R]:
         """Ask the servers to compress the event (WebSocket permessage-deflate) or, with ``False``, not to."""
         return self._with(flags=WireFlags(volatile=self._flags.volatile, compress=bool(compress)))
 
