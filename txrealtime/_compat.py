@@ -28,6 +28,10 @@ Fast paths (public fallback in brackets):
   holds nothing (Autobahn's parser).
 - ``ws_release``: the inflater and the ``is_closed`` cycle dropped after use
   (kept until the connection is collected).
+- ``c_http_parser``: :class:`txrealtime.llhttp.LlhttpChannel`, which drives
+  twisted.web's ``HTTPChannel`` request state itself, is what ``auto`` picks
+  (twisted.web's own parser). It is the one module besides this one that
+  uses twisted.web's private names: a channel built on them, checked here.
 
 Internals needed whatever the switch (checked and reported the same way):
 ``ws_timers`` (Autobahn's batched timers replaced by cancellable ones),
@@ -94,7 +98,7 @@ ENV = "TXREALTIME_FAST_PATHS"
 """The environment variable that turns every fast path off when ``0``."""
 
 FAST_PATHS = ("tcp_write", "response_head", "form_skip", "request_target", "release_upgraded",
-              "ws_config", "ws_handshake", "ws_frames", "ws_release")
+              "ws_config", "ws_handshake", "ws_frames", "ws_release", "c_http_parser")
 """The fast paths, each with a public fallback."""
 
 NEEDS = ("ws_timers", "ws_buffer", "exit_signal", "keep_socket")
@@ -105,7 +109,7 @@ class _Switches(SimpleNamespace):
     """One boolean attribute per name of :data:`FAST_PATHS` and :data:`NEEDS`: on (usable) or off."""
 
     tcp_write = response_head = form_skip = request_target = release_upgraded = False
-    ws_config = ws_handshake = ws_frames = ws_release = False
+    ws_config = ws_handshake = ws_frames = ws_release = c_http_parser = False
     ws_timers = ws_buffer = exit_signal = keep_socket = False
 
 
@@ -212,22 +216,6 @@ def _send(connection: Any, transport: Any, data: bytes) -> None:
     transport.write(data)
 
 
-class _ProbeReactor:
-    """What ``tcp.Server`` asks of a reactor, doing nothing (the probe connection is never in a reactor)."""
-
-    def addReader(self, reader: object) -> None:
-        """Nothing."""
-
-    def addWriter(self, writer: object) -> None:
-        """Nothing."""
-
-    def removeReader(self, reader: object) -> None:
-        """Nothing."""
-
-    def removeWriter(self, writer: object) -> None:
-        """Nothing."""
-
-
 def _probe_tcp_write() -> str | None:
     """Write through a ``tcp.Server`` on a socket pair: idle, the bytes go at once; after a ``write``
     Twisted buffers, the connection is not idle (else a later Twisted's new buffer would reorder bytes)."""
@@ -236,7 +224,8 @@ def _probe_tcp_write() -> str | None:
         ours.setblocking(False)
         theirs.setblocking(False)
         port = SimpleNamespace(_realPortNumber=0)
-        connection: Any = tcp.Server(ours, Protocol(), ("127.0.0.1", 1), port, 0, _ProbeReactor())  # type: ignore[arg-type]
+        nothing = SimpleNamespace(addReader=id, addWriter=id, removeReader=id, removeWriter=id)  # never in a reactor
+        connection: Any = tcp.Server(ours, Protocol(), ("127.0.0.1", 1), port, 0, nothing)  # type: ignore[arg-type]
         connection.TLS = False
         if _direct(connection) is not connection:
             return "an idle tcp.Server is not seen as idle"
@@ -565,6 +554,11 @@ def _probes() -> dict[str, Callable[[], str | None]]:
                 names=lambda: ())).names() else "Twisted has no _ISupportsExitSignalCapturing._exitSignal"
         ),
         "keep_socket": lambda: _missing(tcp.Connection._closeSocket, "_shouldShutdown"),
+        "c_http_parser": lambda: (
+            _missing(http.HTTPChannel.allHeadersReceived, "requests", "length")
+            or _missing(http.HTTPChannel.allContentReceived, "_command", "_path", "_version", "_handlingRequest")
+            or _missing(http.HTTPChannel.requestDone, "_handlingRequest", "requests")
+        ),
     }
 
 

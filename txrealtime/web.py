@@ -313,12 +313,13 @@ _PARSERS = ("auto", "httptools", "twisted")
 
 def channel_for(parser: str | None = None) -> type[BoundedChannel]:
     """The channel class parsing requests with ``parser``: ``"httptools"`` (C, the ``speedups`` extra),
-    ``"twisted"`` (``twisted.web``'s own) or ``"auto"`` (httptools if installed); ``None``: from the
-    :data:`HTTP_PARSER_ENV` environment variable, else ``"auto"``."""
+    ``"twisted"`` (``twisted.web``'s own) or ``"auto"`` (httptools if installed and the ``c_http_parser``
+    fast path of :mod:`txrealtime._compat` is on); ``None``: from the :data:`HTTP_PARSER_ENV` environment
+    variable, else ``"auto"``."""
     choice = parser if parser is not None else os.environ.get(HTTP_PARSER_ENV) or "auto"
     if choice not in _PARSERS:
         raise ValueError(f"HTTP parser must be one of {', '.join(_PARSERS)}, not {choice!r}")
-    if choice == "twisted":
+    if choice == "twisted" or (choice == "auto" and not _compat.fast.c_http_parser):
         return BoundedChannel
     try:
         from .llhttp import LlhttpChannel

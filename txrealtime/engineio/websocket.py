@@ -55,8 +55,7 @@ class EngineIOWebSocketProtocol(WebSocketServerProtocol):
     _kept_reason: bytes | None = None
     """The reason of a close frame sent without it (1009), for the log."""
     CONFIG_ATTRS: list[str] = _compat.config_attrs()
-    """Empty where :meth:`connectionMade` copies the factory's options itself, without the ``pformat`` of
-    all of them Autobahn logs at debug level (:func:`txrealtime._compat.config_attrs`)."""
+    """Empty where :meth:`connectionMade` copies the options itself (:func:`txrealtime._compat.config_attrs`)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -83,8 +82,7 @@ class EngineIOWebSocketProtocol(WebSocketServerProtocol):
         self._backlog: bytes | None = None
         """While a slice is due: bytes read and not yet parsed, after those Autobahn buffers."""
         self._next: DelayedCall | None = None
-        self._deflate: Any = None
-        """The permessage-deflate state negotiated (set once open)."""
+        self._deflate: Any = None  # the permessage-deflate state negotiated (set once open)
 
     # -- Transport protocol ----------------------------------------------
 
@@ -318,8 +316,7 @@ class EngineIOWebSocketProtocol(WebSocketServerProtocol):
 
     def processHandshake(self) -> None:
         """Autobahn's, unless the request twisted.web parsed can be answered as it is (not parsed again)."""
-        request = self.factory.upgrade_request
-        if request is None or not _compat.fast_handshake(self, request):
+        if (request := self.factory.upgrade_request) is None or not _compat.fast_handshake(self, request):
             super().processHandshake()
 
     def onOpen(self) -> None:
