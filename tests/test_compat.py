@@ -217,3 +217,21 @@ def test_the_handshake_from_twisted_webs_parse_answers_as_autobahn(case: str, mo
     if status == b"101":
         assert b"\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" in ours
         assert (b"\r\nSec-WebSocket-Extensions: permessage-deflate" in ours) == compression
+
+
+def test_autobahn_formats_hltype_and_hlval_for_log_lines_only() -> None:
+    # ws_debug makes them lazy in these modules: right only if every call is an argument of a log call.
+    import autobahn.twisted.websocket
+    import autobahn.websocket.protocol
+
+    for module in (autobahn.websocket.protocol, autobahn.twisted.websocket):
+        tree = ast.parse(Path(str(module.__file__)).read_text())
+        logged: set[int] = set()
+        for node in ast.walk(tree):
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                    and isinstance(node.func.value, ast.Attribute) and node.func.value.attr == "log"):
+                logged.update(id(k.value) for k in node.keywords)
+        calls = [node for node in ast.walk(tree) if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+                 and node.func.id in ("hltype", "hlval")]
+        assert calls
+        assert [c.lineno for c in calls if id(c) not in logged] == [], module.__name__

@@ -1,42 +1,34 @@
 """The one module that touches private names of Twisted and Autobahn: each fast path, its probe, its fallback.
 
-Every other module uses public APIs plus the functions here. At import each
-fast path checks that what it relies on is there and behaves (for the TCP
-write, a probe connection on a socket pair: its bytes, and Twisted's own
-buffer seen as such); a fast path whose check fails is off, its public
-fallback is used, and one log line names it and why. ``TXREALTIME_FAST_PATHS=0``
-in the environment turns every fast path off. :data:`fast` holds the switches,
-:data:`why_off` the reasons.
+Every other module uses public APIs plus the functions here. At import each fast path checks that what it
+relies on is there and behaves (for the TCP write, a probe connection on a socket pair: its bytes, and
+Twisted's own buffer seen as such); one whose check fails is off, its public fallback is used, and one log
+line names it and why. ``TXREALTIME_FAST_PATHS=0`` in the environment turns every fast path off.
+:data:`fast` holds the switches, :data:`why_off` the reasons. The fast paths (public fallback in brackets):
 
-Fast paths (public fallback in brackets):
+- ``tcp_write``: send at once on an idle plain TCP connection, as libuv does (``transport.write``, sent
+  on the reactor's next turn).
+- ``response_head``: a response's head goes out with its body in one write (a write of its own).
+- ``form_skip``: no ``email``-package parse of a POST body no resource reads as a form (parsed).
+- ``request_target``: an oversize body's session is found from the request line before twisted.web
+  fills in ``request.uri`` (``request.uri``).
+- ``release_upgraded``: twisted.web's channel and request freed without the garbage collector once a
+  WebSocket took their connection (the collector).
+- ``ws_config``: a WebSocket connection copies its factory's options without Autobahn's debug
+  ``pformat`` of all of them (Autobahn's copy).
+- ``ws_handshake``: the upgrade request twisted.web parsed is handed to the WebSocket as it is, not
+  written out and parsed again (Autobahn's parse).
+- ``ws_debug``: Autobahn's debug lines name their function and values only when written (it formats
+  them for every connection, whatever the log level).
+- ``ws_frames``: complete masked frames read directly while Autobahn's parser holds nothing (its parser).
+- ``ws_release``: the inflater and the ``is_closed`` cycle dropped after use (kept until collected).
+- ``c_http_parser``: :class:`txrealtime.llhttp.LlhttpChannel`, which drives twisted.web's
+  ``HTTPChannel`` request state itself, is what ``auto`` picks (twisted.web's own parser); llhttp.py is
+  the one module besides this one that uses twisted.web's private names, checked here.
 
-- ``tcp_write``: send at once on an idle plain TCP connection, as libuv does
-  (``transport.write``, sent on the reactor's next turn).
-- ``response_head``: a response's head goes out with its body in one write
-  (twisted.web's ``writeHeaders``, a write of its own).
-- ``form_skip``: no ``email``-package parse of a POST body no resource reads
-  as a form (twisted.web parses every one).
-- ``request_target``: an oversize body's session is found from the request
-  line before twisted.web fills in ``request.uri`` (``request.uri``).
-- ``release_upgraded``: twisted.web's channel and request freed without the
-  garbage collector once a WebSocket took their connection (the collector).
-- ``ws_config``: a WebSocket connection copies its factory's options without
-  Autobahn's debug ``pformat`` of all of them (Autobahn's copy).
-- ``ws_handshake``: the upgrade request twisted.web parsed is handed to the
-  WebSocket as it is, not written out and parsed again (Autobahn's parse).
-- ``ws_frames``: complete masked frames read directly while Autobahn's parser
-  holds nothing (Autobahn's parser).
-- ``ws_release``: the inflater and the ``is_closed`` cycle dropped after use
-  (kept until the connection is collected).
-- ``c_http_parser``: :class:`txrealtime.llhttp.LlhttpChannel`, which drives
-  twisted.web's ``HTTPChannel`` request state itself, is what ``auto`` picks
-  (twisted.web's own parser). It is the one module besides this one that
-  uses twisted.web's private names: a channel built on them, checked here.
-
-Internals needed whatever the switch (checked and reported the same way):
-``ws_timers`` (Autobahn's batched timers replaced by cancellable ones),
-``ws_buffer`` (Autobahn's read buffer, for the read slicing), ``exit_signal``
-(a clean stop exits 0 under twistd) and ``keep_socket`` (a socket handed to a
+Internals needed whatever the switch (checked and reported the same way): ``ws_timers`` (Autobahn's
+batched timers replaced by cancellable ones), ``ws_buffer`` (Autobahn's read buffer, for the read
+slicing), ``exit_signal`` (a clean stop exits 0 under twistd) and ``keep_socket`` (a socket handed to a
 worker is closed without a shutdown).
 """
 
@@ -66,31 +58,11 @@ from twisted.web.http_headers import Headers
 from ._logging import gate
 from ._reactor import Clock, DelayedCall, cancel
 
-__all__ = [
-    "ENV",
-    "DirectTimer",
-    "cancel_timers",
-    "close_without_shutdown",
-    "config_attrs",
-    "copy_config",
-    "direct_timers",
-    "fast",
-    "fast_handshake",
-    "forget_closed",
-    "forget_exit_signal",
-    "forwards_writes",
-    "frame_boundary",
-    "autobahn_buffered",
-    "deflate_extension",
-    "release_inflater",
-    "release_upgraded",
-    "request_target",
-    "response_head",
-    "skip_form_parsing",
-    "why_off",
-    "write",
-    "write_sequence",
-]
+__all__ = ["DirectTimer", "ENV", "autobahn_buffered", "cancel_timers", "close_without_shutdown",
+    "config_attrs", "copy_config", "deflate_extension", "direct_timers", "fast", "fast_handshake",
+    "forget_closed", "forget_exit_signal", "forwards_writes", "frame_boundary", "release_inflater",
+    "release_upgraded", "request_target", "response_head", "skip_form_parsing", "why_off", "write",
+    "write_sequence"]
 
 log = Logger(__name__, observer=gate)
 
@@ -98,7 +70,7 @@ ENV = "TXREALTIME_FAST_PATHS"
 """The environment variable that turns every fast path off when ``0``."""
 
 FAST_PATHS = ("tcp_write", "response_head", "form_skip", "request_target", "release_upgraded",
-              "ws_config", "ws_handshake", "ws_frames", "ws_release", "c_http_parser")
+              "ws_config", "ws_handshake", "ws_debug", "ws_frames", "ws_release", "c_http_parser")
 """The fast paths, each with a public fallback."""
 
 NEEDS = ("ws_timers", "ws_buffer", "exit_signal", "keep_socket")
@@ -109,7 +81,7 @@ class _Switches(SimpleNamespace):
     """One boolean attribute per name of :data:`FAST_PATHS` and :data:`NEEDS`: on (usable) or off."""
 
     tcp_write = response_head = form_skip = request_target = release_upgraded = False
-    ws_config = ws_handshake = ws_frames = ws_release = c_http_parser = False
+    ws_config = ws_handshake = ws_debug = ws_frames = ws_release = c_http_parser = False
     ws_timers = ws_buffer = exit_signal = keep_socket = False
 
 
@@ -175,16 +147,9 @@ def _direct(transport: Any) -> Any:
 
 
 def write(transport: Any, data: bytes) -> None:
-    """``transport.write(data)``, sending at once what the kernel takes when nothing is buffered.
-
-    Twisted registers the socket for writability and sends on the reactor's
-    next turn (two ``epoll_ctl`` and a turn); when nothing is buffered the
-    kernel nearly always takes the whole write at once, so it is sent here
-    and Twisted gets only the rest, with its buffering, producer pauses and
-    error handling. Plain TCP only (``tcp.Server``/``tcp.Client``, through
-    wrappers registered with :func:`forwards_writes`); anything else is
-    written to as usual.
-    """
+    """``transport.write(data)``, sending at once what the kernel takes when nothing is buffered; Twisted
+    gets the rest, with its buffering, producer pauses and error handling. Plain TCP only (through wrappers
+    registered with :func:`forwards_writes`); anything else is written to as usual."""
     connection = _direct(transport)
     if connection is None:
         transport.write(data)
@@ -284,12 +249,8 @@ def request_target(request: http.Request) -> bytes:
 
 
 def release_upgraded(request: http.Request) -> None:
-    """Let reference counting free twisted.web's channel and request once a WebSocket took their connection.
-
-    They then hold only each other (``channel.requests``, ``request.channel``):
-    a cycle, about 2.5 KB per connection, that only the garbage collector's
-    pass over the older generations would find.
-    """
+    """Let reference counting free twisted.web's channel and request once a WebSocket took their connection
+    (they hold only each other then: a cycle, about 2.5 KB, only an older generation's collection finds)."""
     if fast.release_upgraded:
         requests: list[http.Request] = getattr(request.channel, "requests", [])
         if request in requests:
@@ -502,6 +463,49 @@ def _handshake_failed(protocol: Any, failure: Failure) -> None:
     protocol.failHandshake(f"Internal server error: {error}", ConnectionDeny.INTERNAL_SERVER_ERROR)
 
 
+class _Later:
+    """A value formatted only when a log line is written: ``function(*args)``."""
+
+    __slots__ = ("args", "function")
+
+    def __init__(self, function: Callable[..., object], args: tuple[object, ...]) -> None:
+        self.function, self.args = function, args
+
+    def __str__(self) -> str:
+        return str(self.function(*self.args))
+
+    def __format__(self, spec: str) -> str:
+        return format(self.function(*self.args), spec)
+
+
+def _later(function: Callable[..., object]) -> Callable[..., _Later]:
+    def later(*args: object) -> _Later:
+        return _Later(function, args)
+
+    return later
+
+
+def _debug_modules() -> list[Any]:
+    from autobahn.twisted import websocket
+
+    return [_ab, websocket]
+
+
+def _probe_debug() -> str | None:
+    """Autobahn's modules call ``hltype``/``hlval`` for log lines only (``tests/test_compat.py`` checks
+    their source): they get lazy ones, which format as the real ones."""
+    for module in _debug_modules():
+        for name in ("hltype", "hlval"):
+            if not callable(getattr(module, name, None)):
+                return f"{module.__name__} has no {name}"
+    real: tuple[Callable[..., Any], Callable[..., Any]] = (cast(Any, _ab).hltype, cast(Any, _ab).hlval)
+    if format(_later(real[0])(_probe_debug)) != real[0](_probe_debug) or str(_later(real[1])(7)) != real[1](7):
+        return "a lazy hltype or hlval formats otherwise"
+    for module in _debug_modules():
+        module.hltype, module.hlval = _later(real[0]), _later(real[1])
+    return None
+
+
 # -- processes --------------------------------------------------------------------------------------------
 
 
@@ -541,6 +545,7 @@ def _probes() -> dict[str, Callable[[], str | None]]:
                      "succeedHandshake", "_url_to_origin", "_is_same_origin")
             or _missing(server.succeedHandshake, "_wskey", "websocket_extensions", "data", "consumeData")
         ),
+        "ws_debug": _probe_debug,
         "ws_frames": lambda: _missing(base.processData, "data", "current_frame", "inside_message"),
         "ws_release": lambda: (
             _missing(PerMessageDeflate.start_decompress_message, "_decompressor")
