@@ -27,6 +27,13 @@ from txrealtime.web import BoundedChannel, BoundedSite
 R: Any = reactor
 
 
+@pytest.fixture(autouse=True)
+def fast_paths_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests are of the fast paths themselves: on even in the TXREALTIME_FAST_PATHS=0 pass."""
+    monkeypatch.setattr(_compat.fast, "tcp_write", True)
+    monkeypatch.setattr(_compat.fast, "response_head", True)
+
+
 class Collect(protocol.Protocol):
     """Keeps what it receives; ``until(n)`` fires once ``n`` bytes arrived."""
 
