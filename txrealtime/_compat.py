@@ -9,9 +9,6 @@ line names it and why. ``TXREALTIME_FAST_PATHS=0`` in the environment turns ever
 - ``tcp_write``: send at once on an idle plain TCP connection, as libuv does (``transport.write``, sent
   on the reactor's next turn).
 - ``response_head``: a response's head goes out with its body in one write (a write of its own).
-- ``form_skip``: no ``email``-package parse of a POST body no resource reads as a form (parsed).
-- ``request_target``: an oversize body's session is found from the request line before twisted.web
-  fills in ``request.uri`` (``request.uri``).
 - ``release_upgraded``: twisted.web's channel and request freed without the garbage collector once a
   WebSocket took their connection (the collector).
 - ``ws_config``: a WebSocket connection copies its factory's options without Autobahn's debug
@@ -26,7 +23,10 @@ line names it and why. ``TXREALTIME_FAST_PATHS=0`` in the environment turns ever
   ``HTTPChannel`` request state itself, is what ``auto`` picks (twisted.web's own parser); llhttp.py is
   the one module besides this one that uses twisted.web's private names, checked here.
 
-Internals needed whatever the switch (checked and reported the same way): ``ws_timers`` (Autobahn's
+Internals needed whatever the switch (checked and reported the same way; without them behaviour
+changes): ``form_skip`` (no ``email``-package parse of a POST body no resource reads as a form: the
+endpoints parse their JSONP forms themselves), ``request_target`` (an oversize body's session is found
+from the request line before twisted.web fills in ``request.uri``), ``ws_timers`` (Autobahn's
 batched timers replaced by cancellable ones), ``ws_buffer`` (Autobahn's read buffer, for the read
 slicing), ``exit_signal`` (a clean stop exits 0 under twistd) and ``keep_socket`` (a socket handed to a
 worker is closed without a shutdown).
@@ -69,11 +69,11 @@ log = Logger(__name__, observer=gate)
 ENV = "TXREALTIME_FAST_PATHS"
 """The environment variable that turns every fast path off when ``0``."""
 
-FAST_PATHS = ("tcp_write", "response_head", "form_skip", "request_target", "release_upgraded",
-              "ws_config", "ws_handshake", "ws_debug", "ws_frames", "ws_release", "c_http_parser")
+FAST_PATHS = ("tcp_write", "response_head", "release_upgraded", "ws_config", "ws_handshake", "ws_debug",
+              "ws_frames", "ws_release", "c_http_parser")
 """The fast paths, each with a public fallback."""
 
-NEEDS = ("ws_timers", "ws_buffer", "exit_signal", "keep_socket")
+NEEDS = ("form_skip", "request_target", "ws_timers", "ws_buffer", "exit_signal", "keep_socket")
 """Internals used whatever the switch (no public way to do the same)."""
 
 
