@@ -1,4 +1,4 @@
-"""Writing to a TCP connection at once (``txrealtime._tcp``) and the HTTP channel's one write per response.
+"""Writing to a TCP connection at once (``txrealtime._compat``) and the HTTP channel's one write per response.
 
 The shortcut is checked on real loopback connections of the running reactor:
 what is written reaches the peer complete and in order, what the kernel does
@@ -21,10 +21,17 @@ from twisted.web.http import NO_CONTENT
 from twisted.web.resource import IResource, Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
-from txrealtime import _tcp
+from txrealtime import _compat
 from txrealtime.web import BoundedChannel, BoundedSite
 
 R: Any = reactor
+
+
+@pytest.fixture(autouse=True)
+def fast_paths_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests are of the fast paths themselves: on even in the TXREALTIME_FAST_PATHS=0 pass."""
+    monkeypatch.setattr(_compat.fast, "tcp_write", True)
+    monkeypatch.setattr(_compat.fast, "response_head", True)
 
 
 class Collect(protocol.Protocol):
@@ -97,8 +104,8 @@ async def test_an_idle_connection_is_written_at_once(pair: Pair) -> None:
     await pair.open()
     server = pair.server
     assert type(server) is tcp.Server
-    _tcp.write(server, b"hello ")
-    _tcp.write_sequence(server, [b"wor", b"ld"])
+    _compat.write(server, b"hello ")
+    _compat.write_sequence(server, [b"wor", b"ld"])
     assert server.dataBuffer == b"" and server._tempDataLen == 0  # nothing left for Twisted to send later
     assert await pair.client.until(11) == b"hello world"
 
@@ -108,8 +115,8 @@ async def test_writes_behind_buffered_data_keep_their_order(pair: Pair) -> None:
     await pair.open()
     server = pair.server
     server.write(b"first ")  # Twisted buffers it until the reactor's next turn
-    _tcp.write(server, b"second ")
-    _tcp.write_sequence(server, [b"third", b"!"])
+    _compat.write(server, b"second ")
+    _compat.write_sequence(server, [b"third", b"!"])
     assert server._tempDataLen == len(b"first second third!")
     assert await pair.client.until(19) == b"first second third!"
 
@@ -138,10 +145,10 @@ async def test_what_the_kernel_does_not_take_waits_in_twisteds_buffer(pair: Pair
     producer = Producer()
     server.registerProducer(producer, True)
     data = bytes(range(256)) * 16384  # 4 MiB
-    _tcp.write(server, data)
+    _compat.write(server, data)
     assert 0 < server._tempDataLen < len(data)  # part went out at once, the rest waits in Twisted's buffer
     assert producer.paused  # over the transport's bufferSize: the producer is paused as with transport.write
-    _tcp.write(server, b"tail")  # behind the buffered rest, not before it
+    _compat.write(server, b"tail")  # behind the buffered rest, not before it
     pair.client.transport.resumeProducing()
     assert await pair.client.until(len(data) + 4) == data + b"tail"
 
@@ -156,15 +163,15 @@ async def test_a_closed_connection_is_left_to_twisted(pair: Pair) -> None:
 
     pair.accepted.connectionLost = connection_lost  # type: ignore[method-assign,assignment]
     server.socket.shutdown(socket.SHUT_WR)  # sending now fails with EPIPE
-    _tcp.write(server, b"lost")  # no exception here: Twisted's own write meets the error and closes
+    _compat.write(server, b"lost")  # no exception here: Twisted's own write meets the error and closes
     lost.addTimeout(10, reactor)  # fails with TimeoutError rather than hanging if Twisted never closes it
     await lost
 
 
 def test_other_transports_are_written_to_as_usual() -> None:
     transport = StringTransport()
-    _tcp.write(transport, b"a")
-    _tcp.write_sequence(transport, [b"b", b"c"])
+    _compat.write(transport, b"a")
+    _compat.write_sequence(transport, [b"b", b"c"])
     assert transport.value() == b"abc"
 
 
@@ -173,9 +180,9 @@ async def test_tls_connections_are_written_to_as_usual(pair: Pair) -> None:
     await pair.open()
     server = pair.server
     server.TLS = True  # what startTLS sets: writes must go through the TLS layer
-    assert _tcp._direct(server) is None
+    assert _compat._direct(server) is None
     server.TLS = False
-    assert _tcp._direct(server) is server
+    assert _compat._direct(server) is server
 
 
 @pytest_twisted.ensureDeferred
@@ -184,20 +191,20 @@ async def test_aborted_connections_and_pull_producers_are_left_to_twisted(pair: 
     server = pair.server
     producer = Producer()
     server.registerProducer(producer, False)  # a pull producer is asked for more when Twisted's buffer drains
-    assert _tcp._direct(server) is None
+    assert _compat._direct(server) is None
     server.unregisterProducer()
     server.registerProducer(producer, True)
-    assert _tcp._direct(server) is server
+    assert _compat._direct(server) is server
     server.unregisterProducer()
     server.abortConnection()  # closes on the reactor's next turn; nothing may be written meanwhile
-    assert _tcp._direct(server) is None
+    assert _compat._direct(server) is None
 
 
 @pytest_twisted.ensureDeferred
 async def test_only_bytes_are_sent_at_once(pair: Pair) -> None:
     await pair.open()
     with pytest.raises(TypeError):
-        _tcp.write(pair.server, cast(bytes, bytearray(b"not bytes")))  # refused as Twisted's write refuses it
+        _compat.write(pair.server, cast(bytes, bytearray(b"not bytes")))  # refused as Twisted's write refuses it
     assert pair.server._tempDataLen == 0
 
 
@@ -206,7 +213,7 @@ async def test_forwarding_wrappers_are_seen_through(pair: Pair) -> None:
     await pair.open()
     wrapper = ProtocolWrapper(WrappingFactory(protocol.Factory()), cast(Any, protocol.Protocol()))
     wrapper.makeConnection(pair.server)
-    assert _tcp._direct(wrapper) is pair.server
+    assert _compat._direct(wrapper) is pair.server
 
     class Rewriting(ProtocolWrapper):
         def write(self, data: bytes) -> None:
@@ -214,7 +221,7 @@ async def test_forwarding_wrappers_are_seen_through(pair: Pair) -> None:
 
     rewriting = Rewriting(WrappingFactory(protocol.Factory()), cast(Any, protocol.Protocol()))
     rewriting.makeConnection(pair.server)
-    assert _tcp._direct(rewriting) is None  # a subclass may change what it writes
+    assert _compat._direct(rewriting) is None  # a subclass may change what it writes
 
 
 # -- the HTTP channel: a response's head goes out with its body --------------------------------------------------

@@ -1,11 +1,11 @@
-"""Autobahn, as txrealtime uses it: frames built and unmasked by hand for the fast paths, and its timers
-made cancellable, for the server's and the client's WebSocket alike."""
+"""Autobahn, as txrealtime uses it through its public API: frames built and unmasked by hand for the fast
+paths and permessage-deflate negotiated as Node's ``ws`` does, for the server's and the client's WebSocket
+alike (what relies on Autobahn's internals is in :mod:`txrealtime._compat`)."""
 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 from autobahn.websocket.compress import (
     PerMessageDeflate,
@@ -13,13 +13,8 @@ from autobahn.websocket.compress import (
     PerMessageDeflateOfferAccept,
 )
 
-from ._reactor import Clock, DelayedCall, cancel
-
 __all__ = [
-    "DirectTimer",
     "accept_deflate",
-    "cancel_timers",
-    "release_inflater",
     "bounded_inflate",
     "require_bounded_inflate",
     "unmask",
@@ -50,39 +45,6 @@ def ws_frame(payload: bytes, binary: bool, compressed: bool = False) -> bytes:
     else:
         header = bytes((first, 127)) + size.to_bytes(8, "big")
     return header + payload
-
-
-_AUTOBAHN_TIMERS = (
-    "openHandshakeTimeoutCall",
-    "closeHandshakeTimeoutCall",
-    "serverConnectionDropTimeoutCall",
-    "autoPingTimeoutCall",
-    "autoPingPendingCall",
-)
-
-
-def cancel_timers(protocol: Any) -> None:
-    """Cancel the timeouts Autobahn leaves behind when a connection ends mid-handshake."""
-    for name in _AUTOBAHN_TIMERS:
-        call = getattr(protocol, name, None)
-        if call is not None and hasattr(call, "active"):
-            cancel(call)
-        setattr(protocol, name, None)
-
-
-class DirectTimer:
-    """Autobahn's timer hook, one ``callLater`` per timeout.
-
-    Autobahn batches its timeouts into 200 ms buckets whose DelayedCalls
-    outlive the connections they served; cancelling a timeout here really
-    cancels it, so a stopped server leaves no pending call behind.
-    """
-
-    def __init__(self, clock: Clock) -> None:
-        self.clock = clock
-
-    def call_later(self, delay: float, func: Callable[..., object], *args: Any, **kwargs: Any) -> DelayedCall:
-        return self.clock.callLater(delay, lambda: func(*args, **kwargs))
 
 
 # -- permessage-deflate (RFC 7692) ----------------------------------------------
@@ -141,10 +103,3 @@ def accept_deflate(
             mem_level=mem_level,
         )
     return None
-
-
-def release_inflater(extension: Any) -> None:
-    """After a message, drop the server's inflater when the client compresses without context
-    takeover: Autobahn makes a new one for each message anyway, but keeps the last (~44 KiB)."""
-    if extension is not None and extension.client_no_context_takeover:
-        extension._decompressor = None

@@ -12,12 +12,13 @@ from typing import Any, cast
 from twisted.application import service, strports
 from twisted.internet import defer
 from twisted.internet.error import CannotListenError
-from twisted.internet.interfaces import IProtocolFactory, _ISupportsExitSignalCapturing
+from twisted.internet.interfaces import IProtocolFactory
 from twisted.logger import Logger
 from twisted.python import usage
 from twisted.web.resource import IResource, Resource
 from twisted.web.server import Site
 
+from ._compat import forget_exit_signal
 from ._logging import gate, set_log_level
 from .command import DEFAULT_LISTEN, Options, check_endpoint, load_app
 from .engineio import EngineIOOptions, EngineIOResource, SessionManager
@@ -197,9 +198,7 @@ class RealtimeService(service.MultiService):
             # Once the reactor has stopped, twistd re-raises the signal the reactor recorded here
             # (status -15 for SIGTERM). A clean stop is a success: forget it. After the grace
             # period it stays, and the parent sees the process ended by its signal.
-            reactor = self.manager.reactor
-            if _ISupportsExitSignalCapturing.providedBy(reactor):
-                cast(Any, reactor)._exitSignal = None
+            forget_exit_signal(self.manager.reactor)
 
     def _stop_listening(self, _: object) -> Any:
         if self._gc_before is not None:

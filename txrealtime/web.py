@@ -38,7 +38,7 @@ from twisted.web.http_headers import Headers
 from twisted.web.resource import IResource, Resource
 from twisted.web.server import Request, Site
 
-from . import _tcp
+from . import _compat
 from ._logging import Throttle, gate
 from ._reactor import cancel
 from .engineio import CloseReason, SessionManager
@@ -89,7 +89,7 @@ class BoundedRequest(Request):
         # parse a JSONP form themselves (a 1 MB form of "&" held the reactor 1.2 s in twisted.web).
         ctype = self.requestHeaders.getRawHeaders(b"content-type")
         if ctype and (_FORM.match(ctype[0]) is None or not _reads_forms(getattr(self.channel, "site", None), path)):
-            self._parsePOSTFormSubmission = False
+            _compat.skip_form_parsing(self)
         super().requestReceived(command, path, version)  # type: ignore[no-untyped-call]
 
     def _limit(self) -> int | None:
@@ -116,7 +116,7 @@ class BoundedRequest(Request):
 
     def write(self, data: bytes) -> None:
         channel = self.channel
-        if self.startedWriting or not isinstance(channel, BoundedChannel):
+        if self.startedWriting or not isinstance(channel, BoundedChannel) or not _compat.fast.response_head:
             super().write(data)  # type: ignore[no-untyped-call]
             return
         # The first write: the channel holds the response head to send it with the body in one write.
@@ -150,7 +150,7 @@ class BoundedChannel(http.HTTPChannel):
     ``414``, a longer header line ``431``, and the connection is closed.
 
     Responses are written as soon as they are complete (see
-    :mod:`txrealtime._tcp`): a response's head goes out with the first part
+    :func:`txrealtime._compat.write`): a response's head goes out with the first part
     of its body, and the connection sends without delay (``TCP_NODELAY``,
     as Node's HTTP server).
     """
@@ -176,13 +176,7 @@ class BoundedChannel(http.HTTPChannel):
         if self._head is None or not isinstance(headers, Headers):
             super().writeHeaders(version, code, reason, headers)  # type: ignore[no-untyped-call]
             return
-        # As twisted.web's writeHeaders (Headers sanitised every name and value when they were set).
-        head = self._head
-        head += (version, b" ", code, b" ", reason, b"\r\n")
-        for name, values in headers.getAllRawHeaders():
-            for value in values:
-                head += (name, b": ", value, b"\r\n")
-        head.append(b"\r\n")
+        _compat.response_head(self._head, version, code, reason, headers)
 
     def write(self, data: bytes) -> None:
         self.writeSequence((data,))
@@ -192,7 +186,7 @@ class BoundedChannel(http.HTTPChannel):
         if head:
             head.extend(iovec)
             iovec = head
-        _tcp.write_sequence(self.transport, iovec)
+        _compat.write_sequence(self.transport, iovec)
 
     def getHost(self) -> Any:
         # twisted.web asks for every request (a getsockname each); a connection's local address does not change.
@@ -267,7 +261,7 @@ class BoundedChannel(http.HTTPChannel):
         self.timeoutConnection()  # type: ignore[no-untyped-call]
 
 
-@_tcp.forwards_writes
+@_compat.forwards_writes
 class _Counted(ProtocolWrapper):
     """One connection counted against its client address until it closes (WebSocket takeover included)."""
 
@@ -319,12 +313,13 @@ _PARSERS = ("auto", "httptools", "twisted")
 
 def channel_for(parser: str | None = None) -> type[BoundedChannel]:
     """The channel class parsing requests with ``parser``: ``"httptools"`` (C, the ``speedups`` extra),
-    ``"twisted"`` (``twisted.web``'s own) or ``"auto"`` (httptools if installed); ``None``: from the
-    :data:`HTTP_PARSER_ENV` environment variable, else ``"auto"``."""
+    ``"twisted"`` (``twisted.web``'s own) or ``"auto"`` (httptools if installed and the ``c_http_parser``
+    fast path of :mod:`txrealtime._compat` is on); ``None``: from the :data:`HTTP_PARSER_ENV` environment
+    variable, else ``"auto"``."""
     choice = parser if parser is not None else os.environ.get(HTTP_PARSER_ENV) or "auto"
     if choice not in _PARSERS:
         raise ValueError(f"HTTP parser must be one of {', '.join(_PARSERS)}, not {choice!r}")
-    if choice == "twisted":
+    if choice == "twisted" or (choice == "auto" and not _compat.fast.c_http_parser):
         return BoundedChannel
     try:
         from .llhttp import LlhttpChannel
@@ -404,7 +399,7 @@ class BoundedSite(Site):
     def body_too_large(self, request: Request) -> None:
         """Close the Engine.IO session an oversize POST belonged to."""
         # The body arrives before twisted.web fills in request.uri; the channel has the request line.
-        target = getattr(request.channel, "_path", None) or request.uri
+        target = _compat.request_target(request)
         query = dict(parse_qsl(urlsplit(target.decode("latin-1")).query))
         sid = query.get("sid")
         if sid is None:

@@ -6,11 +6,13 @@ import gc
 import json
 import weakref
 from typing import Any, cast
+from unittest import SkipTest
 
 from twisted.web.http import Request
 
 from tests.fakes import BASE, PollingTestCase
 from tests.memhttp import MemoryWebSocket, ws_frame
+from txrealtime import _compat
 from txrealtime.engineio import CloseReason, MessageReceived, SessionUpgraded
 
 WS = "/engine.io/?EIO=4&transport=websocket"
@@ -38,6 +40,8 @@ class WebSocketTests(PollingTestCase):
         self.assertEqual(ws.frames(), [(TEXT, b"4out"), (BINARY, b"\x02")])
 
     def test_the_upgrade_request_is_freed_without_the_garbage_collector(self) -> None:
+        if not _compat.fast.release_upgraded:
+            raise SkipTest("the release_upgraded fast path is off")
         requests: list[weakref.ref[Request]] = []
         factory: Any = self.http.site.requestFactory
 
@@ -58,6 +62,8 @@ class WebSocketTests(PollingTestCase):
         self.assertEqual([e.data for e in self.events if isinstance(e, MessageReceived)], ["still here"])
 
     def test_a_closed_connection_is_freed_without_the_garbage_collector(self) -> None:
+        if not _compat.fast.ws_release:
+            raise SkipTest("the ws_release fast path is off")
         ws, sid = self.connect()
         protocol = weakref.ref(ws.protocol)
         try:

@@ -12,7 +12,7 @@ from autobahn.twisted.websocket import WebSocketClientFactory, WebSocketClientPr
 from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 
-from .._autobahn import DirectTimer, cancel_timers
+from .._compat import cancel_timers, direct_timers
 from ..engineio.packets import DecodeError, Packet, decode_ws_frame, encode_ws_frame
 from .transport import _Engine
 
@@ -73,7 +73,7 @@ class _WebSocketTransport:
         url = engine._url("websocket", sid)
         factory = _WebSocketFactory(url, headers=dict(engine.headers) or None)  # type: ignore[no-untyped-call]
         factory.client = self
-        factory._batched_timer = DirectTimer(engine.reactor)
+        direct_timers(factory, engine.reactor)
         parts = urlsplit(url)
         context = None
         if parts.scheme == "wss":

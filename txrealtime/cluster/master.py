@@ -27,12 +27,13 @@ from typing import Any, cast
 
 from twisted.application import service, strports
 from twisted.internet import defer
-from twisted.internet.interfaces import IProtocolFactory, _ISupportsExitSignalCapturing
+from twisted.internet.interfaces import IProtocolFactory
 from twisted.internet.protocol import Factory, ProcessProtocol
 from twisted.logger import Logger
 from twisted.protocols.basic import Int32StringReceiver
 from twisted.python.failure import Failure
 
+from .._compat import forget_exit_signal
 from .._logging import gate
 from .._reactor import cancel
 from .hub import Hub
@@ -272,8 +273,8 @@ class MasterService(service.MultiService):
             cancel(killer)
             clean = all(s == 0 for s in statuses)
             log.info("Shutdown {how}", how="clean" if clean else "not clean: a worker failed to drain")
-            if clean and _ISupportsExitSignalCapturing.providedBy(self.reactor):
-                cast(Any, self.reactor)._exitSignal = None  # a clean stop is a success, as for one process
+            if clean:
+                forget_exit_signal(self.reactor)  # a clean stop is a success, as for one process
             return super(MasterService, self).stopService()  # type: ignore[no-untyped-call]
 
         return d.addCallback(done)

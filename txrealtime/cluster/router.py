@@ -18,6 +18,7 @@ from twisted.internet.protocol import Protocol as TwistedProtocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from .._compat import close_without_shutdown
 from .._logging import gate
 from .._reactor import cancel
 from .routing import MAX_FIRST_LINE, first_line
@@ -44,8 +45,7 @@ def release(transport: Any) -> None:
     not to, as Twisted does itself for the sockets of adopted ports; a
     shutdown would end the connection for the worker too.
     """
-    transport._shouldShutdown = False
-    transport.loseConnection()
+    close_without_shutdown(transport)
 
 
 class Router(TwistedProtocol):

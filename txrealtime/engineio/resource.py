@@ -17,6 +17,7 @@ from twisted.web.http import Request
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 
+from .. import _compat
 from .._logging import gate
 from .cors import apply_cors
 from .elsewhere import Elsewhere
@@ -197,12 +198,14 @@ class EngineIOResource(Resource):
                 for name, values in request.responseHeaders.getAllRawHeaders()
                 for value in values
             ]
+            self.websocket_factory.upgrade_request = request
             try:
                 answer = self._websocket.render(request)
             finally:
                 self.websocket_factory.upgrade_headers = []
+                self.websocket_factory.upgrade_request = None
             if connection is not None and channel.transport is None:
-                _release_upgraded(request)
+                _compat.release_upgraded(request)
             return answer
         if sid is None:
             if method != b"GET":
@@ -222,15 +225,3 @@ class EngineIOResource(Resource):
             return polling.on_post(request)
         unsupported = {"name": "UNSUPPORTED_METHOD", "method": method.decode("latin-1")}
         raise SessionError(SessionError.BAD_REQUEST, "unsupported method", unsupported)
-
-
-def _release_upgraded(request: Request) -> None:
-    """Let reference counting free twisted.web's channel and request once Autobahn took their connection over.
-
-    They then hold only each other (``channel.requests``, ``request.channel``):
-    a reference cycle, about 2.5 KB per WebSocket connection, that only a pass
-    of the garbage collector over the older generations would find.
-    """
-    requests: list[Request] = cast(Any, request.channel).requests
-    if request in requests:
-        requests.remove(request)

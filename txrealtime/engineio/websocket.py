@@ -24,17 +24,10 @@ from autobahn.websocket.types import ConnectionDeny, ConnectionRequest
 from twisted.internet.interfaces import ISSLTransport
 from twisted.logger import Logger
 from twisted.python.failure import Failure
+from twisted.web.http import Request
 
-from .. import _tcp
-from .._autobahn import (
-    DirectTimer,
-    accept_deflate,
-    cancel_timers,
-    release_inflater,
-    require_bounded_inflate,
-    unmask,
-    ws_frame,
-)
+from .. import _compat
+from .._autobahn import accept_deflate, require_bounded_inflate, unmask, ws_frame
 from .._logging import Throttle, gate
 from .._reactor import DelayedCall, cancel, seconds_of
 from . import packets_v3
@@ -50,9 +43,6 @@ log = Logger(__name__, observer=gate)
 noisy = Throttle(log)
 """For lines a flood of bad clients could make us repeat."""
 
-_CONFIG_ATTRS: tuple[str, ...] = tuple(WebSocketServerProtocol.CONFIG_ATTRS)
-"""The options each connection copies from its factory (Autobahn's list)."""
-
 # Close codes that mean the peer broke the protocol rather than just leaving.
 _ERROR_CODES = {1002, 1003, 1007, 1009}
 
@@ -64,9 +54,8 @@ class EngineIOWebSocketProtocol(WebSocketServerProtocol):
     factory: EngineIOWebSocketFactory
     _kept_reason: bytes | None = None
     """The reason of a close frame sent without it (1009), for the log."""
-    CONFIG_ATTRS: list[str] = []
-    """Empty, so that Autobahn's ``_connectionMade`` copies nothing: :meth:`connectionMade` copies the
-    factory's options itself, without the ``pformat`` of all of them Autobahn logs at debug level."""
+    CONFIG_ATTRS: list[str] = _compat.config_attrs()
+    """Empty where :meth:`connectionMade` copies the options itself (:func:`txrealtime._compat.config_attrs`)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -93,6 +82,7 @@ class EngineIOWebSocketProtocol(WebSocketServerProtocol):
         self._backlog: bytes | None = None
         """While a slice is due: bytes read and not yet parsed, after those Autobahn buffers."""
         self._next: DelayedCall | None = None
+        self._deflate: Any = None  # the permessage-deflate state negotiated (set once open)
 
     # -- Transport protocol ----------------------------------------------
 
@@ -174,7 +164,7 @@ class EngineIOWebSocketProtocol(WebSocketServerProtocol):
         negotiated, :meth:`_deflated` builds them instead.
         """
         factory = self.factory
-        extension = self._perMessageCompress
+        extension = self._deflate
         if extension is not None:
             frames = self._deflated(packets, extension)
         else:
@@ -193,7 +183,7 @@ class EngineIOWebSocketProtocol(WebSocketServerProtocol):
                 frames.append(frame)
         transport = cast(Any, self.transport)
         if transport is not None and self.state == self.STATE_OPEN:
-            _tcp.write_sequence(transport, frames)
+            _compat.write_sequence(transport, frames)
             factory.stats.websocket_bytes_sent += sum(map(len, frames))
 
     def _payload(self, packet: Packet, framing: int) -> tuple[bytes, bool]:
@@ -301,11 +291,7 @@ class EngineIOWebSocketProtocol(WebSocketServerProtocol):
         )
 
     def connectionMade(self) -> None:
-        # What Autobahn's _connectionMade does with CONFIG_ATTRS: options set on the instance win.
-        factory = self.factory
-        for name in _CONFIG_ATTRS:
-            if not hasattr(self, name):
-                setattr(self, name, getattr(factory, name))
+        _compat.copy_config(self)
         super().connectionMade()
         self.factory.connections.add(self)
 
@@ -316,19 +302,25 @@ class EngineIOWebSocketProtocol(WebSocketServerProtocol):
             Deflater.leave(self._deflate_state)
             self._deflate_state = None
         super().connectionLost(reason)
-        cancel_timers(self)
+        _compat.cancel_timers(self)
         # Reference cycles nothing else breaks: Autobahn resolves is_closed with this protocol (and
         # never touches it once closed), and the session names this protocol as its transport.
         # Broken here, a closed connection is freed by reference counting at once rather than by
         # a pass of the garbage collector over the older generations.
-        self.is_closed = None
+        _compat.forget_closed(self)
         self.session = None
         self._backlog, self._next = None, cancel(self._next)
         relay, self.relay = self.relay, None
         if relay is not None:
             relay.transport_closed(CloseReason.TRANSPORT_CLOSE, "websocket connection lost")
 
+    def processHandshake(self) -> None:
+        """Autobahn's, unless the request twisted.web parsed can be answered as it is (not parsed again)."""
+        if (request := self.factory.upgrade_request) is None or not _compat.fast_handshake(self, request):
+            super().processHandshake()
+
     def onOpen(self) -> None:
+        self._deflate = _compat.deflate_extension(self)
         if self._unwanted:
             self.sendClose()  # an empty close frame, as Node's ws sends
             return
@@ -357,9 +349,7 @@ class EngineIOWebSocketProtocol(WebSocketServerProtocol):
         """
         if (
             self.state != self.STATE_OPEN
-            or self.data
-            or self.current_frame is not None
-            or self.inside_message
+            or not _compat.frame_boundary(self)
             or (self.session is None and self.relay is None)
         ):
             super().dataReceived(data)
@@ -430,7 +420,7 @@ class EngineIOWebSocketProtocol(WebSocketServerProtocol):
         if self.state == self.STATE_CLOSED:
             return  # dropped since: nothing is handed on, nothing read
         self._budget = PACKETS_PER_TURN
-        if self.data and self.state in (self.STATE_OPEN, self.STATE_CLOSING):
+        if _compat.autobahn_buffered(self) and self.state in (self.STATE_OPEN, self.STATE_CLOSING):
             self.consumeData()
         if self._backlog is not None:  # Autobahn's buffer alone spent the budget
             self._backlog += rest or b""
@@ -446,7 +436,7 @@ class EngineIOWebSocketProtocol(WebSocketServerProtocol):
     def onMessageEnd(self) -> None:
         # Only messages that went through Autobahn's parser (every compressed one) end here.
         super().onMessageEnd()
-        release_inflater(self._perMessageCompress)
+        _compat.release_inflater(self._deflate)
 
     def onMessage(self, payload: bytes, isBinary: bool) -> None:
         session = self.session
@@ -576,7 +566,9 @@ class EngineIOWebSocketFactory(WebSocketServerFactory):
         self._last_frame = b""
         self.deflater = Deflater()
         """Compression shared by connections with the same history (permessage-deflate)."""
-        self._batched_timer = DirectTimer(manager.reactor)
+        _compat.direct_timers(self, manager.reactor)
+        self.upgrade_request: Request | None = None
+        """The twisted.web request of the upgrade being handled (set by :class:`EngineIOResource` around it)."""
         self.seconds = seconds_of(manager.reactor)
         """The manager's clock, for the time each connection's reads may take per turn."""
         settings = manager.options.websocket_compression
