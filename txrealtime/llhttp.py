@@ -51,7 +51,7 @@ from twisted.python.failure import Failure
 from twisted.web.iweb import INonQueuedRequestFactory
 
 from ._reactor import cancel
-from .web import BoundedChannel, noisy
+from .channel import BoundedChannel, noisy
 
 __all__ = ["LlhttpChannel"]
 
