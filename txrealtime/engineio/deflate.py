@@ -78,14 +78,23 @@ class Deflater:
         """A connection at ``state`` is gone."""
         state.users -= 1
 
-    def compress(self, state: DeflateState, message: object, payload: bytes) -> tuple[bytes, DeflateState]:
-        """The compressed ``payload`` of ``message`` (compared by identity) for a connection at
-        ``state``, and the state the connection is at afterwards (users moved over)."""
+    @staticmethod
+    def reuse(state: DeflateState, message: object) -> tuple[bytes, DeflateState] | None:
+        """What :meth:`compress` gives for ``message`` at ``state`` if another connection at ``state`` had it
+        compressed already (the same body object each time), else ``None``: the payload is not needed then."""
         last = state._last
         if last is not None and last[0] is message:
             after = state if last[2] is None else last[2]()
             if after is not None and after.alive:
                 return last[1], _moved(state, after)
+        return None
+
+    def compress(self, state: DeflateState, message: object, payload: bytes) -> tuple[bytes, DeflateState]:
+        """The compressed ``payload`` of ``message`` (compared by identity) for a connection at
+        ``state``, and the state the connection is at afterwards (users moved over)."""
+        reused = self.reuse(state, message)
+        if reused is not None:
+            return reused
         if state.fresh:
             body = _compress(state._compressor.copy(), payload)
             state._last = (message, body, None)

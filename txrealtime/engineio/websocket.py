@@ -223,6 +223,13 @@ class EngineIOWebSocketProtocol(WebSocketServerProtocol):
                 if not packet.compress or _payload_size(frame) < threshold:
                     frames.append(frame)
                     continue
+            if message and not framing and packet.compress and state is not None:
+                # Compressed for another connection at this history: neither encoded nor framed again.
+                reused = factory.deflater.reuse(state, data)
+                if reused is not None:
+                    body, state = reused
+                    frames.append(factory.deflated_frame(body, isinstance(data, bytes)))
+                    continue
             payload, binary = self._payload(packet, framing)
             if not packet.compress or len(payload) < threshold:
                 frame = ws_frame(payload, binary)
@@ -237,7 +244,7 @@ class EngineIOWebSocketProtocol(WebSocketServerProtocol):
                 # for v3 (binary) is compressed on its own, never taken from a v4 history.
                 key = data if message and not framing else packet
                 body, state = factory.deflater.compress(state, key, payload)
-                frame = ws_frame(body, binary, compressed=True)
+                frame = factory.deflated_frame(body, binary)
             frames.append(frame)
         self._deflate_state = state
         return frames
@@ -576,6 +583,7 @@ class EngineIOWebSocketFactory(WebSocketServerFactory):
         self._last_frame = b""
         self.deflater = Deflater()
         """Compression shared by connections with the same history (permessage-deflate)."""
+        self._last_deflated: tuple[bytes, bytes] = (b"", b"")
         self._batched_timer = DirectTimer(manager.reactor)
         self.seconds = seconds_of(manager.reactor)
         """The manager's clock, for the time each connection's reads may take per turn."""
@@ -605,3 +613,13 @@ class EngineIOWebSocketFactory(WebSocketServerFactory):
             # Text frames are decoded as UTF-8 by the codec, which rejects invalid input itself.
             utf8validateIncoming=False,
         )
+
+    def deflated_frame(self, body: bytes, binary: bool) -> bytes:
+        """The compressed frame of ``body``: the one built last if ``body`` is the same object (a broadcast's
+        body, compressed once for the connections at one history, is framed once too)."""
+        last_body, last_frame = self._last_deflated
+        if body is last_body:
+            return last_frame
+        frame = ws_frame(body, binary, compressed=True)
+        self._last_deflated = (body, frame)
+        return frame
