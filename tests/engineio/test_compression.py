@@ -27,6 +27,7 @@ from txrealtime.engineio import (
 from txrealtime.engineio import deflate as deflate_module
 from txrealtime.engineio import websocket as websocket_module
 from txrealtime.engineio.deflate import Deflater
+from txrealtime.engineio.packets import encode_ws_frame
 from txrealtime.engineio.polling import accepted_encoding
 from txrealtime.engineio.websocket import EngineIOWebSocketFactory
 
@@ -217,7 +218,7 @@ class SharedContextFreeFrameTests(DeflateTestCase):
         """Connections at one history take the compressed frame the first one built: the Engine.IO packet is
         not encoded again for each (it was, per connection, before the compressed body was looked up)."""
         encoded: list[Any] = []
-        real = websocket_module.encode_ws_frame
+        real = encode_ws_frame
 
         def counting(packet: Any) -> tuple[bytes, bool]:
             encoded.append(packet)
