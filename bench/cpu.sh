@@ -4,7 +4,7 @@
 #   poll-echo  the same over long-polling: µs per message
 #   broadcast  CLIENTS clients in a room, N broadcasts of ~2.5 KB (default 10): µs per delivery
 #   connect    CLIENTS WebSocket clients connecting and staying: µs per client, and resident KiB per client
-# The server's user + system time (from /proc) over the measured part, divided by what the load generator
+# The server's user + system time (from /proc, all its processes: bench/cpustat.py, as bench.py) over the measured part, divided by what the load generator
 # counted: steadier than rates on a machine whose speed varies, since time the server does not run is not
 # counted. ROOT serves txrealtime from another tree (as bench.py's --txrealtime-root), for before/after runs;
 # TXREALTIME_ARGS adds twistd options; TXREALTIME_APP replaces the app hook (bench/apps/tx_app.py's setup).
@@ -23,10 +23,10 @@ out=$(mktemp -d /tmp/cpu-bench.XXXX)
 trap 'kill $server 2>/dev/null || true; pkill -f "loadgen.js [a-z-]* http://127.0.0.1:$port" || true; rm -rf "$out"' EXIT
 until (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null; do sleep 0.1; done
 sleep 1
-cpu() { awk '{print $14 + $15}' "/proc/$server/stat"; }
+cpu() { .venv/bin/python bench/cpustat.py "$server"; }  # seconds, the server's child processes included
 rss() { awk '/VmRSS/ {print $2}' "/proc/$server/status"; }
 load() { NODE_PATH=bench/node_modules taskset -c 1 node bench/loadgen.js "$@"; }
-hz=$(getconf CLK_TCK)
+hz=1  # cpu() gives seconds
 case $scenario in
   echo|poll-echo)
     load "$scenario" "http://127.0.0.1:$port" "$clients" "${3:-5}" > "$out/load.json" & gen=$!

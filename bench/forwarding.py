@@ -28,21 +28,17 @@ import time
 from pathlib import Path
 from typing import Any
 
+from cpustat import tree_cpu_seconds as cpu_seconds  # bench/, this script's directory
+
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 NODE = shutil.which("node") or "node"
-HZ = os.sysconf("SC_CLK_TCK")
 
 
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / HZ
 
 
 def wait_for(path: Path, pattern: str, count: int, limit: float = 60.0) -> None:

@@ -18,6 +18,9 @@
 //                                                          tiny events as fast as the server reads them
 //   node loadgen.js ns-flood  URL FLOODERS SECONDS         the same canary while FLOODERS WebSocket clients join
 //                                                          and leave new dynamic namespaces (/dyn-N) as fast
+// echo, poll-echo and the floods print {"mark":"measuring"} when their measured window opens and
+// {"mark":"measured"} when it closes; listen prints {"mark":"received"} once every broadcast arrived (before
+// closing its clients): bench.py reads the server's CPU time at those marks.
 // With BENCH_DEFLATE=1 the WebSocket clients offer permessage-deflate (threshold 1024, as Node's client)
 // and broadcasts carry a ~2.5 KB JSON pad, big enough to be compressed.
 "use strict";
@@ -139,6 +142,10 @@ async function inBatches(count, size, make) {
   return out;
 }
 
+function mark(name) {
+  process.stdout.write(JSON.stringify({ mark: name }) + "\n");
+}
+
 function percentile(sorted, p) {
   if (!sorted.length) return null;
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
@@ -166,9 +173,11 @@ async function echo(clients, seconds, connect = () => wsClient(), batch = 200) {
   latencies.length = 0;
   count = 0;
   const t0 = now();
+  mark("measuring");
   await new Promise((r) => setTimeout(r, seconds * 1000));
   const elapsed = (now() - t0) / 1000;
   const measured = count;
+  mark("measured");
   const lat = latencies.slice().sort((x, y) => x - y);
   stop = true;
   await Promise.race([Promise.all(loops), new Promise((r) => setTimeout(r, 5000))]);
@@ -199,6 +208,7 @@ async function listen(clients, messages) {
   process.stdout.write(JSON.stringify({ ready: true, connectMs: now() - started }) + "\n");
   const timeout = new Promise((r) => setTimeout(r, 120000));
   await Promise.race([all, timeout]);
+  mark("received");
   const spans = [...arrivals.values()];
   const first = Math.min(...spans.map((e) => e[0]));
   const last = Math.max(...spans.map((e) => e[1]));
@@ -313,9 +323,11 @@ async function pollEcho(clients, seconds) {
   count = 0;
   latencies.length = 0;
   const t0 = now();
+  mark("measuring");
   await new Promise((r) => setTimeout(r, seconds * 1000));
   const elapsed = (now() - t0) / 1000;
   const measured = count;
+  mark("measured");
   const lat = latencies.slice().sort((x, y) => x - y);
   stop = true;
   await Promise.race([Promise.all(loops), new Promise((r) => setTimeout(r, 5000))]);
@@ -476,9 +488,11 @@ async function flood(flooders, seconds, bytes, namespaces) {
   await sleep(500); // the flood under way
   const before = posts;
   const t0 = now();
+  mark("measuring");
   const flooded = await sample(seconds * 1000);
   const elapsed = (now() - t0) / 1000;
   const done = posts - before;
+  mark("measured");
   stop = true;
   await Promise.race([Promise.all(loops), sleep(15000)]);
   clients.forEach((c) => c.close());

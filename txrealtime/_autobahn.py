@@ -16,6 +16,7 @@ from autobahn.websocket.compress import (
 __all__ = [
     "accept_deflate",
     "bounded_inflate",
+    "frame_payload_size",
     "require_bounded_inflate",
     "unmask",
     "ws_frame",
@@ -48,6 +49,12 @@ def ws_frame(payload: bytes, binary: bool, compressed: bool = False) -> bytes:
 
 
 # -- permessage-deflate (RFC 7692) ----------------------------------------------
+
+
+def frame_payload_size(frame: bytes) -> int:
+    """The payload length of an unmasked frame built by :func:`ws_frame`."""
+    size = frame[1] & 0x7F
+    return size if size < 126 else len(frame) - (4 if size == 126 else 10)
 
 
 def bounded_inflate() -> bool:

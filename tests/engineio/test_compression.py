@@ -26,7 +26,9 @@ from txrealtime.engineio import (
     SessionManager,
 )
 from txrealtime.engineio import deflate as deflate_module
+from txrealtime.engineio import websocket as websocket_module
 from txrealtime.engineio.deflate import Deflater
+from txrealtime.engineio.packets import encode_ws_frame
 from txrealtime.engineio.polling import accepted_encoding
 from txrealtime.engineio.websocket import EngineIOWebSocketFactory
 
@@ -212,6 +214,32 @@ class SharedContextFreeFrameTests(DeflateTestCase):
         self.manager.send(peers[0][1], message + "again")
         [(_, again)] = peers[0][0].frames(first_byte=True)
         self.assertEqual(inflate(again), b"4" + message.encode() + b"again")
+
+    def test_a_broadcast_is_encoded_and_framed_once(self) -> None:
+        """Connections at one history take the compressed frame the first one built: the Engine.IO packet is
+        not encoded again for each (it was, per connection, before the compressed body was looked up)."""
+        encoded: list[Any] = []
+        real = encode_ws_frame
+
+        def counting(packet: Any) -> tuple[bytes, bool]:
+            encoded.append(packet)
+            return real(packet)
+
+        self.patch(websocket_module, "encode_ws_frame", counting)
+        calls = count_deflates(self)
+        peers = [self.connect() for _ in range(3)]
+        inflaters = [zlib.decompressobj(-15) for _ in peers]
+        for n in range(3):
+            message = VARIED + str(n)
+            del encoded[:]
+            for _, sid in peers:
+                self.manager.send(sid, message)
+            # The first broadcast starts each connection's history (encoded by each); later ones once in all.
+            self.assertEqual(len(encoded), 3 if n == 0 else 1)
+            self.assertEqual(len(calls), n + 1)
+            for inflater, (ws, _) in zip(inflaters, peers, strict=True):
+                [(first, payload)] = ws.frames(first_byte=True)
+                self.assertEqual((first, inflate(payload, inflater)), (DEFLATED_TEXT, b"4" + message.encode()))
 
     def test_a_plain_frame_is_not_reused_for_a_compressed_send(self) -> None:
         (a, sid_a), (b, sid_b) = self.connect(), self.connect()

@@ -27,6 +27,8 @@ import weakref
 import zlib
 from typing import Any
 
+from .._autobahn import ws_frame
+
 __all__ = ["DeflateState", "Deflater"]
 
 
@@ -61,6 +63,17 @@ class Deflater:
 
     def __init__(self) -> None:
         self._roots: dict[tuple[int, int, bool], DeflateState] = {}
+        self._last_framed: tuple[bytes, bytes] = (b"", b"")
+
+    def frame(self, body: bytes, binary: bool) -> bytes:
+        """The compressed WebSocket frame of ``body``: the one built last if ``body`` is the same object (a
+        broadcast's body, compressed once for the connections at one history, is framed once too)."""
+        last_body, last_frame = self._last_framed
+        if body is last_body:
+            return last_frame
+        frame = ws_frame(body, binary, compressed=True)
+        self._last_framed = (body, frame)
+        return frame
 
     def start(self, window_bits: int, mem_level: int, no_context_takeover: bool) -> DeflateState:
         """The state of a connection that has not compressed anything yet (counted as one more user)."""
@@ -78,14 +91,23 @@ class Deflater:
         """A connection at ``state`` is gone."""
         state.users -= 1
 
-    def compress(self, state: DeflateState, message: object, payload: bytes) -> tuple[bytes, DeflateState]:
-        """The compressed ``payload`` of ``message`` (compared by identity) for a connection at
-        ``state``, and the state the connection is at afterwards (users moved over)."""
+    @staticmethod
+    def reuse(state: DeflateState, message: object) -> tuple[bytes, DeflateState] | None:
+        """What :meth:`compress` gives for ``message`` at ``state`` if another connection at ``state`` had it
+        compressed already (the same body object each time), else ``None``: the payload is not needed then."""
         last = state._last
         if last is not None and last[0] is message:
             after = state if last[2] is None else last[2]()
             if after is not None and after.alive:
                 return last[1], _moved(state, after)
+        return None
+
+    def compress(self, state: DeflateState, message: object, payload: bytes) -> tuple[bytes, DeflateState]:
+        """The compressed ``payload`` of ``message`` (compared by identity) for a connection at
+        ``state``, and the state the connection is at afterwards (users moved over)."""
+        reused = self.reuse(state, message)
+        if reused is not None:
+            return reused
         if state.fresh:
             body = _compress(state._compressor.copy(), payload)
             state._last = (message, body, None)

@@ -27,7 +27,7 @@ from twisted.python.failure import Failure
 from twisted.web.http import Request
 
 from .. import _compat
-from .._autobahn import accept_deflate, require_bounded_inflate, unmask, ws_frame
+from .._autobahn import accept_deflate, frame_payload_size, require_bounded_inflate, unmask, ws_frame
 from .._logging import Throttle, gate
 from .._reactor import DelayedCall, cancel, seconds_of
 from . import packets_v3
@@ -210,8 +210,15 @@ class EngineIOWebSocketProtocol(WebSocketServerProtocol):
             framing = self._framing if isinstance(data, bytes) else 0
             if message and data is factory._last_data and framing == factory._last_framing:
                 frame = factory._last_frame
-                if not packet.compress or _payload_size(frame) < threshold:
+                if not packet.compress or frame_payload_size(frame) < threshold:
                     frames.append(frame)
+                    continue
+            if message and not framing and packet.compress and state is not None:
+                # Compressed for another connection at this history: neither encoded nor framed again.
+                reused = factory.deflater.reuse(state, data)
+                if reused is not None:
+                    body, state = reused
+                    frames.append(factory.deflater.frame(body, isinstance(data, bytes)))
                     continue
             payload, binary = self._payload(packet, framing)
             if not packet.compress or len(payload) < threshold:
@@ -227,7 +234,7 @@ class EngineIOWebSocketProtocol(WebSocketServerProtocol):
                 # for v3 (binary) is compressed on its own, never taken from a v4 history.
                 key = data if message and not framing else packet
                 body, state = factory.deflater.compress(state, key, payload)
-                frame = ws_frame(body, binary, compressed=True)
+                frame = factory.deflater.frame(body, binary)
             frames.append(frame)
         self._deflate_state = state
         return frames
@@ -505,12 +512,6 @@ class EngineIOWebSocketProtocol(WebSocketServerProtocol):
         relay, self.relay = self.relay, None
         if relay is not None:
             relay.transport_closed(why, description)
-
-
-def _payload_size(frame: bytes) -> int:
-    """The payload length of an unmasked frame built by ``ws_frame``."""
-    size = frame[1] & 0x7F
-    return size if size < 126 else len(frame) - (4 if size == 126 else 10)
 
 
 def probe_upgrade(

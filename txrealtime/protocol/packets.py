@@ -19,15 +19,14 @@ back escaped, as ``JSON.stringify`` does. Every failure is a
 
 from __future__ import annotations
 
-import json
-import math
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any
 
-from .._js import stringify
+from .._json import dumps
+from .._json import loads as json_loads
 
 __all__ = [
     "Decoder",
@@ -182,20 +181,6 @@ def _attachment(num: Any, attachments: Sequence[bytes]) -> bytes:
     return attachments[num]
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if value in (math.inf, -math.inf):
-        raise ValueError("number out of range")
-    return value
-
-
-_json = json.JSONDecoder(parse_float=_finite_float, parse_constant=_reject_constant)
-
-
 def nesting_fault(data: Any, limit: int, string_keys: bool = False) -> str | None:
     """Why ``data`` cannot be taken, or ``None``: ``"depth"`` if arrays and objects nest deeper than ``limit``
     (``data`` itself is level 1), ``"key"`` if ``string_keys`` and an object key is not a string.
@@ -248,7 +233,7 @@ def depth_over(data: Any, limit: int) -> bool:
 def loads(text: str, max_depth: int = MAX_DEPTH) -> Any:
     """Parse JSON as strictly as ``JSON.parse``, with nesting at most ``max_depth``; raise :class:`DecodeError`."""
     try:
-        data = _json.decode(text)
+        data = json_loads(text)
     except (ValueError, RecursionError):
         raise DecodeError("invalid JSON payload") from None
     # Depth d needs d - 1 arrays or objects that are not empty: brackets not closed at once (those in strings
@@ -284,7 +269,7 @@ def encode(packet: Packet) -> list[str | bytes]:
         head = _DIGITS[ptype]
     namespace = "" if packet.namespace == "/" else packet.namespace + ","
     ack_id = "" if packet.id is None else str(packet.id)
-    body = "" if data is None else stringify(data)
+    body = "" if data is None else dumps(data)
     return [head + namespace + ack_id + body, *attachments]
 
 
