@@ -114,3 +114,23 @@ async def test_manager_close_is_a_clean_goodbye(realtime: Realtime, transports: 
     await until(lambda: len(record.disconnects) == 2, f"both namespaces to be left: {record.disconnects}")
     assert sorted(record.disconnects) == [("/", "client namespace disconnect"),
                                           ("/custom", "client namespace disconnect")]
+
+
+@pytest_twisted.ensureDeferred
+async def test_sending_while_the_websocket_closes_neither_raises_nor_sends(realtime: Realtime) -> None:
+    """Between the closing handshake's start and the connection's end, what the client emits stays in the
+    engine (Autobahn refuses to send then): no exception reaches the caller, and close() still works."""
+    running = await realtime.start_server()
+    record = install(running.server)
+    seen: list[str] = []
+    running.server.on("connection", lambda socket: socket.on("while closing", lambda: seen.append("it")))
+    manager = Manager(running.url, transports=["websocket"], reconnection=False)
+    main = await manager.socket("/").connect()
+    assert manager.engine is not None
+    transport: Any = manager.engine.transport
+    transport.protocol.sendClose(1000)  # the closing handshake starts; the connection is not lost yet
+    assert not transport.writable
+    main.emit("while closing")
+    await manager.close()
+    await until(lambda: record.disconnects != [], "the server to see the socket go")
+    assert seen == [] and record.disconnects == [("/", "transport close")]

@@ -97,7 +97,8 @@ class _WebSocketTransport:
     def writable(self) -> bool:
         """Open, and the server takes what is written: while the send buffer is full, messages wait in the
         engine."""
-        return self.protocol is not None and not self.paused and not self.closed
+        return (self.protocol is not None and not self.paused and not self.closed
+                and self.protocol.state == self.protocol.STATE_OPEN)  # not while a closing handshake runs
 
     # IPushProducer: the TCP transport says when its send buffer fills up and empties.
 
@@ -116,6 +117,8 @@ class _WebSocketTransport:
         if self.protocol is None:
             self.pending.extend(packets)
             return
+        if self.protocol.state != self.protocol.STATE_OPEN:
+            return  # closing: what is left goes with the connection, as the engine learns from its close
         for packet in packets:
             payload, binary = encode_ws_frame(packet)
             self.protocol.sendMessage(payload, isBinary=binary)  # type: ignore[no-untyped-call]
