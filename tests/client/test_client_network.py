@@ -127,7 +127,7 @@ async def test_sending_while_the_websocket_closes_neither_raises_nor_sends(realt
     manager = Manager(running.url, transports=["websocket"], reconnection=False)
     main = await manager.socket("/").connect()
     assert manager.engine is not None
-    transport: Any = manager.engine.transport
+    transport: Any = cast(Any, manager.engine).transport
     transport.protocol.sendClose(1000)  # the closing handshake starts; the connection is not lost yet
     assert not transport.writable
     main.emit("while closing")
