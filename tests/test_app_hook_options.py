@@ -18,7 +18,7 @@ from twisted.internet import reactor
 from twisted.python import usage
 
 from txrealtime.engineio import Handshake, SessionManager
-from txrealtime.service import Options, makeService
+from txrealtime.service import Options, make_process_service
 from txrealtime.socketio import Server
 from txrealtime.web import BoundedSite
 
@@ -74,7 +74,7 @@ async def handshake(url: str) -> tuple[int, bytes]:
 @pytest_twisted.ensureDeferred
 async def test_allow_request_from_the_hook_refuses_a_handshake(mode: list[str], path: str) -> None:
     seen.clear()
-    service = makeService(parse(*mode, "--app", f"{HERE}:require_token", "--listen", "tcp:0"))
+    service = make_process_service(parse(*mode, "--app", f"{HERE}:require_token", "--listen", "tcp:0"))
     assert service.manager.options.allow_request is not None
     site = service.site
     assert isinstance(site, BoundedSite) and site.max_body == 5000  # built after the hook: its options reach it
@@ -93,7 +93,7 @@ async def test_allow_request_from_the_hook_refuses_a_handshake(mode: list[str], 
 
 
 def test_one_parameter_hooks_still_get_only_the_server() -> None:
-    service = makeService(parse("--app", "examples.chat.app:setup", "--listen", "tcp:0"))
+    service = make_process_service(parse("--app", "examples.chat.app:setup", "--listen", "tcp:0"))
     assert isinstance(service.server, Server)
     assert service.manager.options.allow_request is None
 
@@ -130,7 +130,7 @@ def test_twistd_reports_a_bad_configure_in_one_line(hook: str, error: str) -> No
 async def test_options_assigned_in_the_hook_stay_in_force() -> None:
     """Assigning ``manager.options`` in the hook is not undone when the hook returns (it was, silently)."""
     options = parse("--app", f"{HERE}:assign_replaced", "--listen", "tcp:0")
-    service = makeService(options)
+    service = make_process_service(options)
     assert (service.manager.options.ping_interval, service.manager.options.max_payload) == (7, 4000)
     assert options["engineio-options"] is service.manager.options
     site = service.site
@@ -155,4 +155,4 @@ async def test_options_assigned_in_the_hook_stay_in_force() -> None:
 )
 def test_conflicting_or_bad_assignment_is_refused(hook: str, error: str) -> None:
     with pytest.raises(SystemExit, match=re.escape(f"txrealtime: --app {HERE}:{hook}: {error}")):
-        makeService(parse("--app", f"{HERE}:{hook}", "--listen", "tcp:0"))
+        make_process_service(parse("--app", f"{HERE}:{hook}", "--listen", "tcp:0"))

@@ -27,7 +27,7 @@ SCRIPT = textwrap.dedent(
     from twisted.internet import task
     from twisted.internet.defer import ensureDeferred
 
-    from txrealtime.service import Options, makeService
+    from txrealtime.service import Options, make_process_service
     from txrealtime.testing import start_server
 
 
@@ -44,7 +44,7 @@ SCRIPT = textwrap.dedent(
         for static in ([], ["--static", "examples/echo/public"]):
             options = Options()
             options.parseOptions(["--engineio", *static])
-            site = makeService(options).site
+            site = make_process_service(options).site
             port = reactor.listenTCP(0, site, interface="127.0.0.1")
             for path in ("/", "/nope.html"):
                 response = await treq.get(f"http://127.0.0.1:{port.getHost().port}{path}")

@@ -26,7 +26,7 @@ from txrealtime.adapters.redis.link import numsub_count
 from txrealtime.client import Manager
 from txrealtime.engineio import HttpCompression, PerMessageDeflate
 from txrealtime.redis import ClusterClient, RedisClient
-from txrealtime.service import Options, makeService, mount, raise_open_files_limit
+from txrealtime.service import Options, make_process_service, mount, raise_open_files_limit
 from txrealtime.socketio import Server
 from txrealtime.socketio.recovery import StateRecovery
 from txrealtime.web import BoundedSite
@@ -85,10 +85,11 @@ def test_allow_eio3_option() -> None:
 
 
 def test_header_timeout_and_connections_per_address_reach_the_site() -> None:
-    site = makeService(parse("--listen", "tcp:0", "--header-timeout", "2.5", "--max-connections-per-ip", "50")).site
+    options = parse("--listen", "tcp:0", "--header-timeout", "2.5", "--max-connections-per-ip", "50")
+    site = make_process_service(options).site
     assert isinstance(site, BoundedSite)
     assert (site.header_timeout, site.max_connections_per_ip) == (2.5, 50)
-    site = makeService(parse("--listen", "tcp:0")).site
+    site = make_process_service(parse("--listen", "tcp:0")).site
     assert isinstance(site, BoundedSite)
     assert (site.header_timeout, site.max_connections_per_ip) == (10.0, None)
 
@@ -96,7 +97,7 @@ def test_header_timeout_and_connections_per_address_reach_the_site() -> None:
 def test_socketio_limits_recovery_and_log_level_reach_the_server() -> None:
     from txrealtime import _logging
 
-    service = makeService(parse(
+    service = make_process_service(parse(
         "--listen", "tcp:0", "--attachment-timeout", "5", "--max-namespaces-per-client", "7",
         "--cleanup-empty-child-namespaces", "--state-recovery", "90", "--log-level", "warn",
     ))
@@ -109,7 +110,7 @@ def test_socketio_limits_recovery_and_log_level_reach_the_server() -> None:
         assert _logging._predicate.logLevelForNamespace("txrealtime.socketio") is LogLevel.warn
     finally:
         set_log_level("info")
-    server = makeService(parse("--listen", "tcp:0")).server
+    server = make_process_service(parse("--listen", "tcp:0")).server
     assert server is not None
     assert (server.attachment_timeout, server.max_namespaces_per_client) == (30.0, 100)
     assert server.cleanup_empty_child_namespaces is False and server.connection_state_recovery is None
@@ -119,9 +120,9 @@ def test_parser_option_reaches_the_server() -> None:
     from txrealtime.protocol.msgpack import MSGPACK
     from txrealtime.protocol.parser import JSON
 
-    server = makeService(parse("--listen", "tcp:0", "--parser", "msgpack")).server
+    server = make_process_service(parse("--listen", "tcp:0", "--parser", "msgpack")).server
     assert server is not None and server.parser is MSGPACK
-    server = makeService(parse("--listen", "tcp:0")).server
+    server = make_process_service(parse("--listen", "tcp:0")).server
     assert server is not None and server.parser is JSON
     with pytest.raises(usage.UsageError, match="unknown parser 'cbor'"):
         parse("--parser", "cbor")
@@ -166,7 +167,7 @@ def test_gc_threshold_applies_while_the_service_runs() -> None:
     assert parse()["gc-threshold"] == 50_000
     before = gc.get_threshold()
     assert before[0] != 12345
-    realtime = makeService(parse("--listen", "tcp:0:interface=127.0.0.1", "--gc-threshold", "12345"))
+    realtime = make_process_service(parse("--listen", "tcp:0:interface=127.0.0.1", "--gc-threshold", "12345"))
     assert gc.get_threshold() == before  # building the service changes nothing
     realtime._endpoints.clear()  # not listening: only the threshold is under test
     for child in list(realtime):
@@ -177,7 +178,7 @@ def test_gc_threshold_applies_while_the_service_runs() -> None:
     finally:
         realtime.stopService()
     assert gc.get_threshold() == before
-    untouched = makeService(parse("--gc-threshold", "0"))
+    untouched = make_process_service(parse("--gc-threshold", "0"))
     untouched._endpoints.clear()
     for child in list(untouched):
         child.disownServiceParent()
@@ -208,14 +209,15 @@ def test_usage_errors(args: list[str], message: str) -> None:
 
 
 def test_engineio_app_hook_receives_manager() -> None:
-    service = makeService(parse("--engineio", "--app", "examples.echo.app:setup", "--listen", "tcp:0"))
+    service = make_process_service(parse("--engineio", "--app", "examples.echo.app:setup", "--listen", "tcp:0"))
     assert service.server is None
     assert len(service.manager._subscribers) == 1
     assert len(list(service)) == 1
 
 
 def test_app_hook_receives_socketio_server() -> None:
-    service = makeService(parse("--app", "examples.chat.app:setup", "--listen", "tcp:0", "--connect-timeout", "3"))
+    options = parse("--app", "examples.chat.app:setup", "--listen", "tcp:0", "--connect-timeout", "3")
+    service = make_process_service(options)
     assert isinstance(service.server, Server)
     assert service.server.manager is service.manager
     assert service.server.connect_timeout == 3.0
@@ -359,14 +361,14 @@ async def test_two_twistd_nodes_share_the_chat_through_a_redis_cluster(redis_clu
 
 
 def test_forwarding_is_on_with_redis_unless_turned_off() -> None:
-    alone = makeService(parse())
+    alone = make_process_service(parse())
     assert alone.forwarder is None and alone.manager.sid_tag == ""
-    linked = makeService(parse("--redis", "redis://127.0.0.1:1", "--forward-timeout", "2.5"))
+    linked = make_process_service(parse("--redis", "redis://127.0.0.1:1", "--forward-timeout", "2.5"))
     forwarder = linked.forwarder
     assert forwarder is not None and forwarder.timeout == 2.5
     assert linked.manager.sid_tag == "~" + forwarder.uid
     assert linked.resource is not None and linked.resource.elsewhere is forwarder
-    sticky = makeService(parse("--redis", "redis://127.0.0.1:1", "--no-forwarding"))
+    sticky = make_process_service(parse("--redis", "redis://127.0.0.1:1", "--no-forwarding"))
     assert sticky.forwarder is None and sticky.resource is not None and sticky.resource.elsewhere is None
     for service in (linked, sticky):
         forwarder = service.forwarder

@@ -16,7 +16,7 @@ from twisted.logger import ILogObserver, formatEvent, globalLogPublisher
 
 import twisted
 import txrealtime
-from txrealtime.service import Options, makeService
+from txrealtime.service import Options, make_process_service
 
 ROOT = Path(__file__).parent.parent
 TWISTD = str(Path(sys.executable).parent / "twistd")
@@ -112,7 +112,7 @@ def test_service_started_without_twistd_exits_the_same_way(busy_port: int) -> No
     """startService alone (no privilegedStartService first, as outside twistd) also names the endpoint."""
     options = Options()
     options.parseOptions(["--listen", f"tcp:{busy_port}:interface=127.0.0.1"])  # type: ignore[no-untyped-call]
-    service = makeService(options)
+    service = make_process_service(options)
     logged: list[str] = []
 
     def observe(event: dict[str, Any]) -> None:

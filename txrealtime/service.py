@@ -19,6 +19,7 @@ from twisted.web.resource import IResource, Resource
 from twisted.web.server import Site
 
 from ._compat import forget_exit_signal
+from ._lazy import deprecated_aliases
 from ._logging import gate, set_log_level
 from .command import DEFAULT_LISTEN, Options, check_endpoint, load_app
 from .engineio import EngineIOOptions, EngineIOResource, SessionManager
@@ -34,7 +35,7 @@ __all__ = [
     "RealtimeService",
     "check_endpoint",
     "load_app",
-    "makeService",
+    "make_process_service",
     "make_service",
     "mount",
     "raise_open_files_limit",
@@ -152,7 +153,7 @@ class RealtimeService(service.MultiService):
             self._listening(child, child.privilegedStartService)
 
     def startService(self) -> None:
-        # Here rather than in makeService: after twistd has daemonized and dropped privileges
+        # Here rather than in make_process_service: after twistd has daemonized and dropped privileges
         # (an unprivileged process may still raise its soft limit to the hard one), and building
         # a service, as tests do, changes nothing about the process.
         raise_open_files_limit()
@@ -307,7 +308,7 @@ def _daemonized(options: Options) -> bool:
 
 def make_service(options: Options) -> service.MultiService:
     """What ``twistd txrealtime`` and ``python -m txrealtime`` run: with ``--workers`` above 1 the master
-    (:class:`txrealtime.cluster.master.MasterService`), else :func:`makeService`'s one serving process.
+    (:class:`txrealtime.cluster.master.MasterService`), else :func:`make_process_service`'s one serving process.
 
     Without ``--listen``, it logs a warning: the server listens on every
     network interface, and the line says how to serve this machine only.
@@ -318,7 +319,7 @@ def make_service(options: Options) -> service.MultiService:
             "give --listen {endpoint}:interface=127.0.0.1", endpoint=DEFAULT_LISTEN,
         )
     if options["workers"] <= 1:
-        return makeService(options)
+        return make_process_service(options)
     from .cluster.master import MasterService
 
     set_log_level(options["log-level"])
@@ -330,8 +331,9 @@ def make_service(options: Options) -> service.MultiService:
     )
 
 
-def makeService(options: Options) -> RealtimeService:
-    """Build the service tree ``twistd txrealtime`` runs.
+def make_process_service(options: Options) -> RealtimeService:
+    """Build the service tree of one serving process (what ``twistd txrealtime`` runs without ``--workers``;
+    :func:`make_service` builds either). Was ``makeService``, which still imports with a ``DeprecationWarning``.
 
     The ``--app`` hook is called with the :class:`txrealtime.socketio.Server`
     (the :class:`txrealtime.engineio.SessionManager` with ``--engineio``) and,
@@ -441,3 +443,8 @@ def makeService(options: Options) -> RealtimeService:
     if admin is not None:
         admin.setServiceParent(realtime)  # type: ignore[no-untyped-call]
     return realtime
+
+
+__getattr__ = deprecated_aliases(__name__, {"makeService": "make_process_service"})
+"""Old names, still importable with a ``DeprecationWarning``: ``makeService`` is :func:`make_process_service`
+(twistd's plugin gets :func:`make_service` under that name from :mod:`txrealtime._twistd`)."""

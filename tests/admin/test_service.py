@@ -1,4 +1,4 @@
-"""``twistd txrealtime --admin*``: option checks, and what makeService builds from them."""
+"""``twistd txrealtime --admin*``: option checks, and what make_process_service builds from them."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from twisted.python import usage
 
 from txrealtime.admin import BasicAuth
 from txrealtime.admin.service import AdminService
-from txrealtime.service import Options, makeService
+from txrealtime.service import Options, make_process_service
 
 HASH = "$2b$10$GdtRguLTec.mN/llKziN.eQchJjRVv4TNepvVGP/bz8JPT.OX6Zue"
 
@@ -42,7 +42,7 @@ def test_options_reach_instrument() -> None:
     options = parse("--admin", f"ops:{HASH}", "--admin-mode", "production", "--admin-read-only",
                     "--admin-namespace", "/ops", "--admin-server-id", "web-1")
     assert options["admin-auth"] == BasicAuth("ops", HASH)
-    realtime = makeService(options)
+    realtime = make_process_service(options)
     [admin] = [s for s in realtime if isinstance(s, AdminService)]
     instrumentation = admin.instrumentation
     try:
@@ -56,7 +56,7 @@ def test_options_reach_instrument() -> None:
 
 
 def test_without_admin_options_nothing_is_instrumented() -> None:
-    realtime: Any = makeService(parse())
+    realtime: Any = make_process_service(parse())
     assert not [s for s in realtime if isinstance(s, AdminService)]
     assert realtime.server is not None and "/admin" not in realtime.server.namespaces
 

@@ -17,7 +17,7 @@ from tests.servers import RedisServer, node_peer
 from tests.tls import self_signed
 from txrealtime.cluster.master import MasterService
 from txrealtime.command import WorkerOptions
-from txrealtime.service import Options, make_service, makeService
+from txrealtime.service import Options, make_process_service, make_service
 
 
 def parsed(*args: str) -> Options:
@@ -58,7 +58,7 @@ def test_workers_get_the_command_line_without_workers() -> None:
     assert isinstance(service, MasterService)
     assert len(service.workers) == 3
     with pytest.raises(ValueError, match="build it with make_service"):
-        makeService(options)
+        make_process_service(options)
 
 
 def test_tls_endpoints_are_refused_with_several_workers(tmp_path: Path) -> None:

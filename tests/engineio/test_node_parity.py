@@ -1,7 +1,7 @@
 """txrealtime's wire against Node's engine.io serving the same requests with the same options.
 
 Each test starts tests/interop/eio_server.js and ``twistd txrealtime --engineio`` (built in process by
-``makeService`` from the same flags an operator types) and compares what both answer: status, the
+``make_process_service`` from the same flags an operator types) and compares what both answer: status, the
 headers that matter, bodies with the sid left out; and what Node's engine.io-client reports on each.
 """
 
@@ -22,7 +22,7 @@ from twisted.web.http_headers import Headers
 from tests.peers import raw_request, websocket_handshake
 from tests.servers import INTEROP, NODE_MODULES, node, node_peer
 from txrealtime.engineio import MessageReceived, SessionEvent, SessionManager
-from txrealtime.service import Options, makeService
+from txrealtime.service import Options, make_process_service
 
 HERE = "tests.engineio.test_node_parity"
 ALLOWED = "https://app.example"
@@ -82,7 +82,7 @@ def pair(request: pytest.FixtureRequest) -> Any:
     node_port = json.loads(process.stdout.readline())["port"]
     options = Options()
     options.parseOptions(["--engineio", "--listen", "tcp:0", *args])  # type: ignore[no-untyped-call]
-    service = makeService(options)
+    service = make_process_service(options)
     port = cast(Any, reactor).listenTCP(0, service.site, interface="127.0.0.1")
     yield Pair(f"http://127.0.0.1:{node_port}", f"http://127.0.0.1:{port.getHost().port}")
     process.kill()

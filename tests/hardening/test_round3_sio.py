@@ -43,7 +43,7 @@ from txrealtime.metrics import metrics_registry
 from txrealtime.protocol.msgpack import MsgpackDecoder
 from txrealtime.protocol.packets import Decoder, Packet, PacketType
 from txrealtime.pytest_plugin import Realtime
-from txrealtime.service import Options, makeService
+from txrealtime.service import Options, make_process_service
 from txrealtime.socketio import Server
 
 # -- 8. decoding amplification -----------------------------------------------------------------
@@ -246,7 +246,7 @@ def admin_options(*args: str) -> Options:
 
 
 def started_warnings(options: Options, log_events: list[dict[str, Any]]) -> list[str]:
-    realtime = makeService(options)
+    realtime = make_process_service(options)
     [admin] = [s for s in realtime if isinstance(s, AdminService)]
     admin.stopService()
     return [formatEvent(e) for e in log_events if e.get("log_level") is LogLevel.warn and "Admin UI" in formatEvent(e)]

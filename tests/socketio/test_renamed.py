@@ -31,3 +31,12 @@ def test_the_emitters_broadcast_operator_is_emitter_operator_with_a_warning() ->
                                                 r"txrealtime\.emitter\.EmitterOperator"):
         old = importlib.import_module("txrealtime.emitter").BroadcastOperator
     assert old is EmitterOperator
+
+
+def test_make_service_of_one_process_is_make_process_service_with_a_warning() -> None:
+    from txrealtime.service import make_process_service
+
+    with pytest.warns(DeprecationWarning, match=r"txrealtime\.service\.makeService is deprecated: use "
+                                                r"txrealtime\.service\.make_process_service"):
+        old = importlib.import_module("txrealtime.service").makeService
+    assert old is make_process_service

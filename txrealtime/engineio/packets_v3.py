@@ -37,6 +37,7 @@ import json
 import re
 from array import array
 from collections.abc import Iterable, Iterator
+from enum import IntEnum
 from urllib.parse import parse_qs
 
 from .packets import DecodeError, Packet, PacketType, utf8
@@ -44,6 +45,7 @@ from .packets import decode_ws_frame as decode_ws_frame_v4
 
 __all__ = [
     "MAX_JSONP_FIELDS",
+    "Framing",
     "PROTOCOL_VERSION",
     "decode_ws_frame",
     "encode_payload",
@@ -196,6 +198,22 @@ def iter_binary_payload(payload: bytes) -> Iterator[Packet]:
             yield Packet(PacketType.MESSAGE, data[1:])
         else:
             raise DecodeError("binary packet that is not a message")
+
+
+class Framing(IntEnum):
+    """How a WebSocket connection frames binary messages: by its Engine.IO protocol, and for v3 by ``b64``."""
+
+    V4 = 0
+    """Engine.IO v4: a binary message is a binary frame (:func:`txrealtime.engineio.packets.encode_ws_frame`)."""
+    V3_BINARY = 1
+    """Engine.IO v3: a binary frame with the packet type's byte first."""
+    V3_BASE64 = 2
+    """Engine.IO v3 with ``b64=1``: a text frame, ``b`` and the type then base64."""
+
+    @classmethod
+    def of(cls, protocol: int, b64: bool) -> Framing:
+        """The framing of a connection speaking Engine.IO ``protocol`` (3 or 4), asking for ``b64`` or not."""
+        return cls.V4 if protocol == 4 else cls.V3_BASE64 if b64 else cls.V3_BINARY
 
 
 def encode_ws_frame(packet: Packet, binary: bool) -> tuple[bytes, bool]:

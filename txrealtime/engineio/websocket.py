@@ -36,6 +36,7 @@ from .elsewhere import Elsewhere, Relay
 from .events import CloseReason, Handshake, requested_protocol
 from .manager import PACKETS_PER_TURN, TURN_SECONDS, Session, SessionError, SessionManager, Transport
 from .packets import DecodeError, Packet, PacketType, decode_ws_frame, encode_ws_frame
+from .packets_v3 import Framing
 
 __all__ = ["EngineIOWebSocketFactory", "EngineIOWebSocketProtocol", "handshake_answer", "probe_upgrade"]
 
@@ -68,7 +69,7 @@ class EngineIOWebSocketProtocol(WebSocketServerProtocol):
         self._lost = False
         self.protocol = 4
         """The Engine.IO protocol revision of the request, so of its frames."""
-        self._framing = 0
+        self._framing = Framing.V4
         """How binary messages are framed: 0 as in v4, 1 as in v3, 2 as v3 base64 text (``b64``)."""
         self._deflate_state: DeflateState | None = None
         """Where this connection's compression history is, once it compressed a message."""
@@ -172,7 +173,7 @@ class EngineIOWebSocketProtocol(WebSocketServerProtocol):
             for packet in packets:
                 data = packet.data
                 # Text frames are the same in v3 and v4; binary ones are framed per revision.
-                framing = self._framing if isinstance(data, bytes) else 0
+                framing = self._framing if isinstance(data, bytes) else Framing.V4
                 message = packet.type is PacketType.MESSAGE
                 if message and data is factory._last_data and framing == factory._last_framing:
                     frames.append(factory._last_frame)
@@ -186,10 +187,10 @@ class EngineIOWebSocketProtocol(WebSocketServerProtocol):
             _compat.write_sequence(transport, frames)
             factory.stats.websocket_bytes_sent += sum(map(len, frames))
 
-    def _payload(self, packet: Packet, framing: int) -> tuple[bytes, bool]:
+    def _payload(self, packet: Packet, framing: Framing) -> tuple[bytes, bool]:
         """The frame payload of ``packet`` and whether it is binary, framed for this connection's revision."""
         if framing:
-            return packets_v3.encode_ws_frame(packet, framing == 1)
+            return packets_v3.encode_ws_frame(packet, framing is Framing.V3_BINARY)
         return encode_ws_frame(packet)
 
     def _deflated(self, packets: list[Packet], extension: Any) -> list[bytes]:
@@ -207,7 +208,7 @@ class EngineIOWebSocketProtocol(WebSocketServerProtocol):
         for packet in packets:
             data = packet.data
             message = packet.type is PacketType.MESSAGE
-            framing = self._framing if isinstance(data, bytes) else 0
+            framing = self._framing if isinstance(data, bytes) else Framing.V4
             if message and data is factory._last_data and framing == factory._last_framing:
                 frame = factory._last_frame
                 if not packet.compress or frame_payload_size(frame) < threshold:
@@ -253,7 +254,7 @@ class EngineIOWebSocketProtocol(WebSocketServerProtocol):
         sid = params.get("sid")
         peer = cast(Any, self.transport).getPeer() if self.transport is not None else None
         self.protocol = requested_protocol(params)
-        self._framing = 0 if self.protocol == 4 else 2 if params.get("b64") else 1
+        self._framing = Framing.of(self.protocol, bool(params.get("b64")))
 
         def describe() -> Handshake:
             return Handshake.of_request(
@@ -563,7 +564,7 @@ class EngineIOWebSocketFactory(WebSocketServerFactory):
         self.connections: set[EngineIOWebSocketProtocol] = set()
         """Open WebSocket connections (drained on shutdown)."""
         self._last_data: object = None
-        self._last_framing = 0
+        self._last_framing = Framing.V4
         self._last_frame = b""
         self.deflater = Deflater()
         """Compression shared by connections with the same history (permessage-deflate)."""
