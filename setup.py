@@ -31,6 +31,7 @@ MYPYC_MODULES = [
     "txrealtime/engineio/session.py",
     "txrealtime/protocol/msgpack.py",
     "txrealtime/protocol/packets.py",
+    "txrealtime/protocol/dispatch.py",
 ]
 """The pure hot modules worth compiling (bench/README.md has the figures)."""
 

@@ -9,6 +9,7 @@ scenario=$1; n=$2; label=${3:-$scenario}
 python=${PYTHON:-$here/.venv/bin/python}
 snap=$(mktemp -d /tmp/icount-$label.XXXX)
 cp -r "$here/txrealtime" "$here/bench" "$snap/"
+cp "$here"/txrealtime__mypyc*.so "$snap/" 2>/dev/null || true  # a compiled tree (pip install --target DIR)
 cd "$snap"
 run() {
     valgrind --tool=callgrind --callgrind-out-file="$snap/cg.$1" "$python" -c "

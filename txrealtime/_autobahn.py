@@ -16,6 +16,7 @@ from autobahn.websocket.compress import (
 __all__ = [
     "accept_deflate",
     "bounded_inflate",
+    "client_frame",
     "frame_payload_size",
     "require_bounded_inflate",
     "unmask",
@@ -30,6 +31,32 @@ def unmask(payload: bytes, mask: bytes) -> bytes:
         return payload
     key = (mask * (size // 4 + 1))[:size]
     return (int.from_bytes(payload, "little") ^ int.from_bytes(key, "little")).to_bytes(size, "little")
+
+
+def client_frame(data: bytes, pos: int, limit: int) -> tuple[bytes | None, bool, int]:
+    """The complete, final, masked text or binary frame at ``data[pos:]`` with no RSV bits and a payload
+    of at most ``limit`` bytes: ``(unmasked payload, binary, end)``; ``(None, False, pos)`` for anything
+    else (a control frame, a fragment, a partial, oversize or malformed frame), left to Autobahn."""
+    size = len(data)
+    if size - pos < 6:
+        return None, False, pos
+    b0 = data[pos]
+    b1 = data[pos + 1]
+    if (b0 != 0x81 and b0 != 0x82) or not b1 & 0x80:
+        return None, False, pos
+    length = b1 & 0x7F
+    head = pos + 2
+    if length == 126:
+        if size - head < 2:
+            return None, False, pos
+        length = (data[head] << 8) | data[head + 1]
+        head += 2
+    elif length == 127:
+        return None, False, pos
+    end = head + 4 + length
+    if length > limit or end > size:
+        return None, False, pos
+    return unmask(data[head + 4 : end], data[head : head + 4]), b0 == 0x82, end
 
 
 def ws_frame(payload: bytes, binary: bool, compressed: bool = False) -> bytes:

@@ -27,7 +27,7 @@ from twisted.python.failure import Failure
 from twisted.web.http import Request
 
 from .. import _compat
-from .._autobahn import accept_deflate, frame_payload_size, require_bounded_inflate, unmask, ws_frame
+from .._autobahn import accept_deflate, client_frame, frame_payload_size, require_bounded_inflate, ws_frame
 from .._logging import Throttle, gate
 from .._reactor import DelayedCall, cancel, seconds_of
 from . import packets_v3
@@ -364,26 +364,11 @@ class EngineIOWebSocketProtocol(WebSocketServerProtocol):
             return
         limit = self.factory.manager.options.max_payload
         pos, size = 0, len(data)
-        while size - pos >= 6:
-            b0, b1 = data[pos], data[pos + 1]
-            # FIN set, no RSV bits, text or binary opcode, masked (as clients must).
-            if b0 not in (0x81, 0x82) or not b1 & 0x80:
+        while True:
+            payload, binary, pos = client_frame(data, pos, limit)
+            if payload is None:
                 break
-            length, head = b1 & 0x7F, pos + 2
-            if length == 126:
-                if size - head < 2:
-                    break
-                length = int.from_bytes(data[head : head + 2], "big")
-                head += 2
-            elif length == 127:
-                break
-            end = head + 4 + length
-            if length > limit or end > size:
-                break
-            mask = data[head : head + 4]
-            payload = unmask(data[head + 4 : end], mask)
-            pos = end
-            self.onMessage(payload, b0 == 0x82)
+            self.onMessage(payload, binary)
             if self._budget <= 0 or self.state != self.STATE_OPEN:
                 break
         if pos < size and self.state in (self.STATE_OPEN, self.STATE_CLOSING):
