@@ -88,6 +88,7 @@ def serve(clock: Clock, **server_options: Any) -> tuple[BoundedSite, Server]:
     def on_connection(socket: Socket) -> None:
         socket.join("room")
         socket.on("echo", lambda data: data)
+        socket.on("say", lambda data: socket.emit("said", data))  # an emit, with its back-pressure answer
 
     root = EmptyResource()
     mount(root, "/socket.io/", server.resource())
@@ -213,6 +214,20 @@ def websocket(messages: int, clients: int = 10) -> float:
     return (time.perf_counter() - start) / (messages // clients * clients)
 
 
+def websocket_emit(messages: int, clients: int = 10) -> float:
+    """``messages`` events without an ack over ``clients`` open WebSocket connections, each answered by
+    the server's ``socket.emit`` (which tells whether the connection is over its high-water mark)."""
+    conns = connected(build(Clock()), clients)
+    frame = client_frame(b"42" + json.dumps(["say", {"pad": "z" * 32}], separators=(",", ":")).encode())
+    start = time.perf_counter()
+    for _ in range(messages // clients):
+        for conn in conns:
+            conn.send(frame)
+            answer = conn.take()
+            assert answer[2:].startswith(b'42["said"'), answer
+    return (time.perf_counter() - start) / (messages // clients * clients)
+
+
 def validated(kind: str) -> Any:
     """The ``websocket`` scenario with ``--validation kind`` (for bench/icount.sh, which names a function)."""
     def run(messages: int, clients: int = 10) -> float:
@@ -274,8 +289,8 @@ def broadcast_deflate(messages: int, clients: int = 10) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("scenario", choices=["polling", "websocket", "connect", "broadcast", "broadcast_recovery",
-                                                 "broadcast_deflate"])
+    parser.add_argument("scenario", choices=["polling", "websocket", "websocket_emit", "connect", "broadcast",
+                                                 "broadcast_recovery", "broadcast_deflate"])
     parser.add_argument("--messages", type=int, default=20000)
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--validation", choices=["none", "middleware", "msgspec", "pydantic"], default="none",
@@ -283,7 +298,8 @@ def main() -> None:
     args = parser.parse_args()
     global VALIDATION
     VALIDATION = args.validation
-    run = {"polling": polling, "websocket": websocket, "connect": connect, "broadcast": broadcast,
+    run = {"polling": polling, "websocket": websocket, "websocket_emit": websocket_emit, "connect": connect,
+           "broadcast": broadcast,
            "broadcast_recovery": broadcast_recovery, "broadcast_deflate": broadcast_deflate}[args.scenario]
     if args.profile:
         profile = cProfile.Profile()
