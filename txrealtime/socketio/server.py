@@ -200,7 +200,7 @@ class Server(EventEmitter, Broadcasting):
         return self._nsps.get(name)
 
     def _emit_new_namespace(self, namespace: Namespace) -> None:
-        for handler in self._take("new_namespace"):
+        for handler in self.take_handlers("new_namespace"):
             call_handler(handler, namespace).addErrback(
                 lambda f: log.failure("new_namespace handler failed", f)
             )
