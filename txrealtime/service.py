@@ -363,9 +363,9 @@ def make_process_service(options: Options) -> RealtimeService:
 
             link, kwargs["adapter"] = ADAPTERS[options["adapter"]].build(options["redis"], options)
         elif cluster is not None:
-            from .adapters.redis import redis_adapter
+            from .adapters.classic import classic_adapter
 
-            kwargs["adapter"] = redis_adapter(cluster)
+            kwargs["adapter"] = classic_adapter(cluster)
         recovery = options["state-recovery"]
         server = Server(
             manager,

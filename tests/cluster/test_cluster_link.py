@@ -1,4 +1,4 @@
-"""ClusterLink: the Redis adapter's link over the master's relay, on a Clock with an in-memory master."""
+"""ClusterLink: the classic adapter's link over the master's relay, on a Clock with an in-memory master."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from twisted.internet.task import Clock
 
-from txrealtime.adapters.redis import redis_adapter
+from txrealtime.adapters.classic import ClassicAdapter, classic_adapter
 from txrealtime.cluster.hub import Hub
 from txrealtime.cluster.link import ClusterLink, ClusterUnavailable
 from txrealtime.cluster.wire import (
@@ -151,7 +151,7 @@ def test_two_servers_share_server_side_emits_through_the_relay() -> None:
     for name in ("w0", "w1", "w2"):
         link = ClusterLink(reactor=clock)
         master.join(link)
-        server = Server(SessionManager(reactor=clock), adapter=redis_adapter(link))
+        server = Server(SessionManager(reactor=clock), adapter=classic_adapter(link))
         server.on("who", lambda *args, name=name: f"{name} got {list(args)}")
         servers.append(server)
     answers: list[Any] = []
@@ -164,6 +164,23 @@ def test_two_servers_share_server_side_emits_through_the_relay() -> None:
         server.close()
     assert clock.getDelayedCalls() == []
 
+
+
+def test_the_redis_names_of_the_classic_adapter_still_import() -> None:
+    from txrealtime.adapters import redis
+    from txrealtime.adapters.redis import adapter as old_module
+
+    assert redis.RedisAdapter is old_module.RedisAdapter and issubclass(redis.RedisAdapter, ClassicAdapter)
+    assert redis.redis_adapter is old_module.redis_adapter
+    clock = Clock()
+    link = ClusterLink(reactor=clock)
+    Master().join(link)
+    servers = [Server(SessionManager(reactor=clock), adapter=make(link))
+               for make in (redis.redis_adapter, classic_adapter)]
+    assert [type(server.sockets.adapter) for server in servers] == [redis.RedisAdapter, ClassicAdapter]
+    for server in servers:
+        server.close()
+    assert clock.getDelayedCalls() == []
 
 @pytest.mark.parametrize("name", ["subscribe", "psubscribe"])
 def test_start_is_idempotent(name: str) -> None:

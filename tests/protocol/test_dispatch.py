@@ -35,7 +35,7 @@ class End(EventEmitter, CatchAll):
         self.core = SocketCore(role, namespace, self.clock, sid="s1", timed_out=lambda: timeouts.append(None))
         self._decoder = Decoder()
 
-    def _packet(self, packet: Packet) -> None:
+    def send_packet(self, packet: Packet) -> None:
         self.sent.extend(encode(packet))
 
     def hear(self, *messages: str | bytes) -> PacketType | None:

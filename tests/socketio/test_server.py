@@ -537,11 +537,11 @@ class EmitterTests(SynchronousTestCase):
 
         emitter.on("a", handler)
         emitter.once("b", handler)
-        self.assertEqual(emitter._take("a"), [handler])
+        self.assertEqual(emitter.take_handlers("a"), [handler])
         self.assertEqual(emitter.listeners("a"), [handler])  # once() for "b" leaves "a" alone
-        self.assertEqual(emitter._take("b"), [handler])
+        self.assertEqual(emitter.take_handlers("b"), [handler])
         self.assertEqual(emitter.listeners("b"), [])
-        self.assertEqual(emitter._take("a"), [handler])
+        self.assertEqual(emitter.take_handlers("a"), [handler])
 
     def test_once_and_on_for_the_same_handler_and_event(self) -> None:
         from txrealtime.protocol.handlers import EventEmitter
@@ -553,9 +553,9 @@ class EmitterTests(SynchronousTestCase):
 
         emitter.on("a", handler)
         emitter.once("a", handler)
-        self.assertEqual(emitter._take("a"), [handler, handler])
+        self.assertEqual(emitter.take_handlers("a"), [handler, handler])
         self.assertEqual(emitter.listeners("a"), [handler])
         emitter.once("a", handler)
         emitter.off("a", handler)
         emitter.off("a", handler)
-        self.assertEqual(emitter._take("a"), [])
+        self.assertEqual(emitter.take_handlers("a"), [])

@@ -4,8 +4,8 @@
 server, gathering one answer from each, with a timeout), the one ack path (a
 broadcast whose clients' acks come back from every server), and the answers
 this node gives to the others' requests. Its subclasses say how messages look
-and where they go: :class:`txrealtime.adapters.redis.RedisAdapter` (Node's
-``@socket.io/redis-adapter`` channels and messages, also over the workers'
+and where they go: :class:`txrealtime.adapters.classic.ClassicAdapter` (Node's
+``@socket.io/redis-adapter`` channels and messages, over Redis or the workers'
 link) and :class:`txrealtime.adapters.redis.ShardedRedisAdapter` (Node's
 ``createShardedAdapter``, ``socket.io-adapter``'s cluster messages over
 sharded pub/sub). Both speak in the typed messages of

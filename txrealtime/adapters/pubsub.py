@@ -1,7 +1,7 @@
 """The pub/sub link an adapter shares rooms over: Redis (:class:`txrealtime.adapters.redis.RedisLink`) or the
 workers' cluster channel (:class:`txrealtime.cluster.link.ClusterLink`).
 
-:class:`txrealtime.adapters.redis.RedisAdapter` speaks Node's
+:class:`txrealtime.adapters.classic.ClassicAdapter` speaks Node's
 ``@socket.io/redis-adapter`` messages over any :class:`PubSubLink`: Redis
 between hosts, or the master of ``twistd txrealtime --workers N`` between the
 workers of one host.

@@ -29,7 +29,7 @@ from ..engineio.packets import (
 from .events import EngineError
 from .polling import _PollingTransport
 from .tls import TLSOptions
-from .transport import _Transport
+from .transport import ClientTransport
 from .websocket import _WebSocketTransport
 
 __all__ = ["EngineIOClient", "EngineListener", "EngineError"]
@@ -139,7 +139,7 @@ class EngineIOClient:
         """The largest message the server takes, in bytes, from its OPEN packet."""
         self.state = "new"
         """``new``, ``opening``, ``open``, ``closing`` or ``closed``."""
-        self.transport: _Transport | None = None
+        self.transport: ClientTransport | None = None
         """The transport in use."""
         self._probe: _WebSocketTransport | None = None
         self._buffer: list[Packet] = []
@@ -149,7 +149,7 @@ class EngineIOClient:
         self._needs_drain = False
         self._ping_timer: DelayedCall | None = None
         self._opened: Deferred[None] = Deferred()
-        self._created: list[_Transport] = []
+        self._created: list[ClientTransport] = []
         self._pool_closed: Deferred[Any] | None = None
 
     # -- public ----------------------------------------------------------------
@@ -229,9 +229,11 @@ class EngineIOClient:
                 self.transport.send(last)
         self._finish("forced close", "closed by the client")
 
-    # -- internals -------------------------------------------------------------
+    # -- what the transports call (their EngineLink), and the rest --------------
 
-    def _url(self, transport: str, sid: str | None) -> str:
+    def request_url(self, transport: str, sid: str | None) -> str:
+        """The URL of a request of ``transport`` (``polling`` or ``websocket``, whose scheme it takes), with
+        :attr:`query`, and ``sid`` if given."""
         query = {**self.query, "EIO": str(PROTOCOL_VERSION), "transport": transport}
         if sid is not None:
             query["sid"] = sid
@@ -242,7 +244,8 @@ class EngineIOClient:
             scheme = {"ws": "http", "wss": "https"}.get(scheme, scheme)
         return urlunsplit((scheme, self.base.netloc, self.path, urlencode(query), ""))
 
-    def _headers(self) -> dict[bytes | str, bytes | str]:
+    def request_headers(self) -> dict[bytes | str, bytes | str]:
+        """The headers every request carries: :attr:`headers`."""
         headers: dict[bytes | str, bytes | str] = {}
         headers.update(self.headers)
         return headers
@@ -255,7 +258,7 @@ class EngineIOClient:
             return
         for packet in packets:
             assert self.transport is not None
-            self._packet(self.transport, packet)
+            self.transport_packet(self.transport, packet)
         if isinstance(self.transport, _PollingTransport) and self.state == "open":
             self.transport.start()
 
@@ -275,11 +278,13 @@ class EngineIOClient:
             if not self._opened.called:
                 self._opened.errback(EngineError(f"could not connect: {description}"))
 
-    def _transport_open(self, transport: _WebSocketTransport) -> None:
+    def transport_open(self, transport: ClientTransport) -> None:
+        """``transport`` (a WebSocket) is open: if it is the upgrade's probe, send it the probe's PING."""
         if transport is self._probe:
             transport.send([Packet(PacketType.PING, "probe")])
 
-    def _packet(self, transport: _Transport, packet: Packet) -> None:
+    def transport_packet(self, transport: ClientTransport, packet: Packet) -> None:
+        """``transport`` received ``packet``: acted on if it comes by the current transport or the probe."""
         if transport is self._probe:
             self._probe_packet(packet)
             return
@@ -362,7 +367,8 @@ class EngineIOClient:
             self.transport.paused = False
             self.transport.start()
 
-    def _transport_closed(self, transport: _Transport, reason: str, description: str) -> None:
+    def transport_closed(self, transport: ClientTransport, reason: str, description: str) -> None:
+        """``transport`` closed: a probe is abandoned, the current transport's close closes the connection."""
         if transport is self._probe:
             self._abandon_probe(description)
         elif transport is self.transport:
@@ -400,7 +406,7 @@ class EngineIOClient:
         self._buffered -= sum(len(p.data) for p in packets)
         return packets
 
-    def _writable(self, transport: _Transport) -> None:
+    def transport_writable(self, transport: ClientTransport) -> None:
         """``transport`` can take more: send what waits."""
         if transport is self.transport:
             self._flush()

@@ -267,7 +267,7 @@ class Manager:
         self.state = "open"
         if self._attempts:
             attempts, self._attempts = self._attempts, 0
-            self._publish(Reconnected(attempts))
+            self.publish(Reconnected(attempts))
         for socket in list(self.nsps.values()):
             if socket.active:
                 socket._engine_open()
@@ -277,7 +277,7 @@ class Manager:
         try:
             packet = self._decoder.feed(data)
         except DecodeError as e:
-            self._protocol_error(str(e))
+            self.protocol_error(str(e))
             return
         if packet is None:
             return
@@ -305,7 +305,7 @@ class Manager:
 
     def engine_upgrade(self, transport: str) -> None:
         """The connection moved to ``transport``: publish :class:`Upgraded`."""
-        self._publish(Upgraded(transport))
+        self.publish(Upgraded(transport))
 
     def engine_close(self, reason: str, description: str) -> None:
         """The connection closed: the sockets disconnect with ``reason``, then reconnect if they should."""
@@ -317,7 +317,9 @@ class Manager:
         if any(s.active for s in self.nsps.values()):
             self._maybe_reconnect(NotConnected(f"{reason}: {description}"))
 
-    def _protocol_error(self, description: str) -> None:
+    def protocol_error(self, description: str) -> None:
+        """The server broke the protocol (``description`` says how): close the connection, and the sockets
+        disconnect for ``parse error`` (then reconnect if they should)."""
         log.info("Socket.IO client: server broke the protocol: {description}", description=description)
         engine = self.engine
         if engine is not None:
@@ -331,12 +333,12 @@ class Manager:
         if self._reconnect_timer is not None:
             return
         if self._attempts >= self.reconnection_attempts:
-            self._publish(ReconnectFailed(self._attempts))
+            self.publish(ReconnectFailed(self._attempts))
             self._give_up(error)
             return
         delay = self._backoff(self._attempts)
         self._attempts += 1
-        self._publish(ReconnectAttempt(self._attempts, delay))
+        self.publish(ReconnectAttempt(self._attempts, delay))
         log.info("Socket.IO client reconnecting to {url} in {delay:.2f}s", url=self.url, delay=delay)
         self._reconnect_timer = self.reactor.callLater(delay, self._reconnect)
 
@@ -360,19 +362,23 @@ class Manager:
                 socket._on_close("io client disconnect")
                 socket._fail_waiting(error)
 
-    # -- from sockets ----------------------------------------------------------------
+    # -- from sockets (their ManagerLink) ------------------------------------------------
 
-    def _attach(self, socket: ClientSocket) -> None:
+    def attach(self, socket: ClientSocket) -> None:
+        """``socket`` wants to be connected (its ``connect()``): it asks for its namespace now if the
+        connection is open, else the connection opens (unless a reconnection is already scheduled)."""
         if self.state == "open":
             socket._engine_open()
         elif self.state == "closed" and self._reconnect_timer is None:
             self._open()
 
-    def _detach(self, socket: ClientSocket) -> None:
+    def detach(self, socket: ClientSocket) -> None:
+        """``socket`` no longer wants to be connected: once no socket does, the connection closes."""
         if not any(s.active for s in self.nsps.values()):
             self._shutdown()
 
-    def _packet(self, packet: Packet) -> None:
+    def send_packet(self, packet: Packet) -> None:
+        """Encode ``packet`` with :attr:`encoder` and send it (dropped while the connection is not open)."""
         self._write(self.encoder.encode(packet))
 
     def _write(self, messages: list[str | bytes]) -> None:
@@ -397,7 +403,8 @@ class Manager:
             self._closing.append(engine)
             engine.when_closed().addBoth(lambda _: self._closing.remove(engine) if engine in self._closing else None)
 
-    def _publish(self, event: ClientEvent) -> None:
+    def publish(self, event: ClientEvent) -> None:
+        """Call the subscribers (see :meth:`subscribe`) with ``event``."""
         self._subscribers.publish(event)
 
 

@@ -16,7 +16,7 @@ from twisted.python.failure import Failure
 from .._logging import gate
 from ..engineio.packets import Packet, decode_payload, encode_payload, utf8
 from .events import EngineError
-from .transport import _Engine
+from .transport import EngineLink
 
 __all__: list[str] = []
 
@@ -29,7 +29,7 @@ class _PollingTransport:
 
     name = "polling"
 
-    def __init__(self, engine: _Engine) -> None:
+    def __init__(self, engine: EngineLink) -> None:
         self.engine = engine
         self.closed = False
         self.paused = False
@@ -64,8 +64,9 @@ class _PollingTransport:
         self._get.addCallbacks(self._got, self._get_failed)
 
     async def _request_packets(self) -> list[Packet]:
+        engine = self.engine
         response = await treq.get(
-            self.engine._url("polling", self.engine.sid), headers=self.engine._headers(), agent=self.engine.agent
+            engine.request_url("polling", engine.sid), headers=engine.request_headers(), agent=engine.agent
         )
         body = await response.text("utf-8")
         if response.code != 200:
@@ -77,7 +78,7 @@ class _PollingTransport:
         for packet in packets:
             if self.closed:
                 return
-            self.engine._packet(self, packet)
+            self.engine.transport_packet(self, packet)
         if self.paused:
             self._check_drained()
         else:
@@ -87,7 +88,7 @@ class _PollingTransport:
         self._get = None
         if not self.closed and not failure.check(CancelledError):
             self.closed = True
-            self.engine._transport_closed(self, "transport error", failure.getErrorMessage())
+            self.engine.transport_closed(self, "transport error", failure.getErrorMessage())
 
     def send(self, packets: list[Packet]) -> None:
         self._queue.extend(packets)
@@ -102,9 +103,9 @@ class _PollingTransport:
 
     async def _send(self, packets: list[Packet], timeout: float | None = None) -> None:
         response = await treq.post(
-            self.engine._url("polling", self.engine.sid),
+            self.engine.request_url("polling", self.engine.sid),
             data=utf8(encode_payload(packets)),
-            headers={**self.engine._headers(), "Content-Type": "text/plain;charset=UTF-8"},
+            headers={**self.engine.request_headers(), "Content-Type": "text/plain;charset=UTF-8"},
             agent=self.engine.agent,
             timeout=timeout,
         )
@@ -117,7 +118,7 @@ class _PollingTransport:
         if self._queue:
             self._flush()
         else:
-            self.engine._writable(self)
+            self.engine.transport_writable(self)
         if self._post is None:
             self._check_drained()
 
@@ -125,7 +126,7 @@ class _PollingTransport:
         self._post = None
         if not self.closed and not failure.check(CancelledError):
             self.closed = True
-            self.engine._transport_closed(self, "transport error", failure.getErrorMessage())
+            self.engine.transport_closed(self, "transport error", failure.getErrorMessage())
 
     def pause(self) -> Deferred[None]:
         """Stop polling; fire once no GET or POST is in flight (for the upgrade)."""

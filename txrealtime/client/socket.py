@@ -30,7 +30,8 @@ class ManagerLink(Protocol):
     """What a socket needs from its manager (``socket.io``), and what an application uses of it."""
 
     @property
-    def reactor(self) -> Clock: ...
+    def reactor(self) -> Clock:
+        """What acknowledgement timeouts are scheduled with."""
 
     @property
     def transport(self) -> str | None:
@@ -46,8 +47,9 @@ class ManagerLink(Protocol):
     def writable(self) -> bool:
         """Whether the connection can take a packet right now (for volatile emits)."""
 
-    def _packet(self, packet: Packet) -> None:
-        """Encode ``packet`` with the connection's parser and send it."""
+    def send_packet(self, packet: Packet) -> None:
+        """Encode ``packet`` with the connection's parser and send it (dropped while the connection is not
+        open)."""
 
     @property
     def buffered(self) -> int:
@@ -57,13 +59,17 @@ class ManagerLink(Protocol):
     def needs_drain(self) -> bool:
         """Whether :attr:`buffered` went over the high-water mark and was not written out since."""
 
-    def _attach(self, socket: ClientSocket) -> None: ...
+    def attach(self, socket: ClientSocket) -> None:
+        """``socket`` wants to be connected: ask for its namespace now if the connection is open, else open it."""
 
-    def _detach(self, socket: ClientSocket) -> None: ...
+    def detach(self, socket: ClientSocket) -> None:
+        """``socket`` no longer wants to be connected: close the connection if no socket does."""
 
-    def _publish(self, event: ClientEvent) -> None: ...
+    def publish(self, event: ClientEvent) -> None:
+        """Call the subscribers (see :meth:`subscribe`) with ``event``."""
 
-    def _protocol_error(self, description: str) -> None: ...
+    def protocol_error(self, description: str) -> None:
+        """The server broke the protocol (``description`` says how): close the connection for ``parse error``."""
 
 
 @dataclass(slots=True)
@@ -198,7 +204,7 @@ class ClientSocket(EventEmitter, CatchAll):
             self._retrying.add(d)
         if not self.active:
             self.active = True
-            self.io._attach(self)
+            self.io.attach(self)
         return d
 
     open = connect
@@ -206,11 +212,11 @@ class ClientSocket(EventEmitter, CatchAll):
     def disconnect(self) -> ClientSocket:
         """Leave the namespace; the manager closes the connection once no socket is left."""
         if self.connected:
-            self._packet(Packet(PacketType.DISCONNECT, self.nsp))
+            self.send_packet(Packet(PacketType.DISCONNECT, self.nsp))
         was_active, self.active = self.active, False
         self._on_close("io client disconnect")
         if was_active:
-            self.io._detach(self)
+            self.io.detach(self)
         self._fail_waiting(NotConnected("disconnected by the client"))
         return self
 
@@ -279,13 +285,13 @@ class ClientSocket(EventEmitter, CatchAll):
         packet = self._core.event(event, args, ack_id)
         if self.connected and self.io.writable:
             self._notify_outgoing(packet)
-            self._packet(packet)
+            self.send_packet(packet)
         elif volatile:
             if ack_id is not None:
                 self._core.acks.take(ack_id)
         elif self.connected:
             self._notify_outgoing(packet)
-            self._packet(packet)
+            self.send_packet(packet)
         else:
             self._send_buffer.append(packet)
 
@@ -328,8 +334,9 @@ class ClientSocket(EventEmitter, CatchAll):
     def _notify_outgoing(self, packet: Packet) -> None:
         self._core.notify_outgoing(self._any_outgoing, packet)
 
-    def _packet(self, packet: Packet) -> None:
-        self.io._packet(packet)
+    def send_packet(self, packet: Packet) -> None:
+        """Send ``packet`` on the manager's connection (no catch-all listener runs: :meth:`emit` runs them)."""
+        self.io.send_packet(packet)
 
     # -- from the manager -----------------------------------------------------------
 
@@ -340,7 +347,7 @@ class ClientSocket(EventEmitter, CatchAll):
             # Ask for the previous socket back (connection state recovery), as Node's client does.
             recover = {"pid": self._pid, "offset": self._last_offset}
             auth = {**{k: v for k, v in recover.items() if v is not None}, **(auth or {})}
-        self._packet(Packet(PacketType.CONNECT, self.nsp, auth if auth is not None else None))
+        self.send_packet(Packet(PacketType.CONNECT, self.nsp, auth if auth is not None else None))
 
     def _on_packet(self, packet: Packet) -> None:
         ptype = self._core.receive(packet)  # an ACK is answered there
@@ -349,7 +356,7 @@ class ClientSocket(EventEmitter, CatchAll):
                 pid = packet.data.get("pid")
                 self._on_connect(packet.data["sid"], pid if isinstance(pid, str) else None)
             else:
-                self.io._protocol_error("CONNECT without a sid")
+                self.io.protocol_error("CONNECT without a sid")
         elif ptype is PacketType.CONNECT_ERROR:
             data = packet.data
             error = (
@@ -358,7 +365,7 @@ class ClientSocket(EventEmitter, CatchAll):
                 else ConnectError(str(data))
             )
             self.active = False
-            self.io._detach(self)
+            self.io.detach(self)
             self._emit_reserved("connect_error", error)
             self._fail_waiting(error)
         elif ptype is PacketType.EVENT:
@@ -367,7 +374,7 @@ class ClientSocket(EventEmitter, CatchAll):
         elif ptype is PacketType.DISCONNECT:
             self.active = False
             self._on_close(Role.CLIENT.peer_disconnect)
-            self.io._detach(self)
+            self.io.detach(self)
 
     def _on_connect(self, sid: str, pid: str | None = None) -> None:
         self.id = sid
@@ -377,8 +384,8 @@ class ClientSocket(EventEmitter, CatchAll):
         buffered, self._send_buffer = self._send_buffer, []
         for packet in buffered:
             self._notify_outgoing(packet)
-            self._packet(packet)
-        self.io._publish(Connected(self.nsp, sid))
+            self.send_packet(packet)
+        self.io.publish(Connected(self.nsp, sid))
         self._emit_reserved("connect")
         self._ever_connected = True
         waiting, self._waiting = self._waiting, []
@@ -412,7 +419,7 @@ class ClientSocket(EventEmitter, CatchAll):
             return
         self.connected = False
         self.id = None
-        self.io._publish(Disconnected(self.nsp, reason))
+        self.io.publish(Disconnected(self.nsp, reason))
         self._emit_reserved("disconnect", reason)
 
     def _fail_waiting(self, error: Exception) -> None:
@@ -429,7 +436,7 @@ class ClientSocket(EventEmitter, CatchAll):
             d.errback(error)
         if failing and not self._waiting and not self._ever_connected:
             self.active = False
-            self.io._detach(self)
+            self.io.detach(self)
 
     def _run(self, handler: Handler, args: list[Any], what: str) -> Deferred[Any]:
         return self._core.run(handler, args, what)

@@ -14,7 +14,7 @@ from twisted.python.failure import Failure
 
 from .._compat import cancel_timers, direct_timers
 from ..engineio.packets import DecodeError, Packet, decode_ws_frame, encode_ws_frame
-from .transport import _Engine
+from .transport import EngineLink
 
 __all__: list[str] = []
 
@@ -61,7 +61,7 @@ class _WebSocketTransport:
 
     name = "websocket"
 
-    def __init__(self, engine: _Engine, sid: str | None) -> None:
+    def __init__(self, engine: EngineLink, sid: str | None) -> None:
         self.engine = engine
         self.protocol: _WebSocketProtocol | None = None
         self.pending: list[Packet] = []
@@ -70,7 +70,7 @@ class _WebSocketTransport:
         """Whether the TCP send buffer is full (the connection tells us, as its streaming producer)."""
         self.gone: Deferred[None] = Deferred()
         """Fires once the TCP connection is really closed."""
-        url = engine._url("websocket", sid)
+        url = engine.request_url("websocket", sid)
         factory = _WebSocketFactory(url, headers=dict(engine.headers) or None)  # type: ignore[no-untyped-call]
         factory.client = self
         direct_timers(factory, engine.reactor)
@@ -91,7 +91,7 @@ class _WebSocketTransport:
             transport.registerProducer(self, True)
         pending, self.pending = self.pending, []
         self.send(pending)
-        self.engine._transport_open(self)
+        self.engine.transport_open(self)
 
     @property
     def writable(self) -> bool:
@@ -108,7 +108,7 @@ class _WebSocketTransport:
     def resumeProducing(self) -> None:
         self.paused = False
         if not self.closed:
-            self.engine._writable(self)
+            self.engine.transport_writable(self)
 
     def stopProducing(self) -> None:
         self.paused = True
@@ -125,7 +125,7 @@ class _WebSocketTransport:
 
     def _packet(self, packet: Packet) -> None:
         if not self.closed:
-            self.engine._packet(self, packet)
+            self.engine.transport_packet(self, packet)
 
     def _gone(self) -> None:
         if not self.gone.called:
@@ -134,12 +134,12 @@ class _WebSocketTransport:
     def _failed(self, description: str) -> None:
         if not self.closed:
             self.close()
-            self.engine._transport_closed(self, "parse error", description)
+            self.engine.transport_closed(self, "parse error", description)
 
     def _closed(self, description: str) -> None:
         if not self.closed:
             self.closed = True
-            self.engine._transport_closed(self, "transport close", description)
+            self.engine.transport_closed(self, "transport close", description)
 
     def close(self) -> None:
         self.closed = True

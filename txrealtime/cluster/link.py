@@ -1,9 +1,9 @@
-"""A worker's pub/sub link through its master: what :class:`txrealtime.adapters.redis.RedisAdapter` needs,
+"""A worker's pub/sub link through its master: what :class:`txrealtime.adapters.classic.ClassicAdapter` needs,
 without Redis.
 
 The workers of ``twistd txrealtime --workers N`` share rooms, broadcasts,
-``fetch_sockets`` and server-side emits with the Redis adapter's own logic
-and messages (Node's ``@socket.io/redis-adapter`` format); only the link
+``fetch_sockets`` and server-side emits with the classic adapter, the one
+Redis users have (Node's ``@socket.io/redis-adapter`` format); only the link
 differs: :class:`ClusterLink` sends :mod:`txrealtime.cluster.wire` frames to
 the master, whose :class:`txrealtime.cluster.hub.Hub` relays each
 publication to the subscribed workers, as Node's ``@socket.io/cluster-adapter``

@@ -15,7 +15,6 @@ turn after the last slice.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from functools import partial
 from typing import Any, cast
 
@@ -34,11 +33,12 @@ from . import packets_v3
 from .deflate import Deflater, DeflateState
 from .elsewhere import Elsewhere, Relay
 from .events import CloseReason, Handshake, requested_protocol
-from .manager import PACKETS_PER_TURN, TURN_SECONDS, Session, SessionError, SessionManager, Transport
+from .manager import PACKETS_PER_TURN, TURN_SECONDS, Session, SessionError, SessionManager
 from .packets import DecodeError, Packet, PacketType, decode_ws_frame, encode_ws_frame
 from .packets_v3 import Framing
+from .upgrade import handshake_answer, probe_upgrade
 
-__all__ = ["EngineIOWebSocketFactory", "EngineIOWebSocketProtocol", "handshake_answer", "probe_upgrade"]
+__all__ = ["EngineIOWebSocketFactory", "EngineIOWebSocketProtocol"]
 
 log = Logger(__name__, observer=gate)
 noisy = Throttle(log)
@@ -498,38 +498,6 @@ class EngineIOWebSocketProtocol(WebSocketServerProtocol):
         relay, self.relay = self.relay, None
         if relay is not None:
             relay.transport_closed(why, description)
-
-
-def probe_upgrade(
-    manager: SessionManager, sid: str, transport: Transport, describe: Callable[[], Handshake]
-) -> tuple[Session | None, list[tuple[str, str]]]:
-    """Attach ``transport`` (a WebSocket asking to upgrade session ``sid``) to its session as the probe.
-
-    Returns the session and the headers to answer with; no session if the
-    connection is to be accepted and closed at once (as Node's engine.io
-    does with a second WebSocket for an upgraded or upgrading session: the
-    first one carries on). Raises :class:`SessionError`, reported to the
-    manager's subscribers, if the upgrade is refused.
-    """
-    session = manager.get(sid)
-    if session is not None and (session.upgrading or session.transport.name == transport.name):
-        return None, session.response_headers(describe)
-    try:
-        session = manager.probe(sid, transport)
-    except SessionError as e:
-        manager.refused(e, describe(), "GET")
-        raise
-    return session, session.response_headers(describe)
-
-
-def handshake_answer(headers: list[tuple[str, str]]) -> Any:
-    """What Autobahn's ``onConnect`` returns to accept with no subprotocol and these extra headers."""
-    if not headers:
-        return None
-    grouped: dict[str, list[str]] = {}
-    for name, value in headers:
-        grouped.setdefault(name, []).append(value)
-    return None, grouped
 
 
 class EngineIOWebSocketFactory(WebSocketServerFactory):

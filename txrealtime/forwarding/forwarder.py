@@ -52,7 +52,7 @@ from ..engineio.events import CloseReason, Handshake, requested_protocol
 from ..engineio.packets import Packet
 from ..engineio.polling import error_response, handshake_from_request, parse_query
 from ..engineio.resource import EngineIOResource, check_protocol
-from ..engineio.websocket import handshake_answer, probe_upgrade
+from ..engineio.upgrade import handshake_answer, probe_upgrade
 from ..protocol.acks import Pending
 from .http import Peer, ReplayedRequest, answer, forwardable, request_message, response_message
 from .relay import RemoteTransport, SocketRelay

@@ -82,11 +82,11 @@ class Host(Protocol):
     def connected(self) -> bool:
         """Whether the socket is in its namespace now (answers go out only then)."""
 
-    def _take(self, event: str) -> list[Handler]:
-        """The handlers to run for one ``event`` (``once`` handlers removed)."""
+    def take_handlers(self, event: str) -> list[Handler]:
+        """The handlers to run for one ``event``, in order (``once`` handlers removed: they run this time only)."""
 
-    def _packet(self, packet: Packet) -> None:
-        """Send one packet to the peer."""
+    def send_packet(self, packet: Packet) -> None:
+        """Encode one packet and send it to the peer."""
 
 
 class SocketCore:
@@ -148,7 +148,7 @@ class SocketCore:
         """Run ``host``'s handlers of an incoming ``event``; the first answers ``ack_id`` (see the module's rules)."""
         if not host.connected or event == "drain":
             return
-        for index, handler in enumerate(host._take(event)):
+        for index, handler in enumerate(host.take_handlers(event)):
             answers = index == 0 and ack_id is not None
             try:
                 if takes_ack(handler):
@@ -171,7 +171,7 @@ class SocketCore:
 
     def emit_reserved(self, host: Host, event: str, *args: Any) -> None:
         """Run ``host``'s handlers of a reserved event (``connect``, ``disconnect``, ``error``…)."""
-        for handler in host._take(event):
+        for handler in host.take_handlers(event):
             call_handler(handler, *args).addErrback(self._handler_failed, event).addErrback(lambda _: None)
 
     def run(self, handler: Handler, args: list[Any], what: str) -> Deferred[Any]:
@@ -195,7 +195,7 @@ class SocketCore:
     def answer(self, host: Host, result: Any, ack_id: int | None) -> None:
         """Answer the peer's ``ack_id`` with a handler's result (nothing for ``NO_ACK`` or when disconnected)."""
         if ack_id is not None and result is not NO_ACK and host.connected:
-            host._packet(Packet(PacketType.ACK, self.namespace, ack_args(result), ack_id))
+            host.send_packet(Packet(PacketType.ACK, self.namespace, ack_args(result), ack_id))
 
     def event(self, event: str, args: tuple[Any, ...], ack_id: int | None = None) -> Packet:
         """The EVENT packet of an emit (its ack id from :attr:`acks`)."""

@@ -128,8 +128,9 @@ class EventEmitter:
         """The handlers of ``event``, in the order they are called."""
         return list(self._handlers.get(event, ()))
 
-    def _take(self, event: str) -> list[Handler]:
-        """The handlers to call for one ``event``, removing ``once`` handlers."""
+    def take_handlers(self, event: str) -> list[Handler]:
+        """The handlers to call for one ``event`` now, in order, removing the ``once`` ones (what dispatching
+        an event does first; :meth:`listeners` only looks)."""
         handlers = self._handlers.get(event)
         if not handlers:
             return []

@@ -177,7 +177,7 @@ class Namespace(EventEmitter, Broadcasting):
         if not data or not isinstance(data[0], str) or data[0] in NAMESPACE_EVENTS:
             return
         event, args = data[0], list(data[1:])
-        for index, handler in enumerate(self._take(event)):
+        for index, handler in enumerate(self.take_handlers(event)):
             d = call_handler(handler, *args)
             if index == 0 and ack is not None:
                 d.addCallback(ack)
@@ -249,7 +249,7 @@ class Namespace(EventEmitter, Broadcasting):
             log.debug("Socket {sid} joined {namespace}{how}", sid=socket.id, namespace=self.name,
                       how=" (recovered)" if socket.recovered else "")
             for event in ("connect", "connection"):
-                for handler in self._take(event):
+                for handler in self.take_handlers(event):
                     socket._run(handler, [socket], f"{event} handler").addErrback(lambda _: None)
             return socket
 

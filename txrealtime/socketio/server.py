@@ -98,7 +98,8 @@ class Server(EventEmitter, Broadcasting):
         :param adapter: What makes each namespace's adapter, called with the
             namespace (Node's ``adapter``): :class:`txrealtime.socketio.Adapter`,
             in memory, by default; ``redis_adapter(link)`` shares rooms and
-            broadcasts through Redis.
+            broadcasts through Redis (``classic_adapter(link)`` of
+            :mod:`txrealtime.adapters.classic`, over any pub/sub link).
         :param parser: Node's ``parser``: ``"json"`` (the default),
             ``"msgpack"`` (``socket.io-msgpack-parser``'s format), or a
             :class:`txrealtime.socketio.Parser`. Clients must use the same.
@@ -199,7 +200,7 @@ class Server(EventEmitter, Broadcasting):
         return self._nsps.get(name)
 
     def _emit_new_namespace(self, namespace: Namespace) -> None:
-        for handler in self._take("new_namespace"):
+        for handler in self.take_handlers("new_namespace"):
             call_handler(handler, namespace).addErrback(
                 lambda f: log.failure("new_namespace handler failed", f)
             )

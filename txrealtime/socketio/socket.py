@@ -306,7 +306,7 @@ class Socket(EventEmitter, CatchAll, Selecting):
         if close:
             self.client.disconnect()
         else:
-            self._packet(Packet(PacketType.DISCONNECT, self.nsp.name))
+            self.send_packet(Packet(PacketType.DISCONNECT, self.nsp.name))
             self._on_close(DisconnectReason.SERVER_NAMESPACE_DISCONNECT)
         return self
 
@@ -335,7 +335,9 @@ class Socket(EventEmitter, CatchAll, Selecting):
         self._core.notify_outgoing(self._any_outgoing, packet)
         self.client.write(messages, volatile, compress)
 
-    def _packet(self, packet: Packet) -> None:
+    def send_packet(self, packet: Packet) -> None:
+        """Encode ``packet`` with the connection's parser and write it to this client (no catch-all listener
+        runs: what :meth:`emit` sends goes through :meth:`deliver`)."""
         self.client.write(self.client.encoder.encode(packet))
 
     def _connected(self, missed: Iterable[Encoded] = ()) -> None:

@@ -2,7 +2,8 @@
 
 One :class:`RedisLink` per process holds the connections to Redis
 (:mod:`txrealtime.adapters.redis.link`); each namespace gets a :class:`RedisAdapter`
-(:mod:`txrealtime.adapters.redis.adapter`) speaking the Node adapter's channels and messages
+(the classic adapter of :mod:`txrealtime.adapters.classic`, which also runs over the ``--workers`` link)
+speaking the Node adapter's channels and messages
 (:mod:`txrealtime.adapters.redis.wire` for channels, encodings and broadcasts,
 :mod:`txrealtime.adapters.redis.requests` for requests between nodes; both free of I/O), so
 txrealtime nodes, Node ``socket.io`` nodes and ``@socket.io/redis-emitter`` senders (or
