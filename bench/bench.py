@@ -459,6 +459,23 @@ PRIMARY = {
 }
 
 
+def served_build() -> str:
+    """What txrealtime the servers ran: compiled or pure, its HTTP parser and its JSON codec."""
+    probe = (
+        "import txrealtime.engineio.session as s, txrealtime.web as w, txrealtime._json as j;"
+        "print('compiled (mypyc)' if s.__file__.endswith('.so') else 'pure Python', w.channel_for().__name__,"
+        " j.CODEC.name, sep='|')"
+    )
+    env = dict(os.environ, PYTHONPATH=str(TX_ROOT))
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, cwd=TX_ROOT,
+                          check=False)
+    if done.returncode:
+        return "txrealtime could not be probed"
+    build, channel, codec = done.stdout.strip().split("|")
+    parser = "httptools (llhttp)" if channel.startswith("Llhttp") else "twisted.web's parser"
+    return f"txrealtime {build}, HTTP parsed by {parser}, JSON by {codec}"
+
+
 def write_report(
     results: Results, names: list[str], out: Path, quick: bool, partial: list[str] | None = None
 ) -> None:
@@ -472,7 +489,8 @@ def write_report(
         "",
         origin
         + (" (quick run: smaller loads)" if quick else "")
-        + f"; {os.cpu_count()} CPUs, servers pinned to CPU {SERVER_CPU}, load generators to CPU {LOAD_CPU}.",
+        + f"; {os.cpu_count()} CPUs, servers pinned to CPU {SERVER_CPU}, load generators to CPU {LOAD_CPU}; "
+        + served_build() + ".",
         *([
             "",
             f"{', '.join(n for n in names if n in CLUSTERED)} run two worker processes each on CPUs "
