@@ -9,7 +9,8 @@ from txrealtime.socketio import Server, Socket
 
 def setup(server: Server) -> None:
     """``whoami``: this node's pid; ``join``: a room; ``echo``: its arguments back; ``shout``: a broadcast
-    to a room, from whichever node the client is on; ``rooms``: the socket's rooms, its own left out."""
+    to a room, from whichever node the client is on; ``rooms``: the socket's rooms, its own left out; ``keep``:
+    a value for ``socket.data``; ``data``: ``socket.data``."""
     pid = os.getpid()
 
     @server.on("connection")
@@ -28,3 +29,10 @@ def setup(server: Server) -> None:
         socket.on("echo", lambda *args: list(args))
         socket.on("shout", shout)
         socket.on("rooms", lambda: sorted(socket.rooms - {socket.id}))
+
+        def keep(value: object) -> bool:
+            socket.data = value
+            return True
+
+        socket.on("keep", keep)
+        socket.on("data", lambda: socket.data)

@@ -49,7 +49,7 @@ def test_from_our_node_to_nodes(redis_server: RedisServer, how: str) -> None:
     assert "timedOut" not in report, report
     assert report["recovered"] is True and report["otherNode"] is True, report
     assert report["secondId"] == report["firstId"]
-    assert report["rooms"] == ["r"]
+    assert report["rooms"] == ["r"] and report["data"] == {"note": "kept"}
     assert report["messages"] == ["before", "missed 1", "missed 2", "after"]
     assert report["offsets"] == ["string"] * 4
 
@@ -80,7 +80,7 @@ def test_from_nodes_node_to_ours(redis_server: RedisServer, how: str) -> None:
     assert report["disconnect"] == "transport close"
     assert report["recovered"] is True, report
     assert report["secondId"] == report["firstId"]
-    assert report["rooms"] == ["r"]
+    assert report["rooms"] == ["r"] and report["data"] == {"note": "kept"}
     assert report["messages"] == ["before", "missed 1", "missed 2", "after"]
     assert report["offsets"] == ["string"] * 4
 

@@ -27,7 +27,7 @@ def test_a_client_recovers_on_another_node_when_its_node_goes(redis_server: Redi
     assert report["disconnect"] in ("transport close", "transport error")
     assert report["recovered"] is True and report["otherNode"] is True
     assert report["secondId"] == report["firstId"]
-    assert report["rooms"] == ["r"]
+    assert report["rooms"] == ["r"] and report["data"] == {"note": "kept"}
     assert report["messages"] == ["before", "missed 1", "missed 2", "after"]
     assert report["offsets"] == ["string"] * 4
 

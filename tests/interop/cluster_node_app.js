@@ -5,7 +5,7 @@
 // The app: "join" a room (answering with the socket's rooms), on "/" and "/chat"; on "/" also "broadcast",
 // "to room", "fetch", "ask servers", "ask clients" (the cluster features, answered), and what
 // tests/forwarding/app.py answers, for the failover client: "whoami" ({pid}), "shout" (a room broadcast of
-// "news", text, pid) and "rooms" (its rooms but its own id). Server-side emits of "note" go to this server's
+// "news", text, pid), "rooms" (its rooms but its own id), "keep" (a value for socket.data) and "data". Server-side emits of "note" go to this server's
 // own clients; "hello from python" is answered.
 
 function setup(io) {
@@ -18,7 +18,12 @@ function setup(io) {
   io.of("/chat").on("connection", join);
   io.on("connection", (socket) => {
     join(socket);
-    socket.data = { node: "node.js" };
+    if (!socket.recovered) socket.data = { node: "node.js" }; // a recovered socket has its data back
+    socket.on("keep", (value, callback) => {
+      socket.data = value;
+      callback(true);
+    });
+    socket.on("data", (callback) => callback(socket.data));
     socket.on("broadcast", (...args) => {
       const callback = args.pop();
       io.emit("from node", ...args);

@@ -1,7 +1,7 @@
 // Recovery across nodes with the official socket.io-client, through a proxy in front of several nodes sharing
 // the Redis Streams adapter (tests/forwarding/app.py on each).
 // Usage: [FAILOVER_TIMEOUT_MS=30000] node streams_failover_client.js PROXY_URL
-// A client joins room "r" and gets one room message from a witness on another node, then prints
+// A client sets its socket.data, joins room "r" and gets one room message from a witness on another node, then prints
 // {"pid": PID} (the node it is on) and waits: the test kills or stops that node. Once the client lost it, the
 // witness sends two more to the room; the client reconnects by itself (the proxy sends it to a live node),
 // then the witness sends one more. Prints one JSON line with what the client saw, then exits.
@@ -37,6 +37,7 @@ async function main() {
     witness.disconnect();
   }
   report.firstId = socket.id;
+  await ack(socket, "keep", { note: "kept" }); // written to Redis with the session when it joins the room
   await ack(socket, "join", "r");
   await ack(witness, "shout", "r", "before");
   while (messages.length < 1) await sleep(10);
@@ -52,6 +53,7 @@ async function main() {
   const [{ pid: second }] = await ack(socket, "whoami");
   report.otherNode = second !== pid;
   [report.rooms] = await ack(socket, "rooms");
+  [report.data] = await ack(socket, "data");
   await ack(witness, "shout", "r", "after");
   while (!messages.some((m) => m[0] === "after")) await sleep(10);
   report.messages = messages.map((m) => m[0]);
