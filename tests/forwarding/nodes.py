@@ -8,7 +8,7 @@ import subprocess
 from collections.abc import Callable
 from typing import Any
 
-from tests.servers import INTEROP, NODE_MODULES, WAIT, LoggedTwistd, RedisServer, node
+from tests.servers import INTEROP, NODE_MODULES, WAIT, LoggedTwistd, RedisCluster, RedisServer, node
 
 APP = ("--app", "tests.forwarding.app:setup")
 
@@ -79,13 +79,16 @@ def failover(proxy: Proxy, end: Callable[[int], object], bound_ms: int = 30000) 
 
 
 class Nodes:
-    """``count`` txrealtime nodes on ``redis`` running tests/forwarding/app.py, each knowing the others,
-    behind a round-robin :class:`Proxy`."""
+    """``count`` txrealtime nodes on ``redis`` (through ``adapter``: ``redis``, ``redis-streams``, or
+    ``redis-sharded`` on a cluster) running tests/forwarding/app.py, each knowing the others, behind a
+    round-robin :class:`Proxy`."""
 
-    def __init__(self, redis: RedisServer, *args: str, count: int = 3, workers: int = 1) -> None:
+    def __init__(self, redis: RedisServer | RedisCluster, *args: str, count: int = 3, workers: int = 1,
+                 adapter: str = "redis") -> None:
         extra = ("--workers", str(workers)) if workers > 1 else ()
         self.nodes = [
-            LoggedTwistd("--redis", redis.url, *APP, "--no-access-log", "--shutdown-grace", "1", *extra, *args)
+            LoggedTwistd("--adapter", adapter, "--redis", redis.url, *APP, "--no-access-log", "--shutdown-grace", "1",
+                         *extra, *args)
             for _ in range(count)
         ]
         links = count * workers

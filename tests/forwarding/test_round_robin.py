@@ -28,6 +28,7 @@ from tests.servers import (
     INTEROP,
     NODE_MODULES,
     WAIT,
+    RedisCluster,
     RedisServer,
     check_chat,
     node,
@@ -75,6 +76,26 @@ def carried_on(report: dict[str, Any], transport: str, pids: set[int]) -> None:
 async def test_node_clients_through_round_robin(nodes: Nodes, mode: str, transport: str) -> None:
     report = await node_peer("forward_client.js", nodes.url, mode, "3", HOLD)
     carried_on(report, transport, {n.process.pid for n in nodes.nodes})
+
+
+@pytest.mark.parametrize("adapter", ["redis-streams", "redis-sharded"])
+@pytest_twisted.ensureDeferred
+async def test_forwarding_on_the_streams_and_sharded_adapters(tmp_path: Path, adapter: str) -> None:
+    """The newer adapters' links find the owner of a session too (the sharded one counting a node's
+    subscribers with SHARDNUMSUB on a Redis Cluster): polling and upgrading clients carry on."""
+    backend = RedisServer(tmp_path) if adapter == "redis-streams" else RedisCluster(tmp_path)
+    running = Nodes(backend, *HEARTBEATS, adapter=adapter)
+    try:
+        pids = {n.process.pid for n in running.nodes}
+        for mode, transport in (("polling", "polling"), ("upgrade", "websocket")):
+            report = await node_peer("forward_client.js", running.url, mode, "3", HOLD)
+            carried_on(report, transport, pids)
+    finally:
+        running.stop()
+        if isinstance(backend, RedisServer):
+            backend.stop()
+        else:
+            backend.stop_all()
 
 
 def python_clients(url: str, count: int, hold: float) -> list[dict[str, Any]]:
