@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from txrealtime.socketio import Server, Socket
 
@@ -30,7 +31,7 @@ def setup(server: Server) -> None:
         socket.on("shout", shout)
         socket.on("rooms", lambda: sorted(socket.rooms - {socket.id}))
 
-        def keep(value: object) -> bool:
+        def keep(value: dict[str, Any]) -> bool:
             socket.data = value
             return True
 
