@@ -151,7 +151,8 @@ class RequestRefused:
     method: str
     """The HTTP method."""
     status: int
-    """The HTTP status answered: 400, or 403 for ``FORBIDDEN``."""
+    """The HTTP status answered: 400, or 403 for ``FORBIDDEN`` (400 whatever the code for a WebSocket
+    upgrade, as Node's engine.io answers one)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -66,6 +66,8 @@ class EngineIOWebSocketProtocol(WebSocketServerProtocol):
         self._paused = False
         self._unwanted = False
         """Names a session that upgraded already or is upgrading: accepted, then closed at once."""
+        self._refusal: SessionError | None = None
+        """Why the handshake is being refused (see :meth:`failHandshake`)."""
         self._lost = False
         self.protocol = 4
         """The Engine.IO protocol revision of the request, so of its frames."""
@@ -265,11 +267,12 @@ class EngineIOWebSocketProtocol(WebSocketServerProtocol):
         if sid is not None:
             elsewhere = self.factory.elsewhere
             if elsewhere is not None and manager.get(sid) is None:
-                return elsewhere.upgrade(self, sid, describe())
+                return elsewhere.upgrade(self, sid, describe()).addErrback(self._refused_elsewhere)
             try:
                 self.session, headers = probe_upgrade(manager, sid, self, describe)
             except SessionError as e:
-                raise ConnectionDeny(e.status, str(e)) from None
+                self._refusal = e
+                raise ConnectionDeny(400, e.answer) from None
             if self.session is None:
                 self._unwanted = True
             return handshake_answer(extra + headers)
@@ -283,8 +286,9 @@ class EngineIOWebSocketProtocol(WebSocketServerProtocol):
             error = failure.value if isinstance(failure.value, SessionError) else SessionError(SessionError.FORBIDDEN)
             noisy.info("WebSocket handshake from {address} refused: {error}", address=handshake.address,
                      error=str(error))
-            manager.refused(error, handshake, "GET")
-            raise ConnectionDeny(error.status, SessionError.MESSAGES[error.code])
+            manager.refused(error, handshake, "GET", upgrade=True)
+            self._refusal = error
+            raise ConnectionDeny(400, error.answer)
 
         options = manager.options
         if options.allow_request is None and options.generate_id is None:
@@ -297,6 +301,23 @@ class EngineIOWebSocketProtocol(WebSocketServerProtocol):
         return manager.admit(handshake).addCallback(lambda _: manager.generate_sid(handshake)).addCallbacks(
             admitted, refused
         )
+
+    def _refused_elsewhere(self, failure: Failure) -> Failure:
+        """The node holding the session refused the upgrade: an Engine.IO refusal is answered as here."""
+        if isinstance(failure.value, SessionError):
+            self._refusal = failure.value
+            return Failure(ConnectionDeny(400, failure.value.answer))
+        return failure
+
+    def failHandshake(self, reason: str, code: int = 400, responseHeaders: Any = None) -> None:
+        """Autobahn's answer to a handshake it refuses; Engine.IO's refusals (:class:`SessionError`) are answered
+        as Node's engine.io answers them (:meth:`SessionError.upgrade_refusal`), then the connection is closed."""
+        refusal, self._refusal = self._refusal, None
+        if refusal is None:
+            super().failHandshake(reason, code, responseHeaders)
+            return
+        self.sendData(refusal.upgrade_refusal())
+        self.dropConnection(abort=False)
 
     def connectionMade(self) -> None:
         _compat.copy_config(self)
@@ -532,7 +553,7 @@ def probe_upgrade(
     try:
         session = manager.probe(sid, transport)
     except SessionError as e:
-        manager.refused(e, describe(), "GET")
+        manager.refused(e, describe(), "GET", upgrade=True)
         raise
     return session, session.response_headers(describe)
 
