@@ -149,7 +149,7 @@ class RefusalTests(EndpointTestCase):
 
     def test_allow_request_reason_is_the_answer(self) -> None:
         self.serve(allow_request=lambda handshake: handshake.query.get("why", True))
-        for why, message in [("none", b"none")]:
+        for why, message in [("none", b"none"), ("", b"Forbidden")]:
             with self.subTest(why=why):
                 answer = self.http.request("GET", f"{BASE}&why={why}").result()
                 self.assertEqual((answer.status, answer.body), (403, b'{"code":4,"message":"%s"}' % message))
@@ -179,6 +179,18 @@ class RefusalTests(EndpointTestCase):
                 self.assertEqual((answer.status, answer.headers["content-type"], answer.headers["connection"],
                                   answer.body), (400, "text/html", "close", message))
                 self.assertTrue(upgrade.transport.disconnecting)
+        # Without the upgrade, the JSON body of a polling request.
+        plain = self.http.request("GET", "/engine.io/?EIO=4&transport=websocket&sid=x").result()
+        self.assertEqual((plain.status, plain.body), (400, b'{"code":1,"message":"Session ID unknown"}'))
+
+    def test_an_empty_sid_asks_for_a_new_session(self) -> None:
+        self.serve()
+        self.assertEqual(self.open_body(self.http.request("GET", f"{BASE}&sid=").result().body)["upgrades"],
+                         ["websocket"])
+        ws = MemoryWebSocket(self.http, "/engine.io/?EIO=4&transport=websocket&sid=")
+        [(_, opening)] = ws.frames()
+        self.assertTrue(opening.startswith(b"0{"))
+        self.assertEqual(len(self.manager), 2)
 
 
 class OriginFunctionTests(EndpointTestCase):

@@ -16,7 +16,6 @@ import zlib
 from collections.abc import Iterator
 from itertools import islice
 from typing import cast
-from urllib.parse import parse_qsl
 
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -26,7 +25,7 @@ from twisted.web.server import NOT_DONE_YET
 from .._logging import Throttle, gate
 from .._reactor import Clock, DelayedCall, cancel, default_reactor, seconds_of
 from . import packets_v3
-from .events import CloseReason, Handshake
+from .events import CloseReason, Handshake, parse_query
 from .manager import PACKETS_PER_TURN, TURN_SECONDS, Session, SessionError, SessionManager
 from .options import HttpCompression
 from .packets import DecodeError, Packet, PacketType, encode_payload, iter_payload, utf8
@@ -58,23 +57,6 @@ with an empty body, as Node's engine.io answers; the session it named carries on
 def query_of(request: Request) -> dict[str, str]:
     """The request's query parameters, first value of each (body never parsed)."""
     return parse_query(request.uri)
-
-
-def parse_query(uri: bytes) -> dict[str, str]:
-    """The query parameters of a request URI, first value of each."""
-    query = uri.partition(b"?")[2].partition(b"#")[0]
-    params: dict[str, str] = {}
-    for field in query.split(b"&"):
-        if not field:
-            continue
-        if b"%" in field or b"+" in field:
-            # Escapes: as urllib decodes them (UTF-8, with replacement characters).
-            for name, text in parse_qsl(field.decode("latin-1"), keep_blank_values=True):
-                params.setdefault(name, text)
-            continue
-        key, _, value = field.partition(b"=")
-        params.setdefault(key.decode("latin-1"), value.decode("latin-1"))
-    return params
 
 
 def handshake_from_request(request: Request) -> Handshake:

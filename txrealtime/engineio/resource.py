@@ -198,19 +198,23 @@ class EngineIOResource(Resource):
             # Checked first, as Node's engine.io does.
             raise SessionError(SessionError.UNKNOWN_TRANSPORT, details=_given(transport=transport))
         protocol = requested_protocol(query)
-        sid = query.get("sid")
+        sid = query.get("sid") or None  # an empty sid asks for a new session, as in Node
         if protocol == 3 and sid is None and not self.manager.options.allow_eio3:
             raise SessionError(SessionError.UNSUPPORTED_PROTOCOL_VERSION, details=_given(protocol=query.get("EIO")))
         origin = request.getHeader(b"origin")
         self.manager.check_origin(origin.decode("latin-1") if origin is not None else None)
         if transport == "websocket":
-            if method != b"GET" or (request.getHeader(b"upgrade") or b"").lower() != b"websocket":
-                name = "TRANSPORT_MISMATCH" if sid is not None else "TRANSPORT_HANDSHAKE_ERROR"
-                raise SessionError(SessionError.BAD_REQUEST, "expected a WebSocket upgrade", {"name": name})
+            # In Node's order: a handshake's method, the session named (unknown, another protocol revision),
+            # then whether it is an upgrade at all.
+            if sid is None and method != b"GET":
+                raise SessionError(SessionError.BAD_HANDSHAKE_METHOD, details={"method": method.decode("latin-1")})
             if sid is not None:
                 session = self.manager.get(sid)
                 if session is not None or self.websocket_factory.elsewhere is None:
                     check_protocol(session, sid, protocol)
+            if method != b"GET" or (request.getHeader(b"upgrade") or b"").lower() != b"websocket":
+                name = "TRANSPORT_MISMATCH" if sid is not None else "TRANSPORT_HANDSHAKE_ERROR"
+                raise SessionError(SessionError.BAD_REQUEST, "expected a WebSocket upgrade", {"name": name})
             channel: Any = request.channel
             connection = channel.transport
             # Headers CORS and the middleware set go with the 101 (Autobahn writes it, calling onConnect in here).

@@ -33,7 +33,7 @@ from .._reactor import DelayedCall, cancel, seconds_of
 from . import packets_v3
 from .deflate import Deflater, DeflateState
 from .elsewhere import Elsewhere, Relay
-from .events import CloseReason, Handshake, requested_protocol
+from .events import CloseReason, Handshake, parse_query, requested_protocol
 from .manager import PACKETS_PER_TURN, TURN_SECONDS, Session, SessionError, SessionManager, Transport
 from .packets import DecodeError, Packet, PacketType, decode_ws_frame, encode_ws_frame
 from .packets_v3 import Framing
@@ -252,8 +252,9 @@ class EngineIOWebSocketProtocol(WebSocketServerProtocol):
 
     def onConnect(self, request: ConnectionRequest) -> Any:
         manager = self.factory.manager
-        params = {k: v[0] for k, v in request.params.items() if v}
-        sid = params.get("sid")
+        # Read as the polling transport reads a query (empty values kept: Autobahn's parse drops them).
+        params = parse_query(self.http_request_uri.encode("latin-1", "replace"))
+        sid = params.get("sid") or None  # an empty sid asks for a new session, as in Node
         peer = cast(Any, self.transport).getPeer() if self.transport is not None else None
         self.protocol = requested_protocol(params)
         self._framing = Framing.of(self.protocol, bool(params.get("b64")))
