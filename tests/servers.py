@@ -176,9 +176,11 @@ class NodeServer:
     """Node's socket.io 4.x running tests/interop/sio_server.js; can be killed and restarted on its port."""
 
     def __init__(
-        self, port: int = 0, recovery_ms: int | None = None, parser: str = "json", allow_eio3: bool = False
+        self, port: int = 0, recovery_ms: int | None = None, parser: str = "json", allow_eio3: bool = False,
+        transports: tuple[str, ...] = (),
     ) -> None:
-        env = dict(os.environ, NODE_PATH=str(NODE_MODULES), ALLOW_EIO3="1" if allow_eio3 else "0")
+        env = dict(os.environ, NODE_PATH=str(NODE_MODULES), ALLOW_EIO3="1" if allow_eio3 else "0",
+                   TRANSPORTS=",".join(transports))
         extra = [str(recovery_ms)] if recovery_ms is not None else []
         if parser != "json":
             extra += ["--parser", parser]

@@ -25,8 +25,7 @@ line names it and why. ``TXREALTIME_FAST_PATHS=0`` in the environment turns ever
 
 Internals needed whatever the switch (checked and reported the same way; without them behaviour
 changes): ``form_skip`` (no ``email``-package parse of a POST body no resource reads as a form: the
-endpoints parse their JSONP forms themselves), ``request_target`` (an oversize body's session is found
-from the request line before twisted.web fills in ``request.uri``), ``ws_timers`` (Autobahn's
+endpoints parse their JSONP forms themselves), ``ws_timers`` (Autobahn's
 batched timers replaced by cancellable ones), ``ws_buffer`` (Autobahn's read buffer, for the read
 slicing), ``exit_signal`` (a clean stop exits 0 under twistd) and ``keep_socket`` (a socket handed to a
 worker is closed without a shutdown).
@@ -61,7 +60,7 @@ from ._reactor import Clock, DelayedCall, cancel
 __all__ = ["DirectTimer", "ENV", "autobahn_buffered", "cancel_timers", "close_without_shutdown",
     "config_attrs", "copy_config", "deflate_extension", "direct_timers", "fast", "fast_handshake",
     "forget_closed", "forget_exit_signal", "forwards_writes", "frame_boundary", "release_inflater",
-    "release_upgraded", "request_target", "response_head", "skip_form_parsing", "why_off", "write",
+    "release_upgraded", "response_head", "skip_form_parsing", "why_off", "write",
     "write_sequence"]
 
 log = Logger(__name__, observer=gate)
@@ -73,14 +72,14 @@ FAST_PATHS = ("tcp_write", "response_head", "release_upgraded", "ws_config", "ws
               "ws_frames", "ws_release", "c_http_parser")
 """The fast paths, each with a public fallback."""
 
-NEEDS = ("form_skip", "request_target", "ws_timers", "ws_buffer", "exit_signal", "keep_socket")
+NEEDS = ("form_skip", "ws_timers", "ws_buffer", "exit_signal", "keep_socket")
 """Internals used whatever the switch (no public way to do the same)."""
 
 
 class _Switches(SimpleNamespace):
     """One boolean attribute per name of :data:`FAST_PATHS` and :data:`NEEDS`: on (usable) or off."""
 
-    tcp_write = response_head = form_skip = request_target = release_upgraded = False
+    tcp_write = response_head = form_skip = release_upgraded = False
     ws_config = ws_handshake = ws_debug = ws_frames = ws_release = c_http_parser = False
     ws_timers = ws_buffer = exit_signal = keep_socket = False
 
@@ -236,16 +235,6 @@ def skip_form_parsing(request: http.Request) -> None:
     """Tell twisted.web not to parse ``request``'s body as a form (its ``email``-package parse)."""
     if fast.form_skip:
         cast(Any, request)._parsePOSTFormSubmission = False
-
-
-def request_target(request: http.Request) -> bytes:
-    """The request target: from the channel's request line while the body is still arriving (twisted.web
-    fills in ``request.uri`` after the body), else ``request.uri``."""
-    if fast.request_target:
-        target = getattr(request.channel, "_path", None)
-        if target:
-            return bytes(target)
-    return bytes(request.uri)
 
 
 def release_upgraded(request: http.Request) -> None:
@@ -535,7 +524,6 @@ def _probes() -> dict[str, Callable[[], str | None]]:
         "tcp_write": _probe_tcp_write,
         "response_head": _probe_response_head,
         "form_skip": lambda: _missing(http.Request.requestReceived, "_parsePOSTFormSubmission"),
-        "request_target": lambda: _missing(http.HTTPChannel.lineReceived, "_path"),
         "release_upgraded": lambda: _missing(http.HTTPChannel.requestDone, "requests"),
         "ws_config": lambda: _missing(base._connectionMade, "CONFIG_ATTRS"),
         "ws_handshake": lambda: (

@@ -108,15 +108,11 @@ class BoundedRequest(Request):
 
     def _too_large(self, size: int) -> None:
         self._refused = True
-        site = getattr(self.channel, "site", None)
         address = getattr(self.getClientAddress(), "host", "?")  # type: ignore[no-untyped-call]
         noisy.info("Request body from {address} over {limit} bytes ({size}): 413", address=address,
                  limit=self._limit(), size=size)
         transport: Any = self.channel.transport
-        transport.write(TOO_LARGE)  # first: the session's end must not reach the client before it
-        body_too_large = getattr(site, "body_too_large", None)  # a BoundedSite closes the request's session
-        if body_too_large is not None:
-            body_too_large(self)
+        transport.write(TOO_LARGE)  # the session the request named carries on, as in Node's engine.io
         self.channel.loseConnection()
 
 

@@ -4,7 +4,7 @@
 file) before any resource sees it. :class:`BoundedSite` stops reading as soon
 as a body is known to be larger than ``max_body`` — from ``Content-Length``
 or by counting chunked data — answers ``413`` and closes that connection; the
-Engine.IO session the request named, if any, is closed too.
+Engine.IO session the request named, if any, carries on (as with Node's engine.io).
 
 It also gives each request ``header_timeout`` seconds to deliver its headers
 (``408`` and close otherwise, like Node's ``headersTimeout``), and can cap the
@@ -24,7 +24,6 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, cast
-from urllib.parse import parse_qsl, urlsplit
 
 from twisted.internet.interfaces import IAddress, IProtocol
 from twisted.internet.protocol import Protocol
@@ -32,13 +31,12 @@ from twisted.logger import Logger
 from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
 from twisted.web import http, pages
 from twisted.web.resource import IResource, Resource
-from twisted.web.server import Request, Site
+from twisted.web.server import Site
 
 from . import _compat
 from ._logging import gate
 from .channel import BoundedChannel, BoundedRequest, noisy
-from .engineio import CloseReason, SessionManager
-from .engineio.polling import PollingTransport
+from .engineio import SessionManager
 
 __all__ = [
     "HTTP_PARSER_ENV", "BoundedChannel", "BoundedRequest", "BoundedSite", "EmptyResource", "channel_for", "mount",
@@ -181,24 +179,6 @@ class BoundedSite(Site):
     def log(self, request: http.Request) -> None:
         if self.access_log:
             super().log(request)
-
-    def body_too_large(self, request: Request) -> None:
-        """Close the Engine.IO session an oversize POST belonged to."""
-        # The body arrives before twisted.web fills in request.uri; the channel has the request line.
-        target = _compat.request_target(request)
-        query = dict(parse_qsl(urlsplit(target.decode("latin-1")).query))
-        sid = query.get("sid")
-        if sid is None:
-            return
-        for manager in self.managers:
-            session = manager.get(sid)
-            if session is None:
-                continue
-            why = f"request body over {self.max_body} bytes"
-            if isinstance(session.transport, PollingTransport):
-                session.transport.refuse_oversized(why)
-            else:
-                session.close(CloseReason.TRANSPORT_ERROR, why)
 
 
 class EmptyResource(Resource):

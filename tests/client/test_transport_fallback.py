@@ -1,5 +1,6 @@
 """``try_all_transports`` and ``remember_upgrade`` (socket.io-client 4.8's ``tryAllTransports`` and
-``rememberUpgrade``) against Node's engine.io with polling blocked (``transports: ["websocket"]``)."""
+``rememberUpgrade``) against Node's engine.io with polling blocked (``transports: ["websocket"]``), and through the
+public client API (``Manager``, ``connect``) against Node's socket.io with one transport blocked."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ import pytest
 import pytest_twisted
 from twisted.internet.defer import Deferred
 
-from tests.servers import INTEROP, NODE_MODULES, node
+from tests.servers import INTEROP, NODE_MODULES, NodeServer, node
+from txrealtime.client import ClientEvent, Manager, NotConnected, Upgraded, connect
 from txrealtime.client.engineio import EngineError, EngineIOClient
 
 
@@ -128,3 +130,80 @@ async def test_remember_upgrade_skips_polling_after_an_upgrade(open_server: str,
     await remembering.open()
     assert remembering.transport_name == "websocket"
     assert await echoed(remembering, listener) == "hello"
+
+
+# -- through the public client API, against Node's socket.io ----------------------------------------------
+
+
+@pytest.fixture
+def node_without_polling() -> Iterator[str]:
+    """Node's socket.io serving WebSocket only: long-polling, a default client's first transport, is refused."""
+    server = NodeServer(transports=("websocket",))
+    yield server.url
+    server.kill()
+
+
+@pytest.fixture
+def node_without_websocket() -> Iterator[str]:
+    """Node's socket.io serving long-polling only: WebSocket is refused."""
+    server = NodeServer(transports=("polling",))
+    yield server.url
+    server.kill()
+
+
+@pytest.fixture
+def node_socketio() -> Iterator[str]:
+    """Node's socket.io with both transports."""
+    server = NodeServer()
+    yield server.url
+    server.kill()
+
+
+async def acked_over(manager: Manager) -> tuple[Any, str | None]:
+    """Join ``/``, have an event acknowledged; the answer and the transport it went over, then close."""
+    socket = await manager.socket("/").connect()
+    answer = await socket.emit_with_ack("ack", "hi", timeout=10)
+    transport = manager.transport
+    await manager.close()
+    return answer, transport
+
+
+async def refused(manager: Manager) -> None:
+    """The manager cannot connect: its socket's connect fails (the blocked transport, nothing else tried)."""
+    with pytest.raises(NotConnected):
+        await manager.socket("/").connect()
+    await manager.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_manager_tries_websocket_when_polling_is_blocked(node_without_polling: str) -> None:
+    await refused(Manager(node_without_polling, reconnection=False))
+    manager = Manager(node_without_polling, try_all_transports=True)
+    assert await acked_over(manager) == (("got", "hi"), "websocket")
+
+
+@pytest_twisted.ensureDeferred
+async def test_connect_tries_polling_when_websocket_is_blocked(node_without_websocket: str) -> None:
+    first = ["websocket", "polling"]
+    await refused(Manager(node_without_websocket, transports=first, reconnection=False))
+    socket = await connect(node_without_websocket, transports=first, try_all_transports=True)
+    assert await socket.emit_with_ack("ack", "hi", timeout=10) == ("got", "hi")
+    assert socket.io.transport == "polling"
+    await socket.io.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_manager_remembers_an_upgrade(node_socketio: str, node_without_polling: str) -> None:
+    await refused(Manager(node_without_polling, remember_upgrade=True, reconnection=False))  # nothing to remember
+
+    upgraded: Deferred[ClientEvent] = Deferred()
+    first = Manager(node_socketio)
+    first.subscribe(lambda event: upgraded.callback(event) if isinstance(event, Upgraded) else None)
+    await first.socket("/").connect()
+    assert await upgraded == Upgraded("websocket")
+    await first.close()
+
+    remembering = Manager(node_without_polling, remember_upgrade=True)  # WebSocket first: polling never tried
+    assert await acked_over(remembering) == (("got", "hi"), "websocket")
+    assert EngineIOClient.prior_websocket
+    await refused(Manager(node_without_polling, reconnection=False))  # without the option: polling first

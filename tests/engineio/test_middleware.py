@@ -140,6 +140,59 @@ class MiddlewareTests(EndpointTestCase):
         self.assertEqual(len(self.manager), 1)
 
 
+UPGRADE = {"Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+           "Sec-WebSocket-Version": "13"}
+
+
+class RefusalTests(EndpointTestCase):
+    """Refusals word for word as Node's engine.io writes them (tests/engineio/test_node_parity.py compares)."""
+
+    def test_allow_request_reason_is_the_answer(self) -> None:
+        self.serve(allow_request=lambda handshake: handshake.query.get("why", True))
+        for why, message in [("none", b"none"), ("", b"Forbidden")]:
+            with self.subTest(why=why):
+                answer = self.http.request("GET", f"{BASE}&why={why}").result()
+                self.assertEqual((answer.status, answer.body), (403, b'{"code":4,"message":"%s"}' % message))
+                upgrade = self.http.request("GET", f"/engine.io/?EIO=4&transport=websocket&why={why}",
+                                            headers=UPGRADE)
+                self.assertEqual(upgrade.transport.value(), b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\n"
+                                 b"Content-type: text/html\r\nContent-Length: %d\r\n\r\n%s" % (len(message), message))
+                self.assertTrue(upgrade.transport.disconnecting)
+        self.assertEqual(len(self.manager), 0)
+
+    def test_text_node_could_not_write_as_node_writes_it(self) -> None:
+        # A reason only a Python hook can give: a lone surrogate, escaped in JSON as JSON.stringify escapes it,
+        # U+FFFD in the bare message as Node's Buffer writes it; the rest as UTF-8.
+        self.serve(allow_request=lambda handshake: "été \ud800")
+        polling = self.http.request("GET", BASE).result()
+        self.assertEqual(polling.body, '{"code":4,"message":"été \\ud800"}'.encode())
+        upgrade = self.http.request("GET", "/engine.io/?EIO=4&transport=websocket", headers=UPGRADE)
+        self.assertTrue(upgrade.transport.value().endswith(b"Content-Length: 9\r\n\r\n" + "été \ufffd".encode()))
+
+    def test_refused_upgrade_before_the_websocket_is_closed_after_its_answer(self) -> None:
+        self.serve()
+        for query, message in [("transport=tobi", b"Transport unknown"), ("transport=websocket&sid=x",
+                                                                          b"Session ID unknown")]:
+            with self.subTest(query=query):
+                upgrade = self.http.request("GET", f"/engine.io/?EIO=4&{query}", headers=UPGRADE)
+                answer = upgrade.result()
+                self.assertEqual((answer.status, answer.headers["content-type"], answer.headers["connection"],
+                                  answer.body), (400, "text/html", "close", message))
+                self.assertTrue(upgrade.transport.disconnecting)
+        # Without the upgrade, the JSON body of a polling request.
+        plain = self.http.request("GET", "/engine.io/?EIO=4&transport=websocket&sid=x").result()
+        self.assertEqual((plain.status, plain.body), (400, b'{"code":1,"message":"Session ID unknown"}'))
+
+    def test_an_empty_sid_asks_for_a_new_session(self) -> None:
+        self.serve()
+        self.assertEqual(self.open_body(self.http.request("GET", f"{BASE}&sid=").result().body)["upgrades"],
+                         ["websocket"])
+        ws = MemoryWebSocket(self.http, "/engine.io/?EIO=4&transport=websocket&sid=")
+        [(_, opening)] = ws.frames()
+        self.assertTrue(opening.startswith(b"0{"))
+        self.assertEqual(len(self.manager), 2)
+
+
 class OriginFunctionTests(EndpointTestCase):
     def test_decides_per_origin_synchronously_or_later(self) -> None:
         later: dict[str, Deferred[bool]] = {}

@@ -139,9 +139,15 @@ class BadInputTests(PollingTestCase):
     def test_payload_over_max_payload(self) -> None:
         bystander = self.handshake()
         sid = self.handshake()
+        poll = self.http.request("GET", f"{BASE}&sid={sid}")
         response = self.post(sid, b"4" + b"x" * 1000)
-        self.assertEqual(response.status, 413)
-        self.assertEqual(self.closed(sid), CloseReason.TRANSPORT_ERROR)
+        self.assertEqual((response.status, response.body), (413, b""))
+        # As Node's engine.io: refused, and nothing more; the parked poll and the session carry on.
+        self.assertFalse(poll.done)
+        self.assertEqual(self.post(sid, b"4after").body, b"ok")
+        self.manager.send(sid, "echo")
+        self.assertEqual(poll.result().body, b"4echo")
+        self.assertIsNone(self.closed(sid))
         self.assertEqual(self.post(bystander, b"4" + b"x" * 999).status, 200)
         self.assertOthersUnharmed(bystander)
 

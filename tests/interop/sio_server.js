@@ -2,7 +2,8 @@
 // Usage: node sio_server.js [--parser msgpack] [PORT] [RECOVERY_MS]; prints {"port": N} once listening, then serves
 // until killed. With RECOVERY_MS, connection state recovery is on with that window; with --parser msgpack, packets
 // are socket.io-msgpack-parser's; with ALLOW_EIO3=1 in the environment,
-// socket.io-client 2.x clients are served too (allowEIO3).
+// socket.io-client 2.x clients are served too (allowEIO3); with TRANSPORTS=websocket (or polling), only that
+// transport is (the other one refused, as a proxy that blocks it would).
 const http = require("http");
 const { Server } = require("socket.io");
 
@@ -18,6 +19,7 @@ const io = new Server(httpServer, {
   connectionStateRecovery: recovery,
   ...(parser === "msgpack" ? { parser: require("socket.io-msgpack-parser") } : {}),
   allowEIO3: process.env.ALLOW_EIO3 === "1",
+  ...(process.env.TRANSPORTS ? { transports: process.env.TRANSPORTS.split(",") } : {}),
 });
 
 function common(socket) {

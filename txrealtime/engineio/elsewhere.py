@@ -71,4 +71,6 @@ class Elsewhere(Protocol):
 
     def upgrade(self, socket: RelayedSocket, sid: str, handshake: Handshake) -> Deferred[Any]:
         """Decide a WebSocket upgrade for ``sid``, setting ``socket.relay`` if it is accepted: fires with
-        what Autobahn's ``onConnect`` returns, or fails with ``autobahn.websocket.types.ConnectionDeny``."""
+        what Autobahn's ``onConnect`` returns, or fails with :class:`txrealtime.engineio.errors.SessionError`
+        (an Engine.IO refusal, answered as Node's engine.io answers it) or
+        ``autobahn.websocket.types.ConnectionDeny``."""

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 
 __all__ = ["SessionError"]
+
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+"""A code point UTF-8 cannot carry, which only an application's reason could hold."""
 
 
 class SessionError(Exception):
@@ -34,19 +38,25 @@ class SessionError(Exception):
     }
     """Each code's message, as Node's engine.io words it."""
 
-    def __init__(self, code: int, context: str = "", details: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self, code: int, context: str = "", details: Mapping[str, str] | None = None, answer: str | None = None
+    ) -> None:
         """The error for ``code``.
 
         :param code: One of the codes below (``UNKNOWN_SID``...), which picks the message and the HTTP status.
         :param context: What went wrong, for the log.
         :param details: Node's ``connection_error`` context (a message of its own
             for ``FORBIDDEN``, from ``context``, if not given).
+        :param answer: The message the client is answered with instead of the code's own (Node's
+            ``allowRequest`` message); never what the server says for itself, which may name the client.
         """
         super().__init__(self.MESSAGES[code] + (f": {context}" if context else ""))
         self.code = code
         """One of the codes above."""
         self.context = context
         """A description for the log."""
+        self.answer = answer or self.MESSAGES[code]
+        """The message of the answer's body: the code's own, or the application's reason (``allow_request``)."""
         if details is None:
             details = {"message": context} if code == self.FORBIDDEN and context else {}
         self.details = details
@@ -59,7 +69,22 @@ class SessionError(Exception):
 
     def body(self) -> bytes:
         """The JSON error body Engine.IO servers answer with, compact as Node's ``JSON.stringify`` writes it."""
-        return json.dumps({"code": self.code, "message": self.MESSAGES[self.code]}, separators=(",", ":")).encode()
+        # UTF-8 as it is, as JSON.stringify leaves it; a lone surrogate escaped, as JSON.stringify escapes it.
+        text = json.dumps({"code": self.code, "message": self.answer}, separators=(",", ":"), ensure_ascii=False)
+        return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text).encode()
+
+    def upgrade_body(self) -> bytes:
+        """The body of the answer to a refused WebSocket upgrade, as Node's engine.io writes it: the bare message."""
+        return _SURROGATE.sub("\ufffd", self.answer).encode()  # as Node's Buffer writes a lone surrogate
+
+    def upgrade_refusal(self) -> bytes:
+        """The whole answer to a refused WebSocket upgrade, as Node's engine.io writes it on the socket before
+        closing it: ``400 Bad Request`` whatever the code (forbidden too), the bare message as ``text/html``."""
+        message = self.upgrade_body()
+        return (
+            b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-type: text/html\r\nContent-Length: %d\r\n\r\n"
+            % len(message)
+        ) + message
 
 
 def id_error(why: str) -> SessionError:

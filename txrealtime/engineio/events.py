@@ -6,6 +6,7 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from urllib.parse import parse_qsl
 
 from .packets import Packet
 
@@ -41,6 +42,23 @@ class CloseReason(StrEnum):
     """The server application closed the session."""
     SERVER_SHUTDOWN = "server shutting down"
     """The server is stopping."""
+
+
+def parse_query(uri: bytes) -> dict[str, str]:
+    """The query parameters of a request URI, first value of each."""
+    query = uri.partition(b"?")[2].partition(b"#")[0]
+    params: dict[str, str] = {}
+    for part in query.split(b"&"):
+        if not part:
+            continue
+        if b"%" in part or b"+" in part:
+            # Escapes: as urllib decodes them (UTF-8, with replacement characters).
+            for name, text in parse_qsl(part.decode("latin-1"), keep_blank_values=True):
+                params.setdefault(name, text)
+            continue
+        key, _, value = part.partition(b"=")
+        params.setdefault(key.decode("latin-1"), value.decode("latin-1"))
+    return params
 
 
 def requested_protocol(query: Mapping[str, str]) -> int:
@@ -151,7 +169,8 @@ class RequestRefused:
     method: str
     """The HTTP method."""
     status: int
-    """The HTTP status answered: 400, or 403 for ``FORBIDDEN``."""
+    """The HTTP status answered: 400, or 403 for ``FORBIDDEN`` (400 whatever the code for a WebSocket
+    upgrade, as Node's engine.io answers one)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -155,13 +155,13 @@ class SessionManager:
         :attr:`tracing`)."""
         self._packet_subscribers.publish(event)
 
-    def refused(self, error: SessionError, request: Handshake, method: str) -> None:
-        """Tell subscribers that ``request`` was answered with ``error`` (Node's engine ``connection_error``)."""
+    def refused(self, error: SessionError, request: Handshake, method: str, upgrade: bool = False) -> None:
+        """Tell subscribers that ``request`` (a WebSocket ``upgrade``, or not) was answered with ``error``
+        (Node's engine ``connection_error``)."""
         count(self.stats.refused, error.code)
+        status = 400 if upgrade else error.status
         self.publish(
-            RequestRefused(
-                error.code, SessionError.MESSAGES[error.code], dict(error.details), request, method, error.status
-            )
+            RequestRefused(error.code, SessionError.MESSAGES[error.code], dict(error.details), request, method, status)
         )
 
     # -- hooks -----------------------------------------------------------
@@ -308,8 +308,10 @@ class SessionManager:
 
         def decided(verdict: object) -> None:
             if verdict is not True:
-                why = verdict if isinstance(verdict, str) else "refused by allow_request"
-                raise SessionError(SessionError.FORBIDDEN, why)
+                # A reason is the client's answer too, as Node's allowRequest message: {"code":4,"message":reason}.
+                reason = verdict if isinstance(verdict, str) else None
+                why = "refused by allow_request" if reason is None else reason
+                raise SessionError(SessionError.FORBIDDEN, why, answer=reason)
 
         def failed(failure: Failure) -> Failure:
             if not failure.check(SessionError):

@@ -151,11 +151,13 @@ class EngineIOOptions:
     listed origin (never with ``"*"``)."""
     allowed_origins: Sequence[str] | None = None
     """If set, a list: requests carrying an ``Origin`` header not in it are refused
-    (403), on both transports; requests without one (non-browser clients) pass."""
+    (403; 400 on a WebSocket upgrade, as Node refuses one), on both transports; requests without one
+    (non-browser clients) pass."""
     allow_request: Callable[[Handshake], Any] | None = None
     """Called with the :class:`Handshake` of every new session, on both transports;
     return (or fire a Deferred with) ``True`` to accept, ``False`` or a reason
-    string to refuse with 403."""
+    string to refuse with 403 (400 on a WebSocket upgrade), the reason as the answer's message (as Node's
+    ``allowRequest`` message)."""
     max_buffer: int = 4_000_000
     """Largest amount of outgoing data, in bytes, queued for a client that does not
     read; beyond it the session is closed ("transport error")."""
@@ -168,7 +170,7 @@ class EngineIOOptions:
     is closed ("transport error")."""
     max_sessions_per_ip: int | None = None
     """If set, handshakes from an address that already has this many sessions are
-    refused (403)."""
+    refused (403; 400 on a WebSocket upgrade)."""
     cookie: CookieOptions | None = None
     """If set, the handshake sets a cookie holding the session id."""
     initial_headers: HeadersHook | None = None

@@ -16,7 +16,6 @@ import zlib
 from collections.abc import Iterator
 from itertools import islice
 from typing import cast
-from urllib.parse import parse_qsl
 
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -26,7 +25,7 @@ from twisted.web.server import NOT_DONE_YET
 from .._logging import Throttle, gate
 from .._reactor import Clock, DelayedCall, cancel, default_reactor, seconds_of
 from . import packets_v3
-from .events import CloseReason, Handshake
+from .events import CloseReason, Handshake, parse_query
 from .manager import PACKETS_PER_TURN, TURN_SECONDS, Session, SessionError, SessionManager
 from .options import HttpCompression
 from .packets import DecodeError, Packet, PacketType, encode_payload, iter_payload, utf8
@@ -52,29 +51,12 @@ noisy = Throttle(log)
 
 TOO_LARGE = b"HTTP/1.1 413 Payload Too Large\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
 """The whole answer to a request body over ``max_payload`` that is refused before it is read: 413
-with an empty body, as Node's engine.io answers (see :meth:`PollingTransport.refuse_oversized`)."""
+with an empty body, as Node's engine.io answers; the session it named carries on, as in Node."""
 
 
 def query_of(request: Request) -> dict[str, str]:
     """The request's query parameters, first value of each (body never parsed)."""
     return parse_query(request.uri)
-
-
-def parse_query(uri: bytes) -> dict[str, str]:
-    """The query parameters of a request URI, first value of each."""
-    query = uri.partition(b"?")[2].partition(b"#")[0]
-    params: dict[str, str] = {}
-    for field in query.split(b"&"):
-        if not field:
-            continue
-        if b"%" in field or b"+" in field:
-            # Escapes: as urllib decodes them (UTF-8, with replacement characters).
-            for name, text in parse_qsl(field.decode("latin-1"), keep_blank_values=True):
-                params.setdefault(name, text)
-            continue
-        key, _, value = field.partition(b"=")
-        params.setdefault(key.decode("latin-1"), value.decode("latin-1"))
-    return params
 
 
 def handshake_from_request(request: Request) -> Handshake:
@@ -288,21 +270,6 @@ class PollingTransport:
         if self._get is not None:
             self.send([Packet(PacketType.CLOSE)])
 
-    def refuse_oversized(self, description: str) -> None:
-        """End the session after a POST body over ``max_payload`` (which its caller answers 413, empty).
-
-        As the client sees it with Node's engine.io, the session ends in ``transport error``: a
-        poll parked now gets 400 "Bad request", not the CLOSE packet (which a client reading
-        that answer before the 413 would take for ``transport close``), and the session is
-        forgotten at once, later requests for its sid getting "Session ID unknown".
-        """
-        get, self._get = self._get, None
-        if get is not None:
-            self._add_headers(get)
-            _write(get, 400, b"application/json", SessionError(SessionError.BAD_REQUEST).body())
-        if self.session is not None:
-            self.session.protocol_error(self, CloseReason.TRANSPORT_ERROR, description, linger=False)
-
     # -- HTTP ------------------------------------------------------------
 
     def on_get(self, request: Request) -> object:
@@ -336,8 +303,9 @@ class PollingTransport:
         body = request.content.read(self._max_payload + 1) if request.content is not None else b""
         self._stats.polling_bytes_received += len(body)
         if len(body) > self._max_payload:
-            request.setResponseCode(413)  # an empty body, as Node's engine.io answers
-            self.refuse_oversized(f"request body over {self._max_payload} bytes")
+            # As Node's engine.io: 413 with an empty body, and nothing else. The session and a poll parked
+            # for it carry on; a client (Node's) that gets the 413 ends the session itself.
+            request.setResponseCode(413)
             return b""
         try:
             packets = self._decode(request, body)

@@ -36,6 +36,24 @@ def _given(**values: str | None) -> dict[str, str]:
     return {key: value for key, value in values.items() if value is not None}
 
 
+def _upgrade(request: Request) -> bool:
+    """Whether ``request`` asks for a protocol upgrade (``Upgrade`` and ``Connection: upgrade``), which Node's
+    HTTP server hands engine.io as an ``upgrade`` event rather than a request."""
+    connection = b",".join(request.requestHeaders.getRawHeaders(b"connection", [])).lower()
+    return request.requestHeaders.hasHeader(b"upgrade") and b"upgrade" in [t.strip() for t in connection.split(b",")]
+
+
+def _refuse_upgrade(request: Request, error: SessionError) -> bytes:
+    """Refuse an upgrade request as Node's engine.io does (its ``abortUpgrade``): 400 whatever the code, the bare
+    message as ``text/html``, and the connection closed after it."""
+    request.setResponseCode(400)
+    request.setHeader(b"content-type", b"text/html")
+    request.setHeader(b"connection", b"close")
+    channel = request.channel  # twisted.web lets go of it once the request finished
+    request.notifyFinish().addBoth(lambda _: channel.loseConnection())
+    return error.upgrade_body()
+
+
 def check_protocol(session: Session | None, sid: str, protocol: int) -> Session:
     """The session a request names, if it exists and speaks the request's protocol revision (as Node checks)."""
     if session is None:
@@ -167,7 +185,10 @@ class EngineIOResource(Resource):
         try:
             return self._dispatch(request, method)
         except SessionError as e:
-            self.manager.refused(e, handshake_from_request(request), method.decode("latin-1"))
+            upgrade = _upgrade(request)
+            self.manager.refused(e, handshake_from_request(request), method.decode("latin-1"), upgrade)
+            if upgrade:
+                return _refuse_upgrade(request, e)
             return error_response(request, e, e.status)
 
     def _dispatch(self, request: Request, method: bytes) -> object:
@@ -177,19 +198,23 @@ class EngineIOResource(Resource):
             # Checked first, as Node's engine.io does.
             raise SessionError(SessionError.UNKNOWN_TRANSPORT, details=_given(transport=transport))
         protocol = requested_protocol(query)
-        sid = query.get("sid")
+        sid = query.get("sid") or None  # an empty sid asks for a new session, as in Node
         if protocol == 3 and sid is None and not self.manager.options.allow_eio3:
             raise SessionError(SessionError.UNSUPPORTED_PROTOCOL_VERSION, details=_given(protocol=query.get("EIO")))
         origin = request.getHeader(b"origin")
         self.manager.check_origin(origin.decode("latin-1") if origin is not None else None)
         if transport == "websocket":
-            if method != b"GET" or (request.getHeader(b"upgrade") or b"").lower() != b"websocket":
-                name = "TRANSPORT_MISMATCH" if sid is not None else "TRANSPORT_HANDSHAKE_ERROR"
-                raise SessionError(SessionError.BAD_REQUEST, "expected a WebSocket upgrade", {"name": name})
+            # In Node's order: a handshake's method, the session named (unknown, another protocol revision),
+            # then whether it is an upgrade at all.
+            if sid is None and method != b"GET":
+                raise SessionError(SessionError.BAD_HANDSHAKE_METHOD, details={"method": method.decode("latin-1")})
             if sid is not None:
                 session = self.manager.get(sid)
                 if session is not None or self.websocket_factory.elsewhere is None:
                     check_protocol(session, sid, protocol)
+            if method != b"GET" or (request.getHeader(b"upgrade") or b"").lower() != b"websocket":
+                name = "TRANSPORT_MISMATCH" if sid is not None else "TRANSPORT_HANDSHAKE_ERROR"
+                raise SessionError(SessionError.BAD_REQUEST, "expected a WebSocket upgrade", {"name": name})
             channel: Any = request.channel
             connection = channel.transport
             # Headers CORS and the middleware set go with the 101 (Autobahn writes it, calling onConnect in here).

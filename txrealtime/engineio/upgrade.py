@@ -33,7 +33,7 @@ def probe_upgrade(
     try:
         session = manager.probe(sid, transport)
     except SessionError as e:
-        manager.refused(e, describe(), "GET")
+        manager.refused(e, describe(), "GET", upgrade=True)
         raise
     return session, session.response_headers(describe)
 

@@ -32,7 +32,7 @@ from .._reactor import DelayedCall, cancel, seconds_of
 from . import packets_v3
 from .deflate import Deflater, DeflateState
 from .elsewhere import Elsewhere, Relay
-from .events import CloseReason, Handshake, requested_protocol
+from .events import CloseReason, Handshake, parse_query, requested_protocol
 from .manager import PACKETS_PER_TURN, TURN_SECONDS, Session, SessionError, SessionManager
 from .packets import DecodeError, Packet, PacketType, decode_ws_frame, encode_ws_frame
 from .packets_v3 import Framing
@@ -66,6 +66,8 @@ class EngineIOWebSocketProtocol(WebSocketServerProtocol):
         self._paused = False
         self._unwanted = False
         """Names a session that upgraded already or is upgrading: accepted, then closed at once."""
+        self._refusal: SessionError | None = None
+        """Why the handshake is being refused (see :meth:`failHandshake`)."""
         self._lost = False
         self.protocol = 4
         """The Engine.IO protocol revision of the request, so of its frames."""
@@ -250,8 +252,9 @@ class EngineIOWebSocketProtocol(WebSocketServerProtocol):
 
     def onConnect(self, request: ConnectionRequest) -> Any:
         manager = self.factory.manager
-        params = {k: v[0] for k, v in request.params.items() if v}
-        sid = params.get("sid")
+        # Read as the polling transport reads a query (empty values kept: Autobahn's parse drops them).
+        params = parse_query(self.http_request_uri.encode("latin-1", "replace"))
+        sid = params.get("sid") or None  # an empty sid asks for a new session, as in Node
         peer = cast(Any, self.transport).getPeer() if self.transport is not None else None
         self.protocol = requested_protocol(params)
         self._framing = Framing.of(self.protocol, bool(params.get("b64")))
@@ -265,11 +268,12 @@ class EngineIOWebSocketProtocol(WebSocketServerProtocol):
         if sid is not None:
             elsewhere = self.factory.elsewhere
             if elsewhere is not None and manager.get(sid) is None:
-                return elsewhere.upgrade(self, sid, describe())
+                return elsewhere.upgrade(self, sid, describe()).addErrback(self._refused_elsewhere)
             try:
                 self.session, headers = probe_upgrade(manager, sid, self, describe)
             except SessionError as e:
-                raise ConnectionDeny(e.status, str(e)) from None
+                self._refusal = e
+                raise ConnectionDeny(400, e.answer) from None
             if self.session is None:
                 self._unwanted = True
             return handshake_answer(extra + headers)
@@ -283,8 +287,9 @@ class EngineIOWebSocketProtocol(WebSocketServerProtocol):
             error = failure.value if isinstance(failure.value, SessionError) else SessionError(SessionError.FORBIDDEN)
             noisy.info("WebSocket handshake from {address} refused: {error}", address=handshake.address,
                      error=str(error))
-            manager.refused(error, handshake, "GET")
-            raise ConnectionDeny(error.status, SessionError.MESSAGES[error.code])
+            manager.refused(error, handshake, "GET", upgrade=True)
+            self._refusal = error
+            raise ConnectionDeny(400, error.answer)
 
         options = manager.options
         if options.allow_request is None and options.generate_id is None:
@@ -297,6 +302,23 @@ class EngineIOWebSocketProtocol(WebSocketServerProtocol):
         return manager.admit(handshake).addCallback(lambda _: manager.generate_sid(handshake)).addCallbacks(
             admitted, refused
         )
+
+    def _refused_elsewhere(self, failure: Failure) -> Failure:
+        """The node holding the session refused the upgrade: an Engine.IO refusal is answered as here."""
+        if isinstance(failure.value, SessionError):
+            self._refusal = failure.value
+            return Failure(ConnectionDeny(400, failure.value.answer))
+        return failure
+
+    def failHandshake(self, reason: str, code: int = 400, responseHeaders: Any = None) -> None:
+        """Autobahn's answer to a handshake it refuses; Engine.IO's refusals (:class:`SessionError`) are answered
+        as Node's engine.io answers them (:meth:`SessionError.upgrade_refusal`), then the connection is closed."""
+        refusal, self._refusal = self._refusal, None
+        if refusal is None:
+            super().failHandshake(reason, code, responseHeaders)
+            return
+        self.sendData(refusal.upgrade_refusal())
+        self.dropConnection(abort=False)
 
     def connectionMade(self) -> None:
         _compat.copy_config(self)

@@ -222,8 +222,8 @@ class Forwarder:
         def found(uid: str | None) -> Deferred[Any]:
             if uid is None:
                 error = SessionError(SessionError.UNKNOWN_SID, details={"sid": sid})
-                self.manager.refused(error, handshake, "GET")
-                return fail(ConnectionDeny(error.status, str(error)))
+                self.manager.refused(error, handshake, "GET", upgrade=True)
+                return fail(error)
             entry.owner = uid
             self._outbound.add(id, entry, self.timeout, lambda _: self._timed_out(id, entry))
             self.forwarded += 1
@@ -367,7 +367,7 @@ class Forwarder:
             try:
                 check_protocol(self.manager.get(message.sid), message.sid, requested_protocol(query))
             except SessionError as e:
-                self.manager.refused(e, handshake, "GET")
+                self.manager.refused(e, handshake, "GET", upgrade=True)
                 raise
             session, headers = probe_upgrade(self.manager, message.sid, remote, lambda: handshake)
         except SessionError as e:
@@ -397,7 +397,7 @@ class Forwarder:
         if socket is None or deferred is None:
             return
         if message.status != 101:
-            deferred.errback(ConnectionDeny(message.status, _reason(message.body)))
+            deferred.errback(_refusal(message.status, message.body))
             return
         try:
             headers = decode_headers(message.headers)
@@ -507,7 +507,7 @@ class Forwarder:
             if entry.request is not None:
                 self._unknown(entry, None)
             elif entry.answered is not None:
-                entry.answered.errback(ConnectionDeny(400, SessionError.MESSAGES[SessionError.UNKNOWN_SID]))
+                entry.answered.errback(SessionError(SessionError.UNKNOWN_SID))
         for relay in [r for r in self._relays.values() if mine(r.owner)]:
             ended += 1
             relay.end(why)
@@ -529,9 +529,14 @@ def _reason_of(text: str) -> CloseReason:
         return CloseReason.TRANSPORT_ERROR
 
 
-def _reason(body: bytes) -> str:
-    """The message of an Engine.IO error body (what a refused upgrade is denied with)."""
+def _refusal(status: int, body: bytes) -> Exception:
+    """What the owner's refusal of an upgrade is: the :class:`SessionError` its Engine.IO error body names
+    (answered here as the owner would answer it), else a denial with its status."""
     try:
-        return str(json.loads(body)["message"])
+        error = json.loads(body)
+        code, message = error["code"], error["message"]
+        if code in SessionError.MESSAGES and isinstance(message, str):
+            return SessionError(code, answer=message)
     except (ValueError, KeyError, TypeError):
-        return body.decode("utf-8", "replace")[:200]
+        pass
+    return ConnectionDeny(status, body.decode("utf-8", "replace")[:200])
