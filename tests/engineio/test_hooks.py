@@ -402,8 +402,8 @@ def test_docs_example_runs() -> None:
     section = DOCS.read_text().split("## Events and hooks", 1)[1]
     code = re.search(r"```python\n(.*?)```", section, re.S).group(1)  # type: ignore[union-attr]
     port = free_port()
-    assert "reactor.listenTCP(8080, site)" in code
-    code = code.replace("reactor.listenTCP(8080, site)", f"reactor.listenTCP({port}, site, interface='127.0.0.1')")
+    assert 'reactor.listenTCP(8080, site, interface="127.0.0.1")' in code
+    code = code.replace("reactor.listenTCP(8080,", f"reactor.listenTCP({port},")
     process = subprocess.Popen([sys.executable, "-u", "-c", code], stdout=subprocess.PIPE, text=True)
     base = f"http://127.0.0.1:{port}/engine.io/?EIO=4&transport=polling"
     try:
