@@ -21,10 +21,11 @@ IN_LOWEST = Path(sys.prefix).name == ".venv-lowest"
 
 
 def declared() -> dict[str, str]:
-    """Lower bounds of the runtime dependencies and the feature extras, by package name."""
+    """Lower bounds of the runtime dependencies and the feature extras (the C fast paths among them), by package
+    name."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     extras = project["optional-dependencies"]
-    features = ("redis", "metrics", "admin", "emitter", "validation")
+    features = ("redis", "metrics", "admin", "emitter", "validation", "speedups", "json")
     specs = project["dependencies"] + [s for extra in features for s in extras[extra]]
     bounds: dict[str, str] = {}
     for spec in specs:
