@@ -8,6 +8,7 @@ import gc
 import re
 import sys
 import weakref
+from importlib.metadata import version
 from typing import Any, cast
 
 import pytest
@@ -25,6 +26,34 @@ from txrealtime.llhttp import LlhttpChannel
 from txrealtime.web import HTTP_PARSER_ENV, BoundedChannel, BoundedSite, channel_for
 
 PARSERS = ("httptools", "twisted")
+
+OLD_TWISTED_WEB = tuple(map(int, version("twisted").split(".")[:2])) < (24, 7)
+"""Whether twisted.web's own parser has the two faults Twisted 24.7 fixed (run-tests' lowest-versions pass
+runs 23.10): what follows a request's body in the same read is lost or garbled (GHSA-c8m8-j448-xjx7), and a
+header name that is not a token is taken. Where its answers show one of them, :func:`both` lets them differ
+there; each test's own checks of the C parser's answers still apply."""
+
+_NOT_A_TOKEN = re.compile(rb"\r\n[^:\r\n]*[^-!#$%&'*+.^_`|~0-9A-Za-z:\r\n]")
+"""A header line whose name (what comes before its colon) is not a token (RFC 9110 5.1)."""
+
+_STATUS = re.compile(rb"HTTP/1\.1 \d{3} ")
+"""Where an answer starts (the echoed request lines read ``HTTP/1.1 [``)."""
+
+_HAD_BODY = re.compile(rb"\(b'transfer-encoding', |\(b'content-length', b'(?!0')")
+"""An echoed request that had a body."""
+
+
+def old_twisted_web_fault(pieces: list[bytes], fast: tuple[bytes, bool], slow: tuple[bytes, bool]) -> bool:
+    """Whether twisted.web's answers ``slow`` differ from the C parser's ``fast`` by one of the faults of
+    :data:`OLD_TWISTED_WEB`: from an answer on, after an answer to a request with a body; or a ``200`` where
+    a header name is not a token and the C parser answered ``400``."""
+    if (fast == (b"HTTP/1.1 400 Bad Request\r\n\r\n", True) and slow[0].startswith(b"HTTP/1.1 200 OK")
+            and _NOT_A_TOKEN.search(b"".join(pieces).partition(b"\r\n\r\n")[0])):
+        return True
+    same = next((i for i, (a, b) in enumerate(zip(fast[0], slow[0], strict=False)) if a != b),
+                min(len(fast[0]), len(slow[0])))
+    starts = [m.start() for m in _STATUS.finditer(fast[0]) if m.start() <= same]  # up to the answer that differs
+    return len(starts) >= 2 and _HAD_BODY.search(fast[0], starts[-2], starts[-1]) is not None
 
 
 class Echo(Resource):
@@ -78,9 +107,12 @@ def converse(parser: str, pieces: list[bytes], max_body: int = 1000) -> tuple[by
 
 
 def both(pieces: list[bytes], max_body: int = 1000) -> tuple[bytes, bool]:
-    """The conversation on both parsers; they must agree."""
+    """The conversation on both parsers; they must agree (but for an old twisted.web's faults, see
+    :data:`OLD_TWISTED_WEB`)."""
     fast = converse("httptools", pieces, max_body)
-    assert fast == converse("twisted", pieces, max_body)
+    slow = converse("twisted", pieces, max_body)
+    if not (OLD_TWISTED_WEB and old_twisted_web_fault(pieces, fast, slow)):
+        assert fast == slow
     return fast
 
 
