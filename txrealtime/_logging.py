@@ -58,8 +58,11 @@ def reset_throttles() -> None:
 
 
 def name_for_log(name: str, limit: int = 64) -> str:
-    """A name the client chose (event, namespace), cut to ``limit`` characters for a log line."""
-    return name if len(name) <= limit else f"{name[:limit]}... ({len(name)} characters)"
+    """Text a client or a hook chose (an event, a namespace, a refusal's reason), cut to ``limit`` characters
+    for a log line, a lone surrogate escaped (``\\ud800``): a log file is UTF-8, which cannot hold one."""
+    if len(name) > limit:
+        name = f"{name[:limit]}... ({len(name)} characters)"
+    return name if name.isascii() else name.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 class Throttle:

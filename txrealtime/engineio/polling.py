@@ -22,7 +22,7 @@ from twisted.python.failure import Failure
 from twisted.web.http import Request
 from twisted.web.server import NOT_DONE_YET
 
-from .._logging import Throttle, gate
+from .._logging import Throttle, gate, name_for_log
 from .._reactor import Clock, DelayedCall, cancel, default_reactor, seconds_of
 from . import packets_v3
 from .events import CloseReason, Handshake, parse_query
@@ -189,7 +189,8 @@ class PollingTransport:
 
         def refused(failure: Failure) -> None:
             error = failure.value if isinstance(failure.value, SessionError) else SessionError(SessionError.FORBIDDEN)
-            noisy.info("Handshake from {address} refused: {error}", address=handshake.address, error=str(error))
+            noisy.info("Handshake from {address} refused: {error}", address=handshake.address,
+                       error=name_for_log(str(error), 1000))
             manager.refused(error, handshake, "GET")
             if lost:
                 return

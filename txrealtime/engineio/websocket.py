@@ -27,7 +27,7 @@ from twisted.web.http import Request
 
 from .. import _compat
 from .._autobahn import accept_deflate, client_frame, frame_payload_size, require_bounded_inflate, ws_frame
-from .._logging import Throttle, gate
+from .._logging import Throttle, gate, name_for_log
 from .._reactor import DelayedCall, cancel, seconds_of
 from . import packets_v3
 from .deflate import Deflater, DeflateState
@@ -286,7 +286,7 @@ class EngineIOWebSocketProtocol(WebSocketServerProtocol):
         def refused(failure: Failure) -> None:
             error = failure.value if isinstance(failure.value, SessionError) else SessionError(SessionError.FORBIDDEN)
             noisy.info("WebSocket handshake from {address} refused: {error}", address=handshake.address,
-                     error=str(error))
+                     error=name_for_log(str(error), 1000))
             manager.refused(error, handshake, "GET", upgrade=True)
             self._refusal = error
             raise ConnectionDeny(400, error.answer)
