@@ -63,6 +63,11 @@ class BoundedRequest(Request):
     _refused = False
 
     def requestReceived(self, command: bytes, path: bytes, version: bytes) -> None:
+        if self._refused:
+            # Answered 413 while its body arrived: twisted.web's parser may still reach the body's end in
+            # the data it holds (a chunked body's last chunk), but the request is never served: its empty
+            # body would reach the session it names, which carries on as in Node's engine.io.
+            return
         # twisted.web parses every POST's Content-Type with the email package to find form
         # bodies: a long-polling POST (text/plain) paid a quarter of its cost for it.
         # Form bodies only for resources that read them: the endpoints check the session first and
