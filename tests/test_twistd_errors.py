@@ -89,14 +89,17 @@ def busy_port() -> Iterator[int]:
         yield s.getsockname()[1]
 
 
-def test_busy_port_is_one_line_naming_the_endpoint(busy_port: int) -> None:
+@pytest.mark.parametrize("command", ["twistd txrealtime", "python -m txrealtime"])
+def test_busy_port_is_one_line_naming_the_endpoint(busy_port: int, command: str) -> None:
     endpoint = f"tcp:{busy_port}:interface=127.0.0.1"
-    done = twistd("--listen", endpoint)
+    done = twistd("--listen", endpoint) if command.startswith("twistd") else python_m("--listen", endpoint)
     output = done.stdout + done.stderr
     assert done.returncode == 1
     assert "Traceback" not in output and "CannotListenError" not in output
-    [line] = lines_with("Cannot listen", output)
+    [line] = lines_with("Cannot listen", done.stdout)  # the log
     assert line.endswith(f"[txrealtime.service#error] Cannot listen on {endpoint}: Address already in use"), line
+    # and on stderr, where a usage error's line goes (`2>err.log` keeps it)
+    assert done.stderr == f"txrealtime: Cannot listen on {endpoint}: Address already in use\n"
 
 
 def test_busy_port_among_several_names_that_one(busy_port: int) -> None:
@@ -106,6 +109,7 @@ def test_busy_port_among_several_names_that_one(busy_port: int) -> None:
     assert "Traceback" not in done.stdout + done.stderr
     [line] = lines_with("Cannot listen", done.stdout)
     assert line.endswith(f"Cannot listen on {endpoint}: Address already in use"), line
+    assert done.stderr == f"txrealtime: Cannot listen on {endpoint}: Address already in use\n"
 
 
 def test_service_started_without_twistd_exits_the_same_way(busy_port: int) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import inspect
+import os
 import typing
 import warnings
 from collections.abc import Callable
@@ -209,8 +210,9 @@ class RealtimeService(service.MultiService):
 
 
 def start_listening(start: Callable[[], object], endpoint: str | None, daemon: bool) -> None:
-    """Call ``start``; if ``endpoint`` (``None``: not an endpoint) cannot listen, say so in one line and exit
-    (``SystemExit``, or :class:`CannotListen` for a daemon's parent to print)."""
+    """Call ``start``; if ``endpoint`` (``None``: not an endpoint) cannot listen, say so in one line and exit:
+    logged and written on stderr, then ``SystemExit(1)``; a daemon raises :class:`CannotListen` for its
+    parent to print."""
     if endpoint is None:  # a service someone else added
         start()
         return
@@ -223,6 +225,12 @@ def start_listening(start: Callable[[], object], endpoint: str | None, daemon: b
         log.error("Cannot listen on {where}", where=where)
         if daemon:
             raise CannotListen(where) from None  # twistd's parent prints its first 100 bytes
+        # In the foreground twistd has made sys.stderr a log file (stdout under -n): the line goes to the
+        # process's own stderr as well, where a usage error's line goes.
+        try:
+            os.write(2, f"txrealtime: Cannot listen on {where}\n".encode("utf-8", "backslashreplace"))
+        except OSError:
+            pass  # no stderr: the log has the line
         raise SystemExit(1) from None
 
 
