@@ -15,6 +15,10 @@ emitter has none)::
     answers   {key}#{nsp}#{uid}#            MessagePack {type: 11, data: {requestId, clientCount}, ...}  per server
                                             MessagePack {type: 12, data: {requestId, packet}, ...}   per client's ack
 
+For servers on the sharded adapter (``sharded``: Node's ``createShardedAdapter``, whose own
+``io.emitWithAck`` this is), the same messages on the same channels, with ``SPUBLISH``/``SSUBSCRIBE`` and
+``PUBSUB SHARDNUMSUB``, each JSON unless it carries binary (then MessagePack), as that adapter writes them.
+
 The emitter subscribes to the answer channels under a uid of its own, makes sure Redis has
 subscribed it (``PUBSUB NUMSUB`` of its own channel) before it publishes, counts the servers
 (``PUBSUB NUMSUB`` of the request channel), and is done once every server reported its client count
@@ -24,14 +28,16 @@ and every counted client answered, or at the timeout, with what came by then.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from twisted.internet.defer import Deferred
 
 from ._events import check_event
 from ._reactor import DelayedCall, cancel
+from .adapters.cluster_messages import decode_message, encode_message
 from .adapters.redis.requests import BroadcastAckRequest, BroadcastAckResponse, ClientCountResponse, decode_response
 from .adapters.redis.streams_wire import decode_published, encode_published
 from .adapters.redis.wire import Channels, RequestType, WireError, WireFlags, WireOptions, WirePacket, encode, new_id
@@ -73,14 +79,19 @@ class Gathering:
         rooms: Iterable[str],
         except_rooms: Iterable[str],
         streams: bool = False,
+        sharded: bool = False,
     ) -> None:
         """The request for ``event`` with ``args`` to the clients of ``nsp`` in ``rooms`` but ``except_rooms``, for
-        servers on the classic adapter whose channels start with ``key`` or, with ``streams``, on the streams
-        adapter whose channel prefix is ``key``."""
+        servers on the classic adapter whose channels start with ``key`` or, with ``streams`` (``sharded``), on
+        the streams (sharded) adapter whose channel prefix is ``key``."""
+        if streams and sharded:
+            raise ValueError("the servers are on the streams adapter or on the sharded one, not both")
         check_event(event)
         uid, self.request_id = new_id(), new_id()
         self.streams = streams
         """Whether the servers are on the streams adapter."""
+        self.sharded = sharded
+        """Whether the servers are on the sharded adapter."""
         request = BroadcastAckRequest(
             uid=uid,
             request_id=self.request_id,
@@ -88,12 +99,16 @@ class Gathering:
             opts=WireOptions(rooms=tuple(rooms), except_=tuple(except_rooms), flags=WireFlags()),
         )
         channels = Channels(key, nsp)
-        self.request_channel = f"{key}#{nsp}#" if streams else channels.request
+        cluster = streams or sharded  # the cluster adapters' messages and channels
+        self.request_channel = f"{key}#{nsp}#" if cluster else channels.request
         """Where the request goes (whose subscribers are the servers)."""
-        self.answer_channels = [f"{key}#{nsp}#{uid}#"] if streams else [
+        self.answer_channels = [f"{key}#{nsp}#{uid}#"] if cluster else [
             channels.response, channels.specific_response(uid)]
         """Where answers come, to subscribe to in this order (the last one is the emitter's own)."""
-        self.request = encode_published(request, uid, nsp) if streams else encode(request)
+        if sharded:
+            self.request = encode_message(request, uid, nsp)
+        else:
+            self.request = encode_published(request, uid, nsp) if streams else encode(request)
         """The request's bytes."""
         self.result = EmitterAcks()
         """What came so far."""
@@ -105,8 +120,8 @@ class Gathering:
         """Count one message of an answer channel; whether the answers are now complete."""
         response: Any
         try:
-            if self.streams:
-                decoded = decode_published(message)
+            if self.streams or self.sharded:
+                decoded = decode_published(message) if self.streams else decode_message(message)
                 response = decoded.body if decoded is not None else None
                 if getattr(response, "request_id", None) != self.request_id:
                     response = None
@@ -132,11 +147,13 @@ async def emit_with_ack(
     rooms: Iterable[str] = (),
     except_rooms: Iterable[str] = (),
     streams: bool = False,
+    sharded: bool = False,
 ) -> EmitterAcks:
     """Emit ``event`` to the selected clients of every server through ``link`` and gather their
     acknowledgements until all came or ``timeout`` seconds passed (see
-    :meth:`txrealtime.emitter.TwistedEmitter.emit_with_ack`); ``streams`` for servers on the streams adapter."""
-    gathering = Gathering(key, nsp, event, args, rooms, except_rooms, streams)
+    :meth:`txrealtime.emitter.TwistedEmitter.emit_with_ack`); ``streams`` for servers on the streams adapter,
+    ``sharded`` for servers on the sharded adapter (``link`` a ``ShardedRedisLink``)."""
+    gathering = Gathering(key, nsp, event, args, rooms, except_rooms, streams, sharded)
     done: Deferred[EmitterAcks] = Deferred()
     timer: DelayedCall | None = None
 
@@ -178,25 +195,45 @@ def emit_with_ack_blocking(
     rooms: Iterable[str] = (),
     except_rooms: Iterable[str] = (),
     streams: bool = False,
+    sharded: bool = False,
 ) -> EmitterAcks:
     """The same through a ``redis``-py client, blocking the calling thread up to ``timeout`` seconds (see
-    :meth:`txrealtime.emitter.Emitter.emit_with_ack`)."""
-    gathering = Gathering(key, nsp, event, args, rooms, except_rooms, streams)
+    :meth:`txrealtime.emitter.Emitter.emit_with_ack`); with ``sharded``, a ``redis.cluster.RedisCluster`` or a
+    ``redis.Redis`` of a Redis 7."""
+    gathering = Gathering(key, nsp, event, args, rooms, except_rooms, streams, sharded)
     deadline = time.monotonic() + timeout
     pubsub = redis.pubsub(ignore_subscribe_messages=False)
+    get: Callable[..., Any]
+
+    def read() -> Any:
+        return get(timeout=max(0.0, deadline - time.monotonic()))
+
     try:
-        pubsub.subscribe(*gathering.answer_channels)
+        if sharded:
+            subscribed, published, count, publish = "ssubscribe", "smessage", redis.pubsub_shardnumsub, redis.spublish
+            pubsub.ssubscribe(*gathering.answer_channels)
+            if hasattr(redis, "get_node_from_key"):  # a cluster: one connection per node, read the one
+                node = redis.get_node_from_key(gathering.answer_channels[-1])  # that has the answer channel
+                get = partial(pubsub.get_sharded_message, target_node=node)
+                # Summed over the primaries (redis-py asks one node otherwise), as ShardedRedisLink.numsub does.
+                count = partial(redis.pubsub_shardnumsub, target_nodes=redis.PRIMARIES)
+            else:
+                get = pubsub.get_message
+        else:
+            subscribed, published, count, publish = "subscribe", "message", redis.pubsub_numsub, redis.publish
+            pubsub.subscribe(*gathering.answer_channels)
+            get = pubsub.get_message
         confirmed = 0
         while confirmed < len(gathering.answer_channels) and time.monotonic() < deadline:
-            message = pubsub.get_message(timeout=max(0.0, deadline - time.monotonic()))
-            if message is not None and message["type"] == "subscribe":
+            message = read()
+            if message is not None and message["type"] == subscribed:
                 confirmed += 1
-        [(_, servers)] = redis.pubsub_numsub(gathering.request_channel)
+        [(_, servers)] = count(gathering.request_channel)
         gathering.result.servers = int(servers)
-        redis.publish(gathering.request_channel, gathering.request)
+        publish(gathering.request_channel, gathering.request)
         while not gathering.result.complete and time.monotonic() < deadline:
-            message = pubsub.get_message(timeout=max(0.0, deadline - time.monotonic()))
-            if message is not None and message["type"] == "message":
+            message = read()
+            if message is not None and message["type"] == published:
                 gathering.receive(message["data"])
         return gathering.result
     finally:

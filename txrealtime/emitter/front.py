@@ -244,14 +244,12 @@ class Emitter(BaseEmitter[int]):
         """Emit to the selected clients of every server (txrealtime's and Node's) and return, once every client
         answered or after ``timeout`` seconds (blocking this thread meanwhile), their answers
         (:class:`txrealtime.emitter_acks.EmitterAcks`: ``answers``, and whether they are ``complete``),
-        through the Redis adapter's own broadcast-with-acks request (the streams adapter's with ``streams``).
-        ``NotImplementedError`` with ``sharded``."""
-        if self.sharded:
-            raise NotImplementedError("emit_with_ack goes through the classic Redis adapter's requests")
+        through the Redis adapter's own broadcast-with-acks request (the streams adapter's with ``streams``, the
+        sharded adapter's with ``sharded``)."""
         from ..emitter_acks import emit_with_ack_blocking
 
         return emit_with_ack_blocking(self.redis, self.key, self.nsp, event, args, timeout, rooms, except_rooms,
-                                      self.streams)
+                                      self.streams, self.sharded)
 
     def close(self) -> None:
         """Close the client if the emitter made it from a URL (a client given to it is left open)."""
@@ -317,12 +315,11 @@ class TwistedEmitter(BaseEmitter[Deferred[int]]):
         """Emit to the selected clients of every server (txrealtime's and Node's) and fire, once every client
         answered or after ``timeout`` seconds, with their answers (:class:`txrealtime.emitter_acks.EmitterAcks`:
         ``answers``, and whether they are ``complete``), through the Redis adapter's own broadcast-with-acks
-        request (the streams adapter's on a ``RedisStreamsLink``). ``NotImplementedError`` on a sharded link."""
-        if self.sharded:
-            raise NotImplementedError("emit_with_ack goes through the classic Redis adapter's requests")
+        request (the streams adapter's on a ``RedisStreamsLink``, the sharded adapter's on a
+        ``ShardedRedisLink``)."""
         from ..emitter_acks import emit_with_ack
 
         return ensureDeferred(
             emit_with_ack(cast(Any, self.link), self.key, self.nsp, event, args, timeout, rooms, except_rooms,
-                          self.streams)
+                          self.streams, self.sharded)
         )
