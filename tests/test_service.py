@@ -337,6 +337,30 @@ def test_adapter_option_errors() -> None:
         parse("--adapter", "redis-sharded", "--redis", "redis://h:7000/2")
     with pytest.raises(usage.UsageError, match="subscription-mode"):
         parse("--adapter", "redis-sharded", "--redis", "redis://h", "--redis-subscription-mode", "lazy")
+    with pytest.raises(usage.UsageError, match="--redis-max-len must be 1 or more, not 0"):
+        parse("--adapter", "redis-streams", "--redis", "redis://h", "--redis-max-len", "0")
+    with pytest.raises(usage.UsageError, match="--redis-max-len takes a whole number, not 'many'"):
+        parse("--adapter", "redis-streams", "--redis", "redis://h", "--redis-max-len", "many")
+    with pytest.raises(usage.UsageError, match="--redis-stream-name must not be empty"):
+        parse("--adapter", "redis-streams", "--redis", "redis://h", "--redis-stream-name", "")
+
+
+def test_the_streams_adapter_takes_nodes_stream_name_and_max_len() -> None:
+    """Node's streamName and maxLen, for a cluster whose Node nodes do not use the defaults."""
+    from txrealtime.adapters.redis import RedisStreamsLink
+
+    service = make_process_service(parse("--adapter", "redis-streams", "--redis", "redis://127.0.0.1:1",
+                                         "--redis-stream-name", "chat-stream", "--redis-max-len", "500",
+                                         "--no-forwarding"))
+    link = service.redis
+    assert isinstance(link, RedisStreamsLink)
+    assert (link.stream_name, link.max_len, link.key) == ("chat-stream", 500, "socket.io")
+    link.stop()
+    defaults = make_process_service(parse("--adapter", "redis-streams", "--redis", "redis://127.0.0.1:1",
+                                          "--no-forwarding"))
+    assert isinstance(defaults.redis, RedisStreamsLink)
+    assert (defaults.redis.stream_name, defaults.redis.max_len) == ("socket.io", 10_000)  # Node's defaults
+    defaults.redis.stop()
 
 
 @pytest_twisted.ensureDeferred

@@ -91,6 +91,11 @@ class Options(usage.Options):
          "@socket.io/redis-adapter)."],
         ["redis-subscription-mode", None, "dynamic", "With --adapter redis-sharded: which rooms get a channel of their "
          "own, as Node's subscriptionMode: " + ", ".join(SUBSCRIPTION_MODES) + "."],
+        ["redis-stream-name", None, "socket.io", "With --adapter redis-streams: the stream every node shares (Node's "
+         "streamName)."],
+        ["redis-max-len", None, 10_000, "With --adapter redis-streams: about how many entries the stream keeps "
+         "(XADD MAXLEN ~, Node's maxLen): what a node cut off from Redis or a recovering client can catch up on.",
+         int],
         ["forward-timeout", None, 1.0, "Seconds to wait for the other nodes to say which one holds a session, or "
          "to answer an upgrade forwarded to it (Node's responseTimeout).", float],
         ["ping-interval", None, 25.0, "Seconds between heartbeats.", float],
@@ -320,6 +325,10 @@ class Options(usage.Options):
             raise usage.UsageError(f"--adapter must be one of {', '.join(ADAPTERS)}, not {name!r}")
         if self["redis-subscription-mode"] not in SUBSCRIPTION_MODES:
             raise usage.UsageError(f"--redis-subscription-mode must be one of {', '.join(SUBSCRIPTION_MODES)}")
+        if self["redis-max-len"] < 1:
+            raise usage.UsageError(f"--redis-max-len must be 1 or more, not {self['redis-max-len']}")
+        if not self["redis-stream-name"]:
+            raise usage.UsageError("--redis-stream-name must not be empty")
         if self["redis"] is None:
             if name is not None:
                 raise usage.UsageError(f"--adapter {name} needs --redis URL")

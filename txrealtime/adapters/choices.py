@@ -47,7 +47,8 @@ def _sharded(url: str, options: dict[str, Any]) -> tuple[Any, Callable[[Any], An
 def _streams(url: str, options: dict[str, Any]) -> tuple[Any, Callable[[Any], Any]]:
     from .redis import RedisStreamsLink, streams_adapter
 
-    link = RedisStreamsLink(url, key=options["redis-key"])
+    link = RedisStreamsLink(url, key=options["redis-key"], stream_name=options["redis-stream-name"],
+                            max_len=options["redis-max-len"])
     return link, streams_adapter(link)
 
 
