@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,10 +68,11 @@ class Node:
 
 async def start_nodes(
     realtime: Realtime, redis: RedisServer | RedisCluster, names: list[str], parser: str = "json",
-    streams: bool = False, **server_options: Any,
+    streams: bool = False, subscription_mode: str = "dynamic", **server_options: Any,
 ) -> list[Node]:
-    """Start one node per name (sharded ones on a Redis Cluster, each on a node of its own; with ``streams``, on
-    the streams adapter); fire once every link is up and every node has heard of the others.
+    """Start one node per name (sharded ones on a Redis Cluster, each on a node of its own, in
+    ``subscription_mode``; with ``streams``, on the streams adapter); fire once every link is up and every node
+    has heard of the others.
 
     ``server_options`` go to each node's :class:`Server`.
     """
@@ -79,7 +80,8 @@ async def start_nodes(
     for index, name in enumerate(names):
         options: dict[str, Any] = {"heartbeat_interval": 0.2, "heartbeat_timeout": 1.0, "reconnect_max_delay": 0.2}
         if isinstance(redis, RedisCluster):
-            sharded = ShardedRedisLink(redis.url_of(index % len(redis.ports)), health_check_interval=0.5, **options)
+            sharded = ShardedRedisLink(redis.url_of(index % len(redis.ports)), health_check_interval=0.5,
+                                       subscription_mode=subscription_mode, **options)
             link: Any = sharded
             adapter: Callable[[Any], Any] = sharded_adapter(sharded)
         elif streams:
@@ -100,13 +102,14 @@ async def start_nodes(
 
 
 def start_node_server(
-    redis_url: str, parser: str = "json", script: str = "redis_node_server.js"
+    redis_url: str, parser: str = "json", script: str = "redis_node_server.js", args: Sequence[str] = ()
 ) -> tuple[subprocess.Popen[str], str]:
     """tests/interop/redis_node_server.js (Node's socket.io on @socket.io/redis-adapter; ``script`` may name
-    sharded_node_server.js, on createShardedAdapter and a Redis Cluster): the process and its URL."""
+    sharded_node_server.js, on createShardedAdapter and a Redis Cluster, whose ``args`` may name a subscription
+    mode): the process and its URL."""
     env = dict(os.environ, NODE_PATH=str(NODE_MODULES))
     process = subprocess.Popen(
-        [node(), str(INTEROP / script), redis_url, parser], stdout=subprocess.PIPE, text=True, env=env
+        [node(), str(INTEROP / script), redis_url, parser, *args], stdout=subprocess.PIPE, text=True, env=env
     )
     assert process.stdout is not None
     line = process.stdout.readline()

@@ -4,7 +4,7 @@ the checks every mixed cluster passes: broadcasts, fetches and requests with ack
 from __future__ import annotations
 
 import subprocess
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -30,13 +30,15 @@ class Mixed:
 
 
 @asynccontextmanager
-async def mixed(realtime: Realtime, ours: Node, redis_url: str, script: str) -> AsyncIterator[Mixed]:
-    """tests/interop/``script`` on ``redis_url`` beside ``ours``, a client on each, once both see each other; at
-    the end, the Node server killed and our link stopped."""
+async def mixed(
+    realtime: Realtime, ours: Node, redis_url: str, script: str, args: Sequence[str] = ()
+) -> AsyncIterator[Mixed]:
+    """tests/interop/``script`` on ``redis_url`` (with ``args``) beside ``ours``, a client on each, once both see
+    each other; at the end, the Node server killed and our link stopped."""
     process: subprocess.Popen[str] | None = None
     node_manager: Manager | None = None
     try:
-        process, node_url = start_node_server(redis_url, script=script)
+        process, node_url = start_node_server(redis_url, script=script, args=args)
         node_manager = Manager(node_url, transports=["websocket"], reconnection=False)
         on_ours = await realtime.connect(ours.test_server)
         on_node = await node_manager.socket("/").connect()

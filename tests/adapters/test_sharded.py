@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 import pytest_twisted
-from twisted.internet import threads
+from twisted.internet import reactor, threads
+from twisted.internet.task import deferLater
 
 from tests.adapters.cluster import WAIT, clients_on_every_node, inbox, start_nodes, stop_links, sync
 from tests.adapters.mixed import broadcasts_both_ways, fetches_and_requests_both_ways, mixed
@@ -124,3 +126,47 @@ async def test_broadcasts_go_on_through_resharding_and_a_restart(
         assert b.link.deafness.spans >= 1
     finally:
         await stop_links(nodes)
+
+
+@pytest.mark.parametrize("mode", ["static", "dynamic-private"])
+@pytest_twisted.ensureDeferred
+async def test_mixed_with_node_in_the_other_subscription_modes(
+    realtime: Realtime, redis_cluster: RedisCluster, mode: str
+) -> None:
+    """Node's subscriptionMode ``static`` (no room has a channel of its own) and ``dynamic-private`` (every room
+    has, a socket's own included), each side publishing where the other listens: to rooms, to a socket's own room
+    on the other side, broadcasts with acks and requests."""
+    [ours] = await start_nodes(realtime, redis_cluster, ["py"], subscription_mode=mode)
+    async with mixed(realtime, ours, redis_cluster.url_of(1), "sharded_node_server.js", [mode]) as pair:
+        on_ours, on_node, node_box, ours_box = pair.on_ours, pair.on_node, pair.node_box, pair.ours_box
+        await broadcasts_both_ways(pair)
+        assert await on_node.emit_with_ack("join", "mixed", timeout=10) == ["mixed"]
+        assert await on_ours.emit_with_ack("join", "mixed", timeout=10) == ["mixed"]
+        adapter = ours.server.sockets.adapter
+        assert isinstance(adapter, ShardedRedisAdapter) and adapter.mode == mode
+        assert on_ours.id is not None and on_node.id is not None
+        channels = [adapter.room_channel("mixed"), adapter.room_channel(on_ours.id), adapter.room_channel(on_node.id)]
+        if mode == "dynamic-private":
+            # Both sides subscribe to the room's channel, each to its own socket's: after the join's ack.
+            counts: list[int] = []
+            for _ in range(500):
+                counts = [await ours.link.numsub(channel) for channel in channels]
+                if counts == [2, 1, 1]:
+                    break
+                await deferLater(reactor, 0.02, lambda: None)
+            assert counts == [2, 1, 1], counts
+
+        ours.server.to("mixed").emit("to the room")
+        ours.server.to(on_node.id).emit("to you")  # the Node side's socket, by its own room
+        await until(lambda: ["to the room"] in node_box and ["to you"] in node_box, "python -> node rooms",
+                    limit=WAIT)
+        assert await on_node.emit_with_ack("to room", "mixed", 5, timeout=10) is True
+        assert await on_node.emit_with_ack("to room", on_ours.id, 6, timeout=10) is True
+        await until(lambda: ["room from node", 5] in ours_box and ["room from node", 6] in ours_box,
+                    "node -> python rooms", limit=WAIT)
+        await sync(on_ours, on_node)
+        assert node_box.count(["to the room"]) == node_box.count(["to you"]) == 1
+        assert ours_box.count(["room from node", 5]) == ours_box.count(["room from node", 6]) == 1
+        if mode == "static":  # nothing but the namespace's channel, on either side
+            assert [await ours.link.numsub(channel) for channel in channels] == [0, 0, 0]
+        await fetches_and_requests_both_ways(pair)
