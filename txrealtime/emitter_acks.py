@@ -237,6 +237,9 @@ def emit_with_ack_blocking(
                 gathering.receive(message["data"])
         return gathering.result
     finally:
+        # A cluster's pub/sub holds a connection per node, which its close leaves taken in redis-py 5.0.
+        for node_pubsub in list(getattr(pubsub, "node_pubsub_mapping", {}).values()):
+            node_pubsub.close()
         pubsub.close()
 
 

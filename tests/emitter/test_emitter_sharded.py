@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest_twisted
 import redis
+import redis.cluster
 from twisted.internet import threads
 
 from tests.adapters.cluster import WAIT, inbox, start_node_server, start_nodes, sync, wait_for_servers
@@ -162,3 +163,24 @@ async def test_emit_with_ack_through_a_single_redis_7(realtime: Realtime, redis_
         assert (acks.answers, acks.servers, acks.reported, acks.clients, acks.complete) == ([42], 1, 1, 1, True)
     finally:
         await link.stop()
+
+
+def test_blocking_acks_through_a_shared_cluster_client_leave_no_connection_open(redis_cluster: RedisCluster) -> None:
+    """Each call reads answers on a pub/sub connection to one node of the cluster, given back after the call
+    (redis-py 5.0's cluster pub/sub kept them taken: a new connection each call), so a client shared by a
+    long-lived process keeps at most a command and a pub/sub connection per node, whatever the calls."""
+
+    def connections() -> int:  # INFO's own connection included
+        return sum(int(redis_cluster.cli(index, "INFO", "clients").split("connected_clients:")[1].split()[0])
+                   for index in range(len(redis_cluster.ports)))
+
+    alone = connections()
+    client = redis.cluster.RedisCluster.from_url(redis_cluster.url)
+    try:
+        emitter = Emitter(client, sharded=True)
+        for n in range(30):
+            assert emitter.emit_with_ack("question", n, timeout=5).complete  # no server: complete at once
+        # A command and a pub/sub connection per node, and the one the client discovered the cluster with.
+        assert connections() - alone <= 2 * len(redis_cluster.ports) + 1
+    finally:
+        client.close()
